@@ -1,0 +1,63 @@
+#include "common.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "engine/device.h"
+#include "engine/threads.h"
+
+namespace cugmm::bench {
+
+double time_per_call(const std::function<void()>& fn, int warmup, double min_seconds, int min_reps) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  auto start = std::chrono::steady_clock::now();
+  while (true) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double>(b - a).count());
+    if (static_cast<int>(t.size()) >= min_reps && std::chrono::duration<double>(b - start).count() >= min_seconds) break;
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+nlohmann::json machine() {
+  nlohmann::json m;
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) { m["cpu"] = line.substr(line.find(':') + 2); break; }
+  m["cpu_threads"] = num_threads();
+  const CudaInfo& c = cuda_info();
+  if (c.available) {
+    m["gpu"] = c.name;
+    m["gpu_peak_fp32_tflops"] = c.peak_fp32_tflops;
+    m["gpu_memory_gib"] = c.memory_bytes / double(1ull << 30);
+  } else {
+    m["gpu"] = nullptr;
+    m["gpu_absent_reason"] = c.reason;
+  }
+  return m;
+}
+
+void write_json(const std::string& path, const nlohmann::json& doc) {
+  std::ofstream f(path);
+  f << doc.dump(2) << "\n";
+  std::printf("wrote %s\n", path.c_str());
+}
+
+size_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+}  // namespace cugmm::bench

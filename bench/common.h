@@ -1,0 +1,23 @@
+// What every benchmark shares: untimed warm-up then timed repetitions, the machine's description, and
+// JSON output (nlohmann::json) next to the printed figures.
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace cugmm::bench {
+
+// Runs fn `warmup` times untimed, then repeatedly until at least `min_seconds` have passed (and at least
+// `min_reps` times); returns seconds per call (the median of the timed calls).
+double time_per_call(const std::function<void()>& fn, int warmup = 2, double min_seconds = 1.0, int min_reps = 3);
+
+// CPU model, core count, and the GPU when present.
+nlohmann::json machine();
+
+// Writes `doc` to `path` (pretty) and says where.
+void write_json(const std::string& path, const nlohmann::json& doc);
+
+// Peak resident memory of this process (VmHWM), bytes.
+size_t peak_rss_bytes();
+
+}  // namespace cugmm::bench

@@ -1,0 +1,43 @@
+#include "engine/device.h"
+
+#include "engine/error.h"
+#include "engine/log.h"
+
+namespace cugmm {
+
+#ifdef CUGMM_HAVE_CUDA
+namespace detail { CudaInfo query_cuda(); }  // engine/device_cuda.cu
+#endif
+
+const CudaInfo& cuda_info() {
+  static const CudaInfo info = [] {
+#ifdef CUGMM_HAVE_CUDA
+    return detail::query_cuda();
+#else
+    CudaInfo i;
+    i.reason = "this cugmm was built without the CUDA backend";
+    return i;
+#endif
+  }();
+  return info;
+}
+
+Device pick_device(const std::string& choice) {
+  if (choice == "cpu") return Device::cpu;
+  if (choice == "cuda") {
+    if (!cuda_available()) throw Error("--device cuda: no usable GPU (" + cuda_info().reason + ")");
+    return Device::cuda;
+  }
+  if (choice == "auto") {
+    if (cuda_available()) return Device::cuda;
+    static bool said = false;
+    if (!said) log_info("no usable GPU (" + cuda_info().reason + "): running on the CPU");
+    said = true;
+    return Device::cpu;
+  }
+  throw Error("--device must be auto, cpu or cuda, not '" + choice + "'");
+}
+
+const char* device_name(Device d) { return d == Device::cuda ? "cuda" : "cpu"; }
+
+}  // namespace cugmm

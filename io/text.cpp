@@ -1,0 +1,58 @@
+#include "io/text.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "engine/error.h"
+
+namespace cugmm::io {
+
+std::string_view trim(std::string_view s) {
+  size_t a = s.find_first_not_of(" \t\r\n");
+  if (a == std::string_view::npos) return {};
+  size_t b = s.find_last_not_of(" \t\r\n");
+  return s.substr(a, b - a + 1);
+}
+
+std::vector<std::string> split_fields(std::string_view line) {
+  std::vector<std::string> out;
+  size_t i = 0, n = line.size();
+  while (i < n) {
+    while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) ++i;
+    if (i >= n) break;
+    char q = line[i];
+    if (q == '"' || q == '\'') {
+      // A quote opens a field only at its start and closes it only before whitespace (CIF/STAR rule).
+      size_t j = i + 1;
+      while (j < n && !(line[j] == q && (j + 1 == n || line[j + 1] == ' ' || line[j + 1] == '\t'))) ++j;
+      out.emplace_back(line.substr(i + 1, j - i - 1));
+      i = j + 1;
+    } else {
+      size_t j = i;
+      while (j < n && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' && line[j] != '\n') ++j;
+      out.emplace_back(line.substr(i, j - i));
+      i = j;
+    }
+  }
+  return out;
+}
+
+double parse_double(std::string_view s, const std::string& file, const std::string& record) {
+  std::string t(trim(s));
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || *end != '\0' || errno == ERANGE) throw InputError(file, record, "'" + t + "' is not a number");
+  return v;
+}
+
+long parse_long(std::string_view s, const std::string& file, const std::string& record) {
+  std::string t(trim(s));
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(t.c_str(), &end, 10);
+  if (t.empty() || *end != '\0' || errno == ERANGE) throw InputError(file, record, "'" + t + "' is not an integer");
+  return v;
+}
+
+}  // namespace cugmm::io

@@ -1,0 +1,16 @@
+// Parsing helpers for the text formats (STAR, model files): numbers that fail say which file and record.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cugmm::io {
+
+std::string_view trim(std::string_view s);
+// Splits on runs of whitespace; honours '...' and "..." quoting as STAR files use it.
+std::vector<std::string> split_fields(std::string_view line);
+// Full-string conversions; throw InputError(file, record, ...) naming the bad text.
+double parse_double(std::string_view s, const std::string& file, const std::string& record);
+long parse_long(std::string_view s, const std::string& file, const std::string& record);
+
+}  // namespace cugmm::io

@@ -1,0 +1,81 @@
+// The contrast transfer function exactly as RELION's src/ctf.cpp defines it (DESIGN §2):
+//   gamma = -pi lambda defocus(theta) |k|^2 + (pi/2) Cs lambda^3 |k|^4 - phase_shift - atan(Q0/sqrt(1-Q0^2))
+//   CTF   = -scale * sin(gamma) * exp(-B |k|^2 / 4)        so CTF(0) = +Q0 without a phase shift.
+// k is in 1/Å. Host-device and templated, shared by both backends.
+#pragma once
+#include <cmath>
+
+#include "kernels/geometry.h"
+#include "kernels/hd.h"
+
+namespace cugmm {
+
+// The per-particle values as STAR files store them (RELION units).
+struct CtfParams {
+  double defocus_u = 0, defocus_v = 0;  // Å, rlnDefocusU/V (positive = underfocus)
+  double defocus_angle = 0;             // degrees, rlnDefocusAngle
+  double voltage = 300;                 // kV, rlnVoltage
+  double cs = 2.7;                      // mm, rlnSphericalAberration
+  double amp_contrast = 0.1;            // rlnAmplitudeContrast (Q0)
+  double phase_shift = 0;               // degrees, rlnPhaseShift
+  double bfactor = 0;                   // Å^2, rlnCtfBfactor
+  double scale = 1;                     // rlnCtfScalefactor
+};
+
+// How the model is modulated: raw particles see the full CTF, phase-flipped ones |CTF|.
+enum class CtfMode { none = 0, full = 1, phase_flipped = 2 };
+
+// Electron wavelength in Å for an acceleration voltage in volts (relativistic).
+template <class T>
+CUGMM_HD T electron_wavelength(T volts) {
+  return T(12.2643247) / std::sqrt(volts * (1 + T(0.978466e-6) * volts));
+}
+
+// The constants a kernel needs, precomputed once per particle.
+template <class T>
+struct CtfConsts {
+  T k1;          // pi * lambda
+  T k2;          // (pi/2) * Cs * lambda^3
+  T offset;      // phase_shift + atan(Q0 / sqrt(1 - Q0^2)), radians
+  T def_avg;     // (dU + dV) / 2
+  T def_dev;     // (dU - dV) / 2
+  T angle;       // radians
+  T bfac_quarter;  // B / 4
+  T scale;
+};
+
+template <class T>
+inline CtfConsts<T> make_ctf_consts(const CtfParams& p) {
+  double lambda = electron_wavelength(p.voltage * 1e3);
+  double cs_a = p.cs * 1e7;
+  double q0 = p.amp_contrast;
+  CtfConsts<T> c;
+  c.k1 = T(kPi * lambda);
+  c.k2 = T(kPi / 2 * cs_a * lambda * lambda * lambda);
+  c.offset = T(deg2rad(p.phase_shift) + std::atan(q0 / std::sqrt(1 - q0 * q0)));
+  c.def_avg = T((p.defocus_u + p.defocus_v) / 2);
+  c.def_dev = T((p.defocus_u - p.defocus_v) / 2);
+  c.angle = T(deg2rad(p.defocus_angle));
+  c.bfac_quarter = T(p.bfactor / 4);
+  c.scale = T(p.scale);
+  return c;
+}
+
+// CTF at spatial frequency (kx, ky) in 1/Å.
+template <class T>
+CUGMM_HD T ctf_value(const CtfConsts<T>& c, T kx, T ky) {
+  T k2 = kx * kx + ky * ky;
+  // RELION takes the azimuth as 0 at the origin; cos(2 theta) then multiplies k2 = 0 anyway.
+  T theta = (kx == 0 && ky == 0) ? T(0) : std::atan2(ky, kx);
+  T defocus = c.def_avg + c.def_dev * std::cos(2 * (theta - c.angle));
+  T gamma = -c.k1 * defocus * k2 + c.k2 * k2 * k2 - c.offset;
+  T env = c.bfac_quarter != 0 ? std::exp(-c.bfac_quarter * k2) : T(1);
+  return -c.scale * std::sin(gamma) * env;
+}
+
+template <class T>
+CUGMM_HD T ctf_apply_mode(T ctf, CtfMode mode) {
+  return mode == CtfMode::none ? T(1) : mode == CtfMode::phase_flipped ? std::fabs(ctf) : ctf;
+}
+
+}  // namespace cugmm

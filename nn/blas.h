@@ -1,0 +1,14 @@
+// The CPU's matrix products go through CBLAS (Debian's OpenBLAS). Row-major throughout, as nn/ stores
+// activations batch x features.
+#pragma once
+
+namespace cugmm::nn {
+
+// C = alpha * op(A) op(B) + beta * C; A is m x k after op, B is k x n after op, all row-major.
+void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+           int ldb, float beta, float* c, int ldc);
+
+// Tells OpenBLAS how many threads to use (0 = all cores); --threads calls it with OpenMP's count.
+void set_blas_threads(int n);
+
+}  // namespace cugmm::nn

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the built package into a scratch prefix and builds a tiny external project against it with
+# find_package(cugmm): the library is usable from another C++ project.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${CUGMM_BUILD_DIR:-build}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+mkdir -p "$tmp/app"
+cat >"$tmp/app/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.25)
+project(cugmm_consumer LANGUAGES C CXX)
+find_package(cugmm REQUIRED)
+add_executable(consumer main.cpp)
+target_link_libraries(consumer PRIVATE cugmm::cugmm)
+CM
+cat >"$tmp/app/main.cpp" <<'CPP'
+#include <cstdio>
+#include "engine/device.h"
+#include "kernels/ctf.h"
+int main() {
+  cugmm::CtfParams p;
+  auto c = cugmm::make_ctf_consts<double>(p);
+  double v = cugmm::ctf_value(c, 0.0, 0.0);  // CTF(0) = amplitude contrast
+  std::printf("consumer: CTF(0) = %.3f, cuda: %s\n", v, cugmm::cuda_available() ? "yes" : "no");
+  return (v > 0.099 && v < 0.101) ? 0 : 1;
+}
+CPP
+cmake -S "$tmp/app" -B "$tmp/app/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/app/build" >/dev/null
+"$tmp/app/build/consumer"
+echo "check_install: the installed package builds and links in an external project"

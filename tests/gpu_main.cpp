@@ -1,0 +1,16 @@
+// GPU tests: where no usable GPU exists they say so and exit 77, which CTest reports as skipped.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdio>
+
+#include "engine/device.h"
+
+int main(int argc, char** argv) {
+  if (!cugmm::cuda_available()) {
+    std::printf("skipped: no usable GPU (%s)\n", cugmm::cuda_info().reason.c_str());
+    return 77;
+  }
+  doctest::Context ctx(argc, argv);
+  return ctx.run();
+}

@@ -1,0 +1,57 @@
+#include "support.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace fs = std::filesystem;
+
+namespace cugmm::test {
+
+std::string scratch_dir(const std::string& name) {
+  fs::path p = fs::path(CUGMM_BINARY_DIR) / "tests" / "scratch" / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+RunResult run(const std::string& cmd, const std::string& dir) {
+  std::string full = (dir.empty() ? "" : "cd '" + dir + "' && ") + "( " + cmd + " ) 2>&1";
+  RunResult r{-1, ""};
+  FILE* f = popen(full.c_str(), "r");
+  if (!f) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), f)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(f);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string cugmm_exe() {
+  const char* e = std::getenv("CUGMM_EXE");
+  if (e && *e) return e;
+  return (fs::path(CUGMM_BINARY_DIR) / "cugmm").string();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error("cannot write " + path);
+  f << text;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace cugmm::test
