@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "engine/threads.h"
+#include "nn/blas.h"
 
 namespace cugmm::cli {
 
@@ -90,6 +91,7 @@ Device Args::device() {
   long threads = integer("threads", 0, "CPU threads (0 = all cores)");
   if (help_) return Device::cpu;
   set_threads(static_cast<int>(threads));
+  nn::set_blas_threads(static_cast<int>(threads));  // BLAS and OpenMP must not oversubscribe
   return pick_device(d);
 }
 
