@@ -40,6 +40,18 @@ std::string cugmm_exe() {
   return (fs::path(CUGMM_BINARY_DIR) / "cugmm").string();
 }
 
+bool oracle(const std::string& program) {
+  bool present = run("command -v '" + program + "' >/dev/null").status == 0;
+  if (present && program == kPython) present = run(program + " -c 'import mrcfile, numpy, gemmi'").status == 0;
+  if (present) return true;
+  const char* allow = std::getenv("CUGMM_ALLOW_MISSING_ORACLES");
+  if (allow && std::string(allow) == "1") {
+    std::printf("skipped: oracle %s is not installed here\n", program.c_str());
+    return false;
+  }
+  throw std::runtime_error("oracle " + program + " is missing: run scripts/setup.sh");
+}
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   if (!f) throw std::runtime_error("cannot write " + path);

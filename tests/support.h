@@ -20,6 +20,12 @@ std::string cugmm_exe();
 // Debian's python3, whose python3-mrcfile, numpy and gemmi are the oracles (not a pyenv one).
 constexpr const char* kPython = "/usr/bin/python3";
 
+// Whether an oracle program (relion_project, /usr/bin/python3 with mrcfile, ...) can be used. Where it is
+// missing the calling test fails (CI installs every oracle), except with CUGMM_ALLOW_MISSING_ORACLES=1
+// (GPU machines without Debian's packages): then it prints that the check is skipped and returns false.
+// Use as:  if (!test::oracle("relion_project")) return;
+bool oracle(const std::string& program);
+
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
 
