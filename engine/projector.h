@@ -1,0 +1,129 @@
+// The fused Gaussian projector (DESIGN §2): for a batch of particles, the model's projection in Fourier
+// space with each particle's CTF, its FRC against the particle over a band of rings, the score, and exact
+// gradients of the score. CONTRACT: the CLI, the cache and the training loops code against this header.
+//
+// Units and layouts
+// - Gaussian parameters, one set = one row of 5G floats: five contiguous arrays [x(G) y(G) z(G) a(G) s(G)],
+//   centre in Å from the box centre (voxel N/2), a = integrated mass, s = real-space sigma in Å.
+//   A batch either shares one row (params_stride = 0) or has one row per particle (params_stride = 5G).
+// - Particle data: band coefficients (engine/fourier_band.h: order, scale and phase convention), count x
+//   band.size() complex floats, particle after particle.
+// - The projection of particle i is P^(k) = sum_j a_j exp(-2 pi^2 s_j^2 |k|^2) exp(-2 pi i k.p_j),
+//   p_j = (A c_j)_xy - o (Å), modelled as M^ = CTF(k) P^ (full CTF), |CTF(k)| P^ (phase-flipped data) or
+//   P^ (CtfMode::none).
+// - FRC_r = sum w Re(M^ conj D^) / max(sqrt(sum w|M^|^2 sum w|D^|^2), eps) over ring r (weights of the band);
+//   score = mean of FRC_r over rings band.ring_min..band.ring_max. Loss = -score: every gradient here is
+//   of the SCORE (negate for the loss).
+// - Pose gradient, 5 floats per particle: d score / d w (3) for the local rotation A <- exp([w]x) A at
+//   w = 0, then d score / d origin_x, d origin_y (Å).
+//
+// Band defaults (what --minres / --maxres mean when not given): minres = 100 Å (the first rings hold a
+// handful of coefficients and mostly the particle's overall envelope, which the per-ring normalisation
+// cannot see), maxres = 0 = Nyquist. Build the band with make_fourier_band(box, pixel, minres, maxres).
+//
+// Strategies (DESIGN §2), same results to ~1e-4 where s >= 1 px and |k| <= 0.8 Nyquist:
+// - splat_fft: real-space splat of each Gaussian over a finite footprint, FFT, Fourier-space correction;
+//   backward = the adjoint FFT then a gather over the same footprints. Cost ~ G x footprint + FFTs: the
+//   fast one at full band. Beyond 0.8 Nyquist, and for s < 1 px, sampling aliases.
+// - separable_fourier: the exact sum at the band coefficients through the separable factors
+//   exp(-2 pi^2 s^2 kx^2 - 2 pi i kx px) exp(-2 pi^2 s^2 ky^2 - 2 pi i ky py). Cost ~ G x band: for narrow
+//   bands (low maxres) or as the exact reference.
+// - automatic: separable_fourier when the band is small (ring_max <= 16), splat_fft otherwise.
+//
+// Memory is O(batch x (G + pixels)) on both backends: no batch x G x pixels tensor exists anywhere.
+#pragma once
+#include <complex>
+#include <cstddef>
+#include <memory>
+
+#include "engine/device.h"
+#include "engine/fourier_band.h"
+#include "kernels/ctf.h"
+#include "kernels/geometry.h"
+
+namespace cugmm {
+
+using cfloat = std::complex<float>;
+
+constexpr double kDefaultMinRes = 100.0;  // Å
+constexpr double kDefaultMaxRes = 0.0;    // Nyquist
+
+// Everything the projector needs to know about one particle. Plain data: copied to the device as is.
+struct ParticleView {
+  Mat3<float> rotation;          // RELION matrix A: a model point r lands at (A r)_xy
+  float origin_x = 0, origin_y = 0;  // Å; the image is the projection translated by -origin
+  CtfConsts<float> ctf{};
+  CtfMode ctf_mode = CtfMode::none;
+};
+
+ParticleView make_particle_view(double rot, double tilt, double psi, double origin_x, double origin_y,
+                                const CtfParams& ctf, CtfMode mode);
+
+enum class ProjectionStrategy { automatic, splat_fft, separable_fourier };
+const char* strategy_name(ProjectionStrategy s);
+
+// Inputs of one batch. Pointers are host memory for the CPU backend, device memory for the CUDA one.
+struct ProjectionBatch {
+  int count = 0;
+  const float* params = nullptr;  // rows of 5G (see above)
+  size_t params_stride = 0;       // 0: one row shared by the batch; 5G: one row per particle
+  const ParticleView* views = nullptr;  // count
+  const cfloat* data = nullptr;         // count x band.size(); unused by render
+};
+
+enum class GradReduce { per_particle, sum };
+
+// Outputs; any may be null except score. Backward work is done only for the gradients asked for.
+struct ProjectionOutputs {
+  float* score = nullptr;        // count
+  float* frc = nullptr;          // count x band.num_rings() (rings 0..ring_max; entries below ring_min are 0)
+  float* grad_params = nullptr;  // per_particle: count x 5G (same layout as params); sum: 5G
+  GradReduce grad_reduce = GradReduce::per_particle;
+  float* grad_pose = nullptr;    // count x 5: (w_x, w_y, w_z, origin_x, origin_y)
+};
+
+struct ProjectorOptions {
+  ProjectionStrategy strategy = ProjectionStrategy::automatic;
+  float frc_eps = 1e-20f;        // the FRC denominator's floor (DESIGN §2)
+  int max_batch = 256;           // workspace is sized for this many particles per internal chunk
+};
+
+class Projector {
+ public:
+  virtual ~Projector() = default;
+  virtual Device device() const = 0;
+  const FourierBand& band() const { return band_; }
+  int num_gaussians() const { return num_gaussians_; }
+  ProjectionStrategy strategy() const { return strategy_; }
+
+  // Forward for the whole batch, backward where gradient outputs are given. Pointers on this backend's
+  // side (host for CPU, device for CUDA; the CUDA backend finishes its work before returning).
+  // Non-finite parameters or views are rejected with cugmm::Error before any kernel runs.
+  virtual void run(const ProjectionBatch& in, const ProjectionOutputs& out) = 0;
+
+  // The same with host pointers whatever the backend (copies in and out for CUDA): tests and the CLI.
+  virtual void run_host(const ProjectionBatch& in, const ProjectionOutputs& out) = 0;
+
+  // Projection coefficients of each particle on the full half-plane, N rows x (N/2 + 1) columns per
+  // particle (FFTW layout, fourier_band.h scale and phase convention), times the view's CTF per its mode:
+  // inverse-FFT them (with that convention undone) to get images. Host pointers; in.data is unused.
+  // Coefficients beyond the band's ring_max are zero.
+  virtual void render_host(const ProjectionBatch& in, cfloat* halfplanes) = 0;
+
+  // Peak bytes of workspace this projector has allocated so far (device memory for CUDA).
+  virtual size_t workspace_bytes() const = 0;
+
+ protected:
+  Projector(const FourierBand& band, int num_gaussians, ProjectionStrategy s)
+      : band_(band), num_gaussians_(num_gaussians), strategy_(s) {}
+  FourierBand band_;
+  int num_gaussians_;
+  ProjectionStrategy strategy_;
+};
+
+// A projector for G Gaussians on `band`, on the CPU (OpenMP over particles, --threads) or CUDA
+// (throws cugmm::Error where CUDA is not available).
+std::unique_ptr<Projector> make_projector(Device device, const FourierBand& band, int num_gaussians,
+                                          const ProjectorOptions& options = {});
+
+}  // namespace cugmm
