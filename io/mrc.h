@@ -3,6 +3,10 @@
 // extended headers (NSYMBT), pixel size = CELLA.x / MX with a fallback when CELLA is 0. Writing: float32,
 // NVERSION 20140, ISPG 0 for stacks and 1 for volumes, MACHST 0x44 0x44, correct statistics, written to a
 // temporary name and renamed (never a half-written file under the final name); passes mrcfile.validate().
+// Lenient where real files need it: RELION's NVERSION 0 and ISPG 0 volumes (MZ == NZ > 1 marks those),
+// MAPC/MAPR/MAPS permutations (read_mrc reorders to x fastest), and a blank format ID with no MACHST
+// (pre-MRC2000 writers; byte order then from MODE) - but any other text in the MAP field is not an MRC
+// file. Every size is checked against the file's length before anything is read.
 #pragma once
 #include <cstddef>
 #include <cstdint>
