@@ -1,0 +1,449 @@
+#include "engine/particle_cache.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+#include "engine/log.h"
+#include "io/mrc.h"
+#include "io/particles.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace cugmm {
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'U', 'G', 'M', 'M', 'P', 'C', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kEndianMarker = 0x01020304;
+constexpr size_t kPreambleBytes = 128;
+constexpr size_t kDataAlign = 4096;
+
+struct Preamble {
+  char magic[8];
+  uint32_t version, endian;
+  uint64_t json_bytes, table_offset, data_offset, count, band_size;
+  uint64_t header_checksum;  // JSON + particle table
+  uint64_t data_checksum;    // coefficients: per-particle hashes folded in order
+  char pad[kPreambleBytes - 8 - 8 - 8 * 7];
+};
+static_assert(sizeof(Preamble) == kPreambleBytes, "preamble size");
+
+size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// A 64-bit FNV-1a variant over 8-byte words (the tail byte-wise): fast enough to run over every
+// coefficient while it is written, and any corruption flips it.
+uint64_t hash_bytes(const void* p, size_t n, uint64_t h = 1469598103934665603ull) {
+  const unsigned char* b = static_cast<const unsigned char*>(p);
+  const uint64_t prime = 1099511628211ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, b + i, 8);
+    h = (h ^ w) * prime;
+  }
+  for (; i < n; ++i) h = (h ^ b[i]) * prime;
+  return h;
+}
+
+uint64_t fold(const std::vector<uint64_t>& hs) { return hash_bytes(hs.data(), hs.size() * sizeof(uint64_t)); }
+
+struct FileStamp {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+FileStamp stamp(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+uint64_t hash_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw InputError(path, "", "cannot read");
+  std::vector<char> buf(1 << 20);
+  uint64_t h = 1469598103934665603ull;
+  while (f) {
+    f.read(buf.data(), std::streamsize(buf.size()));
+    h = hash_bytes(buf.data(), size_t(f.gcount()), h);
+  }
+  return h;
+}
+
+std::string absolute(const std::string& p) { return fs::absolute(fs::path(p)).lexically_normal().string(); }
+
+json options_json(const CacheOptions& o) {
+  return {{"box", o.box}, {"maxres", o.maxres}, {"normalise", o.normalise}, {"ramp", o.ramp},
+          {"bg_radius", o.bg_radius}, {"root", o.root}};
+}
+
+CachedParticle make_entry(const io::Particle& p, const io::OpticsGroup& g, size_t row) {
+  CachedParticle c{};
+  c.rot = p.rot; c.tilt = p.tilt; c.psi = p.psi;
+  c.origin_x = p.origin_x; c.origin_y = p.origin_y;
+  c.defocus_u = p.ctf.defocus_u; c.defocus_v = p.ctf.defocus_v; c.defocus_angle = p.ctf.defocus_angle;
+  c.voltage = p.ctf.voltage; c.cs = p.ctf.cs; c.amp_contrast = p.ctf.amp_contrast;
+  c.phase_shift = p.ctf.phase_shift; c.bfactor = p.ctf.bfactor; c.ctf_scale = p.ctf.scale;
+  c.optics = p.optics;
+  c.random_subset = p.random_subset;
+  c.ctf_mode = int32_t(g.phase_flipped ? CtfMode::phase_flipped : CtfMode::full);
+  c.source_row = int64_t(row);
+  return c;
+}
+
+std::string particle_name(const io::Particle& p, size_t row) {
+  return "particle " + std::to_string(row + 1) + " (" + std::to_string(p.index + 1) + "@" + p.image_file + ")";
+}
+
+// The output file: created beside the target, sized, mapped for writing; removed unless committed.
+class MappedOutput {
+ public:
+  MappedOutput(const std::string& path, size_t bytes) : path_(path), bytes_(bytes) {
+    tmp_ = path + ".tmp-XXXXXX";
+    fd_ = ::mkstemp(tmp_.data());
+    if (fd_ < 0) throw Error("cannot create " + tmp_ + ": " + std::strerror(errno));
+    if (::ftruncate(fd_, off_t(bytes)) != 0) fail("cannot size");
+    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (m == MAP_FAILED) fail("cannot map");
+    map_ = static_cast<unsigned char*>(m);
+  }
+  ~MappedOutput() {
+    if (map_) ::munmap(map_, bytes_);
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  unsigned char* data() { return map_; }
+  void commit() {
+    if (::msync(map_, bytes_, MS_SYNC) != 0) fail("cannot write");
+    ::munmap(map_, bytes_);
+    map_ = nullptr;
+    if (::fsync(fd_) != 0) fail("cannot flush");
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename to " + path_ + " from");
+    committed_ = true;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) {
+    throw Error(what + " " + tmp_ + ": " + std::strerror(errno));
+  }
+  std::string path_, tmp_;
+  size_t bytes_;
+  int fd_ = -1;
+  unsigned char* map_ = nullptr;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+CtfParams CachedParticle::ctf() const {
+  CtfParams p;
+  p.defocus_u = defocus_u; p.defocus_v = defocus_v; p.defocus_angle = defocus_angle;
+  p.voltage = voltage; p.cs = cs; p.amp_contrast = amp_contrast;
+  p.phase_shift = phase_shift; p.bfactor = bfactor; p.scale = ctf_scale;
+  return p;
+}
+
+std::string default_cache_path(const std::string& particles) {
+  return fs::path(particles).replace_extension(".cugmm-cache").string();
+}
+
+WorkingGrid choose_working_grid(io::ParticleSet& set, int box) {
+  CUGMM_REQUIRE(!set.optics.empty() && !set.particles.empty(), "no particles in " + set.source);
+  for (size_t g = 0; g < set.optics.size(); ++g) {
+    io::OpticsGroup& o = set.optics[g];
+    if (o.box_size > 0) continue;
+    for (const io::Particle& p : set.particles)
+      if (size_t(p.optics) == g) { o.box_size = io::read_mrc_header(p.image_file).nx; break; }
+  }
+  int finest = -1;
+  for (size_t g = 0; g < set.optics.size(); ++g) {
+    const io::OpticsGroup& o = set.optics[g];
+    if (o.box_size <= 0) continue;  // a group without particles
+    if (!(o.pixel_size > 0)) throw InputError(set.source, "optics group " + std::to_string(o.number), "no pixel size");
+    if (finest < 0 || o.pixel_size < set.optics[finest].pixel_size) finest = int(g);
+  }
+  CUGMM_REQUIRE(finest >= 0, "no optics group of " + set.source + " has a known box size");
+  WorkingGrid w{set.optics[finest].box_size, set.optics[finest].pixel_size};
+  if (box > 0) {
+    CUGMM_REQUIRE(box % 2 == 0 && box >= 4, "--box must be even and at least 4, not " + std::to_string(box));
+    w.pixel = w.pixel * w.box / box;
+    w.box = box;
+  }
+  return w;
+}
+
+void build_particle_cache(const CacheOptions& opt, const std::string& out) {
+  io::ParticleSet set = io::read_particles(opt.particles, opt.root);
+  CUGMM_REQUIRE(!set.particles.empty(), "no particles in " + opt.particles);
+  const WorkingGrid grid = choose_working_grid(set, opt.box);
+  const FourierBand band = make_fourier_band(grid.box, grid.pixel, 0, opt.maxres);
+  const size_t n = set.particles.size(), nb = band.size();
+
+  json groups = json::array();
+  std::vector<GridResample> plans(set.optics.size());
+  for (size_t g = 0; g < set.optics.size(); ++g) {
+    const io::OpticsGroup& o = set.optics[g];
+    json j = {{"number", o.number}, {"name", o.name}, {"pixel_size", o.pixel_size}, {"box", o.box_size},
+              {"phase_flipped", o.phase_flipped}};
+    if (o.box_size > 0) {
+      plans[g] = plan_grid_resample(o.box_size, o.pixel_size, grid);
+      if (plans[g].pixel_error > 1e-3)
+        log_warn("optics group " + std::to_string(o.number) + ": " + std::to_string(o.box_size) + " px at " +
+                 std::to_string(o.pixel_size) + " Å resamples to " + std::to_string(plans[g].pixel) +
+                 " Å, not the working " + std::to_string(grid.pixel) + " Å (the box ratio is not integral)");
+      j["fourier_box"] = plans[g].fourier_box;
+      j["resampled_pixel_size"] = plans[g].pixel;
+      j["bg_radius"] = opt.bg_radius >= 0 ? opt.bg_radius : default_bg_radius(o.box_size);
+    }
+    groups.push_back(j);
+  }
+
+  // Every stack once: opened (mapped) up front, stamped so later changes make the cache stale.
+  std::map<std::string, std::unique_ptr<io::MrcStack>> stacks;
+  for (const io::Particle& p : set.particles)
+    if (!stacks.count(p.image_file)) stacks[p.image_file] = std::make_unique<io::MrcStack>(p.image_file);
+  json stack_list = json::array();
+  for (auto& kv : stacks) {
+    FileStamp s = stamp(kv.first);
+    stack_list.push_back({{"path", absolute(kv.first)}, {"size", s.size}, {"mtime_ns", s.mtime_ns}});
+  }
+  std::vector<const io::MrcStack*> stack_of(n);
+  std::vector<CachedParticle> table(n);
+  for (size_t i = 0; i < n; ++i) {
+    const io::Particle& p = set.particles[i];
+    const io::OpticsGroup& g = set.optics[p.optics];
+    stack_of[i] = stacks[p.image_file].get();
+    const io::MrcHeader& h = stack_of[i]->header();
+    if (h.nx != g.box_size || h.ny != g.box_size)
+      throw InputError(opt.particles, particle_name(p, i),
+                       "the image is " + std::to_string(h.nx) + " x " + std::to_string(h.ny) + " px, optics group " +
+                           std::to_string(g.number) + " says " + std::to_string(g.box_size));
+    if (p.index < 0 || p.index >= stack_of[i]->count())
+      throw InputError(opt.particles, particle_name(p, i),
+                       "the stack holds only " + std::to_string(stack_of[i]->count()) + " images");
+    table[i] = make_entry(p, g, i);
+  }
+
+  FileStamp ps = stamp(opt.particles);
+  json header = {{"format", "cugmm particle cache"},
+                 {"grid", {{"box", grid.box}, {"pixel_size", grid.pixel}}},
+                 {"band", {{"maxres", opt.maxres}, {"ring_max", band.ring_max}, {"size", nb}}},
+                 {"count", n},
+                 {"options", options_json(opt)},
+                 {"optics", groups},
+                 {"inputs",
+                  {{"particles", {{"path", absolute(opt.particles)}, {"size", ps.size}, {"mtime_ns", ps.mtime_ns},
+                                  {"hash", hash_file(opt.particles)}}},
+                   {"stacks", stack_list}}}};
+  const std::string text = header.dump();
+
+  Preamble pre{};
+  std::memcpy(pre.magic, kMagic, 8);
+  pre.version = kVersion;
+  pre.endian = kEndianMarker;
+  pre.json_bytes = text.size();
+  pre.table_offset = align_up(kPreambleBytes + text.size(), 8);
+  pre.data_offset = align_up(pre.table_offset + n * sizeof(CachedParticle), kDataAlign);
+  pre.count = n;
+  pre.band_size = nb;
+  const size_t total = pre.data_offset + n * nb * sizeof(cfloat);
+
+  MappedOutput file(out, total);
+  unsigned char* base = file.data();
+  std::memcpy(base + kPreambleBytes, text.data(), text.size());
+  std::memcpy(base + pre.table_offset, table.data(), n * sizeof(CachedParticle));
+  pre.header_checksum = hash_bytes(base + pre.table_offset, n * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
+  cfloat* data = reinterpret_cast<cfloat*>(base + pre.data_offset);
+
+  std::vector<uint64_t> hashes(n);
+  std::string first_error;
+  size_t first_error_at = n;
+  Progress progress("preprocessing", n);
+#pragma omp parallel
+  {
+    ResampleScratch scratch;
+    std::vector<float> image;
+    std::vector<cfloat> half(size_t(grid.box) * (grid.box / 2 + 1));
+#pragma omp for schedule(dynamic, 8)
+    for (size_t i = 0; i < n; ++i) {
+      try {
+        const io::Particle& p = set.particles[i];
+        const GridResample& plan = plans[p.optics];
+        image.resize(size_t(plan.native_box) * plan.native_box);
+        stack_of[i]->read_section(p.index, image.data());
+        for (float v : image)
+          if (!std::isfinite(v)) throw Error("a pixel is NaN or infinite");
+        if (opt.normalise) {
+          double r = opt.bg_radius >= 0 ? opt.bg_radius : default_bg_radius(plan.native_box);
+          normalise_background(image.data(), plan.native_box, plan.native_box, r, opt.ramp);
+        }
+        resample_to_grid(image.data(), plan, grid, half.data(), scratch);
+        cfloat* dst = data + i * nb;
+        band_gather(band, half.data(), dst);
+        hashes[i] = hash_bytes(dst, nb * sizeof(cfloat));
+      } catch (const std::exception& e) {
+#pragma omp critical(cugmm_cache_error)
+        if (i < first_error_at) {
+          first_error_at = i;
+          first_error = e.what();
+        }
+      }
+      if (i % 64 == 63 || i + 1 == n) {
+#pragma omp critical(cugmm_cache_progress)
+        progress.add(i % 64 + 1);
+      }
+    }
+  }
+  if (first_error_at < n)
+    throw InputError(opt.particles, particle_name(set.particles[first_error_at], first_error_at), first_error);
+  progress.finish();
+  pre.data_checksum = fold(hashes);
+  std::memcpy(base, &pre, sizeof(pre));
+  file.commit();
+  log_info("particle cache " + out + ": " + std::to_string(n) + " particles, " + std::to_string(grid.box) + " px at " +
+           std::to_string(grid.pixel) + " Å, " + std::to_string(nb) + " coefficients each (rings <= " +
+           std::to_string(band.ring_max) + ")");
+}
+
+ParticleCache::ParticleCache(const std::string& path) : path_(path) {
+  auto bad = [&](const std::string& what) { return InputError(path, "", "not a usable particle cache: " + what); };
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw InputError(path, "", std::string("cannot open: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || size_t(st.st_size) < kPreambleBytes) {
+    ::close(fd);
+    throw bad("too short");
+  }
+  map_size_ = size_t(st.st_size);
+  void* m = ::mmap(nullptr, map_size_, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) throw InputError(path, "", std::string("cannot map: ") + std::strerror(errno));
+  map_ = static_cast<const unsigned char*>(m);
+  try {
+    Preamble pre;
+    std::memcpy(&pre, map_, sizeof(pre));
+    if (std::memcmp(pre.magic, kMagic, 8) != 0) throw bad("wrong magic number");
+    if (pre.endian != kEndianMarker) throw bad("written on a machine of the other byte order");
+    if (pre.version != kVersion)
+      throw bad("format version " + std::to_string(pre.version) + ", this program reads " + std::to_string(kVersion));
+    const size_t nb = pre.band_size, n = pre.count;
+    bool sizes_ok = pre.table_offset == align_up(kPreambleBytes + pre.json_bytes, 8) &&
+                    pre.data_offset == align_up(pre.table_offset + n * sizeof(CachedParticle), kDataAlign) &&
+                    map_size_ == pre.data_offset + n * nb * sizeof(cfloat);
+    if (!sizes_ok) throw bad("its size does not match its header (truncated or damaged)");
+    json_.assign(reinterpret_cast<const char*>(map_ + kPreambleBytes), pre.json_bytes);
+    uint64_t h = hash_bytes(map_ + pre.table_offset, n * sizeof(CachedParticle), hash_bytes(json_.data(), json_.size()));
+    if (h != pre.header_checksum) throw bad("header checksum mismatch (damaged)");
+    json j = json::parse(json_);
+    band_ = make_fourier_band(j.at("grid").at("box").get<int>(), j.at("grid").at("pixel_size").get<double>(), 0,
+                              j.at("band").at("maxres").get<double>());
+    if (band_.size() != nb) throw bad("band size mismatch");
+    count_ = n;
+    table_ = reinterpret_cast<const CachedParticle*>(map_ + pre.table_offset);
+    data_ = reinterpret_cast<const cfloat*>(map_ + pre.data_offset);
+    for (size_t i = 0; i < n; ++i)
+      if (table_[i].optics < 0 || size_t(table_[i].optics) >= j.at("optics").size()) throw bad("bad optics index");
+  } catch (const InputError&) {
+    release();
+    throw;
+  } catch (const std::exception& e) {
+    release();
+    throw bad(e.what());
+  }
+}
+
+ParticleCache::~ParticleCache() { release(); }
+
+void ParticleCache::release() {
+  if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
+  map_ = nullptr;
+  map_size_ = 0;
+  table_ = nullptr;
+  data_ = nullptr;
+  count_ = 0;
+}
+
+ParticleCache::ParticleCache(ParticleCache&& o) noexcept { *this = std::move(o); }
+
+ParticleCache& ParticleCache::operator=(ParticleCache&& o) noexcept {
+  if (this != &o) {
+    release();
+    path_ = std::move(o.path_);
+    json_ = std::move(o.json_);
+    band_ = std::move(o.band_);
+    count_ = o.count_;
+    table_ = o.table_;
+    data_ = o.data_;
+    map_ = o.map_;
+    map_size_ = o.map_size_;
+    o.map_ = nullptr;
+    o.map_size_ = 0;
+    o.table_ = nullptr;
+    o.data_ = nullptr;
+    o.count_ = 0;
+  }
+  return *this;
+}
+
+std::string ParticleCache::stale_reason(const CacheOptions& req) const {
+  json j = json::parse(json_);
+  const json& in = j.at("inputs").at("particles");
+  if (in.at("path").get<std::string>() != absolute(req.particles))
+    return "it was made from " + in.at("path").get<std::string>();
+  if (j.at("options") != options_json(req)) return "it was made with other options (" + j.at("options").dump() + ")";
+  FileStamp s = stamp(req.particles);
+  if (s.size != in.at("size").get<uint64_t>()) return req.particles + " has changed";
+  if (s.mtime_ns != in.at("mtime_ns").get<int64_t>() && hash_file(req.particles) != in.at("hash").get<uint64_t>())
+    return req.particles + " has changed";
+  for (const json& st : j.at("inputs").at("stacks")) {
+    FileStamp t = stamp(st.at("path").get<std::string>());
+    if (t.size != st.at("size").get<uint64_t>() || t.mtime_ns != st.at("mtime_ns").get<int64_t>())
+      return st.at("path").get<std::string>() + " has changed";
+  }
+  return "";
+}
+
+bool ParticleCache::verify_data() const {
+  Preamble pre;
+  std::memcpy(&pre, map_, sizeof(pre));
+  std::vector<uint64_t> hashes(count_);
+  const size_t nb = band_.size();
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < count_; ++i) hashes[i] = hash_bytes(data_ + i * nb, nb * sizeof(cfloat));
+  return fold(hashes) == pre.data_checksum;
+}
+
+ParticleCache open_particle_cache(const CacheOptions& options, std::string path, bool rebuild) {
+  if (path.empty()) path = default_cache_path(options.particles);
+  std::string reason = "it does not exist";
+  if (fs::exists(path)) {
+    try {
+      ParticleCache c(path);
+      reason = c.stale_reason(options);
+      if (reason.empty()) return c;
+    } catch (const std::exception& e) {
+      reason = e.what();
+    }
+  }
+  if (!rebuild) throw Error("particle cache " + path + " cannot be used: " + reason + " (run cugmm preprocess)");
+  log_info("building particle cache " + path + ": " + reason);
+  build_particle_cache(options, path);
+  return ParticleCache(path);
+}
+
+}  // namespace cugmm

@@ -1,0 +1,116 @@
+// The particle cache (issue 4 item 3, DESIGN §4): particles preprocessed once into band-limited Fourier
+// coefficients on one working grid, in one file that later commands memory-map (data sets larger than RAM
+// stream from disk).
+//
+// File layout (native byte order, checked by an endianness marker):
+//   [0, 64)            preamble: magic "CUGMMPC\0", format version, endianness marker, the sizes below and
+//                      an FNV-1a checksum of the JSON and the particle table
+//   [64, ...)          JSON header: grid (box, pixel size), band (maxres, ring_max, size), what was done
+//                      (normalisation, background radius, ramp), per optics group the resampling plan, and
+//                      the inputs it was made from (particle file: absolute path, size, mtime and content
+//                      checksum; every image stack: path, size, mtime) plus a checksum of the coefficients
+//   table_offset       count x CachedParticle (8-byte aligned)
+//   data_offset        count x band.size() complex floats (4096-byte aligned), particle after particle, in
+//                      engine/fourier_band.h order and scale/phase convention, on the working grid
+// Written under a temporary name and renamed into place when complete: a file under the final name is
+// whole, and a corrupt or foreign one is refused by its preamble, sizes and checksum.
+//
+// Working grid: the finest optics group's pixel size and box (ties: the first); --box N resamples it to N
+// pixels over the same field of view (pixel * box / N). Every group reaches that grid by
+// engine/preprocess.h's plan_grid_resample (Fourier crop/pad at constant physical frequency, then a centred
+// real-space crop/pad if its field of view differs).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/fft.h"
+#include "engine/fourier_band.h"
+#include "engine/preprocess.h"
+#include "kernels/ctf.h"
+#include "kernels/geometry.h"
+
+namespace cugmm {
+
+namespace io { struct ParticleSet; }
+
+struct CacheOptions {
+  std::string particles;     // STAR or .cs
+  std::string root;          // where relative image paths resolve (io::read_particles)
+  int box = 0;               // working box; 0 = the finest optics group's own
+  double maxres = 0;         // Å; coefficients up to this resolution are kept; 0 = Nyquist
+  bool normalise = true;     // RELION's background normalisation (engine/preprocess.h)
+  bool ramp = true;          // ... subtracting a fitted plane, as relion_preprocess does by default
+  double bg_radius = -1;     // pixels of the native images; < 0: default_bg_radius(native box)
+};
+
+// Per-particle metadata, stored as is in the file (fixed layout).
+struct CachedParticle {
+  double rot, tilt, psi;               // degrees, RELION convention
+  double origin_x, origin_y;           // Å; the image is the projection translated by -origin
+  double defocus_u, defocus_v, defocus_angle, voltage, cs, amp_contrast, phase_shift, bfactor, ctf_scale;
+  int32_t optics;                      // index into the optics groups of the header
+  int32_t random_subset;               // rlnRandomSubset (1 or 2), 0 when the input has none
+  int32_t ctf_mode;                    // CtfMode: full for raw particles, phase_flipped when the group says so
+  int32_t reserved;
+  int64_t source_row;                  // row in the particle file
+  Mat3<double> rotation() const { return euler_to_matrix(rot, tilt, psi); }
+  CtfParams ctf() const;
+  CtfMode mode() const { return CtfMode(ctf_mode); }
+};
+static_assert(sizeof(CachedParticle) == 136, "CachedParticle is a file format");
+
+// An open cache, memory-mapped read-only. Move-only.
+class ParticleCache {
+ public:
+  // Throws cugmm::InputError naming the file when it is not a complete, consistent cache of this version.
+  explicit ParticleCache(const std::string& path);
+  ~ParticleCache();
+  ParticleCache(ParticleCache&&) noexcept;
+  ParticleCache& operator=(ParticleCache&&) noexcept;
+  ParticleCache(const ParticleCache&) = delete;
+  ParticleCache& operator=(const ParticleCache&) = delete;
+
+  const std::string& path() const { return path_; }
+  size_t count() const { return count_; }
+  const FourierBand& band() const { return band_; }
+  int box() const { return band_.box; }
+  double pixel_size() const { return band_.pixel_size; }
+  const CachedParticle& particle(size_t i) const { return table_[i]; }
+  const cfloat* coefficients(size_t i) const { return data_ + i * band_.size(); }
+  const std::string& header_json() const { return json_; }
+
+  // Why this cache does not answer `request` (inputs changed on disk, or other options), "" when it does.
+  std::string stale_reason(const CacheOptions& request) const;
+  // Re-reads every coefficient and compares the stored checksum (a full pass over the data).
+  bool verify_data() const;
+
+ private:
+  void release();
+  std::string path_, json_;
+  size_t count_ = 0;
+  FourierBand band_;
+  const CachedParticle* table_ = nullptr;
+  const cfloat* data_ = nullptr;
+  const unsigned char* map_ = nullptr;
+  size_t map_size_ = 0;
+};
+
+// Reads the particles and images and writes the cache to `out` (OpenMP over particles, progress shown).
+// Non-finite pixels are an InputError naming the particle.
+void build_particle_cache(const CacheOptions& options, const std::string& out);
+
+// The cache at `path` when it answers `options`; otherwise (missing, stale or corrupt) rebuilds it when
+// `rebuild` is set, saying why, or throws saying why. An empty path means default_cache_path().
+ParticleCache open_particle_cache(const CacheOptions& options, std::string path = "", bool rebuild = true);
+
+// Beside the particle file: particles.star -> particles.cugmm-cache.
+std::string default_cache_path(const std::string& particles);
+
+// The working grid a particle set is cached on (see the header comment); fills in optics boxes that the
+// particle file leaves unknown from the first image of each group.
+WorkingGrid choose_working_grid(io::ParticleSet& set, int box);
+
+}  // namespace cugmm
