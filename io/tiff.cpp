@@ -1,0 +1,172 @@
+#include "io/tiff.h"
+
+#include <sys/stat.h>
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdarg>
+#include <cstring>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace cugmm::io {
+
+// libtiff reports through callbacks; this one keeps the first error of its own handle so the InputError
+// can say what libtiff found, and nothing goes to stderr.
+struct TiffStack::Handle {
+  TIFF* tif = nullptr;
+  std::string error;
+  ~Handle() { if (tif) TIFFClose(tif); }
+  std::string take_error() {
+    std::string e = error.empty() ? "libtiff could not read it" : error;
+    error.clear();
+    return e;
+  }
+};
+
+namespace {
+
+int on_error(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+  auto* h = static_cast<TiffStack::Handle*>(user);
+  if (h->error.empty()) {
+    char buf[512];
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    h->error = std::string(module ? module : "libtiff") + ": " + buf;
+  }
+  return 1;  // handled: do not also call the global handler (which prints)
+}
+
+int on_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }  // unknown tags etc.: harmless
+
+struct Layout {
+  uint32_t w = 0, h = 0;
+  uint16_t bits = 0, format = SAMPLEFORMAT_UINT, spp = 1;
+  bool operator==(const Layout& o) const { return w == o.w && h == o.h && bits == o.bits && format == o.format; }
+};
+
+std::string page_name(long i) { return "page " + std::to_string(i + 1); }
+
+Layout page_layout(TIFF* tif, const std::string& path, long page) {
+  Layout L;
+  uint16_t planar = PLANARCONFIG_CONTIG;
+  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &L.w);
+  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &L.h);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &L.bits);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &L.format);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &L.spp);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+  const std::string where = page_name(page);
+  if (L.w == 0 || L.h == 0 || L.w > 1u << 30 || L.h > 1u << 30 || uint64_t(L.w) * L.h > (uint64_t(1) << 34))
+    throw InputError(path, where, "absurd image size " + std::to_string(L.w) + " x " + std::to_string(L.h));
+  if (L.spp != 1)
+    throw InputError(path, where, std::to_string(L.spp) + " samples per pixel: only greyscale images can be read");
+  bool ints = (L.format == SAMPLEFORMAT_UINT || L.format == SAMPLEFORMAT_INT) && (L.bits == 8 || L.bits == 16);
+  bool floats = L.format == SAMPLEFORMAT_IEEEFP && L.bits == 32;
+  if (!ints && !floats)
+    throw InputError(path, where, std::to_string(L.bits) + "-bit samples of format " + std::to_string(L.format) +
+                     " are not supported (readable: 8/16-bit integers, 32-bit float)");
+  return L;
+}
+
+template <class T>
+void widen(const unsigned char* src, size_t n, float* dst) {
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    dst[i] = float(v);
+  }
+}
+
+// n samples already in host byte order (libtiff swaps them) to float.
+void to_float(const unsigned char* src, size_t n, const Layout& L, float* dst) {
+  const bool u = L.format == SAMPLEFORMAT_UINT;
+  if (L.bits == 8) u ? widen<uint8_t>(src, n, dst) : widen<int8_t>(src, n, dst);
+  else if (L.bits == 16) u ? widen<uint16_t>(src, n, dst) : widen<int16_t>(src, n, dst);
+  else std::memcpy(dst, src, n * 4);
+}
+
+}  // namespace
+
+TiffStack::TiffStack(const std::string& path) : path_(path), tif_(new Handle) {
+  struct stat s;
+  if (stat(path.c_str(), &s) != 0) throw InputError(path, "", std::string("cannot open: ") + std::strerror(errno));
+  if (!S_ISREG(s.st_mode)) throw InputError(path, "", "not a regular file");
+  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, tif_.get());
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, nullptr);
+  tif_->tif = TIFFOpenExt(path.c_str(), "r", opts);
+  TIFFOpenOptionsFree(opts);
+  if (!tif_->tif) throw InputError(path, "header", "not a readable TIFF: " + tif_->take_error());
+  Layout first = page_layout(tif_->tif, path, 0);
+  nx_ = int(first.w), ny_ = int(first.h);
+  // Walk every page now: a stack whose pages differ fails here, not halfway through a job.
+  long n = 1;
+  while (TIFFReadDirectory(tif_->tif)) {
+    if (!(page_layout(tif_->tif, path, n) == first))
+      throw InputError(path, page_name(n), "its size or sample type differs from page 1");
+    ++n;
+  }
+  if (!tif_->error.empty()) throw InputError(path, page_name(n), tif_->take_error());
+  pages_ = n;
+}
+
+TiffStack::~TiffStack() = default;
+
+void TiffStack::read_section(long i, float* out) const {
+  if (i < 0 || i >= pages_)
+    throw InputError(path_, page_name(i), "past the end of the stack (" + std::to_string(pages_) + " pages)");
+  std::lock_guard<std::mutex> lock(mutex_);
+  TIFF* tif = tif_->tif;
+  const std::string where = page_name(i);
+  if (!TIFFSetDirectory(tif, tdir_t(i))) throw InputError(path_, where, tif_->take_error());
+  Layout L = page_layout(tif, path_, i);
+  const size_t bps = L.bits / 8;
+  std::vector<unsigned char> buf;
+  if (TIFFIsTiled(tif)) {
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+    if (tw == 0 || th == 0) throw InputError(path_, where, "tiles of size 0");
+    buf.resize(size_t(TIFFTileSize(tif)));
+    std::vector<float> row(tw);
+    for (uint32_t y0 = 0; y0 < L.h; y0 += th)
+      for (uint32_t x0 = 0; x0 < L.w; x0 += tw) {
+        if (TIFFReadTile(tif, buf.data(), x0, y0, 0, 0) < 0) throw InputError(path_, where, tif_->take_error());
+        const uint32_t cw = std::min(tw, L.w - x0);
+        for (uint32_t y = y0; y < std::min(y0 + th, L.h); ++y)
+          to_float(buf.data() + size_t(y - y0) * tw * bps, cw, L, out + size_t(y) * L.w + x0);
+      }
+  } else {
+    uint32_t rps = L.h;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps);
+    rps = std::max<uint32_t>(1, std::min(rps, L.h));
+    buf.resize(size_t(TIFFStripSize(tif)));
+    for (uint32_t y0 = 0; y0 < L.h; y0 += rps) {
+      const uint32_t rows = std::min(rps, L.h - y0);
+      const tmsize_t want = tmsize_t(size_t(rows) * L.w * bps);
+      tmsize_t got = TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, 0), buf.data(), want);
+      if (got < want)
+        throw InputError(path_, where, got < 0 ? tif_->take_error() : "strip at row " + std::to_string(y0) + " is short");
+      to_float(buf.data(), size_t(rows) * L.w, L, out + size_t(y0) * L.w);
+    }
+  }
+  if (L.format == SAMPLEFORMAT_IEEEFP)
+    for (size_t k = 0, n = size_t(L.w) * L.h; k < n; ++k)
+      if (!std::isfinite(out[k]))
+        throw InputError(path_, where, "pixel (x " + std::to_string(k % L.w) + ", y " + std::to_string(k / L.w) +
+                         ") is " + (std::isnan(out[k]) ? "NaN" : "infinite"));
+}
+
+Image read_tiff(const std::string& path) {
+  TiffStack st(path);
+  Image im;
+  im.nx = st.nx(), im.ny = st.ny(), im.nz = int(st.count());
+  im.data.resize(im.voxels());
+  for (long i = 0; i < st.count(); ++i) st.read_section(i, im.data.data() + size_t(i) * im.nx * im.ny);
+  return im;
+}
+
+}  // namespace cugmm::io

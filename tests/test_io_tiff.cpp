@@ -1,0 +1,140 @@
+// TIFF reading against the oracle python3-tifffile, which writes every sample type, byte order, strip and
+// tile layout and compression we claim to read, and the bad files we must refuse.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "engine/error.h"
+#include "io/tiff.h"
+#include "support.h"
+
+using namespace cugmm;
+using namespace cugmm::io;
+
+namespace {
+
+std::vector<float> read_f32(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE(f);
+  f.seekg(0, std::ios::end);
+  std::vector<float> v(size_t(f.tellg()) / 4);
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
+  return v;
+}
+
+void python(const std::string& dir, const std::string& script) {
+  test::write_text(dir + "/script.py", script);
+  auto r = test::run(std::string(test::kPython) + " script.py", dir);
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+}
+
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+bool have_tifffile() { return test::run(std::string(test::kPython) + " -c 'import tifffile'").status == 0; }
+
+}  // namespace
+
+TEST_CASE("TIFFs tifffile writes (8/16-bit, float, big-endian, tiled, compressed, multi-page) read back exactly") {
+  if (!have_tifffile()) {
+    MESSAGE("python3-tifffile missing (scripts/setup.sh installs it): skipped");
+    return;
+  }
+  std::string dir = test::scratch_dir("io_tiff_read");
+  python(dir, R"(
+import numpy as np, tifffile
+rng = np.random.default_rng(5)
+shape = (3, 37, 45)  # not a multiple of the 16 x 16 tiles
+cases = {
+  'u8':    (rng.integers(0, 256, shape).astype('u1'), {}),
+  'u16':   (rng.integers(0, 65536, shape).astype('u2'), {}),
+  'i16':   (rng.integers(-32768, 32768, shape).astype('i2'), {}),
+  'f32':   (rng.normal(0, 5, shape).astype('f4'), {}),
+  'be16':  (rng.integers(0, 65536, shape).astype('u2'), {'byteorder': '>'}),
+  'bef32': (rng.normal(0, 5, shape).astype('f4'), {'byteorder': '>'}),
+  'tiled': (rng.normal(0, 5, shape).astype('f4'), {'tile': (16, 16)}),
+  'zlib':  (rng.integers(0, 65536, shape).astype('u2'), {'compression': 'zlib', 'rowsperstrip': 5}),
+  'one':   (rng.integers(0, 256, shape[1:]).astype('u1'), {}),
+}
+for name, (d, kw) in cases.items():
+  tifffile.imwrite(name + '.tif', d, photometric='minisblack', **kw)
+  d.astype('<f4').tofile(name + '.f32')
+)");
+  for (const char* name : {"u8", "u16", "i16", "f32", "be16", "bef32", "tiled", "zlib", "one"}) {
+    CAPTURE(name);
+    Image im = read_tiff(dir + "/" + name + ".tif");
+    CHECK(im.nx == 45);
+    CHECK(im.ny == 37);
+    CHECK(im.nz == (std::string(name) == "one" ? 1 : 3));
+    CHECK(im.pixel_size == 0.f);
+    CHECK(im.data == read_f32(dir + "/" + name + ".f32"));
+  }
+  // Random access, in any order, gives the same pages.
+  TiffStack st(dir + "/tiled.tif");
+  Image all = read_tiff(dir + "/tiled.tif");
+  std::vector<float> page(45 * 37);
+  for (long i : {2L, 0L, 1L}) {
+    st.read_section(i, page.data());
+    CHECK(std::memcmp(page.data(), all.data.data() + i * 45 * 37, page.size() * 4) == 0);
+  }
+}
+
+TEST_CASE("bad TIFFs are InputErrors naming the file and the page") {
+  if (!have_tifffile()) {
+    MESSAGE("python3-tifffile missing: skipped");
+    return;
+  }
+  std::string dir = test::scratch_dir("io_tiff_bad");
+  python(dir, R"(
+import numpy as np, tifffile
+tifffile.imwrite('rgb.tif', np.zeros((8, 8, 3), 'u1'), photometric='rgb')
+tifffile.imwrite('f64.tif', np.zeros((8, 8), 'f8'), photometric='minisblack')
+tifffile.imwrite('u32.tif', np.zeros((8, 8), 'u4'), photometric='minisblack')
+with tifffile.TiffWriter('mixed.tif') as w:
+  w.write(np.zeros((8, 8), 'u2'), photometric='minisblack')
+  w.write(np.zeros((8, 9), 'u2'), photometric='minisblack')
+d = np.ones((3, 8, 8), 'f4')
+d[1, 2, 5] = np.nan
+d[2, 0, 0] = np.inf
+tifffile.imwrite('nan.tif', d, photometric='minisblack')
+big = np.arange(64 * 64, dtype='u2').reshape(64, 64)
+tifffile.imwrite('big.tif', big, photometric='minisblack')
+b = open('big.tif', 'rb').read()
+open('short.tif', 'wb').write(b[:len(b) // 2])  # the pixel data is cut, the header (at the start) is not
+open('text.tif', 'w').write('this is not a TIFF at all\n')
+)");
+  auto err = [&](const std::string& name) {
+    std::string m = input_error([&] { read_tiff(dir + "/" + name); });
+    CHECK(contains(m, dir + "/" + name));
+    return m;
+  };
+  CHECK(contains(err("rgb.tif"), "greyscale"));
+  CHECK(contains(err("f64.tif"), "64-bit"));
+  CHECK(contains(err("u32.tif"), "32-bit samples of format 1"));
+  CHECK(contains(err("mixed.tif"), "page 2"));
+  CHECK(contains(err("short.tif"), "page 1"));
+  CHECK(contains(err("text.tif"), "not a readable TIFF"));
+  CHECK(contains(err("missing.tif"), "cannot open"));
+  std::string nan = err("nan.tif");
+  CHECK(contains(nan, "page 2"));
+  CHECK(contains(nan, "x 5, y 2"));
+  TiffStack st(dir + "/nan.tif");
+  std::vector<float> page(64);
+  st.read_section(0, page.data());
+  CHECK(page[63] == 1.f);
+  CHECK(contains(input_error([&] { st.read_section(2, page.data()); }), "infinite"));
+  CHECK(contains(input_error([&] { st.read_section(3, page.data()); }), "past the end"));
+}
