@@ -1,0 +1,219 @@
+// STAR reading and writing as RELION does it: one table (loop) or one set of key-value pairs per data
+// block, one row per line, a blank line ending a loop. Values are kept as text so nothing is lost.
+#include "io/star.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/error.h"
+#include "io/text.h"
+
+namespace cugmm::io {
+
+int StarBlock::column(const std::string& label) const {
+  for (size_t i = 0; i < columns.size(); ++i)
+    if (columns[i] == label) return int(i);
+  return -1;
+}
+
+int StarBlock::require_column(const std::string& label, const std::string& file) const {
+  int c = column(label);
+  if (c < 0) throw InputError(file, "data_" + name, "missing column _" + label);
+  return c;
+}
+
+int StarBlock::add_column(const std::string& label) {
+  int c = column(label);
+  if (c >= 0) return c;
+  columns.push_back(label);
+  for (auto& r : rows) r.resize(columns.size());
+  return int(columns.size()) - 1;
+}
+
+const StarBlock* StarFile::find(const std::string& name) const {
+  for (const auto& b : blocks)
+    if (b.name == name) return &b;
+  return nullptr;
+}
+
+StarBlock* StarFile::find(const std::string& name) {
+  for (auto& b : blocks)
+    if (b.name == name) return &b;
+  return nullptr;
+}
+
+namespace {
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// Where the parser is inside the current data block.
+enum class State { outside, loop_header, loop_rows, pairs };
+
+}  // namespace
+
+StarFile read_star(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "", "cannot open STAR file");
+  StarFile star;
+  State state = State::outside;
+  StarBlock* cur = nullptr;
+  std::string line;
+  long lineno = 0;
+  auto record = [&] { return "line " + std::to_string(lineno); };
+  // A second loop_ (or key-value pairs after a loop) inside one data block becomes another block of the
+  // same name, so nothing read is dropped.
+  auto fresh_block = [&](bool is_loop) {
+    if (!cur) throw InputError(path, record(), "data outside any data_ block");
+    if (!cur->columns.empty()) {
+      std::string name = cur->name;
+      star.blocks.push_back(StarBlock{});
+      cur = &star.blocks.back();
+      cur->name = name;
+    }
+    cur->is_loop = is_loop;
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::string_view t = trim(line);
+    if (t.empty()) {
+      // Blank lines between loop_ and the first row are layout; after rows they end the table.
+      if (state == State::loop_rows) state = State::outside;
+      continue;
+    }
+    if (t[0] == '#') {
+      std::istringstream ss{std::string(t.substr(1))};
+      std::string word;
+      long v = 0;
+      if (ss >> word && word == "version" && ss >> v) star.version = int(v);
+      continue;
+    }
+    // "data_x" and "loop_" are single words; a row whose first value starts with "data_" is still a row.
+    bool one_word = t.find_first_of(" \t") == std::string_view::npos;
+    if (one_word && starts_with(t, "data_")) {
+      star.blocks.push_back(StarBlock{});
+      cur = &star.blocks.back();
+      cur->name = std::string(t.substr(5));
+      state = State::outside;
+      continue;
+    }
+    if (one_word && t == "loop_") {
+      fresh_block(true);
+      state = State::loop_header;
+      continue;
+    }
+    if (t[0] == '_') {
+      auto f = split_fields(t);
+      std::string label = f[0].substr(1);
+      if (state == State::loop_header) {
+        // "_rlnLabel #3": the number is informative; the order of the lines is what counts.
+        if (cur->column(label) >= 0) throw InputError(path, record(), "column _" + label + " appears twice");
+        cur->columns.push_back(label);
+        continue;
+      }
+      if (state != State::pairs) {
+        fresh_block(false);
+        cur->rows.emplace_back();
+        state = State::pairs;
+      }
+      if (f.size() != 2) throw InputError(path, record(), "expected '_label value', got '" + std::string(t) + "'");
+      if (cur->column(label) >= 0) throw InputError(path, record(), "key _" + label + " appears twice");
+      cur->columns.push_back(label);
+      cur->rows[0].push_back(f[1]);
+      continue;
+    }
+    if (state == State::loop_header || state == State::loop_rows) {
+      if (cur->columns.empty()) throw InputError(path, record(), "loop_ row before any _label line");
+      auto f = split_fields(t);
+      if (f.size() != cur->columns.size())
+        throw InputError(path, record(),
+                         "row has " + std::to_string(f.size()) + " fields, the table data_" + cur->name + " has " +
+                             std::to_string(cur->columns.size()) + " columns");
+      cur->rows.push_back(std::move(f));
+      state = State::loop_rows;
+      continue;
+    }
+    throw InputError(path, record(), "unexpected text outside a table: '" + std::string(t) + "'");
+  }
+  if (in.bad()) throw InputError(path, "", "read error");
+  return star;
+}
+
+namespace {
+
+// Quotes a value that would otherwise split, vanish, or read as syntax.
+std::string quoted(const std::string& v) {
+  bool plain = !v.empty() && v[0] != '_' && v[0] != '#' && v[0] != '\'' && v[0] != '"' && v != "loop_" &&
+               v.rfind("data_", 0) != 0 && v.find_first_of(" \t\r\n") == std::string::npos;
+  if (plain) return v;
+  char q = v.find('"') == std::string::npos ? '"' : '\'';
+  return q + v + q;
+}
+
+}  // namespace
+
+void write_star(const std::string& path, const StarFile& star) {
+  std::ostringstream os;
+  for (const auto& b : star.blocks) {
+    os << "\n";
+    if (star.version) os << "# version " << star.version << "\n\n";
+    os << "data_" << b.name << "\n\n";
+    if (!b.is_loop) {
+      size_t w = 0;
+      for (const auto& c : b.columns) w = std::max(w, c.size());
+      for (size_t i = 0; i < b.columns.size(); ++i) {
+        std::string v = b.rows.empty() || i >= b.rows[0].size() ? "" : b.rows[0][i];
+        os << "_" << b.columns[i] << std::string(w + 2 - b.columns[i].size(), ' ') << quoted(v) << "\n";
+      }
+      os << "\n";
+      continue;
+    }
+    os << "loop_\n";
+    for (size_t i = 0; i < b.columns.size(); ++i) os << "_" << b.columns[i] << " #" << i + 1 << "\n";
+    // Pad each column to its widest value so the table stays readable.
+    std::vector<size_t> width(b.columns.size(), 0);
+    std::vector<std::vector<std::string>> cells(b.rows.size());
+    for (size_t r = 0; r < b.rows.size(); ++r) {
+      if (b.rows[r].size() != b.columns.size())
+        CUGMM_FAIL("write_star " + path + ": row " + std::to_string(r + 1) + " of data_" + b.name + " has " +
+                   std::to_string(b.rows[r].size()) + " values for " + std::to_string(b.columns.size()) + " columns");
+      cells[r].reserve(b.columns.size());
+      for (size_t c = 0; c < b.columns.size(); ++c) {
+        cells[r].push_back(quoted(b.rows[r][c]));
+        width[c] = std::max(width[c], cells[r][c].size());
+      }
+    }
+    for (const auto& row : cells) {
+      for (size_t c = 0; c < row.size(); ++c) {
+        os << row[c];
+        if (c + 1 < row.size()) os << std::string(width[c] + 2 - row[c].size(), ' ');
+      }
+      os << "\n";
+    }
+    os << "\n";
+  }
+  // Written next to the target and renamed, so readers never see a half-written file.
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw InputError(path, "", "cannot write (temporary " + tmp + ")");
+    std::string s = os.str();
+    out.write(s.data(), std::streamsize(s.size()));
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw InputError(path, "", "write failed (disk full?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw InputError(path, "", "cannot rename temporary file: " + ec.message());
+  }
+}
+
+}  // namespace cugmm::io
