@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "io/image_read.h"
 #include "io/tiff.h"
 #include "support.h"
 
@@ -137,4 +138,55 @@ open('text.tif', 'w').write('this is not a TIFF at all\n')
   CHECK(page[63] == 1.f);
   CHECK(contains(input_error([&] { st.read_section(2, page.data()); }), "infinite"));
   CHECK(contains(input_error([&] { st.read_section(3, page.data()); }), "past the end"));
+}
+
+TEST_CASE("read_image picks the format by extension or content, and N@file is image N of a stack") {
+  std::string dir = test::scratch_dir("io_image_read");
+  std::vector<float> v(6 * 5 * 4);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  write_mrc(dir + "/vol.mrc", v.data(), 6, 5, 4, 2.f, false);
+  write_mrc(dir + "/st.mrcs", v.data(), 6, 5, 4, 2.f, true);
+  write_mrc(dir + "/odd.dat", v.data(), 6, 5, 4, 2.f, true);
+  write_mrc(dir + "/a@b.mrc", v.data(), 6, 5, 4, 2.f, true);
+  test::write_text(dir + "/notes.txt", "hello\n");
+
+  CHECK(parse_image_ref("000012@x/a.mrcs").index == 11);
+  CHECK(parse_image_ref("000012@x/a.mrcs").path == "x/a.mrcs");
+  CHECK(parse_image_ref("x/a.mrcs").index == -1);
+  CHECK(parse_image_ref("run@2/a.mrcs").index == -1);  // not "<digits>@": an ordinary path
+  CHECK(contains(input_error([] { parse_image_ref("0@a.mrcs"); }), "start at 1"));
+
+  ImageInfo vi = read_image_info(dir + "/vol.mrc");
+  CHECK(vi.is_volume);
+  CHECK(vi.nz == 4);
+  CHECK(vi.pixel_size == 2.f);
+  CHECK_FALSE(read_image_info(dir + "/st.mrcs").is_volume);
+  CHECK(read_image(dir + "/vol.mrc").data == v);
+  // A volume referenced with @ is read as a stack: image 3 is section index 2.
+  for (const char* f : {"vol.mrc", "st.mrcs", "odd.dat"}) {
+    CAPTURE(f);
+    Image im = read_image("3@" + dir + "/" + f);
+    CHECK(im.nz == 1);
+    CHECK(im.pixel_size == 2.f);
+    CHECK(im.data == std::vector<float>(v.begin() + 60, v.begin() + 90));
+  }
+  CHECK(read_image(dir + "/a@b.mrc").nz == 4);
+  CHECK(contains(input_error([&] { read_image("5@" + dir + "/st.mrcs"); }), "past the end"));
+  CHECK(contains(input_error([&] { read_image(dir + "/notes.txt"); }), "unknown image format"));
+  CHECK(contains(input_error([&] { read_image(dir + "/none.xyz"); }), "cannot open"));
+
+  if (!have_tifffile()) return;
+  python(dir, R"(
+import numpy as np, tifffile
+d = np.arange(120, dtype='f4').reshape(4, 5, 6)
+tifffile.imwrite('t.tif', d, photometric='minisblack')
+tifffile.imwrite('t.frames', d, photometric='minisblack')
+)");
+  CHECK(read_image(dir + "/t.tif").data == v);
+  ImageInfo ti = read_image_info(dir + "/t.frames");
+  CHECK(ti.format == ImageFormat::Tiff);
+  CHECK(ti.nz == 4);
+  CHECK(read_image("3@" + dir + "/t.frames").data == std::vector<float>(v.begin() + 60, v.begin() + 90));
+  ImageStack st(dir + "/t.tif");
+  CHECK(st.count() == 4);
 }
