@@ -2,14 +2,11 @@
 // block, one row per line, a blank line ending a loop. Values are kept as text so nothing is lost.
 #include "io/star.h"
 
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "engine/error.h"
+#include "io/atomic_file.h"
 #include "io/text.h"
 
 namespace cugmm::io {
@@ -195,25 +192,7 @@ void write_star(const std::string& path, const StarFile& star) {
     }
     os << "\n";
   }
-  // Written next to the target and renamed, so readers never see a half-written file.
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(path, "", "cannot write (temporary " + tmp + ")");
-    std::string s = os.str();
-    out.write(s.data(), std::streamsize(s.size()));
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw InputError(path, "", "write failed (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw InputError(path, "", "cannot rename temporary file: " + ec.message());
-  }
+  write_file_atomic(path, os.str());
 }
 
 }  // namespace cugmm::io
