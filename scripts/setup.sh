@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config
       libfftw3-dev libopenblas-dev libtiff-dev libpng-dev doctest-dev gemmi-dev nlohmann-json3-dev
-      relion python3-mrcfile python3-numpy python3-gemmi python3-tifffile)
+      relion python3-mrcfile python3-numpy python3-gemmi python3-tifffile
+      tao-pegtl-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
