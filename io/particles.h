@@ -35,14 +35,21 @@ struct ParticleSet {
   // The STAR document as read (for .cs: as converted), row i of the particle table is particles[i]:
   // subsets are written by selecting rows, so unknown columns survive.
   StarFile star;
+  bool has_ctf = false;        // the file gives defocus values (otherwise CtfParams keep their defaults)
 };
 
 // Reads a .star or .cs. Image paths resolve against the current directory, then `root` (if given), then
 // the particle file's own directory; a missing file, column or bad value is an InputError naming the
-// file and the record (row number).
-ParticleSet read_particles(const std::string& path, const std::string& root = "");
+// file and the record (row number). With require_poses, missing angle columns (STAR) or
+// alignments3D/pose (.cs) are an InputError; without, the angles are 0. Every stack is opened (header
+// only) to check the indices and to fill in box sizes.
+ParticleSet read_particles(const std::string& path, const std::string& root = "", bool require_poses = true);
 
 // Writes the rows `keep` (indices into set.particles) as a RELION 3.1 STAR file, every original column kept.
+// A STAR 3.0 input is converted on the way (optics table built from set.optics, pixel origins to Å).
 void write_particle_subset(const std::string& path, const ParticleSet& set, const std::vector<size_t>& keep);
+
+// The same document in memory: the subset as a RELION 3.1 StarFile.
+StarFile particle_subset_star(const ParticleSet& set, const std::vector<size_t>& keep);
 
 }  // namespace cugmm::io

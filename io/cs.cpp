@@ -1,0 +1,155 @@
+#include "io/cs.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+#include "engine/error.h"
+#include "io/npy.h"
+#include "kernels/geometry.h"
+
+namespace cugmm::io {
+
+namespace {
+
+std::string fmt(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6f", v);
+  return b;
+}
+
+const NpyField* numeric_field(const NpyArray& a, const std::string& name, size_t min_elems) {
+  const NpyField* f = a.field(name);
+  if (!f) return nullptr;
+  if (!f->numeric() || f->elems < min_elems)
+    throw InputError(a.path, "field '" + name + "'",
+                     "expected " + std::to_string(min_elems) + " number(s) per particle, found type " + f->type);
+  return f;
+}
+
+}  // namespace
+
+StarFile cs_to_star(const std::string& path, bool require_poses) {
+  NpyArray a = read_npy(path);
+  const NpyField* f_path = a.field("blob/path");
+  const NpyField* f_idx = numeric_field(a, "blob/idx", 1);
+  if (!f_path || !f_idx) throw InputError(path, "", "no blob/path and blob/idx fields: not a cryoSPARC particle file");
+  if (f_path->kind != 'S') throw InputError(path, "field 'blob/path'", "is not a byte string (" + f_path->type + ")");
+  const NpyField* f_psize = numeric_field(a, "blob/psize_A", 1);
+  const NpyField* f_shape = numeric_field(a, "blob/shape", 1);
+  const NpyField* f_pose = numeric_field(a, "alignments3D/pose", 3);
+  const NpyField* f_shift = numeric_field(a, "alignments3D/shift", 2);
+  const NpyField* f_apsize = numeric_field(a, "alignments3D/psize_A", 1);
+  const NpyField* f_split = numeric_field(a, "alignments3D/split", 1);
+  const NpyField* f_mic = a.field("location/micrograph_path");
+  if (f_mic && f_mic->kind != 'S') f_mic = nullptr;
+  if (require_poses && !f_pose)
+    throw InputError(path, "", "no alignments3D/pose field: these particles have no 3-D poses (use the particles "
+                               "of a 3-D refinement job)");
+  if (f_shift && !f_apsize && !f_psize)
+    throw InputError(path, "field 'alignments3D/shift'", "no alignments3D/psize_A or blob/psize_A to convert it to Å");
+  const NpyField* f_df1 = numeric_field(a, "ctf/df1_A", 1);
+  const NpyField* f_df2 = numeric_field(a, "ctf/df2_A", 1);
+  const NpyField* f_ang = numeric_field(a, "ctf/df_angle_rad", 1);
+  if (!f_ang) f_ang = numeric_field(a, "ctf/angle_rad", 1);
+  const NpyField* f_kv = numeric_field(a, "ctf/accel_kv", 1);
+  const NpyField* f_cs = numeric_field(a, "ctf/cs_mm", 1);
+  const NpyField* f_q0 = numeric_field(a, "ctf/amp_contrast", 1);
+  const NpyField* f_phase = numeric_field(a, "ctf/phase_shift_rad", 1);
+  const NpyField* f_bfac = numeric_field(a, "ctf/bfactor", 1);
+  const NpyField* f_scale = numeric_field(a, "ctf/scale", 1);
+  const NpyField* f_group = numeric_field(a, "ctf/exp_group_id", 1);
+  if ((f_df1 != nullptr) != (f_df2 != nullptr)) throw InputError(path, "", "ctf/df1_A and ctf/df2_A must come together");
+
+  StarFile star;
+  star.version = 30001;
+  star.blocks.resize(2);
+  StarBlock& optics = star.blocks[0];
+  StarBlock& parts = star.blocks[1];
+  optics.name = "optics";
+  parts.name = "particles";
+
+  optics.columns = {"rlnOpticsGroupName", "rlnOpticsGroup"};
+  if (f_psize) optics.columns.push_back("rlnImagePixelSize");
+  if (f_shape) optics.columns.push_back("rlnImageSize");
+  optics.columns.push_back("rlnImageDimensionality");
+  if (f_kv) optics.columns.push_back("rlnVoltage");
+  if (f_cs) optics.columns.push_back("rlnSphericalAberration");
+  if (f_q0) optics.columns.push_back("rlnAmplitudeContrast");
+  optics.columns.push_back("rlnCtfDataArePhaseFlipped");
+
+  parts.columns = {"rlnImageName"};
+  if (f_mic) parts.columns.push_back("rlnMicrographName");
+  if (f_pose) for (const char* c : {"rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"}) parts.columns.push_back(c);
+  if (f_shift) for (const char* c : {"rlnOriginXAngst", "rlnOriginYAngst"}) parts.columns.push_back(c);
+  if (f_df1) for (const char* c : {"rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"}) parts.columns.push_back(c);
+  if (f_phase) parts.columns.push_back("rlnPhaseShift");
+  if (f_bfac) parts.columns.push_back("rlnCtfBfactor");
+  if (f_scale) parts.columns.push_back("rlnCtfScalefactor");
+  parts.columns.push_back("rlnOpticsGroup");
+  if (f_split) parts.columns.push_back("rlnRandomSubset");
+
+  auto num = [&](const NpyField* f, size_t r, size_t e = 0) { return f ? a.number(r, *f, e) : 0.0; };
+  // Optics groups keyed on what differs between them (as cryoSPARC stores it, per particle).
+  using Key = std::tuple<double, double, double, double, double, double>;
+  std::map<Key, int> groups;
+  parts.rows.reserve(a.records);
+  for (size_t r = 0; r < a.records; ++r) {
+    std::string record = "particle " + std::to_string(r);  // 0-based, as cryoSPARC counts
+    std::string stack = a.bytes(r, *f_path);
+    if (!stack.empty() && stack[0] == '>') stack.erase(0, 1);
+    if (stack.empty()) throw InputError(path, record, "empty blob/path");
+    double idx = a.number(r, *f_idx);
+    if (idx < 0 || idx != std::floor(idx)) throw InputError(path, record, "bad blob/idx " + fmt(idx));
+    Key key{num(f_psize, r), num(f_shape, r), num(f_kv, r), num(f_cs, r), num(f_q0, r), num(f_group, r)};
+    auto g = groups.find(key);
+    if (g == groups.end()) {
+      int n = int(groups.size()) + 1;
+      g = groups.emplace(key, n).first;
+      std::vector<std::string> row = {"opticsGroup" + std::to_string(n), std::to_string(n)};
+      if (f_psize) row.push_back(fmt(num(f_psize, r)));
+      if (f_shape) row.push_back(std::to_string(long(num(f_shape, r))));
+      row.push_back("2");
+      if (f_kv) row.push_back(fmt(num(f_kv, r)));
+      if (f_cs) row.push_back(fmt(num(f_cs, r)));
+      if (f_q0) row.push_back(fmt(num(f_q0, r)));
+      row.push_back("0");
+      optics.rows.push_back(std::move(row));
+    }
+
+    char name[64];
+    std::snprintf(name, sizeof name, "%06ld@", long(idx) + 1);
+    std::vector<std::string> row = {name + stack};
+    if (f_mic) {
+      std::string mic = a.bytes(r, *f_mic);
+      if (!mic.empty() && mic[0] == '>') mic.erase(0, 1);
+      row.push_back(mic.empty() ? "None" : mic);
+    }
+    if (f_pose) {
+      double w[3] = {a.number(r, *f_pose, 0), a.number(r, *f_pose, 1), a.number(r, *f_pose, 2)};
+      for (double v : w)
+        if (!std::isfinite(v)) throw InputError(path, record, "alignments3D/pose is not finite");
+      Mat3<double> A = transpose(axis_angle_to_matrix(w[0], w[1], w[2]));
+      double rot, tilt, psi;
+      matrix_to_euler(A, rot, tilt, psi);
+      row.insert(row.end(), {fmt(rot), fmt(tilt), fmt(psi)});
+    }
+    if (f_shift) {
+      double px = f_apsize ? a.number(r, *f_apsize) : a.number(r, *f_psize);
+      row.insert(row.end(), {fmt(a.number(r, *f_shift, 0) * px), fmt(a.number(r, *f_shift, 1) * px)});
+    }
+    if (f_df1)
+      row.insert(row.end(), {fmt(a.number(r, *f_df1)), fmt(a.number(r, *f_df2)),
+                             fmt(f_ang ? rad2deg(a.number(r, *f_ang)) : 0.0)});
+    if (f_phase) row.push_back(fmt(rad2deg(a.number(r, *f_phase))));
+    if (f_bfac) row.push_back(fmt(a.number(r, *f_bfac)));
+    if (f_scale) row.push_back(fmt(a.number(r, *f_scale)));
+    row.push_back(std::to_string(g->second));
+    if (f_split) row.push_back(std::to_string(long(a.number(r, *f_split)) + 1));
+    parts.rows.push_back(std::move(row));
+  }
+  return star;
+}
+
+}  // namespace cugmm::io
