@@ -13,6 +13,13 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
               alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+void dgemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* a, int lda,
+           const double* b, int ldb, double beta, double* c, int ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 void set_blas_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
   openblas_set_num_threads(n > 0 ? n : 1);

@@ -8,6 +8,10 @@ namespace cugmm::nn {
 void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
            int ldb, float beta, float* c, int ldc);
 
+// The same in double: the CPU layer maths is templated on the scalar so tests check it in double.
+void dgemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* a, int lda,
+           const double* b, int ldb, double beta, double* c, int ldc);
+
 // Tells OpenBLAS how many threads to use (0 = all cores); --threads calls it with OpenMP's count.
 void set_blas_threads(int n);
 

@@ -1,0 +1,23 @@
+// Inverted dropout with the mask drawn from Philox instead of stored: forward and backward regenerate
+// the same keep decision from (seed, stream, element index), so the mask costs no memory and a CPU run
+// and a GPU run drop the same units.
+#pragma once
+#include <cstdint>
+
+#include "kernels/hd.h"
+#include "kernels/philox.h"
+
+namespace cugmm {
+
+// The one predicate forward and backward share.
+CUGMM_HD bool dropout_keep(float p, uint64_t seed, uint64_t stream, uint64_t i) {
+  return philox_uniform(seed, stream, i) >= p;
+}
+
+// Forward: x -> x / (1 - p) or 0. Backward is the same map applied to the cotangent.
+template <class T>
+CUGMM_HD T dropout_apply(T x, float p, uint64_t seed, uint64_t stream, uint64_t i) {
+  return dropout_keep(p, seed, stream, i) ? x / T(1 - p) : T(0);
+}
+
+}  // namespace cugmm

@@ -1,0 +1,153 @@
+// The CPU backend's batched layer operations, templated on the scalar: float in production, double in
+// the finite-difference tests, so the code the tests check is the code that runs. Every per-element
+// formula comes from kernels/nn_*.h, which the CUDA kernels (nn/ops_cuda.cu) call too. Matrices are
+// row-major, batch x features. Column reductions sum the rows in order, so results are deterministic.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/nn_act.h"
+#include "kernels/nn_batchnorm.h"
+#include "kernels/nn_dropout.h"
+#include "nn/blas.h"
+
+namespace cugmm::nn::cpu {
+
+inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc) {
+  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+                 int ldb, double beta, double* c, int ldc) {
+  dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Column blocks keep the inner loop contiguous (vectorisable) while each thread owns whole columns.
+constexpr int kColBlock = 256;
+
+// y[r, c] += b[c]
+template <class T>
+void add_rows(T* y, const T* b, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < static_cast<long>(rows) * cols; ++i) y[i] += b[i % cols];
+}
+
+// out[c] = sum_r v[r, c]
+template <class T>
+void col_sums(const T* v, T* out, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+  for (int c0 = 0; c0 < cols; c0 += kColBlock) {
+    int c1 = c0 + kColBlock < cols ? c0 + kColBlock : cols;
+    for (int c = c0; c < c1; ++c) out[c] = T(0);
+    for (int r = 0; r < rows; ++r)
+      for (int c = c0; c < c1; ++c) out[c] += v[static_cast<size_t>(r) * cols + c];
+  }
+}
+
+template <class T>
+void act_fwd(Act a, T slope, T* y, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) y[i] = cugmm::act_fwd(a, y[i], slope);
+}
+
+template <class T>
+void act_bwd(Act a, T slope, const T* y, T* v, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) v[i] = cugmm::act_bwd(a, y[i], v[i], slope);
+}
+
+// Forward (x = activations) and backward (x = cotangents) are the same masked scaling.
+template <class T>
+void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) y[i] = dropout_apply(x[i], p, seed, stream, i);
+}
+
+// Training forward: batch statistics (biased variance) into mean/rstd, which backward reuses; the
+// running statistics move towards them (unbiased variance).
+template <class T>
+void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* rstd, T* run_mean, T* run_var,
+                  T momentum, T eps, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < cols; ++c) {
+    T s = 0;
+    for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
+    T mu = s / T(rows), ss = 0;
+    for (int r = 0; r < rows; ++r) {
+      T d = x[static_cast<size_t>(r) * cols + c] - mu;
+      ss += d * d;
+    }
+    T var = ss / T(rows);
+    mean[c] = mu;
+    rstd[c] = bn_rstd(var, eps);
+    run_mean[c] = bn_running(run_mean[c], mu, momentum);
+    run_var[c] = bn_running(run_var[c], rows > 1 ? ss / T(rows - 1) : var, momentum);
+  }
+  size_t n = static_cast<size_t>(rows) * cols;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) {
+    size_t c = i % cols;
+    y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
+  }
+}
+
+// Inference forward with the running statistics; mean/rstd receive them so backward is the same call.
+template <class T>
+void bn_fwd_infer(const T* x, T* y, const T* gamma, const T* beta, const T* run_mean, const T* run_var, T* mean,
+                  T* rstd, T eps, int rows, int cols) {
+  for (int c = 0; c < cols; ++c) {
+    mean[c] = run_mean[c];
+    rstd[c] = bn_rstd(run_var[c], eps);
+  }
+  size_t n = static_cast<size_t>(rows) * cols;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) {
+    size_t c = i % cols;
+    y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
+  }
+}
+
+// Training backward with the statistics forward saved. train = false: inference mode, where mean and
+// rstd are the running ones and so constants.
+template <class T>
+void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean, const T* rstd, T* v_x, T* v_gamma,
+            T* v_beta, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < cols; ++c) {
+    T s1 = 0, s2 = 0;
+    for (int r = 0; r < rows; ++r) {
+      size_t i = static_cast<size_t>(r) * cols + c;
+      s1 += v_y[i];
+      s2 += v_y[i] * ((x[i] - mean[c]) * rstd[c]);
+    }
+    v_beta[c] = s1;
+    v_gamma[c] = s2;
+    if (!v_x) continue;
+    for (int r = 0; r < rows; ++r) {
+      size_t i = static_cast<size_t>(r) * cols + c;
+      T xhat = (x[i] - mean[c]) * rstd[c];
+      v_x[i] = train ? bn_bwd_train(v_y[i], xhat, gamma[c], rstd[c], s1, s2, T(rows))
+                     : bn_bwd_infer(v_y[i], gamma[c], rstd[c]);
+    }
+  }
+}
+
+// Fixed chunks summed in order: the same total whatever the thread count (a resumed run must match).
+template <class T>
+double sum_squares(const T* x, size_t n) {
+  constexpr size_t kChunk = 1 << 16;
+  size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(chunks);
+#pragma omp parallel for schedule(static)
+  for (size_t b = 0; b < chunks; ++b) {
+    double s = 0;
+    for (size_t i = b * kChunk; i < n && i < (b + 1) * kChunk; ++i) s += static_cast<double>(x[i]) * x[i];
+    part[b] = s;
+  }
+  double s = 0;
+  for (double p : part) s += p;
+  return s;
+}
+
+}  // namespace cugmm::nn::cpu

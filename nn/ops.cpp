@@ -1,0 +1,101 @@
+#include "nn/ops.h"
+
+#include "engine/error.h"
+#include "kernels/philox.h"
+#include "nn/cpu_ops.h"
+#ifdef CUGMM_HAVE_CUDA
+#include "nn/ops_cuda.h"
+#define CUGMM_NN_DISPATCH(call) \
+  if (d == Device::cuda) return cuda::call
+#else
+#define CUGMM_NN_DISPATCH(call) \
+  if (d == Device::cuda) throw Error("this cugmm was built without the CUDA backend")
+#endif
+
+namespace cugmm::nn::ops {
+
+void gemm(Device d, bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+          int ldb, float beta, float* c, int ldc) {
+  CUGMM_NN_DISPATCH(gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+  cpu::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void add_rows(Device d, float* y, const float* b, int rows, int cols) {
+  CUGMM_NN_DISPATCH(add_rows(y, b, rows, cols));
+  cpu::add_rows(y, b, rows, cols);
+}
+
+void col_sums(Device d, const float* v, float* out, int rows, int cols) {
+  CUGMM_NN_DISPATCH(col_sums(v, out, rows, cols));
+  cpu::col_sums(v, out, rows, cols);
+}
+
+void act_fwd(Device d, Act a, float slope, float* y, size_t n) {
+  CUGMM_NN_DISPATCH(act_fwd(a, slope, y, n));
+  cpu::act_fwd(a, slope, y, n);
+}
+
+void act_bwd(Device d, Act a, float slope, const float* y, float* v, size_t n) {
+  CUGMM_NN_DISPATCH(act_bwd(a, slope, y, v, n));
+  cpu::act_bwd(a, slope, y, v, n);
+}
+
+void dropout(Device d, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
+  CUGMM_NN_DISPATCH(dropout(p, seed, stream, x, y, n));
+  cpu::dropout(p, seed, stream, x, y, n);
+}
+
+void bn_fwd_train(Device d, const float* x, float* y, const float* gamma, const float* beta, float* mean,
+                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols) {
+  CUGMM_NN_DISPATCH(bn_fwd_train(x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols));
+  cpu::bn_fwd_train(x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols);
+}
+
+void bn_fwd_infer(Device d, const float* x, float* y, const float* gamma, const float* beta, const float* run_mean,
+                  const float* run_var, float* mean, float* rstd, float eps, int rows, int cols) {
+  CUGMM_NN_DISPATCH(bn_fwd_infer(x, y, gamma, beta, run_mean, run_var, mean, rstd, eps, rows, cols));
+  cpu::bn_fwd_infer(x, y, gamma, beta, run_mean, run_var, mean, rstd, eps, rows, cols);
+}
+
+void bn_bwd(Device d, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
+            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols) {
+  CUGMM_NN_DISPATCH(bn_bwd(train, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols));
+  cpu::bn_bwd(train, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols);
+}
+
+double sum_squares(Device d, const float* x, size_t n) {
+  CUGMM_NN_DISPATCH(sum_squares(x, n));
+  return cpu::sum_squares(x, n);
+}
+
+void add_normal(Device d, float* x, size_t n, float sigma, uint64_t seed, uint64_t stream) {
+  CUGMM_NN_DISPATCH(add_normal(x, n, sigma, seed, stream));
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) x[i] += sigma * philox_normal(seed, stream, i);
+}
+
+void adam_f32(Device d, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+              const AdamScalars& s) {
+  CUGMM_NN_DISPATCH(adam_f32(p, g, m, v, segs, s));
+  for (const AdamSegment& seg : segs) {
+    AdamScalars t = s;
+    t.lr *= seg.lr_scale;
+    t.wd = seg.wd;
+#pragma omp parallel for schedule(static)
+    for (size_t i = seg.begin; i < seg.end; ++i) adam_step(p[i], g[i], m[i], v[i], t);
+  }
+}
+
+void adam_bf16(Device d, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+               const AdamScalars& s, uint64_t seed, uint64_t step) {
+  CUGMM_NN_DISPATCH(adam_bf16(p, g, m, v, segs, s, seed, step));
+  for (const AdamSegment& seg : segs) {
+    AdamScalars t = s;
+    t.lr *= seg.lr_scale;
+    t.wd = seg.wd;
+#pragma omp parallel for schedule(static)
+    for (size_t i = seg.begin; i < seg.end; ++i) adam_step_bf16(p[i], g[i], m[i], v[i], t, seed, step, i);
+  }
+}
+
+}  // namespace cugmm::nn::ops
