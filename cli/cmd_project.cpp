@@ -1,0 +1,89 @@
+// `cugmm project`: the model's projections for the particles' poses (and CTFs), as an MRC stack that can be
+// set beside the particles. The grid is the particle cache's working grid (finest optics group, or --box),
+// the coefficients come from the projector (engine/projector.h) and reach real space by the inverse of
+// the engine/fourier_band.h convention: images in mass per pixel, comparable to relion_project of
+// `cugmm render`'s map.
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "cli/args.h"
+#include "engine/error.h"
+#include "engine/log.h"
+#include "engine/particle_cache.h"
+#include "engine/preprocess.h"
+#include "engine/projector.h"
+#include "io/model.h"
+#include "io/mrc.h"
+#include "io/particles.h"
+
+namespace cugmm::cli {
+
+static int run_project(Args& args) {
+  std::string model_path = args.required("model", "native model file, or PDB/mmCIF pseudo-atoms");
+  std::string particles = args.required("particles", "particle STAR or cryoSPARC .cs file (poses, CTFs)");
+  std::string out = args.required("out", "output stack (.mrcs)");
+  bool ctf = args.flag("ctf", "apply each particle's CTF (|CTF| where its optics group is phase-flipped)");
+  std::string root = args.str("root", "", "directory that relative image paths are relative to");
+  int box = int(args.integer("box", 0, "working box in pixels (0: the finest optics group's)"));
+  int model_box = int(args.integer("model-box", 0, "box of the pseudo-atom model's map frame (0: the working box)"));
+  double model_angpix = args.num("model-angpix", 0, "pixel size of that frame in Å (0: the working pixel size)");
+  Device device = args.device();
+  if (args.done("cugmm project --model MODEL --particles STAR --out STACK.mrcs [--ctf] [--box N] [--device D]", 0))
+    return 0;
+
+  io::ParticleSet set = io::read_particles(particles, root);
+  const WorkingGrid grid = choose_working_grid(set, box);
+  io::GaussianModel m = io::load_any_model(model_path, model_box > 0 ? model_box : grid.box,
+                                           model_angpix > 0 ? model_angpix : grid.pixel);
+  CUGMM_REQUIRE(m.size() > 0, "the model " + model_path + " has no Gaussians");
+  const size_t g = m.size(), n = set.particles.size();
+  std::vector<float> params(5 * g);
+  std::copy(m.x.begin(), m.x.end(), params.begin());
+  std::copy(m.y.begin(), m.y.end(), params.begin() + g);
+  std::copy(m.z.begin(), m.z.end(), params.begin() + 2 * g);
+  std::copy(m.amplitude.begin(), m.amplitude.end(), params.begin() + 3 * g);
+  std::copy(m.width.begin(), m.width.end(), params.begin() + 4 * g);
+
+  const FourierBand band = make_fourier_band(grid.box, grid.pixel, 0, 0);  // everything up to Nyquist
+  ProjectorOptions popt;
+  auto projector = make_projector(device, band, int(g), popt);
+  const int chunk = std::max(1, popt.max_batch);
+  const size_t plane = size_t(grid.box) * grid.box, half = size_t(grid.box) * (grid.box / 2 + 1);
+  std::vector<float> images(n * plane);
+  std::vector<cfloat> halves(size_t(chunk) * half);
+  std::vector<ParticleView> views(chunk);
+  Progress progress("projecting", n);
+  for (size_t first = 0; first < n; first += chunk) {
+    const int count = int(std::min<size_t>(chunk, n - first));
+    for (int i = 0; i < count; ++i) {
+      const io::Particle& p = set.particles[first + i];
+      CtfMode mode = !ctf ? CtfMode::none
+                          : set.optics[p.optics].phase_flipped ? CtfMode::phase_flipped : CtfMode::full;
+      views[i] = make_particle_view(p.rot, p.tilt, p.psi, p.origin_x, p.origin_y, p.ctf, mode);
+    }
+    ProjectionBatch in;
+    in.count = count;
+    in.params = params.data();
+    in.params_stride = 0;
+    in.views = views.data();
+    projector->render_host(in, halves.data());
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < count; ++i)
+      fourier_to_image(halves.data() + size_t(i) * half, grid.box, grid.pixel, images.data() + (first + i) * plane);
+    // fourier_to_image gives mass per Å^2; a pixel holds that times its area.
+    const float area = float(grid.pixel * grid.pixel);
+    for (size_t k = first * plane; k < (first + count) * plane; ++k) images[k] *= area;
+    progress.add(size_t(count));
+  }
+  progress.finish();
+  io::write_mrc(out, images.data(), grid.box, grid.box, int(n), float(grid.pixel), true);
+  std::printf("%s: %zu projections, %d px at %.4f Å%s, on %s\n", out.c_str(), n, grid.box, grid.pixel,
+              ctf ? ", with CTF" : "", device_name(device));
+  return 0;
+}
+
+static RegisterCommand reg("project", "the model's projections for the particles' poses (and CTFs) as a stack",
+                           run_project);
+
+}  // namespace cugmm::cli

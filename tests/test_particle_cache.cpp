@@ -1,0 +1,314 @@
+// The particle cache (engine/particle_cache.h, engine/preprocess.h): RELION's normalisation against
+// relion_preprocess, cached values against a direct DFT in the fourier_band.h convention, optics groups of
+// different pixel and box sizes on one grid, stale / corrupt caches refused, non-finite pixels named.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <complex>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/particle_cache.h"
+#include "engine/preprocess.h"
+#include "io/mrc.h"
+#include "kernels/geometry.h"
+#include "support.h"
+
+using namespace cugmm;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Blob { double x, y, a, s; };
+
+// The exact projection of 2-D Gaussians sampled at pixel centres (density per Å^2), plus optional noise.
+std::vector<float> blob_image(const std::vector<Blob>& blobs, int n, double px, double noise = 0, unsigned seed = 0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> g(0, noise > 0 ? noise : 1);
+  std::vector<float> im(size_t(n) * n);
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      double v = 0, tx = (x - n / 2) * px, ty = (y - n / 2) * px;
+      for (const Blob& b : blobs)
+        v += b.a / (2 * kPi * b.s * b.s) * std::exp(-((tx - b.x) * (tx - b.x) + (ty - b.y) * (ty - b.y)) / (2 * b.s * b.s));
+      im[size_t(y) * n + x] = float(v + (noise > 0 ? noise * g(rng) : 0));
+    }
+  return im;
+}
+
+const std::vector<Blob> kBlobs = {{8, -5, 3, 4}, {-12, 10, 2, 5}, {0, 14, 1.5, 3.5}, {-6, -16, 2.5, 4.5}};
+
+// A RELION 3.1 STAR: one optics group per (pixel, box, stack) entry, `per_group` particles each.
+struct Group { double pixel; int box; std::string stack; };
+std::string write_star(const std::string& path, const std::vector<Group>& groups, int per_group, double defocus = 15000) {
+  std::string s = "\n# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroup #1\n_rlnOpticsGroupName #2\n"
+                  "_rlnImagePixelSize #3\n_rlnImageSize #4\n_rlnImageDimensionality #5\n_rlnVoltage #6\n"
+                  "_rlnSphericalAberration #7\n_rlnAmplitudeContrast #8\n";
+  for (size_t g = 0; g < groups.size(); ++g)
+    s += std::to_string(g + 1) + " g" + std::to_string(g + 1) + " " + std::to_string(groups[g].pixel) + " " +
+         std::to_string(groups[g].box) + " 2 300 2.7 0.1\n";
+  s += "\n\n# version 30001\n\ndata_particles\n\nloop_\n_rlnImageName #1\n_rlnAngleRot #2\n_rlnAngleTilt #3\n"
+       "_rlnAnglePsi #4\n_rlnOriginXAngst #5\n_rlnOriginYAngst #6\n_rlnDefocusU #7\n_rlnDefocusV #8\n"
+       "_rlnDefocusAngle #9\n_rlnOpticsGroup #10\n_rlnRandomSubset #11\n";
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (int i = 0; i < per_group; ++i)
+      s += std::to_string(i + 1) + "@" + groups[g].stack + " " + std::to_string(10 * i) + " 45 " +
+           std::to_string(-20 + 5 * i) + " 1.5 -2.25 " + std::to_string(defocus) + " " + std::to_string(defocus - 300) +
+           " 30 " + std::to_string(g + 1) + " " + std::to_string(i % 2 + 1) + "\n";
+  test::write_text(path, s);
+  return path;
+}
+
+void write_stack(const std::string& path, const std::vector<std::vector<float>>& images, int n, double px) {
+  std::vector<float> all;
+  for (auto& im : images) all.insert(all.end(), im.begin(), im.end());
+  io::write_mrc(path, all.data(), n, n, int(images.size()), float(px), true);
+}
+
+// The coefficient at (kx, ky) of a band, or null.
+const cfloat* coefficient(const ParticleCache& c, size_t particle, int kx, int ky) {
+  const FourierBand& b = c.band();
+  for (size_t i = 0; i < b.size(); ++i)
+    if (b.kx[i] == kx && b.ky[i] == ky) return c.coefficients(particle) + i;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("normalise_background equals relion_preprocess --norm, with and without the ramp") {
+  if (!test::oracle("relion_preprocess")) return;
+  const int n = 40;
+  std::string dir = test::scratch_dir("cache_norm");
+  std::vector<std::vector<float>> ims;
+  for (int k = 0; k < 3; ++k) {
+    std::vector<float> im = blob_image(kBlobs, n, 1.5, 0.01, unsigned(k + 1));
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) im[size_t(y) * n + x] = im[size_t(y) * n + x] * 40 + 3.0f + 0.05f * x - 0.03f * k * y;
+    ims.push_back(im);
+  }
+  write_stack(dir + "/raw.mrcs", ims, n, 1.5);
+  for (bool ramp : {true, false}) {
+    auto r = test::run(std::string("relion_preprocess --operate_on raw.mrcs --norm --bg_radius 15 ") +
+                           (ramp ? "" : "--no_ramp ") + "--operate_out norm.mrcs", dir);
+    REQUIRE_MESSAGE(r.status == 0, r.out);
+    io::Image rel = io::read_mrc(dir + "/norm.mrcs");
+    REQUIRE(rel.nz == 3);
+    for (int k = 0; k < 3; ++k) {
+      std::vector<float> ours = ims[k];
+      normalise_background(ours.data(), n, n, 15, ramp);
+      double worst = 0;
+      for (size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, double(std::fabs(ours[i] - rel.data[k * n * n + i])));
+      INFO("ramp " << ramp << " image " << k);
+      CHECK(worst < 1e-4);
+    }
+  }
+  CHECK(default_bg_radius(128) == 48);
+  std::vector<float> flat(size_t(n) * n, 2.f);
+  CHECK_THROWS_AS(normalise_background(flat.data(), n, n, 15, false), Error);
+}
+
+TEST_CASE("a cached particle is the direct DFT of its normalised image in the fourier_band convention") {
+  const int n = 48;
+  const double px = 1.7;
+  std::string dir = test::scratch_dir("cache_values");
+  std::vector<std::vector<float>> ims;
+  for (int k = 0; k < 4; ++k) ims.push_back(blob_image(kBlobs, n, px, 0.02, unsigned(10 + k)));
+  write_stack(dir + "/p.mrcs", ims, n, px);
+  CacheOptions o;
+  o.particles = write_star(dir + "/p.star", {{px, n, "p.mrcs"}}, 4);
+  o.maxres = 4.0;
+  build_particle_cache(o, dir + "/p.cugmm-cache");
+  ParticleCache c(dir + "/p.cugmm-cache");
+  REQUIRE(c.count() == 4);
+  CHECK(c.box() == n);
+  CHECK(c.pixel_size() == doctest::Approx(px));
+  CHECK(c.band().ring_max == int(n * px / 4.0));
+  CHECK(c.verify_data());
+
+  // Metadata as the STAR says.
+  const CachedParticle& m = c.particle(2);
+  CHECK(m.rot == doctest::Approx(20));
+  CHECK(m.psi == doctest::Approx(-10));
+  CHECK(m.origin_y == doctest::Approx(-2.25));
+  CHECK(m.defocus_v == doctest::Approx(14700));
+  CHECK(m.random_subset == 1);
+  CHECK(m.mode() == CtfMode::full);
+  CHECK(m.source_row == 2);
+
+  for (int k : {0, 3}) {
+    std::vector<float> im = ims[k];
+    normalise_background(im.data(), n, n, default_bg_radius(n), true);
+    double worst = 0, peak = 0;
+    for (int ky : {0, 1, -1, 5, -9, 17})
+      for (int kx : {0, 1, 4, 11, 16}) {
+        const cfloat* got = coefficient(c, size_t(k), kx, ky);
+        if (!got) continue;  // outside the band
+        // F(k) = pixel^2 sum_x image(x) exp(-2 pi i k.(x - N/2) / N)
+        std::complex<double> f = 0;
+        for (int y = 0; y < n; ++y)
+          for (int x = 0; x < n; ++x) {
+            double ph = -2 * kPi * (kx * (x - n / 2) + ky * (y - n / 2)) / n;
+            f += double(im[size_t(y) * n + x]) * std::complex<double>(std::cos(ph), std::sin(ph));
+          }
+        f *= px * px;
+        peak = std::max(peak, std::abs(f));
+        worst = std::max(worst, std::abs(std::complex<double>(*got) - f));
+      }
+    CHECK(peak > 0);
+    CHECK(worst / peak < 1e-4);
+  }
+}
+
+TEST_CASE("optics groups with different pixel and box sizes land on one working grid") {
+  // The same object imaged at 1 Å/px (128 px), 2 Å/px (64 px) and 1 Å/px in a 96 px box (a smaller field
+  // of view): the Fourier pad, Fourier crop and real-space crop/pad paths. Without normalisation the
+  // coefficients must agree wherever both grids have them.
+  std::string dir = test::scratch_dir("cache_grid");
+  write_stack(dir + "/fine.mrcs", {blob_image(kBlobs, 128, 1.0)}, 128, 1.0);
+  write_stack(dir + "/coarse.mrcs", {blob_image(kBlobs, 64, 2.0)}, 64, 2.0);
+  write_stack(dir + "/small.mrcs", {blob_image(kBlobs, 96, 1.0)}, 96, 1.0);
+  const std::string star =
+      write_star(dir + "/g.star", {{1.0, 128, "fine.mrcs"}, {2.0, 64, "coarse.mrcs"}, {1.0, 96, "small.mrcs"}}, 1);
+  for (int box : {0, 64}) {
+    CacheOptions o;
+    o.particles = star;
+    o.normalise = false;
+    o.box = box;
+    o.maxres = 2.0 / 0.8;  // 0.8 Nyquist of the coarse group
+    std::string path = dir + "/g" + std::to_string(box) + ".cache";
+    build_particle_cache(o, path);
+    ParticleCache c(path);
+    REQUIRE(c.count() == 3);
+    CHECK(c.box() == (box ? 64 : 128));
+    CHECK(c.pixel_size() == doctest::Approx(box ? 2.0 : 1.0));
+    CHECK(c.particle(1).optics == 1);
+    double peak = 0, worst_coarse = 0, worst_small = 0;
+    for (size_t i = 0; i < c.band().size(); ++i) {
+      std::complex<double> f0(c.coefficients(0)[i]), f1(c.coefficients(1)[i]), f2(c.coefficients(2)[i]);
+      peak = std::max(peak, std::abs(f0));
+      worst_coarse = std::max(worst_coarse, std::abs(f1 - f0));
+      worst_small = std::max(worst_small, std::abs(f2 - f0));
+    }
+    INFO("working box " << c.box());
+    CHECK(peak == doctest::Approx(9.0).epsilon(0.01));  // F(0) = total mass
+    CHECK(worst_coarse / peak < 2e-4);
+    CHECK(worst_small / peak < 2e-4);
+  }
+}
+
+TEST_CASE("a stale or damaged cache is refused, and rebuilt on request") {
+  const int n = 32;
+  std::string dir = test::scratch_dir("cache_stale");
+  write_stack(dir + "/p.mrcs", {blob_image(kBlobs, n, 2.0, 0.05, 1), blob_image(kBlobs, n, 2.0, 0.05, 2)}, n, 2.0);
+  CacheOptions o;
+  o.particles = write_star(dir + "/p.star", {{2.0, n, "p.mrcs"}}, 2);
+  const std::string path = dir + "/p.cugmm-cache";
+  CHECK(default_cache_path(o.particles) == path);
+  {
+    ParticleCache c = open_particle_cache(o);  // builds it
+    CHECK(c.stale_reason(o).empty());
+    CHECK(c.particle(0).defocus_u == doctest::Approx(15000));
+  }
+  CHECK_NOTHROW(open_particle_cache(o, path, false));
+
+  CacheOptions other = o;
+  other.maxres = 10;
+  CHECK_THROWS_AS(open_particle_cache(other, path, false), Error);
+
+  // The particle file changes: refused without rebuild, rebuilt with it (and the new value is there).
+  write_star(o.particles, {{2.0, n, "p.mrcs"}}, 2, 21000);
+  CHECK_THROWS_AS(open_particle_cache(o, path, false), Error);
+  {
+    ParticleCache c = open_particle_cache(o, path, true);
+    CHECK(c.particle(1).defocus_u == doctest::Approx(21000));
+  }
+  // A stack changes.
+  write_stack(dir + "/p.mrcs", {blob_image(kBlobs, n, 2.0, 0.05, 3), blob_image(kBlobs, n, 2.0, 0.05, 4)}, n, 2.0);
+  CHECK_THROWS_AS(open_particle_cache(o, path, false), Error);
+  open_particle_cache(o, path, true);
+
+  auto damage = [&](const std::string& name, auto&& fn) {
+    std::string p = dir + "/" + name;
+    fs::copy_file(path, p, fs::copy_options::overwrite_existing);
+    fn(p);
+    return p;
+  };
+  auto flip_byte = [](const std::string& p, size_t at) {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(std::streamoff(at));
+    char ch;
+    f.read(&ch, 1);
+    ch ^= 0x5a;
+    f.seekp(std::streamoff(at));
+    f.write(&ch, 1);
+  };
+  const size_t size = fs::file_size(path);
+  std::string truncated = damage("truncated", [&](const std::string& p) { fs::resize_file(p, size - 100); });
+  CHECK_THROWS_AS(ParticleCache{truncated}, InputError);
+  std::string bad_magic = damage("magic", [&](const std::string& p) { flip_byte(p, 2); });
+  CHECK_THROWS_AS(ParticleCache{bad_magic}, InputError);
+  std::string bad_header = damage("header", [&](const std::string& p) { flip_byte(p, 150); });
+  CHECK_THROWS_AS(ParticleCache{bad_header}, InputError);
+  std::string bad_data = damage("data", [&](const std::string& p) { flip_byte(p, size - 10); });
+  ParticleCache opened(bad_data);  // the preamble and header are intact...
+  CHECK_FALSE(opened.verify_data());  // ...but the coefficients no longer match their checksum
+  test::write_text(dir + "/foreign", "not a cache at all, but long enough to have a preamble ............"
+                                     "............................................................");
+  CHECK_THROWS_AS(ParticleCache{dir + "/foreign"}, InputError);
+  // A damaged file under the cache's name is rebuilt when allowed.
+  fs::copy_file(truncated, path, fs::copy_options::overwrite_existing);
+  CHECK_THROWS_AS(open_particle_cache(o, path, false), Error);
+  CHECK(open_particle_cache(o, path, true).verify_data());
+}
+
+TEST_CASE("a NaN pixel is refused, naming the particle") {
+  const int n = 32;
+  std::string dir = test::scratch_dir("cache_nan");
+  write_stack(dir + "/p.mrcs", {blob_image(kBlobs, n, 2.0, 0.05, 1), blob_image(kBlobs, n, 2.0, 0.05, 2),
+                                 blob_image(kBlobs, n, 2.0, 0.05, 3)}, n, 2.0);
+  {  // write_mrc refuses NaN, so plant one in the file: pixel 100 of image 2 (float32 after 1024 bytes)
+    std::fstream f(dir + "/p.mrcs", std::ios::in | std::ios::out | std::ios::binary);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    f.seekp(std::streamoff(1024 + (n * n + 100) * sizeof(float)));
+    f.write(reinterpret_cast<const char*>(&nan), sizeof nan);
+  }
+  CacheOptions o;
+  o.particles = write_star(dir + "/p.star", {{2.0, n, "p.mrcs"}}, 3);
+  std::string msg;
+  try {
+    build_particle_cache(o, dir + "/p.cugmm-cache");
+  } catch (const InputError& e) {
+    msg = e.what();
+  }
+  INFO(msg);
+  CHECK(msg.find("particle 2") != std::string::npos);
+  CHECK(msg.find("2@") != std::string::npos);
+  CHECK(msg.find("NaN") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir + "/p.cugmm-cache"));  // nothing half-written under the final name
+  for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find(".tmp-") == std::string::npos);
+}
+
+TEST_CASE("cugmm preprocess builds, reuses and verifies a cache") {
+  const int n = 64;
+  std::string dir = test::scratch_dir("cache_cli");
+  write_stack(dir + "/p.mrcs", {blob_image(kBlobs, n, 1.5, 0.05, 1), blob_image(kBlobs, n, 1.5, 0.05, 2)}, n, 1.5);
+  write_star(dir + "/p.star", {{1.5, n, "p.mrcs"}}, 2);
+  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star --box 32 --maxres 8 --threads 2", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  ParticleCache c(dir + "/p.cugmm-cache");
+  CHECK(c.box() == 32);
+  CHECK(c.pixel_size() == doctest::Approx(3.0));
+  CHECK(c.band().ring_max == 12);
+  auto before = fs::last_write_time(dir + "/p.cugmm-cache");
+  r = test::run(test::cugmm_exe() + " preprocess --particles p.star --box 32 --maxres 8 --verify", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(r.out.find("verified") != std::string::npos);
+  CHECK(fs::last_write_time(dir + "/p.cugmm-cache") == before);  // reused, not rebuilt
+  r = test::run(test::cugmm_exe() + " preprocess --particles p.star --out x.cache --bogus 1", dir);
+  CHECK(r.status != 0);
+}
