@@ -159,6 +159,14 @@ void check_stacks(ParticleSet& set) {
 }  // namespace
 
 ParticleSet read_particles(const std::string& path, const std::string& root, bool require_poses) {
+  ParticleReadOptions opt;
+  opt.root = root;
+  opt.require_poses = require_poses;
+  return read_particles(path, opt);
+}
+
+ParticleSet read_particles(const std::string& path, const ParticleReadOptions& opt) {
+  const bool require_poses = opt.require_poses;
   ParticleSet set;
   set.source = path;
   set.star = ends_with(path, ".cs") ? cs_to_star(path, require_poses) : read_star(path);
@@ -189,7 +197,7 @@ ParticleSet read_particles(const std::string& path, const std::string& root, boo
   std::map<Key, int> group_of_values;
 
   set.has_ctf = parts->column("rlnDefocusU") >= 0;
-  PathResolver resolver(path, root);
+  PathResolver resolver(path, opt.root);
   set.particles.reserve(parts->rows.size());
   for (size_t r = 0; r < parts->rows.size(); ++r) {
     Row row(*parts, r, path);
@@ -230,7 +238,7 @@ ParticleSet read_particles(const std::string& path, const std::string& root, boo
       file = name.substr(at + 1);
     }
     if (file.empty()) throw InputError(path, row.record(), "empty image name '" + name + "'");
-    p.image_file = resolver.resolve(file, row.record());
+    p.image_file = opt.check_images ? resolver.resolve(file, row.record()) : file;
 
     p.rot = row.num("rlnAngleRot", 0);
     p.tilt = row.num("rlnAngleTilt", 0);
@@ -262,7 +270,7 @@ ParticleSet read_particles(const std::string& path, const std::string& root, boo
     p.random_subset = int(row.integer("rlnRandomSubset", 0));
     set.particles.push_back(std::move(p));
   }
-  check_stacks(set);
+  if (opt.check_images) check_stacks(set);
   return set;
 }
 
@@ -277,13 +285,19 @@ const char* const kOpticsOnly[] = {"rlnVoltage", "rlnSphericalAberration", "rlnA
 StarBlock optics_table(const ParticleSet& set) {
   StarBlock b;
   b.name = "optics";
-  b.columns = {"rlnOpticsGroupName", "rlnOpticsGroup",       "rlnImagePixelSize",     "rlnImageSize",
-               "rlnImageDimensionality", "rlnVoltage",       "rlnSphericalAberration", "rlnAmplitudeContrast",
-               "rlnCtfDataArePhaseFlipped"};
+  b.columns = {"rlnOpticsGroupName", "rlnOpticsGroup", "rlnImagePixelSize", "rlnImageDimensionality",
+               "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnCtfDataArePhaseFlipped"};
   for (const auto& g : set.optics)
     b.rows.push_back({g.name.empty() ? "opticsGroup" + std::to_string(g.number) : g.name, std::to_string(g.number),
-                      fmt(g.pixel_size), std::to_string(g.box_size), "2", fmt(g.voltage), fmt(g.cs),
-                      fmt(g.amp_contrast), g.phase_flipped ? "1" : "0"});
+                      fmt(g.pixel_size), "2", fmt(g.voltage), fmt(g.cs), fmt(g.amp_contrast),
+                      g.phase_flipped ? "1" : "0"});
+  // A box size of 0 (images not opened) would mislead RELION; leave the column out instead.
+  bool boxes_known = true;
+  for (const auto& g : set.optics) boxes_known = boxes_known && g.box_size > 0;
+  if (boxes_known) {
+    int c = b.add_column("rlnImageSize");
+    for (size_t i = 0; i < set.optics.size(); ++i) b.rows[i][c] = std::to_string(set.optics[i].box_size);
+  }
   return b;
 }
 

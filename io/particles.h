@@ -45,8 +45,18 @@ struct ParticleSet {
 // only) to check the indices and to fill in box sizes.
 ParticleSet read_particles(const std::string& path, const std::string& root = "", bool require_poses = true);
 
+struct ParticleReadOptions {
+  std::string root;            // the --root override for relative image paths
+  bool require_poses = true;   // as above
+  // false: image paths stay as written and no stack is opened (describing a file whose images are
+  // elsewhere); box sizes then come only from the STAR file.
+  bool check_images = true;
+};
+ParticleSet read_particles(const std::string& path, const ParticleReadOptions& opt);
+
 // Writes the rows `keep` (indices into set.particles) as a RELION 3.1 STAR file, every original column kept.
-// A STAR 3.0 input is converted on the way (optics table built from set.optics, pixel origins to Å).
+// A STAR 3.0 input is converted on the way (optics table built from set.optics, pixel origins to Å;
+// rlnImageSize only when every group's box size is known).
 void write_particle_subset(const std::string& path, const ParticleSet& set, const std::vector<size_t>& keep);
 
 // The same document in memory: the subset as a RELION 3.1 StarFile.

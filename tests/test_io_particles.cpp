@@ -231,8 +231,25 @@ TEST_CASE("image paths: the current directory, then --root, then the STAR file's
   CHECK(contains(e, dir + "/jobs/Extract/s.mrcs"));  // names the places it looked
   CHECK(contains(e, "--root"));
 
+  // Describing a file whose images are elsewhere: paths stay as written, no stack is opened, and a 3.0
+  // file's 3.1 rewrite leaves out the unknown box size rather than writing 0.
+  ParticleReadOptions blind;
+  blind.require_poses = false;
+  blind.check_images = false;
+  ParticleSet b = read_particles(dir + "/jobs/p.star", blind);
+  CHECK(b.particles[0].image_file == "Extract/s.mrcs");
+  CHECK(b.particles[0].index == 1);
+  CHECK(b.optics[0].box_size == 0);
+  StarFile b31 = particle_subset_star(b, {0});
+  REQUIRE(b31.find("optics"));
+  CHECK(b31.find("optics")->column("rlnImageSize") < 0);
+
   ParticleSet s = read_particles(dir + "/jobs/p.star", dir + "/project", false);
   CHECK(fs::equivalent(s.particles[0].image_file, dir + "/project/Extract/s.mrcs"));
+  StarFile s31 = particle_subset_star(s, {0});
+  int c_box = s31.find("optics")->column("rlnImageSize");
+  REQUIRE(c_box >= 0);
+  CHECK(s31.find("optics")->rows[0][size_t(c_box)] == "16");
   CHECK(s.particles[0].index == 1);
 
   // A stack beside the STAR file is found when nothing earlier matches...
