@@ -1,0 +1,250 @@
+#include "engine/reconstruct.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/fft.h"
+#include "kernels/backproject.h"
+
+namespace cugmm {
+
+#ifdef CUGMM_HAVE_CUDA
+// engine/reconstruct_cuda.cu
+std::unique_ptr<Backprojector> make_cuda_backprojector(int box, double pixel_size, const ReconstructOptions& opt);
+#endif
+
+void FourierGrid::add(const FourierGrid& o) {
+  CUGMM_REQUIRE(o.np == np && o.data.size() == data.size(), "FourierGrid::add: grids of different geometry");
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] += o.data[i];
+    weight[i] += o.weight[i];
+  }
+}
+
+double insertion_radius(int box, double pixel_size, const ReconstructOptions& opt) {
+  double r = box / 2.0;
+  if (opt.maxres > 0) r = std::min(r, box * pixel_size / opt.maxres);
+  return opt.padding * r;
+}
+
+namespace {
+
+class CpuBackprojector final : public Backprojector {
+ public:
+  CpuBackprojector(int box, double pixel_size, const ReconstructOptions& opt) : opt_(opt) {
+    CUGMM_REQUIRE(box >= 4 && box % 2 == 0, "reconstruct: the box must be even and >= 4, not " + std::to_string(box));
+    CUGMM_REQUIRE(opt.padding >= 1 && opt.padding <= 4, "reconstruct: padding must be 1..4");
+    CUGMM_REQUIRE(pixel_size > 0, "reconstruct: the pixel size must be positive");
+    g_.box = box;
+    g_.padding = opt.padding;
+    g_.np = box * opt.padding;
+    g_.pixel_size = pixel_size;
+    g_.r_max = insertion_radius(box, pixel_size, opt);
+    size_t n = size_t(g_.np) * g_.np * (g_.np / 2 + 1);
+    g_.data.assign(n, {0.f, 0.f});
+    g_.weight.assign(n, 0.f);
+    // The image coefficients that are inserted, in half-plane memory order.
+    const int np = g_.np, h = np / 2;
+    for (int row = 0; row < np; ++row)
+      for (int kx = 0; kx <= h; ++kx) {
+        int ky = signed_freq(row, np);
+        if (!coefficient_inserted(kx, ky, float(g_.r_max))) continue;
+        kx_.push_back(kx);
+        ky_.push_back(ky);
+        fft_index_.push_back(row * (h + 1) + kx);
+      }
+  }
+
+  void insert(const float* images, const ImagePose* poses, size_t n) override {
+    for (size_t first = 0; first < n; first += kChunk) {
+      size_t m = std::min(kChunk, n - first);
+      transform(images + first * size_t(g_.box) * g_.box, poses + first, m);
+      accumulate(poses + first, m);
+      inserted_ += m;
+    }
+  }
+
+  FourierGrid grid() const override { return g_; }
+
+ private:
+  // Enough images per pass that the slab threads have work; the term buffer stays ~10-100 MB.
+  static constexpr size_t kChunk = 32;
+
+  // Pass 1, parallel over images: pad, FFT, and the CTF-weighted, origin-shifted terms.
+  void transform(const float* images, const ImagePose* poses, size_t m) {
+    const int n = g_.box, np = g_.np;
+    const size_t nc = kx_.size();
+    terms_.resize(m * nc);
+    const float inv_len = float(1 / (np * g_.pixel_size));
+    int bad = -1;
+#pragma omp parallel
+    {
+      std::vector<float> pad(size_t(np) * np);
+      std::vector<cfloat> ft(size_t(np) * (np / 2 + 1));
+#pragma omp for schedule(dynamic)
+      for (long i = 0; i < long(m); ++i) {
+        const float* im = images + size_t(i) * n * n;
+        std::fill(pad.begin(), pad.end(), 0.f);
+        bool finite = true;
+        for (int y = 0; y < n; ++y) {
+          float* dst = pad.data() + size_t(pad_index(y, n, np)) * np;
+          for (int x = 0; x < n; ++x) {
+            float v = im[size_t(y) * n + x];
+            finite = finite && std::isfinite(v);
+            dst[pad_index(x, n, np)] = v;
+          }
+        }
+        if (!finite) {
+#pragma omp critical
+          bad = int(i);
+          continue;
+        }
+        fft2_r2c(np, np, pad.data(), ft.data());
+        CtfConsts<float> c = make_ctf_consts<float>(poses[i].ctf);
+        float ox = float(poses[i].origin_x), oy = float(poses[i].origin_y);
+        BackprojectTerm<float>* t = terms_.data() + size_t(i) * nc;
+        for (size_t j = 0; j < nc; ++j) {
+          cfloat f = ft[fft_index_[j]];
+          t[j] = backproject_term(f.real(), f.imag(), kx_[j] * inv_len, ky_[j] * inv_len, ox, oy, c, opt_.ctf);
+        }
+      }
+    }
+    if (bad >= 0) CUGMM_FAIL("reconstruct: image " + std::to_string(inserted_ + bad) + " has a non-finite pixel");
+  }
+
+  // Pass 2: each thread owns a slab of z planes and adds every image's terms that land there, in image
+  // order: the same sums in the same order for any thread count.
+  void accumulate(const ImagePose* poses, size_t m) {
+    const int np = g_.np;
+    const size_t nc = kx_.size();
+#pragma omp parallel
+    {
+      int nt = omp_get_num_threads(), t = omp_get_thread_num();
+      int z_lo = int(long(np) * t / nt), z_hi = int(long(np) * (t + 1) / nt);
+      for (size_t i = 0; i < m; ++i) {
+        Mat3<double> ad = euler_to_matrix(poses[i].rot, poses[i].tilt, poses[i].psi);
+        Mat3<float> a;
+        for (int k = 0; k < 9; ++k) a.m[k] = float(ad.m[k]);
+        const BackprojectTerm<float>* tt = terms_.data() + i * nc;
+        for (size_t j = 0; j < nc; ++j) {
+          GridSpot<float> s = grid_spot(a, float(kx_[j]), float(ky_[j]));
+          for (int dz = 0; dz < 2; ++dz) {
+            int z = s.z0 + dz, zi = z < 0 ? z + np : z;
+            if (zi < z_lo || zi >= z_hi) continue;
+            for (int dy = 0; dy < 2; ++dy)
+              for (int dx = 0; dx < 2; ++dx) {
+                int x = s.x0 + dx, y = s.y0 + dy;
+                if (!corner_in_grid(x, y, z, np)) continue;
+                float w = corner_weight(s, dx, dy, dz);
+                long g = grid_index(x, y, z, np);
+                g_.data[g] += cfloat(w * tt[j].re, w * (s.conj ? -tt[j].im : tt[j].im));
+                g_.weight[g] += w * tt[j].w;
+              }
+          }
+        }
+      }
+    }
+  }
+
+  ReconstructOptions opt_;
+  FourierGrid g_;
+  std::vector<int> kx_, ky_, fft_index_;
+  std::vector<BackprojectTerm<float>> terms_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backprojector> Backprojector::create(Device device, int box, double pixel_size,
+                                                     const ReconstructOptions& opt) {
+  if (device == Device::cpu) return std::make_unique<CpuBackprojector>(box, pixel_size, opt);
+#ifdef CUGMM_HAVE_CUDA
+  return make_cuda_backprojector(box, pixel_size, opt);
+#else
+  CUGMM_FAIL("reconstruct: this build has no CUDA backend");
+#endif
+}
+
+std::vector<float> solve(const FourierGrid& grid, double wiener_tau) {
+  const int n = grid.box, np = grid.np, h = np / 2, nxh = h + 1;
+  const size_t total = size_t(np) * np * nxh;
+  CUGMM_REQUIRE(grid.data.size() == total && grid.weight.size() == total, "solve: the grid is incomplete");
+  std::vector<cfloat> f = grid.data;
+  std::vector<float> w = grid.weight;
+
+  // Only one of each Hermitian pair on the x = 0 plane received the trilinear share of samples that were
+  // mirrored to x >= 0: both get the sum.
+  for (int z = -h + 1; z < h; ++z)
+    for (int y = -h + 1; y < h; ++y) {
+      long i = grid_index(0, y, z, np), j = grid_index(0, -y, -z, np);
+      if (i > j) continue;
+      cfloat d = f[i] + std::conj(f[j]);
+      float s = w[i] + w[j];
+      f[i] = d; f[j] = std::conj(d);
+      w[i] = w[j] = s;
+    }
+
+  // Shell means of the weight, in shells of the original box's pixels.
+  const int nshell = n / 2 + 2;
+  std::vector<double> wsum(nshell, 0);
+  std::vector<long> wcount(nshell, 0);
+  auto shell_of = [&](int x, int y, int z, double& r) {
+    r = std::sqrt(double(x * x + y * y + z * z));
+    return std::min(nshell - 1, int(std::lround(r / grid.padding)));
+  };
+  for (int zi = 0; zi < np; ++zi)
+    for (int yi = 0; yi < np; ++yi)
+      for (int x = 0; x <= h; ++x) {
+        double r;
+        int s = shell_of(x, signed_freq(yi, np), signed_freq(zi, np), r);
+        if (r > grid.r_max) continue;
+        size_t i = (size_t(zi) * np + yi) * nxh + x;
+        wsum[s] += w[i];
+        wcount[s] += 1;
+      }
+  std::vector<float> tau(nshell, 0);
+  for (int s = 0; s < nshell; ++s) tau[s] = wcount[s] ? float(wiener_tau * wsum[s] / wcount[s]) : 0.f;
+
+#pragma omp parallel for
+  for (int zi = 0; zi < np; ++zi)
+    for (int yi = 0; yi < np; ++yi)
+      for (int x = 0; x <= h; ++x) {
+        double r;
+        int s = shell_of(x, signed_freq(yi, np), signed_freq(zi, np), r);
+        size_t i = (size_t(zi) * np + yi) * nxh + x;
+        float den = w[i] + tau[s];
+        f[i] = (r <= grid.r_max && den > 0) ? f[i] / den : cfloat(0, 0);
+      }
+  w.clear();
+  w.shrink_to_fit();
+
+  std::vector<float> padded(size_t(np) * np * np);
+  fft3_c2r(np, np, np, f.data(), padded.data());
+  f.clear();
+  f.shrink_to_fit();
+
+  // The grid held the DFT of the padded volume; the unnormalised inverse multiplies by np^3.
+  const double scale = 1.0 / (double(np) * np * np);
+  std::vector<float> vol(size_t(n) * n * n);
+#pragma omp parallel for
+  for (int z = 0; z < n; ++z)
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        size_t src = (size_t(pad_index(z, n, np)) * np + pad_index(y, n, np)) * np + pad_index(x, n, np);
+        double g = gridding_factor<double>(x - n / 2, y - n / 2, z - n / 2, np);
+        vol[(size_t(z) * n + y) * n + x] = float(padded[src] * scale / g);
+      }
+  return vol;
+}
+
+std::vector<int> split_halves(const std::vector<int>& random_subset) {
+  bool given = !random_subset.empty() &&
+               std::all_of(random_subset.begin(), random_subset.end(), [](int v) { return v == 1 || v == 2; });
+  std::vector<int> half(random_subset.size());
+  for (size_t i = 0; i < half.size(); ++i) half[i] = given ? random_subset[i] : int(i % 2) + 1;
+  return half;
+}
+
+}  // namespace cugmm

@@ -1,0 +1,77 @@
+// 3-D reconstruction by direct Fourier inversion (`cugmm reconstruct`), CPU and CUDA back-projection.
+//
+//  1. Each image is zero-padded (factor `padding`), Fourier transformed, shifted by its origin, and
+//     CTF * F inserted with weight CTF^2 into a padded half-space grid by trilinear weights
+//     (kernels/backproject.h).
+//  2. solve(): Wiener-like division F = D / (W + tau_s) with tau_s = wiener_tau * mean(W over shell s):
+//     a regulariser relative to the sampling of each shell, so it damps only voxels sampled far below
+//     their shell's average (and removes the division by zero of unsampled ones) without attenuating
+//     well-sampled ones by more than ~wiener_tau. It plays the part of RELION's 1/SNR term when no FSC is
+//     known yet. Then the x = 0 plane is made Hermitian, an inverse FFT, crop to N^3, and the gridding
+//     correction (divide by the trilinear kernel's sinc^2 per axis).
+//
+// Determinism: the CPU backend gives each thread a slab of z planes, so every voxel receives its sums in
+// the same order whatever the thread count. The CUDA backend accumulates with float atomicAdd, whose
+// order varies run to run (differences at rounding level; documented, accepted for back-projection).
+#pragma once
+#include <complex>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "engine/device.h"
+#include "kernels/ctf.h"
+
+namespace cugmm {
+
+struct ReconstructOptions {
+  int padding = 2;            // Np = padding * N
+  double wiener_tau = 1e-3;   // relative regulariser (see above)
+  double maxres = 0;          // Å; insert and keep only |k| <= 1/maxres; 0 = Nyquist
+  CtfMode ctf = CtfMode::full;
+};
+
+// One image's geometry and CTF.
+struct ImagePose {
+  double rot = 0, tilt = 0, psi = 0;  // degrees, RELION
+  double origin_x = 0, origin_y = 0;  // Å
+  CtfParams ctf;
+};
+
+// The accumulated sums: data and weight on the padded half-space grid ([z][y][x], np/2 + 1 columns).
+struct FourierGrid {
+  int box = 0, padding = 2, np = 0;
+  double pixel_size = 0;
+  double r_max = 0;  // insertion radius, padded pixels
+  std::vector<std::complex<float>> data;
+  std::vector<float> weight;
+  void add(const FourierGrid& o);  // same geometry
+};
+
+// Radius (padded pixels) the options allow: padding * min(N/2, N * pixel / maxres).
+double insertion_radius(int box, double pixel_size, const ReconstructOptions& opt);
+
+class Backprojector {
+ public:
+  // Throws cugmm::Error for Device::cuda in a build without CUDA.
+  static std::unique_ptr<Backprojector> create(Device device, int box, double pixel_size,
+                                               const ReconstructOptions& opt);
+  virtual ~Backprojector() = default;
+  // n images of box x box (x fastest), one pose each. Non-finite pixels are an Error.
+  virtual void insert(const float* images, const ImagePose* poses, size_t n) = 0;
+  // The sums so far (copied back from the GPU for CUDA).
+  virtual FourierGrid grid() const = 0;
+  size_t inserted() const { return inserted_; }
+
+ protected:
+  size_t inserted_ = 0;
+};
+
+// The reconstruction (N^3, x fastest) from accumulated sums.
+std::vector<float> solve(const FourierGrid& grid, double wiener_tau);
+
+// Which half each particle goes to (1 or 2): rlnRandomSubset when every particle has one (values 1/2),
+// else alternating 1, 2, 1, ... in the given order.
+std::vector<int> split_halves(const std::vector<int>& random_subset);
+
+}  // namespace cugmm
