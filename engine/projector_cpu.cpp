@@ -1,0 +1,162 @@
+// The CPU projector: OpenMP over particles, each thread with its own workspace; the per-particle work is
+// engine/projector_cpu.h (the same kernels/*.h maths the CUDA backend launches).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/error.h"
+#include "engine/fft.h"
+#include "engine/projector_backends.h"
+#include "engine/projector_cpu.h"
+
+namespace cugmm::detail {
+
+BandPlan make_band_plan(const FourierBand& band) {
+  BandPlan p;
+  p.band = &band;
+  p.scored_rings = band.ring_max - band.ring_min + 1;
+  const int n = band.box, half = n / 2;
+  for (size_t b = 0; b < band.size(); ++b) {
+    p.kx_max = std::max(p.kx_max, int(band.kx[b]));
+    if (band.kx[b] == 0) p.rows.push_back({band.ky[b], int(b), 0});
+    CUGMM_REQUIRE(!p.rows.empty() && p.rows.back().ky == band.ky[b] && band.kx[b] == p.rows.back().count,
+                  "projector: the Fourier band is not in FourierBand order");
+    ++p.rows.back().count;
+  }
+  // Partners on the self-conjugate columns, found through the half-plane index.
+  std::vector<int> at(size_t(n) * (half + 1), -1);
+  for (size_t b = 0; b < band.size(); ++b) at[band.fft_index[b]] = int(b);
+  p.partner.assign(band.size(), -1);
+  for (size_t b = 0; b < band.size(); ++b) {
+    int kx = band.kx[b];
+    if (kx != 0 && kx != half) continue;
+    int row = (n - (band.ky[b] < 0 ? band.ky[b] + n : band.ky[b])) % n;
+    p.partner[b] = at[size_t(row) * (half + 1) + kx];
+    CUGMM_REQUIRE(p.partner[b] >= 0, "projector: the Fourier band is not symmetric on the kx = 0 column");
+  }
+  return p;
+}
+
+namespace {
+
+struct FftwFloat {
+  int n;
+  void r2c(const float* in, std::complex<float>* out) const { fft2_r2c(n, n, in, out); }
+  void c2r(const std::complex<float>* in, float* out) const { fft2_c2r(n, n, in, out); }
+};
+
+class CpuProjector final : public Projector {
+ public:
+  CpuProjector(const FourierBand& band, int g, const ProjectorOptions& o)
+      : Projector(band, g, resolve_strategy(o.strategy, band)), opt_(o) {
+    plan_ = make_band_plan(band_);
+    ws_.resize(std::max(1, omp_get_max_threads()));
+  }
+  Device device() const override { return Device::cpu; }
+
+  void run(const ProjectionBatch& in, const ProjectionOutputs& out) override {
+    check_host_inputs(in, &out, num_gaussians_, true);
+    if (in.count == 0) return;
+    const CallPlan<float> call = call_plan(in);
+    const size_t row = size_t(5) * num_gaussians_;
+    const int nr = band_.num_rings();
+    const bool sum = out.grad_params && out.grad_reduce == GradReduce::sum;
+    const bool backward = out.grad_params || out.grad_pose;
+    if (sum) std::fill(out.grad_params, out.grad_params + row, 0.f);
+    // Summed gradients: per-particle rows of a chunk, then added in particle order, so the result does not
+    // depend on the thread count.
+    const int chunk = sum ? std::min(in.count, opt_.max_batch) : in.count;
+    if (sum) partial_.resize(size_t(chunk) * row);
+    if (ws_.size() < size_t(omp_get_max_threads())) ws_.resize(omp_get_max_threads());
+    for (int first = 0; first < in.count; first += chunk) {
+      const int n = std::min(chunk, in.count - first);
+      std::string failure;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int k = 0; k < n; ++k) {
+        const int i = first + k;
+        try {
+          Workspace<float>& ws = ws_[omp_get_thread_num()];
+          float* gp = !out.grad_params ? nullptr : sum ? &partial_[size_t(k) * row] : out.grad_params + size_t(i) * row;
+          out.score[i] = project_particle(plan_, call, num_gaussians_, in.params + i * in.params_stride,
+                                          view_cast<float>(in.views[i]), in.data + size_t(i) * band_.size(), ws,
+                                          FftwFloat{band_.box}, out.frc ? out.frc + size_t(i) * nr : nullptr, gp,
+                                          out.grad_pose ? out.grad_pose + size_t(i) * 5 : nullptr);
+        } catch (const std::exception& e) {
+#pragma omp critical(cugmm_projector_error)
+          failure = e.what();
+        }
+      }
+      if (!failure.empty()) throw Error(failure);
+      if (sum)
+        for (int k = 0; k < n; ++k) {
+          const float* p = &partial_[size_t(k) * row];
+          for (size_t c = 0; c < row; ++c) out.grad_params[c] += p[c];
+        }
+    }
+    (void)backward;
+    track_workspace();
+  }
+
+  void run_host(const ProjectionBatch& in, const ProjectionOutputs& out) override { run(in, out); }
+
+  void render_host(const ProjectionBatch& in, cfloat* halfplanes) override {
+    check_host_inputs(in, nullptr, num_gaussians_, false);
+    if (in.count == 0) return;
+    CUGMM_REQUIRE(halfplanes, "render: no output array");
+    const CallPlan<float> call = call_plan(in);
+    const size_t plane = size_t(band_.box) * (band_.box / 2 + 1);
+    if (ws_.size() < size_t(omp_get_max_threads())) ws_.resize(omp_get_max_threads());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < in.count; ++i) {
+      Workspace<float>& ws = ws_[omp_get_thread_num()];
+      model_particle(plan_, call, num_gaussians_, in.params + i * in.params_stride, view_cast<float>(in.views[i]),
+                     ws, FftwFloat{band_.box});
+      cfloat* out = halfplanes + size_t(i) * plane;
+      std::fill(out, out + plane, cfloat(0));
+      for (size_t b = 0; b < band_.size(); ++b) out[band_.fft_index[b]] = {ws.model[b].re, ws.model[b].im};
+    }
+    track_workspace();
+  }
+
+  size_t workspace_bytes() const override { return peak_bytes_; }
+
+ private:
+  CallPlan<float> call_plan(const ProjectionBatch& in) const {
+    CallPlan<float> c{strategy_, 0.f, opt_.frc_eps};
+    if (strategy_ == ProjectionStrategy::splat_fft) {
+      float s_min = min_abs_width(in.params, in.params_stride ? size_t(in.count) : 1, in.params_stride, num_gaussians_);
+      c.tau2 = splat_tau2(s_min / float(band_.pixel_size), float(band_.pixel_size));
+    }
+    return c;
+  }
+
+  void track_workspace() {
+    size_t bytes = partial_.capacity() * sizeof(float);
+    for (const auto& w : ws_) {
+      bytes += w.land.capacity() * sizeof(w.land[0]) + w.ctf.capacity() * sizeof(float) +
+               (w.model.capacity() + w.grad.capacity()) * sizeof(Cplx<float>) + w.sums.capacity() * sizeof(w.sums[0]) +
+               (w.image.capacity() + w.rx.capacity() + w.ry.capacity()) * sizeof(float) +
+               (w.ix.capacity() + w.iy.capacity()) * sizeof(int) + w.spec.capacity() * sizeof(cfloat);
+      for (const auto* v : {&w.ux, &w.uy, &w.w0, &w.wx, &w.wxx, &w.s0, &w.sx, &w.sy, &w.s2})
+        bytes += v->capacity() * sizeof(Cplx<float>);
+    }
+    peak_bytes_ = std::max(peak_bytes_, bytes);
+  }
+
+  ProjectorOptions opt_;
+  BandPlan plan_;
+  std::vector<Workspace<float>> ws_;
+  std::vector<float> partial_;
+  size_t peak_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Projector> make_cpu_projector(const FourierBand& band, int num_gaussians,
+                                              const ProjectorOptions& options) {
+  return std::make_unique<CpuProjector>(band, num_gaussians, options);
+}
+
+}  // namespace cugmm::detail

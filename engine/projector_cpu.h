@@ -1,0 +1,378 @@
+// The CPU projector's work for one particle, templated on the scalar (float in production, double in
+// the finite-difference tests) and on the 2-D FFT (FFTW in float; a plain DFT in double for tests).
+// Internal to engine/: the public interface is engine/projector.h.
+#pragma once
+#include <cmath>
+#include <complex>
+#include <vector>
+
+#include "engine/fourier_band.h"
+#include "engine/projector.h"
+#include "kernels/ctf.h"
+#include "kernels/frc.h"
+#include "kernels/gaussian_projection.h"
+
+namespace cugmm::detail {
+
+template <class T>
+struct View {
+  Mat3<T> rotation;
+  T origin_x, origin_y;
+  CtfConsts<T> ctf;
+  CtfMode ctf_mode;
+};
+
+template <class T>
+View<T> view_cast(const ParticleView& v) {
+  View<T> o;
+  for (int i = 0; i < 9; ++i) o.rotation.m[i] = T(v.rotation.m[i]);
+  o.origin_x = T(v.origin_x);
+  o.origin_y = T(v.origin_y);
+  o.ctf = {T(v.ctf.k1), T(v.ctf.k2), T(v.ctf.offset), T(v.ctf.def_avg), T(v.ctf.def_dev), T(v.ctf.angle),
+           T(v.ctf.bfac_quarter), T(v.ctf.scale)};
+  o.ctf_mode = v.ctf_mode;
+  return o;
+}
+
+// What the band implies, computed once per projector.
+struct BandPlan {
+  struct Row {
+    int ky, start, count;  // the band's coefficients start..start+count-1 have this ky and kx = 0..count-1
+  };
+  const FourierBand* band = nullptr;
+  int kx_max = 0;
+  std::vector<Row> rows;
+  std::vector<int> partner;  // on the kx = 0 and N/2 columns: the band index of (kx, -ky); -1 elsewhere
+  int scored_rings = 0;      // ring_max - ring_min + 1
+};
+BandPlan make_band_plan(const FourierBand& band);
+
+// Strategy, widening and FRC floor of one call.
+template <class T>
+struct CallPlan {
+  ProjectionStrategy strategy;
+  T tau2;  // Å^2, splat only (kernels/gaussian_projection.h: splat_tau2)
+  T eps;
+};
+
+template <class T>
+struct Workspace {
+  std::vector<Landing<T>> land;
+  std::vector<T> ctf;                    // per band coefficient, mode applied
+  std::vector<Cplx<T>> model, grad;      // per band coefficient: M^ and d score / d P^
+  std::vector<RingSums<T>> sums;
+  std::vector<T> image, rx, ry;          // splat
+  std::vector<int> ix, iy;
+  std::vector<std::complex<T>> spec;
+  std::vector<Cplx<T>> ux, uy, w0, wx, wxx, s0, sx, sy, s2;  // separable
+};
+
+// The plain O(N^3) DFT with FFTW's layout and normalisation (fft.h), for double-precision tests.
+template <class T>
+struct NaiveDft {
+  int n;
+  void r2c(const T* in, std::complex<T>* out) const;
+  void c2r(const std::complex<T>* in, T* out) const;
+};
+
+// M^ = CTF P^ of one particle at the band coefficients, into ws.model.
+template <class T, class Fft>
+void model_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussians, const T* params,
+                    const View<T>& view, Workspace<T>& ws, const Fft& fft);
+
+// Projects one particle: returns its score, writes its FRC per ring (num_rings, when not null), the
+// gradient of the score with respect to its 5G parameters (written, when not null) and to its pose
+// (5, written, when not null).
+template <class T, class Fft>
+T project_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussians, const T* params,
+                   const View<T>& view, const std::complex<T>* data, Workspace<T>& ws, const Fft& fft, T* frc,
+                   T* grad_params, T* grad_pose);
+
+// ---- definitions ----------------------------------------------------------------------------------
+
+template <class T>
+void NaiveDft<T>::r2c(const T* in, std::complex<T>* out) const {
+  const int h = n / 2 + 1;
+  std::vector<std::complex<T>> rows(size_t(n) * h);
+  for (int y = 0; y < n; ++y)
+    for (int kx = 0; kx < h; ++kx) {
+      std::complex<T> acc = 0;
+      for (int x = 0; x < n; ++x) acc += in[y * n + x] * std::polar(T(1), -T(2 * kPi) * T((kx * x) % n) / T(n));
+      rows[size_t(y) * h + kx] = acc;
+    }
+  for (int ky = 0; ky < n; ++ky)
+    for (int kx = 0; kx < h; ++kx) {
+      std::complex<T> acc = 0;
+      for (int y = 0; y < n; ++y) acc += rows[size_t(y) * h + kx] * std::polar(T(1), -T(2 * kPi) * T((ky * y) % n) / T(n));
+      out[size_t(ky) * h + kx] = acc;
+    }
+}
+
+template <class T>
+void NaiveDft<T>::c2r(const std::complex<T>* in, T* out) const {
+  const int h = n / 2 + 1;
+  std::vector<std::complex<T>> cols(size_t(n) * h);
+  for (int y = 0; y < n; ++y)
+    for (int kx = 0; kx < h; ++kx) {
+      std::complex<T> acc = 0;
+      for (int ky = 0; ky < n; ++ky) acc += in[size_t(ky) * h + kx] * std::polar(T(1), T(2 * kPi) * T((ky * y) % n) / T(n));
+      cols[size_t(y) * h + kx] = acc;
+    }
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      T acc = 0;
+      for (int kx = 0; kx < h; ++kx) {
+        T c = (kx == 0 || 2 * kx == n) ? T(1) : T(2);
+        acc += c * std::real(cols[size_t(y) * h + kx] * std::polar(T(1), T(2 * kPi) * T((kx * x) % n) / T(n)));
+      }
+      out[y * n + x] = acc;
+    }
+}
+
+namespace proj {
+
+inline int wrap(int i, int n) {
+  i %= n;
+  return i < 0 ? i + n : i;
+}
+
+// P^ at the band coefficients by the separable exact sum. Keeps ux (kx x G) and uy (row x G, without the
+// amplitude) for the backward.
+template <class T>
+void separable_forward(const BandPlan& plan, int g_count, const T* a, const T* s, Workspace<T>& ws) {
+  const FourierBand& band = *plan.band;
+  const T inv_len = T(1) / (T(band.box) * T(band.pixel_size));
+  const size_t G = size_t(g_count);
+  ws.ux.resize((plan.kx_max + 1) * G);
+  ws.uy.resize(plan.rows.size() * G);
+  for (int kx = 0; kx <= plan.kx_max; ++kx)
+    for (size_t j = 0; j < G; ++j) ws.ux[kx * G + j] = fourier_factor(s[j] * s[j], ws.land[j].px, T(kx) * inv_len);
+  std::vector<Cplx<T>>& v = ws.w0;
+  v.resize(G);
+  for (size_t r = 0; r < plan.rows.size(); ++r) {
+    const auto& row = plan.rows[r];
+    Cplx<T>* uy = &ws.uy[r * G];
+    for (size_t j = 0; j < G; ++j) {
+      uy[j] = fourier_factor(s[j] * s[j], ws.land[j].py, T(row.ky) * inv_len);
+      v[j] = a[j] * uy[j];
+    }
+    for (int kx = 0; kx < row.count; ++kx) {
+      const Cplx<T>* ux = &ws.ux[kx * G];
+      T re = 0, im = 0;
+      for (size_t j = 0; j < G; ++j) {
+        re += v[j].re * ux[j].re - v[j].im * ux[j].im;
+        im += v[j].re * ux[j].im + v[j].im * ux[j].re;
+      }
+      ws.model[row.start + kx] = {re, im};
+    }
+  }
+}
+
+// Cotangents of a, s, p for every Gaussian from g = d score / d P^ at the band coefficients.
+template <class T>
+void separable_backward(const BandPlan& plan, int g_count, const T* a, const T* s, Workspace<T>& ws, T* v_a,
+                        T* v_s, T* v_px, T* v_py) {
+  const FourierBand& band = *plan.band;
+  const T inv_len = T(1) / (T(band.box) * T(band.pixel_size));
+  const size_t G = size_t(g_count);
+  const Cplx<T> zero{0, 0};
+  ws.w0.assign(G, zero); ws.wx.assign(G, zero); ws.wxx.assign(G, zero);
+  ws.s0.assign(G, zero); ws.sx.assign(G, zero); ws.sy.assign(G, zero); ws.s2.assign(G, zero);
+  for (size_t r = 0; r < plan.rows.size(); ++r) {
+    const auto& row = plan.rows[r];
+    std::fill(ws.w0.begin(), ws.w0.end(), zero);
+    std::fill(ws.wx.begin(), ws.wx.end(), zero);
+    std::fill(ws.wxx.begin(), ws.wxx.end(), zero);
+    for (int kx = 0; kx < row.count; ++kx) {
+      Cplx<T> cg = conj(ws.grad[row.start + kx]);
+      if (cg.re == 0 && cg.im == 0) continue;
+      T fx = T(kx) * inv_len;
+      const Cplx<T>* ux = &ws.ux[kx * G];
+      for (size_t j = 0; j < G; ++j) {
+        Cplx<T> t = cg * ux[j];
+        ws.w0[j] = ws.w0[j] + t;
+        ws.wx[j] = ws.wx[j] + fx * t;
+        ws.wxx[j] = ws.wxx[j] + (fx * fx) * t;
+      }
+    }
+    T fy = T(row.ky) * inv_len;
+    const Cplx<T>* uy = &ws.uy[r * G];
+    for (size_t j = 0; j < G; ++j) {
+      cmac(ws.s0[j], uy[j], ws.w0[j]);
+      cmac(ws.sx[j], uy[j], ws.wx[j]);
+      cmac(ws.sy[j], fy * uy[j], ws.w0[j]);
+      cmac(ws.s2[j], uy[j], ws.wxx[j] + (fy * fy) * ws.w0[j]);
+    }
+  }
+  for (size_t j = 0; j < G; ++j)
+    fourier_term_vjp(a[j], s[j], ws.s0[j], ws.sx[j], ws.sy[j], ws.s2[j], v_a[j], v_s[j], v_px[j], v_py[j]);
+}
+
+// The footprint's pixel indices, wrapped into the box (the DFT is periodic).
+template <class T>
+void splat_indices(const Splat<T>& g, int box, Workspace<T>& ws) {
+  ws.rx.resize(g.nx); ws.ry.resize(g.ny); ws.ix.resize(g.nx); ws.iy.resize(g.ny);
+  splat_row(g.ux, g.sigma, g.x0, g.nx, ws.rx.data());
+  splat_row(g.uy, g.sigma, g.y0, g.ny, ws.ry.data());
+  for (int i = 0; i < g.nx; ++i) ws.ix[i] = wrap(g.x0 + i, box);
+  for (int i = 0; i < g.ny; ++i) ws.iy[i] = wrap(g.y0 + i, box);
+}
+
+template <class T, class Fft>
+void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
+                   Workspace<T>& ws, const Fft& fft) {
+  const FourierBand& band = *plan.band;
+  const int n = band.box, h = n / 2 + 1;
+  const T pixel = T(band.pixel_size);
+  ws.image.assign(size_t(n) * n, T(0));
+  for (int j = 0; j < g_count; ++j) {
+    Splat<T> g = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, n);
+    splat_indices(g, n, ws);
+    for (int y = 0; y < g.ny; ++y) {
+      T* row = &ws.image[size_t(ws.iy[y]) * n];
+      T wy = g.amp * ws.ry[y];
+      for (int x = 0; x < g.nx; ++x) row[ws.ix[x]] += wy * ws.rx[x];
+    }
+  }
+  ws.spec.resize(size_t(n) * h);
+  fft.r2c(ws.image.data(), ws.spec.data());
+  for (size_t b = 0; b < band.size(); ++b) {
+    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    std::complex<T> f = ws.spec[band.fft_index[b]];
+    ws.model[b] = {c * f.real(), c * f.imag()};
+  }
+}
+
+// Backward of splat_forward: the adjoint of "correct, keep the band" into a half-plane, the adjoint DFT
+// (c2r), then a gather over each footprint.
+template <class T, class Fft>
+void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
+                    Workspace<T>& ws, const Fft& fft, T* v_a, T* v_s, T* v_px, T* v_py) {
+  const FourierBand& band = *plan.band;
+  const int n = band.box, h = n / 2 + 1;
+  const T pixel = T(band.pixel_size);
+  // d score / d I[x] = Re sum_b conj(g_b) c_b exp(-2 pi i k_b.x / N) = Re sum_b Q_b exp(+2 pi i k_b.x / N) with
+  // Q_b = c_b g_b (c real). A c2r transform sums X(k) e^{+ikx} over the full plane with X(-k) = conj X(k):
+  // interior columns count twice (X = Q/2); on the kx = 0 and N/2 columns, which hold both ky and -ky,
+  // X must be Hermitian: X(ky) = (Q(ky) + conj Q(-ky)) / 2 gives the same real part.
+  auto q = [&](size_t b) {
+    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    return std::complex<T>(c * ws.grad[b].re, c * ws.grad[b].im);
+  };
+  ws.spec.assign(size_t(n) * h, std::complex<T>(0));
+  for (size_t b = 0; b < band.size(); ++b) {
+    int p = plan.partner[b];
+    ws.spec[band.fft_index[b]] = p < 0 ? q(b) * T(0.5) : (q(b) + std::conj(q(size_t(p)))) * T(0.5);
+  }
+  ws.image.resize(size_t(n) * n);
+  fft.c2r(ws.spec.data(), ws.image.data());
+  for (int j = 0; j < g_count; ++j) {
+    Splat<T> g = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, n);
+    splat_indices(g, n, ws);
+    T s00 = 0, s10 = 0, s01 = 0, s20 = 0;
+    for (int y = 0; y < g.ny; ++y) {
+      const T* row = &ws.image[size_t(ws.iy[y]) * n];
+      T r0 = 0, r1 = 0, r2 = 0;
+      for (int x = 0; x < g.nx; ++x) {
+        T dx = T(g.x0 + x) - g.ux;
+        T v = row[ws.ix[x]] * ws.rx[x];
+        r0 += v;
+        r1 += v * dx;
+        r2 += v * dx * dx;
+      }
+      T dy = T(g.y0 + y) - g.uy;
+      T wy = ws.ry[y];
+      s00 += wy * r0;
+      s10 += wy * r1;
+      s01 += wy * dy * r0;
+      s20 += wy * (r2 + dy * dy * r0);
+    }
+    splat_vjp(g, a[j], s[j], call.tau2, pixel, s00, s10, s01, s20, v_a[j], v_s[j], v_px[j], v_py[j]);
+  }
+}
+
+}  // namespace proj
+
+template <class T, class Fft>
+void model_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussians, const T* params,
+                    const View<T>& view, Workspace<T>& ws, const Fft& fft) {
+  const FourierBand& band = *plan.band;
+  const int G = num_gaussians;
+  const T *x = params, *y = params + G, *z = params + 2 * G, *a = params + 3 * G, *s = params + 4 * G;
+  const size_t nb = band.size();
+  const T inv_len = T(1) / (T(band.box) * T(band.pixel_size));
+
+  ws.land.resize(G);
+  for (int j = 0; j < G; ++j) ws.land[j] = land(view.rotation, x[j], y[j], z[j], view.origin_x, view.origin_y);
+  ws.ctf.resize(nb);
+  for (size_t b = 0; b < nb; ++b)
+    ws.ctf[b] = view.ctf_mode == CtfMode::none
+                    ? T(1)
+                    : ctf_apply_mode(ctf_value(view.ctf, T(band.kx[b]) * inv_len, T(band.ky[b]) * inv_len),
+                                     view.ctf_mode);
+
+  ws.model.resize(nb);
+  if (call.strategy == ProjectionStrategy::separable_fourier)
+    proj::separable_forward(plan, G, a, s, ws);
+  else
+    proj::splat_forward(plan, call, G, a, s, ws, fft);
+  for (size_t b = 0; b < nb; ++b) ws.model[b] = ws.ctf[b] * ws.model[b];
+}
+
+template <class T, class Fft>
+T project_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussians, const T* params,
+                   const View<T>& view, const std::complex<T>* data, Workspace<T>& ws, const Fft& fft, T* frc,
+                   T* grad_params, T* grad_pose) {
+  const FourierBand& band = *plan.band;
+  const int G = num_gaussians;
+  const T *a = params + 3 * G, *s = params + 4 * G;
+  const size_t nb = band.size();
+  model_particle(plan, call, G, params, view, ws, fft);
+
+  // The ring sums of M^ = CTF P^ against the data.
+  ws.sums.assign(band.num_rings(), RingSums<T>{0, 0, 0});
+  for (size_t b = 0; b < nb; ++b) {
+    Cplx<T> d{data[b].real(), data[b].imag()};
+    frc_accumulate(ws.sums[band.ring[b]], ws.model[b], d, T(band.weight[b]));
+  }
+  T score = 0;
+  for (int r = 0; r <= band.ring_max; ++r) {
+    T f = r >= band.ring_min ? frc_value(ws.sums[r], call.eps) : T(0);
+    if (frc) frc[r] = f;
+    score += f;
+  }
+  score /= T(plan.scored_rings);
+  if (!grad_params && !grad_pose) return score;
+
+  // Backward: d score / d P^ = CTF * d score / d M^ (CTF real), per coefficient.
+  const T v_frc = T(1) / T(plan.scored_rings);
+  ws.grad.resize(nb);
+  for (size_t b = 0; b < nb; ++b) {
+    int r = band.ring[b];
+    if (r < band.ring_min) { ws.grad[b] = {0, 0}; continue; }
+    Cplx<T> d{data[b].real(), data[b].imag()};
+    ws.grad[b] = ws.ctf[b] * frc_vjp(ws.sums[r], call.eps, v_frc, ws.model[b], d, T(band.weight[b]));
+  }
+
+  // Cotangents of a, s and the landing point, staged in the gradient row (or a scratch row).
+  std::vector<T> scratch;
+  T* out = grad_params;
+  if (!out) { scratch.resize(size_t(5) * G); out = scratch.data(); }
+  T *v_x = out, *v_y = out + G, *v_z = out + 2 * G, *v_a = out + 3 * G, *v_s = out + 4 * G;
+  // v_x, v_y hold v_px, v_py until the landing's backward turns them into centre cotangents.
+  if (call.strategy == ProjectionStrategy::separable_fourier)
+    proj::separable_backward(plan, G, a, s, ws, v_a, v_s, v_x, v_y);
+  else
+    proj::splat_backward(plan, call, G, a, s, ws, fft, v_a, v_s, v_x, v_y);
+
+  T pose[5] = {0, 0, 0, 0, 0};
+  for (int j = 0; j < G; ++j) {
+    T vpx = v_x[j], vpy = v_y[j];
+    land_vjp(view.rotation, ws.land[j], vpx, vpy, v_x[j], v_y[j], v_z[j], pose);
+  }
+  if (grad_pose)
+    for (int i = 0; i < 5; ++i) grad_pose[i] = pose[i];
+  return score;
+}
+
+}  // namespace cugmm::detail

@@ -1,0 +1,53 @@
+// The Fourier ring correlation between a model M^ and a particle D^ and its analytic backward (DESIGN §2),
+// shared by the CPU and CUDA backends.
+//
+//   FRC_r = num_r / den_r,  num_r = sum w Re(M conj D),  den_r = max(sqrt(mm_r dd_r), eps),
+//   mm_r = sum w |M|^2,  dd_r = sum w |D|^2   (sums over the coefficients of ring r, weights w of the band)
+//
+// Backward, per coefficient, as g = dFRC/dRe M + i dFRC/dIm M:
+//   d num / dM = w D,  d mm / dM = 2 w M (d dd / dM = 0: the data are constant), so when den > eps
+//   g = w D / den - (num / 2) (mm dd)^(-3/2) dd (2 w M) = w D / den - w M num dd / den^3
+//     = w (D / den - FRC_r M / mm_r)          (den^2 = mm dd),
+//   and when den is clamped to eps only the numerator moves: g = w D / eps. mm_r > 0 whenever den > eps.
+#pragma once
+#include <cmath>
+
+#include "kernels/gaussian_projection.h"
+#include "kernels/hd.h"
+
+namespace cugmm {
+
+template <class T>
+struct RingSums {
+  T num, mm, dd;
+};
+
+template <class T>
+CUGMM_HD void frc_accumulate(RingSums<T>& s, Cplx<T> m, Cplx<T> d, T w) {
+  s.num += w * (m.re * d.re + m.im * d.im);
+  s.mm += w * (m.re * m.re + m.im * m.im);
+  s.dd += w * (d.re * d.re + d.im * d.im);
+}
+
+// The one predicate the forward and backward share: is the denominator clamped?
+template <class T>
+CUGMM_HD bool frc_clamped(const RingSums<T>& s, T eps) {
+  return !(std::sqrt(s.mm * s.dd) > eps);
+}
+
+template <class T>
+CUGMM_HD T frc_value(const RingSums<T>& s, T eps) {
+  return frc_clamped(s, eps) ? s.num / eps : s.num / std::sqrt(s.mm * s.dd);
+}
+
+// d(v_frc * FRC_r) / dM at one coefficient of ring r, with m, d that coefficient's model and data.
+template <class T>
+CUGMM_HD Cplx<T> frc_vjp(const RingSums<T>& s, T eps, T v_frc, Cplx<T> m, Cplx<T> d, T w) {
+  if (frc_clamped(s, eps)) return (v_frc * w / eps) * d;
+  T den = std::sqrt(s.mm * s.dd);
+  T a = v_frc * w / den;
+  T b = v_frc * w * (s.num / den) / s.mm;
+  return {a * d.re - b * m.re, a * d.im - b * m.im};
+}
+
+}  // namespace cugmm

@@ -1,0 +1,177 @@
+// The per-Gaussian maths of the projector (DESIGN §2), shared by the CPU and CUDA backends and templated on
+// the scalar so tests run it in double. Each forward piece has its vector-Jacobian product (`_vjp`, the
+// cotangents named v_*) beside it.
+//
+//   landing:   q = A c (Å), p = q_xy - o                     (where Gaussian j falls in the image)
+//   Fourier:   E(k) = a exp(-2 pi^2 s^2 |k|^2) exp(-2 pi i k.p) = a Ux(kx) Uy(ky)   (separable, exact)
+//   splat:     I(t) = a / (2 pi sw^2) exp(-|t - p|^2 / (2 sw^2)), sw^2 = s^2 + tau^2, sampled at pixel
+//              centres over a footprint of K sw; its DFT relates to E by the phase, pixel^2 and
+//              exp(-2 pi^2 tau^2 |k|^2), undone by splat_correction().
+#pragma once
+#include <cmath>
+
+#include "kernels/geometry.h"
+#include "kernels/hd.h"
+
+namespace cugmm {
+
+template <class T>
+struct Cplx {
+  T re, im;
+};
+template <class T> CUGMM_HD Cplx<T> operator+(Cplx<T> a, Cplx<T> b) { return {a.re + b.re, a.im + b.im}; }
+template <class T> CUGMM_HD Cplx<T> operator*(Cplx<T> a, Cplx<T> b) {
+  return {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
+}
+template <class T> CUGMM_HD Cplx<T> operator*(T s, Cplx<T> a) { return {s * a.re, s * a.im}; }
+template <class T> CUGMM_HD Cplx<T> conj(Cplx<T> a) { return {a.re, -a.im}; }
+// acc += a * b
+template <class T> CUGMM_HD void cmac(Cplx<T>& acc, Cplx<T> a, Cplx<T> b) {
+  acc.re += a.re * b.re - a.im * b.im;
+  acc.im += a.re * b.im + a.im * b.re;
+}
+
+// Footprint of a splatted Gaussian in units of its (widened) sigma: outside a square of half-width
+// 5 sigma lies 1.2e-6 of the mass. The widening correction multiplies this error by up to ~50 at 0.8
+// Nyquist, which must stay below the 1e-4 accuracy the projector promises (DESIGN §2).
+constexpr double kSplatRadiusSigmas = 5.0;
+// Splatting a Gaussian narrower than this many pixels aliases by more than ~1e-4 of its value at 0.8
+// Nyquist (the replica at 1 - k cycles/px weighs exp(-2 pi^2 sw^2 (1 - 2k)) relative to the signal);
+// narrower ones are widened by tau and the widening divided out in Fourier space.
+constexpr double kSplatMinSigmaPx = 1.5;
+
+// ---- landing: model frame -> image plane ---------------------------------------------------------
+template <class T>
+struct Landing {
+  Vec3<T> q;  // A c, Å
+  T px, py;   // q_xy - origin, Å
+};
+
+template <class T>
+CUGMM_HD Landing<T> land(const Mat3<T>& a, T cx, T cy, T cz, T ox, T oy) {
+  Landing<T> l;
+  l.q = mul(a, Vec3<T>{cx, cy, cz});
+  l.px = l.q.x - ox;
+  l.py = l.q.y - oy;
+  return l;
+}
+
+// Cotangents (v_px, v_py) of the landing point -> the centre (written), the local rotation w of
+// A <- exp([w]x) A at w = 0 (added: d(w x q)/dw gives q x v) and the origin (added: p = q - o).
+template <class T>
+CUGMM_HD void land_vjp(const Mat3<T>& a, const Landing<T>& l, T v_px, T v_py, T& v_cx, T& v_cy, T& v_cz,
+                       T* v_pose /* w_x w_y w_z o_x o_y, added */) {
+  v_cx = a(0, 0) * v_px + a(1, 0) * v_py;
+  v_cy = a(0, 1) * v_px + a(1, 1) * v_py;
+  v_cz = a(0, 2) * v_px + a(1, 2) * v_py;
+  if (v_pose) {
+    v_pose[0] += -l.q.z * v_py;
+    v_pose[1] += l.q.z * v_px;
+    v_pose[2] += l.q.x * v_py - l.q.y * v_px;
+    v_pose[3] -= v_px;
+    v_pose[4] -= v_py;
+  }
+}
+
+// ---- separable Fourier: the exact sum ------------------------------------------------------------
+// One factor exp(-2 pi^2 s^2 f^2) exp(-2 pi i f p), f in 1/Å, p in Å.
+template <class T>
+CUGMM_HD Cplx<T> fourier_factor(T s2, T p, T f) {
+  const T two_pi = T(2 * kPi);
+  T mag = std::exp(-T(2 * kPi * kPi) * s2 * f * f);
+  T ph = -two_pi * f * p;
+  return {mag * std::cos(ph), mag * std::sin(ph)};
+}
+
+// Backward of E(k) = a Ux Uy over a set of k, given the sums over those k of conj(g(k)) Ux Uy times
+// 1 (s0), fx (sx), fy (sy) and |f|^2 (s2), where g = d score / d P^ (as dRe + i dIm): the cotangents of
+// a, s and p follow from dE/da = E/a, dE/ds = -4 pi^2 s |f|^2 E, dE/dp = -2 pi i f E and
+// v = Re(conj(g) dE).
+template <class T>
+CUGMM_HD void fourier_term_vjp(T a, T s, Cplx<T> s0, Cplx<T> sx, Cplx<T> sy, Cplx<T> s2, T& v_a, T& v_s, T& v_px,
+                               T& v_py) {
+  const T two_pi = T(2 * kPi);
+  v_a = s0.re;
+  v_px = two_pi * a * sx.im;  // Re(-2 pi i a sx)
+  v_py = two_pi * a * sy.im;
+  v_s = -T(4 * kPi * kPi) * s * a * s2.re;
+}
+
+// ---- splat + FFT -----------------------------------------------------------------------------------
+// The splat of one Gaussian in pixel units: centre (ux, uy) in pixel indices (pixel N/2 = box centre),
+// sigma in pixels, amp = a / (2 pi sw^2) in mass per Å^2.
+template <class T>
+struct Splat {
+  T ux, uy, sigma, amp;
+  int x0, y0, nx, ny;  // footprint: pixels x0..x0+nx-1 (may leave the box: indices wrap, as the DFT does)
+};
+
+// The one predicate both passes share: which pixels a Gaussian covers.
+template <class T>
+CUGMM_HD Splat<T> make_splat(const Landing<T>& l, T a, T s, T tau2, T pixel, int box) {
+  Splat<T> g;
+  T sw2 = s * s + tau2;
+  g.ux = l.px / pixel + T(box / 2);
+  g.uy = l.py / pixel + T(box / 2);
+  g.sigma = std::sqrt(sw2) / pixel;
+  g.amp = a / (T(2 * kPi) * sw2);
+  T r = T(kSplatRadiusSigmas) * g.sigma;
+  g.x0 = int(std::ceil(g.ux - r));
+  g.y0 = int(std::ceil(g.uy - r));
+  g.nx = int(std::floor(g.ux + r)) - g.x0 + 1;
+  g.ny = int(std::floor(g.uy + r)) - g.y0 + 1;
+  return g;
+}
+
+// out[i] = exp(-(i0 + i - u)^2 / (2 sigma^2)) for i < n, by the recurrence g(d+1) = g(d) r(d),
+// r(d+1) = r(d) exp(-1/sigma^2): three exponentials per row instead of n.
+template <class T>
+CUGMM_HD void splat_row(T u, T sigma, int i0, int n, T* out) {
+  T inv = 1 / (2 * sigma * sigma);
+  T d = T(i0) - u;
+  T g = std::exp(-d * d * inv);
+  T r = std::exp(-(2 * d + 1) * inv);
+  T q = std::exp(-2 * inv);
+  for (int i = 0; i < n; ++i) {
+    out[i] = g;
+    g *= r;
+    r *= q;
+  }
+}
+
+// Backward of the splat of one Gaussian, given footprint sums of R = d score / d I (per pixel) times the
+// unit profile gx gy and 1 (s00), dx (s10), dy (s01), dx^2 + dy^2 (s20), dx, dy in pixels from the centre:
+// dI/da = I/a; dI/du = I d/sigma^2 (per pixel); dI/ds = I s (d^2 - 2 sw^2) / sw^4 (sw^2 = s^2 + tau^2).
+template <class T>
+CUGMM_HD void splat_vjp(const Splat<T>& g, T a, T s, T tau2, T pixel, T s00, T s10, T s01, T s20, T& v_a, T& v_s,
+                        T& v_px, T& v_py) {
+  T sw2 = s * s + tau2;
+  T sig2 = g.sigma * g.sigma;
+  v_a = s00 / (T(2 * kPi) * sw2);
+  v_px = g.amp * s10 / (sig2 * pixel);
+  v_py = g.amp * s01 / (sig2 * pixel);
+  v_s = g.amp * s * (pixel * pixel * s20 - 2 * sw2 * s00) / (sw2 * sw2);
+}
+
+// What turns the DFT of the splatted image into P^ (fourier_band.h convention) at integer frequency
+// (kx, ky) of an N-pixel box: pixel^2 (the sum over samples approximates the integral), (-1)^(kx+ky) (the
+// centre is pixel N/2) and exp(+2 pi^2 tau^2 |k|^2) (the widening). Real, so its adjoint is itself.
+template <class T>
+CUGMM_HD T splat_correction(int kx, int ky, T tau2, T pixel, int box) {
+  T sign = ((kx + ky) & 1) ? T(-1) : T(1);
+  T f2 = T(kx * kx + ky * ky) / (T(box) * T(box) * pixel * pixel);
+  T widen = tau2 > 0 ? std::exp(T(2 * kPi * kPi) * tau2 * f2) : T(1);
+  return sign * pixel * pixel * widen;
+}
+
+// The widening of a batch whose narrowest Gaussian has sigma `s_min_px` pixels: tau^2 (Å^2) such that
+// every splat is at least kSplatMinSigmaPx wide, rounded up to steps of 1/8 px^2 so that tiny changes of
+// the widths (finite differences, optimiser steps) do not move it. tau is a constant of the forward pass.
+template <class T>
+inline T splat_tau2(T s_min_px, T pixel) {
+  T need = T(kSplatMinSigmaPx * kSplatMinSigmaPx) - s_min_px * s_min_px;
+  if (need <= 0) return 0;
+  return std::ceil(need * 8) / 8 * pixel * pixel;
+}
+
+}  // namespace cugmm
