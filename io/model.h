@@ -17,7 +17,8 @@ struct GaussianModel {
 };
 
 // The native text format (lossless): a header line with box size and pixel size, then one Gaussian per
-// line: x y z amplitude width.
+// line: x y z amplitude width. Written as "box_size N pixel_size P" then the Gaussians, floats to 9 digits
+// (exact); read: "#" starts a comment, the header may also be the bare "N P".
 GaussianModel read_model(const std::string& path);
 void write_model(const std::string& path, const GaussianModel& m);
 
@@ -26,7 +27,8 @@ void write_model(const std::string& path, const GaussianModel& m);
 // takes amplitude = occupancy (x `amplitude_scale`) and width from B. PDB field limits are handled.
 GaussianModel read_pseudo_atoms(const std::string& path, int box_size, double pixel_size, double amplitude_scale = 1);
 void write_pseudo_atoms(const std::string& path, const GaussianModel& m);  // .pdb or .cif by extension
-// A trajectory: one MODEL per frame (PDB), or one block per frame (mmCIF).
+// A trajectory: one MODEL per frame (PDB), or one model number (pdbx_PDB_model_num) per frame in one mmCIF
+// block, as NMR ensembles are stored. Reading a trajectory gives its first frame.
 void write_pseudo_atom_trajectory(const std::string& path, const std::vector<GaussianModel>& frames);
 
 // Any of the above by extension (.txt/.gmm native, .pdb/.ent, .cif/.mmcif); box/pixel for pseudo-atoms.
