@@ -32,7 +32,19 @@ static int run_project(Args& args) {
   if (args.done("cugmm project --model MODEL --particles STAR --out STACK.mrcs [--ctf] [--box N] [--device D]", 0))
     return 0;
 
-  io::ParticleSet set = io::read_particles(particles, root);
+  // The images themselves are not needed, only their grid: when the STAR gives every box size, the stacks
+  // need not be there.
+  io::ParticleReadOptions ropt;
+  ropt.root = root;
+  ropt.check_images = false;
+  io::ParticleSet set = io::read_particles(particles, ropt);
+  for (const io::OpticsGroup& g : set.optics)
+    if (g.box_size <= 0) {
+      ropt.check_images = true;
+      set = io::read_particles(particles, ropt);
+      break;
+    }
+  if (ctf && !set.has_ctf) throw Error("--ctf: " + particles + " gives no defocus values");
   const WorkingGrid grid = choose_working_grid(set, box);
   io::GaussianModel m = io::load_any_model(model_path, model_box > 0 ? model_box : grid.box,
                                            model_angpix > 0 ? model_angpix : grid.pixel);

@@ -90,7 +90,7 @@ json options_json(const CacheOptions& o) {
           {"bg_radius", o.bg_radius}, {"root", o.root}};
 }
 
-CachedParticle make_entry(const io::Particle& p, const io::OpticsGroup& g, size_t row) {
+CachedParticle make_entry(const io::Particle& p, const io::OpticsGroup& g, bool has_ctf, size_t row) {
   CachedParticle c{};
   c.rot = p.rot; c.tilt = p.tilt; c.psi = p.psi;
   c.origin_x = p.origin_x; c.origin_y = p.origin_y;
@@ -99,7 +99,7 @@ CachedParticle make_entry(const io::Particle& p, const io::OpticsGroup& g, size_
   c.phase_shift = p.ctf.phase_shift; c.bfactor = p.ctf.bfactor; c.ctf_scale = p.ctf.scale;
   c.optics = p.optics;
   c.random_subset = p.random_subset;
-  c.ctf_mode = int32_t(g.phase_flipped ? CtfMode::phase_flipped : CtfMode::full);
+  c.ctf_mode = int32_t(!has_ctf ? CtfMode::none : g.phase_flipped ? CtfMode::phase_flipped : CtfMode::full);
   c.source_row = int64_t(row);
   return c;
 }
@@ -236,7 +236,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
     if (p.index < 0 || p.index >= stack_of[i]->count())
       throw InputError(opt.particles, particle_name(p, i),
                        "the stack holds only " + std::to_string(stack_of[i]->count()) + " images");
-    table[i] = make_entry(p, g, i);
+    table[i] = make_entry(p, g, set.has_ctf, i);
   }
 
   FileStamp ps = stamp(opt.particles);

@@ -3,9 +3,9 @@
 // stream from disk).
 //
 // File layout (native byte order, checked by an endianness marker):
-//   [0, 64)            preamble: magic "CUGMMPC\0", format version, endianness marker, the sizes below and
+//   [0, 128)           preamble: magic "CUGMMPC\0", format version, endianness marker, the sizes below and
 //                      an FNV-1a checksum of the JSON and the particle table
-//   [64, ...)          JSON header: grid (box, pixel size), band (maxres, ring_max, size), what was done
+//   [128, ...)         JSON header: grid (box, pixel size), band (maxres, ring_max, size), what was done
 //                      (normalisation, background radius, ramp), per optics group the resampling plan, and
 //                      the inputs it was made from (particle file: absolute path, size, mtime and content
 //                      checksum; every image stack: path, size, mtime) plus a checksum of the coefficients
@@ -14,6 +14,9 @@
 //                      engine/fourier_band.h order and scale/phase convention, on the working grid
 // Written under a temporary name and renamed into place when complete: a file under the final name is
 // whole, and a corrupt or foreign one is refused by its preamble, sizes and checksum.
+//
+// Consumers that need a loss band (--minres) take loss_band(minres): ring_min only marks the rings the
+// loss counts, so its coefficients and their order are band()'s.
 //
 // Working grid: the finest optics group's pixel size and box (ties: the first); --box N resamples it to N
 // pixels over the same field of view (pixel * box / N). Every group reaches that grid by
@@ -53,7 +56,8 @@ struct CachedParticle {
   double defocus_u, defocus_v, defocus_angle, voltage, cs, amp_contrast, phase_shift, bfactor, ctf_scale;
   int32_t optics;                      // index into the optics groups of the header
   int32_t random_subset;               // rlnRandomSubset (1 or 2), 0 when the input has none
-  int32_t ctf_mode;                    // CtfMode: full for raw particles, phase_flipped when the group says so
+  int32_t ctf_mode;                    // CtfMode: full for raw particles, phase_flipped when the group says
+                                       // so, none when the particle file gives no defocus values
   int32_t reserved;
   int64_t source_row;                  // row in the particle file
   Mat3<double> rotation() const { return euler_to_matrix(rot, tilt, psi); }
@@ -76,6 +80,9 @@ class ParticleCache {
   const std::string& path() const { return path_; }
   size_t count() const { return count_; }
   const FourierBand& band() const { return band_; }
+  FourierBand loss_band(double minres) const {
+    return make_fourier_band(band_.box, band_.pixel_size, minres, band_.ring_resolution(band_.ring_max));
+  }
   int box() const { return band_.box; }
   double pixel_size() const { return band_.pixel_size; }
   const CachedParticle& particle(size_t i) const { return table_[i]; }

@@ -129,6 +129,10 @@ TEST_CASE("a cached particle is the direct DFT of its normalised image in the fo
   CHECK(c.pixel_size() == doctest::Approx(px));
   CHECK(c.band().ring_max == int(n * px / 4.0));
   CHECK(c.verify_data());
+  FourierBand loss = c.loss_band(40.0);
+  CHECK(loss.size() == c.band().size());
+  CHECK(loss.ring_min == 3);
+  CHECK(loss.ring_max == c.band().ring_max);
 
   // Metadata as the STAR says.
   const CachedParticle& m = c.particle(2);

@@ -67,8 +67,7 @@ void compare_with_relion(bool ctf) {
   io::GaussianModel m = test_model();
   io::write_model(dir + "/model.txt", m);
   io::write_mrc(dir + "/model.mrc", render_volume(m), false);
-  std::vector<float> zeros(size_t(n) * n * views, 0.f);
-  io::write_mrc(dir + "/dummy.mrcs", zeros.data(), n, n, views, float(px), true);  // read_particles wants images
+  // No images exist: both programs need only the poses, CTFs and the optics table (box, pixel size).
 
   // rot, tilt, psi, origin x, y (Å), defocus U, V, angle.
   const double poses[views][8] = {{0, 0, 0, 0, 0, 12000, 11000, 20},          {30, 60, -20, 3.5, -2.25, 15000, 14500, 60},
@@ -82,7 +81,7 @@ void compare_with_relion(bool ctf) {
       "loop_\n_rlnImageName #1\n_rlnAngleRot #2\n_rlnAngleTilt #3\n_rlnAnglePsi #4\n_rlnOriginXAngst #5\n"
       "_rlnOriginYAngst #6\n_rlnDefocusU #7\n_rlnDefocusV #8\n_rlnDefocusAngle #9\n_rlnOpticsGroup #10\n";
   for (int i = 0; i < views; ++i) {
-    star += std::to_string(i + 1) + "@dummy.mrcs";
+    star += std::to_string(i + 1) + "@none.mrcs";
     for (double v : poses[i]) star += " " + std::to_string(v);
     star += " 1\n";
   }
