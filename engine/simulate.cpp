@@ -1,0 +1,137 @@
+#include "engine/simulate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "engine/error.h"
+#include "engine/log.h"
+#include "engine/preprocess.h"
+#include "engine/projector.h"
+#include "io/mrc.h"
+#include "io/star.h"
+#include "kernels/geometry.h"
+
+namespace cugmm {
+
+namespace {
+
+// A rotation drawn uniformly over SO(3): a unit quaternion with Gaussian components.
+Mat3<double> random_rotation(std::mt19937_64& rng) {
+  std::normal_distribution<double> g(0, 1);
+  double w = g(rng), x = g(rng), y = g(rng), z = g(rng);
+  double n = std::sqrt(w * w + x * x + y * y + z * z);
+  w /= n; x /= n; y /= n; z /= n;
+  return {{1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+           2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+           2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)}};
+}
+
+std::string fmt(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6f", v);
+  return b;
+}
+
+std::vector<float> model_row(const io::GaussianModel& m) {
+  std::vector<float> row;
+  for (const auto* a : {&m.x, &m.y, &m.z, &m.amplitude, &m.width}) row.insert(row.end(), a->begin(), a->end());
+  return row;
+}
+
+}  // namespace
+
+SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt,
+                                      const std::string& out_dir, const std::string& name) {
+  CUGMM_REQUIRE(!models.empty() && opt.count > 0, "simulate_particles: no models or no particles");
+  const int n = models[0].box_size;
+  const double px = models[0].pixel_size;
+  for (auto& m : models)
+    CUGMM_REQUIRE(m.box_size == n && m.pixel_size == px && m.size() == models[0].size(),
+                  "simulate_particles: the models must share box, pixel size and Gaussian count");
+  std::filesystem::create_directories(out_dir);
+  const int g = int(models[0].size());
+  FourierBand band = make_fourier_band(n, px, 0, 0);
+  auto projector = make_projector(opt.device, band, g);
+
+  std::mt19937_64 rng(opt.seed);
+  std::uniform_real_distribution<double> uni(0, 1);
+  SimulatedParticles out;
+  out.stack = out_dir + "/" + name + ".mrcs";
+  out.star = out_dir + "/" + name + ".star";
+  io::StarFile star;
+  star.version = 30001;
+  io::StarBlock optics;
+  optics.name = "optics";
+  optics.columns = {"rlnOpticsGroup", "rlnOpticsGroupName", "rlnImagePixelSize", "rlnImageSize",
+                    "rlnImageDimensionality", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"};
+  CtfParams base;
+  optics.rows.push_back({"1", "opticsGroup1", fmt(px), std::to_string(n), "2", fmt(base.voltage), fmt(base.cs),
+                         fmt(base.amp_contrast)});
+  io::StarBlock parts;
+  parts.name = "particles";
+  parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",
+                   "rlnOriginYAngst", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnOpticsGroup",
+                   "rlnClassNumber"};
+
+  const size_t plane = size_t(n) * n, half = size_t(n) * (n / 2 + 1), row_len = size_t(5) * g;
+  std::vector<std::vector<float>> rows;
+  for (auto& m : models) rows.push_back(model_row(m));
+  const std::string stack_name = std::filesystem::path(out.stack).filename().string();
+  std::vector<ParticleView> views;
+  for (int i = 0; i < opt.count; ++i) {
+    int which = i % int(models.size());
+    out.truth.push_back(which);
+    double rot, tilt, psi;
+    matrix_to_euler(random_rotation(rng), rot, tilt, psi);
+    double ox = (2 * uni(rng) - 1) * opt.max_shift * px, oy = (2 * uni(rng) - 1) * opt.max_shift * px;
+    CtfParams ctf = base;
+    double mean_def = opt.defocus_min + (opt.defocus_max - opt.defocus_min) * uni(rng);
+    ctf.defocus_u = mean_def + opt.astigmatism / 2;
+    ctf.defocus_v = mean_def - opt.astigmatism / 2;
+    ctf.defocus_angle = 360 * uni(rng) - 180;
+    views.push_back(make_particle_view(rot, tilt, psi, ox, oy, ctf, opt.ctf ? CtfMode::full : CtfMode::none));
+    parts.rows.push_back({std::to_string(i + 1) + "@" + stack_name, fmt(rot), fmt(tilt), fmt(psi), fmt(ox), fmt(oy),
+                          fmt(ctf.defocus_u), fmt(ctf.defocus_v), fmt(ctf.defocus_angle), "1",
+                          std::to_string(which + 1)});
+  }
+
+  // Projections in chunks, one parameter row per particle (the chunk mixes models).
+  const int chunk = 128;
+  std::vector<float> images(plane * opt.count), params(row_len * chunk);
+  std::vector<cfloat> coeffs(half * chunk);
+  Progress progress("simulate", size_t(opt.count));
+  for (int first = 0; first < opt.count; first += chunk) {
+    int m = std::min(chunk, opt.count - first);
+    for (int i = 0; i < m; ++i) std::copy(rows[out.truth[first + i]].begin(), rows[out.truth[first + i]].end(),
+                                          params.begin() + row_len * i);
+    ProjectionBatch batch;
+    batch.count = m;
+    batch.params = params.data();
+    batch.params_stride = row_len;
+    batch.views = views.data() + first;
+    projector->render_host(batch, coeffs.data());
+    for (int i = 0; i < m; ++i) {
+      float* im = images.data() + plane * (first + i);
+      fourier_to_image(coeffs.data() + half * i, n, px, im);
+      for (size_t p = 0; p < plane; ++p) im[p] *= float(px * px);  // mass per Å^2 -> mass per pixel
+    }
+    progress.add(size_t(m));
+  }
+  progress.finish();
+  if (opt.snr > 0) {
+    double sum = 0, sum2 = 0;
+    for (float v : images) { sum += v; sum2 += double(v) * v; }
+    double mean = sum / images.size(), var = sum2 / images.size() - mean * mean;
+    std::normal_distribution<float> noise(0.f, float(std::sqrt(var / opt.snr)));
+    for (float& v : images) v += noise(rng);
+  }
+  star.blocks = {optics, parts};
+  io::write_mrc(out.stack, images.data(), n, n, opt.count, float(px), true);
+  io::write_star(out.star, star);  // last: a STAR file present means its stack is complete
+  return out;
+}
+
+}  // namespace cugmm
