@@ -96,7 +96,7 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
   std::map<Key, int> groups;
   parts.rows.reserve(a.records);
   for (size_t r = 0; r < a.records; ++r) {
-    std::string record = "particle " + std::to_string(r);  // 0-based, as cryoSPARC counts
+    std::string record = "record " + std::to_string(r) + " (0-based)";
     std::string stack = a.bytes(r, *f_path);
     if (!stack.empty() && stack[0] == '>') stack.erase(0, 1);
     if (stack.empty()) throw InputError(path, record, "empty blob/path");

@@ -91,12 +91,15 @@ const StarBlock* particle_block(const StarFile& star) {
 }
 
 // Finds an image file: as given if absolute, else against the current directory, --root, and the
-// particle file's directory, in that order.
+// particle file's directory, in that order; for a .cs also the directory above (cryoSPARC paths are
+// relative to the project directory, and a job's files sit one level below it).
 class PathResolver {
  public:
-  PathResolver(const std::string& file, const std::string& root) : file_(file), root_(root) {
-    dir_ = fs::path(file).parent_path().string();
-    if (dir_.empty()) dir_ = ".";
+  PathResolver(const std::string& file, const std::string& root, bool cs) : file_(file), root_(root) {
+    fs::path d = fs::path(file).parent_path();
+    if (d.empty()) d = ".";
+    dirs_.push_back(d.string());
+    if (cs) dirs_.push_back((d / "..").lexically_normal().string());
   }
   const std::string& resolve(const std::string& name, const std::string& record) {
     auto it = cache_.find(name);
@@ -107,7 +110,7 @@ class PathResolver {
     } else {
       tried.push_back(name);
       if (!root_.empty()) tried.push_back((fs::path(root_) / name).string());
-      tried.push_back((fs::path(dir_) / name).string());
+      for (const auto& d : dirs_) tried.push_back((fs::path(d) / name).string());
     }
     std::error_code ec;
     for (const auto& t : tried)
@@ -122,7 +125,8 @@ class PathResolver {
   }
 
  private:
-  std::string file_, root_, dir_;
+  std::string file_, root_;
+  std::vector<std::string> dirs_;
   std::map<std::string, std::string> cache_;
 };
 
@@ -134,7 +138,7 @@ void check_stacks(ParticleSet& set) {
   for (size_t g = 0; g < set.optics.size(); ++g) box_from_star[g] = set.optics[g].box_size > 0;
   for (size_t i = 0; i < set.particles.size(); ++i) {
     const Particle& p = set.particles[i];
-    std::string record = "particle " + std::to_string(i + 1);
+    std::string record = "row " + std::to_string(i + 1);
     auto it = headers.find(p.image_file);
     if (it == headers.end()) it = headers.emplace(p.image_file, read_mrc_header(p.image_file)).first;
     const MrcHeader& h = it->second;
@@ -197,7 +201,7 @@ ParticleSet read_particles(const std::string& path, const ParticleReadOptions& o
   std::map<Key, int> group_of_values;
 
   set.has_ctf = parts->column("rlnDefocusU") >= 0;
-  PathResolver resolver(path, opt.root);
+  PathResolver resolver(path, opt.root, ends_with(path, ".cs"));
   set.particles.reserve(parts->rows.size());
   for (size_t r = 0; r < parts->rows.size(); ++r) {
     Row row(*parts, r, path);

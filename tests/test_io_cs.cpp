@@ -198,10 +198,16 @@ TEST_CASE(".cs to particles: poses as matrices, Å origins, CTF in degrees, '>' 
   CHECK_FALSE(np.has_ctf);
   CHECK(np.particles[1].index == 1);
 
-  // Relative paths also fall back to the .cs file's own directory, and say where they looked.
+  // Without --root, the directory above the .cs file's (the cryoSPARC project) is tried too...
+  ParticleSet up = read_particles(dir + "/J2/particles.cs");
+  CHECK(fs::equivalent(up.particles[0].image_file, dir + "/J1/extract/s.mrcs"));
+  // ...and a file found nowhere is an error that says where it looked.
+  fs::rename(dir + "/J1/extract/t.mrcs", dir + "/J1/extract/gone.mrcs");
   e = input_error([&] { read_particles(dir + "/J2/particles.cs"); });
   CHECK(contains(e, "particles.cs"));
-  CHECK(contains(e, "J1/extract/s.mrcs"));
+  CHECK(contains(e, "row 5"));
+  CHECK(contains(e, dir + "/J2/J1/extract/t.mrcs"));
+  CHECK(contains(e, dir + "/J1/extract/t.mrcs"));
 }
 
 TEST_CASE("read_npy: plain arrays, big-endian fields, sub-array shapes, version 2 headers") {

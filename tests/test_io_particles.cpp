@@ -297,11 +297,11 @@ TEST_CASE("bad particle files fail naming the file, the row and the column") {
   fails("data_\nloop_\n_rlnImageName\n_rlnAngleRot\n1@s.mrcs 2\n", {"rlnAngleTilt"});
   fails(head + "1@s.mrcs 1 2 3\n2@s.mrcs 1 2\n", {"line 8", "3 fields"});
   fails(head + "1@s.mrcs 1 2 3\n2@s.mrcs 1 abc 3\n", {"row 2", "rlnAngleTilt", "'abc'"});
-  fails(head + "3@s.mrcs 1 2 3\n", {"particle 1", "past the end", "2 images"});
+  fails(head + "3@s.mrcs 1 2 3\n", {"row 1", "past the end", "2 images"});
   fails(head + "0@s.mrcs 1 2 3\n", {"row 1", "1 or more"});
   fails(head + "x@s.mrcs 1 2 3\n", {"row 1", "rlnImageName"});
   fails(head + "1@missing.mrcs 1 2 3\n", {"row 1", "missing.mrcs", dir + "/missing.mrcs"});
-  fails(head + "1@s.mrcs 1 2 3\n1@rect.mrcs 1 2 3\n", {"particle 2", "square"});
+  fails(head + "1@s.mrcs 1 2 3\n1@rect.mrcs 1 2 3\n", {"row 2", "square"});
   fails("data_\nloop_\n_rlnImageName\n_rlnOriginX\n1@s.mrcs 2\n", {"row 1", "pixel size"}, false);
   fails("data_optics\nloop_\n_rlnOpticsGroup\n_rlnImageSize\n1 16\n\ndata_particles\nloop_\n_rlnImageName\n"
         "_rlnOpticsGroup\n1@s.mrcs 3\n",
