@@ -60,10 +60,14 @@ std::vector<double> frc_rings(const float* a, const float* b, int n) {
   return out;
 }
 
-void compare_with_relion(bool ctf) {
+enum class Ctf { none, full, flipped };
+
+void compare_with_relion(Ctf mode) {
+  const bool ctf = mode != Ctf::none;
   const int n = 64, views = 7;
   const double px = 2.0;
-  std::string dir = test::scratch_dir(ctf ? "project_relion_ctf" : "project_relion");
+  std::string dir = test::scratch_dir(mode == Ctf::none ? "project_relion" : mode == Ctf::full ? "project_relion_ctf"
+                                                                                             : "project_relion_flip");
   io::GaussianModel m = test_model();
   io::write_model(dir + "/model.txt", m);
   io::write_mrc(dir + "/model.mrc", render_volume(m), false);
@@ -77,7 +81,8 @@ void compare_with_relion(bool ctf) {
   std::string star =
       "\n# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroup #1\n_rlnOpticsGroupName #2\n_rlnImagePixelSize #3\n"
       "_rlnImageSize #4\n_rlnImageDimensionality #5\n_rlnVoltage #6\n_rlnSphericalAberration #7\n"
-      "_rlnAmplitudeContrast #8\n1 opticsGroup1 2.0 64 2 300 2.7 0.1\n\n\n# version 30001\n\ndata_particles\n\n"
+      "_rlnAmplitudeContrast #8\n_rlnCtfDataArePhaseFlipped #9\n1 opticsGroup1 2.0 64 2 300 2.7 0.1 " +
+      std::string(mode == Ctf::flipped ? "1" : "0") + "\n\n\n# version 30001\n\ndata_particles\n\n"
       "loop_\n_rlnImageName #1\n_rlnAngleRot #2\n_rlnAngleTilt #3\n_rlnAnglePsi #4\n_rlnOriginXAngst #5\n"
       "_rlnOriginYAngst #6\n_rlnDefocusU #7\n_rlnDefocusV #8\n_rlnDefocusAngle #9\n_rlnOpticsGroup #10\n";
   for (int i = 0; i < views; ++i) {
@@ -87,8 +92,10 @@ void compare_with_relion(bool ctf) {
   }
   test::write_text(dir + "/parts.star", star);
 
+  // Phase-flipped data: our --ctf takes |CTF| from the optics group's flag; relion_project is told.
   std::string flag = ctf ? " --ctf" : "";
-  auto r = test::run("relion_project --i model.mrc --o proj --ang parts.star" + flag, dir);
+  auto r = test::run("relion_project --i model.mrc --o proj --ang parts.star" + flag +
+                         (mode == Ctf::flipped ? " --ctf_phase_flip" : ""), dir);
   REQUIRE_MESSAGE(r.status == 0, r.out);
   r = test::run(test::cugmm_exe() + " project --model model.txt --particles parts.star --out ours.mrcs --device cpu" + flag,
                 dir);
@@ -112,9 +119,9 @@ void compare_with_relion(bool ctf) {
     // Overall scale: least-squares gain of relion's image against ours (both mass per pixel).
     double ab = 0, aa = 0;
     for (int i = 0; i < n * n; ++i) { ab += double(a[i]) * b[i]; aa += double(a[i]) * a[i]; }
-    MESSAGE("view " << v << std::string(ctf ? " (CTF)" : "") << ": lowest FRC " << worst << " at ring " << worst_ring
+    MESSAGE("view " << v << std::string(mode == Ctf::none ? "" : mode == Ctf::full ? " (CTF)" : " (|CTF|)") << ": lowest FRC " << worst << " at ring " << worst_ring
                     << ", relion / ours scale " << ab / aa);
-    INFO("view " << v << std::string(ctf ? " (CTF)" : "") << ": lowest FRC " << worst << " at ring " << worst_ring
+    INFO("view " << v << std::string(mode == Ctf::none ? "" : mode == Ctf::full ? " (CTF)" : " (|CTF|)") << ": lowest FRC " << worst << " at ring " << worst_ring
                  << ", relion / ours scale " << ab / aa);
     CHECK(worst >= 0.99);
     CHECK(ab / aa == doctest::Approx(1.0).epsilon(0.05));
@@ -125,10 +132,53 @@ void compare_with_relion(bool ctf) {
 
 TEST_CASE("cugmm project matches relion_project of the rendered model (no CTF)") {
   if (!test::oracle("relion_project")) return;
-  compare_with_relion(false);
+  compare_with_relion(Ctf::none);
 }
 
 TEST_CASE("cugmm project --ctf matches relion_project --ctf of the rendered model") {
   if (!test::oracle("relion_project")) return;
-  compare_with_relion(true);
+  compare_with_relion(Ctf::full);
+}
+
+TEST_CASE("cugmm project --ctf on phase-flipped particles matches relion_project --ctf --ctf_phase_flip") {
+  if (!test::oracle("relion_project")) return;
+  compare_with_relion(Ctf::flipped);
+}
+
+TEST_CASE("cugmm project takes PDB and mmCIF pseudo-atoms as the model") {
+  // The pseudo-atom files keep positions (map frame) and widths; amplitudes become occupancies relative to
+  // the largest, so the projections agree up to one overall factor.
+  const int n = 64;
+  std::string dir = test::scratch_dir("project_pseudo_atoms");
+  io::GaussianModel m = test_model();
+  // PDB's B field stops at 999.99 Å^2, i.e. s = 3.56 Å: stay below it so that the .pdb is lossless too.
+  for (float& w : m.width) w = 3.0f + 0.1f * std::fmod(w, 5.0f);
+  io::write_model(dir + "/model.txt", m);
+  io::write_pseudo_atoms(dir + "/model.pdb", m);
+  io::write_pseudo_atoms(dir + "/model.cif", m);
+  test::write_text(dir + "/parts.star",
+                   "data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n_rlnImageSize\n_rlnImageDimensionality\n"
+                   "1 2.0 64 2\n\ndata_particles\nloop_\n_rlnImageName\n_rlnAngleRot\n_rlnAngleTilt\n_rlnAnglePsi\n"
+                   "_rlnOriginXAngst\n_rlnOriginYAngst\n_rlnOpticsGroup\n1@none.mrcs 10 70 -30 2.5 -1 1\n"
+                   "2@none.mrcs 190 30 80 -3 4 1\n");
+  double max_amp = 0;
+  for (float a : m.amplitude) max_amp = std::max(max_amp, double(a));
+  io::Image ref;
+  for (const char* f : {"model.txt", "model.pdb", "model.cif"}) {
+    auto r = test::run(test::cugmm_exe() + " project --model " + f + " --particles parts.star --out p.mrcs", dir);
+    REQUIRE_MESSAGE(r.status == 0, r.out);
+    io::Image im = io::read_mrc(dir + "/p.mrcs");
+    REQUIRE(im.nz == 2);
+    REQUIRE(im.nx == n);
+    if (ref.data.empty()) { ref = im; continue; }
+    double worst = 0, peak = 0;
+    for (size_t i = 0; i < im.data.size(); ++i) {
+      peak = std::max(peak, double(std::fabs(ref.data[i])));
+      worst = std::max(worst, std::fabs(im.data[i] * max_amp - ref.data[i]));
+    }
+    // PDB keeps occupancies to 2 decimals (amplitudes to 0.5% of the largest); mmCIF keeps more.
+    const bool pdb = std::string(f) == "model.pdb";
+    INFO(std::string(f) << ": largest difference " << worst / peak << " of the peak");
+    CHECK(worst < (pdb ? 1e-2 : 1e-3) * peak);
+  }
 }
