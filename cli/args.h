@@ -51,4 +51,8 @@ struct RegisterCommand {
   RegisterCommand(const char* name, const char* summary, CommandFn fn);
 };
 
+// Runs a registered command as if typed: argv[0] is the command name. Used by `cugmm demo`, which is a
+// sequence of the commands a user would type.
+int run_command(const std::vector<std::string>& argv);
+
 }  // namespace cugmm::cli

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "engine/error.h"
@@ -19,6 +20,16 @@ std::map<std::string, Entry>& registry() {
 
 RegisterCommand::RegisterCommand(const char* name, const char* summary, CommandFn fn) {
   registry()[name] = {summary, fn};
+}
+
+int run_command(const std::vector<std::string>& argv) {
+  auto it = registry().find(argv.at(0));
+  if (it == registry().end()) throw Error("no command '" + argv[0] + "'");
+  std::vector<std::string> words(argv);
+  std::vector<char*> ptrs{const_cast<char*>("cugmm")};
+  for (auto& w : words) ptrs.push_back(w.data());
+  Args args(int(ptrs.size()), ptrs.data(), 2);
+  return it->second.fn(args);
 }
 
 }  // namespace cugmm::cli

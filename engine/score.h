@@ -1,0 +1,24 @@
+// How well a model explains each particle: the FRC score of engine/projector.h (mean FRC over the band's
+// rings), per particle, with the particle's pose and CTF from the cache. `cugmm score` and the demo use it;
+// training reports the same number.
+#pragma once
+#include <vector>
+
+#include "engine/device.h"
+#include "engine/particle_cache.h"
+#include "engine/projector.h"
+#include "io/model.h"
+
+namespace cugmm {
+
+struct ScoreResult {
+  std::vector<float> score;       // per particle
+  std::vector<double> mean_frc;   // per ring 0..ring_max, averaged over particles (0 below ring_min)
+  double mean_score = 0;
+};
+
+// minres/maxres in Å (engine/projector.h defaults when <= 0: kDefaultMinRes, Nyquist of the cache).
+ScoreResult score_particles(const ParticleCache& cache, const io::GaussianModel& model, Device device,
+                            double minres = kDefaultMinRes, double maxres = 0, int batch = 256);
+
+}  // namespace cugmm
