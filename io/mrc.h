@@ -37,7 +37,7 @@ struct Image {
 };
 
 MrcHeader read_mrc_header(const std::string& path);  // throws InputError naming the file and field
-Image read_mrc(const std::string& path);             // whole file as float32
+Image read_mrc(const std::string& path);             // whole file as float32; NaN/Inf: InputError naming the section
 
 // Random access to sections of a stack, memory-mapped (stacks larger than RAM), any readable mode.
 // Thread-safe for concurrent read_section calls.
