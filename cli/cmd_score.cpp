@@ -1,5 +1,6 @@
 // `cugmm score`: how well one or more models explain each particle (the FRC score the engine trains on).
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -39,18 +40,19 @@ static int run_score(Args& args) {
   CUGMM_REQUIRE(!paths.empty(), "--models names no file");
   std::vector<ScoreResult> results;
   io::Plot plot;
-  plot.title("mean FRC of model and particles").xlabel("resolution (1/A)").ylabel("FRC");
+  plot.title("mean FRC of model and particles").xlabel("spatial frequency (1/A)").ylabel("FRC");
   for (const std::string& p : paths) {
     io::GaussianModel m = io::load_any_model(p, cache.box(), cache.pixel_size());
     results.push_back(score_particles(cache, m, device, minres, maxres));
     std::printf("%s: mean score %.4f over %zu particles\n", p.c_str(), results.back().mean_score, cache.count());
     std::vector<double> f, v;
     const FourierBand& b = cache.band();
-    for (size_t r = 1; r < results.back().mean_frc.size(); ++r) {
+    // Only the rings the score counts (the others are reported as 0).
+    for (size_t r = size_t(results.back().ring_min); r < results.back().mean_frc.size(); ++r) {
       f.push_back(r / (b.box * b.pixel_size));
       v.push_back(results.back().mean_frc[r]);
     }
-    plot.add_series(p, f, v);
+    plot.add_series(std::filesystem::path(p).filename().string(), f, v);
   }
   std::ostringstream csv;
   csv << "particle";

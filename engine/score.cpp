@@ -30,6 +30,7 @@ ScoreResult score_particles(const ParticleCache& cache, const io::GaussianModel&
   std::vector<float> params = params_from_model(model);
   ScoreResult r;
   r.score.resize(n);
+  r.ring_min = band.ring_min;
   r.mean_frc.assign(size_t(band.num_rings()), 0.0);
   std::vector<ParticleView> views(static_cast<size_t>(batch));
   std::vector<cfloat> data(size_t(batch) * band.size());

@@ -15,6 +15,7 @@ struct ScoreResult {
   std::vector<float> score;       // per particle
   std::vector<double> mean_frc;   // per ring 0..ring_max, averaged over particles (0 below ring_min)
   double mean_score = 0;
+  int ring_min = 1;               // the first ring the score counts
 };
 
 // minres/maxres in Å (engine/projector.h defaults when <= 0: kDefaultMinRes, Nyquist of the cache).
