@@ -25,18 +25,20 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const doub
 
 // Column blocks keep the inner loop contiguous (vectorisable) while each thread owns whole columns.
 constexpr int kColBlock = 256;
+// Below this many elements a parallel region costs more than the loop (the 512-wide MLP layers).
+constexpr size_t kParallelMin = size_t(1) << 15;
 
 // y[r, c] += b[c]
 template <class T>
 void add_rows(T* y, const T* b, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (long i = 0; i < static_cast<long>(rows) * cols; ++i) y[i] += b[i % cols];
 }
 
 // out[c] = sum_r v[r, c]
 template <class T>
 void col_sums(const T* v, T* out, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c0 = 0; c0 < cols; c0 += kColBlock) {
     int c1 = c0 + kColBlock < cols ? c0 + kColBlock : cols;
     for (int c = c0; c < c1; ++c) out[c] = T(0);
@@ -45,22 +47,38 @@ void col_sums(const T* v, T* out, int rows, int cols) {
   }
 }
 
+// Dense layer, W out x in (row-major), b out or null:  y = x W^T + b.
+template <class T>
+void dense_fwd(const T* x, const T* w, const T* b, T* y, int rows, int in, int out) {
+  gemm(false, true, rows, out, in, T(1), x, in, w, in, T(0), y, out);
+  if (b) add_rows(y, b, rows, out);
+}
+
+// v_w = v_y^T x, v_b = column sums of v_y (when v_b), v_x = v_y W (when v_x: an input that needs no
+// gradient costs nothing).
+template <class T>
+void dense_bwd(const T* x, const T* w, const T* v_y, T* v_w, T* v_b, T* v_x, int rows, int in, int out) {
+  gemm(true, false, out, in, rows, T(1), v_y, out, x, in, T(0), v_w, in);
+  if (v_b) col_sums(v_y, v_b, rows, out);
+  if (v_x) gemm(false, false, rows, in, out, T(1), v_y, out, w, in, T(0), v_x, in);
+}
+
 template <class T>
 void act_fwd(Act a, T slope, T* y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; ++i) y[i] = cugmm::act_fwd(a, y[i], slope);
 }
 
 template <class T>
 void act_bwd(Act a, T slope, const T* y, T* v, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; ++i) v[i] = cugmm::act_bwd(a, y[i], v[i], slope);
 }
 
 // Forward (x = activations) and backward (x = cotangents) are the same masked scaling.
 template <class T>
 void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; ++i) y[i] = dropout_apply(x[i], p, seed, stream, i);
 }
 
@@ -69,7 +87,7 @@ void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n
 template <class T>
 void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* rstd, T* run_mean, T* run_var,
                   T momentum, T eps, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
     T s = 0;
     for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
@@ -85,7 +103,7 @@ void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* r
     run_var[c] = bn_running(run_var[c], rows > 1 ? ss / T(rows - 1) : var, momentum);
   }
   size_t n = static_cast<size_t>(rows) * cols;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; ++i) {
     size_t c = i % cols;
     y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
@@ -101,7 +119,7 @@ void bn_fwd_infer(const T* x, T* y, const T* gamma, const T* beta, const T* run_
     rstd[c] = bn_rstd(run_var[c], eps);
   }
   size_t n = static_cast<size_t>(rows) * cols;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; ++i) {
     size_t c = i % cols;
     y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
@@ -113,7 +131,7 @@ void bn_fwd_infer(const T* x, T* y, const T* gamma, const T* beta, const T* run_
 template <class T>
 void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean, const T* rstd, T* v_x, T* v_gamma,
             T* v_beta, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
     T s1 = 0, s2 = 0;
     for (int r = 0; r < rows; ++r) {
@@ -139,7 +157,7 @@ double sum_squares(const T* x, size_t n) {
   constexpr size_t kChunk = 1 << 16;
   size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(chunks);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 1)
   for (size_t b = 0; b < chunks; ++b) {
     double s = 0;
     for (size_t i = b * kChunk; i < n && i < (b + 1) * kChunk; ++i) s += static_cast<double>(x[i]) * x[i];

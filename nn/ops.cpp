@@ -20,6 +20,26 @@ void gemm(Device d, bool ta, bool tb, int m, int n, int k, float alpha, const fl
   cpu::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+void dense_fwd(Device d, const float* x, const float* w, const float* b, float* y, int rows, int in, int out) {
+  if (d == Device::cuda) {  // the same two steps as cpu::dense_fwd, on cuBLAS
+    gemm(d, false, true, rows, out, in, 1.f, x, in, w, in, 0.f, y, out);
+    if (b) add_rows(d, y, b, rows, out);
+    return;
+  }
+  cpu::dense_fwd(x, w, b, y, rows, in, out);
+}
+
+void dense_bwd(Device d, const float* x, const float* w, const float* v_y, float* v_w, float* v_b, float* v_x,
+               int rows, int in, int out) {
+  if (d == Device::cuda) {  // the same three steps as cpu::dense_bwd, on cuBLAS
+    gemm(d, true, false, out, in, rows, 1.f, v_y, out, x, in, 0.f, v_w, in);
+    if (v_b) col_sums(d, v_y, v_b, rows, out);
+    if (v_x) gemm(d, false, false, rows, in, out, 1.f, v_y, out, w, in, 0.f, v_x, in);
+    return;
+  }
+  cpu::dense_bwd(x, w, v_y, v_w, v_b, v_x, rows, in, out);
+}
+
 void add_rows(Device d, float* y, const float* b, int rows, int cols) {
   CUGMM_NN_DISPATCH(add_rows(y, b, rows, cols));
   cpu::add_rows(y, b, rows, cols);
@@ -70,7 +90,7 @@ double sum_squares(Device d, const float* x, size_t n) {
 
 void add_normal(Device d, float* x, size_t n, float sigma, uint64_t seed, uint64_t stream) {
   CUGMM_NN_DISPATCH(add_normal(x, n, sigma, seed, stream));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= cpu::kParallelMin)
   for (size_t i = 0; i < n; ++i) x[i] += sigma * philox_normal(seed, stream, i);
 }
 
@@ -81,7 +101,7 @@ void adam_f32(Device d, float* p, const float* g, float* m, float* v, const std:
     AdamScalars t = s;
     t.lr *= seg.lr_scale;
     t.wd = seg.wd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (seg.end - seg.begin >= cpu::kParallelMin)
     for (size_t i = seg.begin; i < seg.end; ++i) adam_step(p[i], g[i], m[i], v[i], t);
   }
 }
@@ -93,7 +113,7 @@ void adam_bf16(Device d, float* p, const float* g, uint16_t* m, uint16_t* v, con
     AdamScalars t = s;
     t.lr *= seg.lr_scale;
     t.wd = seg.wd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (seg.end - seg.begin >= cpu::kParallelMin)
     for (size_t i = seg.begin; i < seg.end; ++i) adam_step_bf16(p[i], g[i], m[i], v[i], t, seed, step, i);
   }
 }

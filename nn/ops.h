@@ -24,6 +24,10 @@ namespace ops {
 // C = alpha op(A) op(B) + beta C (row-major), as nn::sgemm.
 void gemm(Device d, bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
           int ldb, float beta, float* c, int ldc);
+// Dense layer (nn/cpu_ops.h explains the shapes); null b / v_b / v_x skip that part.
+void dense_fwd(Device d, const float* x, const float* w, const float* b, float* y, int rows, int in, int out);
+void dense_bwd(Device d, const float* x, const float* w, const float* v_y, float* v_w, float* v_b, float* v_x,
+               int rows, int in, int out);
 void add_rows(Device d, float* y, const float* b, int rows, int cols);      // y[r, c] += b[c]
 void col_sums(Device d, const float* v, float* out, int rows, int cols);   // out[c] = sum_r v[r, c]
 void act_fwd(Device d, Act a, float slope, float* y, size_t n);            // in place

@@ -167,8 +167,7 @@ const float* Sequential::forward(const float* x, int batch, Mode mode, uint64_t 
     float* p = params_.data();
     switch (L.spec.kind) {
       case LayerKind::dense:
-        ops::gemm(dev_, false, true, batch, L.out, L.in, 1.f, cur, L.in, p + L.w, L.in, 0.f, own, L.out);
-        if (L.spec.bias) ops::add_rows(dev_, own, p + L.b, batch, L.out);
+        ops::dense_fwd(dev_, cur, p + L.w, L.spec.bias ? p + L.b : nullptr, own, batch, L.in, L.out);
         cur_w = own;
         break;
       case LayerKind::act:
@@ -240,12 +239,10 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
     int other = which == 0 ? 1 : 0;
     switch (L.spec.kind) {
       case LayerKind::dense:
-        // dW = v^T x, db = column sums of v, dx = v W.
-        ops::gemm(dev_, true, false, L.out, L.in, B, 1.f, v, L.out, L.x, L.in, 0.f, g + L.w, L.in);
-        if (L.spec.bias) ops::col_sums(dev_, v, g + L.b, B, L.out);
+        if (want_vx) v_[other].resize(size_t(B) * L.in);
+        ops::dense_bwd(dev_, L.x, p + L.w, v, g + L.w, L.spec.bias ? g + L.b : nullptr,
+                       want_vx ? v_[other].data() : nullptr, B, L.in, L.out);
         if (want_vx) {
-          v_[other].resize(size_t(B) * L.in);
-          ops::gemm(dev_, false, false, B, L.in, L.out, 1.f, v, L.out, p + L.w, L.in, 0.f, v_[other].data(), L.in);
           v = v_[other].data();
           which = other;
         }
