@@ -1,0 +1,172 @@
+// Checkpoints: a reload reproduces the next training step bit for bit; truncated, corrupt and
+// mismatched files are refused with a message that says why; writes are atomic.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "engine/error.h"
+#include "kernels/philox.h"
+#include "nn/adam.h"
+#include "nn/checkpoint.h"
+#include "nn/sequential.h"
+#include "support.h"
+
+using namespace cugmm;
+using namespace cugmm::nn;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<float> rand_vec(size_t n, uint64_t stream) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = 2 * philox_uniform(4, stream, i) - 1;
+  return v;
+}
+
+// Dropout (masks by step), batch-norm (running statistics), clipping: all state a resume must carry.
+Arch arch() {
+  Arch a;
+  a.in = 12;
+  a.layers = {dense(24), batchnorm(), leaky_relu(0.05f), dropout(0.3f), dense(24), tanh_act(), dense(5)};
+  return a;
+}
+
+struct Trainer {
+  Sequential net;
+  Adam opt;
+  std::vector<float> x = rand_vec(16 * 12, 1), r = rand_vec(16 * 5, 2);
+  Trainer(Moments m) : net(arch(), Device::cpu, 77), opt(net, config(m)) {}
+  static AdamConfig config(Moments m) {
+    AdamConfig c;
+    c.lr = 1e-2f;
+    c.clip_norm = 0.5f;
+    c.moments = m;
+    return c;
+  }
+  void step() {
+    net.forward(x.data(), 16, Mode::train, static_cast<uint64_t>(opt.steps()));
+    net.backward(r.data(), false);
+    opt.step();
+  }
+  void save(const std::string& path, int epoch) {
+    Checkpoint ck;
+    ck.meta["epoch"] = epoch;
+    net.save(ck, "net.");
+    opt.save(ck, "net.");
+    ck.save(path);
+  }
+  int load(const std::string& path) {
+    Checkpoint ck = Checkpoint::load(path);
+    net.load(ck, "net.");
+    opt.load(ck, "net.");
+    return ck.meta.at("epoch").get<int>();
+  }
+};
+
+std::vector<char> read_bytes(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+void write_bytes(const std::string& p, const std::vector<char>& b) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+}  // namespace
+
+TEST_CASE("save, reload into a fresh network and optimizer: the next step is bit-identical") {
+  std::string dir = test::scratch_dir("nn_checkpoint_resume");
+  for (Moments m : {Moments::f32, Moments::bf16}) {
+    Trainer a(m);
+    for (int s = 0; s < 3; ++s) a.step();
+    a.save(dir + "/ck.bin", 3);
+    a.step();
+    std::vector<float> want = a.net.params_to_host(), want_state = a.net.state_to_host();
+
+    Trainer b(m);  // same seed, but untrained: everything must come from the file
+    CHECK(b.net.params_to_host() != want);
+    CHECK(b.load(dir + "/ck.bin") == 3);
+    CHECK(b.opt.steps() == 3);
+    b.step();
+    CHECK(b.net.params_to_host() == want);
+    CHECK(b.net.state_to_host() == want_state);
+  }
+}
+
+TEST_CASE("truncated, corrupt and foreign files are refused, naming the file and the reason") {
+  std::string dir = test::scratch_dir("nn_checkpoint_bad");
+  Trainer a(Moments::f32);
+  a.step();
+  std::string good = dir + "/good.ck";
+  a.save(good, 1);
+  std::vector<char> bytes = read_bytes(good);
+  REQUIRE(bytes.size() > 1000);
+
+  std::string p = dir + "/bad.ck";
+  write_bytes(p, std::vector<char>(bytes.begin(), bytes.end() - 100));
+  CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("truncated"), InputError);
+  write_bytes(p, std::vector<char>(bytes.begin(), bytes.begin() + 30));
+  CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("truncated"), InputError);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("bad.ck"), InputError);
+
+  std::vector<char> flipped = bytes;
+  flipped[bytes.size() - 50] ^= 0x10;  // one bit in the data
+  write_bytes(p, flipped);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("checksum"), InputError);
+
+  std::vector<char> magic = bytes;
+  magic[0] = 'X';
+  write_bytes(p, magic);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("not a cugmm checkpoint"), InputError);
+
+  std::vector<char> version = bytes;
+  version[8] = 9;
+  write_bytes(p, version);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("version 9"), InputError);
+
+  // Another architecture: a wider hidden layer.
+  Checkpoint ck = Checkpoint::load(good);
+  Arch other = arch();
+  other.layers[0].out = 25;
+  Sequential wrong(other, Device::cpu, 1);
+  CHECK_THROWS_WITH_AS(wrong.load(ck, "net."), doctest::Contains("architecture mismatch"), InputError);
+  CHECK_THROWS_WITH_AS(wrong.load(ck, "decoder."), doctest::Contains("no network"), InputError);
+  // Other optimizer moments.
+  Trainer b(Moments::bf16);
+  b.net.load(ck, "net.");
+  CHECK_THROWS_WITH_AS(b.opt.load(ck, "net."), doctest::Contains("moments are f32"), InputError);
+}
+
+TEST_CASE("writes are atomic: no temporary left behind, a failed write leaves the old file intact") {
+  std::string dir = test::scratch_dir("nn_checkpoint_atomic");
+  Trainer a(Moments::f32);
+  std::string p = dir + "/model.ck";
+  a.save(p, 1);
+  std::vector<char> first = read_bytes(p);
+  a.step();
+  a.save(p, 2);  // replaces
+  CHECK(read_bytes(p) != first);
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    ++files;
+    CHECK(e.path().filename() == "model.ck");
+  }
+  CHECK(files == 1);
+  // The final name is a directory's: the rename fails, the temporary is removed, nothing else changes.
+  fs::create_directories(dir + "/occupied.ck/inner");
+  CHECK_THROWS_AS(a.save(dir + "/occupied.ck", 3), Error);
+  CHECK(fs::is_directory(dir + "/occupied.ck"));
+  files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.path().filename().string()[0] == '.';
+  CHECK(files == 0);
+  CHECK_THROWS_AS(a.save(dir + "/missing/dir/model.ck", 3), Error);
+  CHECK(a.load(p) == 2);
+}
+
+TEST_CASE("crc32 is the IEEE CRC (zlib's): known value and chaining") {
+  const char* s = "123456789";
+  CHECK(crc32(0, s, 9) == 0xCBF43926u);
+  CHECK(crc32(crc32(0, s, 4), s + 4, 5) == 0xCBF43926u);
+}
