@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "engine/error.h"
 #include "engine/fft.h"
+#include "engine/log.h"
+#include "io/image_read.h"
 #include "kernels/backproject.h"
 
 namespace cugmm {
@@ -245,6 +248,89 @@ std::vector<int> split_halves(const std::vector<int>& random_subset) {
   std::vector<int> half(random_subset.size());
   for (size_t i = 0; i < half.size(); ++i) half[i] = given ? random_subset[i] : int(i % 2) + 1;
   return half;
+}
+
+}  // namespace cugmm
+
+namespace cugmm {
+
+HalfMaps reconstruct_halves(const io::ParticleSet& set, const std::vector<size_t>& rows, Device device,
+                            const ReconstructOptions& opt_in) {
+  CUGMM_REQUIRE(!rows.empty(), "reconstruct: no particles selected");
+  HalfMaps out;
+  ReconstructOptions opt = opt_in;
+  // One grid for the whole subset: box and pixel size must agree (optics groups are not resampled here).
+  const io::OpticsGroup& g0 = set.optics.at(size_t(set.particles.at(rows[0]).optics));
+  bool flipped = g0.phase_flipped;
+  for (size_t r : rows) {
+    CUGMM_REQUIRE(r < set.particles.size(), "reconstruct: row " + std::to_string(r) + " is past the end");
+    const io::OpticsGroup& g = set.optics.at(size_t(set.particles[r].optics));
+    if (g.box_size != g0.box_size || std::fabs(g.pixel_size - g0.pixel_size) > 1e-6 * g0.pixel_size)
+      throw InputError(set.source, "optics group " + g.name,
+                       "reconstruct needs one box and pixel size; groups '" + g0.name + "' and '" + g.name + "' differ");
+    CUGMM_REQUIRE(g.phase_flipped == flipped, "reconstruct: the subset mixes phase-flipped and raw optics groups");
+  }
+  if (opt.ctf != CtfMode::none) {
+    if (!set.has_ctf) {
+      log_warn("reconstruct: " + set.source + " has no defocus values: no CTF correction");
+      opt.ctf = CtfMode::none;
+    } else {
+      opt.ctf = flipped ? CtfMode::phase_flipped : CtfMode::full;
+    }
+  }
+  const int n = g0.box_size;
+  out.box = n;
+  out.pixel_size = g0.pixel_size;
+  out.ctf = opt.ctf;
+
+  std::vector<int> subset(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) subset[i] = set.particles[rows[i]].random_subset;
+  std::vector<int> half = split_halves(subset);
+  std::unique_ptr<Backprojector> bp[2] = {Backprojector::create(device, n, out.pixel_size, opt),
+                                          Backprojector::create(device, n, out.pixel_size, opt)};
+
+  std::map<std::string, std::unique_ptr<io::ImageStack>> stacks;
+  const size_t batch = 256;
+  std::vector<float> ims[2];
+  std::vector<ImagePose> poses[2];
+  Progress progress("back-projecting", rows.size());
+  for (size_t first = 0; first < rows.size(); first += batch) {
+    size_t m = std::min(batch, rows.size() - first);
+    for (int h = 0; h < 2; ++h) { ims[h].clear(); poses[h].clear(); }
+    for (size_t i = first; i < first + m; ++i) {
+      const io::Particle& p = set.particles[rows[i]];
+      auto& st = stacks[p.image_file];
+      if (!st) st = std::make_unique<io::ImageStack>(p.image_file);
+      if (st->nx() != n || st->ny() != n)
+        throw InputError(p.image_file, "", "images are " + std::to_string(st->nx()) + "x" + std::to_string(st->ny()) +
+                                               ", the optics group says " + std::to_string(n));
+      int h = half[i] - 1;
+      size_t off = ims[h].size();
+      ims[h].resize(off + size_t(n) * n);
+      st->read_section(p.index, ims[h].data() + off);
+      ImagePose q;
+      q.rot = p.rot; q.tilt = p.tilt; q.psi = p.psi;
+      q.origin_x = p.origin_x; q.origin_y = p.origin_y;
+      q.ctf = p.ctf;
+      poses[h].push_back(q);
+    }
+    for (int h = 0; h < 2; ++h) bp[h]->insert(ims[h].data(), poses[h].data(), poses[h].size());
+    progress.add(m);
+  }
+  progress.finish();
+  out.count[0] = bp[0]->inserted();
+  out.count[1] = bp[1]->inserted();
+
+  FourierGrid g1 = bp[0]->grid();
+  bp[0].reset();
+  FourierGrid g2 = bp[1]->grid();
+  bp[1].reset();
+  out.half1 = solve(g1, opt.wiener_tau);
+  out.half2 = solve(g2, opt.wiener_tau);
+  g1.add(g2);
+  g2 = FourierGrid{};
+  out.full = solve(g1, opt.wiener_tau);
+  return out;
 }
 
 }  // namespace cugmm
