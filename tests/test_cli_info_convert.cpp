@@ -261,6 +261,27 @@ for name, want, px in [('out.mrcs', src, 2.0), ('one.mrc', src[1:2], 3.0)]:
   r = cugmm_run("convert in.mrcs out.png", dir);
   CHECK(r.status != 0);
   CHECK(contains(r.out, "MRC"));
+
+  // A TIFF stack (no pixel size in the format: --angpix supplies it).
+  python(dir, R"PY(
+import numpy as np, tifffile
+tifffile.imwrite('in.tif', (np.arange(2 * 6 * 5) * 3 % 255).astype(np.uint8).reshape(2, 6, 5))
+)PY");
+  r = cugmm_run("info in.tif", dir);
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "TIFF stack of 2 images, 5 x 6 x 2"));
+  CHECK(number_after(r.out, "max ") == doctest::Approx(177));
+  r = cugmm_run("convert in.tif tif.mrcs --angpix 0.8", dir);
+  REQUIRE(r.status == 0);
+  python(dir, R"PY(
+import numpy as np, mrcfile, tifffile
+assert mrcfile.validate('tif.mrcs')
+with mrcfile.open('tif.mrcs') as m:
+    assert m.data.dtype == np.float32
+    assert np.array_equal(m.data, tifffile.imread('in.tif').astype(np.float32))
+    assert abs(float(m.voxel_size.x) - 0.8) < 1e-6
+)PY");
 }
 
 TEST_CASE("convert models: native -> PDB -> mmCIF -> native, PDB needs --box and --angpix") {
