@@ -108,28 +108,33 @@ std::string particle_name(const io::Particle& p, size_t row) {
   return "particle " + std::to_string(row + 1) + " (" + std::to_string(p.index + 1) + "@" + p.image_file + ")";
 }
 
-// The output file: created beside the target, sized, mapped for writing; removed unless committed.
-class MappedOutput {
+// The output file: created beside the target with the final size, filled by positional writes (safe from
+// many threads at once, and without the page faults a writable mapping of a fresh file costs), renamed
+// into place by commit() and removed if that never happens.
+class OutputFile {
  public:
-  MappedOutput(const std::string& path, size_t bytes) : path_(path), bytes_(bytes) {
+  OutputFile(const std::string& path, size_t bytes) : path_(path) {
     tmp_ = path + ".tmp-XXXXXX";
     fd_ = ::mkstemp(tmp_.data());
     if (fd_ < 0) throw Error("cannot create " + tmp_ + ": " + std::strerror(errno));
-    if (::ftruncate(fd_, off_t(bytes)) != 0) fail("cannot size");
-    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (m == MAP_FAILED) fail("cannot map");
-    map_ = static_cast<unsigned char*>(m);
+    mode_t mask = ::umask(0);  // mkstemp makes 0600; give the file the permissions any other would get
+    ::umask(mask);
+    if (::fchmod(fd_, 0666 & ~mask) != 0 || ::ftruncate(fd_, off_t(bytes)) != 0) fail("cannot size");
   }
-  ~MappedOutput() {
-    if (map_) ::munmap(map_, bytes_);
+  ~OutputFile() {
     if (fd_ >= 0) ::close(fd_);
     if (!committed_) ::unlink(tmp_.c_str());
   }
-  unsigned char* data() { return map_; }
+  void write_at(size_t offset, const void* data, size_t bytes) {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      ssize_t w = ::pwrite(fd_, p, bytes, off_t(offset));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail("cannot write");
+      p += w; offset += size_t(w); bytes -= size_t(w);
+    }
+  }
   void commit() {
-    if (::msync(map_, bytes_, MS_SYNC) != 0) fail("cannot write");
-    ::munmap(map_, bytes_);
-    map_ = nullptr;
     if (::fsync(fd_) != 0) fail("cannot flush");
     ::close(fd_);
     fd_ = -1;
@@ -142,9 +147,7 @@ class MappedOutput {
     throw Error(what + " " + tmp_ + ": " + std::strerror(errno));
   }
   std::string path_, tmp_;
-  size_t bytes_;
   int fd_ = -1;
-  unsigned char* map_ = nullptr;
   bool committed_ = false;
 };
 
@@ -263,12 +266,10 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   pre.band_size = nb;
   const size_t total = pre.data_offset + n * nb * sizeof(cfloat);
 
-  MappedOutput file(out, total);
-  unsigned char* base = file.data();
-  std::memcpy(base + kPreambleBytes, text.data(), text.size());
-  std::memcpy(base + pre.table_offset, table.data(), n * sizeof(CachedParticle));
-  pre.header_checksum = hash_bytes(base + pre.table_offset, n * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
-  cfloat* data = reinterpret_cast<cfloat*>(base + pre.data_offset);
+  OutputFile file(out, total);
+  file.write_at(kPreambleBytes, text.data(), text.size());
+  file.write_at(pre.table_offset, table.data(), n * sizeof(CachedParticle));
+  pre.header_checksum = hash_bytes(table.data(), n * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
 
   std::vector<uint64_t> hashes(n);
   std::string first_error;
@@ -278,7 +279,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   {
     ResampleScratch scratch;
     std::vector<float> image;
-    std::vector<cfloat> half(size_t(grid.box) * (grid.box / 2 + 1));
+    std::vector<cfloat> half(size_t(grid.box) * (grid.box / 2 + 1)), coeffs(nb);
 #pragma omp for schedule(dynamic, 8)
     for (size_t i = 0; i < n; ++i) {
       try {
@@ -293,9 +294,9 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
           normalise_background(image.data(), plan.native_box, plan.native_box, r, opt.ramp);
         }
         resample_to_grid(image.data(), plan, grid, half.data(), scratch);
-        cfloat* dst = data + i * nb;
-        band_gather(band, half.data(), dst);
-        hashes[i] = hash_bytes(dst, nb * sizeof(cfloat));
+        band_gather(band, half.data(), coeffs.data());
+        hashes[i] = hash_bytes(coeffs.data(), nb * sizeof(cfloat));
+        file.write_at(pre.data_offset + i * nb * sizeof(cfloat), coeffs.data(), nb * sizeof(cfloat));
       } catch (const std::exception& e) {
 #pragma omp critical(cugmm_cache_error)
         if (i < first_error_at) {
@@ -313,7 +314,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
     throw InputError(opt.particles, particle_name(set.particles[first_error_at], first_error_at), first_error);
   progress.finish();
   pre.data_checksum = fold(hashes);
-  std::memcpy(base, &pre, sizeof(pre));
+  file.write_at(0, &pre, sizeof(pre));
   file.commit();
   log_info("particle cache " + out + ": " + std::to_string(n) + " particles, " + std::to_string(grid.box) + " px at " +
            std::to_string(grid.pixel) + " Å, " + std::to_string(nb) + " coefficients each (rings <= " +

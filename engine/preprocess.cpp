@@ -9,25 +9,40 @@
 namespace cugmm {
 
 void normalise_background(float* image, int nx, int ny, double bg_radius, bool ramp) {
+  // One pass of moments over the background, row by row: in row dy the background is |dx| > h(dy), the
+  // two ends of the row, so the sums vectorise. Moments in double; the residual's variance follows from
+  // them without a second pass.
   const double r2 = bg_radius * bg_radius;
-  auto in_background = [&](int x, int y) {
-    double dx = x - nx / 2, dy = y - ny / 2;
-    return dx * dx + dy * dy > r2;  // strictly outside, as RELION
-  };
-  // Plane a x + b y + c by least squares over the background (normal equations, 3 x 3), or just c.
-  double sxx = 0, sxy = 0, syy = 0, sx = 0, sy = 0, n = 0, sxv = 0, syv = 0, sv = 0;
-  for (int y = 0; y < ny; ++y)
-    for (int x = 0; x < nx; ++x) {
-      if (!in_background(x, y)) continue;
-      double v = image[size_t(y) * nx + x], dx = x - nx / 2, dy = y - ny / 2;
-      sxx += dx * dx; sxy += dx * dy; syy += dy * dy; sx += dx; sy += dy; n += 1;
-      sxv += dx * v; syv += dy * v; sv += v;
+  std::vector<int> lo(ny), hi(ny);  // foreground of row y: x in [lo, hi] (empty when lo > hi)
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0, sv = 0, sxv = 0, syv = 0, svv = 0;
+  for (int y = 0; y < ny; ++y) {
+    const double dy = y - ny / 2;
+    lo[y] = 0; hi[y] = -1;
+    if (dy * dy <= r2) {
+      int h = int(std::floor(std::sqrt(r2 - dy * dy)));
+      while (double(h + 1) * (h + 1) + dy * dy <= r2) ++h;  // strictly outside the circle is background,
+      while (h >= 0 && double(h) * h + dy * dy > r2) --h;   // as RELION has it
+      lo[y] = std::max(0, nx / 2 - h);
+      hi[y] = std::min(nx - 1, nx / 2 + h);
     }
+    const float* row = image + size_t(y) * nx;
+    double c = 0, x1 = 0, x2 = 0, v1 = 0, xv = 0, vv = 0;
+    auto span = [&](int a, int b) {
+      for (int x = a; x < b; ++x) {
+        double dx = x - nx / 2, v = row[x];
+        c += 1; x1 += dx; x2 += dx * dx; v1 += v; xv += dx * v; vv += v * v;
+      }
+    };
+    if (lo[y] > hi[y]) span(0, nx);
+    else { span(0, lo[y]); span(hi[y] + 1, nx); }
+    n += c; sx += x1; sxx += x2; sv += v1; sxv += xv; svv += vv;
+    sy += dy * c; syy += dy * dy * c; sxy += dy * x1; syv += dy * v1;
+  }
   if (n < 3) throw Error("normalisation: the background circle of radius " + std::to_string(bg_radius) +
                          " px leaves fewer than 3 pixels of a " + std::to_string(nx) + " px box");
+  // Plane a x + b y + c by least squares over the background (normal equations, Cramer's rule), or the mean.
   double a = 0, b = 0, c = sv / n;
   if (ramp) {
-    // Cramer's rule on [[sxx sxy sx] [sxy syy sy] [sx sy n]] (a b c) = (sxv syv sv).
     double det = sxx * (syy * n - sy * sy) - sxy * (sxy * n - sy * sx) + sx * (sxy * sy - syy * sx);
     if (std::fabs(det) > 0) {
       a = (sxv * (syy * n - sy * sy) - sxy * (syv * n - sy * sv) + sx * (syv * sy - syy * sv)) / det;
@@ -35,21 +50,19 @@ void normalise_background(float* image, int nx, int ny, double bg_radius, bool r
       c = (sv - a * sx - b * sy) / n;  // the third normal equation
     }
   }
-  double m = 0, q = 0;
-  for (int y = 0; y < ny; ++y)
-    for (int x = 0; x < nx; ++x) {
-      if (!in_background(x, y)) continue;
-      double v = image[size_t(y) * nx + x] - (a * (x - nx / 2) + b * (y - ny / 2) + c);
-      m += v; q += v * v;
-    }
-  m /= n;
-  double sd = std::sqrt(std::max(0.0, q / n - m * m));
-  if (!(sd > 0)) throw Error("normalisation: the background is flat (standard deviation 0)");
-  for (int y = 0; y < ny; ++y)
-    for (int x = 0; x < nx; ++x) {
-      float& v = image[size_t(y) * nx + x];
-      v = float((v - (a * (x - nx / 2) + b * (y - ny / 2) + c) - m) / sd);
-    }
+  // Residual r = v - (a x + b y + c) over the background: mean and population variance from the moments.
+  const double m = (sv - a * sx - b * sy - c * n) / n;
+  const double rr = svv - 2 * (a * sxv + b * syv + c * sv) + a * a * sxx + b * b * syy + c * c * n +
+                    2 * (a * b * sxy + a * c * sx + b * c * sy);
+  const double var = rr / n - m * m;
+  // A flat background (to rounding) cannot be scaled to unit variance.
+  if (!(var > 1e-12 * (svv / n + 1e-30))) throw Error("normalisation: the background is flat (standard deviation 0)");
+  const double inv = 1 / std::sqrt(var);
+  for (int y = 0; y < ny; ++y) {
+    float* row = image + size_t(y) * nx;
+    const double base = b * (y - ny / 2) + c + m;
+    for (int x = 0; x < nx; ++x) row[x] = float((row[x] - (a * (x - nx / 2) + base)) * inv);
+  }
 }
 
 double default_bg_radius(int box) { return std::round(0.375 * box); }
