@@ -13,6 +13,7 @@ void* alloc(size_t bytes);
 void free(void* p) noexcept;
 void zero(void* p, size_t bytes);
 void copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes);
+void sync();
 }  // namespace cuda
 #define CUGMM_NN_CUDA_OR_THROW(expr) expr
 #else
@@ -46,6 +47,10 @@ void mem_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t
   if (!bytes) return;
   if (dst_dev == Device::cpu && src_dev == Device::cpu) { std::memcpy(dst, src, bytes); return; }
   CUGMM_NN_CUDA_OR_THROW(cuda::copy(dst, dst_dev == Device::cuda, src, src_dev == Device::cuda, bytes));
+}
+
+void device_sync(Device d) {
+  if (d == Device::cuda) { CUGMM_NN_CUDA_OR_THROW(cuda::sync()); }
 }
 
 }  // namespace cugmm::nn

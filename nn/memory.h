@@ -14,6 +14,8 @@ void mem_free(Device d, void* p) noexcept;
 void mem_zero(Device d, void* p, size_t bytes);
 // Any direction: host <-> host, host <-> device, device <-> device. Synchronous.
 void mem_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes);
+// Waits for the device's queued work (timing; everything else synchronises where it must).
+void device_sync(Device d);
 
 template <class T>
 class Buffer {

@@ -20,4 +20,6 @@ void copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes) 
   CUGMM_CHECK(cudaMemcpy(dst, src, bytes, k));
 }
 
+void sync() { CUGMM_CHECK(cudaDeviceSynchronize()); }
+
 }  // namespace cugmm::nn::cuda
