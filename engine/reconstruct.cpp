@@ -46,9 +46,7 @@ class CpuBackprojector final : public Backprojector {
     g_.np = box * opt.padding;
     g_.pixel_size = pixel_size;
     g_.r_max = insertion_radius(box, pixel_size, opt);
-    size_t n = size_t(g_.np) * g_.np * (g_.np / 2 + 1);
-    g_.data.assign(n, {0.f, 0.f});
-    g_.weight.assign(n, 0.f);
+    acc_.assign(size_t(g_.np) * g_.np * (g_.np / 2 + 1), Voxel{0.f, 0.f, 0.f});
     // The image coefficients that are inserted, in half-plane memory order.
     const int np = g_.np, h = np / 2;
     for (int row = 0; row < np; ++row)
@@ -70,7 +68,16 @@ class CpuBackprojector final : public Backprojector {
     }
   }
 
-  FourierGrid grid() const override { return g_; }
+  FourierGrid grid() const override {
+    FourierGrid g = g_;
+    g.data.resize(acc_.size());
+    g.weight.resize(acc_.size());
+    for (size_t i = 0; i < acc_.size(); ++i) {
+      g.data[i] = cfloat(acc_[i].re, acc_[i].im);
+      g.weight[i] = acc_[i].w;
+    }
+    return g;
+  }
 
  private:
   // Enough images per pass that the slab threads have work; the term buffer stays ~10-100 MB.
@@ -142,9 +149,10 @@ class CpuBackprojector final : public Backprojector {
                 int x = s.x0 + dx, y = s.y0 + dy;
                 if (!corner_in_grid(x, y, z, np)) continue;
                 float w = corner_weight(s, dx, dy, dz);
-                long g = grid_index(x, y, z, np);
-                g_.data[g] += cfloat(w * tt[j].re, w * (s.conj ? -tt[j].im : tt[j].im));
-                g_.weight[g] += w * tt[j].w;
+                Voxel& v = acc_[size_t(grid_index(x, y, z, np))];
+                v.re += w * tt[j].re;
+                v.im += w * (s.conj ? -tt[j].im : tt[j].im);
+                v.w += w * tt[j].w;
               }
           }
         }
@@ -152,8 +160,14 @@ class CpuBackprojector final : public Backprojector {
     }
   }
 
+  // Data and weight side by side: the scattered adds touch half as many cache lines as two arrays would
+  // (the accumulation is bound by memory latency).
+  struct Voxel {
+    float re, im, w;
+  };
   ReconstructOptions opt_;
-  FourierGrid g_;
+  FourierGrid g_;  // geometry only; the sums live in acc_
+  std::vector<Voxel> acc_;
   std::vector<int> kx_, ky_, fft_index_;
   std::vector<BackprojectTerm<float>> terms_;
 };
