@@ -36,16 +36,6 @@ ProjectionStrategy resolve_strategy(ProjectionStrategy s, const FourierBand& ban
   return band.ring_max <= 16 ? ProjectionStrategy::separable_fourier : ProjectionStrategy::splat_fft;
 }
 
-bool view_is_finite(const ParticleView& v) {
-  bool ok = std::isfinite(v.origin_x) && std::isfinite(v.origin_y);
-  for (float m : v.rotation.m) ok = ok && std::isfinite(m);
-  const float c[] = {v.ctf.k1, v.ctf.k2, v.ctf.offset, v.ctf.def_avg, v.ctf.def_dev, v.ctf.angle,
-                     v.ctf.bfac_quarter, v.ctf.scale};
-  for (float x : c) ok = ok && std::isfinite(x);
-  int mode = int(v.ctf_mode);
-  return ok && mode >= 0 && mode <= 2;
-}
-
 void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, int num_gaussians, bool need_data) {
   CUGMM_REQUIRE(in.count >= 0, "negative batch size");
   if (in.count == 0) return;

@@ -1,13 +1,25 @@
 // What engine/projector.cpp shares with the two backends (internal to engine/).
 #pragma once
+#include <cmath>
 #include <memory>
 
 #include "engine/projector.h"
+#include "kernels/hd.h"
 
 namespace cugmm::detail {
 
 ProjectionStrategy resolve_strategy(ProjectionStrategy s, const FourierBand& band);
-bool view_is_finite(const ParticleView& v);
+
+// Shared by the host check and the CUDA validation kernel.
+CUGMM_HD bool view_is_finite(const ParticleView& v) {
+  bool ok = std::isfinite(v.origin_x) && std::isfinite(v.origin_y);
+  for (int i = 0; i < 9; ++i) ok = ok && std::isfinite(v.rotation.m[i]);
+  const float c[] = {v.ctf.k1, v.ctf.k2, v.ctf.offset, v.ctf.def_avg, v.ctf.def_dev, v.ctf.angle,
+                     v.ctf.bfac_quarter, v.ctf.scale};
+  for (int i = 0; i < 8; ++i) ok = ok && std::isfinite(c[i]);
+  const int mode = int(v.ctf_mode);
+  return ok && mode >= 0 && mode <= 2;
+}
 // Throws cugmm::Error on a malformed batch or a non-finite parameter or view (host pointers).
 void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, int num_gaussians, bool need_data);
 // The narrowest |width| in Å over `rows` parameter rows (for the splat's widening).

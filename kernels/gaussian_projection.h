@@ -123,20 +123,31 @@ CUGMM_HD Splat<T> make_splat(const Landing<T>& l, T a, T s, T tau2, T pixel, int
   return g;
 }
 
-// out[i] = exp(-(i0 + i - u)^2 / (2 sigma^2)) for i < n, by the recurrence g(d+1) = g(d) r(d),
-// r(d+1) = r(d) exp(-1/sigma^2): three exponentials per row instead of n.
+// The unit profile exp(-(i0 + i - u)^2 / (2 sigma^2)) along one footprint row, i = 0, 1, ..., by the
+// recurrence g(d+1) = g(d) r(d), r(d+1) = r(d) exp(-1/sigma^2): three exponentials per row instead of one
+// per pixel.
 template <class T>
-CUGMM_HD void splat_row(T u, T sigma, int i0, int n, T* out) {
-  T inv = 1 / (2 * sigma * sigma);
-  T d = T(i0) - u;
-  T g = std::exp(-d * d * inv);
-  T r = std::exp(-(2 * d + 1) * inv);
-  T q = std::exp(-2 * inv);
-  for (int i = 0; i < n; ++i) {
-    out[i] = g;
+struct ProfileWalk {
+  T g, r, q;
+  CUGMM_HD ProfileWalk(T u, T sigma, int i0) {
+    T inv = 1 / (2 * sigma * sigma);
+    T d = T(i0) - u;
+    g = std::exp(-d * d * inv);
+    r = std::exp(-(2 * d + 1) * inv);
+    q = std::exp(-2 * inv);
+  }
+  CUGMM_HD T next() {
+    T v = g;
     g *= r;
     r *= q;
+    return v;
   }
+};
+
+template <class T>
+CUGMM_HD void splat_row(T u, T sigma, int i0, int n, T* out) {
+  ProfileWalk<T> w(u, sigma, i0);
+  for (int i = 0; i < n; ++i) out[i] = w.next();
 }
 
 // Backward of the splat of one Gaussian, given footprint sums of R = d score / d I (per pixel) times the

@@ -1,0 +1,137 @@
+// The CUDA projector against the CPU one (the oracle) on random batches: scores, FRC, every gradient in
+// both reductions, render; and its input checks. Exits 77 (skipped) without a GPU.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/projector.h"
+
+using namespace cugmm;
+
+namespace {
+
+struct Batch {
+  std::vector<float> params;
+  std::vector<ParticleView> views;
+  std::vector<cfloat> data;
+};
+
+Batch random_batch(std::mt19937& rng, const FourierBand& band, int g, int count, bool per_particle) {
+  Batch b;
+  std::uniform_real_distribution<float> pos(-float(band.box * band.pixel_size / 4), float(band.box * band.pixel_size / 4));
+  std::uniform_real_distribution<float> amp(0.5f, 2.f), wid(1.f, 2.5f);
+  std::uniform_real_distribution<double> ang(-180, 180), tilt(0, 180), sh(-4, 4), df(8000, 25000);
+  const int rows = per_particle ? count : 1;
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < 5; ++c)
+      for (int j = 0; j < g; ++j)
+        b.params.push_back(c < 3 ? pos(rng) : c == 3 ? amp(rng) : wid(rng) * float(band.pixel_size));
+  const CtfMode modes[] = {CtfMode::none, CtfMode::full, CtfMode::phase_flipped};
+  for (int i = 0; i < count; ++i) {
+    CtfParams c;
+    c.defocus_u = df(rng); c.defocus_v = c.defocus_u - 400; c.defocus_angle = ang(rng);
+    b.views.push_back(make_particle_view(ang(rng), tilt(rng), ang(rng), sh(rng), sh(rng), c, modes[i % 3]));
+  }
+  // Data: the CPU model of the same particles plus noise, so the scores are far from zero.
+  auto cpu = make_projector(Device::cpu, band, g, {ProjectionStrategy::splat_fft});
+  const size_t plane = size_t(band.box) * (band.box / 2 + 1);
+  std::vector<cfloat> half(count * plane);
+  ProjectionBatch in{count, b.params.data(), per_particle ? size_t(5 * g) : 0, b.views.data(), nullptr};
+  cpu->render_host(in, half.data());
+  std::normal_distribution<float> n01;
+  for (int i = 0; i < count; ++i)
+    for (size_t k = 0; k < band.size(); ++k)
+      b.data.push_back(half[i * plane + band.fft_index[k]] * 0.9f + cfloat(n01(rng), n01(rng)) * 0.3f);
+  return b;
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, double(std::fabs(x)));
+  return m;
+}
+
+void check_close(const std::vector<float>& got, const std::vector<float>& want, double rel) {
+  REQUIRE(got.size() == want.size());
+  const double tol = rel * max_abs(want) + 1e-12;
+  for (size_t i = 0; i < got.size(); ++i) CHECK(std::fabs(got[i] - want[i]) <= tol);
+}
+
+}  // namespace
+
+TEST_CASE("CUDA matches CPU: scores, FRC, parameter and pose gradients, render") {
+  std::mt19937 rng(11);
+  for (int box : {32, 64}) {
+    for (bool per_particle : {false, true}) {
+      const int g = 150, count = 37;
+      FourierBand band = make_fourier_band(box, 1.8, 60, 0);
+      Batch b = random_batch(rng, band, g, count, per_particle);
+      ProjectorOptions o;
+      o.strategy = ProjectionStrategy::splat_fft;
+      o.max_batch = 16;  // several chunks
+      auto cpu = make_projector(Device::cpu, band, g, o);
+      auto gpu = make_projector(Device::cuda, band, g, o);
+      const size_t row = size_t(5) * g, nr = band.num_rings();
+      ProjectionBatch in{count, b.params.data(), per_particle ? row : 0, b.views.data(), b.data.data()};
+      for (GradReduce red : {GradReduce::per_particle, GradReduce::sum}) {
+        if (per_particle && red == GradReduce::sum) continue;
+        std::vector<float> s[2], f[2], gp[2], pose[2];
+        Projector* ps[2] = {cpu.get(), gpu.get()};
+        for (int k = 0; k < 2; ++k) {
+          s[k].resize(count); f[k].resize(count * nr);
+          gp[k].resize(red == GradReduce::sum ? row : count * row); pose[k].resize(count * 5);
+          ProjectionOutputs out;
+          out.score = s[k].data(); out.frc = f[k].data(); out.grad_params = gp[k].data();
+          out.grad_reduce = red; out.grad_pose = pose[k].data();
+          ps[k]->run_host(in, out);
+        }
+        CAPTURE(box); CAPTURE(per_particle); CAPTURE(int(red));
+        CHECK(max_abs(s[0]) > 0.1);
+        for (int i = 0; i < count; ++i) CHECK(std::fabs(s[1][i] - s[0][i]) <= 1e-4);
+        for (size_t i = 0; i < f[0].size(); ++i) CHECK(std::fabs(f[1][i] - f[0][i]) <= 1e-3);
+        check_close(gp[1], gp[0], 1e-3);
+        check_close(pose[1], pose[0], 1e-3);
+      }
+      // Score only: the same scores without the backward.
+      std::vector<float> s_only(count), s_cpu(count);
+      ProjectionOutputs out;
+      out.score = s_only.data();
+      gpu->run_host(in, out);
+      out.score = s_cpu.data();
+      cpu->run_host(in, out);
+      for (int i = 0; i < count; ++i) CHECK(std::fabs(s_only[i] - s_cpu[i]) <= 1e-4);
+      // Render.
+      const size_t plane = size_t(box) * (box / 2 + 1);
+      std::vector<cfloat> h_cpu(count * plane), h_gpu(count * plane);
+      cpu->render_host(in, h_cpu.data());
+      gpu->render_host(in, h_gpu.data());
+      double m = 0;
+      for (auto& c : h_cpu) m = std::max(m, double(std::abs(c)));
+      for (size_t i = 0; i < h_cpu.size(); ++i) CHECK(std::abs(h_gpu[i] - h_cpu[i]) <= 1e-4 * m);
+    }
+  }
+}
+
+TEST_CASE("CUDA rejects non-finite input and runs empty batches") {
+  const int g = 8;
+  FourierBand band = make_fourier_band(32, 2.0, 0, 0);
+  auto gpu = make_projector(Device::cuda, band, g);
+  CHECK(gpu->device() == Device::cuda);
+  std::vector<float> p(5 * g, 1.f);
+  ParticleView v = make_particle_view(10, 20, 30, 0, 0, CtfParams{}, CtfMode::full);
+  std::vector<cfloat> d(band.size(), cfloat(1, 0));
+  float score = 0;
+  ProjectionBatch in{1, p.data(), 0, &v, d.data()};
+  ProjectionOutputs out;
+  out.score = &score;
+  CHECK_NOTHROW(gpu->run_host(in, out));
+  p[3] = NAN;
+  CHECK_THROWS_AS(gpu->run_host(in, out), Error);
+  in.count = 0;
+  CHECK_NOTHROW(gpu->run_host(in, out));
+  CHECK_THROWS_AS(make_projector(Device::cuda, band, g, {ProjectionStrategy::separable_fourier}), Error);
+}
