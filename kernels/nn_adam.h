@@ -65,15 +65,15 @@ CUGMM_HD uint16_t f32_to_bf16_stochastic(float f, uint32_t random) {
 }
 
 // The low-memory step: moments stored as bfloat16, widened for the update, rounded back stochastically
-// with two Philox words per element (stream = step, so every step rounds afresh).
+// with 16 random bits each, both from one Philox word per element (stream = step, so every step rounds
+// afresh).
 CUGMM_HD void adam_step_bf16(float& p, float g, uint16_t& m16, uint16_t& v16, const AdamScalars& s, uint64_t seed,
                              uint64_t step, uint64_t i) {
   float m = bf16_to_f32(m16), v = bf16_to_f32(v16);
   adam_step(p, g, m, v, s);
-  U32x4 r = philox_draw(seed, step, i >> 1);
-  int lane = static_cast<int>(i & 1) * 2;
-  m16 = f32_to_bf16_stochastic(m, r.v[lane]);
-  v16 = f32_to_bf16_stochastic(v, r.v[lane + 1]);
+  uint32_t r = philox_u32(seed, step, i);
+  m16 = f32_to_bf16_stochastic(m, r);
+  v16 = f32_to_bf16_stochastic(v, r >> 16);
 }
 
 }  // namespace cugmm
