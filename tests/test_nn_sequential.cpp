@@ -198,3 +198,22 @@ TEST_CASE("latent noise from Philox: reproducible per (seed, stream), unit varia
   for (float v : a) s2 += double(v) * v;
   CHECK(s2 / a.size() == doctest::Approx(0.25).epsilon(0.05));
 }
+
+TEST_CASE("architecture descriptions round-trip through JSON and reject nonsense") {
+  Arch a = mixed_arch();
+  a.layers[0].lr_scale = 0.5f;
+  a.layers[0].init = Init::glorot_uniform;
+  Arch b = Arch::from_json(a.to_json());
+  CHECK(b.to_json() == a.to_json());
+  CHECK(b.layers.size() == a.layers.size());
+  nlohmann::json j = a.to_json();
+  j["layers"][1]["act"] = "swish";
+  CHECK_THROWS_WITH_AS(Arch::from_json(j), doctest::Contains("swish"), Error);
+  j = a.to_json();
+  j["layers"][0].erase("out");
+  CHECK_THROWS_WITH_AS(Arch::from_json(j), doctest::Contains("malformed"), Error);
+  Sequential net(a, Device::cpu, 1);
+  CHECK_THROWS_AS(net.backward(nullptr, false), Error);
+  std::vector<float> x(6);
+  CHECK_THROWS_AS(net.forward(x.data(), 1, Mode::train), Error);  // batch-norm statistics of one row
+}
