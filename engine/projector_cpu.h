@@ -61,8 +61,9 @@ struct Workspace {
   std::vector<T> ctf;                    // per band coefficient, mode applied
   std::vector<Cplx<T>> model, grad;      // per band coefficient: M^ and d score / d P^
   std::vector<RingSums<T>> sums;
-  std::vector<T> image, rx, ry, cols;    // splat
-  std::vector<int> ix, iy;
+  std::vector<T> image, prof, cols;      // splat
+  std::vector<Splat<T>> splats;
+  std::vector<size_t> prof_at;
   std::vector<std::complex<T>> spec;
   std::vector<Cplx<T>> ux, uy, w0, wx, wxx, s0, sx, sy, s2;  // separable
 };
@@ -208,18 +209,32 @@ void separable_backward(const BandPlan& plan, int g_count, const T* a, const T* 
     fourier_term_vjp(a[j], s[j], ws.s0[j], ws.sx[j], ws.sy[j], ws.s2[j], v_a[j], v_s[j], v_px[j], v_py[j]);
 }
 
-// The footprint's unit profiles and pixel indices wrapped into the box (the DFT is periodic). Returns
-// whether the footprint lies inside the box, where rows are contiguous and the loops vectorise.
+// The footprints of all Gaussians and their unit profiles (rows then columns), kept from the forward for
+// the backward.
 template <class T>
-bool splat_prepare(const Splat<T>& g, int box, Workspace<T>& ws) {
-  if (int(ws.rx.size()) < g.nx) { ws.rx.resize(g.nx); ws.ix.resize(g.nx); }
-  if (int(ws.ry.size()) < g.ny) { ws.ry.resize(g.ny); ws.iy.resize(g.ny); }
-  splat_row(g.ux, g.sigma, g.x0, g.nx, ws.rx.data());
-  splat_row(g.uy, g.sigma, g.y0, g.ny, ws.ry.data());
-  if (g.x0 >= 0 && g.y0 >= 0 && g.x0 + g.nx <= box && g.y0 + g.ny <= box) return true;
-  for (int i = 0; i < g.nx; ++i) ws.ix[i] = wrap(g.x0 + i, box);
-  for (int i = 0; i < g.ny; ++i) ws.iy[i] = wrap(g.y0 + i, box);
-  return false;
+void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s, T pixel, int box,
+                   Workspace<T>& ws) {
+  ws.splats.resize(g_count);
+  ws.prof_at.resize(size_t(g_count) + 1);
+  size_t total = 0;
+  for (int j = 0; j < g_count; ++j) {
+    ws.splats[j] = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, box);
+    ws.prof_at[j] = total;
+    total += size_t(ws.splats[j].nx) + ws.splats[j].ny;
+  }
+  ws.prof_at[g_count] = total;
+  if (ws.prof.size() < total) ws.prof.resize(total);
+  for (int j = 0; j < g_count; ++j) {
+    const Splat<T>& g = ws.splats[j];
+    T* rx = &ws.prof[ws.prof_at[j]];
+    splat_row(g.ux, g.sigma, g.x0, g.nx, rx);
+    splat_row(g.uy, g.sigma, g.y0, g.ny, rx + g.nx);
+  }
+}
+
+template <class T>
+bool splat_inside(const Splat<T>& g, int box) {
+  return g.x0 >= 0 && g.y0 >= 0 && g.x0 + g.nx <= box && g.y0 + g.ny <= box;
 }
 
 template <class T, class Fft>
@@ -228,21 +243,26 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
   const FourierBand& band = *plan.band;
   const int n = band.box, h = n / 2 + 1;
   const T pixel = T(band.pixel_size);
+  splat_prepare(call, g_count, a, s, pixel, n, ws);
   ws.image.assign(size_t(n) * n, T(0));
   T* img = ws.image.data();
   for (int j = 0; j < g_count; ++j) {
-    Splat<T> g = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, n);
-    const bool inside = splat_prepare(g, n, ws);
-    const T *rx = ws.rx.data(), *ry = ws.ry.data();
-    const int *ix = ws.ix.data(), *iy = ws.iy.data();
-    for (int y = 0; y < g.ny; ++y) {
-      const T wy = g.amp * ry[y];
-      if (inside) {
+    const Splat<T>& g = ws.splats[j];
+    const T* rx = &ws.prof[ws.prof_at[j]];
+    const T* ry = rx + g.nx;
+    // Inside the box, rows are contiguous and the inner loop vectorises; otherwise indices wrap (the DFT
+    // is periodic).
+    if (splat_inside(g, n)) {
+      for (int y = 0; y < g.ny; ++y) {
+        const T wy = g.amp * ry[y];
         T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
         for (int x = 0; x < g.nx; ++x) row[x] += wy * rx[x];
-      } else {
-        T* row = img + size_t(iy[y]) * n;
-        for (int x = 0; x < g.nx; ++x) row[ix[x]] += wy * rx[x];
+      }
+    } else {
+      for (int y = 0; y < g.ny; ++y) {
+        const T wy = g.amp * ry[y];
+        T* row = img + size_t(wrap(g.y0 + y, n)) * n;
+        for (int x = 0; x < g.nx; ++x) row[wrap(g.x0 + x, n)] += wy * rx[x];
       }
     }
   }
@@ -255,8 +275,8 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
   }
 }
 
-// Backward of splat_forward: the adjoint of "correct, keep the band" into a half-plane, the adjoint DFT
-// (c2r), then a gather over each footprint.
+// Backward of splat_forward (whose footprints and profiles it reuses): the adjoint of "correct, keep the
+// band" into a half-plane, the adjoint DFT (c2r), then a gather over each footprint.
 template <class T, class Fft>
 void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
                     Workspace<T>& ws, const Fft& fft, T* v_a, T* v_s, T* v_px, T* v_py) {
@@ -280,15 +300,15 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
   fft.c2r(ws.spec.data(), ws.image.data());
   const T* img = ws.image.data();
   for (int j = 0; j < g_count; ++j) {
-    Splat<T> g = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, n);
-    const bool inside = splat_prepare(g, n, ws);
+    const Splat<T>& g = ws.splats[j];
+    const T* rx = &ws.prof[ws.prof_at[j]];
+    const T* ry = rx + g.nx;
+    const bool inside = splat_inside(g, n);
     if (int(ws.cols.size()) < 3 * g.nx) ws.cols.resize(3 * g.nx);
     // Column sums over the footprint's rows of R gy times 1, dy, dy^2, then the x sums: no reduction in
     // the inner loop, which stays element-wise and vectorises.
     T *c0 = ws.cols.data(), *c1 = c0 + g.nx, *c2 = c1 + g.nx;
     std::fill(c0, c0 + 3 * g.nx, T(0));
-    const T *rx = ws.rx.data(), *ry = ws.ry.data();
-    const int *ix = ws.ix.data(), *iy = ws.iy.data();
     for (int y = 0; y < g.ny; ++y) {
       const T dy = T(g.y0 + y) - g.uy;
       const T w0 = ry[y], w1 = w0 * dy, w2 = w1 * dy;
@@ -300,9 +320,9 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
           c2[x] += w2 * row[x];
         }
       } else {
-        const T* row = img + size_t(iy[y]) * n;
+        const T* row = img + size_t(wrap(g.y0 + y, n)) * n;
         for (int x = 0; x < g.nx; ++x) {
-          const T r = row[ix[x]];
+          const T r = row[wrap(g.x0 + x, n)];
           c0[x] += w0 * r;
           c1[x] += w1 * r;
           c2[x] += w2 * r;
