@@ -202,7 +202,8 @@ static int run_reconstruct(Args& args) {
   double r143 = best.resolution_at(0.143), r05 = best.resolution_at(0.5);
   io::Plot plot;
   char title[128];
-  std::snprintf(title, sizeof title, "FSC half-maps: %.2f A at 0.143", r143);
+  if (best.crosses(0.143)) std::snprintf(title, sizeof title, "FSC half-maps: %.2f A at 0.143", r143);
+  else std::snprintf(title, sizeof title, "FSC half-maps: above 0.143 to Nyquist (%.2f A)", r143);
   plot.title(title).xlabel("spatial frequency (1/A)").ylabel("FSC").ylim(-0.1, 1.05).xlim(0, fx.back());
   plot.add_series("unmasked", fx, fy);
   if (masked) plot.add_series("masked", fx, my);
@@ -238,10 +239,11 @@ static int run_reconstruct(Args& args) {
   j["files"] = {"half1.mrc", "half2.mrc", "full.mrc", "fsc.txt", "fsc.png"};
   io::write_file_atomic((fs::path(out) / "fsc.json").string(), j.dump(2) + "\n");
 
-  std::printf("reconstruct: %zu particles (%zu + %zu), %d px at %.4g Å, CTF %s: %.2f Å at FSC 0.143%s, %.2f Å at 0.5 "
-              "(%.1f s) -> %s\n",
+  std::printf("reconstruct: %zu particles (%zu + %zu), %d px at %.4g Å, CTF %s: %.2f Å at FSC 0.143%s%s, %.2f Å at "
+              "0.5 (%.1f s) -> %s\n",
               rows.size(), maps.count[0], maps.count[1], n, maps.pixel_size, ctf_name(maps.ctf), r143,
-              masked ? " (masked)" : "", r05, secs, out.c_str());
+              masked ? " (masked)" : "", best.crosses(0.143) ? "" : " (never below it: Nyquist bound)", r05, secs,
+              out.c_str());
   return 0;
 }
 

@@ -184,12 +184,12 @@ std::unique_ptr<Backprojector> Backprojector::create(Device device, int box, dou
 #endif
 }
 
-std::vector<float> solve(const FourierGrid& grid, double wiener_tau) {
+std::vector<float> solve(FourierGrid grid, double wiener_tau) {
   const int n = grid.box, np = grid.np, h = np / 2, nxh = h + 1;
   const size_t total = size_t(np) * np * nxh;
   CUGMM_REQUIRE(grid.data.size() == total && grid.weight.size() == total, "solve: the grid is incomplete");
-  std::vector<cfloat> f = grid.data;
-  std::vector<float> w = grid.weight;
+  std::vector<cfloat> f = std::move(grid.data);
+  std::vector<float> w = std::move(grid.weight);
 
   // Only one of each Hermitian pair on the x = 0 plane received the trilinear share of samples that were
   // mirrored to x >= 0: both get the sum.
@@ -340,10 +340,9 @@ HalfMaps reconstruct_halves(const io::ParticleSet& set, const std::vector<size_t
   FourierGrid g2 = bp[1]->grid();
   bp[1].reset();
   out.half1 = solve(g1, opt.wiener_tau);
-  out.half2 = solve(g2, opt.wiener_tau);
   g1.add(g2);
-  g2 = FourierGrid{};
-  out.full = solve(g1, opt.wiener_tau);
+  out.half2 = solve(std::move(g2), opt.wiener_tau);
+  out.full = solve(std::move(g1), opt.wiener_tau);
   return out;
 }
 

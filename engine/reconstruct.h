@@ -68,8 +68,9 @@ class Backprojector {
   size_t inserted_ = 0;
 };
 
-// The reconstruction (N^3, x fastest) from accumulated sums.
-std::vector<float> solve(const FourierGrid& grid, double wiener_tau);
+// The reconstruction (N^3, x fastest) from accumulated sums (taken by value: move a grid in that is no
+// longer needed, the padded grids are large).
+std::vector<float> solve(FourierGrid grid, double wiener_tau);
 
 // Low-frequency bias: dividing by the sampled weight is a convolution with the trilinear kernel only
 // where samples are dense and uniform; central slices crowd near k = 0, which raises the lowest shells
