@@ -4,6 +4,7 @@
 #include "io/particles.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -65,6 +66,8 @@ class Row {
     errno = 0;
     double v = std::strtod(t.c_str(), &end);
     if (end == t.c_str() || *end != '\0' || errno == ERANGE) return parse_double(t, file_, where(label));
+    // "nan" and "inf" parse, but must not reach a kernel.
+    if (!std::isfinite(v)) throw InputError(file_, where(label), "'" + t + "' is not a finite number");
     return v;
   }
   long integer(const char* label, long fallback) const {

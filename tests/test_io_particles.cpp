@@ -298,6 +298,7 @@ TEST_CASE("bad particle files fail naming the file, the row and the column") {
   fails(head + "1@s.mrcs 1 2 3\n2@s.mrcs 1 2\n", {"line 8", "3 fields"});
   fails(head + "1@s.mrcs 1 2 3\n2@s.mrcs 1 abc 3\n", {"row 2", "rlnAngleTilt", "'abc'"});
   fails(head + "3@s.mrcs 1 2 3\n", {"row 1", "past the end", "2 images"});
+  fails(head + "1@s.mrcs 1 2 nan\n", {"row 1", "rlnAnglePsi", "finite"});
   fails(head + "0@s.mrcs 1 2 3\n", {"row 1", "1 or more"});
   fails(head + "x@s.mrcs 1 2 3\n", {"row 1", "rlnImageName"});
   fails(head + "1@missing.mrcs 1 2 3\n", {"row 1", "missing.mrcs", dir + "/missing.mrcs"});
