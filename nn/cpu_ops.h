@@ -32,7 +32,10 @@ constexpr size_t kParallelMin = size_t(1) << 15;
 template <class T>
 void add_rows(T* y, const T* b, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
-  for (long i = 0; i < static_cast<long>(rows) * cols; ++i) y[i] += b[i % cols];
+  for (int r = 0; r < rows; ++r) {
+    T* yr = y + static_cast<size_t>(r) * cols;
+    for (int c = 0; c < cols; ++c) yr[c] += b[c];
+  }
 }
 
 // out[c] = sum_r v[r, c]
