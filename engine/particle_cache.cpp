@@ -209,6 +209,13 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
         log_warn("optics group " + std::to_string(o.number) + ": " + std::to_string(o.box_size) + " px at " +
                  std::to_string(o.pixel_size) + " Å resamples to " + std::to_string(plans[g].pixel) +
                  " Å, not the working " + std::to_string(grid.pixel) + " Å (the box ratio is not integral)");
+      // A coarser group has nothing beyond its own Nyquist: those rings of its particles are zero.
+      const double nyquist = 2 * o.pixel_size;
+      if (band.ring_resolution(band.ring_max) < nyquist * (1 - 1e-6))
+        log_warn("optics group " + std::to_string(o.number) + " (" + std::to_string(o.pixel_size) +
+                 " Å/px) has no data beyond " + std::to_string(nyquist) + " Å but the cache keeps rings to " +
+                 std::to_string(band.ring_resolution(band.ring_max)) + " Å: give --maxres " + std::to_string(nyquist) +
+                 " or coarser");
       j["fourier_box"] = plans[g].fourier_box;
       j["resampled_pixel_size"] = plans[g].pixel;
       j["bg_radius"] = opt.bg_radius >= 0 ? opt.bg_radius : default_bg_radius(o.box_size);
