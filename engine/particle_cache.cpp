@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -281,6 +282,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   std::vector<uint64_t> hashes(n);
   std::string first_error;
   size_t first_error_at = n;
+  std::atomic<bool> failed{false};  // the rest is skipped once a particle fails
   Progress progress("preprocessing", n);
 #pragma omp parallel
   {
@@ -289,6 +291,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
     std::vector<cfloat> half(size_t(grid.box) * (grid.box / 2 + 1)), coeffs(nb);
 #pragma omp for schedule(dynamic, 8)
     for (size_t i = 0; i < n; ++i) {
+      if (failed.load(std::memory_order_relaxed)) continue;
       try {
         const io::Particle& p = set.particles[i];
         const GridResample& plan = plans[p.optics];
@@ -310,6 +313,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
           first_error_at = i;
           first_error = e.what();
         }
+        failed = true;
       }
       if (i % 64 == 63 || i + 1 == n) {
 #pragma omp critical(cugmm_cache_progress)
