@@ -141,6 +141,7 @@ class CpuBackprojector final : public Backprojector {
         const BackprojectTerm<float>* tt = terms_.data() + i * nc;
         for (size_t j = 0; j < nc; ++j) {
           GridSpot<float> s = grid_spot(a, float(kx_[j]), float(ky_[j]));
+          const float rho = density_weight<float>(kx_[j], ky_[j]);
           for (int dz = 0; dz < 2; ++dz) {
             int z = s.z0 + dz, zi = z < 0 ? z + np : z;
             if (zi < z_lo || zi >= z_hi) continue;
@@ -148,7 +149,7 @@ class CpuBackprojector final : public Backprojector {
               for (int dx = 0; dx < 2; ++dx) {
                 int x = s.x0 + dx, y = s.y0 + dy;
                 if (!corner_in_grid(x, y, z, np)) continue;
-                float w = corner_weight(s, dx, dy, dz);
+                float w = rho * corner_weight(s, dx, dy, dz);
                 Voxel& v = acc_[size_t(grid_index(x, y, z, np))];
                 v.re += w * tt[j].re;
                 v.im += w * (s.conj ? -tt[j].im : tt[j].im);

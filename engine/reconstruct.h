@@ -1,8 +1,8 @@
 // 3-D reconstruction by direct Fourier inversion (`cugmm reconstruct`), CPU and CUDA back-projection.
 //
 //  1. Each image is zero-padded (factor `padding`), Fourier transformed, shifted by its origin, and
-//     CTF * F inserted with weight CTF^2 into a padded half-space grid by trilinear weights
-//     (kernels/backproject.h).
+//     CTF * F inserted with weight CTF^2 into a padded half-space grid by trilinear weights times a
+//     |k| density compensation (kernels/backproject.h).
 //  2. solve(): Wiener-like division F = D / (W + tau_s) with tau_s = wiener_tau * mean(W over shell s):
 //     a regulariser relative to the sampling of each shell, so it damps only voxels sampled far below
 //     their shell's average (and removes the division by zero of unsampled ones) without attenuating
@@ -72,10 +72,6 @@ class Backprojector {
 // longer needed, the padded grids are large).
 std::vector<float> solve(FourierGrid grid, double wiener_tau);
 
-// Low-frequency bias: dividing by the sampled weight is a convolution with the trilinear kernel only
-// where samples are dense and uniform; central slices crowd near k = 0, which raises the lowest shells
-// by a few percent (3.5% on the noise-free test set). RELION removes this with iterative
-// density-compensation weights; not done here yet. FSCs are unaffected.
 // Which half each particle goes to (1 or 2): rlnRandomSubset when every particle has one (values 1/2),
 // else alternating 1, 2, 1, ... in the given order.
 std::vector<int> split_halves(const std::vector<int>& random_subset);

@@ -49,12 +49,13 @@ __global__ void insert_terms(const cufftComplex* ft, const DevicePose* poses, co
   BackprojectTerm<float> t = backproject_term(f.x, f.y, kx[j] * inv_len, ky[j] * inv_len, ps.ox, ps.oy, ps.ctf, mode);
   GridSpot<float> s = grid_spot(ps.a, float(kx[j]), float(ky[j]));
   float im = s.conj ? -t.im : t.im;
+  const float rho = density_weight<float>(kx[j], ky[j]);
   for (int dz = 0; dz < 2; ++dz)
     for (int dy = 0; dy < 2; ++dy)
       for (int dx = 0; dx < 2; ++dx) {
         int x = s.x0 + dx, y = s.y0 + dy, z = s.z0 + dz;
         if (!corner_in_grid(x, y, z, np)) continue;
-        float w = corner_weight(s, dx, dy, dz);
+        float w = rho * corner_weight(s, dx, dy, dz);
         long g = grid_index(x, y, z, np);
         atomicAdd(&data[g].x, w * t.re);
         atomicAdd(&data[g].y, w * im);
