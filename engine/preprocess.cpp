@@ -85,21 +85,37 @@ void fourier_to_image(const cfloat* half, int n, double pixel, float* image) {
 }
 
 void fourier_resize(const cfloat* in, int n_in, cfloat* out, int n_out) {
-  const int w_in = n_in / 2 + 1, w_out = n_out / 2 + 1, h_in = n_in / 2;
-  const bool pad = n_out > n_in;
-  for (int row = 0; row < n_out; ++row) {
-    int ky = row > n_out / 2 ? row - n_out : row;
-    cfloat* o = out + size_t(row) * w_out;
-    if (std::abs(ky) > h_in) { std::fill(o, o + w_out, cfloat(0)); continue; }
-    const cfloat* src = in + size_t(ky >= 0 ? ky : n_in + ky) * w_in;
-    // Padding: the input's Nyquist row and column stand for +N/2 and -N/2 at once; on the larger grid
-    // those are two frequencies, so each gets half (a real image stays real and keeps its energy).
-    float fy = (pad && std::abs(ky) == h_in) ? 0.5f : 1.f;
-    for (int kx = 0; kx < w_out; ++kx) {
-      if (kx > h_in) { o[kx] = 0; continue; }
-      float f = fy * ((pad && kx == h_in) ? 0.5f : 1.f);
-      o[kx] = src[kx] * f;
+  const int w_in = n_in / 2 + 1, w_out = n_out / 2 + 1, h_in = n_in / 2, h_out = n_out / 2;
+  auto src = [&](int ky, int kx) { return in[size_t(ky >= 0 ? ky : n_in + ky) * w_in + kx]; };
+  if (n_out >= n_in) {
+    // Padding: the input's Nyquist row and column stand for +N/2 and -N/2 at once; on the larger grid those
+    // are two frequencies, so each gets half (the image stays real and its samples are kept exactly).
+    const bool pad = n_out > n_in;
+    for (int row = 0; row < n_out; ++row) {
+      int ky = row > h_out ? row - n_out : row;
+      cfloat* o = out + size_t(row) * w_out;
+      if (std::abs(ky) > h_in) { std::fill(o, o + w_out, cfloat(0)); continue; }
+      float fy = (pad && std::abs(ky) == h_in) ? 0.5f : 1.f;
+      for (int kx = 0; kx < w_out; ++kx) {
+        if (kx > h_in) { o[kx] = 0; continue; }
+        o[kx] = src(ky, kx) * (fy * ((pad && kx == h_in) ? 0.5f : 1.f));  // src(-N/2) is row N/2
+      }
     }
+    return;
+  }
+  // Cropping: +N/2 and -N/2 of the input both land on the output's Nyquist, so they are summed (what
+  // sampling the band-limited image on the coarser grid gives; it undoes the padding above exactly).
+  auto folded_rows = [&](int ky, int kx) {  // ky in (-h_out, h_out]
+    return ky == h_out ? src(h_out, kx) + src(-h_out, kx) : src(ky, kx);
+  };
+  for (int row = 0; row < n_out; ++row) {
+    int ky = row > h_out ? row - n_out : row;
+    cfloat* o = out + size_t(row) * w_out;
+    for (int kx = 0; kx < h_out; ++kx) o[kx] = folded_rows(ky, kx);
+    // Column +N/2 of the output also receives column -N/2 of the input: by Hermitian symmetry that is
+    // conj(F(-ky, +N/2)).
+    int mky = ky == h_out ? h_out : -ky;
+    o[h_out] = folded_rows(ky, h_out) + std::conj(folded_rows(mky, h_out));
   }
 }
 
