@@ -28,6 +28,8 @@ void fourier_to_image(const cfloat* half, int n, double pixel, float* image);
 
 // Crops (n_out < n_in) or zero-pads (n_out > n_in) a half-plane in that convention: the coefficient of
 // every frequency kept is unchanged, the pixel size becomes pixel * n_in / n_out (same field of view).
+// Nyquist terms: padding splits the input's between +N/2 and -N/2 (the samples of the image are kept
+// exactly), cropping sums +N/2 and -N/2 into the output's (crop undoes pad exactly).
 void fourier_resize(const cfloat* in, int n_in, cfloat* out, int n_out);
 
 // The band's coefficients out of / into a half-plane (band order, engine/fourier_band.h); scatter zeroes
