@@ -28,7 +28,10 @@
 // - separable_fourier: the exact sum at the band coefficients through the separable factors
 //   exp(-2 pi^2 s^2 kx^2 - 2 pi i kx px) exp(-2 pi^2 s^2 ky^2 - 2 pi i ky py). Cost ~ G x band: for narrow
 //   bands (low maxres) or as the exact reference.
-// - automatic: separable_fourier when the band is small (ring_max <= 16), splat_fft otherwise.
+// - automatic: separable_fourier when the band is small (ring_max <= 16), splat_fft otherwise, on the
+//   CPU; splat_fft on CUDA, which has no separable kernel yet (asking for it there throws).
+// The splat widens Gaussians narrower than 1.5 px by a common tau (chosen per call from the narrowest
+// width) and divides the widening out in Fourier space, so s >= 1 px stays within 1e-4 up to 0.8 Nyquist.
 //
 // Memory is O(batch x (G + pixels)) on both backends: no batch x G x pixels tensor exists anywhere.
 #pragma once
@@ -85,7 +88,7 @@ struct ProjectionOutputs {
 struct ProjectorOptions {
   ProjectionStrategy strategy = ProjectionStrategy::automatic;
   float frc_eps = 1e-20f;        // the FRC denominator's floor (DESIGN §2)
-  int max_batch = 256;           // workspace is sized for this many particles per internal chunk
+  int max_batch = 256;           // particles per internal chunk (CUDA workspace, CPU summed gradients)
 };
 
 class Projector {

@@ -63,11 +63,11 @@ class CpuProjector final : public Projector {
     const size_t row = size_t(5) * num_gaussians_;
     const int nr = band_.num_rings();
     const bool sum = out.grad_params && out.grad_reduce == GradReduce::sum;
-    const bool backward = out.grad_params || out.grad_pose;
     if (sum) std::fill(out.grad_params, out.grad_params + row, 0.f);
     // Summed gradients: per-particle rows of a chunk, then added in particle order, so the result does not
     // depend on the thread count.
-    const int chunk = sum ? std::min(in.count, opt_.max_batch) : in.count;
+    // A fixed chunk (not the thread count) decides the order, and bounds the rows kept: 32 x 5G floats.
+    const int chunk = sum ? std::min({in.count, opt_.max_batch, 32}) : in.count;
     if (sum) partial_.resize(size_t(chunk) * row);
     if (ws_.size() < size_t(omp_get_max_threads())) ws_.resize(omp_get_max_threads());
     for (int first = 0; first < in.count; first += chunk) {
@@ -95,7 +95,6 @@ class CpuProjector final : public Projector {
           for (size_t c = 0; c < row; ++c) out.grad_params[c] += p[c];
         }
     }
-    (void)backward;
     track_workspace();
   }
 

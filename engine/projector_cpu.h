@@ -209,8 +209,21 @@ void separable_backward(const BandPlan& plan, int g_count, const T* a, const T* 
     fourier_term_vjp(a[j], s[j], ws.s0[j], ws.sx[j], ws.sy[j], ws.s2[j], v_a[j], v_s[j], v_px[j], v_py[j]);
 }
 
-// The footprints of all Gaussians and their unit profiles (rows then columns), kept from the forward for
-// the backward.
+// Footprint rows up to kRow pixels are padded with zero weights to exactly kRow: a fixed-length inner
+// loop the compiler unrolls and keeps in registers (s = 1.5 px spans 14 pixels at 4.5 sigma).
+constexpr int kRow = 16;
+template <class T>
+int row_stride(const Splat<T>& g) {
+  return g.nx <= kRow ? kRow : g.nx;
+}
+// A fixed-length row fits: inside the box, padding included.
+template <class T>
+bool fixed_row(const Splat<T>& g, int box) {
+  return g.nx <= kRow && g.x0 >= 0 && g.y0 >= 0 && g.x0 + kRow <= box && g.y0 + g.ny <= box;
+}
+
+// The footprints of all Gaussians and their unit profiles (x padded to row_stride, then y), kept from the
+// forward for the backward.
 template <class T>
 void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s, T pixel, int box,
                    Workspace<T>& ws) {
@@ -220,7 +233,7 @@ void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s,
   for (int j = 0; j < g_count; ++j) {
     ws.splats[j] = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, box);
     ws.prof_at[j] = total;
-    total += size_t(ws.splats[j].nx) + ws.splats[j].ny;
+    total += size_t(row_stride(ws.splats[j])) + ws.splats[j].ny;
   }
   ws.prof_at[g_count] = total;
   if (ws.prof.size() < total) ws.prof.resize(total);
@@ -228,7 +241,8 @@ void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s,
     const Splat<T>& g = ws.splats[j];
     T* rx = &ws.prof[ws.prof_at[j]];
     splat_row(g.ux, g.sigma, g.x0, g.nx, rx);
-    splat_row(g.uy, g.sigma, g.y0, g.ny, rx + g.nx);
+    std::fill(rx + g.nx, rx + row_stride(g), T(0));
+    splat_row(g.uy, g.sigma, g.y0, g.ny, rx + row_stride(g));
   }
 }
 
@@ -249,10 +263,16 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
   for (int j = 0; j < g_count; ++j) {
     const Splat<T>& g = ws.splats[j];
     const T* rx = &ws.prof[ws.prof_at[j]];
-    const T* ry = rx + g.nx;
+    const T* ry = rx + row_stride(g);
     // Inside the box, rows are contiguous and the inner loop vectorises; otherwise indices wrap (the DFT
     // is periodic).
-    if (splat_inside(g, n)) {
+    if (fixed_row(g, n)) {
+      for (int y = 0; y < g.ny; ++y) {
+        const T wy = g.amp * ry[y];
+        T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
+        for (int x = 0; x < kRow; ++x) row[x] += wy * rx[x];
+      }
+    } else if (splat_inside(g, n)) {
       for (int y = 0; y < g.ny; ++y) {
         const T wy = g.amp * ry[y];
         T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
@@ -302,7 +322,31 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
   for (int j = 0; j < g_count; ++j) {
     const Splat<T>& g = ws.splats[j];
     const T* rx = &ws.prof[ws.prof_at[j]];
-    const T* ry = rx + g.nx;
+    const T* ry = rx + row_stride(g);
+    if (fixed_row(g, n)) {
+      // The same sums as below with the row length fixed: the column sums live in registers.
+      T c0[kRow] = {}, c1[kRow] = {}, c2[kRow] = {};
+      for (int y = 0; y < g.ny; ++y) {
+        const T dy = T(g.y0 + y) - g.uy;
+        const T w0 = ry[y], w1 = w0 * dy, w2 = w1 * dy;
+        const T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
+        for (int x = 0; x < kRow; ++x) {
+          c0[x] += w0 * row[x];
+          c1[x] += w1 * row[x];
+          c2[x] += w2 * row[x];
+        }
+      }
+      T s00 = 0, s10 = 0, s01 = 0, s20 = 0;
+      for (int x = 0; x < kRow; ++x) {
+        const T dx = T(g.x0 + x) - g.ux;
+        s00 += rx[x] * c0[x];
+        s10 += rx[x] * dx * c0[x];
+        s01 += rx[x] * c1[x];
+        s20 += rx[x] * (dx * dx * c0[x] + c2[x]);
+      }
+      splat_vjp(g, a[j], s[j], call.tau2, pixel, s00, s10, s01, s20, v_a[j], v_s[j], v_px[j], v_py[j]);
+      continue;
+    }
     const bool inside = splat_inside(g, n);
     if (int(ws.cols.size()) < 3 * g.nx) ws.cols.resize(3 * g.nx);
     // Column sums over the footprint's rows of R gy times 1, dy, dy^2, then the x sums: no reduction in
