@@ -52,6 +52,13 @@ bool oracle(const std::string& program) {
   throw std::runtime_error("oracle " + program + " is missing: run scripts/setup.sh");
 }
 
+void python(const std::string& dir, const std::string& script) {
+  write_text(dir + "/script.py", script);
+  auto r = run(std::string(kPython) + " script.py", dir);
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+}
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   if (!f) throw std::runtime_error("cannot write " + path);

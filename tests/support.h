@@ -1,6 +1,10 @@
 // What tests share: scratch directories, running the program and RELION's tools, the Python oracle.
 #pragma once
+#include <doctest/doctest.h>
+
 #include <string>
+
+#include "engine/error.h"
 
 namespace cugmm::test {
 
@@ -25,6 +29,22 @@ constexpr const char* kPython = "/usr/bin/python3";
 // (GPU machines without Debian's packages): then it prints that the check is skipped and returns false.
 // Use as:  if (!test::oracle("relion_project")) return;
 bool oracle(const std::string& program);
+
+// Runs a script with Debian's python3 in `dir` (as script.py there); the test stops if it fails.
+void python(const std::string& dir, const std::string& script);
+
+// The message of the InputError `f` throws ("" when it throws none): tests assert on what it names.
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

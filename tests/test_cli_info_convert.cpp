@@ -20,17 +20,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::python;
+using test::contains;
 
 test::RunResult cugmm_run(const std::string& args, const std::string& dir) {
   return test::run("'" + test::cugmm_exe() + "' " + args, dir);
-}
-
-void python(const std::string& dir, const std::string& script) {
-  test::write_text(dir + "/script.py", script);
-  auto r = test::run(std::string(test::kPython) + " script.py", dir);
-  INFO(r.out);
-  REQUIRE(r.status == 0);
 }
 
 // The number after `key` in `text` (e.g. "min " -> -3).

@@ -22,24 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-void python(const std::string& dir, const std::string& script) {
-  test::write_text(dir + "/make.py", script);
-  auto r = test::run(std::string(test::kPython) + " make.py", dir);
-  INFO(r.out);
-  REQUIRE(r.status == 0);
-}
+using test::python;
+using test::input_error;
+using test::contains;
 
 // A refinement's particles as cryoSPARC writes them (a subset of the real fields, in the real layout),
 // and what RELION would say about each: A = R(pose)^T, origin = shift * alignments3D/psize_A.

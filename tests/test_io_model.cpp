@@ -19,6 +19,9 @@ using namespace cugmm::io;
 
 namespace {
 
+using test::input_error;
+using test::contains;
+
 GaussianModel random_model(size_t g, unsigned seed, double s_lo, double s_hi, int box = 65, double pixel = 1.3) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> pos(-30, 30), amp(0.05f, 2.f), wid{float(s_lo), float(s_hi)};
@@ -40,18 +43,6 @@ void write_expected(const std::string& path, const GaussianModel& m) {
     f << m.x[j] + off << ' ' << m.y[j] + off << ' ' << m.z[j] + off << ' ' << m.amplitude[j] / amax << ' '
       << 8 * M_PI * M_PI * m.width[j] * m.width[j] << '\n';
 }
-
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;

@@ -20,6 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::python;
+using test::input_error;
+using test::contains;
+
 std::vector<float> read_f32(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   REQUIRE(f);
@@ -41,26 +45,6 @@ void write_bytes(const std::string& path, const std::vector<unsigned char>& b) {
 }
 
 void put_i32(std::vector<unsigned char>& b, size_t off, int32_t v) { std::memcpy(b.data() + off, &v, 4); }
-
-void python(const std::string& dir, const std::string& script) {
-  test::write_text(dir + "/script.py", script);
-  auto r = test::run(std::string(test::kPython) + " script.py", dir);
-  INFO(r.out);
-  REQUIRE(r.status == 0);
-}
-
-// The InputError's message, or "" when `f` does not throw one.
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A small valid float32 volume of our own, to corrupt.
 std::vector<unsigned char> good_file(const std::string& dir) {

@@ -17,17 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::input_error;
+using test::contains;
 
 void write_stack(const std::string& path, int n, int nz, float pixel) {
   std::vector<float> v(size_t(n) * n * nz);

@@ -14,18 +14,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The message of the InputError `f` throws ("" when it does not throw one).
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::input_error;
+using test::contains;
 
 }  // namespace
 

@@ -16,6 +16,10 @@ using namespace cugmm::io;
 
 namespace {
 
+using test::python;
+using test::input_error;
+using test::contains;
+
 std::vector<float> read_f32(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   REQUIRE(f);
@@ -25,25 +29,6 @@ std::vector<float> read_f32(const std::string& path) {
   f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
   return v;
 }
-
-void python(const std::string& dir, const std::string& script) {
-  test::write_text(dir + "/script.py", script);
-  auto r = test::run(std::string(test::kPython) + " script.py", dir);
-  INFO(r.out);
-  REQUIRE(r.status == 0);
-}
-
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 bool have_tifffile() { return test::run(std::string(test::kPython) + " -c 'import tifffile'").status == 0; }
 
