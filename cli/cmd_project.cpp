@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "engine/error.h"
 #include "engine/log.h"
+#include "engine/model_params.h"
 #include "engine/particle_cache.h"
 #include "engine/preprocess.h"
 #include "engine/projector.h"
@@ -50,12 +51,7 @@ static int run_project(Args& args) {
                                            model_angpix > 0 ? model_angpix : grid.pixel);
   CUGMM_REQUIRE(m.size() > 0, "the model " + model_path + " has no Gaussians");
   const size_t g = m.size(), n = set.particles.size();
-  std::vector<float> params(5 * g);
-  std::copy(m.x.begin(), m.x.end(), params.begin());
-  std::copy(m.y.begin(), m.y.end(), params.begin() + g);
-  std::copy(m.z.begin(), m.z.end(), params.begin() + 2 * g);
-  std::copy(m.amplitude.begin(), m.amplitude.end(), params.begin() + 3 * g);
-  std::copy(m.width.begin(), m.width.end(), params.begin() + 4 * g);
+  const std::vector<float> params = params_from_model(m);
 
   const FourierBand band = make_fourier_band(grid.box, grid.pixel, 0, 0);  // everything up to Nyquist
   ProjectorOptions popt;

@@ -8,6 +8,7 @@
 
 #include "engine/error.h"
 #include "engine/log.h"
+#include "engine/model_params.h"
 #include "engine/preprocess.h"
 #include "engine/projector.h"
 #include "io/mrc.h"
@@ -33,12 +34,6 @@ std::string fmt(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.6f", v);
   return b;
-}
-
-std::vector<float> model_row(const io::GaussianModel& m) {
-  std::vector<float> row;
-  for (const auto* a : {&m.x, &m.y, &m.z, &m.amplitude, &m.width}) row.insert(row.end(), a->begin(), a->end());
-  return row;
 }
 
 }  // namespace
@@ -78,7 +73,7 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
 
   const size_t plane = size_t(n) * n, half = size_t(n) * (n / 2 + 1), row_len = size_t(5) * g;
   std::vector<std::vector<float>> rows;
-  for (auto& m : models) rows.push_back(model_row(m));
+  for (auto& m : models) rows.push_back(params_from_model(m));
   const std::string stack_name = std::filesystem::path(out.stack).filename().string();
   std::vector<ParticleView> views;
   for (int i = 0; i < opt.count; ++i) {
