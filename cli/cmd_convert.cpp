@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "engine/error.h"
+#include "io/text.h"
 #include "io/cs.h"
 #include "io/image_read.h"
 #include "io/model.h"
@@ -16,12 +17,6 @@
 namespace cugmm::cli {
 
 namespace {
-
-std::string lower_ext(const std::string& path) {
-  std::string e = std::filesystem::path(path).extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return e;
-}
 
 bool is_native_model(const std::string& e) { return e == ".txt" || e == ".gmm"; }
 bool is_pseudo_atoms(const std::string& e) { return e == ".pdb" || e == ".ent" || e == ".cif" || e == ".mmcif"; }
@@ -45,7 +40,7 @@ static int run_convert(Args& args) {
                     std::string(kConversions),
                 2))
     return 0;
-  const std::string ei = lower_ext(in), eo = lower_ext(out);
+  const std::string ei = io::lower_extension(in), eo = io::lower_extension(out);
 
   if (ei == ".cs") {
     if (eo != ".star") throw Error(std::string("a .cs file converts to .star; ") + kConversions);

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "engine/error.h"
+#include "io/text.h"
 #include "io/cs.h"
 #include "io/image_read.h"
 #include "io/model.h"
@@ -20,12 +21,6 @@
 namespace cugmm::cli {
 
 namespace {
-
-std::string lower_ext(const std::string& path) {
-  std::string e = std::filesystem::path(path).extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return e;
-}
 
 bool is_model_ext(const std::string& e) {
   return e == ".txt" || e == ".gmm" || e == ".pdb" || e == ".ent" || e == ".cif" || e == ".mmcif";
@@ -196,7 +191,7 @@ static int run_info(Args& args) {
   std::string path = args.positional(0, "FILE");
   if (args.done("cugmm info FILE [--root DIR] [--box N --angpix A]", 1)) return 0;
   if (!std::filesystem::exists(path)) throw InputError(path, "", "no such file");
-  const std::string e = lower_ext(path);
+  const std::string e = io::lower_extension(path);
   if (e == ".star")
     info_star(path, root);
   else if (e == ".cs" || e == ".npy")

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "engine/error.h"
+#include "io/text.h"
 #include "engine/log.h"
 #include "engine/model_params.h"
 #include "engine/preprocess.h"
@@ -28,12 +29,6 @@ Mat3<double> random_rotation(std::mt19937_64& rng) {
   return {{1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)}};
-}
-
-std::string fmt(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.6f", v);
-  return b;
 }
 
 }  // namespace
@@ -63,8 +58,8 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
   optics.columns = {"rlnOpticsGroup", "rlnOpticsGroupName", "rlnImagePixelSize", "rlnImageSize",
                     "rlnImageDimensionality", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"};
   CtfParams base;
-  optics.rows.push_back({"1", "opticsGroup1", fmt(px), std::to_string(n), "2", fmt(base.voltage), fmt(base.cs),
-                         fmt(base.amp_contrast)});
+  optics.rows.push_back({"1", "opticsGroup1", io::format_fixed(px), std::to_string(n), "2", io::format_fixed(base.voltage), io::format_fixed(base.cs),
+                         io::format_fixed(base.amp_contrast)});
   io::StarBlock parts;
   parts.name = "particles";
   parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",
@@ -88,8 +83,8 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
     ctf.defocus_v = mean_def - opt.astigmatism / 2;
     ctf.defocus_angle = 360 * uni(rng) - 180;
     views.push_back(make_particle_view(rot, tilt, psi, ox, oy, ctf, opt.ctf ? CtfMode::full : CtfMode::none));
-    parts.rows.push_back({std::to_string(i + 1) + "@" + stack_name, fmt(rot), fmt(tilt), fmt(psi), fmt(ox), fmt(oy),
-                          fmt(ctf.defocus_u), fmt(ctf.defocus_v), fmt(ctf.defocus_angle), "1",
+    parts.rows.push_back({std::to_string(i + 1) + "@" + stack_name, io::format_fixed(rot), io::format_fixed(tilt), io::format_fixed(psi), io::format_fixed(ox), io::format_fixed(oy),
+                          io::format_fixed(ctf.defocus_u), io::format_fixed(ctf.defocus_v), io::format_fixed(ctf.defocus_angle), "1",
                           std::to_string(which + 1)});
   }
 

@@ -6,18 +6,13 @@
 #include <tuple>
 
 #include "engine/error.h"
+#include "io/text.h"
 #include "io/npy.h"
 #include "kernels/geometry.h"
 
 namespace cugmm::io {
 
 namespace {
-
-std::string fmt(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.6f", v);
-  return b;
-}
 
 const NpyField* numeric_field(const NpyArray& a, const std::string& name, size_t min_elems) {
   const NpyField* f = a.field(name);
@@ -101,19 +96,19 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
     if (!stack.empty() && stack[0] == '>') stack.erase(0, 1);
     if (stack.empty()) throw InputError(path, record, "empty blob/path");
     double idx = a.number(r, *f_idx);
-    if (idx < 0 || idx != std::floor(idx)) throw InputError(path, record, "bad blob/idx " + fmt(idx));
+    if (idx < 0 || idx != std::floor(idx)) throw InputError(path, record, "bad blob/idx " + format_fixed(idx));
     Key key{num(f_psize, r), num(f_shape, r), num(f_kv, r), num(f_cs, r), num(f_q0, r), num(f_group, r)};
     auto g = groups.find(key);
     if (g == groups.end()) {
       int n = int(groups.size()) + 1;
       g = groups.emplace(key, n).first;
       std::vector<std::string> row = {"opticsGroup" + std::to_string(n), std::to_string(n)};
-      if (f_psize) row.push_back(fmt(num(f_psize, r)));
+      if (f_psize) row.push_back(format_fixed(num(f_psize, r)));
       if (f_shape) row.push_back(std::to_string(long(num(f_shape, r))));
       row.push_back("2");
-      if (f_kv) row.push_back(fmt(num(f_kv, r)));
-      if (f_cs) row.push_back(fmt(num(f_cs, r)));
-      if (f_q0) row.push_back(fmt(num(f_q0, r)));
+      if (f_kv) row.push_back(format_fixed(num(f_kv, r)));
+      if (f_cs) row.push_back(format_fixed(num(f_cs, r)));
+      if (f_q0) row.push_back(format_fixed(num(f_q0, r)));
       row.push_back("0");
       optics.rows.push_back(std::move(row));
     }
@@ -133,18 +128,18 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
       Mat3<double> A = transpose(axis_angle_to_matrix(w[0], w[1], w[2]));
       double rot, tilt, psi;
       matrix_to_euler(A, rot, tilt, psi);
-      row.insert(row.end(), {fmt(rot), fmt(tilt), fmt(psi)});
+      row.insert(row.end(), {format_fixed(rot), format_fixed(tilt), format_fixed(psi)});
     }
     if (f_shift) {
       double px = f_apsize ? a.number(r, *f_apsize) : a.number(r, *f_psize);
-      row.insert(row.end(), {fmt(a.number(r, *f_shift, 0) * px), fmt(a.number(r, *f_shift, 1) * px)});
+      row.insert(row.end(), {format_fixed(a.number(r, *f_shift, 0) * px), format_fixed(a.number(r, *f_shift, 1) * px)});
     }
     if (f_df1)
-      row.insert(row.end(), {fmt(a.number(r, *f_df1)), fmt(a.number(r, *f_df2)),
-                             fmt(f_ang ? rad2deg(a.number(r, *f_ang)) : 0.0)});
-    if (f_phase) row.push_back(fmt(rad2deg(a.number(r, *f_phase))));
-    if (f_bfac) row.push_back(fmt(a.number(r, *f_bfac)));
-    if (f_scale) row.push_back(fmt(a.number(r, *f_scale)));
+      row.insert(row.end(), {format_fixed(a.number(r, *f_df1)), format_fixed(a.number(r, *f_df2)),
+                             format_fixed(f_ang ? rad2deg(a.number(r, *f_ang)) : 0.0)});
+    if (f_phase) row.push_back(format_fixed(rad2deg(a.number(r, *f_phase))));
+    if (f_bfac) row.push_back(format_fixed(a.number(r, *f_bfac)));
+    if (f_scale) row.push_back(format_fixed(a.number(r, *f_scale)));
     row.push_back(std::to_string(g->second));
     if (f_split) row.push_back(std::to_string(long(a.number(r, *f_split)) + 1));
     parts.rows.push_back(std::move(row));

@@ -7,16 +7,11 @@
 #include <fstream>
 
 #include "engine/error.h"
+#include "io/text.h"
 
 namespace cugmm::io {
 
 namespace {
-
-std::string lower_extension(const std::string& path) {
-  std::string e = std::filesystem::path(path).extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return e;
-}
 
 }  // namespace
 

@@ -25,12 +25,6 @@ std::string fmt(const char* f, double v) {
 }
 std::string f9(float v) { return fmt("%.9g", double(v)); }
 
-std::string lower_extension(const std::string& path) {
-  std::string e = std::filesystem::path(path).extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return e;
-}
-
 // Blue (0) through green to red (1): the usual ramp for "how much".
 void ramp(double t, double rgb[3]) {
   t = std::clamp(t, 0.0, 1.0);

@@ -22,12 +22,6 @@ namespace cugmm::io {
 
 namespace {
 
-std::string fmt(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.6f", v);
-  return b;
-}
-
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
 }
@@ -304,7 +298,7 @@ ParticleSet read_particles(const std::string& path, const ParticleReadOptions& o
     c.bfactor = row.num("rlnCtfBfactor", 0);
     c.scale = row.num("rlnCtfScalefactor", 1);
     if (c.amp_contrast < 0 || c.amp_contrast >= 1)
-      throw InputError(path, row.record(), "rlnAmplitudeContrast " + fmt(c.amp_contrast) + " is outside [0, 1)");
+      throw InputError(path, row.record(), "rlnAmplitudeContrast " + format_fixed(c.amp_contrast) + " is outside [0, 1)");
     if (c.voltage <= 0) throw InputError(path, row.record(), "rlnVoltage must be positive");
 
     p.random_subset = int(row.integer("rlnRandomSubset", 0));
@@ -329,7 +323,7 @@ StarBlock optics_table(const ParticleSet& set) {
                "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnCtfDataArePhaseFlipped"};
   for (const auto& g : set.optics)
     b.rows.push_back({g.name.empty() ? "opticsGroup" + std::to_string(g.number) : g.name, std::to_string(g.number),
-                      fmt(g.pixel_size), "2", fmt(g.voltage), fmt(g.cs), fmt(g.amp_contrast),
+                      format_fixed(g.pixel_size), "2", format_fixed(g.voltage), format_fixed(g.cs), format_fixed(g.amp_contrast),
                       g.phase_flipped ? "1" : "0"});
   // A box size of 0 (images not opened) would mislead RELION; leave the column out instead.
   bool boxes_known = true;
@@ -381,7 +375,7 @@ StarFile particle_subset_star(const ParticleSet& set, const std::vector<size_t>&
       std::vector<std::string> row;
       for (int c : kept_cols) row.push_back(parts->rows[i][c]);
       const Particle& p = set.particles[i];
-      if (has_origin) row.insert(row.end(), {fmt(p.origin_x), fmt(p.origin_y)});
+      if (has_origin) row.insert(row.end(), {format_fixed(p.origin_x), format_fixed(p.origin_y)});
       row.push_back(std::to_string(set.optics[p.optics].number));
       sub.rows.push_back(std::move(row));
     }

@@ -1,6 +1,10 @@
 #include "io/text.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 
 #include "engine/error.h"
@@ -35,6 +39,18 @@ std::vector<std::string> split_fields(std::string_view line) {
     }
   }
   return out;
+}
+
+std::string lower_extension(const std::string& path) {
+  std::string e = std::filesystem::path(path).extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return e;
+}
+
+std::string format_fixed(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6f", v);
+  return b;
 }
 
 double parse_double(std::string_view s, const std::string& file, const std::string& record) {

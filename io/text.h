@@ -10,6 +10,11 @@ std::string_view trim(std::string_view s);
 // Splits on runs of whitespace; honours '...' and "..." quoting as STAR files use it.
 std::vector<std::string> split_fields(std::string_view line);
 // Full-string conversions; throw InputError(file, record, ...) naming the bad text.
+// A file's extension in lower case, with its dot (".mrcs"); "" when it has none.
+std::string lower_extension(const std::string& path);
+// A number as STAR files hold it: fixed point, 6 decimals.
+std::string format_fixed(double v);
+
 double parse_double(std::string_view s, const std::string& file, const std::string& record);
 long parse_long(std::string_view s, const std::string& file, const std::string& record);
 

@@ -59,6 +59,16 @@ void python(const std::string& dir, const std::string& script) {
   REQUIRE(r.status == 0);
 }
 
+std::vector<float> read_f32(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE(f);
+  f.seekg(0, std::ios::end);
+  std::vector<float> v(size_t(f.tellg()) / 4);
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
+  return v;
+}
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   if (!f) throw std::runtime_error("cannot write " + path);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "engine/error.h"
 
@@ -45,6 +46,9 @@ std::string input_error(F&& f) {
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A raw file of float32 values (what numpy's tofile() writes): oracle data from the Python scripts.
+std::vector<float> read_f32(const std::string& path);
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

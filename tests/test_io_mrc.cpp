@@ -23,16 +23,7 @@ namespace {
 using test::python;
 using test::input_error;
 using test::contains;
-
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f);
-  f.seekg(0, std::ios::end);
-  std::vector<float> v(size_t(f.tellg()) / 4);
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
-  return v;
-}
+using test::read_f32;
 
 std::vector<unsigned char> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
