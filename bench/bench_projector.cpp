@@ -3,7 +3,7 @@
 // of 64+. Prints a table and writes JSON.
 //
 //   bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N]
-//                   [--out bench_projector.json]
+//                   [--g N] [--box N] [--out bench_projector.json]   (--g, --box: one size instead of the grid)
 //
 // Targets (issue 4): forward+backward of G = 3,200 at 128 px >= 500,000 particles/s on an H100 and
 // >= 3,000 particles/s on a 2-core AVX-512 CPU.
@@ -48,15 +48,17 @@ std::vector<float> make_params(int g, int box, double pixel, std::mt19937& rng) 
 int main(int argc, char** argv) {
   bool quick = false;
   std::string device_arg = "all", strategy_arg = "both", out_path = "bench_projector.json";
-  int batch = 64;
+  int batch = 64, only_g = 0, only_box = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
     else if (a == "--device" && i + 1 < argc) device_arg = argv[++i];
     else if (a == "--strategy" && i + 1 < argc) strategy_arg = argv[++i];
     else if (a == "--batch" && i + 1 < argc) batch = std::stoi(argv[++i]);
+    else if (a == "--g" && i + 1 < argc) only_g = std::stoi(argv[++i]);
+    else if (a == "--box" && i + 1 < argc) only_box = std::stoi(argv[++i]);
     else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
-    else { std::fprintf(stderr, "usage: bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N] [--out FILE]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N] [--g N] [--box N] [--out FILE]\n"); return 2; }
   }
   std::vector<Device> devices;
   if (device_arg == "cpu" || device_arg == "all") devices.push_back(Device::cpu);
@@ -65,8 +67,12 @@ int main(int argc, char** argv) {
   std::vector<ProjectionStrategy> strategies;
   if (strategy_arg == "splat" || strategy_arg == "both") strategies.push_back(ProjectionStrategy::splat_fft);
   if (strategy_arg == "separable" || strategy_arg == "both") strategies.push_back(ProjectionStrategy::separable_fourier);
-  const std::vector<int> gs = quick ? std::vector<int>{1000, 3200} : std::vector<int>{1000, 3200, 10000, 32000, 100000};
-  const std::vector<int> boxes = quick ? std::vector<int>{64, 128} : std::vector<int>{64, 128, 256};
+  const std::vector<int> gs = only_g ? std::vector<int>{only_g}
+                              : quick ? std::vector<int>{1000, 3200}
+                                      : std::vector<int>{1000, 3200, 10000, 32000, 100000};
+  const std::vector<int> boxes = only_box ? std::vector<int>{only_box}
+                                 : quick  ? std::vector<int>{64, 128}
+                                          : std::vector<int>{64, 128, 256};
   const double pixel = 1.5;
   const double min_seconds = quick ? 0.3 : 1.0;
 

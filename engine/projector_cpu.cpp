@@ -25,6 +25,9 @@ BandPlan make_band_plan(const FourierBand& band) {
                   "projector: the Fourier band is not in FourierBand order");
     ++p.rows.back().count;
   }
+  const double inv_len = 1 / (double(n) * band.pixel_size);
+  p.ctf_at.resize(band.size());
+  for (size_t b = 0; b < band.size(); ++b) p.ctf_at[b] = ctf_band_point(band.kx[b] * inv_len, band.ky[b] * inv_len);
   // Partners on the self-conjugate columns, found through the half-plane index.
   std::vector<int> at(size_t(n) * (half + 1), -1);
   for (size_t b = 0; b < band.size(); ++b) at[band.fft_index[b]] = int(b);

@@ -44,6 +44,7 @@ struct BandPlan {
   std::vector<Row> rows;
   std::vector<int> partner;  // on the kx = 0 and N/2 columns: the band index of (kx, -ky); -1 elsewhere
   int scored_rings = 0;      // ring_max - ring_min + 1
+  std::vector<CtfBandPoint<double>> ctf_at;  // per band coefficient: |k|^2 and azimuth (kernels/ctf.h)
 };
 BandPlan make_band_plan(const FourierBand& band);
 
@@ -394,16 +395,18 @@ void model_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gauss
   const int G = num_gaussians;
   const T *x = params, *y = params + G, *z = params + 2 * G, *a = params + 3 * G, *s = params + 4 * G;
   const size_t nb = band.size();
-  const T inv_len = T(1) / (T(band.box) * T(band.pixel_size));
 
   ws.land.resize(G);
   for (int j = 0; j < G; ++j) ws.land[j] = land(view.rotation, x[j], y[j], z[j], view.origin_x, view.origin_y);
   ws.ctf.resize(nb);
-  for (size_t b = 0; b < nb; ++b)
+  const CtfAngle2<T> angle2 = ctf_angle2(view.ctf);
+  for (size_t b = 0; b < nb; ++b) {
+    const CtfBandPoint<double>& k = plan.ctf_at[b];
     ws.ctf[b] = view.ctf_mode == CtfMode::none
                     ? T(1)
-                    : ctf_apply_mode(ctf_value(view.ctf, T(band.kx[b]) * inv_len, T(band.ky[b]) * inv_len),
+                    : ctf_apply_mode(ctf_value_at(view.ctf, angle2, CtfBandPoint<T>{T(k.k2), T(k.cos2), T(k.sin2)}),
                                      view.ctf_mode);
+  }
 
   ws.model.resize(nb);
   if (call.strategy == ProjectionStrategy::separable_fourier)

@@ -73,6 +73,39 @@ CUGMM_HD T ctf_value(const CtfConsts<T>& c, T kx, T ky) {
   return -c.scale * std::sin(gamma) * env;
 }
 
+// ctf_value with the azimuth and |k|^2 taken from a table: a band is the same for every particle, so its
+// per-coefficient trigonometry is computed once (ctf_band_point) and each particle costs one sine, using
+// cos(2 (theta - angle)) = cos 2theta cos 2angle + sin 2theta sin 2angle.
+template <class T>
+struct CtfBandPoint {
+  T k2;            // |k|^2, 1/Å^2
+  T cos2, sin2;    // cos(2 theta), sin(2 theta); theta = 0 at the origin, as ctf_value takes it
+};
+
+template <class T>
+CUGMM_HD CtfBandPoint<T> ctf_band_point(T kx, T ky) {
+  T theta = (kx == 0 && ky == 0) ? T(0) : std::atan2(ky, kx);
+  return {kx * kx + ky * ky, std::cos(2 * theta), std::sin(2 * theta)};
+}
+
+// cos(2 angle) and sin(2 angle) of one particle's astigmatism, for ctf_value_at.
+template <class T>
+struct CtfAngle2 {
+  T cos2, sin2;
+};
+template <class T>
+CUGMM_HD CtfAngle2<T> ctf_angle2(const CtfConsts<T>& c) {
+  return {std::cos(2 * c.angle), std::sin(2 * c.angle)};
+}
+
+template <class T>
+CUGMM_HD T ctf_value_at(const CtfConsts<T>& c, CtfAngle2<T> a, const CtfBandPoint<T>& k) {
+  T defocus = c.def_avg + c.def_dev * (k.cos2 * a.cos2 + k.sin2 * a.sin2);
+  T gamma = -c.k1 * defocus * k.k2 + c.k2 * k.k2 * k.k2 - c.offset;
+  T env = c.bfac_quarter != 0 ? std::exp(-c.bfac_quarter * k.k2) : T(1);
+  return -c.scale * std::sin(gamma) * env;
+}
+
 template <class T>
 CUGMM_HD T ctf_apply_mode(T ctf, CtfMode mode) {
   return mode == CtfMode::none ? T(1) : mode == CtfMode::phase_flipped ? std::fabs(ctf) : ctf;

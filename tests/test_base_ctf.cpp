@@ -2,6 +2,9 @@
 // test_conventions_relion.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/ctf.h"
 
 using namespace cugmm;
@@ -44,4 +47,26 @@ TEST_CASE("astigmatism: defocus is U along the defocus angle and V across it") {
         doctest::Approx(std::sin(kPi * lambda * 20000 * k * k)));
   CHECK(ctf_value(c, k * std::cos(across), k * std::sin(across)) ==
         doctest::Approx(std::sin(kPi * lambda * 10000 * k * k)));
+}
+
+TEST_CASE("ctf_value_at (tabled |k|^2 and azimuth) equals ctf_value over a grid of frequencies") {
+  CtfParams p;
+  p.defocus_u = 21000; p.defocus_v = 17500; p.defocus_angle = 37; p.bfactor = 60; p.phase_shift = 20;
+  p.amp_contrast = 0.08; p.scale = 0.9;
+  for (double angle : {37.0, -120.0, 0.0}) {
+    p.defocus_angle = angle;
+    auto c = make_ctf_consts<double>(p);
+    auto a2 = ctf_angle2(c);
+    double worst = 0;
+    for (int iy = -32; iy <= 32; ++iy)
+      for (int ix = 0; ix <= 32; ++ix) {
+        double kx = ix / (64 * 1.3), ky = iy / (64 * 1.3);
+        double ref = ctf_value(c, kx, ky), got = ctf_value_at(c, a2, ctf_band_point(kx, ky));
+        worst = std::max(worst, std::fabs(got - ref));
+      }
+    CHECK(worst < 1e-9);
+    auto cf = make_ctf_consts<float>(p);
+    float kx = 0.2f, ky = -0.13f;
+    CHECK(std::fabs(ctf_value_at(cf, ctf_angle2(cf), ctf_band_point(kx, ky)) - ctf_value(cf, kx, ky)) < 1e-4f);
+  }
 }
