@@ -42,6 +42,65 @@ BandPlan make_band_plan(const FourierBand& band) {
   return p;
 }
 
+// The splat and gather loops are most of the splat strategy's work and are limited by the vector width: the
+// build targets baseline x86-64 (SSE2), so where the CPU has AVX-512 (or AVX2 + FMA) they run a copy of
+// the same code compiled for it. FMA contraction may change the last bits, nothing else.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define CUGMM_DISPATCH_SIMD 1
+namespace {
+enum class Simd { base, avx2, avx512 };
+Simd simd_level() {
+  static const Simd level = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return Simd::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Simd::avx2;
+    return Simd::base;
+  }();
+  return level;
+}
+#define CUGMM_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512")))
+#define CUGMM_AVX2 __attribute__((target("avx2,fma")))
+CUGMM_AVX512 void fill_avx512(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
+CUGMM_AVX2 void fill_avx2(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
+CUGMM_AVX512 void gather_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
+                                const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px,
+                                float* v_py) {
+  proj::splat_gather(call, g, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
+}
+CUGMM_AVX2 void gather_avx2(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
+                            const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py) {
+  proj::splat_gather(call, g, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
+}
+}  // namespace
+#endif
+
+namespace proj {
+
+void splat_fill_f32(const Workspace<float>& ws, int g_count, int n, float* img) {
+#ifdef CUGMM_DISPATCH_SIMD
+  switch (simd_level()) {
+    case Simd::avx512: return fill_avx512(ws, g_count, n, img);
+    case Simd::avx2: return fill_avx2(ws, g_count, n, img);
+    case Simd::base: break;
+  }
+#endif
+  splat_fill(ws, g_count, n, img);
+}
+
+void splat_gather_f32(const CallPlan<float>& call, int g_count, const float* a, const float* s, float pixel, int n,
+                      const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py) {
+#ifdef CUGMM_DISPATCH_SIMD
+  switch (simd_level()) {
+    case Simd::avx512: return gather_avx512(call, g_count, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
+    case Simd::avx2: return gather_avx2(call, g_count, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
+    case Simd::base: break;
+  }
+#endif
+  splat_gather(call, g_count, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
+}
+
+}  // namespace proj
+
 namespace {
 
 struct FftwFloat {

@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <complex>
+#include <type_traits>
 #include <vector>
 
 #include "engine/fourier_band.h"
@@ -11,6 +12,13 @@
 #include "kernels/ctf.h"
 #include "kernels/frc.h"
 #include "kernels/gaussian_projection.h"
+
+// Forces inlining, so that a caller compiled for another target (projector_cpu.cpp) gets the body compiled for it.
+#if defined(__GNUC__)
+#define CUGMM_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define CUGMM_ALWAYS_INLINE
+#endif
 
 namespace cugmm::detail {
 
@@ -252,15 +260,10 @@ bool splat_inside(const Splat<T>& g, int box) {
   return g.x0 >= 0 && g.y0 >= 0 && g.x0 + g.nx <= box && g.y0 + g.ny <= box;
 }
 
-template <class T, class Fft>
-void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
-                   Workspace<T>& ws, const Fft& fft) {
-  const FourierBand& band = *plan.band;
-  const int n = band.box, h = n / 2 + 1;
-  const T pixel = T(band.pixel_size);
-  splat_prepare(call, g_count, a, s, pixel, n, ws);
-  ws.image.assign(size_t(n) * n, T(0));
-  T* img = ws.image.data();
+// The splat of every footprint into img (n x n, zeroed), from the profiles splat_prepare kept. Always
+// inlined: the float entry points (projector_cpu.cpp) compile it once more for wider vector units.
+template <class T>
+CUGMM_ALWAYS_INLINE inline void splat_fill(const Workspace<T>& ws, int g_count, int n, T* img) {
   for (int j = 0; j < g_count; ++j) {
     const Splat<T>& g = ws.splats[j];
     const T* rx = &ws.prof[ws.prof_at[j]];
@@ -271,6 +274,7 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
       for (int y = 0; y < g.ny; ++y) {
         const T wy = g.amp * ry[y];
         T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
+#pragma omp simd
         for (int x = 0; x < kRow; ++x) row[x] += wy * rx[x];
       }
     } else if (splat_inside(g, n)) {
@@ -287,39 +291,13 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
       }
     }
   }
-  ws.spec.resize(size_t(n) * h);
-  fft.r2c(ws.image.data(), ws.spec.data());
-  for (size_t b = 0; b < band.size(); ++b) {
-    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
-    std::complex<T> f = ws.spec[band.fft_index[b]];
-    ws.model[b] = {c * f.real(), c * f.imag()};
-  }
 }
 
-// Backward of splat_forward (whose footprints and profiles it reuses): the adjoint of "correct, keep the
-// band" into a half-plane, the adjoint DFT (c2r), then a gather over each footprint.
-template <class T, class Fft>
-void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
-                    Workspace<T>& ws, const Fft& fft, T* v_a, T* v_s, T* v_px, T* v_py) {
-  const FourierBand& band = *plan.band;
-  const int n = band.box, h = n / 2 + 1;
-  const T pixel = T(band.pixel_size);
-  // d score / d I[x] = Re sum_b conj(g_b) c_b exp(-2 pi i k_b.x / N) = Re sum_b Q_b exp(+2 pi i k_b.x / N) with
-  // Q_b = c_b g_b (c real). A c2r transform sums X(k) e^{+ikx} over the full plane with X(-k) = conj X(k):
-  // interior columns count twice (X = Q/2); on the kx = 0 and N/2 columns, which hold both ky and -ky,
-  // X must be Hermitian: X(ky) = (Q(ky) + conj Q(-ky)) / 2 gives the same real part.
-  auto q = [&](size_t b) {
-    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
-    return std::complex<T>(c * ws.grad[b].re, c * ws.grad[b].im);
-  };
-  ws.spec.assign(size_t(n) * h, std::complex<T>(0));
-  for (size_t b = 0; b < band.size(); ++b) {
-    int p = plan.partner[b];
-    ws.spec[band.fft_index[b]] = p < 0 ? q(b) * T(0.5) : (q(b) + std::conj(q(size_t(p)))) * T(0.5);
-  }
-  ws.image.resize(size_t(n) * n);
-  fft.c2r(ws.spec.data(), ws.image.data());
-  const T* img = ws.image.data();
+// The gather of splat_backward: footprint sums of R = img against the profiles, then splat_vjp.
+template <class T>
+CUGMM_ALWAYS_INLINE inline void splat_gather(const CallPlan<T>& call, int g_count, const T* a, const T* s, T pixel,
+                                             int n, const T* img, Workspace<T>& ws, T* v_a, T* v_s, T* v_px,
+                                             T* v_py) {
   for (int j = 0; j < g_count; ++j) {
     const Splat<T>& g = ws.splats[j];
     const T* rx = &ws.prof[ws.prof_at[j]];
@@ -331,6 +309,8 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
         const T dy = T(g.y0 + y) - g.uy;
         const T w0 = ry[y], w1 = w0 * dy, w2 = w1 * dy;
         const T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
+        // Across x, one vector per row (left alone, GCC vectorises across rows with scalar gathers).
+#pragma omp simd
         for (int x = 0; x < kRow; ++x) {
           c0[x] += w0 * row[x];
           c1[x] += w1 * row[x];
@@ -384,6 +364,61 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
     }
     splat_vjp(g, a[j], s[j], call.tau2, pixel, s00, s10, s01, s20, v_a[j], v_s[j], v_px[j], v_py[j]);
   }
+}
+
+// In float, the two loops above dispatched on the CPU's vector unit (projector_cpu.cpp).
+void splat_fill_f32(const Workspace<float>& ws, int g_count, int n, float* img);
+void splat_gather_f32(const CallPlan<float>& call, int g_count, const float* a, const float* s, float pixel, int n,
+                      const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py);
+
+template <class T, class Fft>
+void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
+                   Workspace<T>& ws, const Fft& fft) {
+  const FourierBand& band = *plan.band;
+  const int n = band.box, h = n / 2 + 1;
+  const T pixel = T(band.pixel_size);
+  splat_prepare(call, g_count, a, s, pixel, n, ws);
+  ws.image.assign(size_t(n) * n, T(0));
+  if constexpr (std::is_same<T, float>::value)
+    splat_fill_f32(ws, g_count, n, ws.image.data());
+  else
+    splat_fill(ws, g_count, n, ws.image.data());
+  ws.spec.resize(size_t(n) * h);
+  fft.r2c(ws.image.data(), ws.spec.data());
+  for (size_t b = 0; b < band.size(); ++b) {
+    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    std::complex<T> f = ws.spec[band.fft_index[b]];
+    ws.model[b] = {c * f.real(), c * f.imag()};
+  }
+}
+
+// Backward of splat_forward (whose footprints and profiles it reuses): the adjoint of "correct, keep the
+// band" into a half-plane, the adjoint DFT (c2r), then a gather over each footprint.
+template <class T, class Fft>
+void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
+                    Workspace<T>& ws, const Fft& fft, T* v_a, T* v_s, T* v_px, T* v_py) {
+  const FourierBand& band = *plan.band;
+  const int n = band.box, h = n / 2 + 1;
+  const T pixel = T(band.pixel_size);
+  // d score / d I[x] = Re sum_b conj(g_b) c_b exp(-2 pi i k_b.x / N) = Re sum_b Q_b exp(+2 pi i k_b.x / N) with
+  // Q_b = c_b g_b (c real). A c2r transform sums X(k) e^{+ikx} over the full plane with X(-k) = conj X(k):
+  // interior columns count twice (X = Q/2); on the kx = 0 and N/2 columns, which hold both ky and -ky,
+  // X must be Hermitian: X(ky) = (Q(ky) + conj Q(-ky)) / 2 gives the same real part.
+  auto q = [&](size_t b) {
+    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    return std::complex<T>(c * ws.grad[b].re, c * ws.grad[b].im);
+  };
+  ws.spec.assign(size_t(n) * h, std::complex<T>(0));
+  for (size_t b = 0; b < band.size(); ++b) {
+    int p = plan.partner[b];
+    ws.spec[band.fft_index[b]] = p < 0 ? q(b) * T(0.5) : (q(b) + std::conj(q(size_t(p)))) * T(0.5);
+  }
+  ws.image.resize(size_t(n) * n);
+  fft.c2r(ws.spec.data(), ws.image.data());
+  if constexpr (std::is_same<T, float>::value)
+    splat_gather_f32(call, g_count, a, s, pixel, n, ws.image.data(), ws, v_a, v_s, v_px, v_py);
+  else
+    splat_gather(call, g_count, a, s, pixel, n, ws.image.data(), ws, v_a, v_s, v_px, v_py);
 }
 
 }  // namespace proj
