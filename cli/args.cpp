@@ -86,12 +86,16 @@ std::string Args::positional(size_t i, const std::string& name) {
   return pos_[i];
 }
 
+void Args::threads() {
+  int n = static_cast<int>(integer("threads", 0, "CPU threads (0 = all cores)"));
+  set_threads(n);
+  nn::set_blas_threads(n);  // BLAS and OpenMP must not oversubscribe
+}
+
 Device Args::device() {
   std::string d = str("device", "auto", "auto|cpu|cuda: where to compute");
-  long threads = integer("threads", 0, "CPU threads (0 = all cores)");
+  threads();
   if (help_) return Device::cpu;
-  set_threads(static_cast<int>(threads));
-  nn::set_blas_threads(static_cast<int>(threads));  // BLAS and OpenMP must not oversubscribe
   return pick_device(d);
 }
 

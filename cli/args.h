@@ -24,8 +24,10 @@ class Args {
   const std::vector<std::string>& positionals() const { return pos_; }
   std::string positional(size_t i, const std::string& name);  // throws naming the missing argument
 
-  // --device auto|cpu|cuda and --threads N, shared by every command that computes.
+  // --device auto|cpu|cuda and --threads N, shared by every command that computes on either backend.
   Device device();
+  // --threads N alone, for commands whose work runs only on the CPU (FFTW / OpenMP).
+  void threads();
 
   bool help_requested() const { return help_; }
   std::string usage() const { return usage_; }

@@ -83,11 +83,11 @@ static int run_demo(Args& args) {
   step(with_dev({"simulate", "--models", open + "," + closed, "--out", out, "--count", std::to_string(count),
                  "--snr", std::to_string(snr)}));
   step({"info", star});
-  step(with_dev({"preprocess", "--particles", star}));
+  step({"preprocess", "--particles", star, "--threads", threads});  // CPU work only: no --device
   step(with_dev({"score", "--models", open + "," + closed, "--particles", star, "--out", out + "/scores.csv"}));
   step(with_dev({"project", "--model", open, "--particles", star, "--out", out + "/projections_open.mrcs", "--ctf"}));
-  step(with_dev({"render", "--model", open, "--out", out + "/truth_open.mrc"}));
-  step(with_dev({"render", "--model", closed, "--out", out + "/truth_closed.mrc"}));
+  step({"render", "--model", open, "--out", out + "/truth_open.mrc", "--threads", threads});  // CPU only
+  step({"render", "--model", closed, "--out", out + "/truth_closed.mrc", "--threads", threads});
   for (const char* cls : {"1", "2"})
     step(with_dev({"reconstruct", "--particles", star, "--subset-column", "rlnClassNumber", "--subset-values", cls,
                    "--out", out + (cls[0] == '1' ? "/recon_open" : "/recon_closed")}));

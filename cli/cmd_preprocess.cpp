@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "cli/args.h"
-#include "engine/threads.h"
 #include "engine/error.h"
 #include "engine/log.h"
 #include "engine/particle_cache.h"
@@ -23,7 +22,7 @@ static int run_preprocess(Args& args) {
   bool force = args.flag("force", "rebuild even when an up-to-date cache exists");
   bool verify = args.flag("verify", "re-read the cache and check the checksum of every coefficient");
   // CPU work only (FFTW / OpenMP), so --threads but no --device.
-  set_threads(int(args.integer("threads", 0, "CPU threads (0 = all cores)")));
+  args.threads();
   if (args.done("cugmm preprocess --particles STAR [--out CACHE] [--box N] [--maxres A] [--root DIR]", 0)) return 0;
   if (out.empty()) out = default_cache_path(o.particles);
 

@@ -2,7 +2,6 @@
 #include <cstdio>
 
 #include "cli/args.h"
-#include "engine/threads.h"
 #include "engine/render.h"
 #include "io/model.h"
 #include "io/mrc.h"
@@ -15,7 +14,7 @@ static int run_render(Args& args) {
   int box = int(args.integer("box", 0, "box in pixels (0: the model's)"));
   double angpix = args.num("angpix", 0, "pixel size in Å (0: the model's)");
   // CPU work only (FFTW / OpenMP), so --threads but no --device.
-  set_threads(int(args.integer("threads", 0, "CPU threads (0 = all cores)")));
+  args.threads();
   if (args.done("cugmm render --model MODEL --out MAP.mrc [--box N] [--angpix A]", 0)) return 0;
   io::GaussianModel m = io::load_any_model(model, box, angpix);
   io::Image vol = render_volume(m, box, angpix);
