@@ -60,6 +60,14 @@ Simd simd_level() {
 }
 #define CUGMM_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512")))
 #define CUGMM_AVX2 __attribute__((target("avx2,fma")))
+CUGMM_AVX512 void prepare_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel,
+                                 int box, Workspace<float>& ws) {
+  proj::splat_prepare(call, g, a, s, pixel, box, ws);
+}
+CUGMM_AVX2 void prepare_avx2(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int box,
+                             Workspace<float>& ws) {
+  proj::splat_prepare(call, g, a, s, pixel, box, ws);
+}
 CUGMM_AVX512 void fill_avx512(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
 CUGMM_AVX2 void fill_avx2(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
 CUGMM_AVX512 void gather_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
@@ -75,6 +83,18 @@ CUGMM_AVX2 void gather_avx2(const CallPlan<float>& call, int g, const float* a, 
 #endif
 
 namespace proj {
+
+void splat_prepare_f32(const CallPlan<float>& call, int g_count, const float* a, const float* s, float pixel, int box,
+                       Workspace<float>& ws) {
+#ifdef CUGMM_DISPATCH_SIMD
+  switch (simd_level()) {
+    case Simd::avx512: return prepare_avx512(call, g_count, a, s, pixel, box, ws);
+    case Simd::avx2: return prepare_avx2(call, g_count, a, s, pixel, box, ws);
+    case Simd::base: break;
+  }
+#endif
+  splat_prepare(call, g_count, a, s, pixel, box, ws);
+}
 
 void splat_fill_f32(const Workspace<float>& ws, int g_count, int n, float* img) {
 #ifdef CUGMM_DISPATCH_SIMD

@@ -234,8 +234,8 @@ bool fixed_row(const Splat<T>& g, int box) {
 // The footprints of all Gaussians and their unit profiles (x padded to row_stride, then y), kept from the
 // forward for the backward.
 template <class T>
-void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s, T pixel, int box,
-                   Workspace<T>& ws) {
+CUGMM_ALWAYS_INLINE inline void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s, T pixel,
+                                              int box, Workspace<T>& ws) {
   ws.splats.resize(g_count);
   ws.prof_at.resize(size_t(g_count) + 1);
   size_t total = 0;
@@ -366,7 +366,9 @@ CUGMM_ALWAYS_INLINE inline void splat_gather(const CallPlan<T>& call, int g_coun
   }
 }
 
-// In float, the two loops above dispatched on the CPU's vector unit (projector_cpu.cpp).
+// In float, splat_prepare and the two loops above dispatched on the CPU's vector unit (projector_cpu.cpp).
+void splat_prepare_f32(const CallPlan<float>& call, int g_count, const float* a, const float* s, float pixel, int box,
+                       Workspace<float>& ws);
 void splat_fill_f32(const Workspace<float>& ws, int g_count, int n, float* img);
 void splat_gather_f32(const CallPlan<float>& call, int g_count, const float* a, const float* s, float pixel, int n,
                       const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py);
@@ -377,7 +379,10 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
   const FourierBand& band = *plan.band;
   const int n = band.box, h = n / 2 + 1;
   const T pixel = T(band.pixel_size);
-  splat_prepare(call, g_count, a, s, pixel, n, ws);
+  if constexpr (std::is_same<T, float>::value)
+    splat_prepare_f32(call, g_count, a, s, pixel, n, ws);
+  else
+    splat_prepare(call, g_count, a, s, pixel, n, ws);
   ws.image.assign(size_t(n) * n, T(0));
   if constexpr (std::is_same<T, float>::value)
     splat_fill_f32(ws, g_count, n, ws.image.data());
