@@ -72,6 +72,8 @@ struct Workspace {
   std::vector<RingSums<T>> sums;
   std::vector<T> image, prof, cols;      // splat
   std::vector<Splat<T>> splats;
+  std::vector<T> corr;                   // splat: splat_correction per band coefficient at tau2 = corr_tau2
+  T corr_tau2 = 0;
   std::vector<size_t> prof_at;
   std::vector<std::complex<T>> spec;
   std::vector<Cplx<T>> ux, uy, w0, wx, wxx, s0, sx, sy, s2;  // separable
@@ -388,10 +390,17 @@ void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, c
     splat_fill_f32(ws, g_count, n, ws.image.data());
   else
     splat_fill(ws, g_count, n, ws.image.data());
+  // The correction per band coefficient, kept while the widening stays (a whole batch, usually).
+  if (ws.corr.size() != band.size() || ws.corr_tau2 != call.tau2) {
+    ws.corr.resize(band.size());
+    for (size_t b = 0; b < band.size(); ++b)
+      ws.corr[b] = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    ws.corr_tau2 = call.tau2;
+  }
   ws.spec.resize(size_t(n) * h);
   fft.r2c(ws.image.data(), ws.spec.data());
   for (size_t b = 0; b < band.size(); ++b) {
-    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    T c = ws.corr[b];
     std::complex<T> f = ws.spec[band.fft_index[b]];
     ws.model[b] = {c * f.real(), c * f.imag()};
   }
@@ -410,7 +419,7 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
   // interior columns count twice (X = Q/2); on the kx = 0 and N/2 columns, which hold both ky and -ky,
   // X must be Hermitian: X(ky) = (Q(ky) + conj Q(-ky)) / 2 gives the same real part.
   auto q = [&](size_t b) {
-    T c = splat_correction(int(band.kx[b]), int(band.ky[b]), call.tau2, pixel, n);
+    T c = ws.corr[b];
     return std::complex<T>(c * ws.grad[b].re, c * ws.grad[b].im);
   };
   ws.spec.assign(size_t(n) * h, std::complex<T>(0));
