@@ -238,8 +238,14 @@ NpyArray read_npy(const std::string& path) {
   NpyArray a;
   a.path = path;
   a.shape = shape_of(*shape, path, "'shape'");
+  // Every size product is checked: a header whose sizes wrap around 2^64 would otherwise pass the length
+  // check below with a tiny buffer and make number()/bytes() read outside it.
+  auto too_large = [&](const std::string& what) {
+    return InputError(path, "npy header", what + " is too large (its size overflows)");
+  };
   a.records = 1;
-  for (size_t d : a.shape) a.records *= d;
+  for (size_t d : a.shape)
+    if (__builtin_mul_overflow(a.records, d, &a.records)) throw too_large("'shape'");
   // A structured array is 1-D in practice; Fortran order only matters for more than one dimension.
   if (fortran->b && a.shape.size() > 1) throw InputError(path, "npy header", "Fortran-ordered arrays are not supported");
 
@@ -254,7 +260,8 @@ NpyArray read_npy(const std::string& path) {
       NpyField f = make_field(d.items[0].s, d.items[1].s, path);
       if (d.items.size() == 3) {
         f.shape = shape_of(d.items[2], path, "shape of field '" + f.name + "'");
-        for (size_t s : f.shape) f.elems *= s;
+        for (size_t s : f.shape)
+          if (__builtin_mul_overflow(f.elems, s, &f.elems)) throw too_large("the shape of field '" + f.name + "'");
       }
       a.fields.push_back(f);
     }
@@ -263,16 +270,29 @@ NpyArray read_npy(const std::string& path) {
   }
   for (auto& f : a.fields) {
     f.offset = a.record_bytes;
-    a.record_bytes += f.elem_bytes * f.elems;
+    size_t field_bytes;
+    if (__builtin_mul_overflow(f.elem_bytes, f.elems, &field_bytes) ||
+        __builtin_add_overflow(a.record_bytes, field_bytes, &a.record_bytes))
+      throw too_large("field '" + f.name + "'");
   }
 
-  size_t want = a.records * a.record_bytes;
+  size_t want;
+  if (__builtin_mul_overflow(a.records, a.record_bytes, &want)) throw too_large("the data ('shape' x record size)");
+  // Compared with what the file holds before allocating: a damaged header must not ask for terabytes.
+  const std::streamoff here = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streamoff end = in.tellg();
+  in.seekg(here);
+  const size_t held = here >= 0 && end >= here ? size_t(end - here) : 0;
+  auto short_data = [&](size_t got) {
+    return InputError(path, "npy data",
+                      "holds " + std::to_string(got) + " bytes after the header; the header promises " +
+                          std::to_string(a.records) + " records of " + std::to_string(a.record_bytes) + " bytes");
+  };
+  if (held < want) throw short_data(held);
   a.data.resize(want);
   in.read(reinterpret_cast<char*>(a.data.data()), std::streamsize(want));
-  if (size_t(in.gcount()) != want)
-    throw InputError(path, "npy data",
-                     "holds " + std::to_string(in.gcount()) + " bytes after the header; the header promises " +
-                         std::to_string(a.records) + " records of " + std::to_string(a.record_bytes) + " bytes");
+  if (size_t(in.gcount()) != want) throw short_data(size_t(in.gcount()));
   return a;
 }
 

@@ -276,6 +276,14 @@ TEST_CASE("malformed .npy / .cs files fail naming the file") {
   fails(npy("badtype.npy", "{'descr': [('a', '<q9')], 'fortran_order': False, 'shape': (1,)}\n", 16), "'<q9'");
   fails(npy("badshape.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': 'x'}\n", 16), "'shape'");
   fails(npy("junk.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} x\n", 4), "after the header");
+  // Sizes whose product wraps around 2^64 (2^61 records of 8 bytes would be "0 bytes"): an error, not an
+  // array that claims records it does not hold.
+  fails(npy("wrap.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2305843009213693952,)}\n", 0), "too large");
+  fails(npy("wrap2.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296)}\n", 0),
+        "too large");
+  fails(npy("wrapf.npy", "{'descr': [('a', '<f8', (2305843009213693952,))], 'fortran_order': False, 'shape': (1,)}\n",
+            0),
+        "too large");
   std::string e = input_error([&] { read_npy(dir + "/absent.cs"); });
   CHECK(contains(e, "absent.cs"));
 
