@@ -65,6 +65,9 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
   parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",
                    "rlnOriginYAngst", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnOpticsGroup",
                    "rlnClassNumber"};
+  // Without a CTF in the images there must be no defocus in the STAR file: readers take rlnDefocusU as
+  // "these images carry a CTF" and would model (score) or correct (reconstruct) one that is not there.
+  const int first_ctf_column = 6, ctf_columns = 3;
 
   const size_t plane = size_t(n) * n, half = size_t(n) * (n / 2 + 1), row_len = size_t(5) * g;
   std::vector<std::vector<float>> rows;
@@ -86,7 +89,14 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
     parts.rows.push_back({std::to_string(i + 1) + "@" + stack_name, io::format_fixed(rot), io::format_fixed(tilt), io::format_fixed(psi), io::format_fixed(ox), io::format_fixed(oy),
                           io::format_fixed(ctf.defocus_u), io::format_fixed(ctf.defocus_v), io::format_fixed(ctf.defocus_angle), "1",
                           std::to_string(which + 1)});
+    if (!opt.ctf) {
+      auto& r = parts.rows.back();
+      r.erase(r.begin() + first_ctf_column, r.begin() + first_ctf_column + ctf_columns);
+    }
   }
+  if (!opt.ctf)
+    parts.columns.erase(parts.columns.begin() + first_ctf_column,
+                        parts.columns.begin() + first_ctf_column + ctf_columns);
 
   // Projections in chunks, one parameter row per particle (the chunk mixes models).
   const int chunk = 128;
