@@ -301,6 +301,14 @@ HalfMaps reconstruct_halves(const io::ParticleSet& set, const std::vector<size_t
   std::vector<int> subset(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) subset[i] = set.particles[rows[i]].random_subset;
   std::vector<int> half = split_halves(subset);
+  // An empty half gives a zero half-map and an FSC of 0 that would be written out as a result (e.g. a
+  // subset chosen by rlnRandomSubset = 1 leaves half 2 empty).
+  for (int h : {1, 2})
+    if (std::count(half.begin(), half.end(), h) == 0)
+      throw InputError(set.source, "", "reconstruct: half " + std::to_string(h) + " of the " +
+                                           std::to_string(rows.size()) +
+                                           " selected particles is empty (rlnRandomSubset puts them all in half " +
+                                           std::to_string(3 - h) + ", or fewer than 2 particles): no half-maps or FSC");
   std::unique_ptr<Backprojector> bp[2] = {Backprojector::create(device, n, out.pixel_size, opt),
                                           Backprojector::create(device, n, out.pixel_size, opt)};
 

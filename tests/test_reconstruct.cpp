@@ -11,6 +11,10 @@
 #include <random>
 
 #include "engine/error.h"
+#include "engine/example_model.h"
+#include "engine/simulate.h"
+#include "io/particles.h"
+#include "support.h"
 #include "engine/fft.h"
 #include "engine/fsc.h"
 #include "engine/reconstruct.h"
@@ -305,6 +309,26 @@ TEST_CASE("half-map split: rlnRandomSubset honoured, else even/odd; each particl
   CHECK(n1 + n2 == long(partial.size()));
   CHECK(std::abs(n1 - n2) <= 1);
   CHECK(split_halves({}).empty());
+}
+
+TEST_CASE("reconstruct_halves: a subset whose rlnRandomSubset leaves one half empty is an error") {
+  SimulationOptions o;
+  o.count = 4;
+  o.snr = 0;
+  o.ctf = false;
+  SimulatedParticles sim =
+      simulate_particles({make_example_molecule(16, 6.0).open}, o, test::scratch_dir("reconstruct_empty_half"));
+  io::ParticleSet set = io::read_particles(sim.star, "");
+  for (auto& p : set.particles) p.random_subset = 1;
+  ReconstructOptions opt;
+  opt.ctf = CtfMode::none;
+  CHECK_THROWS_WITH_AS(reconstruct_halves(set, {0, 1, 2, 3}, Device::cpu, opt), doctest::Contains("half 2"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(reconstruct_halves(set, {2}, Device::cpu, opt), doctest::Contains("empty"), InputError);
+  set.particles[1].random_subset = 2;
+  HalfMaps m = reconstruct_halves(set, {0, 1, 2, 3}, Device::cpu, opt);
+  CHECK(m.count[0] == 3);
+  CHECK(m.count[1] == 1);
 }
 
 TEST_CASE("the CUDA backend is an error in a build or on a machine without it") {
