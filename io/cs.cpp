@@ -96,7 +96,9 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
     if (!stack.empty() && stack[0] == '>') stack.erase(0, 1);
     if (stack.empty()) throw InputError(path, record, "empty blob/path");
     double idx = a.number(r, *f_idx);
-    if (idx < 0 || idx != std::floor(idx)) throw InputError(path, record, "bad blob/idx " + format_fixed(idx));
+    // Finite and within what a stack index can be (a float field may hold inf, which long() cannot take).
+    if (!std::isfinite(idx) || idx < 0 || idx != std::floor(idx) || idx >= 2147483647.0)
+      throw InputError(path, record, "bad blob/idx " + format_fixed(idx));
     Key key{num(f_psize, r), num(f_shape, r), num(f_kv, r), num(f_cs, r), num(f_q0, r), num(f_group, r)};
     auto g = groups.find(key);
     if (g == groups.end()) {

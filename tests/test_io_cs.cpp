@@ -291,6 +291,18 @@ TEST_CASE("malformed .npy / .cs files fail naming the file") {
   NpyArray ok = read_npy(npy("v3.npy", "{'descr': '<u2', 'fortran_order': False, 'shape': (3L,), }\n", 6, false));
   CHECK(ok.records == 3);
 
+  // blob/idx stored as floats: an infinite or huge index is an error, not a name like "-9223372036854775807@".
+  for (const char* bad : {"inf", "1e30", "-1", "2.5"}) {
+    CAPTURE(bad);
+    std::string pidx = npy("badidx.cs", "{'descr': [('blob/path', '|S4'), ('blob/idx', '<f8')], 'fortran_order': False, "
+                                        "'shape': (1,)}\n", 0);
+    double v = std::strtod(bad, nullptr);
+    std::string rec = "a.mr" + std::string(reinterpret_cast<const char*>(&v), 8);
+    std::ofstream(pidx, std::ios::binary | std::ios::app) << rec;
+    e = input_error([&] { cs_to_star(pidx, false); });
+    CHECK(contains(e, "bad blob/idx"));
+  }
+
   // A structured array that is not a particle file.
   std::string p = npy("notcs.cs", "{'descr': [('x', '<f4')], 'fortran_order': False, 'shape': (1,)}\n", 4);
   e = input_error([&] { cs_to_star(p); });
