@@ -11,12 +11,13 @@ namespace cugmm {
 ScoreResult score_particles(const ParticleCache& cache, const io::GaussianModel& model, Device device,
                             double minres, double maxres, int batch) {
   CUGMM_REQUIRE(model.size() > 0, "score_particles: the model has no Gaussians");
+  CUGMM_REQUIRE(batch > 0, "score_particles: the batch size must be positive");
   const FourierBand& stored = cache.band();
   double cache_maxres = stored.ring_resolution(stored.ring_max);
   if (maxres <= 0 || maxres < cache_maxres) maxres = cache_maxres;  // never beyond what the cache holds
   FourierBand band = make_fourier_band(cache.box(), cache.pixel_size(), minres, maxres);
-  // The cache may hold more rings than asked for: its coefficients are in the same order, so the band is
-  // a prefix-compatible subset only when equal. Gather by fft_index to be safe.
+  // The cache may hold more rings than the score uses: pick the band's coefficients by their position in
+  // the half-plane (fft_index), which both share.
   std::vector<int> pos(size_t(cache.box()) * (cache.box() / 2 + 1), -1);
   for (size_t i = 0; i < stored.size(); ++i) pos[stored.fft_index[i]] = int(i);
   std::vector<int> take(band.size());

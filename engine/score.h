@@ -18,7 +18,8 @@ struct ScoreResult {
   int ring_min = 1;               // the first ring the score counts
 };
 
-// minres/maxres in Å (engine/projector.h defaults when <= 0: kDefaultMinRes, Nyquist of the cache).
+// minres/maxres in Å as make_fourier_band takes them (minres <= 0: from ring 1; maxres <= 0 or beyond what
+// the cache holds: the cache's last ring). batch > 0 particles are projected at a time.
 ScoreResult score_particles(const ParticleCache& cache, const io::GaussianModel& model, Device device,
                             double minres = kDefaultMinRes, double maxres = 0, int batch = 256);
 
