@@ -28,8 +28,9 @@ static int run_score(Args& args) {
   o.particles = args.required("particles", "particle STAR or cryoSPARC .cs file");
   std::string out = args.required("out", "per-particle scores (.csv); a mean-FRC plot is written beside it (.png)");
   o.root = args.str("root", "", "directory that relative image paths are relative to");
-  o.box = int(args.integer("box", 0, "working box in pixels (0: the finest optics group's)"));
-  std::string cache_path = args.str("cache", "", "particle cache (default: beside the particles)");
+  std::string cache_path = args.str("cache", "", "particle cache as `cugmm preprocess` built it (default: beside "
+                                                 "the particles; made with default options when missing)");
+  o.accept_any_options = true;  // score the particles as they were preprocessed
   double minres = args.num("minres", kDefaultMinRes, "lowest resolution in the score, Å");
   double maxres = args.num("maxres", 0, "highest resolution in the score, Å (0: Nyquist)");
   Device device = args.device();

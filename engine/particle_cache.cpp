@@ -417,7 +417,8 @@ std::string ParticleCache::stale_reason(const CacheOptions& req) const {
   const json& in = j.at("inputs").at("particles");
   if (in.at("path").get<std::string>() != absolute(req.particles))
     return "it was made from " + in.at("path").get<std::string>();
-  if (j.at("options") != options_json(req)) return "it was made with other options (" + j.at("options").dump() + ")";
+  if (!req.accept_any_options && j.at("options") != options_json(req))
+    return "it was made with other options (" + j.at("options").dump() + ")";
   FileStamp s = stamp(req.particles);
   if (s.size != in.at("size").get<uint64_t>()) return req.particles + " has changed";
   if (s.mtime_ns != in.at("mtime_ns").get<int64_t>() && hash_file(req.particles) != in.at("hash").get<uint64_t>())

@@ -47,6 +47,9 @@ struct CacheOptions {
   bool normalise = true;     // RELION's background normalisation (engine/preprocess.h)
   bool ramp = true;          // ... subtracting a fitted plane, as relion_preprocess does by default
   double bg_radius = -1;     // pixels of the native images; < 0: default_bg_radius(native box)
+  // For commands that consume a cache (score, ...): one made with any of the options above will do as long
+  // as its inputs are unchanged; only a missing or stale one is (re)built, with these options.
+  bool accept_any_options = false;
 };
 
 // Per-particle metadata, stored as is in the file (fixed layout).

@@ -262,6 +262,10 @@ TEST_CASE("a stale or damaged cache is refused, and rebuilt on request") {
   CacheOptions other = o;
   other.maxres = 10;
   CHECK_THROWS_AS(open_particle_cache(other, path, false), Error);
+  // A consumer (score, ...) takes the cache as it was built, whatever its preprocessing options.
+  other.accept_any_options = true;
+  other.normalise = false;
+  CHECK_NOTHROW(open_particle_cache(other, path, false));
 
   // The particle file changes: refused without rebuild, rebuilt with it (and the new value is there).
   write_star(o.particles, {{2.0, n, "p.mrcs"}}, 2, 21000);
