@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "common.h"
-#include "engine/device.h"
-#include "engine/error.h"
+#include "core/device.h"
+#include "core/error.h"
 #include "kernels/philox.h"
 #include "nn/adam.h"
 #include "nn/blas.h"

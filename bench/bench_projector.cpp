@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "common.h"
-#include "engine/device.h"
-#include "engine/error.h"
+#include "core/device.h"
+#include "core/error.h"
 #include "engine/projector.h"
 
 using namespace cugmm;

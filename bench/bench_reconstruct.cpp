@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common.h"
-#include "engine/device.h"
+#include "core/device.h"
 #include "engine/reconstruct.h"
 
 using namespace cugmm;

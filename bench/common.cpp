@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/threads.h"
+#include "core/device.h"
+#include "core/threads.h"
 
 namespace cugmm::bench {
 

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "engine/error.h"
-#include "engine/threads.h"
+#include "core/error.h"
+#include "core/threads.h"
 #include "nn/blas.h"
 
 namespace cugmm::cli {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
+#include "core/device.h"
 
 namespace cugmm::cli {
 

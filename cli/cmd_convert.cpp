@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "cli/args.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/text.h"
 #include "io/cs.h"
 #include "io/image_read.h"

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/example_model.h"
 #include "engine/fsc.h"
 #include "io/atomic_file.h"

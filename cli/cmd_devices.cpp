@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "cli/args.h"
-#include "engine/device.h"
+#include "core/device.h"
 
 namespace cugmm::cli {
 

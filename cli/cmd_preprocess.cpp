@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "cli/args.h"
-#include "engine/error.h"
-#include "engine/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "engine/particle_cache.h"
 
 namespace cugmm::cli {

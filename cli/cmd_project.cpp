@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "engine/error.h"
-#include "engine/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "engine/model_params.h"
 #include "engine/particle_cache.h"
 #include "engine/preprocess.h"

@@ -18,9 +18,9 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fsc.h"
-#include "engine/log.h"
+#include "core/log.h"
 #include "engine/reconstruct.h"
 #include "io/atomic_file.h"
 #include "io/image_read.h"

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/particle_cache.h"
 #include "engine/score.h"
 #include "io/atomic_file.h"

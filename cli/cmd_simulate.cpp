@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/simulate.h"
 #include "io/model.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::cli {
 

@@ -7,7 +7,7 @@ set(CUGMM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/cugmm)
 install(TARGETS cugmm cugmm_engine cugmm_io cugmm_nn cugmm_base EXPORT cugmmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS cugmm_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(dir kernels engine nn io)
+foreach(dir core kernels engine nn io)
   install(DIRECTORY ${dir}/ DESTINATION include/cugmm/${dir} FILES_MATCHING PATTERN "*.h")
 endforeach()
 install(EXPORT cugmmTargets NAMESPACE cugmm:: DESTINATION ${CUGMM_CMAKE_DIR})

@@ -7,7 +7,7 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fft.h"
 #include "io/mrc.h"
 #include "kernels/geometry.h"

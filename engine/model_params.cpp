@@ -1,6 +1,6 @@
 #include "engine/model_params.h"
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm {
 

@@ -39,7 +39,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "engine/device.h"
+#include "core/device.h"
 #include "engine/fourier_band.h"
 #include "kernels/ctf.h"
 #include "kernels/geometry.h"

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fft.h"
 #include "engine/projector_backends.h"
 #include "engine/projector_cpu.h"

@@ -14,9 +14,9 @@
 #include <map>
 #include <vector>
 
-#include "engine/cuda_buffer.h"
-#include "engine/cuda_check.h"
-#include "engine/error.h"
+#include "core/cuda_buffer.h"
+#include "engine/cufft_check.h"
+#include "core/error.h"
 #include "engine/projector_backends.h"
 #include "kernels/ctf.h"
 #include "kernels/frc.h"

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <map>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fft.h"
-#include "engine/log.h"
+#include "core/log.h"
 #include "io/image_read.h"
 #include "kernels/backproject.h"
 

@@ -19,7 +19,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/device.h"
+#include "core/device.h"
 #include "io/particles.h"
 #include "kernels/ctf.h"
 

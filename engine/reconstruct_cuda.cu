@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "engine/cuda_buffer.h"
+#include "core/cuda_buffer.h"
+#include "engine/cufft_check.h"
 #include "engine/reconstruct.h"
 #include "kernels/backproject.h"
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <vector>
 
-#include "engine/device.h"
+#include "core/device.h"
 #include "engine/particle_cache.h"
 #include "engine/projector.h"
 #include "io/model.h"

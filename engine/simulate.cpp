@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <random>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/text.h"
-#include "engine/log.h"
+#include "core/log.h"
 #include "engine/model_params.h"
 #include "engine/preprocess.h"
 #include "engine/projector.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
+#include "core/device.h"
 #include "io/model.h"
 
 namespace cugmm {

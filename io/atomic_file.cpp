@@ -10,7 +10,7 @@
 #include <fstream>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::io {
 

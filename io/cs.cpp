@@ -5,7 +5,7 @@
 #include <map>
 #include <tuple>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/text.h"
 #include "io/npy.h"
 #include "kernels/geometry.h"

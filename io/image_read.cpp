@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/text.h"
 
 namespace cugmm::io {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/model_frame.h"
 #include "io/text.h"

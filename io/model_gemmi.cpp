@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "engine/error.h"
-#include "engine/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "io/atomic_file.h"
 #include "io/model.h"
 #include "io/model_frame.h"

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/atomic_file.h"
 
 namespace cugmm::io {

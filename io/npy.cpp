@@ -4,7 +4,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::io {
 

@@ -11,7 +11,7 @@
 #include <map>
 #include <tuple>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/cs.h"
 #include "io/mrc.h"
 #include "io/text.h"

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/atomic_file.h"
 
 namespace cugmm::io {

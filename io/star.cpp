@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/text.h"
 

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <cstdlib>
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::io {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "nn/checkpoint.h"
 
 namespace cugmm::nn {

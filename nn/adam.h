@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "nn/memory.h"
+#include "core/buffer.h"
 #include "nn/sequential.h"
 
 namespace cugmm::nn {

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::nn {
 

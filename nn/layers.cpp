@@ -1,6 +1,6 @@
 #include "nn/layers.h"
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::nn {
 

@@ -1,6 +1,6 @@
 #include "nn/ops.h"
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/philox.h"
 #include "nn/cpu_ops.h"
 #ifdef CUGMM_HAVE_CUDA

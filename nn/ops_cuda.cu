@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "engine/cuda_buffer.h"
-#include "engine/cuda_check.h"
+#include "core/cuda_buffer.h"
+#include "nn/cublas_check.h"
 #include "kernels/nn_act.h"
 #include "kernels/nn_adam.h"
 #include "kernels/nn_batchnorm.h"

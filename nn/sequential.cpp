@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/philox.h"
 #include "nn/checkpoint.h"
 

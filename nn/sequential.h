@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
+#include "core/device.h"
 #include "nn/layers.h"
-#include "nn/memory.h"
+#include "core/buffer.h"
 #include "nn/ops.h"
 
 namespace cugmm::nn {

@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "engine/device.h"
+#include "core/device.h"
 
 int main(int argc, char** argv) {
   if (!cugmm::cuda_available()) {

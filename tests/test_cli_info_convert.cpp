@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/model.h"
 #include "io/mrc.h"
 #include "io/particles.h"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <random>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fsc.h"
 #include "io/mrc.h"
 #include "support.h"

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/cs.h"
 #include "io/mrc.h"
 #include "io/npy.h"

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/model.h"
 #include "support.h"
 

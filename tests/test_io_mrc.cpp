@@ -10,7 +10,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/mrc.h"
 #include "support.h"
 

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/mrc.h"
 #include "io/particles.h"
 #include "support.h"

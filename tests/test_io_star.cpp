@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/star.h"
 #include "support.h"
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "io/image_read.h"
 #include "io/tiff.h"
 #include "support.h"

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/philox.h"
 #include "nn/adam.h"
 #include "nn/checkpoint.h"

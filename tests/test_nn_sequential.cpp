@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/philox.h"
 #include "nn/sequential.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/particle_cache.h"
 #include "engine/preprocess.h"
 #include "io/mrc.h"

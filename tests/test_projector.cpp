@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/projector.h"
 #include "engine/projector_cpu.h"
 

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <random>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/example_model.h"
 #include "engine/simulate.h"
 #include "io/particles.h"
@@ -18,7 +18,7 @@
 #include "engine/fft.h"
 #include "engine/fsc.h"
 #include "engine/reconstruct.h"
-#include "engine/threads.h"
+#include "core/threads.h"
 #include "kernels/backproject.h"
 
 using namespace cugmm;

@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fft.h"
 #include "engine/render.h"
 #include "io/mrc.h"

@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/projector.h"
 
 using namespace cugmm;

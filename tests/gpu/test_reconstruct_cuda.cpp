@@ -6,7 +6,7 @@
 #include <cmath>
 #include <random>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fsc.h"
 #include "engine/reconstruct.h"
 

@@ -1,5 +1,5 @@
-#include "engine/cuda_check.h"
-#include "engine/device.h"
+#include "core/cuda_check.h"
+#include "core/device.h"
 
 namespace cugmm {
 namespace detail {
@@ -28,31 +28,6 @@ CudaInfo query_cuda() {
   info.peak_fp32_tflops = info.sm_count * 128.0 * 2.0 * info.clock_ghz * 1e-3;
   info.memory_bytes = p.totalGlobalMem;
   return info;
-}
-
-const char* cublas_status_name(cublasStatus_t s) { return cublasGetStatusString(s); }
-
-const char* cufft_status_name(cufftResult s) {
-  switch (s) {
-    case CUFFT_SUCCESS: return "CUFFT_SUCCESS";
-    case CUFFT_INVALID_PLAN: return "CUFFT_INVALID_PLAN";
-    case CUFFT_ALLOC_FAILED: return "CUFFT_ALLOC_FAILED";
-    case CUFFT_INVALID_VALUE: return "CUFFT_INVALID_VALUE";
-    case CUFFT_INTERNAL_ERROR: return "CUFFT_INTERNAL_ERROR";
-    case CUFFT_EXEC_FAILED: return "CUFFT_EXEC_FAILED";
-    case CUFFT_SETUP_FAILED: return "CUFFT_SETUP_FAILED";
-    case CUFFT_INVALID_SIZE: return "CUFFT_INVALID_SIZE";
-    default: return "cuFFT error";
-  }
-}
-
-const char* curand_status_name(curandStatus_t s) {
-  switch (s) {
-    case CURAND_STATUS_SUCCESS: return "CURAND_STATUS_SUCCESS";
-    case CURAND_STATUS_ALLOCATION_FAILED: return "CURAND_STATUS_ALLOCATION_FAILED";
-    case CURAND_STATUS_LAUNCH_FAILURE: return "CURAND_STATUS_LAUNCH_FAILURE";
-    default: return "cuRAND error";
-  }
 }
 
 }  // namespace detail

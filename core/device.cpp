@@ -1,7 +1,7 @@
-#include "engine/device.h"
+#include "core/device.h"
 
-#include "engine/error.h"
-#include "engine/log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 namespace cugmm {
 

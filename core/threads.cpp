@@ -1,4 +1,4 @@
-#include "engine/threads.h"
+#include "core/threads.h"
 
 #include <omp.h>
 

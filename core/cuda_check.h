@@ -1,27 +1,16 @@
-// CUDA, cuBLAS, cuFFT and cuRAND status codes become cugmm::Error naming the call and the place.
-// Include only from .cu files (or code compiled with CUGMM_HAVE_CUDA).
+// CUDA status codes become cugmm::Error naming the call and the place. nn/cublas_check.h and
+// engine/cufft_check.h add cuBLAS's and cuFFT's codes to the same CUGMM_CHECK (only the layers that use
+// those libraries link them). Include only from .cu files (or code compiled with CUGMM_HAVE_CUDA).
 #pragma once
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <cufft.h>
-#include <curand.h>
 
 #include <string>
 
-#include "engine/error.h"
+#include "core/error.h"
 
 namespace cugmm::detail {
-const char* cublas_status_name(cublasStatus_t s);
-const char* cufft_status_name(cufftResult s);
-const char* curand_status_name(curandStatus_t s);
 inline const char* status_name(cudaError_t s) { return cudaGetErrorString(s); }
-inline const char* status_name(cublasStatus_t s) { return cublas_status_name(s); }
-inline const char* status_name(cufftResult s) { return cufft_status_name(s); }
-inline const char* status_name(curandStatus_t s) { return curand_status_name(s); }
 inline bool ok(cudaError_t s) { return s == cudaSuccess; }
-inline bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
-inline bool ok(cufftResult s) { return s == CUFFT_SUCCESS; }
-inline bool ok(curandStatus_t s) { return s == CURAND_STATUS_SUCCESS; }
 }  // namespace cugmm::detail
 
 #define CUGMM_CHECK(call)                                                                        \

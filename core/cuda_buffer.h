@@ -1,9 +1,9 @@
-// Move-only RAII owner of device memory. Include only from .cu files.
+// TRANSITIONAL (removed once the projector and reconstruction use core/buffer.h): move-only device memory.
 #pragma once
 #include <cstddef>
 #include <vector>
 
-#include "engine/cuda_check.h"
+#include "core/cuda_check.h"
 
 namespace cugmm {
 

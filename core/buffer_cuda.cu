@@ -1,0 +1,48 @@
+// Stream-ordered allocation (cudaMallocAsync/cudaFreeAsync): freeing a buffer does not synchronise the
+// device the way cudaFree does, and reuse follows the stream's order.
+#include <cuda_runtime.h>
+
+#include "core/cuda_check.h"
+
+namespace cugmm::detail {
+
+void* cuda_alloc(size_t bytes, void* stream) {
+  void* p = nullptr;
+  cudaError_t e = cudaMallocAsync(&p, bytes, static_cast<cudaStream_t>(stream));
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw Error("out of GPU memory: " + std::to_string(bytes >> 20) + " MiB more were needed, " +
+                std::to_string(free_b >> 20) + " MiB of " + std::to_string(total_b >> 20) + " MiB are free");
+  }
+  CUGMM_CHECK(e);
+  return p;
+}
+
+void cuda_free(void* p, void* stream) noexcept { cudaFreeAsync(p, static_cast<cudaStream_t>(stream)); }
+
+void cuda_zero(void* p, size_t bytes, void* stream) {
+  CUGMM_CHECK(cudaMemsetAsync(p, 0, bytes, static_cast<cudaStream_t>(stream)));
+}
+
+void cuda_copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes, void* stream) {
+  auto s = static_cast<cudaStream_t>(stream);
+  cudaMemcpyKind k = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                             : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  CUGMM_CHECK(cudaMemcpyAsync(dst, src, bytes, k, s));
+  if (!dst_dev) CUGMM_CHECK(cudaStreamSynchronize(s));  // the caller reads the host copy on return
+}
+
+bool cuda_is_device_pointer(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
+
+void cuda_device_sync() { CUGMM_CHECK(cudaDeviceSynchronize()); }
+
+}  // namespace cugmm::detail
