@@ -372,8 +372,8 @@ void PlotRenderer::legend(const std::vector<PLINT>& colors) {
   pllsty(1);
   plwidth(1);
   pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-           PL_POSITION_INSIDE | PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_VIEWPORT, 0.02, 0.03, 0.07, kWhite,
-           kFrame, 1, 0, 0, PLINT(opt.size()), opt.data(), 0.8, 0.9, 2.0, 0.0, text_col.data(), text_p.data(),
+           PL_POSITION_INSIDE | PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_VIEWPORT, 0.02, 0.03, 0.045, kWhite,
+           kFrame, 1, 0, 0, PLINT(opt.size()), opt.data(), 0.6, 0.9, 2.0, 0.0, text_col.data(), text_p.data(),
            box_col.data(), box_pat.data(), box_scale.data(), box_w.data(), line_col.data(), line_sty.data(),
            line_w.data(), sym_col.data(), sym_scale.data(), sym_num.data(), sym_p.data());
 }
