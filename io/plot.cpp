@@ -251,7 +251,8 @@ void PlotRenderer::ranges() {
   }
   auto fixed = [](double v, bool log, const char* what) {
     double a = axis_value(v, log);
-    CUGMM_REQUIRE(std::isfinite(a), std::string("plot: a log ") + what + " limit must be > 0, not " + std::to_string(v));
+    CUGMM_REQUIRE(std::isfinite(a),
+                  std::string("plot: a log ") + what + " limit must be > 0, not " + std::to_string(v));
     return a;
   };
   if (p_.xfixed_) { xlo = fixed(p_.xlo_, p_.xlog_, "x"); xhi = fixed(p_.xhi_, p_.xlog_, "x"); }
@@ -446,23 +447,27 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   return t;
 }
 
+namespace {
+void check_limits(double lo, double hi, const char* axis) {
+  CUGMM_REQUIRE(std::isfinite(lo) && std::isfinite(hi) && hi > lo, std::string("plot: ") + axis +
+                    " limits must be finite with lo < hi, not " + std::to_string(lo) + ", " + std::to_string(hi));
+}
+}  // namespace
+
 Plot& Plot::xlim(double lo, double hi) {
-  CUGMM_REQUIRE(std::isfinite(lo) && std::isfinite(hi) && hi > lo,
-                "plot: x limits must be finite with lo < hi, not " + std::to_string(lo) + ", " + std::to_string(hi));
+  check_limits(lo, hi, "x");
   xlo_ = lo; xhi_ = hi; xfixed_ = true;
   return *this;
 }
 
 Plot& Plot::ylim(double lo, double hi) {
-  CUGMM_REQUIRE(std::isfinite(lo) && std::isfinite(hi) && hi > lo,
-                "plot: y limits must be finite with lo < hi, not " + std::to_string(lo) + ", " + std::to_string(hi));
+  check_limits(lo, hi, "y");
   ylo_ = lo; yhi_ = hi; yfixed_ = true;
   return *this;
 }
 
 Plot& Plot::clim(double lo, double hi) {
-  CUGMM_REQUIRE(std::isfinite(lo) && std::isfinite(hi) && hi > lo, "plot: colour limits must be finite with lo < hi, not " +
-                                                                        std::to_string(lo) + ", " + std::to_string(hi));
+  check_limits(lo, hi, "colour");
   clo_ = lo; chi_ = hi; cfixed_ = true;
   return *this;
 }
@@ -530,10 +535,18 @@ PlotFormat Plot::format_of(const std::string& path) {
   throw Error("cannot write the plot " + path + ": the extension names no plot format (.png, .svg or .pdf)");
 }
 
-void Plot::write(const std::string& path, int width, int height) const { write(path, format_of(path), width, height); }
-void Plot::write_png(const std::string& path, int width, int height) const { write(path, PlotFormat::Png, width, height); }
-void Plot::write_svg(const std::string& path, int width, int height) const { write(path, PlotFormat::Svg, width, height); }
-void Plot::write_pdf(const std::string& path, int width, int height) const { write(path, PlotFormat::Pdf, width, height); }
+void Plot::write(const std::string& path, int width, int height) const {
+  write(path, format_of(path), width, height);
+}
+void Plot::write_png(const std::string& path, int width, int height) const {
+  write(path, PlotFormat::Png, width, height);
+}
+void Plot::write_svg(const std::string& path, int width, int height) const {
+  write(path, PlotFormat::Svg, width, height);
+}
+void Plot::write_pdf(const std::string& path, int width, int height) const {
+  write(path, PlotFormat::Pdf, width, height);
+}
 
 void Plot::write(const std::string& path, PlotFormat format, int width, int height) const {
   if (width < 100 || height < 100 || width > 20000 || height > 20000)
