@@ -549,9 +549,10 @@ void Plot::write_pdf(const std::string& path, int width, int height) const {
 }
 
 void Plot::write(const std::string& path, PlotFormat format, int width, int height) const {
-  if (width < 100 || height < 100 || width > 20000 || height > 20000)
+  // 10,000^2 pixels is a 400 MB cairo surface: beyond that a size is a mistake.
+  if (width < 100 || height < 100 || width > 10000 || height > 10000)
     throw Error("cannot write the plot " + path + ": its size " + std::to_string(width) + " x " +
-                std::to_string(height) + " is outside 100..20000");
+                std::to_string(height) + " is outside 100..10000");
   std::string bytes;
   {
     std::lock_guard<std::mutex> lock(plplot_mutex());

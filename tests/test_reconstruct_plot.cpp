@@ -159,6 +159,7 @@ TEST_CASE("a PDF, and the format chosen by the extension") {
   std::string pdf = test::read_text(dir + "/fsc.PDF");
   CHECK(pdf.rfind("%PDF-", 0) == 0);
   CHECK(test::contains(pdf.substr(pdf.size() - 16), "%%EOF"));
+  CHECK(test::contains(pdf, "/FontName"));  // text in an embedded font, not strokes
   p.write_pdf(dir + "/named.anything");
   CHECK(test::read_text(dir + "/named.anything").rfind("%PDF-", 0) == 0);
   p.write(dir + "/x.svg");
