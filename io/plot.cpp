@@ -24,8 +24,9 @@ const uint32_t kPalette[] = {0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd,
 // cmap0 indices this file reserves; series take kFirstSeries + i.
 enum : PLINT { kWhite = 0, kBlack = 1, kGrid = 2, kFrame = 3, kMidMap = 4, kFirstSeries = 16 };
 
-// Above this many points a marker is a square, not a 12-sided disc: cairo fills axis-aligned rectangles
-// on a fast path (10^5 points in about 0.5 s instead of 2-3 s), and at that density the shape is not seen.
+// Above this many points in a series its markers are squares, not 12-sided discs: cairo fills axis-aligned
+// rectangles on a fast path (10^5 points: 0.8 s of CPU as squares, about 3x that as 12-gons, pngcairo on
+// the reference machine), and at that density the shape is not seen.
 constexpr size_t kDiscMarkersMax = 5000;
 // Colour-mapped points are drawn in this many colour steps, one colour change per step, not per point.
 constexpr int kColorSteps = 128;
@@ -222,7 +223,7 @@ class PlotRenderer {
  private:
   void ranges();
   void series(size_t i, PLINT color);
-  void markers(const std::vector<PLFLT>& x, const std::vector<PLFLT>& y, double radius_px);
+  void markers(const std::vector<PLFLT>& x, const std::vector<PLFLT>& y, double radius_px, bool discs);
   void legend(const std::vector<PLINT>& colors);
   void colorbar();
   const Plot& p_;
@@ -266,10 +267,10 @@ void PlotRenderer::ranges() {
 }
 
 // Filled markers of `radius_px` page units: polygons in world coordinates, so they survive any device.
-void PlotRenderer::markers(const std::vector<PLFLT>& x, const std::vector<PLFLT>& y, double radius_px) {
+void PlotRenderer::markers(const std::vector<PLFLT>& x, const std::vector<PLFLT>& y, double radius_px,
+                           bool discs) {
   double rx = radius_px * (xhi_ - xlo_) / ((vx1_ - vx0_) * w_);
   double ry = radius_px * (yhi_ - ylo_) / ((vy1_ - vy0_) * h_);
-  bool discs = x.size() <= kDiscMarkersMax;
   const int sides = discs ? 12 : 4;
   // A square of the disc's area; a disc as a 12-gon.
   double scale = discs ? 1.0 : std::sqrt(M_PI) / 2;
@@ -299,7 +300,6 @@ void PlotRenderer::series(size_t i, PLINT color) {
   }
   std::vector<PLFLT> xs, ys;
   std::vector<double> vs;
-  std::vector<size_t> order;
   for (size_t k = 0; k < s.x.size(); ++k) {
     double x = axis_value(s.x[k], p_.xlog_), y = axis_value(s.y[k], p_.ylog_);
     bool ok = std::isfinite(x) && std::isfinite(y);
@@ -321,13 +321,14 @@ void PlotRenderer::series(size_t i, PLINT color) {
     pllsty(1);
     return;
   }
+  bool discs = xs.size() <= kDiscMarkersMax;
   if (s.value.empty()) {
-    markers(xs, ys, s.point_radius);
+    markers(xs, ys, s.point_radius, discs);
     return;
   }
   // Increasing value, so the high values (the dense core of a density scatter) stay visible; one colour
   // change per colour step.
-  order.resize(xs.size());
+  std::vector<size_t> order(xs.size());
   std::iota(order.begin(), order.end(), size_t(0));
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return vs[a] < vs[b]; });
   std::vector<PLFLT> gx, gy;
@@ -335,7 +336,7 @@ void PlotRenderer::series(size_t i, PLINT color) {
   auto flush = [&] {
     if (gx.empty()) return;
     plcol1(double(step) / (kColorSteps - 1));
-    markers(gx, gy, s.point_radius);
+    markers(gx, gy, s.point_radius, discs);
     gx.clear(); gy.clear();
   };
   for (size_t k : order) {
