@@ -25,7 +25,7 @@ const uint32_t kPalette[] = {0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd,
 enum : PLINT { kWhite = 0, kBlack = 1, kGrid = 2, kFrame = 3, kMidMap = 4, kFirstSeries = 16 };
 
 // Above this many points in a series its markers are squares, not 12-sided discs: cairo fills axis-aligned
-// rectangles on a fast path (10^5 points: 0.8 s of CPU as squares, about 3x that as 12-gons, pngcairo on
+// rectangles on a fast path (10^5 points: 0.25 s of CPU as squares, about 3x that as 12-gons, pngcairo on
 // the reference machine), and at that density the shape is not seen.
 constexpr size_t kDiscMarkersMax = 5000;
 // Colour-mapped points are drawn in this many colour steps, one colour change per step, not per point.
