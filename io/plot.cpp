@@ -33,6 +33,8 @@ constexpr int kColorSteps = 128;
 // The density of add_density_scatter: a histogram of kDensityBins^2 cells over the points' range,
 // smoothed twice by the binomial kernel [1 4 6 4 1]/16 (a Gaussian of about 1.4 cells).
 constexpr int kDensityBins = 96;
+// The margin around scatter plots' points, as a fraction of the data range on each side.
+constexpr double kScatterMargin = 0.04;
 
 // PLplot keeps its streams, its error handlers and its device table in globals: one plot at a time.
 std::mutex& plplot_mutex() {
@@ -143,18 +145,25 @@ void set_viridis() {
   plscmap1l(1, 5, pos, r, g, b, nullptr);
 }
 
-// Round limits: the data range widened to whole tick steps (decades on a log axis, whose values are
-// already log10). Returns the tick step PLplot should use (0 = its own choice, for log axes).
-double round_range(double& lo, double& hi, bool fixed, bool log) {
+// Axis limits from the data range (values already log10 on a log axis). Curves get round limits: whole
+// tick steps, whole decades on a log axis. Scatters get a margin of kScatterMargin of the range instead,
+// so that points on the extremes are not cut in half by the frame. Returns the tick step for plbox
+// (0 = PLplot's own choice, for log axes).
+double axis_range(double& lo, double& hi, bool fixed, bool log, bool scatter) {
   if (lo > hi) { lo = 0; hi = 1; }
   if (hi - lo < 1e-12 * std::max(1.0, std::fabs(hi))) { lo -= 0.5; hi += 0.5; }
+  if (!fixed && scatter) {
+    double pad = kScatterMargin * (hi - lo);
+    lo -= pad;
+    hi += pad;
+  }
   if (log) {
-    if (!fixed) { lo = std::floor(lo + 1e-9); hi = std::ceil(hi - 1e-9); }
+    if (!fixed && !scatter) { lo = std::floor(lo + 1e-9); hi = std::ceil(hi - 1e-9); }
     return 0;
   }
   std::vector<double> t = nice_ticks(lo, hi);
   double step = t.size() > 1 ? t[1] - t[0] : 0;
-  if (!fixed && step > 0) {
+  if (!fixed && !scatter && step > 0) {
     lo = std::floor(lo / step + 1e-9) * step;
     hi = std::ceil(hi / step - 1e-9) * step;
   }
@@ -236,6 +245,7 @@ class PlotRenderer {
 void PlotRenderer::ranges() {
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   double clo = INFINITY, chi = -INFINITY;
+  bool scatter = false;
   for (size_t i = 0; i < p_.series_.size(); ++i) {
     const PlotSeries& s = p_.series_[i];
     for (size_t k = 0; k < s.x.size(); ++k) {
@@ -249,6 +259,7 @@ void PlotRenderer::ranges() {
       }
     }
     colored_ = colored_ || !s.value.empty();
+    scatter = scatter || s.scatter;
   }
   auto fixed = [](double v, bool log, const char* what) {
     double a = axis_value(v, log);
@@ -259,8 +270,8 @@ void PlotRenderer::ranges() {
   if (p_.xfixed_) { xlo = fixed(p_.xlo_, p_.xlog_, "x"); xhi = fixed(p_.xhi_, p_.xlog_, "x"); }
   if (p_.yfixed_) { ylo = fixed(p_.ylo_, p_.ylog_, "y"); yhi = fixed(p_.yhi_, p_.ylog_, "y"); }
   if (p_.cfixed_) { clo = fixed(p_.clo_, p_.clog_, "colour"); chi = fixed(p_.chi_, p_.clog_, "colour"); }
-  xstep_ = round_range(xlo, xhi, p_.xfixed_, p_.xlog_);
-  ystep_ = round_range(ylo, yhi, p_.yfixed_, p_.ylog_);
+  xstep_ = axis_range(xlo, xhi, p_.xfixed_, p_.xlog_, scatter);
+  ystep_ = axis_range(ylo, yhi, p_.yfixed_, p_.ylog_, scatter);
   if (clo > chi) { clo = 0; chi = 1; }
   if (chi - clo < 1e-12 * std::max(1.0, std::fabs(chi))) { clo -= 0.5; chi += 0.5; }
   xlo_ = xlo; xhi_ = xhi; ylo_ = ylo; yhi_ = yhi; clo_ = clo; chi_ = chi;

@@ -247,7 +247,7 @@ TEST_CASE("a latent space of 100,000 points coloured by density, with a colour b
   CHECK(test::contains(text, "class 2"));
 }
 
-TEST_CASE("log axes: a loss curve over decades, points <= 0 skipped") {
+TEST_CASE("log axes: a loss curve over decades, points <= 0 skipped; a log colour bar") {
   if (!test::oracle(test::kPython)) return;
   std::string dir = test::scratch_dir("plot_log");
   std::vector<double> step, loss;
@@ -261,4 +261,20 @@ TEST_CASE("log axes: a loss curve over decades, points <= 0 skipped") {
   p.write(dir + "/loss.png", 500, 400);
   auto s = png_stats(dir, "loss.png", "0000ff");
   CHECK(s["n_0000ff"] > 150);
+
+  // A colour bar on a log scale: values over four decades spread over the whole colour map.
+  std::vector<double> x, y, v;
+  for (int i = 0; i < 400; ++i) {
+    x.push_back(i % 20);
+    y.push_back(i / 20);
+    v.push_back(std::pow(10.0, i / 100.0));
+  }
+  io::Plot c;
+  c.xlabel("x").ylabel("y").colorbar_label("error (Å)").clog();
+  c.add_colored_scatter("", x, y, v).point_radius = 4;
+  c.write(dir + "/clog.png", 500, 400);
+  s = png_stats(dir, "clog.png", "440154 21918c fde725");
+  CHECK(s["n_440154"] > 300);
+  CHECK(s["n_21918c"] > 300);
+  CHECK(s["n_fde725"] > 300);
 }
