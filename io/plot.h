@@ -1,13 +1,17 @@
-// Small plots for reports: line plots (FSC curves, loss curves) and scatter plots (latent spaces), with
-// axes, tick labels, axis labels, a title and a legend, written as PNG (libpng, a built-in 5x7 bitmap
-// font; lowercase prints as uppercase, non-ASCII as '?', 'Å' as 'A') or SVG. Files are written under a
-// temporary name and renamed.
+// Figures for reports: line plots (FSC curves, loss curves) and scatter plots (latent spaces, coloured by
+// cluster, by a value or by density), with a grid, axis labels, a title, a legend and a colour bar, drawn
+// by PLplot (Debian libplplot17 + plplot-driver-cairo) in real fonts: UTF-8 text such as "Å" or "⁻¹"
+// prints as written. PNG and PDF come from PLplot's cairo devices; SVG from its own svg device, which
+// keeps text as <text> (editable, searchable) where cairo would turn it into outlines. Files are written
+// atomically (io/atomic_file.h); every error is a cugmm::Error naming the file.
 //
 //   io::Plot p;
-//   p.title("FSC").xlabel("resolution (1/A)").ylabel("FSC").ylim(-0.1, 1.05);
+//   p.title("FSC").xlabel("resolution (Å⁻¹)").ylabel("FSC").ylim(-0.1, 1.05);
 //   p.add_series("half-maps", freq, fsc);
 //   p.add_hline(0.143, "0.143");
-//   p.write_png("fsc.png");
+//   p.write("fsc.png");   // or .svg / .pdf; write_png() etc. name the format outright
+//
+// Sizes are pixels for PNG and points (1/72 in) for SVG and PDF, so the layout is the same in all three.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,7 +26,12 @@ struct PlotSeries {
   uint32_t color = 0;               // 0xRRGGBB; 0 = next from the palette
   double point_radius = 2;          // pixels, scatter only
   bool dashed = false;
+  // Scatter only: when not empty (one per point), each point takes the colour map's colour for its value,
+  // the plot gets a colour bar, and points are drawn in increasing value (high values on top).
+  std::vector<double> value;
 };
+
+enum class PlotFormat { Png, Svg, Pdf };
 
 class Plot {
  public:
@@ -30,23 +39,45 @@ class Plot {
   Plot& xlabel(const std::string& t) { xlabel_ = t; return *this; }
   Plot& ylabel(const std::string& t) { ylabel_ = t; return *this; }
   // Fixed axis ranges; without them the range is the data's, widened to round tick values.
-  Plot& xlim(double lo, double hi) { xlo_ = lo; xhi_ = hi; xfixed_ = true; return *this; }
-  Plot& ylim(double lo, double hi) { ylo_ = lo; yhi_ = hi; yfixed_ = true; return *this; }
+  Plot& xlim(double lo, double hi);
+  Plot& ylim(double lo, double hi);
+  // Logarithmic axes (decades labelled 10^n); points with a coordinate <= 0 are skipped like non-finite ones.
+  Plot& xlog(bool on = true) { xlog_ = on; return *this; }
+  Plot& ylog(bool on = true) { ylog_ = on; return *this; }
+  // The colour bar of value-coloured scatters: its label, a fixed range and a logarithmic scale.
+  Plot& colorbar_label(const std::string& t) { clabel_ = t; return *this; }
+  Plot& clim(double lo, double hi);
+  Plot& clog(bool on = true) { clog_ = on; return *this; }
+
   // x and y must have the same length; non-finite points are skipped (a line breaks there).
   PlotSeries& add_series(const std::string& name, const std::vector<double>& x, const std::vector<double>& y);
   PlotSeries& add_scatter(const std::string& name, const std::vector<double>& x, const std::vector<double>& y);
   PlotSeries& add_hline(double y, const std::string& name);  // a dashed reference line across the plot
+  // Points coloured by `value` through the colour map (viridis), with a colour bar.
+  PlotSeries& add_colored_scatter(const std::string& name, const std::vector<double>& x,
+                                  const std::vector<double>& y, const std::vector<double>& value);
+  // Points coloured by the local density of the points (a smoothed 2-D histogram, relative to its peak),
+  // the densest on top: a latent space of 10^5 particles where plain points would be one blot.
+  PlotSeries& add_density_scatter(const std::string& name, const std::vector<double>& x,
+                                  const std::vector<double>& y);
+  // One scatter series per distinct label, named `prefix` + label, in palette colours (clusters).
+  void add_clusters(const std::vector<double>& x, const std::vector<double>& y, const std::vector<int>& labels,
+                    const std::string& prefix = "cluster ");
   const std::vector<PlotSeries>& series() const { return series_; }
 
+  // The format from the extension (.png, .svg, .pdf, any case); an Error for any other.
+  void write(const std::string& path, int width = 800, int height = 560) const;
+  void write(const std::string& path, PlotFormat format, int width = 800, int height = 560) const;
   void write_png(const std::string& path, int width = 800, int height = 560) const;
   void write_svg(const std::string& path, int width = 800, int height = 560) const;
+  void write_pdf(const std::string& path, int width = 800, int height = 560) const;
+  static PlotFormat format_of(const std::string& path);
 
  private:
-  struct Layout;
-  Layout layout(int width, int height) const;
-  std::string title_, xlabel_, ylabel_;
-  double xlo_ = 0, xhi_ = 1, ylo_ = 0, yhi_ = 1;
-  bool xfixed_ = false, yfixed_ = false;
+  friend class PlotRenderer;
+  std::string title_, xlabel_, ylabel_, clabel_;
+  double xlo_ = 0, xhi_ = 1, ylo_ = 0, yhi_ = 1, clo_ = 0, chi_ = 1;
+  bool xfixed_ = false, yfixed_ = false, cfixed_ = false, xlog_ = false, ylog_ = false, clog_ = false;
   std::vector<PlotSeries> series_;
   std::vector<char> hline_;  // per series: 1 when it is a reference line spanning the x range
 };
