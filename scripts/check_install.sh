@@ -17,7 +17,7 @@ target_link_libraries(consumer PRIVATE cugmm::cugmm)
 CM
 cat >"$tmp/app/main.cpp" <<'CPP'
 #include <cstdio>
-#include "engine/device.h"
+#include "core/device.h"
 #include "kernels/ctf.h"
 int main() {
   cugmm::CtfParams p;
