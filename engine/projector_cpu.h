@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/fft.h"
 #include "engine/fourier_band.h"
 #include "engine/projector.h"
 #include "kernels/ctf.h"
@@ -68,12 +69,13 @@ struct Workspace {
   std::vector<T> ctf;                    // per band coefficient, mode applied
   std::vector<Cplx<T>> model, grad;      // per band coefficient: M^ and d score / d P^
   std::vector<RingSums<T>> sums;
-  std::vector<T> image, prof, cols;      // splat
+  FftVector<T> image;                    // splat; FFTW-aligned (engine/fft.h: its SIMD plans)
+  std::vector<T> prof, cols;
   std::vector<Splat<T>> splats;
   std::vector<T> corr;                   // splat: splat_correction per band coefficient at tau2 = corr_tau2
   T corr_tau2 = 0;
   std::vector<size_t> prof_at;
-  std::vector<std::complex<T>> spec;
+  FftVector<std::complex<T>> spec;
   std::vector<Cplx<T>> ux, uy, w0, wx, wxx, s0, sx, sy, s2;  // separable
 };
 
