@@ -41,6 +41,10 @@
 // Input bounds (both backends, one predicate: kernels/gaussian_projection.h gaussian_in_bounds): every
 // parameter finite, every width within [kMinWidthPx, kMaxWidthBoxFraction x box] pixels; every view finite.
 //
+// Determinism: the CPU backend is bit-reproducible whatever the thread count. On CUDA the forward splat
+// adds into each image with float atomics (their order varies, so results can differ in the last bits run
+// to run); every reduction downstream of it is in a fixed order.
+//
 // Memory is O(batch x (G + pixels)) on both backends: no batch x G x pixels tensor exists anywhere.
 #pragma once
 #include <complex>
