@@ -72,6 +72,14 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 
 # summary.txt and summary.json: the card, each stage's exit and time, each GPU test's result, each
 # benchmark's headline figures.
+if ! command -v python3 >/dev/null; then  # a bare machine: the essentials, without the per-figure lines
+  { echo "gpu: ${gpu:-none}"; echo "build: exit $build_rc ($t_build s)"; echo "gpu tests: exit $gpu_rc";
+    grep -E "Test +#" "$out/gpu_tests.log"; echo "all tests: exit $test_rc ($t_tests s)";
+    echo "benchmarks ($t_bench s):"; cat "$out/bench/status.txt"; echo "(no python3: headline figures in bench/*.json)"
+  } > "$out/summary.txt"
+  printf '{"gpu": "%s", "build_exit": %d, "gpu_tests_exit": %d, "tests_exit": %d}\n' "${gpu:-none}" $build_rc \
+    $gpu_rc $test_rc > "$out/summary.json"
+else
 GPU_NAME="${gpu:-none}" BUILD_RC=$build_rc GPU_RC=$gpu_rc TEST_RC=$test_rc T_BUILD=$t_build T_TESTS=$t_tests \
 T_BENCH=$t_bench OUT="$out" python3 - <<'PY'
 import glob, json, os, re
@@ -138,6 +146,7 @@ with open(f"{out}/summary.txt", "w") as f:
     for h in head:
         f.write(f"  {h}\n")
 PY
+fi
 # Bench logs are also folded into one file, so few files travel back from a device run.
 cat "$out"/bench/*.log > "$out/bench.log" 2>/dev/null
 cat "$out/summary.txt"
