@@ -32,8 +32,9 @@
 //   same thing step by step (CUDA has no separable kernel; asking for separable_fourier there throws).
 //   The choice costs the CPU nothing measurable: even on narrow bands the splat is the faster one there
 //   (bench_projector --device cpu --strategy both --g 3200 --box 128 --maxres M, 2-core EPYC, shared
-//   machine at load ~7, particles/s forward+backward: ring_max 16 (M = 12 Å) splat 1,461, separable 138;
-//   ring_max 32 (M = 6 Å) splat 2,106, separable 140). The separable sum stays as the exact reference.
+//   machine, particles/s forward+backward: ring_max 16 (M = 12 Å) splat 5,767, separable 555 at load ~2.5,
+//   1,461 vs 138 at load ~7; ring_max 32 (M = 6 Å) 2,106 vs 140 at load ~7; G = 1,000 at 64 px, ring_max 8:
+//   19,621 vs 1,600). The separable sum stays as the exact reference.
 // The splat widens Gaussians narrower than 1.5 px by a common tau (from the narrowest width of the call,
 // found on the device by the CUDA backend) and divides the widening out in Fourier space, so s >= 1 px
 // stays within 1e-4 up to 0.8 Nyquist.
