@@ -3,7 +3,10 @@
 // of 64+. Prints a table and writes JSON.
 //
 //   bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N]
-//                   [--g N] [--box N] [--out bench_projector.json]   (--g, --box: one size instead of the grid)
+//                   [--g N] [--box N] [--maxres A] [--out bench_projector.json]
+//   (--g, --box: one size instead of the grid; --maxres: a band up to that resolution instead of Nyquist)
+// On CUDA the timed call is run() on device buffers plus the context's synchronize() (inputs uploaded
+// once, as in training); on the CPU, run() on host memory.
 //
 // Targets (issue 4): forward+backward of G = 3,200 at 128 px >= 500,000 particles/s on an H100 and
 // >= 3,000 particles/s on a 2-core AVX-512 CPU.
@@ -14,6 +17,8 @@
 #include <vector>
 
 #include "common.h"
+#include "core/buffer.h"
+#include "core/context.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "engine/projector.h"
@@ -49,6 +54,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string device_arg = "all", strategy_arg = "both", out_path = "bench_projector.json";
   int batch = 64, only_g = 0, only_box = 0;
+  double maxres = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
@@ -57,8 +63,9 @@ int main(int argc, char** argv) {
     else if (a == "--batch" && i + 1 < argc) batch = std::stoi(argv[++i]);
     else if (a == "--g" && i + 1 < argc) only_g = std::stoi(argv[++i]);
     else if (a == "--box" && i + 1 < argc) only_box = std::stoi(argv[++i]);
+    else if (a == "--maxres" && i + 1 < argc) maxres = std::stod(argv[++i]);
     else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
-    else { std::fprintf(stderr, "usage: bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N] [--g N] [--box N] [--out FILE]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N] [--g N] [--box N] [--maxres A] [--out FILE]\n"); return 2; }
   }
   std::vector<Device> devices;
   if (device_arg == "cpu" || device_arg == "all") devices.push_back(Device::cpu);
@@ -78,7 +85,7 @@ int main(int argc, char** argv) {
 
   nlohmann::json doc;
   doc["machine"] = bench::machine();
-  doc["settings"] = {{"batch", batch}, {"pixel_size", pixel}, {"width_px", 1.5}, {"band", "full (Nyquist)"},
+  doc["settings"] = {{"batch", batch}, {"pixel_size", pixel}, {"width_px", 1.5}, {"band", maxres > 0 ? "to " + std::to_string(maxres) + " A" : "full (Nyquist)"},
                      {"quick", quick}};
   nlohmann::json rows = nlohmann::json::array();
   std::printf("%-5s %-18s %7s %5s %14s %14s %12s\n", "dev", "strategy", "G", "box", "fwd part/s", "fwd+bwd part/s",
@@ -88,9 +95,9 @@ int main(int argc, char** argv) {
     for (auto strategy : strategies)
       for (int box : boxes)
         for (int g : gs) {
-          FourierBand band = make_fourier_band(box, pixel, 0, 0);
+          FourierBand band = make_fourier_band(box, pixel, 0, maxres);
           nlohmann::json row = {{"device", device_name(dev)}, {"strategy", strategy_name(strategy)}, {"G", g},
-                                {"box", box}, {"batch", batch}};
+                                {"box", box}, {"batch", batch}, {"ring_max", band.ring_max}};
           // The exact sum costs G x band complex multiply-adds per particle, three times that backward:
           // past ~2e10 per batch on a CPU (~1e13 on a GPU) one timing would take minutes.
           double work = double(g) * band.size() * batch * 4;
@@ -102,7 +109,8 @@ int main(int argc, char** argv) {
           ProjectorOptions opt;
           opt.strategy = strategy;
           opt.max_batch = batch;
-          auto proj = make_projector(dev, band, g, opt);
+          Context cx(dev);
+          auto proj = make_projector(cx, band, g, opt);
           std::vector<float> params = make_params(g, box, pixel, rng);
           std::vector<ParticleView> views;
           std::uniform_real_distribution<double> ang(-180, 180), tilt(0, 180), sh(-5, 5), df(8000, 30000);
@@ -122,8 +130,24 @@ int main(int argc, char** argv) {
           both.grad_params = grad.data();
           both.grad_reduce = GradReduce::sum;  // fitting a neutral model; per-particle rows cost the same work
           both.grad_pose = pose.data();
-          double t_fwd = bench::time_per_call([&] { proj->run_host(in, fwd); }, 1, min_seconds, 3);
-          double t_both = bench::time_per_call([&] { proj->run_host(in, both); }, 1, min_seconds, 3);
+          // Device copies of everything on CUDA (the CPU's "device" is the host: the same pointers).
+          Buffer<float> d_params(cx), d_score(cx), d_grad(cx), d_pose(cx);
+          Buffer<ParticleView> d_views(cx);
+          Buffer<cfloat> d_data(cx);
+          if (dev == Device::cuda) {
+            d_params.upload(params); d_views.upload(views); d_data.upload(data);
+            d_score.resize(score.size()); d_grad.resize(grad.size()); d_pose.resize(pose.size());
+            in = {batch, d_params.data(), 0, d_views.data(), d_data.data()};
+            fwd.score = both.score = d_score.data();
+            both.grad_params = d_grad.data();
+            both.grad_pose = d_pose.data();
+          }
+          auto call = [&](const ProjectionOutputs& o) {
+            proj->run(in, o);
+            cx.synchronize();
+          };
+          double t_fwd = bench::time_per_call([&] { call(fwd); }, 1, min_seconds, 3);
+          double t_both = bench::time_per_call([&] { call(both); }, 1, min_seconds, 3);
           row["forward_particles_per_s"] = batch / t_fwd;
           row["forward_backward_particles_per_s"] = batch / t_both;
           row["workspace_bytes"] = proj->workspace_bytes();

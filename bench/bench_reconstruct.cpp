@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
     }
     for (Device d : devices) {
       ReconstructOptions opt;
-      auto bp = Backprojector::create(d, n, 1.0, opt);
+      Context cx(d);
+      auto bp = Backprojector::create(cx, n, 1.0, opt);
       double per_batch = bench::time_per_call([&] { bp->insert(ims.data(), poses.data(), count); }, 1,
                                               quick ? 0.5 : 2.0, 2);
       double rate = count / per_batch;

@@ -55,7 +55,8 @@ static int run_project(Args& args) {
 
   const FourierBand band = make_fourier_band(grid.box, grid.pixel, 0, 0);  // everything up to Nyquist
   ProjectorOptions popt;
-  auto projector = make_projector(device, band, int(g), popt);
+  Context cx(device);
+  auto projector = make_projector(cx, band, int(g), popt);
   const int chunk = std::max(1, popt.max_batch);
   const size_t plane = size_t(grid.box) * grid.box, half = size_t(grid.box) * (grid.box / 2 + 1);
   std::vector<float> images(n * plane);

@@ -31,6 +31,21 @@ FourierBand make_fourier_band(int box, double pixel_size, double minres, double 
       b.weight.push_back((kx == 0 || kx == half) ? 1.f : 2.f);
     }
   }
+  // Partners, found through the half-plane index; the band is a disc, so every one exists.
+  std::vector<int> at(size_t(box) * (half + 1), -1);
+  for (size_t i = 0; i < b.size(); ++i) at[b.fft_index[i]] = int(i);
+  b.partner.assign(b.size(), -1);
+  for (size_t i = 0; i < b.size(); ++i) {
+    const int kx = b.kx[i];
+    if (kx != 0 && kx != half) continue;
+    const int row = (box - (b.ky[i] < 0 ? b.ky[i] + box : b.ky[i])) % box;
+    b.partner[i] = at[size_t(row) * (half + 1) + kx];
+    CUGMM_REQUIRE(b.partner[i] >= 0, "Fourier band: no partner for (" + std::to_string(kx) + ", " +
+                                         std::to_string(b.ky[i]) + "): the band is not symmetric");
+  }
+  const double inv_len = 1 / (double(box) * pixel_size);
+  b.ctf_points.resize(b.size());
+  for (size_t i = 0; i < b.size(); ++i) b.ctf_points[i] = ctf_band_point(b.kx[i] * inv_len, b.ky[i] * inv_len);
   return b;
 }
 

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/ctf.h"
+
 namespace cugmm {
 
 struct FourierBand {
@@ -26,6 +28,12 @@ struct FourierBand {
   std::vector<int32_t> fft_index;     // ky_index * (N/2 + 1) + kx: position in the half-plane array
   std::vector<uint16_t> ring;
   std::vector<float> weight;          // 2 or 1
+  // On the self-conjugate columns kx = 0 and N/2: the band index of (kx, -ky) (itself where -ky = ky);
+  // -1 elsewhere. The backward's Hermitian adjoint (kernels/gaussian_projection.h) pairs them.
+  std::vector<int32_t> partner;
+  // Per coefficient: |k|^2 and the azimuth's cos/sin(2 theta) in 1/Å (kernels/ctf.h ctf_band_point), so a
+  // particle's CTF costs one sine per coefficient on either backend.
+  std::vector<CtfBandPoint<double>> ctf_points;
   size_t size() const { return kx.size(); }
   int num_rings() const { return ring_max + 1; }  // ring arrays are indexed 0..ring_max
   double ring_resolution(int r) const { return r > 0 ? box * pixel_size / r : 0; }  // Å

@@ -30,13 +30,13 @@ const char* strategy_name(ProjectionStrategy s) {
 
 namespace detail {
 
-ProjectionStrategy resolve_strategy(ProjectionStrategy s, const FourierBand& band) {
-  if (s != ProjectionStrategy::automatic) return s;
-  // Below ~16 rings the exact sum costs less than splatting and two FFTs (DESIGN §2).
-  return band.ring_max <= 16 ? ProjectionStrategy::separable_fourier : ProjectionStrategy::splat_fft;
+ProjectionStrategy resolve_strategy(ProjectionStrategy s) {
+  // The same on both backends (projector.h), so CPU and GPU runs are comparable step by step.
+  return s == ProjectionStrategy::automatic ? ProjectionStrategy::splat_fft : s;
 }
 
-void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, int num_gaussians, bool need_data) {
+void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, const FourierBand& band,
+                       int num_gaussians, bool need_data) {
   CUGMM_REQUIRE(in.count >= 0, "negative batch size");
   if (in.count == 0) return;
   const size_t row = size_t(5) * num_gaussians;
@@ -46,34 +46,54 @@ void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, 
   CUGMM_REQUIRE(!need_data || in.data, "projector: missing particle data");
   if (out) CUGMM_REQUIRE(out->score, "projector: the score output is required");
   const size_t rows = in.params_stride ? size_t(in.count) : 1;
-  for (size_t i = 0; i < rows * row; ++i)
-    if (!std::isfinite(in.params[i]))
-      CUGMM_FAIL("projector: non-finite Gaussian parameter (row " + std::to_string(i / row) + ", column " +
-                 std::to_string(i % row) + ")");
+  const float pixel = float(band.pixel_size);
+  const size_t g = size_t(num_gaussians);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* p = in.params + r * row;
+    for (size_t j = 0; j < g; ++j) {
+      if (gaussian_in_bounds(p[j], p[g + j], p[2 * g + j], p[3 * g + j], p[4 * g + j], pixel, band.box)) continue;
+      const char* col[] = {"x", "y", "z", "amplitude", "width"};
+      for (int c = 0; c < 5; ++c)
+        if (!std::isfinite(p[c * g + j]))
+          CUGMM_FAIL("projector: non-finite Gaussian parameter (row " + std::to_string(r) + ", Gaussian " +
+                     std::to_string(j) + ", " + col[c] + ")");
+      CUGMM_FAIL("projector: Gaussian " + std::to_string(j) + " (row " + std::to_string(r) + ") has width " +
+                 std::to_string(p[4 * g + j]) + " Å, outside [" + std::to_string(kMinWidthPx * pixel) + ", " +
+                 std::to_string(kMaxWidthBoxFraction * band.box * pixel) + "] Å (" + std::to_string(kMinWidthPx) +
+                 " px to 1/" + std::to_string(int(1 / kMaxWidthBoxFraction)) + " of the box)");
+    }
+  }
   for (int i = 0; i < in.count; ++i)
     if (!view_is_finite(in.views[i])) CUGMM_FAIL("projector: non-finite pose or CTF for particle " + std::to_string(i));
+  if (need_data)
+    for (size_t i = 0; i < size_t(in.count) * band.size(); ++i)
+      if (!std::isfinite(in.data[i].real()) || !std::isfinite(in.data[i].imag()))
+        CUGMM_FAIL("projector: non-finite particle data (particle " + std::to_string(i / band.size()) +
+                   ", coefficient " + std::to_string(i % band.size()) + ")");
 }
 
-float min_abs_width(const float* params, size_t rows, size_t stride, int num_gaussians) {
+float min_width(const float* params, size_t rows, size_t stride, int num_gaussians) {
   float m = INFINITY;
   for (size_t r = 0; r < rows; ++r) {
     const float* s = params + r * stride + 4 * size_t(num_gaussians);
-    for (int j = 0; j < num_gaussians; ++j) m = std::fmin(m, std::fabs(s[j]));
+    for (int j = 0; j < num_gaussians; ++j) m = std::fmin(m, s[j]);
   }
   return m;
 }
 
 }  // namespace detail
 
-std::unique_ptr<Projector> make_projector(Device device, const FourierBand& band, int num_gaussians,
+std::unique_ptr<Projector> make_projector(Context& cx, const FourierBand& band, int num_gaussians,
                                           const ProjectorOptions& options) {
   CUGMM_REQUIRE(num_gaussians > 0, "the projector needs at least one Gaussian");
   CUGMM_REQUIRE(band.size() > 0 && band.box >= 4, "the projector needs a non-empty Fourier band");
+  CUGMM_REQUIRE(band.partner.size() == band.size() && band.ctf_points.size() == band.size(),
+                "projector: the Fourier band was not made by make_fourier_band");
   CUGMM_REQUIRE(options.max_batch > 0, "projector: max_batch must be positive");
-  if (device == Device::cpu) return detail::make_cpu_projector(band, num_gaussians, options);
+  if (cx.device() == Device::cpu) return detail::make_cpu_projector(cx, band, num_gaussians, options);
 #ifdef CUGMM_HAVE_CUDA
   CUGMM_REQUIRE(cuda_available(), "CUDA projector requested but no GPU is usable: " + cuda_info().reason);
-  return detail::make_cuda_projector(band, num_gaussians, options);
+  return detail::make_cuda_projector(cx, band, num_gaussians, options);
 #else
   CUGMM_FAIL("this build of cugmm has no CUDA backend");
 #endif

@@ -28,10 +28,23 @@
 // - separable_fourier: the exact sum at the band coefficients through the separable factors
 //   exp(-2 pi^2 s^2 kx^2 - 2 pi i kx px) exp(-2 pi^2 s^2 ky^2 - 2 pi i ky py). Cost ~ G x band: for narrow
 //   bands (low maxres) or as the exact reference.
-// - automatic: separable_fourier when the band is small (ring_max <= 16), splat_fft otherwise, on the
-//   CPU; splat_fft on CUDA, which has no separable kernel yet (asking for it there throws).
-// The splat widens Gaussians narrower than 1.5 px by a common tau (chosen per call from the narrowest
-// width) and divides the widening out in Fourier space, so s >= 1 px stays within 1e-4 up to 0.8 Nyquist.
+// - automatic: splat_fft on both backends, whatever the band, so CPU and GPU runs of one job compute the
+//   same thing step by step (CUDA has no separable kernel; asking for separable_fourier there throws).
+//   The choice costs the CPU nothing measurable: even on narrow bands the splat is the faster one there
+//   (bench_projector --device cpu --strategy both --g 3200 --box 128 --maxres M, 2-core EPYC, shared
+//   machine, particles/s forward+backward: ring_max 16 (M = 12 Å) splat 5,767, separable 555 at load ~2.5,
+//   1,461 vs 138 at load ~7; ring_max 32 (M = 6 Å) 2,106 vs 140 at load ~7; G = 1,000 at 64 px, ring_max 8:
+//   19,621 vs 1,600). The separable sum stays as the exact reference.
+// The splat widens Gaussians narrower than 1.5 px by a common tau (from the narrowest width of the call,
+// found on the device by the CUDA backend) and divides the widening out in Fourier space, so s >= 1 px
+// stays within 1e-4 up to 0.8 Nyquist.
+//
+// Input bounds (both backends, one predicate: kernels/gaussian_projection.h gaussian_in_bounds): every
+// parameter finite, every width within [kMinWidthPx, kMaxWidthBoxFraction x box] pixels; every view finite.
+//
+// Determinism: the CPU backend is bit-reproducible whatever the thread count. On CUDA the forward splat
+// adds into each image with float atomics (their order varies, so results can differ in the last bits run
+// to run); every reduction downstream of it is in a fixed order.
 //
 // Memory is O(batch x (G + pixels)) on both backends: no batch x G x pixels tensor exists anywhere.
 #pragma once
@@ -39,6 +52,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "core/context.h"
 #include "core/device.h"
 #include "engine/fourier_band.h"
 #include "kernels/ctf.h"
@@ -88,23 +102,30 @@ struct ProjectionOutputs {
 struct ProjectorOptions {
   ProjectionStrategy strategy = ProjectionStrategy::automatic;
   float frc_eps = 1e-20f;        // the FRC denominator's floor (DESIGN §2)
-  int max_batch = 256;           // particles per internal chunk (CUDA workspace, CPU summed gradients)
+  int max_batch = 256;           // particles per internal chunk (CUDA workspace, CPU summed gradients);
+                                 // CUDA chunks are further capped at 65,535 (a grid dimension)
 };
 
 class Projector {
  public:
   virtual ~Projector() = default;
-  virtual Device device() const = 0;
+  Device device() const { return cx_.device(); }
+  Context& context() const { return cx_; }
   const FourierBand& band() const { return band_; }
   int num_gaussians() const { return num_gaussians_; }
   ProjectionStrategy strategy() const { return strategy_; }
 
   // Forward for the whole batch, backward where gradient outputs are given. Pointers on this backend's
-  // side (host for CPU, device for CUDA; the CUDA backend finishes its work before returning).
-  // Non-finite parameters or views are rejected with cugmm::Error before any kernel runs.
+  // side: host memory for the CPU (the work is done on return; bad input throws cugmm::Error before any
+  // work), device memory for CUDA (a host pointer there throws). On CUDA run() returns with the work
+  // QUEUED on context().stream() and does not synchronise: the inputs are checked on the device (a
+  // validation kernel sets DeviceFlag bits, every kernel skips a Gaussian or view that fails the check, so
+  // nothing reads out of bounds), and the caller's context().synchronize() throws cugmm::Error naming what
+  // was wrong; outputs of such a call are unspecified. Inputs must stay alive until then.
   virtual void run(const ProjectionBatch& in, const ProjectionOutputs& out) = 0;
 
-  // The same with host pointers whatever the backend (copies in and out for CUDA): tests and the CLI.
+  // The same with host pointers whatever the backend (copies in and out for CUDA, then synchronises the
+  // context, so bad input throws here): tests and the CLI.
   virtual void run_host(const ProjectionBatch& in, const ProjectionOutputs& out) = 0;
 
   // Projection coefficients of each particle on the full half-plane, N rows x (N/2 + 1) columns per
@@ -117,16 +138,18 @@ class Projector {
   virtual size_t workspace_bytes() const = 0;
 
  protected:
-  Projector(const FourierBand& band, int num_gaussians, ProjectionStrategy s)
-      : band_(band), num_gaussians_(num_gaussians), strategy_(s) {}
+  Projector(Context& cx, const FourierBand& band, int num_gaussians, ProjectionStrategy s)
+      : cx_(cx), band_(band), num_gaussians_(num_gaussians), strategy_(s) {}
+  Context& cx_;
   FourierBand band_;
   int num_gaussians_;
   ProjectionStrategy strategy_;
 };
 
-// A projector for G Gaussians on `band`, on the CPU (OpenMP over particles, --threads) or CUDA
-// (throws cugmm::Error where CUDA is not available).
-std::unique_ptr<Projector> make_projector(Device device, const FourierBand& band, int num_gaussians,
+// A projector for G Gaussians on `band`, on the context's device: the CPU (OpenMP over particles,
+// --threads) or CUDA (throws cugmm::Error where CUDA is not available), queueing all its work on the
+// context's stream. The context must outlive the projector.
+std::unique_ptr<Projector> make_projector(Context& cx, const FourierBand& band, int num_gaussians,
                                           const ProjectorOptions& options = {});
 
 }  // namespace cugmm

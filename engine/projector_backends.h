@@ -4,11 +4,12 @@
 #include <memory>
 
 #include "engine/projector.h"
+#include "kernels/gaussian_projection.h"
 #include "kernels/hd.h"
 
 namespace cugmm::detail {
 
-ProjectionStrategy resolve_strategy(ProjectionStrategy s, const FourierBand& band);
+ProjectionStrategy resolve_strategy(ProjectionStrategy s);
 
 // Shared by the host check and the CUDA validation kernel.
 CUGMM_HD bool view_is_finite(const ParticleView& v) {
@@ -20,15 +21,17 @@ CUGMM_HD bool view_is_finite(const ParticleView& v) {
   const int mode = int(v.ctf_mode);
   return ok && mode >= 0 && mode <= 2;
 }
-// Throws cugmm::Error on a malformed batch or a non-finite parameter or view (host pointers).
-void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, int num_gaussians, bool need_data);
-// The narrowest |width| in Å over `rows` parameter rows (for the splat's widening).
-float min_abs_width(const float* params, size_t rows, size_t stride, int num_gaussians);
+// Throws cugmm::Error naming the row, Gaussian, particle or coefficient on a malformed batch, a Gaussian
+// failing gaussian_in_bounds, a non-finite view or (need_data) non-finite data (host pointers).
+void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, const FourierBand& band,
+                       int num_gaussians, bool need_data);
+// The narrowest width in Å over `rows` parameter rows (for the splat's widening; inputs already checked).
+float min_width(const float* params, size_t rows, size_t stride, int num_gaussians);
 
-std::unique_ptr<Projector> make_cpu_projector(const FourierBand& band, int num_gaussians,
+std::unique_ptr<Projector> make_cpu_projector(Context& cx, const FourierBand& band, int num_gaussians,
                                               const ProjectorOptions& options);
 #ifdef CUGMM_HAVE_CUDA
-std::unique_ptr<Projector> make_cuda_projector(const FourierBand& band, int num_gaussians,
+std::unique_ptr<Projector> make_cuda_projector(Context& cx, const FourierBand& band, int num_gaussians,
                                                const ProjectorOptions& options);
 #endif
 

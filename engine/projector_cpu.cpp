@@ -17,27 +17,12 @@ BandPlan make_band_plan(const FourierBand& band) {
   BandPlan p;
   p.band = &band;
   p.scored_rings = band.ring_max - band.ring_min + 1;
-  const int n = band.box, half = n / 2;
   for (size_t b = 0; b < band.size(); ++b) {
     p.kx_max = std::max(p.kx_max, int(band.kx[b]));
     if (band.kx[b] == 0) p.rows.push_back({band.ky[b], int(b), 0});
     CUGMM_REQUIRE(!p.rows.empty() && p.rows.back().ky == band.ky[b] && band.kx[b] == p.rows.back().count,
                   "projector: the Fourier band is not in FourierBand order");
     ++p.rows.back().count;
-  }
-  const double inv_len = 1 / (double(n) * band.pixel_size);
-  p.ctf_at.resize(band.size());
-  for (size_t b = 0; b < band.size(); ++b) p.ctf_at[b] = ctf_band_point(band.kx[b] * inv_len, band.ky[b] * inv_len);
-  // Partners on the self-conjugate columns, found through the half-plane index.
-  std::vector<int> at(size_t(n) * (half + 1), -1);
-  for (size_t b = 0; b < band.size(); ++b) at[band.fft_index[b]] = int(b);
-  p.partner.assign(band.size(), -1);
-  for (size_t b = 0; b < band.size(); ++b) {
-    int kx = band.kx[b];
-    if (kx != 0 && kx != half) continue;
-    int row = (n - (band.ky[b] < 0 ? band.ky[b] + n : band.ky[b])) % n;
-    p.partner[b] = at[size_t(row) * (half + 1) + kx];
-    CUGMM_REQUIRE(p.partner[b] >= 0, "projector: the Fourier band is not symmetric on the kx = 0 column");
   }
   return p;
 }
@@ -131,15 +116,13 @@ struct FftwFloat {
 
 class CpuProjector final : public Projector {
  public:
-  CpuProjector(const FourierBand& band, int g, const ProjectorOptions& o)
-      : Projector(band, g, resolve_strategy(o.strategy, band)), opt_(o) {
+  CpuProjector(Context& cx, const FourierBand& band, int g, const ProjectorOptions& o)
+      : Projector(cx, band, g, resolve_strategy(o.strategy)), opt_(o) {
     plan_ = make_band_plan(band_);
     ws_.resize(std::max(1, omp_get_max_threads()));
   }
-  Device device() const override { return Device::cpu; }
-
   void run(const ProjectionBatch& in, const ProjectionOutputs& out) override {
-    check_host_inputs(in, &out, num_gaussians_, true);
+    check_host_inputs(in, &out, band_, num_gaussians_, true);
     if (in.count == 0) return;
     const CallPlan<float> call = call_plan(in);
     const size_t row = size_t(5) * num_gaussians_;
@@ -183,7 +166,7 @@ class CpuProjector final : public Projector {
   void run_host(const ProjectionBatch& in, const ProjectionOutputs& out) override { run(in, out); }
 
   void render_host(const ProjectionBatch& in, cfloat* halfplanes) override {
-    check_host_inputs(in, nullptr, num_gaussians_, false);
+    check_host_inputs(in, nullptr, band_, num_gaussians_, false);
     if (in.count == 0) return;
     CUGMM_REQUIRE(halfplanes, "render: no output array");
     const CallPlan<float> call = call_plan(in);
@@ -207,7 +190,7 @@ class CpuProjector final : public Projector {
   CallPlan<float> call_plan(const ProjectionBatch& in) const {
     CallPlan<float> c{strategy_, 0.f, opt_.frc_eps};
     if (strategy_ == ProjectionStrategy::splat_fft) {
-      float s_min = min_abs_width(in.params, in.params_stride ? size_t(in.count) : 1, in.params_stride, num_gaussians_);
+      float s_min = min_width(in.params, in.params_stride ? size_t(in.count) : 1, in.params_stride, num_gaussians_);
       c.tau2 = splat_tau2(s_min / float(band_.pixel_size), float(band_.pixel_size));
     }
     return c;
@@ -236,9 +219,9 @@ class CpuProjector final : public Projector {
 
 }  // namespace
 
-std::unique_ptr<Projector> make_cpu_projector(const FourierBand& band, int num_gaussians,
+std::unique_ptr<Projector> make_cpu_projector(Context& cx, const FourierBand& band, int num_gaussians,
                                               const ProjectorOptions& options) {
-  return std::make_unique<CpuProjector>(band, num_gaussians, options);
+  return std::make_unique<CpuProjector>(cx, band, num_gaussians, options);
 }
 
 }  // namespace cugmm::detail

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/fft.h"
 #include "engine/fourier_band.h"
 #include "engine/projector.h"
 #include "kernels/ctf.h"
@@ -50,9 +51,7 @@ struct BandPlan {
   const FourierBand* band = nullptr;
   int kx_max = 0;
   std::vector<Row> rows;
-  std::vector<int> partner;  // on the kx = 0 and N/2 columns: the band index of (kx, -ky); -1 elsewhere
   int scored_rings = 0;      // ring_max - ring_min + 1
-  std::vector<CtfBandPoint<double>> ctf_at;  // per band coefficient: |k|^2 and azimuth (kernels/ctf.h)
 };
 BandPlan make_band_plan(const FourierBand& band);
 
@@ -70,12 +69,13 @@ struct Workspace {
   std::vector<T> ctf;                    // per band coefficient, mode applied
   std::vector<Cplx<T>> model, grad;      // per band coefficient: M^ and d score / d P^
   std::vector<RingSums<T>> sums;
-  std::vector<T> image, prof, cols;      // splat
+  FftVector<T> image;                    // splat; FFTW-aligned (engine/fft.h: its SIMD plans)
+  std::vector<T> prof, cols;
   std::vector<Splat<T>> splats;
   std::vector<T> corr;                   // splat: splat_correction per band coefficient at tau2 = corr_tau2
   T corr_tau2 = 0;
   std::vector<size_t> prof_at;
-  std::vector<std::complex<T>> spec;
+  FftVector<std::complex<T>> spec;
   std::vector<Cplx<T>> ux, uy, w0, wx, wxx, s0, sx, sy, s2;  // separable
 };
 
@@ -319,15 +319,9 @@ CUGMM_ALWAYS_INLINE inline void splat_gather(const CallPlan<T>& call, int g_coun
           c2[x] += w2 * row[x];
         }
       }
-      T s00 = 0, s10 = 0, s01 = 0, s20 = 0;
-      for (int x = 0; x < kRow; ++x) {
-        const T dx = T(g.x0 + x) - g.ux;
-        s00 += rx[x] * c0[x];
-        s10 += rx[x] * dx * c0[x];
-        s01 += rx[x] * c1[x];
-        s20 += rx[x] * (dx * dx * c0[x] + c2[x]);
-      }
-      splat_vjp(g, a[j], s[j], call.tau2, pixel, s00, s10, s01, s20, v_a[j], v_s[j], v_px[j], v_py[j]);
+      SplatMoments<T> m{0, 0, 0, 0};
+      for (int x = 0; x < kRow; ++x) moments_add_column(m, rx[x], T(g.x0 + x) - g.ux, c0[x], c1[x], c2[x]);
+      splat_vjp(g, a[j], s[j], call.tau2, pixel, m, v_a[j], v_s[j], v_px[j], v_py[j]);
       continue;
     }
     const bool inside = splat_inside(g, n);
@@ -356,15 +350,9 @@ CUGMM_ALWAYS_INLINE inline void splat_gather(const CallPlan<T>& call, int g_coun
         }
       }
     }
-    T s00 = 0, s10 = 0, s01 = 0, s20 = 0;
-    for (int x = 0; x < g.nx; ++x) {
-      const T dx = T(g.x0 + x) - g.ux;
-      s00 += rx[x] * c0[x];
-      s10 += rx[x] * dx * c0[x];
-      s01 += rx[x] * c1[x];
-      s20 += rx[x] * (dx * dx * c0[x] + c2[x]);
-    }
-    splat_vjp(g, a[j], s[j], call.tau2, pixel, s00, s10, s01, s20, v_a[j], v_s[j], v_px[j], v_py[j]);
+    SplatMoments<T> m{0, 0, 0, 0};
+    for (int x = 0; x < g.nx; ++x) moments_add_column(m, rx[x], T(g.x0 + x) - g.ux, c0[x], c1[x], c2[x]);
+    splat_vjp(g, a[j], s[j], call.tau2, pixel, m, v_a[j], v_s[j], v_px[j], v_py[j]);
   }
 }
 
@@ -415,17 +403,13 @@ void splat_backward(const BandPlan& plan, const CallPlan<T>& call, int g_count, 
   const int n = band.box, h = n / 2 + 1;
   const T pixel = T(band.pixel_size);
   // d score / d I[x] = Re sum_b conj(g_b) c_b exp(-2 pi i k_b.x / N) = Re sum_b Q_b exp(+2 pi i k_b.x / N) with
-  // Q_b = c_b g_b (c real). A c2r transform sums X(k) e^{+ikx} over the full plane with X(-k) = conj X(k):
-  // interior columns count twice (X = Q/2); on the kx = 0 and N/2 columns, which hold both ky and -ky,
-  // X must be Hermitian: X(ky) = (Q(ky) + conj Q(-ky)) / 2 gives the same real part.
-  auto q = [&](size_t b) {
-    T c = ws.corr[b];
-    return std::complex<T>(c * ws.grad[b].re, c * ws.grad[b].im);
-  };
+  // Q_b = c_b g_b (c real), put on the half-plane by halfplane_adjoint.
+  auto q = [&](size_t b) { return ws.corr[b] * ws.grad[b]; };
   ws.spec.assign(size_t(n) * h, std::complex<T>(0));
   for (size_t b = 0; b < band.size(); ++b) {
-    int p = plan.partner[b];
-    ws.spec[band.fft_index[b]] = p < 0 ? q(b) * T(0.5) : (q(b) + std::conj(q(size_t(p)))) * T(0.5);
+    const int p = band.partner[b];
+    const Cplx<T> x = halfplane_adjoint(q(b), p >= 0, p >= 0 ? q(size_t(p)) : Cplx<T>{0, 0});
+    ws.spec[band.fft_index[b]] = {x.re, x.im};
   }
   ws.image.resize(size_t(n) * n);
   fft.c2r(ws.spec.data(), ws.image.data());
@@ -450,11 +434,8 @@ void model_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gauss
   ws.ctf.resize(nb);
   const CtfAngle2<T> angle2 = ctf_angle2(view.ctf);
   for (size_t b = 0; b < nb; ++b) {
-    const CtfBandPoint<double>& k = plan.ctf_at[b];
-    ws.ctf[b] = view.ctf_mode == CtfMode::none
-                    ? T(1)
-                    : ctf_apply_mode(ctf_value_at(view.ctf, angle2, CtfBandPoint<T>{T(k.k2), T(k.cos2), T(k.sin2)}),
-                                     view.ctf_mode);
+    const CtfBandPoint<double>& k = band.ctf_points[b];
+    ws.ctf[b] = ctf_model_factor(view.ctf, angle2, CtfBandPoint<T>{T(k.k2), T(k.cos2), T(k.sin2)}, view.ctf_mode);
   }
 
   ws.model.resize(nb);

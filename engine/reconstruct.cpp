@@ -16,7 +16,8 @@ namespace cugmm {
 
 #ifdef CUGMM_HAVE_CUDA
 // engine/reconstruct_cuda.cu
-std::unique_ptr<Backprojector> make_cuda_backprojector(int box, double pixel_size, const ReconstructOptions& opt);
+std::unique_ptr<Backprojector> make_cuda_backprojector(Context& cx, int box, double pixel_size,
+                                                      const ReconstructOptions& opt);
 #endif
 
 void FourierGrid::add(const FourierGrid& o) {
@@ -175,11 +176,11 @@ class CpuBackprojector final : public Backprojector {
 
 }  // namespace
 
-std::unique_ptr<Backprojector> Backprojector::create(Device device, int box, double pixel_size,
+std::unique_ptr<Backprojector> Backprojector::create(Context& cx, int box, double pixel_size,
                                                      const ReconstructOptions& opt) {
-  if (device == Device::cpu) return std::make_unique<CpuBackprojector>(box, pixel_size, opt);
+  if (cx.device() == Device::cpu) return std::make_unique<CpuBackprojector>(box, pixel_size, opt);
 #ifdef CUGMM_HAVE_CUDA
-  return make_cuda_backprojector(box, pixel_size, opt);
+  return make_cuda_backprojector(cx, box, pixel_size, opt);
 #else
   CUGMM_FAIL("reconstruct: this build has no CUDA backend");
 #endif
@@ -309,8 +310,10 @@ HalfMaps reconstruct_halves(const io::ParticleSet& set, const std::vector<size_t
                                            std::to_string(rows.size()) +
                                            " selected particles is empty (rlnRandomSubset puts them all in half " +
                                            std::to_string(3 - h) + ", or fewer than 2 particles): no half-maps or FSC");
-  std::unique_ptr<Backprojector> bp[2] = {Backprojector::create(device, n, out.pixel_size, opt),
-                                          Backprojector::create(device, n, out.pixel_size, opt)};
+  // This call is the run: its one Context, which the back-projectors queue on (declared first: outlives them).
+  Context cx(device);
+  std::unique_ptr<Backprojector> bp[2] = {Backprojector::create(cx, n, out.pixel_size, opt),
+                                          Backprojector::create(cx, n, out.pixel_size, opt)};
 
   std::map<std::string, std::unique_ptr<io::ImageStack>> stacks;
   const size_t batch = 256;

@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/context.h"
 #include "core/device.h"
 #include "io/particles.h"
 #include "kernels/ctf.h"
@@ -54,8 +55,9 @@ double insertion_radius(int box, double pixel_size, const ReconstructOptions& op
 
 class Backprojector {
  public:
-  // Throws cugmm::Error for Device::cuda in a build without CUDA.
-  static std::unique_ptr<Backprojector> create(Device device, int box, double pixel_size,
+  // On the context's device, queueing on its stream (the context must outlive the back-projector).
+  // Throws cugmm::Error for a CUDA context in a build without CUDA.
+  static std::unique_ptr<Backprojector> create(Context& cx, int box, double pixel_size,
                                                const ReconstructOptions& opt);
   virtual ~Backprojector() = default;
   // n images of box x box (x fastest), one pose each. Non-finite pixels are an Error.
@@ -79,7 +81,7 @@ std::vector<int> split_halves(const std::vector<int>& random_subset);
 // Half-maps and the full map of the particles set.particles[rows]: images read from their stacks in
 // batches, split by split_halves over those rows (rlnRandomSubset when every row has one). The CTF mode
 // follows the data (phase-flipped optics groups: |CTF|; no defocus values: none) unless opt.ctf is
-// none. All rows must share one box and pixel size. Shows progress.
+// none. All rows must share one box and pixel size. Shows progress. Makes the run's Context on `device`.
 struct HalfMaps {
   int box = 0;
   double pixel_size = 0;

@@ -2,13 +2,14 @@
 // the shared term (kernels/backproject.h) and adding it at its eight trilinear corners with atomicAdd.
 // Float atomics make the summation order vary between runs (rounding-level differences): accepted for
 // back-projection and documented in engine/reconstruct.h. The solve runs on the host (engine/reconstruct.cpp).
-#include <cufft.h>
-
+// Everything is queued on the run's Context stream; cuFFT is reached through engine/cufft_api.h.
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <vector>
 
-#include "core/cuda_buffer.h"
-#include "engine/cufft_check.h"
+#include "core/buffer.h"
+#include "engine/cufft_api.h"
 #include "engine/reconstruct.h"
 #include "kernels/backproject.h"
 
@@ -39,14 +40,14 @@ __global__ void pad_images(const float* images, float* padded, int n, int np, in
   padded[idx] = v;
 }
 
-__global__ void insert_terms(const cufftComplex* ft, const DevicePose* poses, const int* kx, const int* ky,
+__global__ void insert_terms(const float2* ft, const DevicePose* poses, const int* kx, const int* ky,
                              const int* fft_index, int nc, int m, int np, float inv_len, CtfMode mode,
                              float2* data, float* weight) {
   long idx = long(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= long(nc) * m) return;
   int img = int(idx / nc), j = int(idx % nc);
   const DevicePose& ps = poses[img];
-  cufftComplex f = ft[long(img) * np * (np / 2 + 1) + fft_index[j]];
+  float2 f = ft[long(img) * np * (np / 2 + 1) + fft_index[j]];
   BackprojectTerm<float> t = backproject_term(f.x, f.y, kx[j] * inv_len, ky[j] * inv_len, ps.ox, ps.oy, ps.ctf, mode);
   GridSpot<float> s = grid_spot(ps.a, float(kx[j]), float(ky[j]));
   float im = s.conj ? -t.im : t.im;
@@ -66,7 +67,10 @@ __global__ void insert_terms(const cufftComplex* ft, const DevicePose* poses, co
 
 class CudaBackprojector final : public Backprojector {
  public:
-  CudaBackprojector(int box, double pixel_size, const ReconstructOptions& opt) : opt_(opt) {
+  CudaBackprojector(Context& cx, int box, double pixel_size, const ReconstructOptions& opt)
+      : cx_(cx), stream_(static_cast<cudaStream_t>(cx.stream())), opt_(opt), data_(cx), weight_(cx), kx_(cx),
+        ky_(cx), fft_index_(cx), bad_(cx), images_(cx), padded_(cx), ft_(cx), poses_(cx) {
+    CUGMM_REQUIRE(cx.cuda(), "reconstruct: the CUDA back-projector needs a CUDA context");
     CUGMM_REQUIRE(box >= 4 && box % 2 == 0, "reconstruct: the box must be even and >= 4, not " + std::to_string(box));
     CUGMM_REQUIRE(opt.padding >= 1 && opt.padding <= 4, "reconstruct: padding must be 1..4");
     CUGMM_REQUIRE(pixel_size > 0, "reconstruct: the pixel size must be positive");
@@ -94,15 +98,11 @@ class CudaBackprojector final : public Backprojector {
     ky_.upload(ky);
     fft_index_.upload(fi);
     bad_.resize(1);
-    int n2[2] = {np_, np_};
-    CUGMM_CHECK(cufftPlanMany(&plan_, 2, n2, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, kChunk));
     padded_.resize(size_t(kChunk) * np_ * np_);
     ft_.resize(size_t(kChunk) * np_ * (np_ / 2 + 1));
     images_.resize(size_t(kChunk) * box * box);
     poses_.resize(kChunk);
   }
-  ~CudaBackprojector() override { cufftDestroy(plan_); }
-
   void insert(const float* images, const ImagePose* poses, size_t n) override {
     const float inv_len = float(1 / (np_ * pixel_));
     std::vector<DevicePose> hp(kChunk);
@@ -121,23 +121,24 @@ class CudaBackprojector final : public Backprojector {
       int minus_one = -1;
       bad_.upload(&minus_one, 1);
       long npix = long(m) * np_ * np_;
-      pad_images<<<unsigned((npix + 255) / 256), 256>>>(images_.data(), padded_.data(), box_, np_, m, bad_.data());
+      pad_images<<<unsigned((npix + 255) / 256), 256, 0, stream_>>>(images_.data(), padded_.data(), box_, np_, m,
+                                                                    bad_.data());
       CUGMM_CHECK_LAUNCH();
+      // The image is named, which a flag bit cannot do: one small read-back per chunk (it waits for the pad).
       int bad = -1;
       bad_.download(&bad, 1);
       if (bad >= 0) CUGMM_FAIL("reconstruct: image " + std::to_string(inserted_ + bad) + " has a non-finite pixel");
-      // The plan is for full chunks; the tail of a short chunk transforms stale buffers nobody reads.
-      CUGMM_CHECK(cufftExecR2C(plan_, padded_.data(), ft_.data()));
+      plan_for(m).r2c(padded_.data(), ft_.data());
       long nt = long(m) * nc_;
       if (nt > 0) {
-        insert_terms<<<unsigned((nt + 255) / 256), 256>>>(ft_.data(), poses_.data(), kx_.data(), ky_.data(),
-                                                          fft_index_.data(), nc_, m, np_, inv_len, opt_.ctf,
-                                                          data_.data(), weight_.data());
+        insert_terms<<<unsigned((nt + 255) / 256), 256, 0, stream_>>>(ft_.data(), poses_.data(), kx_.data(),
+                                                                      ky_.data(), fft_index_.data(), nc_, m, np_,
+                                                                      inv_len, opt_.ctf, data_.data(), weight_.data());
         CUGMM_CHECK_LAUNCH();
       }
       inserted_ += size_t(m);
     }
-    CUGMM_CHECK(cudaDeviceSynchronize());
+    cx_.synchronize();  // insert() returns with the sums complete (the input array may go)
   }
 
   FourierGrid grid() const override {
@@ -157,22 +158,33 @@ class CudaBackprojector final : public Backprojector {
 
  private:
   static constexpr int kChunk = 64;
+
+  // One plan per chunk size actually used (the full chunk, and a short last one).
+  const detail::CufftPlan& plan_for(int m) {
+    auto& p = plans_[m];
+    if (!p) p = std::make_unique<detail::CufftPlan>(np_, m, CUFFT_R2C, stream_);
+    return *p;
+  }
+
+  Context& cx_;
+  cudaStream_t stream_;
   ReconstructOptions opt_;
   int box_ = 0, np_ = 0, nc_ = 0;
   double pixel_ = 0, r_max_ = 0;
-  cufftHandle plan_ = 0;
-  DeviceBuffer<float2> data_;
-  DeviceBuffer<float> weight_;
-  DeviceBuffer<int> kx_, ky_, fft_index_, bad_;
-  DeviceBuffer<float> images_, padded_;
-  DeviceBuffer<cufftComplex> ft_;
-  DeviceBuffer<DevicePose> poses_;
+  std::map<int, std::unique_ptr<detail::CufftPlan>> plans_;
+  Buffer<float2> data_;
+  Buffer<float> weight_;
+  Buffer<int> kx_, ky_, fft_index_, bad_;
+  Buffer<float> images_, padded_;
+  Buffer<float2> ft_;
+  Buffer<DevicePose> poses_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backprojector> make_cuda_backprojector(int box, double pixel_size, const ReconstructOptions& opt) {
-  return std::make_unique<CudaBackprojector>(box, pixel_size, opt);
+std::unique_ptr<Backprojector> make_cuda_backprojector(Context& cx, int box, double pixel_size,
+                                                      const ReconstructOptions& opt) {
+  return std::make_unique<CudaBackprojector>(cx, box, pixel_size, opt);
 }
 
 }  // namespace cugmm

@@ -27,7 +27,8 @@ ScoreResult score_particles(const ParticleCache& cache, const io::GaussianModel&
   }
 
   const size_t n = cache.count();
-  auto projector = make_projector(device, band, int(model.size()));
+  Context cx(device);  // this call is the run
+  auto projector = make_projector(cx, band, int(model.size()));
   std::vector<float> params = params_from_model(model);
   ScoreResult r;
   r.score.resize(n);

@@ -44,7 +44,8 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
   std::filesystem::create_directories(out_dir);
   const int g = int(models[0].size());
   FourierBand band = make_fourier_band(n, px, 0, 0);
-  auto projector = make_projector(opt.device, band, g);
+  Context cx(opt.device);  // this call is the run
+  auto projector = make_projector(cx, band, g);
 
   std::mt19937_64 rng(opt.seed);
   std::uniform_real_distribution<double> uni(0, 1);

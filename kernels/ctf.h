@@ -111,4 +111,11 @@ CUGMM_HD T ctf_apply_mode(T ctf, CtfMode mode) {
   return mode == CtfMode::none ? T(1) : mode == CtfMode::phase_flipped ? std::fabs(ctf) : ctf;
 }
 
+// The factor the projector multiplies the model by at one band coefficient (its table entry k): 1 without
+// a CTF, else the CTF per the mode. The one path both projector backends take.
+template <class T>
+CUGMM_HD T ctf_model_factor(const CtfConsts<T>& c, CtfAngle2<T> a, const CtfBandPoint<T>& k, CtfMode mode) {
+  return mode == CtfMode::none ? T(1) : ctf_apply_mode(ctf_value_at(c, a, k), mode);
+}
+
 }  // namespace cugmm

@@ -42,6 +42,27 @@ constexpr double kSplatRadiusSigmasWidened = 5.0;
 // narrower ones are widened by tau and the widening divided out in Fourier space.
 constexpr double kSplatMinSigmaPx = 1.5;
 
+// Widths a projection accepts, in pixels of its box (one pair, checked by gaussian_in_bounds on both
+// backends before any kernel uses a Gaussian). Below kMinWidthPx the width is invisible in the data
+// (exp(-2 pi^2 s^2 |k|^2) stays within 5e-3 of 1 up to Nyquist) and its gradient, proportional to s, has
+// vanished: the model has lost that width (and 0 or a negative value is no standard deviation). Above
+// kMaxWidthBoxFraction of the box, more than ~1e-4 of the Gaussian's mass lies beyond +-4 sigma = half the
+// box, so its projection is no longer that of a Gaussian inside the box (the DFT wraps it onto itself).
+constexpr double kMinWidthPx = 0.05;
+constexpr double kMaxWidthBoxFraction = 1.0 / 8;
+
+template <class T>
+CUGMM_HD bool width_in_bounds(T s, T pixel, int box) {
+  return s >= T(kMinWidthPx) * pixel && s <= T(kMaxWidthBoxFraction) * T(box) * pixel;  // false for NaN
+}
+
+// The one input predicate of a Gaussian (x, y, z, amplitude, width): finite, width within bounds. Kernels
+// skip a Gaussian that fails it, so a bad value never sizes a loop or an index.
+template <class T>
+CUGMM_HD bool gaussian_in_bounds(T x, T y, T z, T a, T s, T pixel, int box) {
+  return std::isfinite(x) && std::isfinite(y) && std::isfinite(z) && std::isfinite(a) && width_in_bounds(s, pixel, box);
+}
+
 // ---- landing: model frame -> image plane ---------------------------------------------------------
 template <class T>
 struct Landing {
@@ -122,6 +143,10 @@ CUGMM_HD Splat<T> make_splat(const Landing<T>& l, T a, T s, T tau2, T pixel, int
   g.y0 = int(std::ceil(g.uy - r));
   g.nx = int(std::floor(g.ux + r)) - g.x0 + 1;
   g.ny = int(std::floor(g.uy + r)) - g.y0 + 1;
+  // Never wider than the box: a pixel is covered at most once (the wrapped tail would be the far side of
+  // a Gaussian already wider than width_in_bounds allows once widened), and the loops stay bounded.
+  if (g.nx > box) { g.x0 += (g.nx - box) / 2; g.nx = box; }
+  if (g.ny > box) { g.y0 += (g.ny - box) / 2; g.ny = box; }
   return g;
 }
 
@@ -152,18 +177,42 @@ CUGMM_HD void splat_row(T u, T sigma, int i0, int n, T* out) {
   for (int i = 0; i < n; ++i) out[i] = w.next();
 }
 
+// The footprint sums splat_vjp needs, built one footprint line at a time: along a line at offset d (pixels
+// from the centre, across the line) with profile value g there, the inner sums over the line's pixels of R
+// times the other profile and 1, d', d'^2 are c0, c1, c2. A row (fixed y: d = dy, d' = dx) adds to s10
+// through c1 and to s01 through d; a column (fixed x) the other way round. Both backends call this, row-
+// or column-wise as their memory layout prefers.
+template <class T>
+struct SplatMoments {
+  T s00, s10, s01, s20;
+};
+template <class T>
+CUGMM_HD void moments_add_row(SplatMoments<T>& m, T gy, T dy, T c0, T c1, T c2) {
+  m.s00 += gy * c0;
+  m.s10 += gy * c1;
+  m.s01 += gy * dy * c0;
+  m.s20 += gy * (c2 + dy * dy * c0);
+}
+template <class T>
+CUGMM_HD void moments_add_column(SplatMoments<T>& m, T gx, T dx, T c0, T c1, T c2) {
+  m.s00 += gx * c0;
+  m.s10 += gx * dx * c0;
+  m.s01 += gx * c1;
+  m.s20 += gx * (c2 + dx * dx * c0);
+}
+
 // Backward of the splat of one Gaussian, given footprint sums of R = d score / d I (per pixel) times the
 // unit profile gx gy and 1 (s00), dx (s10), dy (s01), dx^2 + dy^2 (s20), dx, dy in pixels from the centre:
 // dI/da = I/a; dI/du = I d/sigma^2 (per pixel); dI/ds = I s (d^2 - 2 sw^2) / sw^4 (sw^2 = s^2 + tau^2).
 template <class T>
-CUGMM_HD void splat_vjp(const Splat<T>& g, T a, T s, T tau2, T pixel, T s00, T s10, T s01, T s20, T& v_a, T& v_s,
+CUGMM_HD void splat_vjp(const Splat<T>& g, T a, T s, T tau2, T pixel, const SplatMoments<T>& m, T& v_a, T& v_s,
                         T& v_px, T& v_py) {
   T sw2 = s * s + tau2;
   T sig2 = g.sigma * g.sigma;
-  v_a = s00 / (T(2 * kPi) * sw2);
-  v_px = g.amp * s10 / (sig2 * pixel);
-  v_py = g.amp * s01 / (sig2 * pixel);
-  v_s = g.amp * s * (pixel * pixel * s20 - 2 * sw2 * s00) / (sw2 * sw2);
+  v_a = m.s00 / (T(2 * kPi) * sw2);
+  v_px = g.amp * m.s10 / (sig2 * pixel);
+  v_py = g.amp * m.s01 / (sig2 * pixel);
+  v_s = g.amp * s * (pixel * pixel * m.s20 - 2 * sw2 * m.s00) / (sw2 * sw2);
 }
 
 // What turns the DFT of the splatted image into P^ (fourier_band.h convention) at integer frequency
@@ -177,11 +226,23 @@ CUGMM_HD T splat_correction(int kx, int ky, T tau2, T pixel, int box) {
   return sign * pixel * pixel * widen;
 }
 
+// The adjoint of "keep the band" for a c2r transform, at one band coefficient: given Q = d score / d P^
+// times the (real) correction at this coefficient and, on the kx = 0 and N/2 columns, Q' at its partner
+// (kx, -ky), the half-plane value X whose c2r sum gives d score / d I. A c2r transform sums X(k) e^{+ikx}
+// over the full plane with X(-k) = conj X(k): interior columns count twice (X = Q/2); the self-conjugate
+// columns hold both ky and -ky, so X must be Hermitian there: X(ky) = (Q(ky) + conj Q(-ky)) / 2 gives the
+// same real part.
+template <class T>
+CUGMM_HD Cplx<T> halfplane_adjoint(Cplx<T> q, bool has_partner, Cplx<T> q_partner) {
+  Cplx<T> x = has_partner ? q + conj(q_partner) : q;
+  return T(0.5) * x;
+}
+
 // The widening of a batch whose narrowest Gaussian has sigma `s_min_px` pixels: tau^2 (Å^2) such that
 // every splat is at least kSplatMinSigmaPx wide, rounded up to steps of 1/8 px^2 so that tiny changes of
 // the widths (finite differences, optimiser steps) do not move it. tau is a constant of the forward pass.
 template <class T>
-inline T splat_tau2(T s_min_px, T pixel) {
+CUGMM_HD T splat_tau2(T s_min_px, T pixel) {
   T need = T(kSplatMinSigmaPx * kSplatMinSigmaPx) - s_min_px * s_min_px;
   if (need <= 0) return 0;
   return std::ceil(need * 8) / 8 * pixel * pixel;

@@ -149,7 +149,7 @@ void compare_with_relion(Ctf mode) {
     CHECK(p.mode() == (mode == Ctf::flipped ? CtfMode::phase_flipped : CtfMode::full));
     pv.push_back(make_particle_view(p.rot, p.tilt, p.psi, p.origin_x, p.origin_y, p.ctf(), ctf ? p.mode() : CtfMode::none));
   }
-  auto projector = make_projector(Device::cpu, cache.band(), int(g));
+  auto projector = make_projector(cpu_context(), cache.band(), int(g));
   ProjectionBatch in;
   in.count = views;
   in.params = params.data();

@@ -153,7 +153,7 @@ TEST_CASE("forward: both strategies match the exact Fourier sum to 1e-4 (s >= 1 
         CAPTURE(sname); CAPTURE(int(mode));
         ProjectorOptions o;
         o.strategy = strategy;
-        auto proj = make_projector(Device::cpu, band, g, o);
+        auto proj = make_projector(cpu_context(), band, g, o);
         ParticleView v = make_particle_view(pose.rot, pose.tilt, pose.psi, pose.ox, pose.oy, ctf, mode);
         ProjectionBatch in;
         in.count = 1; in.params = pf.data(); in.views = &v;
@@ -211,7 +211,7 @@ TEST_CASE("forward: score and FRC match the exact sum; a particle equal to the m
         CAPTURE(sname); CAPTURE(int(mode));
       ProjectorOptions o;
       o.strategy = strategy;
-      auto proj = make_projector(Device::cpu, band, g, o);
+      auto proj = make_projector(cpu_context(), band, g, o);
       float got = 0;
       std::vector<float> frc(band.num_rings());
       ProjectionBatch in;
@@ -316,7 +316,7 @@ TEST_CASE("batches: shared and per-particle parameters, summed and per-particle 
       std::vector<cd> dd(d.begin(), d.end());
       std::vector<double> grad(5 * g);
       run.score(p, view_d(pose, c, mode), dd, grad.data());
-      auto proj = make_projector(Device::cpu, band, g, {ProjectionStrategy::splat_fft});
+      auto proj = make_projector(cpu_context(), band, g, {ProjectionStrategy::splat_fft});
       std::vector<float> gf(5 * g);
       float score;
       ProjectionBatch in{1, pf.data(), 0, &views[0], d.data()};
@@ -336,7 +336,7 @@ TEST_CASE("batches: shared and per-particle parameters, summed and per-particle 
     ProjectorOptions o;
     o.strategy = strategy;
     o.max_batch = 2;  // several internal chunks
-    auto proj = make_projector(Device::cpu, band, g, o);
+    auto proj = make_projector(cpu_context(), band, g, o);
     std::vector<float> s1(count), s2(count), g1(count * 5 * g), g2(count * 5 * g), gsum(5 * g), pose1(count * 5);
     ProjectionBatch shared{count, pf.data(), 0, views.data(), data.data()};
     ProjectionOutputs out;
@@ -374,7 +374,7 @@ TEST_CASE("batches: shared and per-particle parameters, summed and per-particle 
 TEST_CASE("bad input is rejected before any work") {
   const int g = 4;
   FourierBand band = make_fourier_band(16, 2.0, 0, 0);
-  auto proj = make_projector(Device::cpu, band, g);
+  auto proj = make_projector(cpu_context(), band, g);
   std::vector<float> p(5 * g, 1.f);
   ParticleView v = make_particle_view(0, 0, 0, 0, 0, some_ctf(10000), CtfMode::full);
   std::vector<cfloat> d(band.size(), cfloat(1, 0));
@@ -396,12 +396,57 @@ TEST_CASE("bad input is rejected before any work") {
   CHECK_THROWS_AS(proj->run(in, none), Error);
   in.count = 0;
   CHECK_NOTHROW(proj->run(in, none));
-#ifndef CUGMM_HAVE_CUDA
-  CHECK_THROWS_AS(make_projector(Device::cuda, band, g), Error);
-#endif
-  CHECK(make_projector(Device::cpu, make_fourier_band(64, 2.0, 0, 20), g)->strategy() ==
-        ProjectionStrategy::separable_fourier);
-  CHECK(make_projector(Device::cpu, make_fourier_band(64, 2.0, 0, 0), g)->strategy() == ProjectionStrategy::splat_fft);
+  // Non-finite data, named by particle and coefficient.
+  d[5] = cfloat(NAN, 0);
+  in.count = 1;
+  CHECK_THROWS_WITH_AS(proj->run(in, out), doctest::Contains("coefficient 5"), Error);
+  d[5] = cfloat(1, 0);
+  // Widths outside [kMinWidthPx, box / 8] pixels (here 0.1 .. 4 Å), named; the bounds themselves pass.
+  for (float w : {0.f, -1.f, 0.09f, 4.1f, 100.f}) {
+    p[4 * g + 2] = w;
+    CAPTURE(w);
+    CHECK_THROWS_WITH_AS(proj->run(in, out), doctest::Contains("Gaussian 2 (row 0) has width"), Error);
+  }
+  for (float w : {0.1f, 4.f}) {
+    p[4 * g + 2] = w;
+    CHECK_NOTHROW(proj->run(in, out));
+  }
+  p[4 * g + 2] = 1;
+  if (!cuda_available()) CHECK_THROWS_AS(Context{Device::cuda}, Error);
+  // automatic is splat_fft on every band, as on CUDA (projector.h).
+  CHECK(make_projector(cpu_context(), make_fourier_band(64, 2.0, 0, 20), g)->strategy() == ProjectionStrategy::splat_fft);
+  CHECK(make_projector(cpu_context(), make_fourier_band(64, 2.0, 0, 0), g)->strategy() == ProjectionStrategy::splat_fft);
+}
+
+TEST_CASE("the band's partner table pairs (kx, ky) with (kx, -ky) on the self-conjugate columns only") {
+  for (int box : {16, 34}) {
+    FourierBand b = make_fourier_band(box, 1.3, 0, box == 16 ? 0 : 10);
+    REQUIRE(b.partner.size() == b.size());
+    for (size_t i = 0; i < b.size(); ++i) {
+      const int p = b.partner[i];
+      if (b.kx[i] != 0 && b.kx[i] != box / 2) {
+        CHECK(p == -1);
+        continue;
+      }
+      REQUIRE(p >= 0);
+      CHECK(b.partner[p] == int(i));
+      CHECK(b.kx[p] == b.kx[i]);
+      CHECK((b.ky[p] + b.ky[i]) % box == 0);
+    }
+  }
+}
+
+TEST_CASE("footprints never exceed the box, even for the widest accepted width at the largest widening") {
+  const int box = 32;
+  const float pixel = 1.5f;
+  const float s_max = float(kMaxWidthBoxFraction * box) * pixel, tau2 = splat_tau2(0.06f, pixel);
+  CHECK(width_in_bounds(s_max, pixel, box));
+  CHECK_FALSE(width_in_bounds(s_max * 1.01f, pixel, box));
+  CHECK_FALSE(width_in_bounds(float(NAN), pixel, box));
+  Landing<float> l{{0, 0, 0}, 3.3f, -7.1f};
+  Splat<float> g = make_splat(l, 1.f, s_max, tau2, pixel, box);
+  CHECK(g.nx == box);
+  CHECK(g.ny == box);
 }
 
 TEST_CASE("splat in float (vectorised fill and gather) agrees with the double pipeline, edges included") {
@@ -429,7 +474,7 @@ TEST_CASE("splat in float (vectorised fill and gather) agrees with the double pi
   double gpose[5];
   const double s_ref = run.score(p, view_d(pose, c, CtfMode::full), dround, grad.data(), gpose);
   ParticleView view = make_particle_view(pose.rot, pose.tilt, pose.psi, pose.ox, pose.oy, c, CtfMode::full);
-  auto proj = make_projector(Device::cpu, band, g, {ProjectionStrategy::splat_fft});
+  auto proj = make_projector(cpu_context(), band, g, {ProjectionStrategy::splat_fft});
   std::vector<float> gf(5 * g), pf_pose(5);
   float score;
   ProjectionBatch in{1, pf.data(), 0, &view, df.data()};

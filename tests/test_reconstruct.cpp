@@ -206,7 +206,7 @@ TEST_CASE("a noise-free simulated set reconstructs its source map: FSC >= 0.99 u
   t0 = std::chrono::steady_clock::now();
   ReconstructOptions opt;
   opt.ctf = CtfMode::none;
-  auto bp = Backprojector::create(Device::cpu, n, pix, opt);
+  auto bp = Backprojector::create(cpu_context(), n, pix, opt);
   bp->insert(ims.data(), poses.data(), poses.size());
   CHECK(bp->inserted() == poses.size());
   std::vector<float> vol = solve(bp->grid(), opt.wiener_tau);
@@ -236,7 +236,7 @@ TEST_CASE("CTF-corrupted images are corrected: FSC >= 0.95 up to 2/3 Nyquist, an
   std::vector<float> ims = simulate(poses, n, pix, true);
   ReconstructOptions opt;
   opt.ctf = CtfMode::full;
-  auto bp = Backprojector::create(Device::cpu, n, pix, opt);
+  auto bp = Backprojector::create(cpu_context(), n, pix, opt);
   bp->insert(ims.data(), poses.data(), poses.size());
   std::vector<float> vol = solve(bp->grid(), opt.wiener_tau);
   std::vector<float> ref = blob_volume(test_blobs(), n, pix);
@@ -248,7 +248,7 @@ TEST_CASE("CTF-corrupted images are corrected: FSC >= 0.95 up to 2/3 Nyquist, an
   // Ignoring the CTF must do visibly worse: the test can fail.
   ReconstructOptions raw = opt;
   raw.ctf = CtfMode::none;
-  auto bq = Backprojector::create(Device::cpu, n, pix, raw);
+  auto bq = Backprojector::create(cpu_context(), n, pix, raw);
   bq->insert(ims.data(), poses.data(), poses.size());
   std::vector<float> bad = solve(bq->grid(), raw.wiener_tau);
   CHECK(min_fsc(fsc(bad.data(), ref.data(), n, pix), last) < 0.8);
@@ -257,7 +257,7 @@ TEST_CASE("CTF-corrupted images are corrected: FSC >= 0.95 up to 2/3 Nyquist, an
   std::vector<float> flipped = simulate(poses, n, pix, true, true);
   ReconstructOptions fo = opt;
   fo.ctf = CtfMode::phase_flipped;
-  auto bf = Backprojector::create(Device::cpu, n, pix, fo);
+  auto bf = Backprojector::create(cpu_context(), n, pix, fo);
   bf->insert(flipped.data(), poses.data(), poses.size());
   std::vector<float> fv = solve(bf->grid(), fo.wiener_tau);
   double mf = min_fsc(fsc(fv.data(), ref.data(), n, pix), last);
@@ -275,7 +275,7 @@ TEST_CASE("CPU back-projection is deterministic across thread counts") {
   std::vector<FourierGrid> grids;
   for (int t : {1, 2, 3}) {
     set_threads(t);
-    auto bp = Backprojector::create(Device::cpu, n, pix, opt);
+    auto bp = Backprojector::create(cpu_context(), n, pix, opt);
     bp->insert(ims.data(), poses.data(), 60);
     bp->insert(ims.data() + 60 * n * n, poses.data() + 60, 40);  // in two calls: same sums
     grids.push_back(bp->grid());
@@ -292,7 +292,7 @@ TEST_CASE("a non-finite pixel is an error naming the image") {
   std::vector<float> ims(3 * n * n, 0.f);
   ims[2 * n * n + 5] = std::nanf("");
   std::vector<ImagePose> poses(3);
-  auto bp = Backprojector::create(Device::cpu, n, 1.0, ReconstructOptions{});
+  auto bp = Backprojector::create(cpu_context(), n, 1.0, ReconstructOptions{});
   CHECK_THROWS_WITH_AS(bp->insert(ims.data(), poses.data(), 3), doctest::Contains("image 2"), Error);
 }
 
@@ -333,7 +333,7 @@ TEST_CASE("reconstruct_halves: a subset whose rlnRandomSubset leaves one half em
 
 TEST_CASE("the CUDA backend is an error in a build or on a machine without it") {
   if (cuda_available()) return;
-  CHECK_THROWS_AS(Backprojector::create(Device::cuda, 16, 1.0, ReconstructOptions{}), Error);
+  CHECK_THROWS_AS(Context{Device::cuda}, Error);  // no CUDA context, so no CUDA back-projector
 }
 
 TEST_CASE("--maxres: nothing beyond it is inserted or kept; padding 1 works too") {
@@ -346,7 +346,7 @@ TEST_CASE("--maxres: nothing beyond it is inserted or kept; padding 1 works too"
   opt.ctf = CtfMode::none;
   opt.maxres = 8.0;  // shell 32 * 2 / 8 = 8
   CHECK(insertion_radius(n, pix, opt) == doctest::Approx(2 * 8.0));
-  auto bp = Backprojector::create(Device::cpu, n, pix, opt);
+  auto bp = Backprojector::create(cpu_context(), n, pix, opt);
   bp->insert(ims.data(), poses.data(), poses.size());
   std::vector<float> vol = solve(bp->grid(), opt.wiener_tau);
   // Power beyond shell 10 relative to that within shell 6, with and without the cut-off.
@@ -367,7 +367,7 @@ TEST_CASE("--maxres: nothing beyond it is inserted or kept; padding 1 works too"
   };
   ReconstructOptions all = opt;
   all.maxres = 0;
-  auto ba = Backprojector::create(Device::cpu, n, pix, all);
+  auto ba = Backprojector::create(cpu_context(), n, pix, all);
   ba->insert(ims.data(), poses.data(), poses.size());
   double cut = outside_ratio(vol), full = outside_ratio(solve(ba->grid(), all.wiener_tau));
   std::printf("maxres: power beyond shell 10 / within 6: %.3g with the cut-off, %.3g without\n", cut, full);
@@ -379,7 +379,7 @@ TEST_CASE("--maxres: nothing beyond it is inserted or kept; padding 1 works too"
   ReconstructOptions p1;
   p1.ctf = CtfMode::none;
   p1.padding = 1;
-  auto b1 = Backprojector::create(Device::cpu, n, pix, p1);
+  auto b1 = Backprojector::create(cpu_context(), n, pix, p1);
   b1->insert(ims.data(), poses.data(), poses.size());
   std::vector<float> v1 = solve(b1->grid(), p1.wiener_tau);
   // Coarser grid, larger interpolation error: RELION's default is 2 for that reason.

@@ -1,5 +1,6 @@
 // The CUDA projector against the CPU one (the oracle) on random batches: scores, FRC, every gradient in
-// both reductions, render; and its input checks. Exits 77 (skipped) without a GPU.
+// both reductions, render; the device-pointer run() on a Context; determinism; and its input checks
+// (device-side, reported by the context's synchronize()). Exits 77 (skipped) without a GPU.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "core/buffer.h"
+#include "core/context.h"
 #include "core/error.h"
 #include "engine/projector.h"
 
@@ -37,7 +40,7 @@ Batch random_batch(std::mt19937& rng, const FourierBand& band, int g, int count,
     b.views.push_back(make_particle_view(ang(rng), tilt(rng), ang(rng), sh(rng), sh(rng), c, modes[i % 3]));
   }
   // Data: the CPU model of the same particles plus noise, so the scores are far from zero.
-  auto cpu = make_projector(Device::cpu, band, g, {ProjectionStrategy::splat_fft});
+  auto cpu = make_projector(cpu_context(), band, g, {ProjectionStrategy::splat_fft});
   const size_t plane = size_t(band.box) * (band.box / 2 + 1);
   std::vector<cfloat> half(count * plane);
   ProjectionBatch in{count, b.params.data(), per_particle ? size_t(5 * g) : 0, b.views.data(), nullptr};
@@ -73,8 +76,9 @@ TEST_CASE("CUDA matches CPU: scores, FRC, parameter and pose gradients, render")
       ProjectorOptions o;
       o.strategy = ProjectionStrategy::splat_fft;
       o.max_batch = 16;  // several chunks
-      auto cpu = make_projector(Device::cpu, band, g, o);
-      auto gpu = make_projector(Device::cuda, band, g, o);
+      Context cx(Device::cuda);
+      auto cpu = make_projector(cpu_context(), band, g, o);
+      auto gpu = make_projector(cx, band, g, o);
       const size_t row = size_t(5) * g, nr = band.num_rings();
       ProjectionBatch in{count, b.params.data(), per_particle ? row : 0, b.views.data(), b.data.data()};
       for (GradReduce red : {GradReduce::per_particle, GradReduce::sum}) {
@@ -116,10 +120,113 @@ TEST_CASE("CUDA matches CPU: scores, FRC, parameter and pose gradients, render")
   }
 }
 
+TEST_CASE("CUDA run() on device pointers: queued on the context, deterministic after the splat") {
+  std::mt19937 rng(5);
+  const int g = 120, count = 21, box = 48;
+  FourierBand band = make_fourier_band(box, 1.6, 60, 0);
+  Batch b = random_batch(rng, band, g, count, true);
+  Context cx(Device::cuda);
+  ProjectorOptions o;
+  o.max_batch = 8;
+  auto gpu = make_projector(cx, band, g, o);
+  auto cpu = make_projector(cpu_context(), band, g, o);
+  const size_t row = size_t(5) * g;
+  Buffer<float> params(cx), score(cx), grad(cx), pose(cx);
+  Buffer<ParticleView> views(cx);
+  Buffer<cfloat> data(cx);
+  params.upload(b.params);
+  views.upload(b.views);
+  data.upload(b.data);
+  score.resize(count);
+  grad.resize(count * row);
+  pose.resize(count * 5);
+  ProjectionBatch in{count, params.data(), row, views.data(), data.data()};
+  ProjectionOutputs out;
+  out.score = score.data(); out.grad_params = grad.data(); out.grad_pose = pose.data();
+  std::vector<float> s[2], gp[2], ps[2];
+  for (int k = 0; k < 2; ++k) {
+    gpu->run(in, out);  // queued
+    cx.synchronize();
+    s[k] = score.to_host(); gp[k] = grad.to_host(); ps[k] = pose.to_host();
+  }
+  // The splat's float atomics may reorder additions into an image, so two runs agree to rounding, not
+  // bit for bit; everything after the splat is a fixed-order reduction (checked bit for bit on the
+  // backward alone below, which reads a fixed image).
+  for (int i = 0; i < count; ++i) CHECK(std::fabs(s[1][i] - s[0][i]) <= 1e-6);
+  check_close(gp[1], gp[0], 1e-5);
+  // CPU agreement.
+  std::vector<float> sc(count), gc(count * row), pc(count * 5);
+  ProjectionBatch hin{count, b.params.data(), row, b.views.data(), b.data.data()};
+  ProjectionOutputs hout;
+  hout.score = sc.data(); hout.grad_params = gc.data(); hout.grad_pose = pc.data();
+  cpu->run(hin, hout);
+  for (int i = 0; i < count; ++i) CHECK(std::fabs(s[0][i] - sc[i]) <= 1e-4);
+  check_close(gp[0], gc, 1e-3);
+  check_close(ps[0], pc, 1e-3);
+  // One Gaussian: each pixel of each particle's image receives one atomic add, so nothing is reordered
+  // and the whole chain (splat, FFT, ring sums, backward, reductions) must be bit-identical run to run.
+  const std::vector<float> one = {3.1f, -2.2f, 1.4f, 1.f, float(1.7 * band.pixel_size)};
+  auto gpu1 = make_projector(cx, band, 1, o);
+  Buffer<float> p1(cx), g1(cx);
+  p1.upload(one);
+  g1.resize(count * 5);
+  ProjectionBatch in1{count, p1.data(), 0, views.data(), data.data()};
+  ProjectionOutputs out1;
+  out1.score = score.data(); out1.grad_params = g1.data(); out1.grad_pose = pose.data();
+  std::vector<float> a[2], c[2];
+  for (int k = 0; k < 2; ++k) {
+    gpu1->run(in1, out1);
+    cx.synchronize();
+    a[k] = score.to_host(); c[k] = g1.to_host();
+  }
+  CHECK(a[0] == a[1]);
+  CHECK(c[0] == c[1]);
+}
+
+TEST_CASE("CUDA run() reports bad input through the context, and rejects host pointers") {
+  const int g = 8, count = 3;
+  FourierBand band = make_fourier_band(32, 2.0, 0, 0);
+  Context cx(Device::cuda);
+  auto gpu = make_projector(cx, band, g);
+  std::vector<float> p(5 * g, 1.f);
+  std::vector<ParticleView> v(count, make_particle_view(10, 20, 30, 0, 0, CtfParams{}, CtfMode::full));
+  std::vector<cfloat> d(count * band.size(), cfloat(1, 0));
+  Buffer<float> params(cx), score(cx);
+  Buffer<ParticleView> views(cx);
+  Buffer<cfloat> data(cx);
+  params.upload(p); views.upload(v); data.upload(d);
+  score.resize(count);
+  ProjectionBatch in{count, params.data(), 0, views.data(), data.data()};
+  ProjectionOutputs out;
+  out.score = score.data();
+  gpu->run(in, out);
+  CHECK_NOTHROW(cx.synchronize());
+  const struct { int at; float value; const char* says; } cases[] = {
+      {3 * g + 1, NAN, "not finite"}, {4 * g + 2, 1e3f, "width"}, {4 * g + 2, 0.f, "width"}};
+  for (const auto& c : cases) {
+    std::vector<float> bad = p;
+    bad[c.at] = c.value;
+    params.upload(bad);
+    CHECK_NOTHROW(gpu->run(in, out));  // queued: nothing waits, nothing crashes
+    CHECK_THROWS_WITH_AS(cx.synchronize(), doctest::Contains(c.says), Error);
+    CHECK_NOTHROW(cx.synchronize());   // the flags were taken
+  }
+  params.upload(p);
+  std::vector<ParticleView> bv = v;
+  bv[1].origin_y = NAN;
+  views.upload(bv);
+  gpu->run(in, out);
+  CHECK_THROWS_WITH_AS(cx.synchronize(), doctest::Contains("pose or CTF"), Error);
+  views.upload(v);
+  ProjectionBatch host{count, p.data(), 0, views.data(), data.data()};
+  CHECK_THROWS_WITH_AS(gpu->run(host, out), doctest::Contains("params"), Error);
+}
+
 TEST_CASE("CUDA rejects non-finite input and runs empty batches") {
   const int g = 8;
   FourierBand band = make_fourier_band(32, 2.0, 0, 0);
-  auto gpu = make_projector(Device::cuda, band, g);
+  Context cx(Device::cuda);
+  auto gpu = make_projector(cx, band, g);
   CHECK(gpu->device() == Device::cuda);
   std::vector<float> p(5 * g, 1.f);
   ParticleView v = make_particle_view(10, 20, 30, 0, 0, CtfParams{}, CtfMode::full);
@@ -133,5 +240,5 @@ TEST_CASE("CUDA rejects non-finite input and runs empty batches") {
   CHECK_THROWS_AS(gpu->run_host(in, out), Error);
   in.count = 0;
   CHECK_NOTHROW(gpu->run_host(in, out));
-  CHECK_THROWS_AS(make_projector(Device::cuda, band, g, {ProjectionStrategy::separable_fourier}), Error);
+  CHECK_THROWS_AS(make_projector(cx, band, g, {ProjectionStrategy::separable_fourier}), Error);
 }

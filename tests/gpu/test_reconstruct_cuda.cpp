@@ -56,8 +56,9 @@ TEST_CASE("CUDA and CPU back-projection accumulate the same grids") {
       ReconstructOptions opt;
       opt.ctf = mode;
       opt.padding = padding;
-      auto cpu = Backprojector::create(Device::cpu, n, 1.7, opt);
-      auto gpu = Backprojector::create(Device::cuda, n, 1.7, opt);
+      Context cx(Device::cuda);
+      auto cpu = Backprojector::create(cpu_context(), n, 1.7, opt);
+      auto gpu = Backprojector::create(cx, n, 1.7, opt);
       cpu->insert(ims.data(), poses.data(), poses.size());
       gpu->insert(ims.data(), poses.data(), 100);
       gpu->insert(ims.data() + 100 * n * n, poses.data() + 100, 50);
@@ -84,6 +85,7 @@ TEST_CASE("CUDA back-projection rejects a non-finite pixel, naming the image") {
   std::vector<float> ims(70 * n * n, 0.f);
   ims[size_t(67) * n * n + 3] = INFINITY;
   std::vector<ImagePose> poses(70);
-  auto gpu = Backprojector::create(Device::cuda, n, 1.0, ReconstructOptions{});
+  Context cx(Device::cuda);
+  auto gpu = Backprojector::create(cx, n, 1.0, ReconstructOptions{});
   CHECK_THROWS_WITH_AS(gpu->insert(ims.data(), poses.data(), 70), doctest::Contains("image 67"), Error);
 }
