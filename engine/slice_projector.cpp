@@ -86,47 +86,55 @@ std::complex<double> SliceProjector::sample(size_t body, double kx, double ky, d
   return v;
 }
 
+void SliceProjector::add_body(const Mat3<double>& view, size_t b, const BodyMotion& motion,
+                              std::complex<double>* centred) const {
+  if (motion.weight == 0) return;
+  const int n = box_, w = n / 2 + 1;
+  const double len = n * pixel_;  // Å: frequency index k means k / len cycles per Å
+  const Mat3<double> at_view = transpose(view), rt = transpose(motion.rotation);
+  const Vec3<double> moved{pivots_[b].x + motion.translation.x, pivots_[b].y + motion.translation.y,
+                           pivots_[b].z + motion.translation.z};
+  // The body's transform is stored about origins_[b]: rho^(K) = exp(-2 pi i K.o) stored(K).
+  const Vec3<double> po{pivots_[b].x - origins_[b].x, pivots_[b].y - origins_[b].y, pivots_[b].z - origins_[b].z};
+  for (int row = 0; row < n; ++row) {
+    const int ky = row > n / 2 ? row - n : row;
+    for (int kx = 0; kx < w; ++kx) {
+      if (kx * kx + ky * ky > (n / 2) * (n / 2)) continue;
+      const Vec3<double> k = mul(at_view, Vec3<double>{double(kx), double(ky), 0});  // cycles per box
+      const Vec3<double> kb = mul(rt, k);
+      const double phase = 2 * kPi / len *
+                           (-(k.x * moved.x + k.y * moved.y + k.z * moved.z) + (kb.x * po.x + kb.y * po.y + kb.z * po.z));
+      centred[size_t(row) * w + kx] +=
+          motion.weight * std::polar(1.0, phase) * sample(b, pad_ * kb.x, pad_ * kb.y, pad_ * kb.z);
+    }
+  }
+}
+
+void SliceProjector::finish(const std::complex<double>* centred, double origin_x, double origin_y,
+                            const CtfParams& ctf, CtfMode mode, cfloat* half) const {
+  const int n = box_, w = n / 2 + 1;
+  const double len = n * pixel_;
+  const CtfConsts<double> cc = make_ctf_consts<double>(ctf);
+  for (int row = 0; row < n; ++row) {
+    const int ky = row > n / 2 ? row - n : row;
+    for (int kx = 0; kx < w; ++kx) {
+      // The observed image is the projection translated by -origin: a phase of +2 pi k.o.
+      std::complex<double> v = centred[size_t(row) * w + kx] * std::polar(1.0, 2 * kPi / len * (kx * origin_x + ky * origin_y));
+      if (mode != CtfMode::none) v *= ctf_apply_mode(ctf_value(cc, kx / len, ky / len), mode);
+      // About pixel 0 rather than the centre (pixel n/2): (-1)^(kx + ky).
+      if ((kx + ky) & 1) v = -v;
+      half[size_t(row) * w + kx] = cfloat(v);
+    }
+  }
+}
+
 void SliceProjector::project_half(const Mat3<double>& view, double origin_x, double origin_y,
                                   const std::vector<BodyMotion>& motion, const CtfParams& ctf, CtfMode mode,
                                   cfloat* half) const {
   CUGMM_REQUIRE(motion.size() == bodies_.size(), "SliceProjector: one motion per body");
-  const int n = box_, w = n / 2 + 1;
-  const double len = n * pixel_;  // Å: frequency index k means k / len cycles per Å
-  const CtfConsts<double> cc = make_ctf_consts<double>(ctf);
-  const Mat3<double> at_view = transpose(view);
-  std::vector<Mat3<double>> rt(motion.size());
-  std::vector<Vec3<double>> moved(motion.size());  // c + t: where the pivot ends up
-  for (size_t b = 0; b < motion.size(); ++b) {
-    rt[b] = transpose(motion[b].rotation);
-    moved[b] = {pivots_[b].x + motion[b].translation.x, pivots_[b].y + motion[b].translation.y,
-                pivots_[b].z + motion[b].translation.z};
-  }
-  const double two_pi = 2 * kPi;
-  for (int row = 0; row < n; ++row) {
-    const int ky = row > n / 2 ? row - n : row;
-    for (int kx = 0; kx < w; ++kx) {
-      cfloat& out = half[size_t(row) * w + kx];
-      if (kx * kx + ky * ky > (n / 2) * (n / 2)) { out = 0; continue; }
-      const Vec3<double> k = mul(at_view, Vec3<double>{double(kx), double(ky), 0});  // cycles per box
-      std::complex<double> v = 0;
-      for (size_t b = 0; b < bodies_.size(); ++b) {
-        if (motion[b].weight == 0) continue;
-        const Vec3<double> kb = mul(rt[b], k);
-        // The body's transform is stored about origins_[b]: rho^(K) = exp(-2 pi i K.o) stored(K).
-        const Vec3<double> po{pivots_[b].x - origins_[b].x, pivots_[b].y - origins_[b].y, pivots_[b].z - origins_[b].z};
-        const double phase = two_pi / len *
-                             (-(k.x * moved[b].x + k.y * moved[b].y + k.z * moved[b].z) +
-                              (kb.x * po.x + kb.y * po.y + kb.z * po.z));
-        v += motion[b].weight * std::polar(1.0, phase) * sample(b, pad_ * kb.x, pad_ * kb.y, pad_ * kb.z);
-      }
-      // The observed image is the projection translated by -origin: a phase of +2 pi k.o.
-      v *= std::polar(1.0, two_pi / len * (kx * origin_x + ky * origin_y));
-      if (mode != CtfMode::none) v *= ctf_apply_mode(ctf_value(cc, kx / len, ky / len), mode);
-      // About pixel 0 rather than the centre (pixel n/2): (-1)^(kx + ky).
-      if ((kx + ky) & 1) v = -v;
-      out = cfloat(v);
-    }
-  }
+  std::vector<std::complex<double>> centred(size_t(box_) * (box_ / 2 + 1));
+  for (size_t b = 0; b < bodies_.size(); ++b) add_body(view, b, motion[b], centred.data());
+  finish(centred.data(), origin_x, origin_y, ctf, mode, half);
 }
 
 void SliceProjector::project(const Mat3<double>& view, double origin_x, double origin_y,

@@ -47,6 +47,13 @@ class SliceProjector {
   void project_half(const Mat3<double>& view, double origin_x, double origin_y, const std::vector<BodyMotion>& motion,
                     const CtfParams& ctf, CtfMode mode, cfloat* half) const;
 
+  // The two steps of project_half, for callers that reuse one body's slice across many states of another
+  // (the oracle reference): add_body adds body b's slice (about the box centre, before origin and CTF) into
+  // `centred` (box x (box/2 + 1), zeroed by the caller); finish turns the sum into project_half's output.
+  void add_body(const Mat3<double>& view, size_t body, const BodyMotion& motion, std::complex<double>* centred) const;
+  void finish(const std::complex<double>* centred, double origin_x, double origin_y, const CtfParams& ctf,
+              CtfMode mode, cfloat* half) const;
+
  private:
   std::complex<double> sample(size_t body, double kx, double ky, double kz) const;  // padded-grid units
   std::complex<double> at(size_t body, int ix, int iy, int iz) const;
