@@ -268,6 +268,37 @@ std::vector<int> kmeans_init(const Map& x, int k, std::mt19937_64& rng) {
   return label;
 }
 
+// Labels from a 1-D k-means along principal axis `axis` of x (centres start at the quantiles). Clusters
+// separated along a low-variance axis (a presence/absence split beside a wide continuous motion) are found
+// from such a start, where Euclidean k-means++ seeding would split the wide axis instead.
+std::vector<int> axis_init(const Map& x, int k, int axis) {
+  const Eigen::Index n = x.rows();
+  const RowMat c = x.rowwise() - x.colwise().mean();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(c.transpose() * c);
+  const Eigen::VectorXd p = c * es.eigenvectors().col(Eigen::Index(c.cols() - 1 - axis));
+  std::vector<double> sorted(p.data(), p.data() + n);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> centre(static_cast<size_t>(k));
+  for (int j = 0; j < k; ++j) centre[size_t(j)] = sorted[size_t((j + 0.5) / k * double(n))];
+  std::vector<int> label(size_t(n), 0);
+  for (int it = 0; it < 20; ++it) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      int best = 0;
+      for (int j = 1; j < k; ++j)
+        if (std::fabs(p(i) - centre[size_t(j)]) < std::fabs(p(i) - centre[size_t(best)])) best = j;
+      label[size_t(i)] = best;
+    }
+    for (int j = 0; j < k; ++j) {
+      double sum = 0;
+      int count = 0;
+      for (Eigen::Index i = 0; i < n; ++i)
+        if (label[size_t(i)] == j) { sum += p(i); ++count; }
+      if (count) centre[size_t(j)] = sum / count;
+    }
+  }
+  return label;
+}
+
 }  // namespace
 
 GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt) {
@@ -284,9 +315,15 @@ GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt) {
   std::mt19937_64 rng(opt.seed);
   Em best{&xm, components, 0, {}, {}, {}, {}};
   double best_ll = -INFINITY;
-  for (int r = 0; r < opt.restarts; ++r) {
+  // Starts: a 1-D split along each principal axis, then k-means++ seedings; the best likelihood wins.
+  const int axes = int(x.cols);
+  for (int r = 0; r < axes + opt.restarts; ++r) {
     Em em{&xm, components, opt.regularisation * scale, {}, {}, {}, {}};
-    std::vector<int> label = kmeans_init(xm, components, rng);
+    std::vector<int> label = r < axes ? axis_init(xm, components, r) : kmeans_init(xm, components, rng);
+    // A start that leaves a component empty cannot be fitted: skip it.
+    std::vector<int> used(size_t(components), 0);
+    for (int l : label) used[size_t(l)] = 1;
+    if (std::find(used.begin(), used.end(), 0) != used.end()) continue;
     em.resp = RowMat::Zero(xm.rows(), components);
     for (size_t i = 0; i < label.size(); ++i) em.resp(Eigen::Index(i), label[i]) = 1;
     em.m_step();
@@ -300,6 +337,7 @@ GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt) {
     }
     if (ll > best_ll) { best_ll = ll; best = std::move(em); }
   }
+  CUGMM_REQUIRE(std::isfinite(best_ll), "fit_gmm: no start gave every component a point");
   GmmFit fit;
   const size_t d = x.cols, k = size_t(components);
   fit.weights.assign(best.w.data(), best.w.data() + k);

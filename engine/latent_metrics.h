@@ -43,7 +43,8 @@ std::vector<double> canonical_correlations(const Matrix& latent, const Matrix& t
 
 // ---- Gaussian mixture --------------------------------------------------------------------------------
 struct GmmOptions {
-  int restarts = 5;           // k-means++ starts; the best final log-likelihood is kept
+  int restarts = 5;           // k-means++ starts, after one split along each principal axis; the best
+                              // final log-likelihood is kept
   int max_iterations = 300;
   double tolerance = 1e-9;    // stop when the mean log-likelihood gains less
   double regularisation = 1e-6;  // added to covariance diagonals, times the mean latent variance

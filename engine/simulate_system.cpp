@@ -95,6 +95,22 @@ void write_truth_csv(const std::string& path, const HeteroSystem& s, const Truth
 
 }  // namespace
 
+std::vector<float> noise_filter(int n, double pixel, double bfactor, double& mean_square) {
+  const int w = n / 2 + 1;
+  std::vector<float> filter(size_t(n) * w, 1.f);
+  double sum = 0;
+  for (int row = 0; row < n; ++row)
+    for (int kx = 0; kx < w; ++kx) {
+      const int ky = row > n / 2 ? row - n : row;
+      const double k2 = (double(kx) * kx + double(ky) * ky) / (n * pixel * n * pixel);
+      const float f = float(std::exp(-bfactor * k2 / 4));
+      filter[size_t(row) * w + kx] = f;
+      sum += (kx == 0 || kx == n / 2 ? 1.0 : 2.0) * f * f;
+    }
+  mean_square = sum / (double(n) * n);
+  return filter;
+}
+
 ParticleTruth draw_particle(const HeteroSystem& system, const TruthSimOptions& o, size_t i) {
   std::mt19937_64 rng = rng_for(o.seed, i, 1);
   std::uniform_real_distribution<double> uni(0, 1);
@@ -168,20 +184,8 @@ SimulatedTruth simulate_system(const HeteroSystem& system, const TruthSimOptions
   res.noise_sigma = o.snr > 0 ? std::sqrt(var_sum / double(real) / o.snr) : 0;
   if (o.snr > 0) {
     // Coloured noise: white noise filtered by exp(-B k^2 / 4), rescaled to the same per-pixel variance.
-    std::vector<float> filter(size_t(n) * w, 1.f);
     double mean_f2 = 1;
-    if (o.noise_bfactor > 0) {
-      double sum = 0;
-      for (int row = 0; row < n; ++row)
-        for (int kx = 0; kx < w; ++kx) {
-          const int ky = row > n / 2 ? row - n : row;
-          const double k2 = (double(kx) * kx + double(ky) * ky) / (n * o.pixel * n * o.pixel);
-          const float f = float(std::exp(-o.noise_bfactor * k2 / 4));
-          filter[size_t(row) * w + kx] = f;
-          sum += (kx == 0 || kx == n / 2 ? 1.0 : 2.0) * f * f;
-        }
-      mean_f2 = sum / double(plane);
-    }
+    const std::vector<float> filter = noise_filter(n, o.pixel, o.noise_bfactor, mean_f2);
     const float sigma = float(res.noise_sigma / std::sqrt(mean_f2));
 #pragma omp parallel
     {

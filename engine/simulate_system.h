@@ -80,4 +80,8 @@ struct ParticleTruth {
 };
 ParticleTruth draw_particle(const HeteroSystem& system, const TruthSimOptions& opt, size_t i);
 
+// The coloured-noise amplitude filter exp(-B |k|^2 / 4) on the half-plane (box x (box/2 + 1)), and the mean
+// of its square over the full plane (the factor by which it lowers a white noise's variance).
+std::vector<float> noise_filter(int box, double pixel, double bfactor, double& mean_square);
+
 }  // namespace cugmm
