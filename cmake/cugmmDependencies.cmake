@@ -25,3 +25,6 @@ if(CUGMM_HAVE_CUDA)
   find_dependency(CUDAToolkit)
 endif()
 find_dependency(nlohmann_json)
+# Eigen (header-only) is linked privately by engine/ (latent metrics); a static library still names it in
+# its link interface, so the installed package must find it too.
+find_dependency(Eigen3 3.3 NO_MODULE)

@@ -12,26 +12,13 @@
 #include "engine/model_params.h"
 #include "engine/preprocess.h"
 #include "engine/projector.h"
+#include "engine/random_pose.h"
 #include "io/mrc.h"
 #include "io/star.h"
 #include "kernels/geometry.h"
 
 namespace cugmm {
 
-namespace {
-
-// A rotation drawn uniformly over SO(3): a unit quaternion with Gaussian components.
-Mat3<double> random_rotation(std::mt19937_64& rng) {
-  std::normal_distribution<double> g(0, 1);
-  double w = g(rng), x = g(rng), y = g(rng), z = g(rng);
-  double n = std::sqrt(w * w + x * x + y * y + z * z);
-  w /= n; x /= n; y /= n; z /= n;
-  return {{1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-           2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-           2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)}};
-}
-
-}  // namespace
 
 SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt,
                                       const std::string& out_dir, const std::string& name) {

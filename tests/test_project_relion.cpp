@@ -17,6 +17,7 @@
 #include "io/mrc.h"
 #include "kernels/geometry.h"
 #include "support.h"
+#include "support_rings.h"
 
 using namespace cugmm;
 
@@ -37,29 +38,6 @@ io::GaussianModel test_model() {
     m.width.push_back(float(wid(rng)));
   }
   return m;
-}
-
-// FRC per ring r = round(|k|) of two n x n images (half-plane sums with weights 2 / 1, DESIGN §2).
-std::vector<double> frc_rings(const float* a, const float* b, int n) {
-  const int w = n / 2 + 1;
-  std::vector<cfloat> fa(size_t(n) * w), fb(size_t(n) * w);
-  fft2_r2c(n, n, a, fa.data());
-  fft2_r2c(n, n, b, fb.data());
-  std::vector<double> num(n / 2 + 1), da(n / 2 + 1), db(n / 2 + 1), out(n / 2 + 1);
-  for (int row = 0; row < n; ++row) {
-    int ky = row > n / 2 ? row - n : row;
-    for (int kx = 0; kx < w; ++kx) {
-      int r = int(std::lround(std::sqrt(double(kx * kx + ky * ky))));
-      if (r > n / 2) continue;
-      double wt = (kx == 0 || kx == n / 2) ? 1 : 2;
-      std::complex<double> x(fa[size_t(row) * w + kx]), y(fb[size_t(row) * w + kx]);
-      num[r] += wt * (x * std::conj(y)).real();
-      da[r] += wt * std::norm(x);
-      db[r] += wt * std::norm(y);
-    }
-  }
-  for (int r = 0; r <= n / 2; ++r) out[r] = num[r] / std::max(std::sqrt(da[r] * db[r]), 1e-30);
-  return out;
 }
 
 enum class Ctf { none, full, flipped };
@@ -113,7 +91,7 @@ void compare_with_relion(Ctf mode) {
   for (int v = 0; v < views; ++v) {
     const float* a = ours.data.data() + size_t(v) * n * n;
     const float* b = rel.data.data() + size_t(v) * n * n;
-    std::vector<double> f = frc_rings(a, b, n);
+    std::vector<double> f = test::compare_rings(a, b, n).frc;
     double worst = 1;
     int worst_ring = 0;
     for (int ring = 1; ring <= ring_limit; ++ring)

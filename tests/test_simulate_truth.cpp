@@ -1,0 +1,185 @@
+// Issue 12 items 2, 3 and 7: the heterogeneity generator. Its images show the states its truth table
+// records (compared with the moved atoms rendered again as one map, not with its own body algebra), the
+// pose errors have the asked geodesic RMS, the noise has the asked SNR, the files are what RELION reads, and
+// bad options get clear errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/atom_map.h"
+#include "engine/fsc.h"
+#include "engine/simulate_system.h"
+#include "engine/system_imager.h"
+#include "io/mrc.h"
+#include "io/particles.h"
+#include "support.h"
+#include "support_rings.h"
+
+using namespace cugmm;
+
+namespace {
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    std::string c;
+    while (std::getline(ss, c, ',')) cells.push_back(c);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+TruthSimOptions small(int count) {
+  TruthSimOptions o;
+  o.count = count;
+  o.box = 48;
+  o.pixel = 3.5;
+  o.snr = 0;
+  o.pose_error_deg = 0;
+  o.shift_error_px = 0;
+  o.scale_sd = 0;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("every built-in system's images show the state in its truth table") {
+  for (const std::string& name : builtin_system_names()) {
+    HeteroSystem sys = builtin_system(name);
+    TruthSimOptions o = small(6);
+    o.consensus = false;
+    const std::string dir = test::scratch_dir("simulate_truth_" + name);
+    std::vector<float> images;
+    SimulatedTruth res = simulate_system(sys, o, dir, &images);
+    auto csv = read_csv(res.truth_csv);
+    REQUIRE(csv.size() == 7);
+    REQUIRE(csv[0][1] == sys.motions[0].name);
+    SystemImager imager(sys, o.box, o.pixel, o.oversample);
+    const size_t plane = size_t(o.box) * o.box;
+    std::vector<float> ref(plane);
+    for (int i = 0; i < o.count; ++i) {
+      std::vector<double> state;
+      for (size_t k = 0; k < sys.motions.size(); ++k) state.push_back(std::stod(csv[size_t(i) + 1][k + 1]));
+      for (size_t k = 0; k < state.size(); ++k) CHECK(state[k] == doctest::Approx(res.state[size_t(i)][k]).epsilon(1e-5));
+      // The state's atoms, moved on the atoms and rendered as one map, through a one-body projector.
+      SliceProjector whole({render_atom_map(atoms_at_state(sys, state), nullptr, o.box, o.pixel, imager.atom_shift())},
+                           {Vec3<double>{0, 0, 0}});
+      ParticleTruth t = draw_particle(sys, o, size_t(i));
+      whole.project(t.view, t.origin_x, t.origin_y, {BodyMotion{}}, t.ctf, CtfMode::full, ref.data());
+      test::RingCompare rc = test::compare_rings(images.data() + plane * size_t(i), ref.data(), o.box);
+      double worst = 1;
+      for (int r = 1; r <= int(0.8 * o.box / 2); ++r)
+        if (rc.power_ratio[r] > 1e-6) worst = std::min(worst, rc.frc[r]);  // skip rings at CTF zeros
+      INFO(name << " particle " << i << ": lowest FRC " << worst);
+      CHECK(worst >= 0.99);
+    }
+  }
+}
+
+TEST_CASE("states cover the asked ranges; presence is drawn at the asked fraction") {
+  HeteroSystem sys = builtin_system("composition");
+  TruthSimOptions o = small(4000);
+  double lo = 1e9, hi = -1e9, present = 0;
+  for (size_t i = 0; i < 4000; ++i) {
+    ParticleTruth t = draw_particle(sys, o, i);
+    lo = std::min(lo, t.state[0]);
+    hi = std::max(hi, t.state[0]);
+    present += t.state[1];
+  }
+  CHECK(lo == doctest::Approx(-12).epsilon(0.01));
+  CHECK(hi == doctest::Approx(12).epsilon(0.01));
+  CHECK(present / 4000 == doctest::Approx(0.5).epsilon(0.06));
+}
+
+TEST_CASE("pose errors have the asked geodesic RMS, shifts the asked spread") {
+  HeteroSystem sys = builtin_system("linear");
+  TruthSimOptions o = small(3000);
+  o.pose_error_deg = 3;
+  o.shift_error_px = 1.5;
+  double e2 = 0, s2 = 0;
+  for (size_t i = 0; i < 3000; ++i) {
+    ParticleTruth t = draw_particle(sys, o, i);
+    const Mat3<double> r = mul(transpose(t.view), t.star_view);
+    const double a = std::acos(std::clamp((r(0, 0) + r(1, 1) + r(2, 2) - 1) / 2, -1.0, 1.0));
+    e2 += a * a;
+    s2 += (std::pow(t.star_origin_x - t.origin_x, 2) + std::pow(t.star_origin_y - t.origin_y, 2)) / 2;
+  }
+  CHECK(rad2deg(std::sqrt(e2 / 3000)) == doctest::Approx(3).epsilon(0.05));
+  CHECK(std::sqrt(s2 / 3000) / o.pixel == doctest::Approx(1.5).epsilon(0.05));
+}
+
+TEST_CASE("a noisy set: SNR as asked, RELION reads the STAR file, the consensus map is the molecule") {
+  HeteroSystem sys = builtin_system("linear");
+  TruthSimOptions o = small(400);
+  o.snr = 0.1;
+  o.pose_error_deg = 2;
+  o.shift_error_px = 0.5;
+  o.noise_bfactor = 100;
+  o.optics_groups = 2;
+  o.true_maps = 3;
+  const std::string dir = test::scratch_dir("simulate_truth_noisy");
+  std::vector<float> images;
+  SimulatedTruth res = simulate_system(sys, o, dir, &images);
+  CHECK(res.pose_error_rms_deg == doctest::Approx(2).epsilon(0.25));
+  // The images are signal + noise: total variance = signal variance (1 + 1/SNR) on average.
+  const size_t plane = size_t(o.box) * o.box;
+  double tot = 0;
+  for (int i = 0; i < o.count; ++i) {
+    double s = 0, s2 = 0;
+    for (size_t p = 0; p < plane; ++p) { s += images[plane * i + p]; s2 += double(images[plane * i + p]) * images[plane * i + p]; }
+    tot += s2 / plane - std::pow(s / plane, 2);
+  }
+  const double noise_var = res.noise_sigma * res.noise_sigma, signal_var = noise_var * o.snr;
+  CHECK(tot / o.count == doctest::Approx(signal_var + noise_var).epsilon(0.05));
+  io::ParticleSet set = io::read_particles(res.star);
+  CHECK(set.particles.size() == 400);
+  CHECK(set.optics.size() == 2);
+  if (test::oracle("relion_star_handler")) {
+    auto r = test::run("relion_star_handler --i particles.star --o checked.star --select rlnRandomSubset --minval 2 --maxval 2", dir);
+    REQUIRE_MESSAGE(r.status == 0, r.out);
+    // Particle i (from 1) is in half 2 - i % 2.
+    CHECK(test::contains(test::read_text(dir + "/checked.star"), "399@particles.mrcs") == false);
+    CHECK(test::contains(test::read_text(dir + "/checked.star"), "400@particles.mrcs"));
+  }
+  // The consensus map is the molecule: FSC with the true map of the middle state >= 0.5 to 25 Å.
+  io::Image cons = io::read_mrc(dir + "/consensus.mrc"), mid = io::read_mrc(dir + "/true_state_002.mrc");
+  REQUIRE(cons.data.size() == mid.data.size());
+  FscCurve c = fsc(cons.data.data(), mid.data.data(), o.box, o.pixel);
+  for (int sh = 1; c.resolution(sh) >= 25; ++sh) {
+    INFO("shell " << sh << " (" << c.resolution(sh) << " Å): FSC " << c.value[size_t(sh)]);
+    CHECK(c.value[size_t(sh)] >= 0.5);
+  }
+  CHECK(test::contains(test::read_text(dir + "/simulation.json"), "\"pose_error_rms_deg\""));
+}
+
+TEST_CASE("bad options and bad system files are refused with clear errors") {
+  HeteroSystem sys = builtin_system("linear");
+  const std::string dir = test::scratch_dir("simulate_truth_bad");
+  auto message = [&](auto change) {
+    TruthSimOptions o = small(10);
+    change(o);
+    try {
+      simulate_system(sys, o, dir);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(test::contains(message([](TruthSimOptions& o) { o.box = 47; }), "--box"));
+  CHECK(test::contains(message([](TruthSimOptions& o) { o.snr = std::nan(""); }), "--snr"));
+  CHECK(test::contains(message([](TruthSimOptions& o) { o.defocus_max = 5000; }), "--defocus"));
+  CHECK(test::contains(message([](TruthSimOptions& o) { o.junk_fraction = 1; }), "--junk"));
+  CHECK(test::contains(message([](TruthSimOptions& o) { o.name = "../escaped"; }), "--name"));
+  CHECK(test::contains(message([](TruthSimOptions& o) { o.pose_error_deg = -1; }), "--pose-error"));
+  CHECK_THROWS_WITH_AS(builtin_system("nope"), doctest::Contains("linear, rotation"), Error);
+  test::write_text(dir + "/bad.json", R"({"atoms": "x.cif", "motions": []})");
+  CHECK(test::input_error([&] { system_from_json(dir + "/bad.json"); }).find("x.cif") != std::string::npos);
+}
