@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/input_file.h"
 
 namespace cugmm::io {
@@ -292,6 +293,7 @@ NpyArray read_npy(const std::string& path) {
                           std::to_string(a.records) + " records of " + std::to_string(a.record_bytes) + " bytes");
   };
   if (held < want) throw short_data(held);
+  require_host_memory(want, "reading " + path);
   a.data.resize(want);
   in.read(reinterpret_cast<char*>(a.data.data()), std::streamsize(want));
   if (size_t(in.gcount()) != want) throw short_data(size_t(in.gcount()));

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/atomic_file.h"
 #include "io/input_file.h"
 #include "io/text.h"
@@ -57,7 +58,8 @@ StarFile read_star(const std::string& path) {
   // One read, then lines as views: getline's copy per line was a third of the time on big files.
   std::string text;
   {
-    input_file_size(path);  // a directory or a device is named as such, and never read
+    // A directory or a device is named as such and never read; the whole text must fit in memory.
+    require_host_memory(input_file_size(path), "reading " + path);
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(path, "", "cannot open STAR file");
     in.seekg(0, std::ios::end);

@@ -471,3 +471,19 @@ TEST_CASE("a cache build removes the temporaries of builds killed earlier, not t
   CHECK(fs::exists(other));
   CHECK(ParticleCache(dir + "/p.cugmm-cache").verify_data());
 }
+
+TEST_CASE("cugmm preprocess finds a damaged block of an existing cache and rebuilds it, saying so (defect 14)") {
+  std::string dir = test::scratch_dir("cache_cli_damaged");
+  small_cache(dir, 3);
+  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK_FALSE(test::contains(r.out, "building"));  // the cache built above is current
+  const size_t size = fs::file_size(dir + "/p.cugmm-cache");
+  const float zero[4] = {0, 0, 0, 0};
+  overwrite(dir + "/p.cugmm-cache", size - 64, zero, sizeof zero);  // the last particle's coefficients
+  r = test::run(test::cugmm_exe() + " preprocess --particles p.star", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "block 1 of 1 (particles 1-3) is damaged"));
+  CHECK(test::contains(r.out, "rebuilding"));
+  CHECK(ParticleCache(dir + "/p.cugmm-cache").verify_data());
+}
