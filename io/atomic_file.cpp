@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -36,7 +37,16 @@ Split split(const std::string& final_path) {
 std::string temp_prefix(const std::string& name) { return "." + name + kTempTag; }
 
 // kill(pid, 0) fails with ESRCH only when no such process exists; EPERM means it lives (another user's).
-bool pid_alive(long pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno != ESRCH); }
+// A zombie (killed, not yet reaped by a parent that may never reap it) answers kill() too but writes
+// nothing more: its state in /proc/<pid>/stat is 'Z'.
+bool pid_alive(long pid) {
+  if (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH)) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  const size_t close = text.rfind(')');  // the command name, in parentheses, may hold spaces
+  return !(close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z');
+}
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "io/atomic_file.h"
@@ -74,4 +75,23 @@ TEST_CASE("a file written atomically gets the permissions the umask gives new fi
   CHECK((fs::status(dir + "/a.txt").permissions() & fs::perms::all) ==
         (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
   CHECK(test::read_text(dir + "/a.txt") == "x");
+}
+
+TEST_CASE("a writer killed but not yet reaped (a zombie) counts as gone") {
+  std::string dir = test::scratch_dir("atomic_zombie");
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  // Not reaped until the end: the child stays a zombie. Wait until the kernel says so.
+  for (int i = 0; i < 200; ++i) {
+    std::ifstream st("/proc/" + std::to_string(child) + "/stat");
+    std::string t;
+    std::getline(st, t);
+    if (t.find(") Z") != std::string::npos) break;
+    usleep(10000);
+  }
+  const std::string zombie = dir + "/.m.mrc.cugmm-tmp-" + std::to_string(long(child)) + "-0";
+  test::write_text(zombie, "killed mid-write");
+  io::write_file_atomic(dir + "/m.mrc", "x");
+  CHECK_FALSE(fs::exists(zombie));
+  waitpid(child, nullptr, 0);
 }
