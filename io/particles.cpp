@@ -166,7 +166,7 @@ class PathResolver {
       }
     }
     std::string where;
-    for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t;
+    for (const auto& t : tried) where += (where.empty() ? "" : ", ") + excerpt(t, 200);
     throw InputError(file_, record,
                      "image file '" + excerpt(name, 200) + "' not found (looked for " + where +
                          (root_.empty() ? "; --root sets the RELION project directory)" : ")"));
