@@ -11,11 +11,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
+#include "io/atomic_file.h"
 #include "io/mrc.h"
 #include "io/particles.h"
 
@@ -27,7 +30,7 @@ namespace cugmm {
 namespace {
 
 constexpr char kMagic[8] = {'C', 'U', 'G', 'M', 'M', 'P', 'C', '\0'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: per-block checksums
 constexpr uint32_t kEndianMarker = 0x01020304;
 constexpr size_t kPreambleBytes = 128;
 constexpr size_t kDataAlign = 4096;
@@ -37,8 +40,9 @@ struct Preamble {
   uint32_t version, endian;
   uint64_t json_bytes, table_offset, data_offset, count, band_size;
   uint64_t header_checksum;  // JSON + particle table
-  uint64_t data_checksum;    // coefficients: per-particle hashes folded in order
-  char pad[kPreambleBytes - 8 - 8 - 8 * 7];
+  uint64_t block_offset;     // the block checksum table: ceil(count / block_particles) x uint64
+  uint64_t block_particles;  // particles per checksummed block
+  char pad[kPreambleBytes - 8 - 8 - 8 * 8];
 };
 static_assert(sizeof(Preamble) == kPreambleBytes, "preamble size");
 
@@ -59,7 +63,37 @@ uint64_t hash_bytes(const void* p, size_t n, uint64_t h = 1469598103934665603ull
   return h;
 }
 
-uint64_t fold(const std::vector<uint64_t>& hs) { return hash_bytes(hs.data(), hs.size() * sizeof(uint64_t)); }
+uint64_t fold(const uint64_t* hs, size_t n) { return hash_bytes(hs, n * sizeof(uint64_t)); }
+
+// Where each part of a cache of `n` particles of `nb` coefficients lies; Error (naming nothing: the
+// caller says which file) when a size overflows, so a crafted count cannot wrap past the length check.
+struct Layout {
+  size_t table_offset, block_offset, blocks, data_offset, total;
+};
+
+Layout layout_of(size_t json_bytes, size_t n, size_t nb, size_t block_particles) {
+  Layout L;
+  const size_t table_bytes = checked_mul(n, sizeof(CachedParticle), "particle table");
+  const size_t particle_bytes = checked_mul(nb, sizeof(cfloat), "coefficients per particle");
+  const size_t data_bytes = checked_mul(n, particle_bytes, "coefficients");
+  CUGMM_REQUIRE(block_particles > 0, "block size 0");
+  L.blocks = n / block_particles + (n % block_particles != 0);
+  // Every addend is below 2^63 here or the products above would have failed for any real file; the sum
+  // is still checked because json_bytes comes from the file too.
+  size_t end;
+  if (__builtin_add_overflow(kPreambleBytes, json_bytes, &end) || end > (size_t(1) << 62) ||
+      table_bytes > (size_t(1) << 62) || data_bytes > (size_t(1) << 62))
+    throw Error("cache sizes overflow");
+  L.table_offset = align_up(end, 8);
+  L.block_offset = align_up(L.table_offset + table_bytes, 8);
+  L.data_offset = align_up(L.block_offset + L.blocks * sizeof(uint64_t), kDataAlign);
+  if (__builtin_add_overflow(L.data_offset, data_bytes, &L.total)) throw Error("cache sizes overflow");
+  return L;
+}
+
+// Particles per checksummed block: small enough that a damaged block names a few hundred particles,
+// large enough that the table stays tiny (8 bytes per block).
+constexpr size_t kBlockParticles = 256;
 
 struct FileStamp {
   uint64_t size = 0;
@@ -109,18 +143,15 @@ std::string particle_name(const io::Particle& p, size_t row) {
   return "particle " + std::to_string(row + 1) + " (" + std::to_string(p.index + 1) + "@" + p.image_file + ")";
 }
 
-// The output file: created beside the target with the final size, filled by positional writes (safe from
-// many threads at once, and without the page faults a writable mapping of a fresh file costs), renamed
-// into place by commit() and removed if that never happens.
+// The output file: a temporary beside the target (io/atomic_file.h names it, so a later run removes it
+// if this one is killed) with the final size, filled by positional writes (safe from many threads at once,
+// and without the page faults a writable mapping of a fresh file costs), renamed into place by commit()
+// and removed if that never happens.
 class OutputFile {
  public:
   OutputFile(const std::string& path, size_t bytes) : path_(path) {
-    tmp_ = path + ".tmp-XXXXXX";
-    fd_ = ::mkstemp(tmp_.data());
-    if (fd_ < 0) throw Error("cannot create " + tmp_ + ": " + std::strerror(errno));
-    mode_t mask = ::umask(0);  // mkstemp makes 0600; give the file the permissions any other would get
-    ::umask(mask);
-    if (::fchmod(fd_, 0666 & ~mask) != 0 || ::ftruncate(fd_, off_t(bytes)) != 0) fail("cannot size");
+    fd_ = io::create_temp_for(path, tmp_);
+    if (::ftruncate(fd_, off_t(bytes)) != 0) fail("cannot size");
   }
   ~OutputFile() {
     if (fd_ >= 0) ::close(fd_);
@@ -268,13 +299,15 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   pre.version = kVersion;
   pre.endian = kEndianMarker;
   pre.json_bytes = text.size();
-  pre.table_offset = align_up(kPreambleBytes + text.size(), 8);
-  pre.data_offset = align_up(pre.table_offset + n * sizeof(CachedParticle), kDataAlign);
+  const Layout L = layout_of(text.size(), n, nb, kBlockParticles);
+  pre.table_offset = L.table_offset;
+  pre.block_offset = L.block_offset;
+  pre.block_particles = kBlockParticles;
+  pre.data_offset = L.data_offset;
   pre.count = n;
   pre.band_size = nb;
-  const size_t total = pre.data_offset + n * nb * sizeof(cfloat);
 
-  OutputFile file(out, total);
+  OutputFile file(out, L.total);
   file.write_at(kPreambleBytes, text.data(), text.size());
   file.write_at(pre.table_offset, table.data(), n * sizeof(CachedParticle));
   pre.header_checksum = hash_bytes(table.data(), n * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
@@ -324,7 +357,12 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   if (first_error_at < n)
     throw InputError(opt.particles, particle_name(set.particles[first_error_at], first_error_at), first_error);
   progress.finish();
-  pre.data_checksum = fold(hashes);
+  std::vector<uint64_t> blocks(L.blocks);
+  for (size_t b = 0; b < L.blocks; ++b) {
+    const size_t first = b * kBlockParticles;
+    blocks[b] = fold(hashes.data() + first, std::min(n, first + kBlockParticles) - first);
+  }
+  file.write_at(pre.block_offset, blocks.data(), blocks.size() * sizeof(uint64_t));
   file.write_at(0, &pre, sizeof(pre));
   file.commit();
   log_info("particle cache " + out + ": " + std::to_string(n) + " particles, " + std::to_string(grid.box) + " px at " +
@@ -354,16 +392,36 @@ ParticleCache::ParticleCache(const std::string& path) : path_(path) {
     if (pre.version != kVersion)
       throw bad("format version " + std::to_string(pre.version) + ", this program reads " + std::to_string(kVersion));
     const size_t nb = pre.band_size, n = pre.count;
-    bool sizes_ok = pre.table_offset == align_up(kPreambleBytes + pre.json_bytes, 8) &&
-                    pre.data_offset == align_up(pre.table_offset + n * sizeof(CachedParticle), kDataAlign) &&
-                    map_size_ == pre.data_offset + n * nb * sizeof(cfloat);
+    // Every size in the preamble is checked (products included, without wrapping) against the file's
+    // length before anything beyond the preamble is read.
+    auto too_big = [&] { return bad("its header claims " + std::to_string(n) + " particles of " + std::to_string(nb) +
+                                    " coefficients, more than the file (" + std::to_string(map_size_) + " bytes) holds"); };
+    if (pre.json_bytes > map_size_ || n > map_size_ || nb > map_size_ || pre.block_particles == 0 ||
+        pre.block_particles > ParticleCache::kMaxBlockParticles)
+      throw too_big();
+    Layout L;
+    try {
+      L = layout_of(pre.json_bytes, n, nb, pre.block_particles);
+    } catch (const Error&) {
+      throw too_big();
+    }
+    bool sizes_ok = pre.table_offset == L.table_offset && pre.block_offset == L.block_offset &&
+                    pre.data_offset == L.data_offset && map_size_ == L.total;
     if (!sizes_ok) throw bad("its size does not match its header (truncated or damaged)");
+    block_particles_ = pre.block_particles;
+    blocks_ = reinterpret_cast<const uint64_t*>(map_ + pre.block_offset);
+    block_count_ = L.blocks;
     json_.assign(reinterpret_cast<const char*>(map_ + kPreambleBytes), pre.json_bytes);
     uint64_t h = hash_bytes(map_ + pre.table_offset, n * sizeof(CachedParticle), hash_bytes(json_.data(), json_.size()));
     if (h != pre.header_checksum) throw bad("header checksum mismatch (damaged)");
     json j = json::parse(json_);
-    band_ = make_fourier_band(j.at("grid").at("box").get<int>(), j.at("grid").at("pixel_size").get<double>(), 0,
-                              j.at("band").at("maxres").get<double>());
+    const int box = j.at("grid").at("box").get<int>();
+    const double pixel = j.at("grid").at("pixel_size").get<double>(), maxres = j.at("band").at("maxres").get<double>();
+    // Bounded before the band is built (its cost grows with box^2; kx/ky are 16-bit).
+    if (box < 4 || box > 32768 || !std::isfinite(pixel) || !(pixel > 0) || !std::isfinite(maxres) || maxres < 0)
+      throw bad("grid box " + std::to_string(box) + ", pixel size " + std::to_string(pixel) + ", maxres " +
+                std::to_string(maxres) + " are out of range");
+    band_ = make_fourier_band(box, pixel, 0, maxres);
     if (band_.size() != nb) throw bad("band size mismatch");
     count_ = n;
     table_ = reinterpret_cast<const CachedParticle*>(map_ + pre.table_offset);
@@ -387,6 +445,8 @@ void ParticleCache::release() {
   map_size_ = 0;
   table_ = nullptr;
   data_ = nullptr;
+  blocks_ = nullptr;
+  block_count_ = block_particles_ = 0;
   count_ = 0;
 }
 
@@ -401,12 +461,17 @@ ParticleCache& ParticleCache::operator=(ParticleCache&& o) noexcept {
     count_ = o.count_;
     table_ = o.table_;
     data_ = o.data_;
+    blocks_ = o.blocks_;
+    block_count_ = o.block_count_;
+    block_particles_ = o.block_particles_;
     map_ = o.map_;
     map_size_ = o.map_size_;
     o.map_ = nullptr;
     o.map_size_ = 0;
     o.table_ = nullptr;
     o.data_ = nullptr;
+    o.blocks_ = nullptr;
+    o.block_count_ = o.block_particles_ = 0;
     o.count_ = 0;
   }
   return *this;
@@ -431,28 +496,61 @@ std::string ParticleCache::stale_reason(const CacheOptions& req) const {
   return "";
 }
 
-bool ParticleCache::verify_data() const {
-  Preamble pre;
-  std::memcpy(&pre, map_, sizeof(pre));
-  std::vector<uint64_t> hashes(count_);
+bool ParticleCache::block_ok(size_t b) const {
+  const size_t first = b * block_particles_, last = std::min(count_, first + block_particles_);
   const size_t nb = band_.size();
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < count_; ++i) hashes[i] = hash_bytes(data_ + i * nb, nb * sizeof(cfloat));
-  return fold(hashes) == pre.data_checksum;
+  uint64_t hashes[kMaxBlockParticles];
+  for (size_t i = first; i < last; ++i) hashes[i - first] = hash_bytes(data_ + i * nb, nb * sizeof(cfloat));
+  uint64_t stored;
+  std::memcpy(&stored, blocks_ + b, sizeof stored);
+  return fold(hashes, last - first) == stored;
 }
+
+long ParticleCache::first_damaged_block() const {
+  long first = std::numeric_limits<long>::max();
+  // Blocks in parallel (hashing runs at memory speed; a cold cache is read once, as score would read it),
+  // the lowest damaged one reported so the message does not depend on the schedule.
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : first)
+  for (long b = 0; b < long(block_count_); ++b)
+    if (b < first && !block_ok(size_t(b))) first = b;
+  return first == std::numeric_limits<long>::max() ? -1 : first;
+}
+
+std::string ParticleCache::damage_report(long b) const {
+  const size_t first = size_t(b) * block_particles_, last = std::min(count_, first + block_particles_);
+  return "particle cache " + path_ + ": block " + std::to_string(b + 1) + " of " + std::to_string(block_count_) +
+         " (particles " + std::to_string(first + 1) + "-" + std::to_string(last) +
+         ") is damaged: its coefficients do not match their checksum";
+}
+
+bool ParticleCache::verify_data() const { return first_damaged_block() < 0; }
 
 ParticleCache open_particle_cache(const CacheOptions& options, std::string path, bool rebuild) {
   if (path.empty()) path = default_cache_path(options.particles);
-  std::string reason = "it does not exist";
+  std::string reason = "it does not exist", refusal;
   if (fs::exists(path)) {
     try {
       ParticleCache c(path);
-      reason = c.stale_reason(options);
-      if (reason.empty()) return c;
-    } catch (const std::exception& e) {
+      // The data is checked as it is first mapped, before anything else: a bit flip or a zeroed region
+      // must not be scored, and must be named even when the sources are gone.
+      const long bad = c.first_damaged_block();
+      if (bad >= 0) {
+        reason = c.damage_report(bad);
+        std::error_code ec;
+        if (!rebuild || !fs::is_regular_file(options.particles, ec))
+          refusal = reason + "; it cannot be rebuilt " +
+                    (rebuild ? "because " + options.particles + " is not there" : std::string("here (run cugmm preprocess)"));
+        else
+          log_warn(reason + "; rebuilding it");
+      } else {
+        reason = c.stale_reason(options);
+        if (reason.empty()) return c;
+      }
+    } catch (const std::exception& e) {  // not a usable cache: rebuilt below when allowed
       reason = e.what();
     }
   }
+  if (!refusal.empty()) throw Error(refusal);
   if (!rebuild) throw Error("particle cache " + path + " cannot be used: " + reason + " (run cugmm preprocess)");
   log_info("building particle cache " + path + ": " + reason);
   build_particle_cache(options, path);

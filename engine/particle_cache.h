@@ -3,17 +3,23 @@
 // stream from disk).
 //
 // File layout (native byte order, checked by an endianness marker):
-//   [0, 128)           preamble: magic "CUGMMPC\0", format version, endianness marker, the sizes below and
-//                      an FNV-1a checksum of the JSON and the particle table
+//   [0, 128)           preamble: magic "CUGMMPC\0", format version (2), endianness marker, the sizes below,
+//                      the particles per checksummed block and an FNV-1a checksum of the JSON and the
+//                      particle table
 //   [128, ...)         JSON header: grid (box, pixel size), band (maxres, ring_max, size), what was done
 //                      (normalisation, background radius, ramp), per optics group the resampling plan, and
 //                      the inputs it was made from (particle file: absolute path, size, mtime and content
-//                      checksum; every image stack: path, size, mtime) plus a checksum of the coefficients
+//                      checksum; every image stack: path, size, mtime)
 //   table_offset       count x CachedParticle (8-byte aligned)
+//   block_offset       one checksum per block of block_particles particles (8-byte aligned): a damaged
+//                      block is found, and named with the particles it holds, whenever the cache is opened
+//                      for use (open_particle_cache), which rebuilds it when its sources are still there
 //   data_offset        count x band.size() complex floats (4096-byte aligned), particle after particle, in
 //                      engine/fourier_band.h order and scale/phase convention, on the working grid
 // Written under a temporary name and renamed into place when complete: a file under the final name is
-// whole, and a corrupt or foreign one is refused by its preamble, sizes and checksum.
+// whole, and a corrupt or foreign one is refused by its preamble, sizes (overflow-checked products, against
+// the file's length) and checksums. Temporaries are named as io/atomic_file.h names them, so a build
+// killed with -9 leaves one that the next build of the same cache removes.
 //
 // Consumers that need a loss band (--minres) take loss_band(minres): ring_min only marks the rings the
 // loss counts, so its coefficients and their order are band()'s.
@@ -94,8 +100,16 @@ class ParticleCache {
 
   // Why this cache does not answer `request` (inputs changed on disk, or other options), "" when it does.
   std::string stale_reason(const CacheOptions& request) const;
-  // Re-reads every coefficient and compares the stored checksum (a full pass over the data).
+  // Re-reads every coefficient and compares the per-block checksums (a full pass over the data).
   bool verify_data() const;
+  // The lowest-numbered block whose coefficients do not match their checksum, -1 when none.
+  long first_damaged_block() const;
+  bool block_ok(size_t block) const;
+  size_t block_count() const { return block_count_; }
+  size_t block_particles() const { return block_particles_; }
+  // "particle cache <path>: block b of B (particles i-j) is damaged: ..."
+  std::string damage_report(long block) const;
+  static constexpr size_t kMaxBlockParticles = 4096;
 
  private:
   void release();
@@ -104,6 +118,8 @@ class ParticleCache {
   FourierBand band_;
   const CachedParticle* table_ = nullptr;
   const cfloat* data_ = nullptr;
+  const uint64_t* blocks_ = nullptr;
+  size_t block_count_ = 0, block_particles_ = 0;
   const unsigned char* map_ = nullptr;
   size_t map_size_ = 0;
 };

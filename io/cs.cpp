@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/text.h"
 #include "io/npy.h"
 #include "kernels/geometry.h"
@@ -85,13 +86,30 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
   parts.columns.push_back("rlnOpticsGroup");
   if (f_split) parts.columns.push_back("rlnRandomSubset");
 
-  auto num = [&](const NpyField* f, size_t r, size_t e = 0) { return f ? a.number(r, *f, e) : 0.0; };
+  // Every value converted must be finite (a NaN would be written as "nan", or reach long(), which is
+  // undefined for it); fields that mean integers must hold integers in their range.
+  auto record_of = [](size_t r) { return "record " + std::to_string(r) + " (0-based)"; };
+  auto num = [&](const NpyField* f, size_t r, size_t e = 0) {
+    if (!f) return 0.0;
+    const double v = a.number(r, *f, e);
+    if (!std::isfinite(v))
+      throw InputError(path, record_of(r) + ", field '" + excerpt(f->name) + "'", std::string(std::isnan(v) ? "NaN" : "infinite") +
+                                                                   " where a number is needed");
+    return v;
+  };
+  auto integer = [&](const NpyField* f, size_t r, double lo, double hi) {
+    const double v = num(f, r);
+    if (v != std::floor(v) || v < lo || v > hi)
+      throw InputError(path, record_of(r) + ", field '" + excerpt(f->name) + "'",
+                       format_fixed(v) + " is not an integer in [" + format_fixed(lo) + ", " + format_fixed(hi) + "]");
+    return long(v);
+  };
   // Optics groups keyed on what differs between them (as cryoSPARC stores it, per particle).
   using Key = std::tuple<double, double, double, double, double, double>;
   std::map<Key, int> groups;
   parts.rows.reserve(a.records);
   for (size_t r = 0; r < a.records; ++r) {
-    std::string record = "record " + std::to_string(r) + " (0-based)";
+    std::string record = record_of(r);
     std::string stack = a.bytes(r, *f_path);
     if (!stack.empty() && stack[0] == '>') stack.erase(0, 1);
     if (stack.empty()) throw InputError(path, record, "empty blob/path");
@@ -106,7 +124,7 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
       g = groups.emplace(key, n).first;
       std::vector<std::string> row = {"opticsGroup" + std::to_string(n), std::to_string(n)};
       if (f_psize) row.push_back(format_fixed(num(f_psize, r)));
-      if (f_shape) row.push_back(std::to_string(long(num(f_shape, r))));
+      if (f_shape) row.push_back(std::to_string(integer(f_shape, r, 1, 65536)));
       row.push_back("2");
       if (f_kv) row.push_back(format_fixed(num(f_kv, r)));
       if (f_cs) row.push_back(format_fixed(num(f_cs, r)));
@@ -124,26 +142,24 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
       row.push_back(mic.empty() ? "None" : mic);
     }
     if (f_pose) {
-      double w[3] = {a.number(r, *f_pose, 0), a.number(r, *f_pose, 1), a.number(r, *f_pose, 2)};
-      for (double v : w)
-        if (!std::isfinite(v)) throw InputError(path, record, "alignments3D/pose is not finite");
+      double w[3] = {num(f_pose, r, 0), num(f_pose, r, 1), num(f_pose, r, 2)};
       Mat3<double> A = transpose(axis_angle_to_matrix(w[0], w[1], w[2]));
       double rot, tilt, psi;
       matrix_to_euler(A, rot, tilt, psi);
       row.insert(row.end(), {format_fixed(rot), format_fixed(tilt), format_fixed(psi)});
     }
     if (f_shift) {
-      double px = f_apsize ? a.number(r, *f_apsize) : a.number(r, *f_psize);
-      row.insert(row.end(), {format_fixed(a.number(r, *f_shift, 0) * px), format_fixed(a.number(r, *f_shift, 1) * px)});
+      double px = f_apsize ? num(f_apsize, r) : num(f_psize, r);
+      row.insert(row.end(), {format_fixed(num(f_shift, r, 0) * px), format_fixed(num(f_shift, r, 1) * px)});
     }
     if (f_df1)
-      row.insert(row.end(), {format_fixed(a.number(r, *f_df1)), format_fixed(a.number(r, *f_df2)),
-                             format_fixed(f_ang ? rad2deg(a.number(r, *f_ang)) : 0.0)});
-    if (f_phase) row.push_back(format_fixed(rad2deg(a.number(r, *f_phase))));
-    if (f_bfac) row.push_back(format_fixed(a.number(r, *f_bfac)));
-    if (f_scale) row.push_back(format_fixed(a.number(r, *f_scale)));
+      row.insert(row.end(), {format_fixed(num(f_df1, r)), format_fixed(num(f_df2, r)),
+                             format_fixed(f_ang ? rad2deg(num(f_ang, r)) : 0.0)});
+    if (f_phase) row.push_back(format_fixed(rad2deg(num(f_phase, r))));
+    if (f_bfac) row.push_back(format_fixed(num(f_bfac, r)));
+    if (f_scale) row.push_back(format_fixed(num(f_scale, r)));
     row.push_back(std::to_string(g->second));
-    if (f_split) row.push_back(std::to_string(long(a.number(r, *f_split)) + 1));
+    if (f_split) row.push_back(std::to_string(integer(f_split, r, 0, 1) + 1));
     parts.rows.push_back(std::move(row));
   }
   return star;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/text.h"
 
 namespace cugmm::io {
@@ -19,6 +20,7 @@ ImageFormat image_format(const std::string& path) {
   const std::string e = lower_extension(path);
   if (e == ".mrc" || e == ".mrcs" || e == ".map" || e == ".st") return ImageFormat::Mrc;
   if (e == ".tif" || e == ".tiff") return ImageFormat::Tiff;
+  input_file_size(path);  // a directory or a device is named as such, and never read
   std::ifstream f(path, std::ios::binary);
   if (!f) throw InputError(path, "", "cannot open");
   unsigned char b[212] = {};

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 #include "io/model_frame.h"
 #include "io/text.h"
 
@@ -65,6 +66,7 @@ void write_model(const std::string& path, const GaussianModel& m) {
 }
 
 GaussianModel read_model(const std::string& path) {
+  input_file_size(path);  // a directory or a device is named as such, and never read
   std::ifstream f(path);
   if (!f) throw InputError(path, "", "cannot open");
   GaussianModel m;
@@ -96,10 +98,10 @@ GaussianModel read_model(const std::string& path) {
     for (int k = 0; k < 5; ++k) {
       double d = parse_double(v[k], path, rec + ", " + names[k]);
       // Past FLT_MAX + half an ulp a float would round to infinity.
-      if (!std::isfinite(d) || std::abs(d) >= 3.4028235677973366e38) throw InputError(path, rec + ", " + names[k], "'" + v[k] + "' is not finite");
+      if (!std::isfinite(d) || std::abs(d) >= 3.4028235677973366e38) throw InputError(path, rec + ", " + names[k], "'" + excerpt(v[k]) + "' is not finite");
       val[k] = float(d);
     }
-    if (!(val[4] > 0)) throw InputError(path, rec + ", width", "'" + v[4] + "' is not positive");
+    if (!(val[4] > 0)) throw InputError(path, rec + ", width", "'" + excerpt(v[4]) + "' is not positive");
     m.x.push_back(val[0]), m.y.push_back(val[1]), m.z.push_back(val[2]);
     m.amplitude.push_back(val[3]), m.width.push_back(val[4]);
   }

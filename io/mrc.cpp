@@ -8,11 +8,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 
 namespace cugmm::io {
 
@@ -54,6 +57,11 @@ float half_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+std::string hex_byte(unsigned char b) {
+  const char* d = "0123456789abcdef";
+  return {d[b >> 4], d[b & 15]};
 }
 
 size_t mode_bytes(int mode) {
@@ -101,6 +109,14 @@ Layout parse_header(const unsigned char* p, size_t file_size, const std::string&
 
   L.cols = i32(0), L.rows = i32(4), L.secs = i32(8);
   int32_t mode = i32(12);
+  // A MODE that is only a known mode with its bytes reversed (2 read as 33554432) means MACHST gives the
+  // wrong byte order: say so, rather than naming a mode nobody wrote.
+  if (mode_bytes(mode) == 0 && mode_known(load<int32_t>(p + 12, !L.swap)))
+    throw InputError(path, "header fields MACHST/MODE",
+                     "byte order: MACHST (byte 212: 0x" + hex_byte(st) + ") says " +
+                         (file_le ? "little" : "big") + "-endian, but MODE only makes sense as " +
+                         std::to_string(load<int32_t>(p + 12, !L.swap)) + " read " + (file_le ? "big" : "little") +
+                         "-endian: the header's byte-order stamp is wrong");
   if (mode_bytes(mode) == 0)
     throw InputError(path, "header field MODE", "mode " + std::to_string(mode) +
                      " is not supported (readable: 0 int8, 1 int16, 2 float32, 6 uint16, 12 float16)");
@@ -139,6 +155,16 @@ Layout parse_header(const unsigned char* p, size_t file_size, const std::string&
     throw InputError(path, "data", "truncated: the header promises " + std::to_string(h.data_offset + bytes) +
                      " bytes (1024 + NSYMBT " + std::to_string(nsymbt) + " + data), the file has " +
                      std::to_string(file_size));
+  // Longer than the header accounts for: an NX/NY/NZ or NSYMBT that lost its true value (a stack whose
+  // NZ was not updated after appending, a wrong extended-header size). RELION (rwMRC.h), cryoSPARC and
+  // mrcfile write exact sizes and mrcfile.validate() rejects longer files, so reading on would silently
+  // drop or misalign images: refused.
+  if (h.data_offset + bytes < file_size)
+    throw InputError(path, "data", "the file has " + std::to_string(file_size - h.data_offset - bytes) +
+                     " bytes more than its header accounts for (1024 + NSYMBT " + std::to_string(nsymbt) + " + " +
+                     std::to_string(L.cols) + " x " + std::to_string(L.rows) + " x " + std::to_string(L.secs) +
+                     " values of mode " + std::to_string(mode) + " = " + std::to_string(h.data_offset + bytes) +
+                     "): NX/NY/NZ or NSYMBT are wrong");
 
   int32_t mx = i32(28), mz = i32(36);
   float cella_x = f32(40);
@@ -172,13 +198,20 @@ void convert(const unsigned char* src, size_t n, int mode, bool swap, float* dst
   }
 }
 
-// NaN/Inf would poison every sum it reaches; say where it is.
-void check_finite(const float* v, size_t n, int nx, const std::string& path, const std::string& where) {
+}  // namespace
+
+void check_pixels(const float* v, size_t n, int nx, const std::string& path, const std::string& where) {
   for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite(v[i]))
-      throw InputError(path, where, "pixel (x " + std::to_string(i % nx) + ", y " + std::to_string(i / nx) +
-                       ") is " + (std::isnan(v[i]) ? "NaN" : "infinite"));
+    if (!(std::fabs(v[i]) <= kMaxPixelMagnitude)) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%.3g", double(v[i]));
+      const std::string what = std::isnan(v[i]) ? "NaN" : std::isinf(v[i]) ? "infinite" : value;
+      throw InputError(path, where, "pixel (x " + std::to_string(i % nx) + ", y " + std::to_string(i / nx) + ") is " +
+                                        what + (std::isfinite(v[i]) ? " (beyond +-1e15: sums of it overflow)" : ""));
+    }
 }
+
+namespace {
 
 std::string section_name(long i, long count) {
   return "image " + std::to_string(i + 1) + " of " + std::to_string(count) + " (" + std::to_string(i + 1) + "@)";
@@ -192,7 +225,7 @@ struct Fd {
 size_t file_size_of(int fd, const std::string& path) {
   struct stat s;
   if (fstat(fd, &s) != 0) throw InputError(path, "", std::strerror(errno));
-  if (!S_ISREG(s.st_mode)) throw InputError(path, "", "not a regular file");
+  if (!S_ISREG(s.st_mode)) input_file_size(path);  // throws, saying what it is instead
   return size_t(s.st_size);
 }
 
@@ -231,6 +264,8 @@ Image read_mrc(const std::string& path) {
   const MrcHeader& h = L.h;
   Image im;
   im.nx = h.nx, im.ny = h.ny, im.nz = h.nz, im.pixel_size = h.pixel_size;
+  // The sizes fit the file (parse_header), but an 8-bit file grows four times as float.
+  require_host_memory(checked_mul(im.voxels(), sizeof(float), path), "reading " + path);
   im.data.resize(im.voxels());
   const size_t plane = size_t(L.cols) * L.rows, bpv = mode_bytes(h.mode);
   std::vector<unsigned char> raw(plane * bpv);
@@ -242,7 +277,7 @@ Image read_mrc(const std::string& path) {
     read_exact(f.fd, raw.data(), raw.size(), h.data_offset + size_t(s) * raw.size(), path);
     float* dst = natural ? im.data.data() + size_t(s) * plane : sec.data();
     convert(raw.data(), plane, h.mode, L.swap, dst);
-    if (h.mode == 2 || h.mode == 12) check_finite(dst, plane, L.cols, path, "section " + std::to_string(s + 1) + " of " + std::to_string(L.secs));
+    if (h.mode == 2 || h.mode == 12) check_pixels(dst, plane, L.cols, path, "section " + std::to_string(s + 1) + " of " + std::to_string(L.secs));
     if (natural) continue;
     // Crystallographic maps may store y or z fastest: put every value where its x, y, z say.
     const size_t sc = stride[L.map[0] - 1], sr = stride[L.map[1] - 1], ss = stride[L.map[2] - 1];
@@ -282,7 +317,7 @@ void MrcStack::read_section(long i, float* out) const {
   const size_t plane = size_t(h_.nx) * h_.ny, bytes = plane * mode_bytes(h_.mode);
   const bool swap = h_.little_endian != host_little_endian();
   convert(map_ + h_.data_offset + size_t(i) * bytes, plane, h_.mode, swap, out);
-  if (h_.mode == 2 || h_.mode == 12) check_finite(out, plane, h_.nx, path_, section_name(i, h_.nz));
+  if (h_.mode == 2 || h_.mode == 12) check_pixels(out, plane, h_.nx, path_, section_name(i, h_.nz));
 }
 
 void write_mrc(const std::string& path, const float* data, int nx, int ny, int nz, float pixel_size, bool is_stack) {

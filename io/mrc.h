@@ -36,6 +36,14 @@ struct Image {
   float at(int x, int y, int z = 0) const { return data[(size_t(z) * ny + y) * nx + x]; }
 };
 
+// Pixel values beyond this magnitude are refused as they are read: finite, but their squares summed over
+// an image or a back-projection overflow float (3e38 pixels became "value N is not finite" only after the
+// whole reconstruction). No detector count or normalised density comes near it.
+constexpr float kMaxPixelMagnitude = 1e15f;
+// InputError naming `path`, `where` (the image) and the pixel when one is NaN, infinite or beyond
+// kMaxPixelMagnitude.
+void check_pixels(const float* v, size_t n, int nx, const std::string& path, const std::string& where);
+
 MrcHeader read_mrc_header(const std::string& path);  // throws InputError naming the file and field
 Image read_mrc(const std::string& path);             // whole file as float32; NaN/Inf: InputError naming the section
 

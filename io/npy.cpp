@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/memory.h"
+#include "io/input_file.h"
 
 namespace cugmm::io {
 
@@ -132,7 +134,7 @@ NpyField make_field(const std::string& name, const std::string& type, const std:
   f.name = name;
   f.type = type;
   auto bad = [&](const std::string& why) {
-    return InputError(file, "npy header, field '" + name + "'", "type '" + type + "' " + why);
+    return InputError(file, "npy header, field '" + excerpt(name) + "'", "type '" + excerpt(type) + "' " + why);
   };
   if (type.size() < 2) throw bad("is not a dtype");
   char order = type[0];
@@ -205,6 +207,7 @@ std::string NpyArray::bytes(size_t r, const NpyField& f) const {
 }
 
 NpyArray read_npy(const std::string& path) {
+  input_file_size(path);  // a directory or a device is named as such, and never read
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "", "cannot open");
   unsigned char pre[12] = {};
@@ -256,7 +259,7 @@ NpyArray read_npy(const std::string& path) {
       if (d.kind != PyValue::list || d.items.size() < 2 || d.items.size() > 3 || d.items[0].kind != PyValue::string)
         throw InputError(path, "npy header", "'descr' entries must be (name, type[, shape])");
       if (d.items[1].kind != PyValue::string)
-        throw InputError(path, "npy header, field '" + d.items[0].s + "'", "nested records are not supported");
+        throw InputError(path, "npy header, field '" + excerpt(d.items[0].s) + "'", "nested records are not supported");
       NpyField f = make_field(d.items[0].s, d.items[1].s, path);
       if (d.items.size() == 3) {
         f.shape = shape_of(d.items[2], path, "shape of field '" + f.name + "'");
@@ -290,6 +293,7 @@ NpyArray read_npy(const std::string& path) {
                           std::to_string(a.records) + " records of " + std::to_string(a.record_bytes) + " bytes");
   };
   if (held < want) throw short_data(held);
+  require_host_memory(want, "reading " + path);
   a.data.resize(want);
   in.read(reinterpret_cast<char*>(a.data.data()), std::streamsize(want));
   if (size_t(in.gcount()) != want) throw short_data(size_t(in.gcount()));

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/cs.h"
+#include "io/input_file.h"
 #include "io/mrc.h"
 #include "io/text.h"
 
@@ -61,7 +62,7 @@ class Row {
     double v = std::strtod(t.c_str(), &end);
     if (end == t.c_str() || *end != '\0' || errno == ERANGE) return parse_double(t, file_, where(label));
     // "nan" and "inf" parse, but must not reach a kernel.
-    if (!std::isfinite(v)) throw InputError(file_, where(label), "'" + t + "' is not a finite number");
+    if (!std::isfinite(v)) throw InputError(file_, where(label), "'" + excerpt(t) + "' is not a finite number");
     return v;
   }
   long integer(const char* label, long fallback) const {
@@ -87,14 +88,20 @@ class Row {
   const std::string& file_;
 };
 
-// Pixel size from whichever convention the table uses (DESIGN §3); 0 when it says nothing.
+// Pixel size from whichever convention the table uses (DESIGN §3); 0 when it says nothing. A value that
+// is given must be positive: replacing it silently by the MRC header's would hide a broken STAR file.
 double pixel_size_of(const Row& row) {
-  if (row.has("rlnImagePixelSize")) return row.num("rlnImagePixelSize", 0);
-  if (row.has("rlnPixelSize")) return row.num("rlnPixelSize", 0);
+  auto positive = [&](const char* label, double v) {
+    if (!(v > 0))
+      throw InputError(row.file(), row.record() + ", _" + label, "pixel size " + format_fixed(v) + " is not positive");
+    return v;
+  };
+  if (row.has("rlnImagePixelSize")) return positive("rlnImagePixelSize", row.num("rlnImagePixelSize", 0));
+  if (row.has("rlnPixelSize")) return positive("rlnPixelSize", row.num("rlnPixelSize", 0));
   if (row.has("rlnDetectorPixelSize") && row.has("rlnMagnification")) {
     double mag = row.num("rlnMagnification", 0);
     if (mag <= 0) throw InputError(row.file(), row.record(), "rlnMagnification must be positive");
-    return 1e4 * row.num("rlnDetectorPixelSize", 0) / mag;
+    return positive("rlnDetectorPixelSize", 1e4 * row.num("rlnDetectorPixelSize", 0) / mag);
   }
   return 0;
 }
@@ -103,7 +110,11 @@ double pixel_size_of(const Row& row) {
 void read_optics_values(const Row& row, OpticsGroup& g) {
   double px = pixel_size_of(row);
   if (px > 0) g.pixel_size = px;
-  g.box_size = int(row.integer("rlnImageSize", g.box_size));
+  const long box = row.integer("rlnImageSize", g.box_size);
+  // Checked before the int conversion: a long beyond int would wrap into a plausible box.
+  if (box < 0 || box > 65536 || (row.has("rlnImageSize") && box == 0))
+    throw InputError(row.file(), row.record() + ", _rlnImageSize", std::to_string(box) + " is not a box size (1-65536 px)");
+  g.box_size = int(box);
   g.voltage = row.num("rlnVoltage", g.voltage);
   g.cs = row.num("rlnSphericalAberration", g.cs);
   g.amp_contrast = row.num("rlnAmplitudeContrast", g.amp_contrast);
@@ -141,14 +152,23 @@ class PathResolver {
       for (const auto& d : dirs_) tried.push_back((fs::path(d) / name).string());
     }
     std::error_code ec;
-    for (const auto& t : tried)
+    for (const auto& t : tried) {
       // Absolute, so a later change of directory does not lose it.
       if (fs::is_regular_file(t, ec))
         return cache_.emplace(name, fs::absolute(t).lexically_normal().string()).first->second;
+      // Found, but a directory or a device: say so (input_file_size names what it is), not "not found".
+      if (fs::exists(t, ec)) {
+        try {
+          input_file_size(t);
+        } catch (const InputError& e) {
+          throw InputError(file_, record, "image file " + std::string(e.what()));
+        }
+      }
+    }
     std::string where;
-    for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t;
+    for (const auto& t : tried) where += (where.empty() ? "" : ", ") + excerpt(t, 200);
     throw InputError(file_, record,
-                     "image file '" + name + "' not found (looked for " + where +
+                     "image file '" + excerpt(name, 200) + "' not found (looked for " + where +
                          (root_.empty() ? "; --root sets the RELION project directory)" : ")"));
   }
 
@@ -217,7 +237,10 @@ ParticleSet read_particles(const std::string& path, const ParticleReadOptions& o
     for (size_t r = 0; r < optics->rows.size(); ++r) {
       Row row(ocols, r, path);
       OpticsGroup g;
-      g.number = int(row.integer("rlnOpticsGroup", long(r) + 1));
+      const long number = row.integer("rlnOpticsGroup", long(r) + 1);
+      if (number < 1 || number > 1000000)
+        throw InputError(path, row.record() + ", _rlnOpticsGroup", std::to_string(number) + " is not an optics group number");
+      g.number = int(number);
       g.name = row.str("rlnOpticsGroupName");
       read_optics_values(row, g);
       if (!group_of_number.emplace(g.number, int(set.optics.size())).second)
@@ -267,11 +290,11 @@ ParticleSet read_particles(const std::string& path, const ParticleReadOptions& o
     auto at = name.find('@');
     if (at != std::string::npos) {
       long idx = parse_long(name.substr(0, at), path, row.record() + ", _rlnImageName");
-      if (idx < 1) throw InputError(path, row.record(), "image index in '" + name + "' must be 1 or more");
+      if (idx < 1) throw InputError(path, row.record(), "image index in '" + excerpt(name, 200) + "' must be 1 or more");
       p.index = idx - 1;
       file = name.substr(at + 1);
     }
-    if (file.empty()) throw InputError(path, row.record(), "empty image name '" + name + "'");
+    if (file.empty()) throw InputError(path, row.record(), "empty image name '" + excerpt(name, 200) + "'");
     p.image_file = opt.check_images ? resolver.resolve(file, row.record()) : file;
 
     p.rot = row.num("rlnAngleRot", 0);
@@ -301,7 +324,11 @@ ParticleSet read_particles(const std::string& path, const ParticleReadOptions& o
       throw InputError(path, row.record(), "rlnAmplitudeContrast " + format_fixed(c.amp_contrast) + " is outside [0, 1)");
     if (c.voltage <= 0) throw InputError(path, row.record(), "rlnVoltage must be positive");
 
-    p.random_subset = int(row.integer("rlnRandomSubset", 0));
+    // Half-sets are 1 or 2 (RELION's convention); anything else would silently join no half or both.
+    const long subset = row.integer("rlnRandomSubset", 0);
+    if (row.has("rlnRandomSubset") && subset != 1 && subset != 2)
+      throw InputError(path, row.record() + ", _rlnRandomSubset", std::to_string(subset) + " is not 1 or 2");
+    p.random_subset = int(subset);
     set.particles.push_back(std::move(p));
   }
   if (opt.check_images) check_stacks(set);

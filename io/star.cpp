@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 #include "io/text.h"
 
 namespace cugmm::io {
@@ -56,6 +58,8 @@ StarFile read_star(const std::string& path) {
   // One read, then lines as views: getline's copy per line was a third of the time on big files.
   std::string text;
   {
+    // A directory or a device is named as such and never read; the whole text must fit in memory.
+    require_host_memory(input_file_size(path), "reading " + path);
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(path, "", "cannot open STAR file");
     in.seekg(0, std::ios::end);
@@ -130,7 +134,7 @@ StarFile read_star(const std::string& path) {
         cur->rows.emplace_back();
         state = State::pairs;
       }
-      if (f.size() != 2) throw InputError(path, record(), "expected '_label value', got '" + std::string(t) + "'");
+      if (f.size() != 2) throw InputError(path, record(), "expected '_label value', got '" + excerpt(t) + "'");
       if (cur->column(label) >= 0) throw InputError(path, record(), "key _" + label + " appears twice");
       cur->columns.push_back(label);
       cur->rows[0].push_back(f[1]);
@@ -147,7 +151,7 @@ StarFile read_star(const std::string& path) {
       state = State::loop_rows;
       continue;
     }
-    throw InputError(path, record(), "unexpected text outside a table: '" + std::string(t) + "'");
+    throw InputError(path, record(), "unexpected text outside a table: '" + excerpt(t) + "'");
   }
   return star;
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "io/input_file.h"
 
 namespace cugmm::io {
 
@@ -58,7 +59,7 @@ double parse_double(std::string_view s, const std::string& file, const std::stri
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(t.c_str(), &end);
-  if (t.empty() || *end != '\0' || errno == ERANGE) throw InputError(file, record, "'" + t + "' is not a number");
+  if (t.empty() || *end != '\0' || errno == ERANGE) throw InputError(file, record, "'" + excerpt(t) + "' is not a number");
   return v;
 }
 
@@ -67,7 +68,7 @@ long parse_long(std::string_view s, const std::string& file, const std::string& 
   char* end = nullptr;
   errno = 0;
   long v = std::strtol(t.c_str(), &end, 10);
-  if (t.empty() || *end != '\0' || errno == ERANGE) throw InputError(file, record, "'" + t + "' is not an integer");
+  if (t.empty() || *end != '\0' || errno == ERANGE) throw InputError(file, record, "'" + excerpt(t) + "' is not an integer");
   return v;
 }
 

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/memory.h"
+#include "io/input_file.h"
 
 namespace cugmm::io {
 
@@ -49,7 +51,44 @@ struct Layout {
 
 std::string page_name(long i) { return "page " + std::to_string(i + 1); }
 
-Layout page_layout(TIFF* tif, const std::string& path, long page) {
+// A page's size is checked against the bytes its strips or tiles hold before anything is allocated: an
+// 8 KB file claiming 65535 x 65535 pixels must be refused here, not after a 17 GB buffer. Uncompressed
+// data must be all there; compressed data is bounded by the best ratio libtiff's codecs reach on real
+// data (deflate's ~1032:1 is the practical ceiling of those cameras use), and the decoded page must fit
+// in memory either way.
+void check_page_bytes(TIFF* tif, const Layout& L, uint64_t file_size, const std::string& path, const std::string& where) {
+  constexpr uint64_t kMaxCompressionRatio = 2048;
+  const uint64_t raw = uint64_t(L.w) * L.h * (L.bits / 8);
+  const bool tiled = TIFFIsTiled(tif);
+  const uint32_t chunks = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+  uint64_t* counts = nullptr;
+  uint64_t* offsets = nullptr;
+  if (chunks == 0 || !TIFFGetField(tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) ||
+      !TIFFGetField(tif, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) || !counts || !offsets)
+    throw InputError(path, where, "no strip or tile offsets: the image data cannot be located");
+  const std::string claim = std::to_string(L.w) + " x " + std::to_string(L.h) + " pixels of " +
+                            std::to_string(L.bits) + " bits (" + std::to_string(raw) + " bytes)";
+  uint64_t held = 0;
+  for (uint32_t c = 0; c < chunks; ++c) {
+    if (offsets[c] > file_size || counts[c] > file_size - offsets[c])
+      throw InputError(path, where, "the header claims " + claim + " but " + (tiled ? "tile " : "strip ") +
+                                        std::to_string(c) + " (offset " + std::to_string(offsets[c]) + ", " +
+                                        std::to_string(counts[c]) + " bytes) lies beyond the end of the file (" +
+                                        std::to_string(file_size) + " bytes)");
+    held += counts[c];
+  }
+  uint16_t compression = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+  if (compression == COMPRESSION_NONE && held < raw)
+    throw InputError(path, where, "the header claims " + claim + " but its uncompressed strips hold " +
+                                      std::to_string(held) + " bytes");
+  if (compression != COMPRESSION_NONE && raw / kMaxCompressionRatio > held)
+    throw InputError(path, where, "the header claims " + claim + " from " + std::to_string(held) +
+                                      " compressed bytes, beyond any real compression ratio");
+  require_host_memory(checked_mul(size_t(L.w) * L.h, sizeof(float), path), path + ", " + where);
+}
+
+Layout page_layout(TIFF* tif, const std::string& path, long page, uint64_t file_size) {
   Layout L;
   uint16_t planar = PLANARCONFIG_CONTIG;
   TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &L.w);
@@ -68,6 +107,7 @@ Layout page_layout(TIFF* tif, const std::string& path, long page) {
   if (!ints && !floats)
     throw InputError(path, where, std::to_string(L.bits) + "-bit samples of format " + std::to_string(L.format) +
                      " are not supported (readable: 8/16-bit integers, 32-bit float)");
+  check_page_bytes(tif, L, file_size, path, where);
   return L;
 }
 
@@ -91,21 +131,20 @@ void to_float(const unsigned char* src, size_t n, const Layout& L, float* dst) {
 }  // namespace
 
 TiffStack::TiffStack(const std::string& path) : path_(path), tif_(new Handle) {
-  struct stat s;
-  if (stat(path.c_str(), &s) != 0) throw InputError(path, "", std::string("cannot open: ") + std::strerror(errno));
-  if (!S_ISREG(s.st_mode)) throw InputError(path, "", "not a regular file");
+  const size_t size = input_file_size(path);
   TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
   TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, tif_.get());
   TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, nullptr);
   tif_->tif = TIFFOpenExt(path.c_str(), "r", opts);
   TIFFOpenOptionsFree(opts);
   if (!tif_->tif) throw InputError(path, "header", "not a readable TIFF: " + tif_->take_error());
-  Layout first = page_layout(tif_->tif, path, 0);
+  file_size_ = uint64_t(size);
+  Layout first = page_layout(tif_->tif, path, 0, file_size_);
   nx_ = int(first.w), ny_ = int(first.h);
   // Walk every page now: a stack whose pages differ fails here, not halfway through a job.
   long n = 1;
   while (TIFFReadDirectory(tif_->tif)) {
-    if (!(page_layout(tif_->tif, path, n) == first))
+    if (!(page_layout(tif_->tif, path, n, file_size_) == first))
       throw InputError(path, page_name(n), "its size or sample type differs from page 1");
     ++n;
   }
@@ -122,7 +161,7 @@ void TiffStack::read_section(long i, float* out) const {
   TIFF* tif = tif_->tif;
   const std::string where = page_name(i);
   if (!TIFFSetDirectory(tif, tdir_t(i))) throw InputError(path_, where, tif_->take_error());
-  Layout L = page_layout(tif, path_, i);
+  Layout L = page_layout(tif, path_, i, file_size_);
   const size_t bps = L.bits / 8;
   std::vector<unsigned char> buf;
   if (TIFFIsTiled(tif)) {
@@ -153,17 +192,15 @@ void TiffStack::read_section(long i, float* out) const {
       to_float(buf.data(), size_t(rows) * L.w, L, out + size_t(y0) * L.w);
     }
   }
-  if (L.format == SAMPLEFORMAT_IEEEFP)
-    for (size_t k = 0, n = size_t(L.w) * L.h; k < n; ++k)
-      if (!std::isfinite(out[k]))
-        throw InputError(path_, where, "pixel (x " + std::to_string(k % L.w) + ", y " + std::to_string(k / L.w) +
-                         ") is " + (std::isnan(out[k]) ? "NaN" : "infinite"));
+  if (L.format == SAMPLEFORMAT_IEEEFP) check_pixels(out, size_t(L.w) * L.h, int(L.w), path_, where);
 }
 
 Image read_tiff(const std::string& path) {
   TiffStack st(path);
   Image im;
   im.nx = st.nx(), im.ny = st.ny(), im.nz = int(st.count());
+  require_host_memory(checked_mul(checked_mul(size_t(im.nx) * im.ny, size_t(im.nz), path), sizeof(float), path),
+                      "reading " + path);
   im.data.resize(im.voxels());
   for (long i = 0; i < st.count(); ++i) st.read_section(i, im.data.data() + size_t(i) * im.nx * im.ny);
   return im;

@@ -5,6 +5,7 @@
 #pragma once
 #include <memory>
 #include <mutex>
+#include <cstdint>
 #include <string>
 
 #include "io/mrc.h"
@@ -33,6 +34,7 @@ class TiffStack {
   std::unique_ptr<Handle> tif_;
   int nx_ = 0, ny_ = 0;
   long pages_ = 0;
+  uint64_t file_size_ = 0;
   mutable std::mutex mutex_;
 };
 

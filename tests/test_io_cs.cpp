@@ -309,3 +309,20 @@ TEST_CASE("malformed .npy / .cs files fail naming the file") {
   CHECK(contains(e, "notcs.cs"));
   CHECK(contains(e, "blob/path"));
 }
+
+TEST_CASE("NaN in a .cs field meant as an integer or a number is an InputError naming record and field (defect 13)") {
+  std::string dir = test::scratch_dir("io_cs_nan");
+  python(dir, "import subprocess, sys\nsubprocess.check_call([sys.executable, '" CUGMM_SOURCE_DIR
+              "/tests/malformed/files/make_io_files.py', '.'])\n");
+  struct Case { const char* file; const char* field; };
+  for (Case c : {Case{"io_nan_shape.cs", "blob/shape"}, Case{"io_nan_split.cs", "alignments3D/split"},
+                 Case{"io_nan_psize.cs", "blob/psize_A"}}) {
+    std::string e = input_error([&] { cs_to_star(dir + "/" + c.file, false); });
+    CAPTURE(e);
+    CHECK(contains(e, dir + "/" + c.file));
+    CHECK(contains(e, "record 0 (0-based)"));
+    CHECK(contains(e, c.field));
+    CHECK(contains(e, "NaN"));
+    CHECK_FALSE(contains(e, "9223372036854775808"));
+  }
+}

@@ -110,7 +110,7 @@ TEST_CASE("bad native model files are InputErrors naming the file, line and fiel
   CHECK(contains(err("box_size 32 pixel_size 0\n1 2 3 4 5\n"), "pixel size"));
   CHECK(contains(err(""), "empty"));
   CHECK(contains(err(head), "no Gaussians"));
-  CHECK(contains(input_error([&] { read_model(dir + "/none.txt"); }), "cannot open"));
+  CHECK(contains(input_error([&] { read_model(dir + "/none.txt"); }), "not found"));
   CHECK(contains(input_error([&] { load_any_model(dir + "/m.xyz"); }), "unknown model format"));
   CHECK(contains(input_error([&] { load_any_model(dir + "/m.pdb"); }), "box size and pixel size"));
   // Writing refuses what it could not read back.

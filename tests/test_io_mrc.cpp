@@ -288,3 +288,46 @@ TEST_CASE("stack sections: an index past the end and NaN/Inf pixels name the ima
   CHECK(contains(input_error([&] { st.read_section(-1, out.data()); }), "past the end"));
   CHECK(contains(input_error([&] { read_mrc(dir + "/s.mrcs"); }), "section 2"));
 }
+
+TEST_CASE("a MODE that only makes sense byte-swapped is a byte-order error, not 'mode 33554432' (defect 11)") {
+  std::string dir = test::scratch_dir("io_mrc_order");
+  auto b = good_file(dir);
+  b[212] = 0x11, b[213] = 0x11;  // MACHST says big-endian; every field is little-endian
+  write_bytes(dir + "/order.mrc", b);
+  std::string e = input_error([&] { read_mrc_header(dir + "/order.mrc"); });
+  CAPTURE(e);
+  CHECK(contains(e, "byte order"));
+  CHECK(contains(e, "MACHST"));
+  CHECK_FALSE(contains(e, "33554432"));
+}
+
+TEST_CASE("an MRC file longer than its header says is refused, naming the excess (defect 13)") {
+  std::string dir = test::scratch_dir("io_mrc_long");
+  auto b = good_file(dir);
+  b.resize(b.size() + 4 * 4 * 3, 0);  // one more 4 x 3 section than NZ says
+  write_bytes(dir + "/long.mrcs", b);
+  for (const std::string& e : {input_error([&] { read_mrc(dir + "/long.mrcs"); }),
+                               input_error([&] { MrcStack s(dir + "/long.mrcs"); })}) {
+    CAPTURE(e);
+    CHECK(contains(e, "long.mrcs"));
+    CHECK(contains(e, "48 bytes more than its header accounts for"));
+  }
+}
+
+TEST_CASE("pixels too large for any sum (3e38) are refused when read, naming the image (defect 11)") {
+  std::string dir = test::scratch_dir("io_mrc_huge_values");
+  std::vector<float> v(4 * 4 * 2, 1.f);
+  write_mrc(dir + "/s.mrcs", v.data(), 4, 4, 2, 1.f, true);
+  auto b = read_bytes(dir + "/s.mrcs");
+  const float huge = 3e38f;
+  std::memcpy(b.data() + 1024 + (16 + 6) * 4, &huge, 4);
+  write_bytes(dir + "/s.mrcs", b);
+  MrcStack st(dir + "/s.mrcs");
+  std::vector<float> out(16);
+  CHECK_NOTHROW(st.read_section(0, out.data()));
+  std::string e = input_error([&] { st.read_section(1, out.data()); });
+  CAPTURE(e);
+  CHECK(contains(e, "image 2 of 2"));
+  CHECK(contains(e, "x 2, y 1"));
+  CHECK(contains(e, "overflow"));
+}

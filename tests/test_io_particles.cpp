@@ -314,3 +314,51 @@ TEST_CASE("bad particle files fail naming the file, the row and the column") {
   CHECK(s.optics[0].box_size == 16);
   CHECK(s.optics[0].pixel_size == 1);  // from the stack header when the STAR file has none
 }
+
+TEST_CASE("a directory or a device given as a stack or STAR file is 'not a regular file' (defect 11)") {
+  std::string dir = test::scratch_dir("io_particles_not_regular");
+  fs::create_directories(dir + "/d.mrcs");
+  test::write_text(dir + "/p.star", "data_\nloop_\n_rlnImageName\n1@d.mrcs\n");
+  std::string e = input_error([&] { read_particles(dir + "/p.star", "", false); });
+  CAPTURE(e);
+  CHECK(contains(e, "row 1"));
+  CHECK(contains(e, "not a regular file (a directory)"));
+  CHECK_FALSE(contains(e, "not found"));
+  e = input_error([&] { read_particles("/dev/zero", "", false); });
+  CHECK(contains(e, "/dev/zero: not a regular file (a character device)"));
+  e = input_error([&] { read_particles(dir, "", false); });
+  CHECK(contains(e, "not a regular file (a directory)"));
+  test::write_text(dir + "/z.star", "data_\nloop_\n_rlnImageName\n1@/dev/zero\n");
+  CHECK(contains(input_error([&] { read_particles(dir + "/z.star", "", false); }), "character device"));
+}
+
+TEST_CASE("a non-positive pixel size or an rlnRandomSubset outside {1, 2} names the record (defect 13)") {
+  std::string dir = test::scratch_dir("io_particles_values");
+  write_stack(dir + "/s.mrcs", 16, 2, 1.5f);
+  auto error = [&](const std::string& text) {
+    test::write_text(dir + "/bad.star", text);
+    return input_error([&] { read_particles(dir + "/bad.star", "", false); });
+  };
+  const std::string optics = "data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n1 ";
+  const std::string parts = "\n\ndata_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@s.mrcs 1\n";
+  for (const char* px : {"0", "-1.2"}) {
+    std::string e = error(optics + px + parts);
+    CAPTURE(e);
+    CHECK(contains(e, "data_optics row 1, _rlnImagePixelSize"));
+    CHECK(contains(e, "not positive"));
+  }
+  std::string e = error("data_\nloop_\n_rlnImageName\n_rlnDetectorPixelSize\n_rlnMagnification\n1@s.mrcs 0 10000\n");
+  CHECK(contains(e, "row 1, _rlnDetectorPixelSize"));
+  for (const char* subset : {"0", "3", "-1"}) {
+    e = error(std::string("data_\nloop_\n_rlnImageName\n_rlnRandomSubset\n1@s.mrcs 1\n2@s.mrcs ") + subset + "\n");
+    CAPTURE(e);
+    CHECK(contains(e, "row 2, _rlnRandomSubset"));
+    CHECK(contains(e, std::string(subset) + " is not 1 or 2"));
+  }
+  e = error("data_\nloop_\n_rlnImageName\n_rlnImageSize\n1@s.mrcs 4294967312\n");
+  CHECK(contains(e, "4294967312 is not a box size"));
+  // A value that cannot be shown whole is cut short, never echoed in full.
+  e = error("data_\nloop_\n_rlnImageName\n_rlnAngleRot\n1@s.mrcs " + std::string(100000, 'x') + "\x01\n");
+  CHECK(contains(e, "more bytes"));
+  CHECK(e.size() < 400);
+}

@@ -104,7 +104,7 @@ open('text.tif', 'w').write('this is not a TIFF at all\n')
   CHECK(contains(err("mixed.tif"), "page 2"));
   CHECK(contains(err("short.tif"), "page 1"));
   CHECK(contains(err("text.tif"), "not a readable TIFF"));
-  CHECK(contains(err("missing.tif"), "cannot open"));
+  CHECK(contains(err("missing.tif"), "not found"));
   std::string nan = err("nan.tif");
   CHECK(contains(nan, "page 2"));
   CHECK(contains(nan, "x 5, y 2"));
@@ -149,7 +149,7 @@ TEST_CASE("read_image picks the format by extension or content, and N@file is im
   CHECK(read_image(dir + "/a@b.mrc").nz == 4);
   CHECK(contains(input_error([&] { read_image("5@" + dir + "/st.mrcs"); }), "past the end"));
   CHECK(contains(input_error([&] { read_image(dir + "/notes.txt"); }), "unknown image format"));
-  CHECK(contains(input_error([&] { read_image(dir + "/none.xyz"); }), "cannot open"));
+  CHECK(contains(input_error([&] { read_image(dir + "/none.xyz"); }), "not found"));
 
   if (!have_tifffile()) return;
   python(dir, R"(
@@ -165,4 +165,19 @@ tifffile.imwrite('t.frames', d, photometric='minisblack')
   CHECK(read_image("3@" + dir + "/t.frames").data == std::vector<float>(v.begin() + 60, v.begin() + 90));
   ImageStack st(dir + "/t.tif");
   CHECK(st.count() == 4);
+}
+
+TEST_CASE("an 8 KB TIFF claiming 65535 x 65535 pixels is refused before anything is allocated (defect 6)") {
+  std::string dir = test::scratch_dir("io_tiff_huge");
+  python(dir, "import subprocess, sys\nsubprocess.check_call([sys.executable, '" CUGMM_SOURCE_DIR
+              "/tests/malformed/files/make_io_files.py', '.'])\n");
+  for (const char* name : {"io_huge.tif", "io_huge_deflate.tif"}) {
+    std::string e = input_error([&] { TiffStack st(dir + "/" + name); });
+    CAPTURE(e);
+    CHECK(contains(e, dir + "/" + name));
+    CHECK(contains(e, "page 1"));
+    CHECK(contains(e, "65535 x 65535"));
+  }
+  CHECK(contains(input_error([&] { read_image_info(dir + "/io_huge.tif"); }), "beyond the end of the file (8192 bytes)"));
+  CHECK(contains(input_error([&] { TiffStack st(dir); }), "not a regular file"));
 }

@@ -7,8 +7,11 @@
 #include <complex>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <random>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -337,7 +340,7 @@ TEST_CASE("a NaN pixel is refused, naming the particle") {
   CHECK(msg.find("2@") != std::string::npos);
   CHECK(msg.find("NaN") != std::string::npos);
   CHECK_FALSE(fs::exists(dir + "/p.cugmm-cache"));  // nothing half-written under the final name
-  for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find(".tmp-") == std::string::npos);
+  for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find(".cugmm-tmp-") == std::string::npos);
 }
 
 TEST_CASE("cugmm preprocess builds, reuses and verifies a cache") {
@@ -358,4 +361,129 @@ TEST_CASE("cugmm preprocess builds, reuses and verifies a cache") {
   CHECK(fs::last_write_time(dir + "/p.cugmm-cache") == before);  // reused, not rebuilt
   r = test::run(test::cugmm_exe() + " preprocess --particles p.star --out x.cache --bogus 1", dir);
   CHECK(r.status != 0);
+}
+
+namespace {
+
+// A cache of `count` particles of two blob images in `dir` (p.star, p.mrcs, p.cugmm-cache).
+CacheOptions small_cache(const std::string& dir, int count, int n = 32) {
+  std::vector<std::vector<float>> ims;
+  for (int i = 0; i < count; ++i) ims.push_back(blob_image(kBlobs, n, 2.0, 0.05, unsigned(i + 1)));
+  write_stack(dir + "/p.mrcs", ims, n, 2.0);
+  CacheOptions o;
+  o.particles = write_star(dir + "/p.star", {{2.0, n, "p.mrcs"}}, count);
+  build_particle_cache(o, dir + "/p.cugmm-cache");
+  return o;
+}
+
+void overwrite(const std::string& p, size_t at, const void* data, size_t n) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(std::streamoff(at));
+  f.write(static_cast<const char*>(data), std::streamsize(n));
+}
+
+// The pid of a process that has exited (and been reaped): no process has it, until the kernel reuses it.
+long dead_pid() {
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  waitpid(p, nullptr, 0);
+  return long(p);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a damaged block (bit flip, zeroed region) is named with its particles, then rebuilt or refused") {
+  std::string dir = test::scratch_dir("cache_blocks");
+  // 300 particles: two blocks of 256 and 44, so the damage is placed in the second.
+  CacheOptions o = small_cache(dir, 300);
+  const std::string path = dir + "/p.cugmm-cache";
+  size_t particle_bytes;
+  {
+    ParticleCache good(path);
+    REQUIRE(good.block_count() == 2);
+    REQUIRE(good.verify_data());
+    particle_bytes = good.band().size() * sizeof(cfloat);
+  }
+  // The coefficients are the file's tail, particle after particle.
+  const size_t size = fs::file_size(path);
+  const size_t p270 = size - (300 - 269) * particle_bytes;  // particle 270 (1-based), in block 2
+  {  // one bit of one coefficient
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(std::streamoff(p270 + 13));
+    char c;
+    f.read(&c, 1);
+    c ^= 0x01;
+    f.seekp(std::streamoff(p270 + 13));
+    f.write(&c, 1);
+  }
+  std::string msg = error_of([&] { open_particle_cache(o, path, false); });
+  INFO(msg);
+  CHECK(test::contains(msg, path));
+  CHECK(test::contains(msg, "block 2 of 2"));
+  CHECK(test::contains(msg, "particles 257-300"));
+  CHECK(test::contains(msg, "damaged"));
+  // With its sources there it is rebuilt, and the rebuilt one verifies.
+  CHECK(open_particle_cache(o, path, true).verify_data());
+
+  // A zeroed region across particles 10-20 (block 1); the particle file gone: refused, naming the block.
+  const std::vector<char> zeros(11 * particle_bytes, 0);
+  overwrite(path, size - 300 * particle_bytes + 9 * particle_bytes, zeros.data(), zeros.size());
+  fs::rename(o.particles, dir + "/moved.star");
+  msg = error_of([&] { open_particle_cache(o, path, true); });
+  INFO(msg);
+  CHECK(test::contains(msg, "block 1 of 2"));
+  CHECK(test::contains(msg, "particles 1-256"));
+  CHECK(test::contains(msg, "cannot be rebuilt"));
+}
+
+TEST_CASE("a cache whose particle count wraps count x record size is refused before any read (defect 4)") {
+  std::string dir = test::scratch_dir("cache_wrap");
+  small_cache(dir, 2);
+  const std::string path = dir + "/p.cugmm-cache";
+  // count = 2^61: count x 136 and count x coefficients x 8 are both 0 modulo 2^64, so a check done in
+  // wrapping arithmetic sees a cache of no particles and then reads 2^61 table entries.
+  const uint64_t count = uint64_t(1) << 61;
+  overwrite(path, 40, &count, sizeof count);  // Preamble::count (after magic, version, endian, json, 2 offsets)
+  std::string msg = error_of([&] { ParticleCache c(path); });
+  INFO(msg);
+  CHECK(test::contains(msg, path));
+  CHECK(test::contains(msg, "not a usable particle cache"));
+}
+
+TEST_CASE("a cache build removes the temporaries of builds killed earlier, not those of live ones (defect 8)") {
+  std::string dir = test::scratch_dir("cache_temps");
+  const std::string dead = dir + "/.p.cugmm-cache.cugmm-tmp-" + std::to_string(dead_pid()) + "-0";
+  const std::string live = dir + "/.p.cugmm-cache.cugmm-tmp-" + std::to_string(long(getppid())) + "-0";
+  const std::string other = dir + "/.q.cugmm-cache.cugmm-tmp-" + std::to_string(dead_pid()) + "-0";  // another file's
+  for (const auto& p : {dead, live, other}) test::write_text(p, "half a cache");
+  small_cache(dir, 2);
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(other));
+  CHECK(ParticleCache(dir + "/p.cugmm-cache").verify_data());
+}
+
+TEST_CASE("cugmm preprocess finds a damaged block of an existing cache and rebuilds it, saying so (defect 14)") {
+  std::string dir = test::scratch_dir("cache_cli_damaged");
+  small_cache(dir, 3);
+  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK_FALSE(test::contains(r.out, "building"));  // the cache built above is current
+  const size_t size = fs::file_size(dir + "/p.cugmm-cache");
+  const float zero[4] = {0, 0, 0, 0};
+  overwrite(dir + "/p.cugmm-cache", size - 64, zero, sizeof zero);  // the last particle's coefficients
+  r = test::run(test::cugmm_exe() + " preprocess --particles p.star", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "block 1 of 1 (particles 1-3) is damaged"));
+  CHECK(test::contains(r.out, "rebuilding"));
+  CHECK(ParticleCache(dir + "/p.cugmm-cache").verify_data());
 }
