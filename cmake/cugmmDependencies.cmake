@@ -23,6 +23,7 @@ if(NOT TARGET BLAS::BLAS)
     add_library(BLAS::BLAS INTERFACE IMPORTED)
     set_target_properties(BLAS::BLAS PROPERTIES INTERFACE_LINK_LIBRARIES "${CUGMM_OPENBLAS_OPENMP_LIB}"
                                                 INTERFACE_INCLUDE_DIRECTORIES "${CUGMM_OPENBLAS_OPENMP_INCLUDE}")
+    get_filename_component(CUGMM_OPENBLAS_RPATH "${CUGMM_OPENBLAS_OPENMP_LIB}" DIRECTORY)  # for the installed program
     if(NOT CMAKE_FIND_PACKAGE_NAME)  # the build itself, not a find_package(cugmm) consumer
       message(STATUS "cugmm: BLAS = OpenBLAS, OpenMP build (${CUGMM_OPENBLAS_OPENMP_LIB})")
     endif()
