@@ -23,12 +23,12 @@ struct CudaInfo {
 
 // Queried once and cached. Any error from the driver means "no GPU" (DESIGN §6).
 const CudaInfo& cuda_info();
+inline bool cuda_available() { return cuda_info().available; }
 
 // FP32 lanes (CUDA cores) per SM of a compute capability: 64 on 6.0, 7.x and 8.0 (V100, T4, A100),
 // 128 on 5.x, 6.1/6.2, 8.6-8.9, 9.0, 10.x and 12.x (consumer Ampere and Ada, H100/H200, Blackwell);
 // 0 for one not in that list, so a figure built on it says "unknown" instead of guessing.
 int fp32_lanes_per_sm(int cc_major, int cc_minor);
-inline bool cuda_available() { return cuda_info().available; }
 
 // Parses "auto" | "cpu" | "cuda"; throws on anything else or on "cuda" without a usable GPU.
 Device pick_device(const std::string& choice);
