@@ -9,6 +9,7 @@
 
 #include "core/device.h"
 #include "core/threads.h"
+#include "nn/blas.h"
 
 namespace cugmm::bench {
 
@@ -34,10 +35,12 @@ nlohmann::json machine() {
   while (std::getline(f, line))
     if (line.rfind("model name", 0) == 0) { m["cpu"] = line.substr(line.find(':') + 2); break; }
   m["cpu_threads"] = num_threads();
+  m["blas"] = nn::blas_info();
   const CudaInfo& c = cuda_info();
   if (c.available) {
     m["gpu"] = c.name;
     m["gpu_peak_fp32_tflops"] = c.peak_fp32_tflops;
+    m["gpu_peak_source"] = c.peak_source;
     m["gpu_memory_gib"] = c.memory_bytes / double(1ull << 30);
   } else {
     m["gpu"] = nullptr;

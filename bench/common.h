@@ -11,7 +11,7 @@ namespace cugmm::bench {
 // `min_reps` times); returns seconds per call (the median of the timed calls).
 double time_per_call(const std::function<void()>& fn, int warmup = 2, double min_seconds = 1.0, int min_reps = 3);
 
-// CPU model, core count, and the GPU when present.
+// CPU model, core count, the BLAS that runs (build and core type), and the GPU when present.
 nlohmann::json machine();
 
 // Writes `doc` to `path` (pretty) and says where.

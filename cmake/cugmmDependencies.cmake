@@ -4,8 +4,37 @@ include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(OpenMP)
 find_dependency(TIFF)
-set(BLA_VENDOR OpenBLAS)
-find_dependency(BLAS)
+# BLAS: Debian's OpenMP build of OpenBLAS (libopenblas-openmp-dev) where installed, so BLAS and cugmm's
+# OpenMP loops share libgomp's one thread pool. With the pthread build, OpenBLAS's own threads compete
+# with libgomp's workers spinning after each parallel region (the MLP step ran 1.6x slower). Linked by
+# path: the default libopenblas.so.0 (Debian alternatives) may be another build, so the directory goes
+# into the RPATH (CMake adds it for a library outside the implicit link directories). bench_mlp reports
+# which build and which kernel (core type) ran. CUGMM_OPENBLAS=system takes whatever FindBLAS finds.
+set(CUGMM_OPENBLAS "openmp" CACHE STRING "OpenBLAS build to link: openmp (Debian's, when installed) or system")
+if(NOT TARGET BLAS::BLAS)
+  if(CUGMM_OPENBLAS STREQUAL "openmp")
+    find_library(CUGMM_OPENBLAS_OPENMP_LIB openblas
+                 PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+    find_path(CUGMM_OPENBLAS_OPENMP_INCLUDE cblas.h
+              PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+  endif()
+  if(CUGMM_OPENBLAS_OPENMP_LIB AND CUGMM_OPENBLAS_OPENMP_INCLUDE)
+    add_library(BLAS::BLAS INTERFACE IMPORTED)
+    set_target_properties(BLAS::BLAS PROPERTIES INTERFACE_LINK_LIBRARIES "${CUGMM_OPENBLAS_OPENMP_LIB}"
+                                                INTERFACE_INCLUDE_DIRECTORIES "${CUGMM_OPENBLAS_OPENMP_INCLUDE}")
+    get_filename_component(CUGMM_OPENBLAS_RPATH "${CUGMM_OPENBLAS_OPENMP_LIB}" DIRECTORY)  # for the installed program
+    if(NOT CMAKE_FIND_PACKAGE_NAME)  # the build itself, not a find_package(cugmm) consumer
+      message(STATUS "cugmm: BLAS = OpenBLAS, OpenMP build (${CUGMM_OPENBLAS_OPENMP_LIB})")
+    endif()
+  else()
+    if(CUGMM_OPENBLAS STREQUAL "openmp")
+      message(WARNING "cugmm: Debian's OpenMP OpenBLAS (libopenblas-openmp-dev) not found; linking the system "
+                      "BLAS, whose own threads may compete with OpenMP's (scripts/setup.sh installs it)")
+    endif()
+    set(BLA_VENDOR OpenBLAS)
+    find_dependency(BLAS)
+  endif()
+endif()
 if(NOT TARGET cugmm_fftw)
   find_path(FFTW3_INCLUDE_DIR fftw3.h REQUIRED)
   find_library(FFTW3F_LIBRARY fftw3f REQUIRED)

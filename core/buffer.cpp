@@ -13,7 +13,6 @@ void cuda_free(void* p, void* stream) noexcept;
 void cuda_zero(void* p, size_t bytes, void* stream);
 void cuda_copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes, void* stream);
 bool cuda_is_device_pointer(const void* p);
-void cuda_device_sync();
 }  // namespace detail
 #define CUGMM_CUDA_OR_THROW(expr) expr
 #else
@@ -47,10 +46,6 @@ void mem_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t
   if (!bytes) return;
   if (dst_dev == Device::cpu && src_dev == Device::cpu) { std::memcpy(dst, src, bytes); return; }
   CUGMM_CUDA_OR_THROW(detail::cuda_copy(dst, dst_dev == Device::cuda, src, src_dev == Device::cuda, bytes, stream));
-}
-
-void device_sync(Device d) {
-  if (d == Device::cuda) { CUGMM_CUDA_OR_THROW(detail::cuda_device_sync()); }
 }
 
 void check_pointer(Device d, const void* p, const char* what) {

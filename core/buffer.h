@@ -18,9 +18,7 @@ void mem_free(Device d, void* p, void* stream) noexcept;
 void mem_zero(Device d, void* p, size_t bytes, void* stream);
 // Any direction on the stream's order; copies to host memory wait for the stream (the data is there on
 // return), copies from pageable host memory return once the source may be reused.
-void mem_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes, void* stream = nullptr);
-// TRANSITIONAL: waits for all device work (to go once every caller synchronises its Context).
-void device_sync(Device d);
+void mem_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes, void* stream);
 // Throws cugmm::Error naming `what` when `p` is not memory of `d` (a host pointer given to a CUDA entry
 // point or the reverse). No synchronisation.
 void check_pointer(Device d, const void* p, const char* what);
@@ -30,8 +28,6 @@ class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(const Context& cx, size_t n = 0) : dev_(cx.device()), stream_(cx.stream()) { resize(n); }
-  // TRANSITIONAL: the legacy default stream on CUDA; to go once nn/ takes a Context.
-  explicit Buffer(Device d, size_t n = 0) : dev_(d) { resize(n); }
   ~Buffer() { release(); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;

@@ -43,6 +43,4 @@ bool cuda_is_device_pointer(const void* p) {
   return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
-void cuda_device_sync() { CUGMM_CHECK(cudaDeviceSynchronize()); }
-
 }  // namespace cugmm::detail

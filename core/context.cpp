@@ -8,7 +8,7 @@ namespace cugmm {
 namespace detail {  // core/context_cuda.cu
 void* create_stream();
 void destroy_stream(void* s) noexcept;
-void create_flags(uint32_t** dev, uint32_t** host);
+void create_flags(uint32_t** dev, uint32_t** host, void* stream);
 void destroy_flags(uint32_t* dev, uint32_t* host) noexcept;
 uint32_t sync_and_take_flags(void* stream, uint32_t* dev, uint32_t* host);
 }  // namespace detail
@@ -29,14 +29,14 @@ std::string describe_device_flags(uint32_t f) {
 Context::Context(Device device) : device_(device) {
   if (device_ == Device::cpu) return;
 #ifdef CUGMM_HAVE_CUDA
-  detail::create_flags(&flags_, &flags_host_);
+  stream_ = detail::create_stream();
+  own_stream_ = true;
   try {
-    stream_ = detail::create_stream();
+    detail::create_flags(&flags_, &flags_host_, stream_);
   } catch (...) {
-    detail::destroy_flags(flags_, flags_host_);
+    detail::destroy_stream(stream_);
     throw;
   }
-  own_stream_ = true;
 #else
   throw Error("this cugmm was built without the CUDA backend");
 #endif
@@ -45,8 +45,8 @@ Context::Context(Device device) : device_(device) {
 Context::Context(Device device, void* cuda_stream) : device_(device) {
   if (device_ == Device::cpu) return;
 #ifdef CUGMM_HAVE_CUDA
-  detail::create_flags(&flags_, &flags_host_);
   stream_ = cuda_stream;
+  detail::create_flags(&flags_, &flags_host_, stream_);
 #else
   (void)cuda_stream;
   throw Error("this cugmm was built without the CUDA backend");

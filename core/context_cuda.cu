@@ -14,14 +14,19 @@ void* create_stream() {
 
 void destroy_stream(void* s) noexcept { cudaStreamDestroy(static_cast<cudaStream_t>(s)); }
 
-void create_flags(uint32_t** dev, uint32_t** host) {
+// Zeroed on the context's stream, so the first kernel that ORs into it is ordered after the fill.
+void create_flags(uint32_t** dev, uint32_t** host, void* stream) {
   CUGMM_CHECK(cudaMallocHost(host, sizeof(uint32_t)));
   **host = 0;
   if (cudaError_t e = cudaMalloc(dev, sizeof(uint32_t)); e != cudaSuccess) {
     cudaFreeHost(*host);
     CUGMM_CHECK(e);
   }
-  CUGMM_CHECK(cudaMemset(*dev, 0, sizeof(uint32_t)));
+  if (cudaError_t e = cudaMemsetAsync(*dev, 0, sizeof(uint32_t), static_cast<cudaStream_t>(stream)); e != cudaSuccess) {
+    cudaFree(*dev);
+    cudaFreeHost(*host);
+    CUGMM_CHECK(e);
+  }
 }
 
 void destroy_flags(uint32_t* dev, uint32_t* host) noexcept {

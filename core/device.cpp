@@ -6,8 +6,19 @@
 namespace cugmm {
 
 #ifdef CUGMM_HAVE_CUDA
-namespace detail { CudaInfo query_cuda(); }  // engine/device_cuda.cu
+namespace detail { CudaInfo query_cuda(); }  // core/device_cuda.cu
 #endif
+
+int fp32_lanes_per_sm(int major, int minor) {
+  switch (major) {
+    case 5: return 128;
+    case 6: return minor == 0 ? 64 : 128;
+    case 7: return 64;
+    case 8: return minor == 0 ? 64 : 128;
+    case 9: case 10: case 12: return 128;
+    default: return 0;
+  }
+}
 
 const CudaInfo& cuda_info() {
   static const CudaInfo info = [] {

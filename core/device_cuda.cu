@@ -1,6 +1,9 @@
 #include "core/cuda_check.h"
 #include "core/device.h"
 
+#include <cstdio>
+#include <string>
+
 namespace cugmm {
 namespace detail {
 
@@ -25,7 +28,17 @@ CudaInfo query_cuda() {
   info.cc_major = p.major;
   info.cc_minor = p.minor;
   info.clock_ghz = clock_khz * 1e-6;
-  info.peak_fp32_tflops = info.sm_count * 128.0 * 2.0 * info.clock_ghz * 1e-3;
+  info.fp32_lanes_per_sm = fp32_lanes_per_sm(p.major, p.minor);
+  const std::string sm = "sm_" + std::to_string(p.major) + std::to_string(p.minor);
+  if (info.fp32_lanes_per_sm > 0) {
+    info.peak_fp32_tflops = info.sm_count * double(info.fp32_lanes_per_sm) * 2.0 * info.clock_ghz * 1e-3;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%d SMs x %d FP32 lanes (%s) x 2 x %.3f GHz", info.sm_count,
+                  info.fp32_lanes_per_sm, sm.c_str(), info.clock_ghz);
+    info.peak_source = buf;
+  } else {
+    info.peak_source = "unknown: FP32 lanes per SM of " + sm + " are not in cugmm's table (core/device.cpp)";
+  }
   info.memory_bytes = p.totalGlobalMem;
   return info;
 }

@@ -65,15 +65,18 @@ CUGMM_HD uint16_t f32_to_bf16_stochastic(float f, uint32_t random) {
 }
 
 // The low-memory step: moments stored as bfloat16, widened for the update, rounded back stochastically
-// with 16 random bits each, both from one Philox word per element (stream = step, so every step rounds
-// afresh).
-CUGMM_HD void adam_step_bf16(float& p, float g, uint16_t& m16, uint16_t& v16, const AdamScalars& s, uint64_t seed,
-                             uint64_t step, uint64_t i) {
+// with 16 random bits each, both from the element's 32-bit Philox word `r`.
+CUGMM_HD void adam_step_bf16(float& p, float g, uint16_t& m16, uint16_t& v16, const AdamScalars& s, uint32_t r) {
   float m = bf16_to_f32(m16), v = bf16_to_f32(v16);
   adam_step(p, g, m, v, s);
-  uint32_t r = philox_u32(seed, step, i);
   m16 = f32_to_bf16_stochastic(m, r);
   v16 = f32_to_bf16_stochastic(v, r >> 16);
 }
+
+// Element i's word is word i % 4 of Philox draw i / 4 of stream `step` (so every step rounds afresh):
+// one draw serves the four elements of a quad, where a draw per element cost ten rounds for one word.
+// The words are those of philox_u32(seed, step, i), whichever backend or loop order asks.
+constexpr uint64_t kAdamQuad = 4;
+CUGMM_HD U32x4 adam_bf16_words(uint64_t seed, uint64_t step, uint64_t quad) { return philox_draw(seed, step, quad); }
 
 }  // namespace cugmm

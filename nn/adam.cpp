@@ -8,8 +8,8 @@
 namespace cugmm::nn {
 
 Adam::Adam(Sequential& net, const AdamConfig& cfg)
-    : net_(net), cfg_(cfg), segs_(net.adam_segments()), m32_(net.device()), v32_(net.device()), m16_(net.device()),
-      v16_(net.device()) {
+    : net_(net), cfg_(cfg), segs_(net.adam_segments()), m32_(net.context()), v32_(net.context()),
+      m16_(net.context()), v16_(net.context()) {
   CUGMM_REQUIRE(cfg.lr >= 0 && cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1 && cfg.eps > 0,
                 "Adam: lr >= 0, 0 <= beta < 1 and eps > 0 are required");
   size_t n = net.num_params();
@@ -35,14 +35,14 @@ void Adam::step() {
   s.grad_scale = 1;
   last_norm_ = 0;
   if (cfg_.clip_norm > 0) {
-    last_norm_ = static_cast<float>(std::sqrt(ops::sum_squares(net_.device(), net_.grads(), net_.num_params())));
+    last_norm_ = static_cast<float>(std::sqrt(ops::sum_squares(net_.context(), net_.grads(), net_.num_params())));
     if (!std::isfinite(last_norm_)) throw Error("Adam: the gradient is not finite (norm " + std::to_string(last_norm_) + ")");
     if (last_norm_ > cfg_.clip_norm) s.grad_scale = cfg_.clip_norm / last_norm_;
   }
   if (cfg_.moments == Moments::f32)
-    ops::adam_f32(net_.device(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s);
+    ops::adam_f32(net_.context(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s);
   else
-    ops::adam_bf16(net_.device(), net_.params(), net_.grads(), m16_.data(), v16_.data(), segs_, s, cfg_.seed,
+    ops::adam_bf16(net_.context(), net_.params(), net_.grads(), m16_.data(), v16_.data(), segs_, s, cfg_.seed,
                    static_cast<uint64_t>(t_));
 }
 

@@ -1,5 +1,6 @@
-// Adam over a Sequential's flat parameter array: one pass per step (bias correction, per-group
-// learning-rate factors and L2 coefficients, global-norm gradient clipping, all in one update).
+// Adam over a Sequential's flat parameter array, on the network's Context: one pass per step (bias
+// correction, per-group learning-rate factors and L2 coefficients, global-norm gradient clipping, all in
+// one update).
 //
 // Low-memory mode (moments = bf16): the two moments are stored as bfloat16 with stochastic rounding
 // (kernels/nn_adam.h), halving the optimizer state from 8 to 4 bytes per parameter; the update stays

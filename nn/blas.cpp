@@ -25,4 +25,19 @@ void set_blas_threads(int n) {
   openblas_set_num_threads(n > 0 ? n : 1);
 }
 
+const char* blas_threading() {
+  switch (openblas_get_parallel()) {
+    case 0: return "serial";
+    case 1: return "pthread";
+    case 2: return "openmp";
+    default: return "unknown";
+  }
+}
+
+std::string blas_info() {
+  std::string cfg = openblas_get_config();
+  while (!cfg.empty() && cfg.back() == ' ') cfg.pop_back();
+  return cfg + " (" + blas_threading() + " build, core " + openblas_get_corename() + ")";
+}
+
 }  // namespace cugmm::nn

@@ -1,6 +1,7 @@
 // The CPU's matrix products go through CBLAS (Debian's OpenBLAS). Row-major throughout, as nn/ stores
 // activations batch x features.
 #pragma once
+#include <string>
 
 namespace cugmm::nn {
 
@@ -14,5 +15,13 @@ void dgemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const 
 
 // Tells OpenBLAS how many threads to use (0 = all cores); --threads calls it with OpenMP's count.
 void set_blas_threads(int n);
+
+// Which BLAS ran, for benchmarks and logs: "OpenBLAS 0.3.21 ... (OpenMP build, core SkylakeX)".
+// The build matters (cmake/cugmmDependencies.cmake): the OpenMP one shares libgomp's pool with cugmm's
+// loops; the pthread one competes with it. The core type is the kernel OpenBLAS picked for this CPU
+// (OPENBLAS_CORETYPE overrides it).
+std::string blas_info();
+// "openmp", "pthread" or "serial": the threading of the OpenBLAS that is loaded.
+const char* blas_threading();
 
 }  // namespace cugmm::nn

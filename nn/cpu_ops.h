@@ -85,8 +85,19 @@ void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n
   for (size_t i = 0; i < n; ++i) y[i] = dropout_apply(x[i], p, seed, stream, i);
 }
 
+// y = gamma * xhat + beta with per-column statistics.
+template <class T>
+void bn_apply(const T* x, T* y, const T* gamma, const T* beta, const T* mean, const T* rstd, int rows, int cols) {
+  size_t n = static_cast<size_t>(rows) * cols;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (size_t i = 0; i < n; ++i) {
+    size_t c = i % cols;
+    y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
+  }
+}
+
 // Training forward: batch statistics (biased variance) into mean/rstd, which backward reuses; the
-// running statistics move towards them (unbiased variance).
+// running statistics move towards them (unbiased variance). Each column's rows are summed in order.
 template <class T>
 void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* rstd, T* run_mean, T* run_var,
                   T momentum, T eps, int rows, int cols) {
@@ -94,23 +105,13 @@ void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* r
   for (int c = 0; c < cols; ++c) {
     T s = 0;
     for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
-    T mu = s / T(rows), ss = 0;
-    for (int r = 0; r < rows; ++r) {
-      T d = x[static_cast<size_t>(r) * cols + c] - mu;
-      ss += d * d;
-    }
-    T var = ss / T(rows);
+    const T mu = bn_mean(s, rows);
+    T ss = 0;
+    for (int r = 0; r < rows; ++r) ss += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mu);
     mean[c] = mu;
-    rstd[c] = bn_rstd(var, eps);
-    run_mean[c] = bn_running(run_mean[c], mu, momentum);
-    run_var[c] = bn_running(run_var[c], rows > 1 ? ss / T(rows - 1) : var, momentum);
+    bn_stats(mu, ss, rows, eps, momentum, rstd[c], run_mean[c], run_var[c]);
   }
-  size_t n = static_cast<size_t>(rows) * cols;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; ++i) {
-    size_t c = i % cols;
-    y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
-  }
+  bn_apply(x, y, gamma, beta, mean, rstd, rows, cols);
 }
 
 // Inference forward with the running statistics; mean/rstd receive them so backward is the same call.
@@ -121,16 +122,11 @@ void bn_fwd_infer(const T* x, T* y, const T* gamma, const T* beta, const T* run_
     mean[c] = run_mean[c];
     rstd[c] = bn_rstd(run_var[c], eps);
   }
-  size_t n = static_cast<size_t>(rows) * cols;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; ++i) {
-    size_t c = i % cols;
-    y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
-  }
+  bn_apply(x, y, gamma, beta, mean, rstd, rows, cols);
 }
 
-// Training backward with the statistics forward saved. train = false: inference mode, where mean and
-// rstd are the running ones and so constants.
+// Backward with the statistics forward saved. train = false: inference mode, where mean and rstd are
+// the running ones and so constants.
 template <class T>
 void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean, const T* rstd, T* v_x, T* v_gamma,
             T* v_beta, int rows, int cols) {
@@ -139,17 +135,17 @@ void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean,
     T s1 = 0, s2 = 0;
     for (int r = 0; r < rows; ++r) {
       size_t i = static_cast<size_t>(r) * cols + c;
-      s1 += v_y[i];
-      s2 += v_y[i] * ((x[i] - mean[c]) * rstd[c]);
+      T t1, t2;
+      bn_bwd_terms(v_y[i], x[i], mean[c], rstd[c], t1, t2);
+      s1 += t1;
+      s2 += t2;
     }
     v_beta[c] = s1;
     v_gamma[c] = s2;
     if (!v_x) continue;
     for (int r = 0; r < rows; ++r) {
       size_t i = static_cast<size_t>(r) * cols + c;
-      T xhat = (x[i] - mean[c]) * rstd[c];
-      v_x[i] = train ? bn_bwd_train(v_y[i], xhat, gamma[c], rstd[c], s1, s2, T(rows))
-                     : bn_bwd_infer(v_y[i], gamma[c], rstd[c]);
+      v_x[i] = bn_bwd_x(train, v_y[i], x[i], mean[c], rstd[c], gamma[c], s1, s2, rows);
     }
   }
 }

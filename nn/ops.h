@@ -1,13 +1,14 @@
-// The batched operations the layers are built from, one entry point per operation for both backends:
-// Device::cpu runs nn/cpu_ops.h (OpenBLAS + OpenMP loops), Device::cuda runs nn/ops_cuda.cu (cuBLAS +
-// small kernels); both loop over the same per-element functions in kernels/nn_*.h. Pointers live on
-// the named device. Row-major, batch x features.
+// The batched operations the layers are built from, one entry point per operation for both backends,
+// each taking the run's Context first: a CPU context runs nn/cpu_ops.h (OpenBLAS + OpenMP loops), a CUDA
+// one queues nn/ops_cuda.cu's work (cuBLAS + small kernels) on cx.stream() and returns without waiting
+// (only sum_squares, which returns a host value, waits). Both loop over the same per-element functions
+// in kernels/nn_*.h. Pointers live on the context's device. Row-major, batch x features.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "core/device.h"
+#include "core/context.h"
 #include "kernels/nn_act.h"
 #include "kernels/nn_adam.h"
 
@@ -22,33 +23,34 @@ struct AdamSegment {
 namespace ops {
 
 // C = alpha op(A) op(B) + beta C (row-major), as nn::sgemm.
-void gemm(Device d, bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+void gemm(Context& cx, bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
           int ldb, float beta, float* c, int ldc);
 // Dense layer (nn/cpu_ops.h explains the shapes); null b / v_b / v_x skip that part.
-void dense_fwd(Device d, const float* x, const float* w, const float* b, float* y, int rows, int in, int out);
-void dense_bwd(Device d, const float* x, const float* w, const float* v_y, float* v_w, float* v_b, float* v_x,
+void dense_fwd(Context& cx, const float* x, const float* w, const float* b, float* y, int rows, int in, int out);
+void dense_bwd(Context& cx, const float* x, const float* w, const float* v_y, float* v_w, float* v_b, float* v_x,
                int rows, int in, int out);
-void add_rows(Device d, float* y, const float* b, int rows, int cols);      // y[r, c] += b[c]
-void col_sums(Device d, const float* v, float* out, int rows, int cols);   // out[c] = sum_r v[r, c]
-void act_fwd(Device d, Act a, float slope, float* y, size_t n);            // in place
-void act_bwd(Device d, Act a, float slope, const float* y, float* v, size_t n);  // v *= act'(from y)
-void dropout(Device d, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n);
-void bn_fwd_train(Device d, const float* x, float* y, const float* gamma, const float* beta, float* mean,
+void add_rows(Context& cx, float* y, const float* b, int rows, int cols);      // y[r, c] += b[c]
+void col_sums(Context& cx, const float* v, float* out, int rows, int cols);   // out[c] = sum_r v[r, c]
+void act_fwd(Context& cx, Act a, float slope, float* y, size_t n);            // in place
+void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n);  // v *= act'(from y)
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n);
+void bn_fwd_train(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
                   float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols);
-void bn_fwd_infer(Device d, const float* x, float* y, const float* gamma, const float* beta, const float* run_mean,
+void bn_fwd_infer(Context& cx, const float* x, float* y, const float* gamma, const float* beta, const float* run_mean,
                   const float* run_var, float* mean, float* rstd, float eps, int rows, int cols);
-void bn_bwd(Device d, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
+void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
             const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols);
 // Deterministic (fixed-order) sum of squares, for the global gradient norm.
-double sum_squares(Device d, const float* x, size_t n);
+double sum_squares(Context& cx, const float* x, size_t n);
 // x[i] += sigma * N(0, 1) from Philox (seed, stream, i): latent noise, identical on both backends.
-void add_normal(Device d, float* x, size_t n, float sigma, uint64_t seed, uint64_t stream);
+void add_normal(Context& cx, float* x, size_t n, float sigma, uint64_t seed, uint64_t stream);
 
 // One Adam step over the segments of a flat parameter array. `s` holds everything but the per-segment
-// lr factor and wd. bf16 moments round stochastically with Philox (seed, stream = step, element).
-void adam_f32(Device d, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+// lr factor and wd. bf16 moments round stochastically with Philox (seed, stream = step, element i's word
+// = word i % 4 of draw i / 4: kernels/nn_adam.h).
+void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
               const AdamScalars& s);
-void adam_bf16(Device d, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
                const AdamScalars& s, uint64_t seed, uint64_t step);
 
 }  // namespace ops

@@ -17,7 +17,7 @@ bool relu_type(const LayerSpec& s) {
 }
 }  // namespace
 
-Sequential::Sequential(const Arch& arch, Device dev, uint64_t seed) : arch_(arch), dev_(dev), seed_(seed) {
+Sequential::Sequential(const Arch& arch, Context& cx, uint64_t seed) : arch_(arch), cx_(cx), seed_(seed) {
   validate();
   width_.push_back(arch_.in);
   size_t np = 0, nstate = 0, nstat = 0, row = 0;
@@ -63,15 +63,15 @@ Sequential::Sequential(const Arch& arch, Device dev, uint64_t seed) : arch_(arch
     width_.push_back(L.out);
     layers_.push_back(L);
   }
-  acts_ = Buffer<float>(dev_);
-  v_[0] = Buffer<float>(dev_);
-  v_[1] = Buffer<float>(dev_);
-  params_ = Buffer<float>(dev_, np);
-  grads_ = Buffer<float>(dev_, np);
+  acts_ = Buffer<float>(cx_);
+  v_[0] = Buffer<float>(cx_);
+  v_[1] = Buffer<float>(cx_);
+  params_ = Buffer<float>(cx_, np);
+  grads_ = Buffer<float>(cx_, np);
   grads_.zero();
-  state_ = Buffer<float>(dev_, nstate);
-  stats_ = Buffer<float>(dev_, nstat);
-  base_ = Buffer<float>(dev_);
+  state_ = Buffer<float>(cx_, nstate);
+  stats_ = Buffer<float>(cx_, nstat);
+  base_ = Buffer<float>(cx_);
   acts_row_ = row;
   initialise();
 }
@@ -167,19 +167,19 @@ const float* Sequential::forward(const float* x, int batch, Mode mode, uint64_t 
     float* p = params_.data();
     switch (L.spec.kind) {
       case LayerKind::dense:
-        ops::dense_fwd(dev_, cur, p + L.w, L.spec.bias ? p + L.b : nullptr, own, batch, L.in, L.out);
+        ops::dense_fwd(cx_, cur, p + L.w, L.spec.bias ? p + L.b : nullptr, own, batch, L.in, L.out);
         cur_w = own;
         break;
       case LayerKind::act:
         if (own) {
-          mem_copy(dev_, own, dev_, cur, n * sizeof(float));
+          mem_copy(cx_.device(), own, cx_.device(), cur, n * sizeof(float), cx_.stream());
           cur_w = own;
         }
-        ops::act_fwd(dev_, L.spec.act, L.spec.slope, cur_w, n);
+        ops::act_fwd(cx_, L.spec.act, L.spec.slope, cur_w, n);
         break;
       case LayerKind::dropout:
         if (train && L.spec.p > 0) {
-          ops::dropout(dev_, L.spec.p, seed_, dropout_stream(step, l), cur, own, n);
+          ops::dropout(cx_, L.spec.p, seed_, dropout_stream(step, l), cur, own, n);
           cur_w = own;
         }  // else the identity: cur passes through
         break;
@@ -187,10 +187,10 @@ const float* Sequential::forward(const float* x, int batch, Mode mode, uint64_t 
         float* st = state_.data() + L.run;
         float* sv = stats_.data() + L.stat;
         if (train)
-          ops::bn_fwd_train(dev_, cur, own, p + L.w, p + L.b, sv, sv + L.out, st, st + L.out, L.spec.momentum,
+          ops::bn_fwd_train(cx_, cur, own, p + L.w, p + L.b, sv, sv + L.out, st, st + L.out, L.spec.momentum,
                             L.spec.eps, batch, L.out);
         else
-          ops::bn_fwd_infer(dev_, cur, own, p + L.w, p + L.b, st, st + L.out, sv, sv + L.out, L.spec.eps, batch,
+          ops::bn_fwd_infer(cx_, cur, own, p + L.w, p + L.b, st, st + L.out, sv, sv + L.out, L.spec.eps, batch,
                             L.out);
         cur_w = own;
         break;
@@ -199,7 +199,7 @@ const float* Sequential::forward(const float* x, int batch, Mode mode, uint64_t 
     cur = cur_w ? cur_w : cur;
     L.y = cur;
   }
-  if (arch_.residual) ops::add_rows(dev_, cur_w, base_.data(), batch, out_features());  // last layer is dense
+  if (arch_.residual) ops::add_rows(cx_, cur_w, base_.data(), batch, out_features());  // last layer is dense
   return cur;
 }
 
@@ -213,7 +213,7 @@ bool Sequential::has_batchnorm() const {
 float* Sequential::writable_v(const float* v, size_t n, int& which) {
   if (which >= 0) return v_[which].data();
   v_[0].resize(n);
-  mem_copy(dev_, v_[0].data(), dev_, v, n * sizeof(float));
+  mem_copy(cx_.device(), v_[0].data(), cx_.device(), v, n * sizeof(float), cx_.stream());
   which = 0;
   return v_[0].data();
 }
@@ -240,7 +240,7 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
     switch (L.spec.kind) {
       case LayerKind::dense:
         if (want_vx) v_[other].resize(size_t(B) * L.in);
-        ops::dense_bwd(dev_, L.x, p + L.w, v, g + L.w, L.spec.bias ? g + L.b : nullptr,
+        ops::dense_bwd(cx_, L.x, p + L.w, v, g + L.w, L.spec.bias ? g + L.b : nullptr,
                        want_vx ? v_[other].data() : nullptr, B, L.in, L.out);
         if (want_vx) {
           v = v_[other].data();
@@ -249,14 +249,14 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
         break;
       case LayerKind::act: {
         float* vw = writable_v(v, n, which);
-        ops::act_bwd(dev_, L.spec.act, L.spec.slope, L.y, vw, n);
+        ops::act_bwd(cx_, L.spec.act, L.spec.slope, L.y, vw, n);
         v = vw;
         break;
       }
       case LayerKind::dropout:
         if (train && L.spec.p > 0) {
           float* vw = writable_v(v, n, which);
-          ops::dropout(dev_, L.spec.p, seed_, dropout_stream(step_, l), vw, vw, n);
+          ops::dropout(cx_, L.spec.p, seed_, dropout_stream(step_, l), vw, vw, n);
           v = vw;
         }
         break;
@@ -267,7 +267,7 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
           vx = v_[other].data();
         }
         const float* sv = stats_.data() + L.stat;
-        ops::bn_bwd(dev_, train, L.x, v, p + L.w, sv, sv + L.out, vx, g + L.w, g + L.b, B, L.out);
+        ops::bn_bwd(cx_, train, L.x, v, p + L.w, sv, sv + L.out, vx, g + L.w, g + L.b, B, L.out);
         if (want_vx) {
           v = vx;
           which = other;
@@ -291,7 +291,7 @@ std::vector<AdamSegment> Sequential::adam_segments() const {
 double Sequential::l2_penalty() const {
   double s = 0;
   for (const ParamTensor& t : tensors_)
-    if (t.wd > 0) s += 0.5 * t.wd * ops::sum_squares(dev_, params_.data() + t.offset, t.size);
+    if (t.wd > 0) s += 0.5 * t.wd * ops::sum_squares(cx_, params_.data() + t.offset, t.size);
   return s;
 }
 

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "core/device.h"
-#include "nn/layers.h"
 #include "core/buffer.h"
+#include "core/context.h"
+#include "nn/layers.h"
 #include "nn/ops.h"
 
 namespace cugmm::nn {
@@ -35,11 +35,13 @@ struct ParamTensor {
 
 class Sequential {
  public:
-  // Initialises the parameters from Philox(seed) on the host (identical on both backends).
-  Sequential(const Arch& arch, Device dev, uint64_t seed);
+  // Initialises the parameters from Philox(seed) on the host (identical on both backends). Everything
+  // lives on cx's device and, on CUDA, is queued on its stream; cx must outlive the network.
+  Sequential(const Arch& arch, Context& cx, uint64_t seed);
 
   const Arch& arch() const { return arch_; }
-  Device device() const { return dev_; }
+  Device device() const { return cx_.device(); }
+  Context& context() const { return cx_; }
   int in_features() const { return arch_.in; }
   int out_features() const { return width_.back(); }
   uint64_t seed() const { return seed_; }
@@ -48,7 +50,8 @@ class Sequential {
   void set_base(const std::vector<float>& base);
 
   // x: batch x in_features on this device; the caller keeps it alive until backward. Returns
-  // batch x out_features on this device (valid until the next forward). `step` picks the dropout
+  // batch x out_features on this device (valid until the next forward; on CUDA, queued on the
+  // context's stream: read it with a Buffer download or after cx.synchronize()). `step` picks the dropout
   // masks (stream = step and layer), so a resumed run replays the same masks.
   const float* forward(const float* x, int batch, Mode mode, uint64_t step = 0);
   // v_out: d loss / d output (batch x out_features, on this device, left unchanged). Overwrites the
@@ -96,7 +99,7 @@ class Sequential {
   float* writable_v(const float* v, size_t n, int& which);
 
   Arch arch_;
-  Device dev_;
+  Context& cx_;
   uint64_t seed_;
   std::vector<int> width_;  // width_[0] = in, width_[l + 1] = output width of layer l
   std::vector<Layer> layers_;

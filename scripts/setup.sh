@@ -2,7 +2,7 @@
 # Installs the Debian packages that cugmm's build and tests need. Idempotent and quiet when all are present.
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config ccache
-      libfftw3-dev libopenblas-dev libtiff-dev doctest-dev gemmi-dev nlohmann-json3-dev
+      libfftw3-dev libopenblas-dev libopenblas-openmp-dev libtiff-dev doctest-dev gemmi-dev nlohmann-json3-dev
       relion python3-mrcfile python3-numpy python3-gemmi python3-tifffile
       tao-pegtl-dev libcli11-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core libeigen3-dev)
 missing=()

@@ -10,6 +10,7 @@
 #include "kernels/nn_adam.h"
 #include "kernels/philox.h"
 #include "nn/adam.h"
+#include "nn/ops.h"
 #include "nn/sequential.h"
 
 using namespace cugmm;
@@ -49,7 +50,7 @@ struct RefAdam {
 }  // namespace
 
 TEST_CASE("Adam with bias correction matches the textbook algorithm over several steps") {
-  Sequential net(small_arch(), Device::cpu, 1);
+  Sequential net(small_arch(), cpu_context(), 1);
   AdamConfig cfg;
   cfg.lr = 0.01f;
   Adam opt(net, cfg);
@@ -65,7 +66,7 @@ TEST_CASE("Adam with bias correction matches the textbook algorithm over several
   CHECK(opt.steps() == 4);
   for (size_t i = 0; i < n; ++i) CHECK(net.params()[i] == doctest::Approx(p[i]).epsilon(1e-6));
   // Bias correction: the very first step moves every parameter by lr (|m_hat / sqrt(v_hat)| = 1).
-  Sequential fresh(small_arch(), Device::cpu, 1);
+  Sequential fresh(small_arch(), cpu_context(), 1);
   Adam first(fresh, cfg);
   std::vector<float> before = fresh.params_to_host(), g = rand_vec(n, 200);
   std::copy(g.begin(), g.end(), fresh.grads());
@@ -77,7 +78,7 @@ TEST_CASE("per-group learning rates: a layer's lr factor scales its step, zero f
   Arch a = small_arch();
   a.layers[0].lr_scale = 0;
   a.layers[2].lr_scale = 3;
-  Sequential net(a, Device::cpu, 1);
+  Sequential net(a, cpu_context(), 1);
   AdamConfig cfg;
   cfg.lr = 0.01f;
   Adam opt(net, cfg);
@@ -94,7 +95,7 @@ TEST_CASE("per-group learning rates: a layer's lr factor scales its step, zero f
 }
 
 TEST_CASE("global-norm clipping scales the gradient before the moments see it") {
-  Sequential a(small_arch(), Device::cpu, 1), b(small_arch(), Device::cpu, 1);
+  Sequential a(small_arch(), cpu_context(), 1), b(small_arch(), cpu_context(), 1);
   AdamConfig clipped;
   clipped.lr = 0.01f;
   clipped.clip_norm = 1.f;
@@ -121,7 +122,7 @@ TEST_CASE("global-norm clipping scales the gradient before the moments see it") 
   ob.step();
   for (size_t i = 0; i < n; ++i) CHECK(a.params()[i] == doctest::Approx(b.params()[i]).epsilon(1e-6));
   // And without the scaling the second step would differ: the moments remember step 1's size.
-  Sequential c(small_arch(), Device::cpu, 1);
+  Sequential c(small_arch(), cpu_context(), 1);
   Adam oc(c, plain);
   std::copy(g1.begin(), g1.end(), c.grads());
   oc.step();
@@ -145,6 +146,31 @@ TEST_CASE("bfloat16 moments: exact values stay exact, stochastic rounding is unb
   CHECK(s / n == doctest::Approx(x).epsilon(2e-4));
 }
 
+TEST_CASE("bfloat16 Adam: one Philox draw per quad gives element i the word philox_u32(seed, step, i)") {
+  // Groups that start and end inside quads, with their own lr factors and L2 coefficients.
+  const std::vector<AdamSegment> segs = {{0, 5, 1.f, 0.f}, {5, 11, 0.5f, 1e-2f}, {11, 18, 2.f, 0.f}};
+  const size_t n = 18;
+  std::vector<float> p = rand_vec(n, 600), g = rand_vec(n, 601), p_ref = p;
+  std::vector<uint16_t> m(n), v(n), m_ref(n), v_ref(n);
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = m_ref[i] = static_cast<uint16_t>(0x3c00 + i);  // nonzero moments: the rounding bits matter
+    v[i] = v_ref[i] = static_cast<uint16_t>(0x3a00 + 3 * i);
+  }
+  AdamScalars s{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.001f, 0.f, 1.f};
+  const uint64_t seed = 77, step = 5;
+  ops::adam_bf16(cpu_context(), p.data(), g.data(), m.data(), v.data(), segs, s, seed, step);
+  for (const AdamSegment& seg : segs)
+    for (size_t i = seg.begin; i < seg.end; ++i) {
+      AdamScalars t = s;
+      t.lr *= seg.lr_scale;
+      t.wd = seg.wd;
+      adam_step_bf16(p_ref[i], g[i], m_ref[i], v_ref[i], t, philox_u32(seed, step, i));
+    }
+  CHECK(p == p_ref);
+  CHECK(m == m_ref);
+  CHECK(v == v_ref);
+}
+
 namespace {
 
 // A teacher network makes the targets; a student with its own seed learns them (full batch, MSE).
@@ -153,7 +179,7 @@ std::vector<double> train_regression(Moments moments, int steps) {
   Arch teacher_arch;
   teacher_arch.in = in;
   teacher_arch.layers = {dense(16), tanh_act(), dense(out)};
-  Sequential teacher(teacher_arch, Device::cpu, 1234);
+  Sequential teacher(teacher_arch, cpu_context(), 1234);
   std::vector<float> x = rand_vec(size_t(N) * in, 500);
   const float* ty = teacher.forward(x.data(), N, Mode::infer);
   std::vector<float> target(ty, ty + size_t(N) * out);
@@ -161,7 +187,7 @@ std::vector<double> train_regression(Moments moments, int steps) {
   Arch a;
   a.in = in;
   a.layers = {dense(32), tanh_act(), dense(32), tanh_act(), dense(out)};
-  Sequential net(a, Device::cpu, 99);
+  Sequential net(a, cpu_context(), 99);
   AdamConfig cfg;
   cfg.lr = 3e-3f;
   cfg.moments = moments;

@@ -37,7 +37,7 @@ struct Trainer {
   Sequential net;
   Adam opt;
   std::vector<float> x = rand_vec(16 * 12, 1), r = rand_vec(16 * 5, 2);
-  Trainer(Moments m) : net(arch(), Device::cpu, 77), opt(net, config(m)) {}
+  Trainer(Moments m) : net(arch(), cpu_context(), 77), opt(net, config(m)) {}
   static AdamConfig config(Moments m) {
     AdamConfig c;
     c.lr = 1e-2f;
@@ -130,7 +130,7 @@ TEST_CASE("truncated, corrupt and foreign files are refused, naming the file and
   Checkpoint ck = Checkpoint::load(good);
   Arch other = arch();
   other.layers[0].out = 25;
-  Sequential wrong(other, Device::cpu, 1);
+  Sequential wrong(other, cpu_context(), 1);
   CHECK_THROWS_WITH_AS(wrong.load(ck, "net."), doctest::Contains("architecture mismatch"), InputError);
   CHECK_THROWS_WITH_AS(wrong.load(ck, "decoder."), doctest::Contains("no network"), InputError);
   // Other optimizer moments.

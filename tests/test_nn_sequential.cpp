@@ -1,9 +1,11 @@
 // The Sequential container on the CPU backend: its wiring of the layers (whole-network gradients
 // against finite differences), the skipped input gradient, the residual output's Δ(0) = 0 guarantee,
-// dropout's modes, and the checks on architectures.
+// dropout's modes, the checks on architectures, and that CPU work never loads cuBLAS.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -37,7 +39,7 @@ Arch mixed_arch() {
 }  // namespace
 
 TEST_CASE("a whole network's parameter and input gradients match finite differences (float)") {
-  Sequential net(mixed_arch(), Device::cpu, 11);
+  Sequential net(mixed_arch(), cpu_context(), 11);
   const int B = 5;
   std::vector<float> x = rand_vec(B * 6, 1), r = rand_vec(B * 3, 2);
   auto loss = [&] { return weighted_sum(net.forward(x.data(), B, Mode::train, 3), r); };
@@ -79,7 +81,7 @@ TEST_CASE("an input that needs no gradient gets none, and the parameter gradient
   Arch a;
   a.in = 40;
   a.layers = {dense(16), relu(), dense(4)};
-  Sequential net(a, Device::cpu, 1);
+  Sequential net(a, cpu_context(), 1);
   std::vector<float> x = rand_vec(8 * 40, 3), r = rand_vec(8 * 4, 4);
   net.forward(x.data(), 8, Mode::train);
   CHECK(net.backward(r.data(), true) != nullptr);
@@ -89,7 +91,7 @@ TEST_CASE("an input that needs no gradient gets none, and the parameter gradient
   std::vector<float> g2(net.grads(), net.grads() + net.num_params());
   CHECK(g1 == g2);
   // A fresh network asked for no input gradient never allocates the 8 x 40 input cotangent.
-  Sequential fresh(a, Device::cpu, 1);
+  Sequential fresh(a, cpu_context(), 1);
   fresh.forward(x.data(), 8, Mode::train);
   fresh.backward(r.data(), false);
   CHECK(fresh.workspace_bytes() < 8 * 40 * sizeof(float));
@@ -100,7 +102,7 @@ TEST_CASE("residual output: base at z = 0 exactly, in both modes, whatever the w
   a.in = 4;
   a.residual = true;
   a.layers = {dense(16, false), tanh_act(), dense(16, false), leaky_relu(0.2f), dropout(0.2f), dense(10, false)};
-  Sequential net(a, Device::cpu, 3);
+  Sequential net(a, cpu_context(), 3);
   std::vector<float> base = rand_vec(10, 7, -5, 5);
   net.set_base(base);
   const int B = 3;
@@ -135,14 +137,14 @@ TEST_CASE("a residual network refuses what would move Δ(0)") {
   a.in = 4;
   a.residual = true;
   a.layers = {dense(8, true), relu(), dense(5, false)};
-  CHECK_THROWS_WITH_AS(Sequential(a, Device::cpu, 1), doctest::Contains("bias-free"), Error);
+  CHECK_THROWS_WITH_AS(Sequential(a, cpu_context(), 1), doctest::Contains("bias-free"), Error);
   a.layers = {dense(8, false), sigmoid(), dense(5, false)};
-  CHECK_THROWS_WITH_AS(Sequential(a, Device::cpu, 1), doctest::Contains("sigmoid"), Error);
+  CHECK_THROWS_WITH_AS(Sequential(a, cpu_context(), 1), doctest::Contains("sigmoid"), Error);
   a.layers = {dense(8, false), batchnorm(), dense(5, false)};
-  CHECK_THROWS_WITH_AS(Sequential(a, Device::cpu, 1), doctest::Contains("batch-norm"), Error);
+  CHECK_THROWS_WITH_AS(Sequential(a, cpu_context(), 1), doctest::Contains("batch-norm"), Error);
   a.layers = {dense(8, false), relu()};
-  CHECK_THROWS_WITH_AS(Sequential(a, Device::cpu, 1), doctest::Contains("end with a dense"), Error);
-  Sequential ok(Arch{4, {dense(8, false), relu(), dense(5, false)}, true}, Device::cpu, 1);
+  CHECK_THROWS_WITH_AS(Sequential(a, cpu_context(), 1), doctest::Contains("end with a dense"), Error);
+  Sequential ok(Arch{4, {dense(8, false), relu(), dense(5, false)}, true}, cpu_context(), 1);
   CHECK_THROWS_AS(ok.set_base(std::vector<float>(4)), Error);
 }
 
@@ -150,7 +152,7 @@ TEST_CASE("dropout: identity in inference, a mask per step in training; batch-no
   Arch a;
   a.in = 32;
   a.layers = {dense(64), batchnorm(), relu(), dropout(0.5f), dense(8)};
-  Sequential net(a, Device::cpu, 2);
+  Sequential net(a, cpu_context(), 2);
   std::vector<float> x = rand_vec(16 * 32, 12);
   auto out = [&](Mode m, uint64_t step) {
     const float* y = net.forward(x.data(), 16, m, step);
@@ -173,7 +175,7 @@ TEST_CASE("initialisation: reproducible from the seed, He/Glorot ranges, zero bi
   Arch a;
   a.in = 100;
   a.layers = {dense(50), relu(), dense(20)};
-  Sequential n1(a, Device::cpu, 7), n2(a, Device::cpu, 7), n3(a, Device::cpu, 8);
+  Sequential n1(a, cpu_context(), 7), n2(a, cpu_context(), 7), n3(a, cpu_context(), 8);
   CHECK(n1.params_to_host() == n2.params_to_host());
   CHECK(n1.params_to_host() != n3.params_to_host());
   std::vector<float> p = n1.params_to_host();
@@ -191,8 +193,8 @@ TEST_CASE("initialisation: reproducible from the seed, He/Glorot ranges, zero bi
 
 TEST_CASE("latent noise from Philox: reproducible per (seed, stream), unit variance") {
   std::vector<float> a(10000, 0.f), b(10000, 0.f);
-  ops::add_normal(Device::cpu, a.data(), a.size(), 0.5f, 3, 4);
-  ops::add_normal(Device::cpu, b.data(), b.size(), 0.5f, 3, 4);
+  ops::add_normal(cpu_context(), a.data(), a.size(), 0.5f, 3, 4);
+  ops::add_normal(cpu_context(), b.data(), b.size(), 0.5f, 3, 4);
   CHECK(a == b);
   double s2 = 0;
   for (float v : a) s2 += double(v) * v;
@@ -212,8 +214,21 @@ TEST_CASE("architecture descriptions round-trip through JSON and reject nonsense
   j = a.to_json();
   j["layers"][0].erase("out");
   CHECK_THROWS_WITH_AS(Arch::from_json(j), doctest::Contains("malformed"), Error);
-  Sequential net(a, Device::cpu, 1);
+  Sequential net(a, cpu_context(), 1);
   CHECK_THROWS_AS(net.backward(nullptr, false), Error);
   std::vector<float> x(6);
   CHECK_THROWS_AS(net.forward(x.data(), 1, Mode::train), Error);  // batch-norm statistics of one row
+}
+
+TEST_CASE("CPU training never loads cuBLAS (nn/ resolves it on first GPU use, it is not linked)") {
+  Sequential net(mixed_arch(), cpu_context(), 4);
+  std::vector<float> x = rand_vec(4 * 6, 30), r = rand_vec(4 * 3, 31);
+  net.forward(x.data(), 4, Mode::train, 0);
+  net.backward(r.data(), true);
+  std::ifstream maps("/proc/self/maps");
+  REQUIRE(maps.good());
+  std::string line, found;
+  while (std::getline(maps, line))
+    if (line.find("libcublas") != std::string::npos) found = line;
+  CHECK_MESSAGE(found.empty(), "mapped: " << found);
 }

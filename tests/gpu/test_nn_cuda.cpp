@@ -1,14 +1,21 @@
-// The CUDA backend of nn/ against the CPU backend (the oracle): the same seed gives the same Philox
-// numbers, the same initial weights, the same forward and backward up to float rounding, the same
-// Adam step; checkpoints move between devices; a resume on the GPU is bit-identical.
+// The CUDA backend of nn/ against the CPU backend (the oracle), on a CUDA Context (one stream): the same
+// seed gives the same Philox numbers, the same initial weights, the same forward and backward up to
+// float rounding, the same Adam step; the raw device-pointer entry points (column sums, batch-norm,
+// sum of squares) agree with the CPU on awkward shapes; two GPU runs of a training step are
+// bit-identical (fixed-order reductions, no atomics); checkpoints move between devices and a GPU
+// resume is bit-identical.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "kernels/philox.h"
 #include "nn/adam.h"
 #include "nn/checkpoint.h"
+#include "nn/ops.h"
 #include "nn/sequential.h"
 #include "../support.h"
 
@@ -31,10 +38,30 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& b, double
   return w;
 }
 
-std::vector<float> host(const float* p, size_t n, Device d) {
+// max |a - b| / max |b|: for sums, whose rounding scales with the largest values, not each one's own.
+double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double d = 0, m = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    d = std::max(d, std::abs(double(a[i]) - b[i]));
+    m = std::max(m, std::abs(double(b[i])));
+  }
+  return d / m;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// A host copy of n values at p on cx's device (waits for cx's stream).
+std::vector<float> host(Context& cx, const float* p, size_t n) {
   std::vector<float> v(n);
-  mem_copy(Device::cpu, v.data(), d, p, n * sizeof(float));
+  mem_copy(Device::cpu, v.data(), cx.device(), p, n * sizeof(float), cx.stream());
   return v;
+}
+
+void to_device(Context& cx, float* dst, const std::vector<float>& v) {
+  mem_copy(Device::cuda, dst, Device::cpu, v.data(), v.size() * sizeof(float), cx.stream());
 }
 
 Arch mixed() {
@@ -44,23 +71,32 @@ Arch mixed() {
   return a;
 }
 
+bool cublas_mapped() {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.find("libcublas") != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("Philox: dropout masks identical, normals equal to the last bit or within an ulp") {
+  Context cx(Device::cuda);
   const size_t n = 1 << 20;
   std::vector<float> ones(n, 1.f);
-  Buffer<float> gx(Device::cuda), gy(Device::cuda, n);
+  Buffer<float> gx(cx), gy(cx, n);
   gx.upload(ones);
-  ops::dropout(Device::cuda, 0.3f, 5, 9, gx.data(), gy.data(), n);
+  ops::dropout(cx, 0.3f, 5, 9, gx.data(), gy.data(), n);
   std::vector<float> cy(n);
-  ops::dropout(Device::cpu, 0.3f, 5, 9, ones.data(), cy.data(), n);
+  ops::dropout(cpu_context(), 0.3f, 5, 9, ones.data(), cy.data(), n);
   CHECK(gy.to_host() == cy);
 
-  Buffer<float> gz(Device::cuda, n);
+  Buffer<float> gz(cx, n);
   gz.zero();
-  ops::add_normal(Device::cuda, gz.data(), n, 1.f, 11, 12);
+  ops::add_normal(cx, gz.data(), n, 1.f, 11, 12);
   std::vector<float> cz(n, 0.f);
-  ops::add_normal(Device::cpu, cz.data(), n, 1.f, 11, 12);
+  ops::add_normal(cpu_context(), cz.data(), n, 1.f, 11, 12);
   std::vector<float> g = gz.to_host();
   size_t same = 0;
   for (size_t i = 0; i < n; ++i) same += g[i] == cz[i];
@@ -68,52 +104,140 @@ TEST_CASE("Philox: dropout masks identical, normals equal to the last bit or wit
   CHECK(double(same) / n > 0.999);
 }
 
+TEST_CASE("device-pointer entry points: column sums, batch-norm and sum of squares match the CPU") {
+  Context cx(Device::cuda);
+  // Shapes around the reduction's tiles (32 columns, 32-row chunks, at most 128 chunks).
+  const int shapes[][2] = {{1, 1}, {3, 513}, {33, 31}, {256, 512}, {1000, 37}, {9000, 65}};
+  for (const auto& sh : shapes) {
+    const int rows = sh[0], cols = sh[1];
+    CAPTURE(rows);
+    CAPTURE(cols);
+    const size_t n = size_t(rows) * cols;
+    std::vector<float> x = rand_vec(n, 20), vy = rand_vec(n, 21), gamma = rand_vec(cols, 22), beta = rand_vec(cols, 23);
+    for (float& v : x) v = 3.f + 2.f * v;  // a mean well away from 0: the two-pass variance matters
+    Buffer<float> gx(cx), gvy(cx), ggamma(cx), gbeta(cx), out(cx, cols);
+    gx.upload(x);
+    gvy.upload(vy);
+    ggamma.upload(gamma);
+    gbeta.upload(beta);
+
+    std::vector<float> cs(cols);
+    ops::col_sums(cpu_context(), x.data(), cs.data(), rows, cols);
+    ops::col_sums(cx, gx.data(), out.data(), rows, cols);
+    CHECK(scaled_diff(out.to_host(), cs) < 1e-4);
+
+    // Training forward then backward, both backends from the same running statistics.
+    std::vector<float> cmean(cols), crstd(cols), crm(cols, 0.f), crv(cols, 1.f), cy(n), cvx(n), cvg(cols), cvb(cols);
+    ops::bn_fwd_train(cpu_context(), x.data(), cy.data(), gamma.data(), beta.data(), cmean.data(), crstd.data(),
+                      crm.data(), crv.data(), 0.1f, 1e-5f, rows, cols);
+    ops::bn_bwd(cpu_context(), true, x.data(), vy.data(), gamma.data(), cmean.data(), crstd.data(), cvx.data(),
+                cvg.data(), cvb.data(), rows, cols);
+    Buffer<float> gmean(cx, cols), grstd(cx, cols), grm(cx), grv(cx), gy(cx, n), gvx(cx, n), gvg(cx, cols), gvb(cx, cols);
+    grm.upload(std::vector<float>(cols, 0.f));
+    grv.upload(std::vector<float>(cols, 1.f));
+    ops::bn_fwd_train(cx, gx.data(), gy.data(), ggamma.data(), gbeta.data(), gmean.data(), grstd.data(), grm.data(),
+                      grv.data(), 0.1f, 1e-5f, rows, cols);
+    ops::bn_bwd(cx, true, gx.data(), gvy.data(), ggamma.data(), gmean.data(), grstd.data(), gvx.data(), gvg.data(),
+                gvb.data(), rows, cols);
+    // The two backends sum in different orders: float rounding apart, the same numbers.
+    CHECK(scaled_diff(gmean.to_host(), cmean) < 1e-4);
+    CHECK(rel_diff(grstd.to_host(), crstd, 1e-4) < 1e-4);
+    CHECK(rel_diff(grv.to_host(), crv, 1e-4) < 1e-4);
+    CHECK(scaled_diff(gy.to_host(), cy) < 1e-4);
+    CHECK(scaled_diff(gvb.to_host(), cvb) < 1e-4);
+    CHECK(scaled_diff(gvg.to_host(), cvg) < 1e-4);
+    CHECK(scaled_diff(gvx.to_host(), cvx) < 1e-4);
+
+    const double cpu_sq = ops::sum_squares(cpu_context(), x.data(), n);
+    const double gpu_sq = ops::sum_squares(cx, gx.data(), n);
+    CHECK(gpu_sq == doctest::Approx(cpu_sq).epsilon(1e-12));
+    CHECK(ops::sum_squares(cx, gx.data(), n) == gpu_sq);  // bit for bit on a repeat
+  }
+}
+
 TEST_CASE("forward and backward: CUDA matches the CPU (training and inference)") {
-  Sequential cpu(mixed(), Device::cpu, 21), gpu(mixed(), Device::cuda, 21);
+  Context cx(Device::cuda);
+  Sequential cpu(mixed(), cpu_context(), 21), gpu(mixed(), cx, 21);
   CHECK(gpu.params_to_host() == cpu.params_to_host());  // initialised on the host from the same Philox
   const int B = 64;
   std::vector<float> x = rand_vec(size_t(B) * 300, 1), r = rand_vec(size_t(B) * 7, 2);
-  Buffer<float> gx(Device::cuda), gr(Device::cuda);
+  Buffer<float> gx(cx), gr(cx);
   gx.upload(x);
   gr.upload(r);
   for (Mode mode : {Mode::train, Mode::infer}) {
     const float* cy = cpu.forward(x.data(), B, mode, 4);
     const float* gy = gpu.forward(gx.data(), B, mode, 4);
-    CHECK(rel_diff(host(gy, size_t(B) * 7, Device::cuda), host(cy, size_t(B) * 7, Device::cpu), 1e-4) < 1e-4);
+    CHECK(rel_diff(host(cx, gy, size_t(B) * 7), std::vector<float>(cy, cy + size_t(B) * 7), 1e-4) < 1e-4);
     const float* cv = cpu.backward(r.data(), true);
     const float* gv = gpu.backward(gr.data(), true);
-    CHECK(rel_diff(host(gv, x.size(), Device::cuda), host(cv, x.size(), Device::cpu), 1e-4) < 1e-3);
-    CHECK(rel_diff(host(gpu.grads(), gpu.num_params(), Device::cuda),
-                   host(cpu.grads(), cpu.num_params(), Device::cpu), 1e-4) < 1e-3);
+    CHECK(rel_diff(host(cx, gv, x.size()), std::vector<float>(cv, cv + x.size()), 1e-4) < 1e-3);
+    CHECK(rel_diff(host(cx, gpu.grads(), gpu.num_params()),
+                   std::vector<float>(cpu.grads(), cpu.grads() + cpu.num_params()), 1e-4) < 1e-3);
     CHECK(gpu.backward(gr.data(), false) == nullptr);
   }
   CHECK(rel_diff(gpu.state_to_host(), cpu.state_to_host(), 1e-6) < 1e-5);  // running statistics
+  CHECK(cublas_mapped());  // loaded on first use (the CPU tests check it is not loaded without a GPU)
+}
+
+TEST_CASE("two GPU runs of forward + backward + Adam are bit-identical") {
+  auto run = [](Moments m) {
+    Context cx(Device::cuda);
+    Arch a = mixed();
+    a.layers[0].weight_decay = 1e-3f;
+    Sequential net(a, cx, 5);
+    AdamConfig cfg;
+    cfg.lr = 1e-3f;
+    cfg.clip_norm = 0.5f;
+    cfg.moments = m;
+    Adam opt(net, cfg);
+    const int B = 256;
+    Buffer<float> x(cx), r(cx);
+    x.upload(rand_vec(size_t(B) * 300, 30));
+    r.upload(rand_vec(size_t(B) * 7, 31));
+    std::vector<float> out;
+    for (int s = 0; s < 3; ++s) {
+      const float* y = net.forward(x.data(), B, Mode::train, uint64_t(s));
+      out = host(cx, y, size_t(B) * 7);
+      net.backward(r.data(), false);
+      opt.step();
+    }
+    std::vector<float> all = out, g = host(cx, net.grads(), net.num_params()), p = net.params_to_host(),
+                       st = net.state_to_host();
+    all.insert(all.end(), g.begin(), g.end());
+    all.insert(all.end(), p.begin(), p.end());
+    all.insert(all.end(), st.begin(), st.end());
+    all.push_back(opt.last_grad_norm());
+    return all;
+  };
+  for (Moments m : {Moments::f32, Moments::bf16}) CHECK(same_bits(run(m), run(m)));
 }
 
 TEST_CASE("residual output on the GPU: base exactly at z = 0") {
+  Context cx(Device::cuda);
   Arch a;
   a.in = 4;
   a.residual = true;
   a.layers = {dense(64, false), tanh_act(), dense(64, false), relu(), dense(1000, false)};
-  Sequential net(a, Device::cuda, 2);
+  Sequential net(a, cx, 2);
   std::vector<float> base = rand_vec(1000, 3);
   net.set_base(base);
   net.params_from_host(rand_vec(net.num_params(), 4));
   std::vector<float> z(2 * 4, 0.f);
   z[0] = 0.5f;
-  Buffer<float> gz(Device::cuda);
+  Buffer<float> gz(cx);
   gz.upload(z);
-  std::vector<float> y = host(net.forward(gz.data(), 2, Mode::infer), 2000, Device::cuda);
+  std::vector<float> y = host(cx, net.forward(gz.data(), 2, Mode::infer), 2000);
   CHECK(std::vector<float>(y.begin() + 1000, y.end()) == base);
   CHECK(std::vector<float>(y.begin(), y.begin() + 1000) != base);
 }
 
 TEST_CASE("Adam on the GPU matches the CPU, fp32 and bf16 moments, with clipping and groups") {
+  Context cx(Device::cuda);
   for (Moments m : {Moments::f32, Moments::bf16}) {
     Arch a = mixed();
     a.layers[4].lr_scale = 0.5f;
     a.layers[0].weight_decay = 1e-3f;
-    Sequential cpu(a, Device::cpu, 8), gpu(a, Device::cuda, 8);
+    Sequential cpu(a, cpu_context(), 8), gpu(a, cx, 8);
     AdamConfig cfg;
     cfg.lr = 1e-3f;
     cfg.clip_norm = 1.f;
@@ -122,25 +246,28 @@ TEST_CASE("Adam on the GPU matches the CPU, fp32 and bf16 moments, with clipping
     for (int s = 0; s < 3; ++s) {
       std::vector<float> g = rand_vec(cpu.num_params(), 50 + s);
       std::copy(g.begin(), g.end(), cpu.grads());
-      mem_copy(Device::cuda, gpu.grads(), Device::cpu, g.data(), g.size() * sizeof(float));
+      to_device(cx, gpu.grads(), g);
       oc.step();
       og.step();
       CHECK(og.last_grad_norm() == doctest::Approx(oc.last_grad_norm()).epsilon(1e-6));
     }
+    // The same Philox words round the bf16 moments on both (kernels/nn_adam.h); only float rounding
+    // of the update (FMA contraction on the GPU) differs.
     CHECK(rel_diff(gpu.params_to_host(), cpu.params_to_host(), 1e-3) < (m == Moments::f32 ? 1e-5 : 1e-3));
   }
 }
 
 TEST_CASE("checkpoints move between devices, and a GPU resume is bit-identical") {
+  Context cx(Device::cuda);
   std::string dir = test::scratch_dir("nn_cuda_checkpoint");
   const int B = 32;
   std::vector<float> x = rand_vec(size_t(B) * 300, 7), r = rand_vec(size_t(B) * 7, 8);
-  Buffer<float> gx(Device::cuda), gr(Device::cuda);
+  Buffer<float> gx(cx), gr(cx);
   gx.upload(x);
   gr.upload(r);
   AdamConfig cfg;
   cfg.lr = 1e-3f;
-  Sequential gpu(mixed(), Device::cuda, 3);
+  Sequential gpu(mixed(), cx, 3);
   Adam og(gpu, cfg);
   auto step = [&](Sequential& n, Adam& o) {
     n.forward(gx.data(), B, Mode::train, static_cast<uint64_t>(o.steps()));
@@ -156,7 +283,7 @@ TEST_CASE("checkpoints move between devices, and a GPU resume is bit-identical")
   std::vector<float> want = gpu.params_to_host();
 
   Checkpoint back = Checkpoint::load(dir + "/gpu.ck");
-  Sequential again(mixed(), Device::cuda, 999);
+  Sequential again(mixed(), cx, 999);
   Adam oa(again, cfg);
   again.load(back, "enc.");
   oa.load(back, "enc.");
@@ -164,11 +291,12 @@ TEST_CASE("checkpoints move between devices, and a GPU resume is bit-identical")
   CHECK(again.params_to_host() == want);
 
   // The same file on the CPU: inference agrees with the GPU network it came from.
-  Sequential cpu(mixed(), Device::cpu, 1);
+  Sequential cpu(mixed(), cpu_context(), 1);
   cpu.load(back, "enc.");
-  Sequential gpu2(mixed(), Device::cuda, 1);
+  Sequential gpu2(mixed(), cx, 1);
   gpu2.load(back, "enc.");
-  std::vector<float> cy = host(cpu.forward(x.data(), B, Mode::infer), size_t(B) * 7, Device::cpu);
-  std::vector<float> gy = host(gpu2.forward(gx.data(), B, Mode::infer), size_t(B) * 7, Device::cuda);
+  const float* cyp = cpu.forward(x.data(), B, Mode::infer);
+  std::vector<float> cy(cyp, cyp + size_t(B) * 7);
+  std::vector<float> gy = host(cx, gpu2.forward(gx.data(), B, Mode::infer), size_t(B) * 7);
   CHECK(rel_diff(gy, cy, 1e-4) < 1e-4);
 }
