@@ -57,7 +57,7 @@ static int run_project(Command& c) {
   std::vector<std::string> stacks;
   for (const io::Particle& p : set.particles)
     if (stacks.empty() || stacks.back() != p.image_file) stacks.push_back(p.image_file);
-  refuse_overwriting({out}, stacks, "a stack " + particles + " names");
+  refuse_overwriting({out}, stack_candidates(stacks, particles, root), "a stack " + particles + " names");
   const WorkingGrid grid = choose_working_grid(set, box);
   const size_t plane_bytes = checked_mul(checked_mul(size_t(grid.box), size_t(grid.box), "--box"), sizeof(float), "--box");
   require_host_memory(checked_mul(plane_bytes, set.particles.size(), "the projections"),

@@ -153,11 +153,11 @@ static int run_reconstruct(Command& c) {
   if (no_ctf) opt.ctf = CtfMode::none;
   require_directory_name("--out", out);
   const std::vector<std::string> names = {"half1.mrc", "half2.mrc", "full.mrc", "fsc.txt", "fsc.png", "fsc.json"};
-  FileSpec files{{particles}, {}, {}};
+  FileSpec files{{particles}, {}, {out}};
   for (const std::string& nm : names) files.outputs.push_back((fs::path(out) / nm).string());
   for (const std::string& in : {sub_idx, sub_star, mask_path})
     if (!in.empty()) files.inputs.push_back(in);
-  check_files(files);  // the directory is made only once the data are known to be good (below)
+  check_files(files, false);  // the directory is made only once the data are known to be good (below)
   auto t0 = std::chrono::steady_clock::now();
 
   io::ParticleReadOptions ropt;
@@ -172,7 +172,7 @@ static int run_reconstruct(Command& c) {
   require_distinct_particles(set, rows);
   std::vector<std::string> stacks;
   for (size_t r : rows) stacks.push_back(set.particles[r].image_file);
-  refuse_overwriting(files.outputs, stacks, "a stack " + particles + " names");
+  refuse_overwriting(files.outputs, stack_candidates(stacks, particles, root), "a stack " + particles + " names");
   // Everything that depends on the grid is checked before the back-projection, which is the long part.
   const io::OpticsGroup& g0 = set.optics.at(size_t(set.particles[rows[0]].optics));
   check_reconstruct_options(opt, g0.box_size, g0.pixel_size);
@@ -189,7 +189,6 @@ static int run_reconstruct(Command& c) {
   log_info("reconstruct: " + std::to_string(rows.size()) + " of " + std::to_string(set.particles.size()) +
            " particles on " + device_name(device));
 
-  files.output_dirs.push_back(out);
   check_files(files);
   fs::remove(fs::path(out) / "fsc.json");  // from here until it is rewritten, the directory is unfinished
 

@@ -42,7 +42,7 @@ static int run_simulate(Command& c) {
   if (paths.empty()) throw Error("--models names no file");
   const std::string star = (fs::path(out) / (name + ".star")).string(), stack = (fs::path(out) / (name + ".mrcs")).string();
   // The files, then the models and the options against their box; the directory is made last.
-  check_files({paths, {star, stack}, {}});
+  check_files({paths, {star, stack}, {out}}, false);
   std::vector<io::GaussianModel> ms;
   for (const std::string& p : paths) ms.push_back(io::read_model(p));
   check_simulation_options(o, ms[0].box_size, name);

@@ -46,19 +46,21 @@ void check_input(const std::string& ref) {
   if (::access(path.c_str(), R_OK) != 0) throw InputError(path, "", "cannot be read (permission denied)");
 }
 
-// The nearest existing directory above `p` must be a writable directory.
+// A file's directory must exist and be writable (only declared output directories are created); a
+// directory is created under its nearest existing ancestor, which must be writable.
 void check_writable_location(const std::string& out, bool is_dir) {
-  fs::path p = resolved(out);
+  const fs::path p = resolved(out);
   std::error_code ec;
   if (fs::exists(p, ec)) {
     bool dir = fs::is_directory(p, ec);
     if (is_dir && !dir) throw Error(out + ": exists and is not a directory (it is to be the output directory)");
     if (!is_dir && dir) throw Error(out + ": is a directory; the output is a file here");
     if (::access(p.c_str(), W_OK) != 0) throw Error(out + ": not writable (permission denied)");
-    if (!is_dir) p = p.parent_path();
-    else return;
+    if (is_dir) return;
   }
   fs::path a = p.parent_path();
+  if (!is_dir && !fs::is_directory(a, ec))
+    throw Error(out + ": cannot be written: the directory " + a.string() + " does not exist");
   while (!a.empty() && !fs::exists(a, ec)) a = a.parent_path();
   if (a.empty() || !fs::is_directory(a, ec))
     throw Error(out + ": cannot be created (" + (a.empty() ? std::string("no existing parent") : a.string() + " is not a directory") + ")");
@@ -76,7 +78,25 @@ void refuse_overwriting(const std::vector<std::string>& outputs, const std::vect
                     "; choose another output");
 }
 
-void check_files(const FileSpec& spec) {
+std::vector<std::string> stack_candidates(const std::vector<std::string>& image_files, const std::string& particles,
+                                          const std::string& root) {
+  std::vector<std::string> out;
+  std::string last;
+  for (const std::string& f : image_files) {
+    if (f == last) continue;
+    last = f;
+    out.push_back(f);
+    if (fs::path(f).is_relative()) {
+      out.push_back((fs::path(particles).parent_path() / f).string());
+      if (!root.empty()) out.push_back((fs::path(root) / f).string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void check_files(const FileSpec& spec, bool create_dirs) {
   for (const std::string& i : spec.inputs) check_input(i);
   refuse_overwriting(spec.outputs, spec.inputs, "");
   for (const std::string& d : spec.output_dirs) {
@@ -91,7 +111,8 @@ void check_files(const FileSpec& spec) {
     // Inside a directory about to be created: that directory's check stands for it, unless o exists.
     if (!inside || fs::exists(o)) check_writable_location(o, false);
   }
-  for (const std::string& d : spec.output_dirs) fs::create_directories(d);
+  if (create_dirs)
+    for (const std::string& d : spec.output_dirs) fs::create_directories(d);
 }
 
 void require_extension(const std::string& option, const std::string& path, const std::vector<std::string>& exts) {

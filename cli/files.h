@@ -19,13 +19,21 @@ struct FileSpec {
   std::vector<std::string> output_dirs;  // directories written into; created by check_files
 };
 
-// Throws cugmm::Error naming the file and what is wrong; then creates the output directories.
-void check_files(const FileSpec& spec);
+// Throws cugmm::Error naming the file and what is wrong; then, with `create_dirs`, creates the output
+// directories (commands that still have inputs to check, e.g. a mask or the stacks a STAR names, call it
+// first without and create them once those are known to be good).
+void check_files(const FileSpec& spec, bool create_dirs = true);
 
 // Throws when one of `outputs` is one of `inputs` (after symlinks / hard links), naming both; for inputs
 // known only once a particle file is read (the stacks it references).
 void refuse_overwriting(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs,
                         const std::string& what);
+
+// The stacks a particle file names, as every place they may resolve to: the name as given (relative to
+// the current directory or --root) and, for a relative name, beside the particle file (io/particles.h's
+// fallback), so that an output is compared with the stack whichever one the reader would open.
+std::vector<std::string> stack_candidates(const std::vector<std::string>& image_files, const std::string& particles,
+                                          const std::string& root);
 
 // Throws unless `path`'s extension is one of `exts` (lower case, with the dot), saying which option.
 void require_extension(const std::string& option, const std::string& path, const std::vector<std::string>& exts);
