@@ -30,6 +30,8 @@ static int run_preprocess(Command& c) {
   c.flag("--verify", verify, "re-read the cache and check the checksum of every coefficient");
   c.thread_options();  // CPU work only (FFTW / OpenMP), so --threads but no --device
   if (c.parse()) return 0;
+  if (o.box != 0 && (o.box < 4 || o.box % 2))
+    throw Error("--box must be even and at least 4 (or 0: the data's own), not " + std::to_string(o.box));
   o.normalise = !no_normalise;
   o.ramp = !no_ramp;
   if (o.bg_radius < 0 && o.bg_radius != -1) throw Error("--bg-radius must be -1 (RELION's default) or >= 0");

@@ -38,6 +38,8 @@ static int run_project(Command& c) {
   c.number("--model-angpix", model_angpix, "pixel size of that frame in Å (0: the working pixel size)", 0, 1e4);
   c.device_options();
   if (c.parse()) return 0;
+  if (box != 0 && (box < 4 || box % 2))
+    throw Error("--box must be even and at least 4 (or 0: the data's own), not " + std::to_string(box));
   require_extension("--out", out, {".mrcs", ".mrc"});
   check_files({{model_path, particles}, {out}, {}});
 

@@ -11,6 +11,7 @@
 #include "engine/score.h"
 #include "io/atomic_file.h"
 #include "io/model.h"
+#include "io/text.h"
 #include "io/plot.h"
 
 namespace fs = std::filesystem;
@@ -34,7 +35,7 @@ static int run_score(Command& c) {
   c.text("--out", out, "output directory: scores.csv (per particle), scores.png (mean FRC per model)")->required();
   c.text("--root", o.root, "directory that relative image paths are relative to");
   c.text("--cache", cache_path, "particle cache (.cugmm-cache) as `cugmm preprocess` built it; made with default "
-                                "options when missing (default: OUT/particles.cugmm-cache)");
+                                "options when missing (default: OUT/<particle file's name>.cugmm-cache)");
   c.text("--cache-dir", cache_dir, "directory for the particle cache instead of OUT");
   c.number("--minres", minres, "lowest resolution in the score, Å (0: from ring 1)", 0, 1e4);
   c.number("--maxres", maxres, "highest resolution in the score, Å (0: Nyquist)", 0, 1e4);
@@ -44,6 +45,9 @@ static int run_score(Command& c) {
   std::vector<std::string> paths = split_commas(models);
   if (paths.empty()) throw Error("--models names no file");
   if (!cache_path.empty() && !cache_dir.empty()) throw Error("give --cache or --cache-dir, not both");
+  if (minres > 0 && maxres > 0 && minres <= maxres)
+    throw Error("--minres (" + std::to_string(minres) + " Å) must be a lower resolution, i.e. more Å, than --maxres (" +
+                std::to_string(maxres) + " Å)");
   require_directory_name("--out", out);
   // The cache goes under the output (or where the user says), never beside the user's data: a RELION job
   // directory may be shared or read-only.
@@ -54,6 +58,13 @@ static int run_score(Command& c) {
   FileSpec files{{o.particles}, {csv_path, png, cache_path}, {out}};
   if (!cache_dir.empty()) files.output_dirs.push_back(cache_dir);
   files.inputs.insert(files.inputs.end(), paths.begin(), paths.end());
+  check_files(files, false);
+  // Native models are read before the output directory is made and the cache built (the long step);
+  // pseudo-atoms need the cache's grid.
+  for (const std::string& p : paths) {
+    const std::string e = io::lower_extension(p);
+    if (e == ".txt" || e == ".gmm") io::read_model(p);
+  }
   check_files(files);
   const Device device = c.device();
 
