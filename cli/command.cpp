@@ -86,7 +86,9 @@ CLI::Validator integer_in(long long lo, long long hi) {
 }
 
 CLI::Validator number_in(double lo, double hi, bool lo_open) {
-  std::string range = (lo_open ? "> " + format_number(lo) : format_number(lo)) + " .. " + format_number(hi);
+  const std::string range = lo_open ? "above " + format_number(lo) + ", up to " + format_number(hi)
+                                    : format_number(lo) + " to " + format_number(hi);
+  const std::string brief = (lo_open ? ">" : "") + format_number(lo) + ".." + format_number(hi);
   return CLI::Validator(
       [lo, hi, lo_open, range](std::string& s) -> std::string {
         char* end = nullptr;
@@ -96,7 +98,7 @@ CLI::Validator number_in(double lo, double hi, bool lo_open) {
         if (v < lo || v > hi || (lo_open && v == lo)) return shown(s) + " is out of range (" + range + ")";
         return "";
       },
-      range);
+      brief);
 }
 
 CLI::Validator plain_name() {
