@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "core/device.h"
 #include "io/mrc.h"
 #include "support.h"
 
@@ -103,4 +104,19 @@ with mrcfile.open('small.mrcs', permissive=False) as s, mrcfile.open('p.mrcs') a
     d = np.abs(s.data.mean(axis=(1, 2)) - p.data.mean(axis=(1, 2))).max()
     assert d < 1e-4 * (np.abs(p.data).max() + 1e-12), d
 )PY");
+}
+
+TEST_CASE("no GPU: auto falls back quietly (a note with --debug), --device cuda is an error, info never asks") {
+  if (cuda_available()) return;  // the fallback exists only where there is no GPU
+  std::string dir = data_dir("cli_no_gpu");
+  auto r = run_cugmm("project --model m.txt --particles p.star --out q.mrcs", dir);
+  CHECK_MESSAGE(r.status == 0, r.out);
+  CHECK_FALSE(test::contains(r.out, "no usable GPU"));
+  r = run_cugmm("project --model m.txt --particles p.star --out q.mrcs --debug", dir);
+  CHECK(test::contains(r.out, "no usable GPU"));
+  r = run_cugmm("project --model m.txt --particles p.star --out q.mrcs --device cuda", dir);
+  CHECK(r.status == 1);
+  CHECK(test::contains(r.out, "--device cuda: no usable GPU"));
+  r = run_cugmm("info m.txt --debug", dir);
+  CHECK_FALSE(test::contains(r.out, "GPU"));
 }
