@@ -80,6 +80,7 @@ CLI::Validator integer_in(long long lo, long long hi) {
         }
         if (v < lo || v > hi)
           return std::to_string(v) + " is out of range (" + std::to_string(lo) + " to " + std::to_string(hi) + ")";
+        s = std::to_string(v);  // CLI11 converts with base 0 next: "064" must not become octal 52
         return "";
       },
       std::to_string(lo) + ".." + std::to_string(hi));
@@ -130,12 +131,12 @@ CLI::Option* Command::text(const std::string& flags, std::string& v, const std::
 
 CLI::Option* Command::integer(const std::string& flags, int& v, const std::string& help, long long lo, long long hi) {
   return app.add_option(flags, v, help)
-      ->check(integer_in(std::max<long long>(lo, INT32_MIN), std::min<long long>(hi, INT32_MAX)));
+      ->transform(integer_in(std::max<long long>(lo, INT32_MIN), std::min<long long>(hi, INT32_MAX)));
 }
 
 CLI::Option* Command::integer(const std::string& flags, long long& v, const std::string& help, long long lo,
                               long long hi) {
-  return app.add_option(flags, v, help)->check(integer_in(lo, hi));
+  return app.add_option(flags, v, help)->transform(integer_in(lo, hi));
 }
 
 CLI::Option* Command::number(const std::string& flags, double& v, const std::string& help, double lo, double hi,
