@@ -5,7 +5,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
+#include "cli/limits.h"
+#include "core/memory.h"
+#include "engine/preprocess.h"
 #include "core/error.h"
 #include "io/text.h"
 #include "io/cs.h"
@@ -26,20 +30,52 @@ const char* kConversions =
     "supported conversions: .cs -> .star; .star (3.0 or 3.1) -> .star (3.1); image or stack (MRC, TIFF, N@stack) "
     "-> .mrc/.mrcs/.map (float32); model (.txt/.gmm, .pdb/.ent, .cif/.mmcif) -> .txt/.gmm, .pdb, .cif, .cmm";
 
+// Every section of a stack to box x box pixels by Fourier cropping (engine/preprocess.h's convention: the
+// field of view is kept, the pixel grows by n / box, values stay densities per Å^2).
+io::Image downsample_images(const io::Image& im, int box) {
+  if (im.nx != im.ny) throw Error("--box: images must be square, these are " + std::to_string(im.nx) + " x " +
+                                  std::to_string(im.ny));
+  const int n = im.nx;
+  if (box > n) throw Error("--box " + std::to_string(box) + ": larger than the images (" + std::to_string(n) +
+                           " px); --box only downsamples");
+  if (box % 2) throw Error("--box " + std::to_string(box) + ": must be even (the Fourier crop keeps a Nyquist term)");
+  const double pixel = im.pixel_size > 0 ? im.pixel_size : 1.0;  // cancels out; unknown stays unknown
+  io::Image out;
+  out.nx = out.ny = box;
+  out.nz = im.nz;
+  out.pixel_size = im.pixel_size > 0 ? float(im.pixel_size * double(n) / box) : 0.f;
+  out.data.resize(size_t(box) * box * size_t(im.nz));
+#pragma omp parallel
+  {
+    std::vector<cfloat> a(size_t(n) * (n / 2 + 1)), b(size_t(box) * (box / 2 + 1));
+#pragma omp for schedule(static)
+    for (int z = 0; z < im.nz; ++z) {
+      image_to_fourier(im.data.data() + size_t(z) * n * n, n, pixel, a.data());
+      fourier_resize(a.data(), n, b.data(), box);
+      fourier_to_image(b.data(), box, pixel * n / box, out.data.data() + size_t(z) * box * box);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-static int run_convert(Args& args) {
-  std::string root = args.str("root", "", "STAR: where relative image paths resolve (the RELION project directory)");
-  bool no_images = args.flag("no-images", "STAR 3.0 -> 3.1 without opening the images (rlnImageSize then omitted)");
-  bool no_poses = args.flag("no-poses", ".cs: accept particles without alignments3D/pose");
-  int box = int(args.integer("box", 0, "models: the box (pixels) of the pseudo-atoms' map frame"));
-  double angpix = args.num("angpix", 0, "models: the pixel size (Å) of the map frame; images: pixel size to write");
-  std::string in = args.positional(0, "IN");
-  std::string out = args.positional(1, "OUT");
-  if (args.done("cugmm convert IN OUT [--root DIR] [--no-images] [--no-poses] [--box N] [--angpix A]\n  " +
-                    std::string(kConversions),
-                2))
-    return 0;
+static int run_convert(Command& c) {
+  std::string root, in, out;
+  bool no_images = false, no_poses = false;
+  int box = 0;
+  double angpix = 0;
+  c.app.footer(kConversions);
+  c.text("IN", in, "the file to convert (N@stack for one image of a stack)")->required();
+  c.text("OUT", out, "the file to write; its extension says the format")->required();
+  c.text("--root", root, "STAR: where relative image paths resolve (the RELION project directory)");
+  c.flag("--no-images", no_images, "STAR 3.0 -> 3.1 without opening the images (rlnImageSize then omitted)");
+  c.flag("--no-poses", no_poses, ".cs: accept particles without alignments3D/pose");
+  c.integer("--box", box, "models: the box (pixels) of the pseudo-atoms' map frame; images and stacks: "
+                          "downsample to N pixels by Fourier cropping (0: keep)", 0, kMaxBox);
+  c.number("--angpix", angpix, "models: the pixel size (Å) of the map frame; images: pixel size to write", 0, 1e4);
+  if (c.parse()) return 0;
+  check_files({{in}, {out}, {}});
   const std::string ei = io::lower_extension(in), eo = io::lower_extension(out);
 
   if (ei == ".cs") {
@@ -89,9 +125,19 @@ static int run_convert(Args& args) {
   if (!is_mrc(eo)) throw Error("images convert to MRC (.mrc, .mrcs, .map); " + std::string(kConversions));
   io::ImageRef ref = io::parse_image_ref(in);
   io::ImageInfo ii = io::read_image_info(ref.path);
+  if (ii.nz > 1 || ref.index >= 0 || box > 0) {
+    const size_t n = size_t(ii.nx) * size_t(ii.ny);
+    require_host_memory(checked_mul(n, size_t(ref.index >= 0 ? 1 : ii.nz) * 2 * sizeof(float), "the images"),
+                        "converting " + in);
+  }
   io::Image im = io::read_image(in);
   if (angpix > 0) im.pixel_size = float(angpix);
-  bool volume = ii.is_volume && ref.index < 0;
+  // A stack stays a stack (ISPG 0): only a volume read whole, with no resampling, is written as one.
+  bool volume = ii.is_volume && ref.index < 0 && ei != ".mrcs" && eo != ".mrcs" && box == 0;
+  if (box > 0 && box != im.nx) {
+    if (ii.is_volume && ref.index < 0) throw Error("--box resamples images and stacks, not volumes (" + in + ")");
+    im = downsample_images(im, box);
+  }
   io::write_mrc(out, im, !volume);
   std::printf("%s: %d x %d x %d float32 %s at %.4f Å/px%s\n", out.c_str(), im.nx, im.ny, im.nz,
               volume ? "volume" : "stack", im.pixel_size, im.pixel_size > 0 ? "" : " (unknown: pass --angpix)");

@@ -8,7 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "engine/example_model.h"
 #include "engine/fsc.h"
@@ -38,8 +39,8 @@ double classification_accuracy(const std::string& csv) {
   std::getline(f, line);
   size_t n = 0, right = 0;
   while (std::getline(f, line)) {
-    long row = std::stol(line.substr(0, line.find(',')));
-    int best = std::stoi(line.substr(line.rfind(',') + 1));
+    long row = std::strtol(line.c_str(), nullptr, 10);
+    int best = int(std::strtol(line.c_str() + line.rfind(',') + 1, nullptr, 10));
     right += (best - 1) == int(row % 2);
     ++n;
   }
@@ -56,14 +57,20 @@ double fsc_to_truth(const std::string& recon, const std::string& truth) {
 
 }  // namespace
 
-static int run_demo(Args& args) {
-  std::string out = args.str("out", "demo_out", "output directory");
-  int count = int(args.integer("count", 2000, "particles to simulate"));
-  double snr = args.num("snr", 0.5, "signal-to-noise ratio of the simulated particles");
-  std::string device = args.str("device", "auto", "auto|cpu|cuda: where to compute");
-  std::string threads = args.str("threads", "0", "CPU threads (0 = all cores)");
-  if (args.done("cugmm demo [--out DIR] [--count N] [--snr S] [--device D]", 0)) return 0;
-  fs::create_directories(out);
+static int run_demo(Command& c) {
+  std::string out = "demo_out", device = "auto";
+  int count = 2000, threads_n = 0;
+  double snr = 0.5;
+  c.text("--out", out, "output directory");
+  c.integer("--count", count, "particles to simulate", 2, 1'000'000);
+  c.number("--snr", snr, "signal-to-noise ratio of the simulated particles", 0, 1e6);
+  c.text("--device", device, "where to compute (auto: a GPU when there is one)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  c.integer("--threads", threads_n, "CPU threads (0 = all cores)", 0, max_threads());
+  if (c.parse()) return 0;
+  const std::string threads = std::to_string(threads_n);
+  require_directory_name("--out", out);
+  check_files({{}, {}, {out}});
   const std::vector<std::string> dev = {"--device", device, "--threads", threads};
   auto with_dev = [&](std::vector<std::string> v) { v.insert(v.end(), dev.begin(), dev.end()); return v; };
 
@@ -84,7 +91,8 @@ static int run_demo(Args& args) {
                  "--snr", std::to_string(snr)}));
   step({"info", star});
   step({"preprocess", "--particles", star, "--threads", threads});  // CPU work only: no --device
-  step(with_dev({"score", "--models", open + "," + closed, "--particles", star, "--out", out + "/scores.csv"}));
+  step(with_dev({"score", "--models", open + "," + closed, "--particles", star, "--cache",
+                 out + "/particles.cugmm-cache", "--out", out + "/scores"}));
   step(with_dev({"project", "--model", open, "--particles", star, "--out", out + "/projections_open.mrcs", "--ctf"}));
   step({"render", "--model", open, "--out", out + "/truth_open.mrc", "--threads", threads});  // CPU only
   step({"render", "--model", closed, "--out", out + "/truth_closed.mrc", "--threads", threads});
@@ -96,7 +104,7 @@ static int run_demo(Args& args) {
   nlohmann::json summary;
   summary["particles"] = count;
   summary["snr"] = snr;
-  summary["score_classification_accuracy"] = classification_accuracy(out + "/scores.csv");
+  summary["score_classification_accuracy"] = classification_accuracy(out + "/scores/scores.csv");
   summary["fsc05_open_recon_vs_open_truth_A"] = fsc_to_truth(out + "/recon_open/full.mrc", out + "/truth_open.mrc");
   summary["fsc05_open_recon_vs_closed_truth_A"] = fsc_to_truth(out + "/recon_open/full.mrc", out + "/truth_closed.mrc");
   summary["fsc05_closed_recon_vs_closed_truth_A"] =

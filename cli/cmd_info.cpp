@@ -8,7 +8,9 @@
 #include <limits>
 #include <map>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
+#include "cli/limits.h"
 #include "core/error.h"
 #include "io/text.h"
 #include "io/cs.h"
@@ -77,7 +79,8 @@ void info_image(const std::string& path) {
                 std::sqrt(m2 / n));
 }
 
-void info_star(const std::string& path, const std::string& root) {
+// 0 when the file is a readable particle file, 1 when it is a STAR file but not one (the reason printed).
+int info_star(const std::string& path, const std::string& root) {
   io::StarFile star = io::read_star(path);
   std::printf("%s: RELION STAR, ", path.c_str());
   if (star.version)
@@ -97,8 +100,8 @@ void info_star(const std::string& path, const std::string& root) {
   try {
     set = io::read_particles(path, opt);
   } catch (const InputError& e) {
-    std::printf("not a readable particle file: %s\n", e.what());
-    return;
+    std::fprintf(stderr, "cugmm info: error: not a readable particle file: %s\n", e.what());
+    return 1;
   }
   // Box sizes the STAR file leaves out come from the stacks; an error there is reported, not fatal.
   std::string images;
@@ -137,6 +140,7 @@ void info_star(const std::string& path, const std::string& root) {
     std::printf("\n");
   }
   std::printf("images: %s\n", images.c_str());
+  return 0;
 }
 
 void info_npy(const std::string& path) {
@@ -184,16 +188,19 @@ void info_model(const std::string& path, int box, double angpix) {
 
 }  // namespace
 
-static int run_info(Args& args) {
-  std::string root = args.str("root", "", "STAR: where relative image paths resolve (the RELION project directory)");
-  int box = int(args.integer("box", 0, "PDB/mmCIF pseudo-atoms: the box (pixels) of their map frame"));
-  double angpix = args.num("angpix", 0, "PDB/mmCIF pseudo-atoms: the pixel size (Å) of their map frame");
-  std::string path = args.positional(0, "FILE");
-  if (args.done("cugmm info FILE [--root DIR] [--box N --angpix A]", 1)) return 0;
-  if (!std::filesystem::exists(path)) throw InputError(path, "", "no such file");
+static int run_info(Command& c) {
+  std::string root, path;
+  int box = 0;
+  double angpix = 0;
+  c.text("FILE", path, "image, stack, STAR, .cs or model file")->required();
+  c.text("--root", root, "STAR: where relative image paths resolve (the RELION project directory)");
+  c.integer("--box", box, "PDB/mmCIF pseudo-atoms: the box (pixels) of their map frame", 0, kMaxBox);
+  c.number("--angpix", angpix, "PDB/mmCIF pseudo-atoms: the pixel size (Å) of their map frame", 0, 1e4);
+  if (c.parse()) return 0;
+  check_files({{path}, {}, {}});
   const std::string e = io::lower_extension(path);
   if (e == ".star")
-    info_star(path, root);
+    return info_star(path, root);
   else if (e == ".cs" || e == ".npy")
     info_npy(path);
   else if (is_model_ext(e))

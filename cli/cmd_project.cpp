@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <vector>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
+#include "cli/limits.h"
+#include "core/memory.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/model_params.h"
@@ -20,18 +23,25 @@
 
 namespace cugmm::cli {
 
-static int run_project(Args& args) {
-  std::string model_path = args.required("model", "native model file, or PDB/mmCIF pseudo-atoms");
-  std::string particles = args.required("particles", "particle STAR or cryoSPARC .cs file (poses, CTFs)");
-  std::string out = args.required("out", "output stack (.mrcs)");
-  bool ctf = args.flag("ctf", "apply each particle's CTF (|CTF| where its optics group is phase-flipped)");
-  std::string root = args.str("root", "", "directory that relative image paths are relative to");
-  int box = int(args.integer("box", 0, "working box in pixels (0: the finest optics group's)"));
-  int model_box = int(args.integer("model-box", 0, "box of the pseudo-atom model's map frame (0: the working box)"));
-  double model_angpix = args.num("model-angpix", 0, "pixel size of that frame in Å (0: the working pixel size)");
-  Device device = args.device();
-  if (args.done("cugmm project --model MODEL --particles STAR --out STACK.mrcs [--ctf] [--box N] [--device D]", 0))
-    return 0;
+static int run_project(Command& c) {
+  std::string model_path, particles, out, root;
+  bool ctf = false;
+  int box = 0, model_box = 0;
+  double model_angpix = 0;
+  c.text("--model", model_path, "native model file, or PDB/mmCIF pseudo-atoms")->required();
+  c.text("--particles", particles, "particle STAR or cryoSPARC .cs file (poses, CTFs)")->required();
+  c.text("--out", out, "output stack (.mrcs)")->required();
+  c.flag("--ctf", ctf, "apply each particle's CTF (|CTF| where its optics group is phase-flipped)");
+  c.text("--root", root, "directory that relative image paths are relative to");
+  c.integer("--box", box, "working box in pixels (0: the finest optics group's)", 0, kMaxBox);
+  c.integer("--model-box", model_box, "box of the pseudo-atom model's map frame (0: the working box)", 0, kMaxBox);
+  c.number("--model-angpix", model_angpix, "pixel size of that frame in Å (0: the working pixel size)", 0, 1e4);
+  c.device_options();
+  if (c.parse()) return 0;
+  if (box != 0 && (box < 4 || box % 2))
+    throw Error("--box must be even and at least 4 (or 0: the data's own), not " + std::to_string(box));
+  require_extension("--out", out, {".mrcs", ".mrc"});
+  check_files({{model_path, particles}, {out}, {}});
 
   // The images themselves are not needed, only their grid: when the STAR gives every box size, the stacks
   // need not be there.
@@ -46,7 +56,15 @@ static int run_project(Args& args) {
       break;
     }
   if (ctf && !set.has_ctf) throw Error("--ctf: " + particles + " gives no defocus values");
+  std::vector<std::string> stacks;
+  for (const io::Particle& p : set.particles)
+    if (stacks.empty() || stacks.back() != p.image_file) stacks.push_back(p.image_file);
+  refuse_overwriting({out}, stack_candidates(stacks, particles, root), "a stack " + particles + " names");
   const WorkingGrid grid = choose_working_grid(set, box);
+  const size_t plane_bytes = checked_mul(checked_mul(size_t(grid.box), size_t(grid.box), "--box"), sizeof(float), "--box");
+  require_host_memory(checked_mul(plane_bytes, set.particles.size(), "the projections"),
+                      std::to_string(set.particles.size()) + " projections of " + std::to_string(grid.box) + " px");
+  const Device device = c.device();
   io::GaussianModel m = io::load_any_model(model_path, model_box > 0 ? model_box : grid.box,
                                            model_angpix > 0 ? model_angpix : grid.pixel);
   CUGMM_REQUIRE(m.size() > 0, "the model " + model_path + " has no Gaussians");

@@ -17,7 +17,8 @@
 #include <set>
 #include <sstream>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "engine/fsc.h"
 #include "core/log.h"
@@ -80,10 +81,18 @@ std::vector<size_t> rows_from_file(const std::string& path, size_t count) {
     while (end && (*end == ' ' || *end == '\t' || *end == '\r')) ++end;
     if (end == line.c_str() + a || *end != 0 || v < 0 || size_t(v) >= count)
       throw InputError(path, "line " + std::to_string(ln),
-                       "expected a 0-based row below " + std::to_string(count) + ", got '" + line + "'");
+                       "expected a 0-based row below " + std::to_string(count) + ", got '" + quote_value(line) + "'");
     rows.push_back(size_t(v));
   }
-  return rows;
+  // A row listed twice would put one particle in both halves: keep its first mention.
+  std::vector<char> seen(count, 0);
+  std::vector<size_t> unique;
+  for (size_t r : rows)
+    if (!seen[r]++) unique.push_back(r);
+  if (unique.size() < rows.size())
+    log_warn(path + ": " + std::to_string(rows.size() - unique.size()) + " duplicate row(s) ignored (a particle is "
+             "used once, in one half)");
+  return unique;
 }
 
 // "000012@dir/a.mrcs" and "12@dir/a.mrcs" name the same image.
@@ -115,32 +124,40 @@ const char* ctf_name(CtfMode m) {
 
 }  // namespace
 
-static int run_reconstruct(Args& args) {
-  std::string particles = args.required("particles", "particle STAR or cryoSPARC .cs file");
-  std::string out = args.required("out", "output directory");
-  std::string root = args.str("root", "", "directory that relative image paths are relative to");
-  std::string sub_col = args.str("subset-column", "", "keep particles whose COLUMN (e.g. rlnClassNumber) ...");
-  std::string sub_val = args.str("subset-values", "", "... has one of these comma-separated values");
-  std::string sub_idx = args.str("subset-indices", "", "file of 0-based particle rows, one per line");
-  std::string sub_star = args.str("subset-star", "", "keep the particles whose rlnImageName this STAR lists");
+static int run_reconstruct(Command& c) {
+  std::string particles, out, root, sub_col, sub_val, sub_idx, sub_star, mask_path;
   ReconstructOptions opt;
-  opt.padding = int(args.integer("padding", 2, "Fourier padding factor (1..4)"));
-  opt.wiener_tau = args.num("wiener-tau", opt.wiener_tau, "regulariser, relative to each shell's mean weight");
-  opt.maxres = args.num("maxres", 0, "highest resolution inserted, Å (0: Nyquist)");
-  bool no_ctf = args.flag("no-ctf", "do not correct the CTF");
-  std::string mask_path = args.str("mask", "", "mask (MRC, values 0..1) for the masked FSC");
-  double mask_radius = args.num("mask-radius", 0, "soft spherical mask radius, Å, for the masked FSC");
-  double mask_edge = args.num("mask-edge", 6, "its raised-cosine edge width, Å");
-  Device device = args.device();
-  if (args.done("cugmm reconstruct --particles STAR|CS --out DIR [--subset-column C --subset-values V,..|"
-                "--subset-indices FILE|--subset-star STAR] [--padding 2] [--mask MRC|--mask-radius Å] [--device D]",
-                0))
-    return 0;
+  bool no_ctf = false;
+  double mask_radius = 0, mask_edge = 6;
+  c.text("--particles", particles, "particle STAR or cryoSPARC .cs file")->required();
+  c.text("--out", out, "output directory")->required();
+  c.text("--root", root, "directory that relative image paths are relative to");
+  c.text("--subset-column", sub_col, "keep particles whose COLUMN (e.g. rlnClassNumber) ...");
+  c.text("--subset-values", sub_val, "... has one of these comma-separated values");
+  c.text("--subset-indices", sub_idx, "file of 0-based particle rows, one per line (duplicates ignored)");
+  c.text("--subset-star", sub_star, "keep the particles whose rlnImageName this STAR lists");
+  c.integer("--padding", opt.padding, "Fourier padding factor", 1, 4);
+  c.number("--wiener-tau", opt.wiener_tau, "regulariser, relative to each shell's mean weight", 0, 1e6, true);
+  c.number("--maxres", opt.maxres, "highest resolution inserted, Å (0: Nyquist)", 0, 1e6);
+  c.flag("--no-ctf", no_ctf, "do not correct the CTF");
+  c.text("--mask", mask_path, "mask (MRC, values 0..1) for the masked FSC");
+  c.number("--mask-radius", mask_radius, "soft spherical mask radius, Å, for the masked FSC (0: none)", 0, 1e6);
+  c.number("--mask-edge", mask_edge, "its raised-cosine edge width, Å", 0, 1e6);
+  c.device_options();
+  if (c.parse()) return 0;
   int nsub = !sub_col.empty() + !sub_idx.empty() + !sub_star.empty();
-  CUGMM_REQUIRE(nsub <= 1, "give at most one of --subset-column, --subset-indices, --subset-star");
-  CUGMM_REQUIRE(sub_col.empty() == sub_val.empty(), "--subset-column and --subset-values go together");
-  CUGMM_REQUIRE(mask_path.empty() || mask_radius <= 0, "give --mask or --mask-radius, not both");
+  if (nsub > 1) throw Error("give at most one of --subset-column, --subset-indices, --subset-star");
+  if (sub_col.empty() != sub_val.empty()) throw Error("--subset-column and --subset-values go together");
+  if (!mask_path.empty() && mask_radius > 0) throw Error("give --mask or --mask-radius, not both");
+  check_reconstruct_options(opt, 0, 0);  // what does not depend on the data, before reading it
   if (no_ctf) opt.ctf = CtfMode::none;
+  require_directory_name("--out", out);
+  const std::vector<std::string> names = {"half1.mrc", "half2.mrc", "full.mrc", "fsc.txt", "fsc.png", "fsc.json"};
+  FileSpec files{{particles}, {}, {out}};
+  for (const std::string& nm : names) files.outputs.push_back((fs::path(out) / nm).string());
+  for (const std::string& in : {sub_idx, sub_star, mask_path})
+    if (!in.empty()) files.inputs.push_back(in);
+  check_files(files, false);  // the directory is made only once the data are known to be good (below)
   auto t0 = std::chrono::steady_clock::now();
 
   io::ParticleReadOptions ropt;
@@ -152,10 +169,27 @@ static int run_reconstruct(Args& args) {
   else if (!sub_star.empty()) rows = rows_by_star(set, sub_star);
   else for (size_t i = 0; i < set.particles.size(); ++i) rows.push_back(i);
   if (rows.empty()) throw Error("reconstruct: the subset selects no particles");
+  require_distinct_particles(set, rows);
+  std::vector<std::string> stacks;
+  for (size_t r : rows) stacks.push_back(set.particles[r].image_file);
+  refuse_overwriting(files.outputs, stack_candidates(stacks, particles, root), "a stack " + particles + " names");
+  // Everything that depends on the grid is checked before the back-projection, which is the long part.
+  const io::OpticsGroup& g0 = set.optics.at(size_t(set.particles[rows[0]].optics));
+  check_reconstruct_options(opt, g0.box_size, g0.pixel_size);
+  std::vector<float> mask;
+  if (!mask_path.empty()) {
+    mask = read_mask(mask_path, g0.box_size);
+    check_mask(mask, mask_path);
+  } else if (mask_radius > 0) {
+    check_sphere_mask(mask_radius, mask_edge, g0.box_size, g0.pixel_size);
+    mask = soft_sphere_mask(g0.box_size, mask_radius / g0.pixel_size, mask_edge / g0.pixel_size);
+    check_mask(mask, "--mask-radius");
+  }
+  const Device device = c.device();
   log_info("reconstruct: " + std::to_string(rows.size()) + " of " + std::to_string(set.particles.size()) +
            " particles on " + device_name(device));
 
-  fs::create_directories(out);
+  check_files(files);
   fs::remove(fs::path(out) / "fsc.json");  // from here until it is rewritten, the directory is unfinished
 
   HalfMaps maps = reconstruct_halves(set, rows, device, opt);
@@ -169,8 +203,6 @@ static int run_reconstruct(Args& args) {
   bool masked = !mask_path.empty() || mask_radius > 0;
   FscCurve mcurve;
   if (masked) {
-    std::vector<float> mask = !mask_path.empty() ? read_mask(mask_path, n)
-                                                 : soft_sphere_mask(n, mask_radius / pix, mask_edge / pix);
     std::vector<float> a = apply_mask(maps.half1, mask), b = apply_mask(maps.half2, mask);
     mcurve = fsc(a.data(), b.data(), n, maps.pixel_size);
   }

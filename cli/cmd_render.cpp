@@ -1,22 +1,32 @@
 // `cugmm render`: a Gaussian model as a 3-D map (engine/render.h: each voxel holds its mass).
 #include <cstdio>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
+#include "cli/limits.h"
+#include "core/memory.h"
 #include "engine/render.h"
 #include "io/model.h"
 #include "io/mrc.h"
 
 namespace cugmm::cli {
 
-static int run_render(Args& args) {
-  std::string model = args.required("model", "native model file, or PDB/mmCIF pseudo-atoms");
-  std::string out = args.required("out", "output map (.mrc)");
-  int box = int(args.integer("box", 0, "box in pixels (0: the model's)"));
-  double angpix = args.num("angpix", 0, "pixel size in Å (0: the model's)");
-  // CPU work only (FFTW / OpenMP), so --threads but no --device.
-  args.threads();
-  if (args.done("cugmm render --model MODEL --out MAP.mrc [--box N] [--angpix A]", 0)) return 0;
+static int run_render(Command& c) {
+  std::string model, out;
+  int box = 0;
+  double angpix = 0;
+  c.text("--model", model, "native model file, or PDB/mmCIF pseudo-atoms")->required();
+  c.text("--out", out, "output map (.mrc or .map)")->required();
+  c.integer("--box", box, "box in pixels (0: the model's)", 0, kMaxBox);
+  c.number("--angpix", angpix, "pixel size in Å (0: the model's)", 0, 1e4);
+  c.thread_options();  // CPU work only (FFTW / OpenMP), so --threads but no --device
+  if (c.parse()) return 0;
+  require_extension("--out", out, {".mrc", ".map"});
+  check_files({{model}, {out}, {}});
   io::GaussianModel m = io::load_any_model(model, box, angpix);
+  const size_t n = size_t(box > 0 ? box : m.box_size);
+  require_host_memory(checked_mul(checked_mul(n * n, n, "the map"), 3 * sizeof(float), "the map"),
+                      "a " + std::to_string(n) + "^3 map");
   io::Image vol = render_volume(m, box, angpix);
   io::write_mrc(out, vol, false);
   std::printf("%s: %d^3 voxels at %.4f Å, %zu Gaussians\n", out.c_str(), vol.nx, vol.pixel_size, m.size());

@@ -4,13 +4,17 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "engine/particle_cache.h"
 #include "engine/score.h"
 #include "io/atomic_file.h"
 #include "io/model.h"
+#include "io/text.h"
 #include "io/plot.h"
+
+namespace fs = std::filesystem;
 
 namespace cugmm::cli {
 
@@ -22,23 +26,49 @@ static std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-static int run_score(Args& args) {
+static int run_score(Command& c) {
   CacheOptions o;
-  std::string models = args.required("models", "model files, comma-separated (native, PDB or mmCIF)");
-  o.particles = args.required("particles", "particle STAR or cryoSPARC .cs file");
-  std::string out = args.required("out", "per-particle scores (.csv); a mean-FRC plot is written beside it (.png)");
-  o.root = args.str("root", "", "directory that relative image paths are relative to");
-  std::string cache_path = args.str("cache", "", "particle cache as `cugmm preprocess` built it (default: beside "
-                                                 "the particles; made with default options when missing)");
+  std::string models, out, cache_path, cache_dir;
+  double minres = kDefaultMinRes, maxres = 0;
+  c.text("--models", models, "model files, comma-separated (native, PDB or mmCIF)")->required();
+  c.text("--particles", o.particles, "particle STAR or cryoSPARC .cs file")->required();
+  c.text("--out", out, "output directory: scores.csv (per particle), scores.png (mean FRC per model)")->required();
+  c.text("--root", o.root, "directory that relative image paths are relative to");
+  c.text("--cache", cache_path, "particle cache (.cugmm-cache) as `cugmm preprocess` built it; made with default "
+                                "options when missing (default: OUT/<particle file's name>.cugmm-cache)");
+  c.text("--cache-dir", cache_dir, "directory for the particle cache instead of OUT");
+  c.number("--minres", minres, "lowest resolution in the score, Å (0: from ring 1)", 0, 1e4);
+  c.number("--maxres", maxres, "highest resolution in the score, Å (0: Nyquist)", 0, 1e4);
+  c.device_options();
+  if (c.parse()) return 0;
   o.accept_any_options = true;  // score the particles as they were preprocessed
-  double minres = args.num("minres", kDefaultMinRes, "lowest resolution in the score, Å");
-  double maxres = args.num("maxres", 0, "highest resolution in the score, Å (0: Nyquist)");
-  Device device = args.device();
-  if (args.done("cugmm score --models A[,B...] --particles STAR --out scores.csv", 0)) return 0;
+  std::vector<std::string> paths = split_commas(models);
+  if (paths.empty()) throw Error("--models names no file");
+  if (!cache_path.empty() && !cache_dir.empty()) throw Error("give --cache or --cache-dir, not both");
+  if (minres > 0 && maxres > 0 && minres <= maxres)
+    throw Error("--minres (" + std::to_string(minres) + " Å) must be a lower resolution, i.e. more Å, than --maxres (" +
+                std::to_string(maxres) + " Å)");
+  require_directory_name("--out", out);
+  // The cache goes under the output (or where the user says), never beside the user's data: a RELION job
+  // directory may be shared or read-only.
+  if (cache_path.empty()) cache_path = ((cache_dir.empty() ? fs::path(out) : fs::path(cache_dir)) /
+                                        fs::path(o.particles).stem()).string() + ".cugmm-cache";
+  require_extension("--cache", cache_path, {".cugmm-cache"});
+  const std::string csv_path = (fs::path(out) / "scores.csv").string(), png = (fs::path(out) / "scores.png").string();
+  FileSpec files{{o.particles}, {csv_path, png, cache_path}, {out}};
+  if (!cache_dir.empty()) files.output_dirs.push_back(cache_dir);
+  files.inputs.insert(files.inputs.end(), paths.begin(), paths.end());
+  check_files(files, false);
+  // Native models are read before the output directory is made and the cache built (the long step);
+  // pseudo-atoms need the cache's grid.
+  for (const std::string& p : paths) {
+    const std::string e = io::lower_extension(p);
+    if (e == ".txt" || e == ".gmm") io::read_model(p);
+  }
+  check_files(files);
+  const Device device = c.device();
 
   ParticleCache cache = open_particle_cache(o, cache_path, true);
-  std::vector<std::string> paths = split_commas(models);
-  CUGMM_REQUIRE(!paths.empty(), "--models names no file");
   std::vector<ScoreResult> results;
   io::Plot plot;
   plot.title("mean FRC of model and particles").xlabel("spatial frequency (1/A)").ylabel("FRC");
@@ -68,10 +98,9 @@ static int run_score(Args& args) {
     }
     csv << "," << best + 1 << "\n";
   }
-  io::write_file_atomic(out, csv.str());
-  std::string png = out.substr(0, out.rfind('.')) + ".png";
+  io::write_file_atomic(csv_path, csv.str());
   plot.write_png(png);
-  std::printf("wrote %s and %s\n", out.c_str(), png.c_str());
+  std::printf("wrote %s and %s\n", csv_path.c_str(), png.c_str());
   return 0;
 }
 

@@ -41,12 +41,13 @@ Device pick_device(const std::string& choice) {
   }
   if (choice == "auto") {
     if (cuda_available()) return Device::cuda;
+    // Nobody asked for a GPU: falling back is normal, so it is said only with --debug (and once).
     static bool said = false;
-    if (!said) log_info("no usable GPU (" + cuda_info().reason + "): running on the CPU");
+    if (!said && debug_enabled()) log_info("no usable GPU (" + cuda_info().reason + "): running on the CPU");
     said = true;
     return Device::cpu;
   }
-  throw Error("--device must be auto, cpu or cuda, not '" + choice + "'");
+  throw Error("--device must be auto, cpu or cuda, not '" + quote_value(choice) + "'");
 }
 
 const char* device_name(Device d) { return d == Device::cuda ? "cuda" : "cpu"; }

@@ -1,5 +1,7 @@
 // Errors are exceptions that say what failed and where, never exit(): the CLI prints them, a library
-// user catches them.
+// user catches them. Messages are for users: they name the file, record and value; the source file:line
+// of a CUGMM_FAIL / CUGMM_REQUIRE is added only with set_debug(true) (`--debug`), since it means nothing
+// to a user and hides the message.
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -16,6 +18,15 @@ struct InputError : Error {
 };
 
 [[noreturn]] void throw_error(const std::string& what, const char* file, int line);
+
+// `--debug`: source locations in errors, notes that are otherwise silent (e.g. why no GPU is used).
+void set_debug(bool on);
+bool debug_enabled();
+
+// A value from the user or a file as it may be quoted in a message: non-printable bytes escaped (\xNN),
+// at most `max_chars` characters kept (the rest said as "... (N bytes)"), so binary or megabytes of
+// input are never echoed.
+std::string quote_value(const std::string& value, size_t max_chars = 64);
 
 }  // namespace cugmm
 

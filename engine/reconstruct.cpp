@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
+#include <tuple>
 
 #include "core/error.h"
 #include "engine/fft.h"
@@ -26,6 +28,60 @@ void FourierGrid::add(const FourierGrid& o) {
     data[i] += o.data[i];
     weight[i] += o.weight[i];
   }
+}
+
+void check_reconstruct_options(const ReconstructOptions& opt, int box, double pixel_size) {
+  if (opt.padding < 1 || opt.padding > 4) throw Error("--padding must be 1..4, not " + std::to_string(opt.padding));
+  if (!std::isfinite(opt.wiener_tau) || opt.wiener_tau <= 0)
+    throw Error("--wiener-tau must be a finite number > 0 (it regularises the division by the weights), not " +
+                std::to_string(opt.wiener_tau));
+  if (!std::isfinite(opt.maxres) || opt.maxres < 0)
+    throw Error("--maxres must be a finite number of Å >= 0 (0: Nyquist), not " + std::to_string(opt.maxres));
+  if (opt.maxres > 0 && box > 0 && pixel_size > 0 && box * pixel_size / opt.maxres < kMinShells) {
+    char m[256];
+    std::snprintf(m, sizeof m, "--maxres %g Å keeps fewer than %g Fourier shells of a %d px box at %g Å/px: at "
+                  "most %g Å", opt.maxres, kMinShells, box, pixel_size, box * pixel_size / kMinShells);
+    throw Error(m);
+  }
+}
+
+void check_mask(const std::vector<float>& mask, const std::string& what) {
+  double sum = 0;
+  for (float v : mask) {
+    if (!std::isfinite(v) || v < 0 || v > 1) throw Error(what + ": mask values must be finite and in [0, 1]");
+    sum += v;
+  }
+  if (!(sum > 0)) throw Error(what + ": the mask is zero everywhere (nothing would be compared)");
+}
+
+void check_sphere_mask(double radius_A, double edge_A, int box, double pixel_size) {
+  if (!std::isfinite(radius_A) || !std::isfinite(edge_A) || edge_A < 0)
+    throw Error("--mask-radius and --mask-edge must be finite, the edge >= 0");
+  if (radius_A < 2 * pixel_size)
+    throw Error("--mask-radius " + std::to_string(radius_A) + " Å is under 2 pixels (" + std::to_string(2 * pixel_size) +
+                " Å): the masked FSC would compare a few voxels");
+  if (radius_A > box * pixel_size)
+    throw Error("--mask-radius " + std::to_string(radius_A) + " Å is beyond the box (" +
+                std::to_string(box * pixel_size) + " Å)");
+}
+
+void require_distinct_particles(const io::ParticleSet& set, const std::vector<size_t>& rows) {
+  std::vector<std::pair<const std::string*, long>> seen;
+  std::vector<size_t> sorted(rows);
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 1; i < sorted.size(); ++i)
+    if (sorted[i] == sorted[i - 1])
+      throw InputError(set.source, "row " + std::to_string(sorted[i]),
+                       "selected twice: a particle may not be in both halves (the FSC would be overstated)");
+  std::vector<size_t> by_image(rows);
+  auto key = [&](size_t r) { return std::tie(set.particles[r].image_file, set.particles[r].index); };
+  std::sort(by_image.begin(), by_image.end(), [&](size_t a, size_t b) { return key(a) < key(b); });
+  for (size_t i = 1; i < by_image.size(); ++i)
+    if (key(by_image[i]) == key(by_image[i - 1]))
+      throw InputError(set.source, "rows " + std::to_string(by_image[i - 1]) + " and " + std::to_string(by_image[i]),
+                       "name the same image (" + std::to_string(set.particles[by_image[i]].index + 1) + "@" +
+                           set.particles[by_image[i]].image_file +
+                           "): a particle may not be in both halves (the FSC would be overstated)");
 }
 
 double insertion_radius(int box, double pixel_size, const ReconstructOptions& opt) {
@@ -273,6 +329,9 @@ namespace cugmm {
 HalfMaps reconstruct_halves(const io::ParticleSet& set, const std::vector<size_t>& rows, Device device,
                             const ReconstructOptions& opt_in) {
   CUGMM_REQUIRE(!rows.empty(), "reconstruct: no particles selected");
+  for (size_t r : rows)
+    CUGMM_REQUIRE(r < set.particles.size(), "reconstruct: row " + std::to_string(r) + " is past the end");
+  require_distinct_particles(set, rows);
   HalfMaps out;
   ReconstructOptions opt = opt_in;
   // One grid for the whole subset: box and pixel size must agree (optics groups are not resampled here).
@@ -295,6 +354,7 @@ HalfMaps reconstruct_halves(const io::ParticleSet& set, const std::vector<size_t
     }
   }
   const int n = g0.box_size;
+  check_reconstruct_options(opt, n, g0.pixel_size);
   out.box = n;
   out.pixel_size = g0.pixel_size;
   out.ctf = opt.ctf;

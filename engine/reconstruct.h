@@ -17,6 +17,7 @@
 #include <complex>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/context.h"
@@ -50,6 +51,21 @@ struct FourierGrid {
   void add(const FourierGrid& o);  // same geometry
 };
 
+// Fewest Fourier shells a reconstruction must keep: below this an FSC is a handful of numbers near 1
+// that would be reported as a resolution (--maxres 1e9 kept only shell 0: FSC 1 everywhere).
+constexpr double kMinShells = 4;
+
+// Throws cugmm::Error naming the option when the options cannot give a meaningful map of `box` pixels of
+// `pixel_size` Å: padding outside 1..4, a non-finite or non-positive wiener_tau, a non-finite or negative
+// maxres, or a maxres that keeps fewer than kMinShells shells. reconstruct_halves calls it first; the
+// CLI calls it before reading anything.
+void check_reconstruct_options(const ReconstructOptions& opt, int box, double pixel_size);
+
+// Throws unless the FSC mask is usable for maps of `box` pixels: finite values in [0, 1] with some mass
+// (an all-zero mask gives 0/0); a sphere's radius must cover at least 2 pixels and its edge be >= 0.
+void check_mask(const std::vector<float>& mask, const std::string& what);
+void check_sphere_mask(double radius_A, double edge_A, int box, double pixel_size);
+
 // Radius (padded pixels) the options allow: padding * min(N/2, N * pixel / maxres).
 double insertion_radius(int box, double pixel_size, const ReconstructOptions& opt);
 
@@ -73,6 +89,11 @@ class Backprojector {
 // The reconstruction (N^3, x fastest) from accumulated sums (taken by value: move a grid in that is no
 // longer needed, the padded grids are large).
 std::vector<float> solve(FourierGrid grid, double wiener_tau);
+
+// Throws InputError when two of `rows` are the same particle or name the same image (file and section):
+// a particle in both halves makes the two half-maps share data, and the FSC then overstates the
+// resolution (duplicated rows gave FSC 1.000 in every shell).
+void require_distinct_particles(const io::ParticleSet& set, const std::vector<size_t>& rows);
 
 // Which half each particle goes to (1 or 2): rlnRandomSubset when every particle has one (values 1/2),
 // else alternating 1, 2, 1, ... in the given order.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/text.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "engine/model_params.h"
 #include "engine/preprocess.h"
 #include "engine/projector.h"
@@ -20,6 +21,25 @@
 namespace cugmm {
 
 
+void check_simulation_options(const SimulationOptions& opt, int box, const std::string& name) {
+  auto finite = [](double v) { return std::isfinite(v); };
+  if (opt.count <= 0) throw Error("simulate: --count must be positive, not " + std::to_string(opt.count));
+  if (!finite(opt.snr) || opt.snr < 0) throw Error("simulate: --snr must be a finite number >= 0 (0: no noise)");
+  if (!finite(opt.defocus_min) || !finite(opt.defocus_max) || opt.defocus_min <= 0 || opt.defocus_max <= 0)
+    throw Error("simulate: defocus values must be finite and positive (Å)");
+  if (opt.defocus_min > opt.defocus_max)
+    throw Error("simulate: --defocus-min (" + std::to_string(opt.defocus_min) + ") is above --defocus-max (" +
+                std::to_string(opt.defocus_max) + ")");
+  if (!finite(opt.max_shift) || opt.max_shift < 0 || opt.max_shift > box / 2)
+    throw Error("simulate: --max-shift must be between 0 and half the box (" + std::to_string(box / 2) + " px)");
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    throw Error("simulate: --name '" + quote_value(name) + "' must be a plain file name (no directories)");
+  const size_t plane = checked_mul(size_t(box), size_t(box), "simulate: the image size");
+  require_host_memory(checked_mul(checked_mul(plane, size_t(opt.count), "simulate: --count"), sizeof(float),
+                                  "simulate: --count"),
+                      "simulate: " + std::to_string(opt.count) + " images of " + std::to_string(box) + " px");
+}
+
 SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt,
                                       const std::string& out_dir, const std::string& name) {
   CUGMM_REQUIRE(!models.empty() && opt.count > 0, "simulate_particles: no models or no particles");
@@ -28,6 +48,7 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
   for (auto& m : models)
     CUGMM_REQUIRE(m.box_size == n && m.pixel_size == px && m.size() == models[0].size(),
                   "simulate_particles: the models must share box, pixel size and Gaussian count");
+  check_simulation_options(opt, n, name);
   std::filesystem::create_directories(out_dir);
   const int g = int(models[0].size());
   FourierBand band = make_fourier_band(n, px, 0, 0);

@@ -27,6 +27,12 @@ struct SimulatedParticles {
   std::vector<int> truth;        // index of the model each particle shows
 };
 
+// Throws cugmm::Error naming the option when `opt` cannot make sense for models of `box` pixels: counts
+// <= 0, non-finite or negative SNR, defocus or shift, an inverted defocus range, shifts beyond half the
+// box, a name that is not a plain file name (it would escape the output directory), or images that do
+// not fit in memory (all are held until written).
+void check_simulation_options(const SimulationOptions& opt, int box, const std::string& name);
+
 // Particle i shows models[truth[i]], with truth cycling through the models (0, 1, 2, 0, 1, ...), so every
 // model has count / models.size() particles. The STAR file records the truth as rlnClassNumber (1-based).
 // All models must share one box and pixel size. Files are written atomically.

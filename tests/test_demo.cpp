@@ -16,7 +16,7 @@ TEST_CASE("cugmm demo runs the whole pipeline and tells the two conformations ap
   INFO(r.out);
   REQUIRE(r.status == 0);
   for (const char* f : {"model_open.txt", "model_closed.txt", "model_open.cif", "model_open.cmm", "motion.bild",
-                        "particles.star", "particles.mrcs", "particles.cugmm-cache", "scores.csv", "scores.png",
+                        "particles.star", "particles.mrcs", "particles.cugmm-cache", "scores/scores.csv", "scores/scores.png",
                         "projections_open.mrcs", "truth_open.mrc", "recon_open/full.mrc", "recon_open/fsc.png",
                         "recon_closed/half1.mrc", "summary.json"})
     CHECK_MESSAGE(std::filesystem::exists(dir + "/out/" + f), f);

@@ -385,3 +385,53 @@ TEST_CASE("--maxres: nothing beyond it is inserted or kept; padding 1 works too"
   // Coarser grid, larger interpolation error: RELION's default is 2 for that reason.
   CHECK(min_fsc(fsc(v1.data(), ref.data(), n, pix), n / 4) > 0.95);
 }
+
+TEST_CASE("reconstruct_halves: no particle in both halves (duplicate rows, or two rows naming one image)") {
+  SimulationOptions o;
+  o.count = 6;
+  o.snr = 0;
+  o.ctf = false;
+  SimulatedParticles sim =
+      simulate_particles({make_example_molecule(16, 6.0).open}, o, test::scratch_dir("reconstruct_shared"));
+  io::ParticleSet set = io::read_particles(sim.star, "");
+  ReconstructOptions opt;
+  opt.ctf = CtfMode::none;
+  // The same rows twice alternate into both halves: the FSC was 1.000 in every shell.
+  CHECK_THROWS_WITH_AS(reconstruct_halves(set, {0, 1, 2, 0, 1, 2}, Device::cpu, opt),
+                       doctest::Contains("selected twice"), InputError);
+  set.particles[3].index = set.particles[0].index;  // another row, the same image
+  CHECK_THROWS_WITH_AS(reconstruct_halves(set, {0, 1, 2, 3}, Device::cpu, opt),
+                       doctest::Contains("name the same image"), InputError);
+  CHECK_NOTHROW(reconstruct_halves(set, {0, 1, 2, 4}, Device::cpu, opt));
+}
+
+TEST_CASE("degenerate reconstruction options are errors before any work") {
+  ReconstructOptions ok;
+  CHECK_NOTHROW(check_reconstruct_options(ok, 64, 2.0));
+  for (double tau : {0.0, -1.0, std::nan(""), double(INFINITY)}) {
+    ReconstructOptions o;
+    o.wiener_tau = tau;
+    CHECK_THROWS_WITH_AS(check_reconstruct_options(o, 64, 2.0), doctest::Contains("--wiener-tau"), Error);
+  }
+  for (double maxres : {-5.0, std::nan(""), double(INFINITY), 1e9}) {
+    ReconstructOptions o;
+    o.maxres = maxres;
+    CHECK_THROWS_WITH_AS(check_reconstruct_options(o, 64, 2.0), doctest::Contains("--maxres"), Error);
+  }
+  ReconstructOptions o;
+  o.maxres = 32;  // 64 * 2 / 32 = 4 shells: the least allowed
+  CHECK_NOTHROW(check_reconstruct_options(o, 64, 2.0));
+  o.maxres = 33;
+  CHECK_THROWS_WITH_AS(check_reconstruct_options(o, 64, 2.0), doctest::Contains("fewer than 4"), Error);
+  o = ReconstructOptions{};
+  o.padding = 5;
+  CHECK_THROWS_AS(check_reconstruct_options(o, 64, 2.0), Error);
+
+  CHECK_THROWS_WITH_AS(check_sphere_mask(1e-9, 0, 64, 2.0), doctest::Contains("under 2 pixels"), Error);
+  CHECK_THROWS_AS(check_sphere_mask(20, std::nan(""), 64, 2.0), Error);
+  CHECK_THROWS_AS(check_sphere_mask(200, 6, 64, 2.0), Error);
+  CHECK_NOTHROW(check_sphere_mask(20, 6, 64, 2.0));
+  CHECK_THROWS_WITH_AS(check_mask(std::vector<float>(8, 0.f), "m.mrc"), doctest::Contains("zero everywhere"), Error);
+  CHECK_THROWS_AS(check_mask({0.5f, std::nanf("")}, "m.mrc"), Error);
+  CHECK_NOTHROW(check_mask({0.f, 0.5f, 1.f}, "m.mrc"));
+}

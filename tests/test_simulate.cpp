@@ -1,6 +1,10 @@
 // engine/simulate.h: what the STAR file says about the simulated images must be true of them.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
 #include "engine/example_model.h"
 #include "engine/simulate.h"
 #include "io/particles.h"
@@ -26,4 +30,38 @@ TEST_CASE("simulate: defocus values are written exactly when the images carry a 
     CHECK(set.particles[2].image_file == set.particles[0].image_file);
     CHECK(set.particles[2].index == 2);
   }
+}
+
+TEST_CASE("simulate: options that make no sense are errors, and nothing is written outside the directory") {
+  const ExampleMolecule mol = make_example_molecule(32, 4.0);
+  auto refused = [&](SimulationOptions o, const std::string& name, const char* says) {
+    CAPTURE(says);
+    CHECK_THROWS_WITH_AS(check_simulation_options(o, 32, name), doctest::Contains(says), Error);
+  };
+  SimulationOptions o;
+  CHECK_NOTHROW(check_simulation_options(o, 32, "particles"));
+  o.snr = -1;
+  refused(o, "p", "--snr");
+  o.snr = std::nan("");
+  refused(o, "p", "--snr");
+  o = SimulationOptions{};
+  o.defocus_min = 30000;
+  o.defocus_max = 8000;
+  refused(o, "p", "above --defocus-max");
+  o = SimulationOptions{};
+  o.max_shift = 1e12;
+  refused(o, "p", "--max-shift");
+  o = SimulationOptions{};
+  o.count = 0;
+  refused(o, "p", "--count");
+  o.count = 2'000'000'000;  // 8 TB of 32 px images: refused before any allocation
+  refused(o, "p", "needs");
+  o = SimulationOptions{};
+  for (const char* bad : {"../../escaped", "..", "a/b", ""}) refused(o, bad, "plain file name");
+
+  const std::string dir = test::scratch_dir("simulate_escape");
+  o.count = 2;
+  CHECK_THROWS_AS(simulate_particles({mol.open}, o, dir + "/out", "../escaped"), Error);
+  CHECK_FALSE(std::filesystem::exists(dir + "/escaped.star"));
+  CHECK_FALSE(std::filesystem::exists(dir + "/out"));
 }
