@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/text.h"
 
 namespace fs = std::filesystem;
@@ -39,10 +40,7 @@ bool same_file(const std::string& a, const std::string& b) {
 
 void check_input(const std::string& ref) {
   const std::string path = file_of(ref);
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) throw InputError(path, "", "no such file");
-  if (S_ISDIR(st.st_mode)) throw InputError(path, "", "is a directory, not a file");
-  if (!S_ISREG(st.st_mode)) throw InputError(path, "", "is not a regular file (a device, pipe or socket)");
+  io::input_file_size(path);  // the readers' own check: exists, a regular file (says what it is otherwise)
   if (::access(path.c_str(), R_OK) != 0) throw InputError(path, "", "cannot be read (permission denied)");
 }
 
