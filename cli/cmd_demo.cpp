@@ -90,7 +90,7 @@ static int run_demo(Command& c) {
   step(with_dev({"simulate", "--models", open + "," + closed, "--out", out, "--count", std::to_string(count),
                  "--snr", std::to_string(snr)}));
   step({"info", star});
-  step({"preprocess", "--particles", star, "--threads", threads});  // CPU work only: no --device
+  step({"preprocess", "--particles", star, "--out", out + "/particles.cugmm-cache", "--threads", threads});  // CPU only
   step(with_dev({"score", "--models", open + "," + closed, "--particles", star, "--cache",
                  out + "/particles.cugmm-cache", "--out", out + "/scores"}));
   step(with_dev({"project", "--model", open, "--particles", star, "--out", out + "/projections_open.mrcs", "--ctf"}));

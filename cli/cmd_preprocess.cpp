@@ -18,7 +18,9 @@ static int run_preprocess(Command& c) {
   std::string out;
   bool no_normalise = false, no_ramp = false, force = false, verify = false;
   c.text("--particles", o.particles, "particle STAR or cryoSPARC .cs file")->required();
-  c.text("--out", out, "cache file, ending in .cugmm-cache (default: beside the particles)");
+  // Required: a RELION job directory may be shared or read-only, so nothing is written beside the data
+  // unless the user says so.
+  c.text("--out", out, "cache file to write, ending in .cugmm-cache")->required();
   c.text("--root", o.root, "directory that relative image paths are relative to");
   c.integer("--box", o.box, "working box in pixels, by Fourier cropping (0: the finest optics group's)", 0, kMaxBox);
   c.number("--maxres", o.maxres, "keep coefficients up to this resolution in Å (0: Nyquist)", 0, 1e4);
@@ -35,7 +37,6 @@ static int run_preprocess(Command& c) {
   o.normalise = !no_normalise;
   o.ramp = !no_ramp;
   if (o.bg_radius < 0 && o.bg_radius != -1) throw Error("--bg-radius must be -1 (RELION's default) or >= 0");
-  if (out.empty()) out = default_cache_path(o.particles);
   require_extension("--out", out, {".cugmm-cache"});
   check_files({{o.particles}, {out}, {}});
   if (o.box > 0)  // per-thread FFT scratch of the working box (complex, a few copies)

@@ -208,7 +208,7 @@ static int run_reconstruct(Command& c) {
   }
 
   std::ostringstream txt;
-  txt << "# shell  frequency(1/A)  resolution(A)  fsc" << (masked ? "  fsc_masked" : "") << "\n";
+  txt << "# shell  frequency(1/Å)  resolution(Å)  fsc" << (masked ? "  fsc_masked" : "") << "\n";
   nlohmann::json jc = nlohmann::json::array();
   std::vector<double> fx, fy, my;
   for (int s = 1; s <= n / 2; ++s) {
@@ -234,9 +234,9 @@ static int run_reconstruct(Command& c) {
   double r143 = best.resolution_at(0.143), r05 = best.resolution_at(0.5);
   io::Plot plot;
   char title[128];
-  if (best.crosses(0.143)) std::snprintf(title, sizeof title, "FSC half-maps: %.2f A at 0.143", r143);
+  if (best.crosses(0.143)) std::snprintf(title, sizeof title, "FSC half-maps: %.2f Å at 0.143", r143);
   else std::snprintf(title, sizeof title, "FSC half-maps: above 0.143 to Nyquist (%.2f A)", r143);
-  plot.title(title).xlabel("spatial frequency (1/A)").ylabel("FSC").ylim(-0.1, 1.05).xlim(0, fx.back());
+  plot.title(title).xlabel("spatial frequency (Å⁻¹)").ylabel("FSC").ylim(-0.1, 1.05).xlim(0, fx.back());
   plot.add_series("unmasked", fx, fy);
   if (masked) plot.add_series("masked", fx, my);
   plot.add_hline(0.143, "0.143");

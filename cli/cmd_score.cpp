@@ -71,7 +71,7 @@ static int run_score(Command& c) {
   ParticleCache cache = open_particle_cache(o, cache_path, true);
   std::vector<ScoreResult> results;
   io::Plot plot;
-  plot.title("mean FRC of model and particles").xlabel("spatial frequency (1/A)").ylabel("FRC");
+  plot.title("mean FRC of model and particles").xlabel("spatial frequency (Å⁻¹)").ylabel("FRC");
   for (const std::string& p : paths) {
     io::GaussianModel m = io::load_any_model(p, cache.box(), cache.pixel_size());
     results.push_back(score_particles(cache, m, device, minres, maxres));

@@ -348,14 +348,14 @@ TEST_CASE("cugmm preprocess builds, reuses and verifies a cache") {
   std::string dir = test::scratch_dir("cache_cli");
   write_stack(dir + "/p.mrcs", {blob_image(kBlobs, n, 1.5, 0.05, 1), blob_image(kBlobs, n, 1.5, 0.05, 2)}, n, 1.5);
   write_star(dir + "/p.star", {{1.5, n, "p.mrcs"}}, 2);
-  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star --box 32 --maxres 8 --threads 2", dir);
+  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star --out p.cugmm-cache --box 32 --maxres 8 --threads 2", dir);
   REQUIRE_MESSAGE(r.status == 0, r.out);
   ParticleCache c(dir + "/p.cugmm-cache");
   CHECK(c.box() == 32);
   CHECK(c.pixel_size() == doctest::Approx(3.0));
   CHECK(c.band().ring_max == 12);
   auto before = fs::last_write_time(dir + "/p.cugmm-cache");
-  r = test::run(test::cugmm_exe() + " preprocess --particles p.star --box 32 --maxres 8 --verify", dir);
+  r = test::run(test::cugmm_exe() + " preprocess --particles p.star --out p.cugmm-cache --box 32 --maxres 8 --verify", dir);
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK(r.out.find("verified") != std::string::npos);
   CHECK(fs::last_write_time(dir + "/p.cugmm-cache") == before);  // reused, not rebuilt
@@ -475,13 +475,13 @@ TEST_CASE("a cache build removes the temporaries of builds killed earlier, not t
 TEST_CASE("cugmm preprocess finds a damaged block of an existing cache and rebuilds it, saying so (defect 14)") {
   std::string dir = test::scratch_dir("cache_cli_damaged");
   small_cache(dir, 3);
-  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star", dir);
+  auto r = test::run(test::cugmm_exe() + " preprocess --particles p.star --out p.cugmm-cache", dir);
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK_FALSE(test::contains(r.out, "building"));  // the cache built above is current
   const size_t size = fs::file_size(dir + "/p.cugmm-cache");
   const float zero[4] = {0, 0, 0, 0};
   overwrite(dir + "/p.cugmm-cache", size - 64, zero, sizeof zero);  // the last particle's coefficients
-  r = test::run(test::cugmm_exe() + " preprocess --particles p.star", dir);
+  r = test::run(test::cugmm_exe() + " preprocess --particles p.star --out p.cugmm-cache", dir);
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK(test::contains(r.out, "block 1 of 1 (particles 1-3) is damaged"));
   CHECK(test::contains(r.out, "rebuilding"));
