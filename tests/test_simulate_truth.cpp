@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/atom_map.h"
+#include "engine/example_atoms.h"
 #include "engine/fsc.h"
 #include "engine/simulate_system.h"
 #include "engine/system_imager.h"
@@ -182,4 +183,36 @@ TEST_CASE("bad options and bad system files are refused with clear errors") {
   CHECK_THROWS_WITH_AS(builtin_system("nope"), doctest::Contains("linear, rotation"), Error);
   test::write_text(dir + "/bad.json", R"({"atoms": "x.cif", "motions": []})");
   CHECK(test::input_error([&] { system_from_json(dir + "/bad.json"); }).find("x.cif") != std::string::npos);
+}
+
+TEST_CASE("cugmm simulate --system: any PDB through a JSON description, two motions, the oracle reference") {
+  const std::string dir = test::scratch_dir("simulate_truth_cli");
+  // The built-in atoms written as a PDB file (columns as the PDB format fixes them), read back through gemmi.
+  ExampleAtoms ex = make_example_atoms();
+  std::string pdb;
+  char line[128];
+  for (size_t i = 0; i < ex.model.atoms.size(); ++i) {
+    const io::Atom& a = ex.model.atoms[i];
+    const char* el = a.electrons == 7 ? "N" : a.electrons == 8 ? "O" : "C";
+    std::snprintf(line, sizeof line, "ATOM  %5zu  %-3s ALA %s%4d    %8.3f%8.3f%8.3f  1.00%6.2f          %2s\n",
+                  (i % 99999) + 1, el, a.chain.c_str(), a.residue, a.x, a.y, a.z, a.b, el);
+    pdb += line;
+  }
+  test::write_text(dir + "/mol.pdb", pdb + "END\n");
+  test::write_text(dir + "/sys.json", R"({"atoms": "mol.pdb", "motions": [
+      {"type": "rotate", "select": "B", "axis": [0, 1, 0], "point": [16, 0, -24], "range": [-25, 25], "name": "hinge"},
+      {"type": "present", "select": "C:1-14", "fraction": 0.5}]})");
+  auto r = test::run(test::cugmm_exe() + " simulate --system sys.json --out s --count 80 --box 32 --angpix 5 --snr 1 "
+                                         "--reference --reference-particles 40 --reference-poses 4 --device cpu",
+                     dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "oracle reference canonical_correlation_1 (hinge+present)"));
+  CHECK(test::contains(r.out, "oracle reference composition (present)"));
+  const std::string truth = test::read_text(dir + "/s/particles_truth.csv");
+  CHECK(truth.rfind("index,hinge,present,junk,scale,", 0) == 0);
+  CHECK(test::contains(test::read_text(dir + "/s/oracle.json"), "\"pose_marginalised\""));
+  // A STAR file is not a system description: refused, naming the built-in systems.
+  r = test::run(test::cugmm_exe() + " simulate --system s/particles.star --out s2 --count 4 --device cpu", dir);
+  CHECK(r.status == 1);
+  CHECK(test::contains(r.out, "linear, rotation, composition, two-motions"));
 }
