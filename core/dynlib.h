@@ -5,6 +5,10 @@
 #include <initializer_list>
 #include <string>
 
+// "libcufft.so.12" from the library's name and its major-version macro: CUGMM_SONAME(libcufft, CUFFT_VER_MAJOR).
+#define CUGMM_SONAME_STR_(x) #x
+#define CUGMM_SONAME(lib, major) #lib ".so." CUGMM_SONAME_STR_(major)
+
 namespace cugmm {
 
 class DynLib {

@@ -5,15 +5,12 @@
 #include "core/dynlib.h"
 #include "core/error.h"
 
-#define CUGMM_STR2(x) #x
-#define CUGMM_STR(x) CUGMM_STR2(x)
-
 namespace cugmm::detail {
 
 const CufftApi& cufft() {
   // Magic static: loaded once, thread-safe; a failure throws now and is retried on the next call.
   static const CufftApi api = [] {
-    static const DynLib lib({"libcufft.so." CUGMM_STR(CUFFT_VER_MAJOR), "libcufft.so"}, "cuFFT");
+    static const DynLib lib({CUGMM_SONAME(libcufft, CUFFT_VER_MAJOR), "libcufft.so"}, "cuFFT");
     CufftApi a;
     a.create = lib.get<decltype(&cufftCreate)>("cufftCreate");
     a.destroy = lib.get<decltype(&cufftDestroy)>("cufftDestroy");

@@ -14,6 +14,7 @@
 #include "engine/preprocess.h"
 #include "engine/projector.h"
 #include "engine/random_pose.h"
+#include "engine/simulate_system.h"
 #include "io/mrc.h"
 #include "io/star.h"
 #include "kernels/geometry.h"
@@ -62,13 +63,7 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
   out.star = out_dir + "/" + name + ".star";
   io::StarFile star;
   star.version = 30001;
-  io::StarBlock optics;
-  optics.name = "optics";
-  optics.columns = {"rlnOpticsGroup", "rlnOpticsGroupName", "rlnImagePixelSize", "rlnImageSize",
-                    "rlnImageDimensionality", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"};
-  CtfParams base;
-  optics.rows.push_back({"1", "opticsGroup1", io::format_fixed(px), std::to_string(n), "2", io::format_fixed(base.voltage), io::format_fixed(base.cs),
-                         io::format_fixed(base.amp_contrast)});
+  const io::StarBlock optics = optics_block(px, n, {CtfParams{}});
   io::StarBlock parts;
   parts.name = "particles";
   parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",
@@ -89,7 +84,7 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
     double rot, tilt, psi;
     matrix_to_euler(random_rotation(rng), rot, tilt, psi);
     double ox = (2 * uni(rng) - 1) * opt.max_shift * px, oy = (2 * uni(rng) - 1) * opt.max_shift * px;
-    CtfParams ctf = base;
+    CtfParams ctf;  // the scope of optics_block's one group (CtfParams defaults)
     double mean_def = opt.defocus_min + (opt.defocus_max - opt.defocus_min) * uni(rng);
     ctf.defocus_u = mean_def + opt.astigmatism / 2;
     ctf.defocus_v = mean_def - opt.astigmatism / 2;

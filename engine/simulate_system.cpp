@@ -111,6 +111,18 @@ std::vector<float> noise_filter(int n, double pixel, double bfactor, double& mea
   return filter;
 }
 
+io::StarBlock optics_block(double pixel, int box, const std::vector<CtfParams>& groups) {
+  io::StarBlock optics;
+  optics.name = "optics";
+  optics.columns = {"rlnOpticsGroup", "rlnOpticsGroupName", "rlnImagePixelSize", "rlnImageSize",
+                    "rlnImageDimensionality", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"};
+  for (size_t g = 0; g < groups.size(); ++g)
+    optics.rows.push_back({std::to_string(g + 1), "opticsGroup" + std::to_string(g + 1), io::format_fixed(pixel),
+                           std::to_string(box), "2", io::format_fixed(groups[g].voltage), io::format_fixed(groups[g].cs),
+                           io::format_fixed(groups[g].amp_contrast)});
+  return optics;
+}
+
 ParticleTruth draw_particle(const HeteroSystem& system, const TruthSimOptions& o, size_t i) {
   std::mt19937_64 rng = rng_for(o.seed, i, 1);
   std::uniform_real_distribution<double> uni(0, 1);
@@ -216,16 +228,9 @@ SimulatedTruth simulate_system(const HeteroSystem& system, const TruthSimOptions
   write_truth_csv(res.truth_csv, system, o, truth);
   io::StarFile star;
   star.version = 30001;
-  io::StarBlock optics;
-  optics.name = "optics";
-  optics.columns = {"rlnOpticsGroup", "rlnOpticsGroupName", "rlnImagePixelSize", "rlnImageSize",
-                    "rlnImageDimensionality", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"};
-  for (int g = 0; g < o.optics_groups; ++g) {
-    const CtfParams c = group_optics(g);
-    optics.rows.push_back({std::to_string(g + 1), "opticsGroup" + std::to_string(g + 1), io::format_fixed(o.pixel),
-                           std::to_string(n), "2", io::format_fixed(c.voltage), io::format_fixed(c.cs),
-                           io::format_fixed(c.amp_contrast)});
-  }
+  std::vector<CtfParams> groups;
+  for (int g = 0; g < o.optics_groups; ++g) groups.push_back(group_optics(g));
+  const io::StarBlock optics = optics_block(o.pixel, n, groups);
   io::StarBlock parts;
   parts.name = "particles";
   parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",

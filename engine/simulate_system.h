@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "engine/hetero_system.h"
+#include "io/star.h"
 #include "kernels/ctf.h"
 
 namespace cugmm {
@@ -79,6 +80,9 @@ struct ParticleTruth {
   int optics_group = 0;
 };
 ParticleTruth draw_particle(const HeteroSystem& system, const TruthSimOptions& opt, size_t i);
+
+// RELION 3.1's data_optics block for simulated images: one row per group, with each group's scope.
+io::StarBlock optics_block(double pixel, int box, const std::vector<CtfParams>& groups);
 
 // The coloured-noise amplitude filter exp(-B |k|^2 / 4) on the half-plane (box x (box/2 + 1)), and the mean
 // of its square over the full plane (the factor by which it lowers a white noise's variance).

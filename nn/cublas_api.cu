@@ -5,15 +5,12 @@
 #include "core/dynlib.h"
 #include "nn/cublas_check.h"
 
-#define CUGMM_STR_(x) #x
-#define CUGMM_STR(x) CUGMM_STR_(x)
-
 namespace cugmm::nn {
 
 const CublasApi& cublas() {
   // A magic static: resolved once, thread-safely; a failed load throws and is retried by the next call.
   static const CublasApi api = [] {
-    static const DynLib lib({"libcublas.so." CUGMM_STR(CUBLAS_VER_MAJOR), "libcublas.so"}, "cuBLAS");
+    static const DynLib lib({CUGMM_SONAME(libcublas, CUBLAS_VER_MAJOR), "libcublas.so"}, "cuBLAS");
     CublasApi a;
     a.create = lib.get<decltype(a.create)>("cublasCreate_v2");
     a.destroy = lib.get<decltype(a.destroy)>("cublasDestroy_v2");
