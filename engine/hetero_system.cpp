@@ -212,18 +212,22 @@ Rigid body_map(const HeteroSystem& s, const std::vector<int>& motions, const std
 
 io::AtomicModel atoms_at_state(const HeteroSystem& s, const std::vector<double>& state) {
   CUGMM_REQUIRE(state.size() == s.motions.size(), "atoms_at_state: one value per motion");
+  const Bodies b = split_bodies(s);
+  std::vector<Rigid> maps;
+  std::vector<size_t> body_of(s.atoms.atoms.size());
+  for (size_t k = 0; k < b.atoms.size(); ++k) {
+    maps.push_back(body_map(s, b.motions[k], state));
+    for (size_t i : b.atoms[k]) body_of[i] = k;
+  }
   io::AtomicModel out;
   out.source = s.atoms.source;
-  const Bodies b = split_bodies(s);
-  for (size_t k = 0; k < b.atoms.size(); ++k) {
-    const Rigid r = body_map(s, b.motions[k], state);
+  for (size_t i = 0; i < s.atoms.atoms.size(); ++i) {  // in the file's order
+    const Rigid& r = maps[body_of[i]];
     if (!r.present) continue;
-    for (size_t i : b.atoms[k]) {
-      io::Atom a = s.atoms.atoms[i];
-      const Vec3<double> p = apply(r, {a.x, a.y, a.z});
-      a.x = float(p.x); a.y = float(p.y); a.z = float(p.z);
-      out.atoms.push_back(a);
-    }
+    io::Atom a = s.atoms.atoms[i];
+    const Vec3<double> p = apply(r, {a.x, a.y, a.z});
+    a.x = float(p.x); a.y = float(p.y); a.z = float(p.z);
+    out.atoms.push_back(a);
   }
   return out;
 }

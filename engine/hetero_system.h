@@ -68,7 +68,7 @@ Rigid motion_map(const Motion& m, double state);
 Rigid body_map(const HeteroSystem& s, const std::vector<int>& motions, const std::vector<double>& state);
 Vec3<double> apply(const Rigid& r, const Vec3<double>& x);
 
-// The atoms of a state, moved (absent ones removed): the true structure of a particle.
+// The atoms of a state, moved (absent ones removed), in the file's order: the true structure of a particle.
 io::AtomicModel atoms_at_state(const HeteroSystem& s, const std::vector<double>& state);
 
 }  // namespace cugmm

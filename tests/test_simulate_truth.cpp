@@ -100,6 +100,32 @@ TEST_CASE("states cover the asked ranges; presence is drawn at the asked fractio
   CHECK(present / 4000 == doctest::Approx(0.5).epsilon(0.06));
 }
 
+TEST_CASE("the moved part's centroid follows the truth; the rest stays") {
+  HeteroSystem sys = builtin_system("linear");
+  const std::vector<char> arm = io::select_atoms(sys.atoms, "B");
+  auto centroid = [&](const io::AtomicModel& m, bool moving) {
+    double w = 0, x = 0, y = 0, z = 0;
+    for (size_t i = 0; i < m.atoms.size(); ++i)
+      if (bool(arm[i]) == moving) {
+        w += m.atoms[i].electrons; x += m.atoms[i].electrons * m.atoms[i].x;
+        y += m.atoms[i].electrons * m.atoms[i].y; z += m.atoms[i].electrons * m.atoms[i].z;
+      }
+    return Vec3<double>{x / w, y / w, z / w};
+  };
+  const Vec3<double> arm0 = centroid(sys.atoms, true), core0 = centroid(sys.atoms, false);
+  const Vec3<double> dir = sys.motions[0].axis;
+  for (double d : {-12.0, -3.5, 0.0, 7.25, 12.0}) {
+    const io::AtomicModel m = atoms_at_state(sys, {d});
+    REQUIRE(m.atoms.size() == sys.atoms.atoms.size());  // every atom present, in the file's order
+    const Vec3<double> a = centroid(m, true), c = centroid(m, false);
+    CHECK(a.x - arm0.x == doctest::Approx(d * dir.x).epsilon(1e-4));
+    CHECK(a.y - arm0.y == doctest::Approx(d * dir.y).epsilon(1e-4));
+    CHECK(a.z - arm0.z == doctest::Approx(d * dir.z).epsilon(1e-4));
+    CHECK(c.x == doctest::Approx(core0.x));
+    CHECK(c.y == doctest::Approx(core0.y));
+  }
+}
+
 TEST_CASE("pose errors have the asked geodesic RMS, shifts the asked spread") {
   HeteroSystem sys = builtin_system("linear");
   TruthSimOptions o = small(3000);
