@@ -65,7 +65,7 @@ long drop_outside(io::GaussianModel& g, const std::vector<float>& mask, double k
   for (size_t j = 0; j < g.size(); ++j) {
     const int ix = int(std::lround(g.x[j] / pixel)) + n / 2, iy = int(std::lround(g.y[j] / pixel)) + n / 2,
               iz = int(std::lround(g.z[j] / pixel)) + n / 2;
-    bool inside = ix >= 0 && iy >= 0 && iz >= 0 && ix < n && iy < n && iz < n && g.amplitude[j] > 0;
+    bool inside = ix >= 0 && iy >= 0 && iz >= 0 && ix < n && iy < n && iz < n;
     if (inside && !mask.empty()) inside = mask[(size_t(iz) * n + iy) * n + ix] >= keep;
     if (!inside) { ++dropped; continue; }
     g.x[out] = g.x[j]; g.y[out] = g.y[j]; g.z[out] = g.z[j];
@@ -99,6 +99,23 @@ io::GaussianModel seed_model(const AboveThreshold& at, const std::vector<float>&
     g.width[j] = float(width);
   }
   return g;
+}
+
+// Removes Gaussians whose amplitude the projection held at ~0 (they no longer model anything); the next
+// split re-seeds that many where the residual is largest. Returns how many.
+long remove_dead(io::GaussianModel& g) {
+  if (g.size() == 0) return 0;
+  const double mean = std::accumulate(g.amplitude.begin(), g.amplitude.end(), 0.0) / g.size();
+  size_t out = 0;
+  for (size_t j = 0; j < g.size(); ++j) {
+    if (g.amplitude[j] <= 1e-3 * mean) continue;
+    g.x[out] = g.x[j]; g.y[out] = g.y[j]; g.z[out] = g.z[j];
+    g.amplitude[out] = g.amplitude[j]; g.width[out] = g.width[j];
+    ++out;
+  }
+  const long dead = long(g.size() - out);
+  g.resize(out);
+  return dead;
 }
 
 // Real-space |map - model| summed over each Gaussian's footprint (radius 2 s).
@@ -332,6 +349,7 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
     const bool last = i == rounds - 1;
     if (i > 0) {
       const long want = round_g(i);
+      remove_dead(g);
       if (want > long(g.size())) split(g, footprint_residual(g, mm, mask, n, pixel), size_t(want - long(g.size())), rng);
     }
     Band3d band = make_band3d(n, pixel, res);
