@@ -161,30 +161,13 @@ template double gf3_loss_grad_cpu<float>(const Band3d&, const GaussSoA<float>&, 
 template double gf3_loss_grad_cpu<double>(const Band3d&, const GaussSoA<double>&, const double*, const double*,
                                           GaussGrad<double>);
 
-namespace {
-
-class Fourier3dLossCpu : public Fourier3dLoss {
- public:
-  Fourier3dLossCpu(const Band3d& b, std::vector<float> tr, std::vector<float> ti)
-      : b_(b), tr_(std::move(tr)), ti_(std::move(ti)) {}
-  double loss_grad(const GaussSoA<float>& p, GaussGrad<float> g) override {
-    return gf3_loss_grad_cpu<float>(b_, p, tr_.data(), ti_.data(), g);
-  }
-
- private:
-  Band3d b_;
-  std::vector<float> tr_, ti_;
-};
-
-}  // namespace
-
 std::unique_ptr<Fourier3dLoss> Fourier3dLoss::create(Context& ctx, const Band3d& b, std::vector<float> tr,
                                                      std::vector<float> ti) {
 #ifdef CUGMM_HAVE_CUDA
   if (ctx.cuda()) return make_fourier3d_loss_cuda(ctx, b, tr, ti);
 #endif
   CUGMM_REQUIRE(!ctx.cuda(), "fit-map: this build has no CUDA backend");
-  return std::make_unique<Fourier3dLossCpu>(b, std::move(tr), std::move(ti));
+  return make_fourier3d_loss_cpu(b, std::move(tr), std::move(ti));
 }
 
 }  // namespace cugmm

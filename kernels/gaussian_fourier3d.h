@@ -58,30 +58,49 @@ struct Gf3Sums {
   T re = 0, kx = 0, ky = 0, kz = 0, k2 = 0;
 };
 
-// Backward along one row: with A_n = sum_kx kx^n conj(R[kx]) ex[kx] and u = fy(ky) fz(kz) (no amplitude),
-// the row's Q = u A, so sum Q = u A0, sum kx Q = u A1, sum kx^2 Q = u A2.
+// Adds one row's contribution given its moments A_n = sum_kx kx^n conj(R[kx]) ex[kx] (n = 0, 1, 2) and
+// u = fy(ky) fz(kz) (no amplitude): the row's Q = u A, so sum Q = u A0, sum kx Q = u A1, sum kx^2 Q = u A2.
 template <class T>
-CUGMM_HD void gf3_row_bwd(T ur, T ui, int ky, int kz, const T* exr, const T* exi, const T* rr, const T* ri,
-                          int len, Gf3Sums<T>& acc) {
-  T a0r = 0, a0i = 0, a1r = 0, a1i = 0, a2r = 0, a2i = 0;
-  for (int x = 0; x < len; ++x) {
-    // conj(R) ex = (rr exr + ri exi) + i (rr exi - ri exr)
-    T qr = rr[x] * exr[x] + ri[x] * exi[x];
-    T qi = rr[x] * exi[x] - ri[x] * exr[x];
-    T k = T(x);
-    a0r += qr; a0i += qi;
-    a1r += k * qr; a1i += k * qi;
-    a2r += k * k * qr; a2i += k * k * qi;
-  }
-  // u A for each moment: only the parts the gradient reads.
-  T q0r = ur * a0r - ui * a0i, q0i = ur * a0i + ui * a0r;
-  T q1i = ur * a1i + ui * a1r;
-  T q2r = ur * a2r - ui * a2i;
+CUGMM_HD void gf3_row_combine(T ur, T ui, int ky, int kz, T a0r, T a0i, T a1r, T a1i, T a2r, T a2i,
+                              Gf3Sums<T>& acc) {
+  const T q0r = ur * a0r - ui * a0i, q0i = ur * a0i + ui * a0r;
+  const T q1i = ur * a1i + ui * a1r;
+  const T q2r = ur * a2r - ui * a2i;
   acc.re += q0r;
   acc.kx += q1i;
   acc.ky += T(ky) * q0i;
   acc.kz += T(kz) * q0i;
   acc.k2 += q2r + T(ky * ky + kz * kz) * q0r;
+}
+
+// Backward along one row (the CPU loop's form).
+template <class T>
+CUGMM_HD void gf3_row_bwd(T ur, T ui, int ky, int kz, const T* exr, const T* exi, const T* rr, const T* ri,
+                          int len, Gf3Sums<T>& acc) {
+  // kLanes independent partial sums, added in a fixed order at the end: the compiler vectorises the
+  // lanes without reassociating (IEEE kept), and the result does not depend on the thread count.
+  constexpr int kLanes = 8;
+  T s[6][kLanes] = {};
+  int x0 = 0;
+  for (; x0 + kLanes <= len; x0 += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const int x = x0 + l;
+      // conj(R) ex = (rr exr + ri exi) + i (rr exi - ri exr)
+      const T qr = rr[x] * exr[x] + ri[x] * exi[x], qi = rr[x] * exi[x] - ri[x] * exr[x], k = T(x);
+      s[0][l] += qr; s[1][l] += qi;
+      s[2][l] += k * qr; s[3][l] += k * qi;
+      s[4][l] += k * k * qr; s[5][l] += k * k * qi;
+    }
+  for (int x = x0; x < len; ++x) {
+    const T qr = rr[x] * exr[x] + ri[x] * exi[x], qi = rr[x] * exi[x] - ri[x] * exr[x], k = T(x);
+    s[0][0] += qr; s[1][0] += qi; s[2][0] += k * qr; s[3][0] += k * qi; s[4][0] += k * k * qr; s[5][0] += k * k * qi;
+  }
+  T a[6];
+  for (int c = 0; c < 6; ++c) {
+    a[c] = s[c][0];
+    for (int l = 1; l < kLanes; ++l) a[c] += s[c][l];
+  }
+  gf3_row_combine(ur, ui, ky, kz, a[0], a[1], a[2], a[3], a[4], a[5], acc);
 }
 
 // The same sums from one coefficient (the CUDA backward's form); k in pixels, q = conj(R) * term.

@@ -25,4 +25,6 @@ void set_blas_threads(int n) {
   openblas_set_num_threads(n > 0 ? n : 1);
 }
 
+int blas_threads() { return openblas_get_num_threads(); }
+
 }  // namespace cugmm::nn
