@@ -296,8 +296,8 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
   // The full transform once; each round gathers its band from it.
   std::vector<cfloat> half(size_t(n) * n * (n / 2 + 1));
   fft3_r2c(n, n, n, mm.data(), half.data());
+  const std::vector<double> pw = shell_power(half, n);
   {
-    const std::vector<double> pw = shell_power(half, n);
     const int sres = std::min(n / 2, int(std::floor(n * pixel / opt.res)));
     if (sres >= 4 && pw[sres] > pw[sres / 2])
       r.warnings.push_back("the map's power rises toward --res (shell " + std::to_string(sres) + " vs " +
@@ -353,6 +353,12 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
       if (want > long(g.size())) split(g, footprint_residual(g, mm, mask, n, pixel), size_t(want - long(g.size())), rng);
     }
     Band3d band = make_band3d(n, pixel, res);
+    if (opt.whiten > 0) {
+      std::vector<double> sw(pw.size());
+      const double floor = 1e-12 * *std::max_element(pw.begin(), pw.end());
+      for (size_t s = 0; s < pw.size(); ++s) sw[s] = std::pow(std::max(pw[s], floor) / pw[0], -opt.whiten);
+      weight_shells(band, sw);
+    }
     std::vector<float> tr, ti;
     band3d_gather(band, half.data(), tr, ti);
     std::unique_ptr<Fourier3dLoss> lf = Fourier3dLoss::create(ctx, band, std::move(tr), std::move(ti));
@@ -372,8 +378,12 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
     if (!have_fsc || !last) round_fsc = model_fsc(g, mm, mask, n, pixel);
     FitRound fr{i, long(g.size()), res, run.iterations, run.loss, round_fsc, seconds_since(tr0)};
     r.rounds.push_back(fr);
+    std::vector<float> ws = g.width;
+    std::sort(ws.begin(), ws.end());
+    const std::string widths = ws.empty() ? "" : ", widths " + fmt(ws.front()) + "/" + fmt(ws[ws.size() / 2]) + "/" +
+                                                     fmt(ws.back()) + " Å";
     const std::string line = "round " + std::to_string(i + 1) + "/" + std::to_string(rounds) + ": G " +
-                             std::to_string(g.size()) + ", " + fmt(res) + " Å, " + std::to_string(run.iterations) +
+                             std::to_string(g.size()) + widths + ", " + fmt(res) + " Å, " + std::to_string(run.iterations) +
                              " steps, loss " + fmt(run.loss) + ", FSC 0.5 at " + fmt(round_fsc.resolution_at(0.5)) +
                              " Å, " + fmt(fr.seconds) + " s";
     progress.add(1, line);

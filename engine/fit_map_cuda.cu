@@ -21,7 +21,7 @@ struct DevParams {
 };
 
 __global__ void forward_residual(DevParams p, const short* kx, const short* ky, const short* kz, const float* tr,
-                                 const float* ti, int n, float inv_len, float* rr, float* ri, double* partial) {
+                                 const float* ti, const float* wt, int n, float inv_len, float* rr, float* ri, double* partial) {
   __shared__ float sx[kThreads], sy[kThreads], sz[kThreads], sa[kThreads], ss[kThreads];
   __shared__ double red[kThreads];
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -45,7 +45,7 @@ __global__ void forward_residual(DevParams p, const short* kx, const short* ky, 
   }
   double l = 0;
   if (live) {
-    const float w = kx[i] == 0 ? 1.f : 2.f;
+    const float w = wt[i];
     const float dr = fr - tr[i], di = fi - ti[i];
     rr[i] = w * dr;
     ri[i] = w * di;
@@ -102,7 +102,7 @@ class Fourier3dLossCuda : public Fourier3dLoss {
     norm_ = band3d_norm(b, tr.data(), ti.data());
     CUGMM_REQUIRE(norm_ > 0, "fit-map: the map has no power in the fitted band");
     kx_.upload(kx, stream_); ky_.upload(ky, stream_); kz_.upload(kz, stream_);
-    tr_.upload(tr, stream_); ti_.upload(ti, stream_);
+    tr_.upload(tr, stream_); ti_.upload(ti, stream_); w_.upload(b.weight, stream_);
     rr_.resize(n_); ri_.resize(n_);
     partial_.resize((n_ + kThreads - 1) / kThreads);
   }
@@ -118,7 +118,7 @@ class Fourier3dLossCuda : public Fourier3dLoss {
                 params_.data() + 4 * gc, int(gc)};
     const int blocks = int(partial_.size());
     forward_residual<<<blocks, kThreads, 0, stream_>>>(d, kx_.data(), ky_.data(), kz_.data(), tr_.data(), ti_.data(),
-                                                       int(n_), inv_len_, rr_.data(), ri_.data(), partial_.data());
+                                                       w_.data(), int(n_), inv_len_, rr_.data(), ri_.data(), partial_.data());
     CUGMM_CHECK_LAUNCH();
     grads_.resize(5 * gc);
     float* gp = grads_.data();
@@ -143,7 +143,7 @@ class Fourier3dLossCuda : public Fourier3dLoss {
   float inv_len_;
   double norm_ = 0;
   DeviceBuffer<short> kx_, ky_, kz_;
-  DeviceBuffer<float> tr_, ti_, rr_, ri_, params_, grads_;
+  DeviceBuffer<float> tr_, ti_, w_, rr_, ri_, params_, grads_;
   DeviceBuffer<double> partial_;
 };
 

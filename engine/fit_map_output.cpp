@@ -79,7 +79,7 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
                   {"final_iterations", o.final_iterations}, {"check_every", o.check_every},
                   {"converge_tol", o.converge_tol}, {"lr_position", o.lr_position}, {"lr_width", o.lr_width},
                   {"lr_amplitude", o.lr_amplitude}, {"min_width_pixels", o.min_width_pixels},
-                  {"stop_fsc", o.stop_fsc}, {"mask_keep", o.mask_keep}};
+                  {"whiten", o.whiten}, {"stop_fsc", o.stop_fsc}, {"mask_keep", o.mask_keep}};
   j["map"] = {{"box", in.map.nx}, {"pixel_size", in.map.pixel_size}};
   nlohmann::json rounds = nlohmann::json::array();
   for (const FitRound& fr : r.rounds)

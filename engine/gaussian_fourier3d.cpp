@@ -30,7 +30,19 @@ Band3d make_band3d(int box, double pixel_size, double resolution) {
       b.len.push_back(len);
       b.size += size_t(len);
     }
+  b.weight.resize(b.size);
+  for (size_t r = 0; r < b.ky.size(); ++r)
+    for (int x = 0; x < b.len[r]; ++x) b.weight[b.start[r] + x] = x == 0 ? 1.f : 2.f;
   return b;
+}
+
+void weight_shells(Band3d& b, const std::vector<double>& shell_weight) {
+  for (size_t r = 0; r < b.ky.size(); ++r)
+    for (int x = 0; x < b.len[r]; ++x) {
+      const int s = int(std::lround(std::sqrt(double(x * x + b.ky[r] * b.ky[r] + b.kz[r] * b.kz[r]))));
+      CUGMM_REQUIRE(s < int(shell_weight.size()), "fit-map: a shell weight is missing");
+      b.weight[b.start[r] + x] *= float(shell_weight[s]);
+    }
 }
 
 void band3d_gather(const Band3d& b, const std::complex<float>* half, std::vector<float>& tr, std::vector<float>& ti) {
@@ -54,7 +66,7 @@ double band3d_norm(const Band3d& b, const float* tr, const float* ti) {
   for (size_t r = 0; r < b.ky.size(); ++r)
     for (int x = 0; x < b.len[r]; ++x) {
       size_t i = b.start[r] + x;
-      s += (x == 0 ? 1.0 : 2.0) * (double(tr[i]) * tr[i] + double(ti[i]) * ti[i]);
+      s += double(b.weight[i]) * (double(tr[i]) * tr[i] + double(ti[i]) * ti[i]);
     }
   return s;
 }
@@ -128,7 +140,7 @@ double gf3_loss_grad_cpu(const Band3d& b, const GaussSoA<T>& p, const T* tr, con
   for (size_t r = 0; r < b.ky.size(); ++r)
     for (int x = 0; x < b.len[r]; ++x) {
       const size_t i = b.start[r] + x;
-      const double w = x == 0 ? 1.0 : 2.0;
+      const double w = b.weight[i];
       const double dr = double(rr[i]) - tr[i], di = double(ri[i]) - ti[i];
       loss += w * (dr * dr + di * di);
       norm += w * (double(tr[i]) * tr[i] + double(ti[i]) * ti[i]);

@@ -25,11 +25,16 @@ struct Band3d {
   std::vector<int16_t> ky, kz;          // per row
   std::vector<int32_t> start, len;      // per row: offset into the coefficient arrays, kx count
   size_t size = 0;                      // coefficients
+  // Per coefficient: the half-space weight (1 on kx = 0, else 2) times an optional per-shell weight
+  // (weight_shells), so every backend reads one array.
+  std::vector<float> weight;
   int kmax_int() const { return int(kmax); }
 };
 
 // Rows for |K| <= N / resolution_px, capped below N/2.
 Band3d make_band3d(int box, double pixel_size, double resolution);
+// Multiplies each coefficient's weight by shell_weight[round(|K|)] (shells in pixels).
+void weight_shells(Band3d& b, const std::vector<double>& shell_weight);
 
 // The target from a half-space transform of the (masked) map (fft3_r2c layout, n x n x (n/2+1)).
 void band3d_gather(const Band3d& b, const std::complex<float>* half, std::vector<float>& tr, std::vector<float>& ti);

@@ -100,7 +100,7 @@ double Fourier3dLossGemm::loss_grad(const GaussSoA<float>& p, GaussGrad<float> g
         const int r = r0 + y;
         for (int x = 0; x < b_.len[r]; ++x) {
           const size_t i = b_.start[r] + x;
-          const double w = x == 0 ? 1.0 : 2.0;
+          const double w = b_.weight[i];
           const double dr = double(fr[size_t(x) * ny + y]) - tr_[i], di = double(fi[size_t(x) * ny + y]) - ti_[i];
           l += w * (dr * dr + di * di);
           cr[size_t(y) * m + x] = float(w * dr);
