@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "engine/fft.h"
 #include "engine/fit_map_detail.h"
 #include "engine/gaussian_fourier3d.h"
@@ -262,6 +263,7 @@ void evaluate_stop_rule(FitMapResult& r, double res, int box, double pixel) {
 FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Context& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   validate_inputs(in, opt_in);
+  if (opt_in.threads > 0) set_threads(opt_in.threads);
   FitMapResult r;
   r.options = opt_in;
   FitMapOptions& opt = r.options;
@@ -363,19 +365,19 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
     band3d_gather(band, half.data(), tr, ti);
     std::unique_ptr<Fourier3dLoss> lf = Fourier3dLoss::create(ctx, band, std::move(tr), std::move(ti));
     FscCurve round_fsc;
-    bool have_fsc = false;
     auto check = [&]() {
       if (!last) return false;
-      // Gaussians that left the mask are dropped before the model is judged.
-      r.dropped_by_mask += drop_outside(g, mask, opt.mask_keep, n, pixel);
-      r.fsc = round_fsc = model_fsc(g, mm, mask, n, pixel);
-      have_fsc = true;
+      // Judged as it would be written: without the Gaussians that left the mask (a copy: Adam's state
+      // stays aligned with g until the round ends and drops them for real).
+      io::GaussianModel probe = g;
+      drop_outside(probe, mask, opt.mask_keep, n, pixel);
+      r.fsc = round_fsc = model_fsc(probe, mm, mask, n, pixel);
       evaluate_stop_rule(r, opt.res, n, pixel);
       return r.reached;
     };
     AdamRun run = run_adam(g, *lf, opt, res, pixel, last ? opt.final_iterations : opt.round_iterations, check);
     r.dropped_by_mask += drop_outside(g, mask, opt.mask_keep, n, pixel);
-    if (!have_fsc || !last) round_fsc = model_fsc(g, mm, mask, n, pixel);
+    round_fsc = model_fsc(g, mm, mask, n, pixel);
     FitRound fr{i, long(g.size()), res, run.iterations, run.loss, round_fsc, seconds_since(tr0)};
     r.rounds.push_back(fr);
     std::vector<float> ws = g.width;
@@ -388,7 +390,6 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
                              " Å, " + fmt(fr.seconds) + " s";
     progress.add(1, line);
     log_info("fit-map: " + line);
-    if (last && !run.converged && run.iterations >= opt.final_iterations) r.verdict += "";
     if (last) {
       r.fsc = round_fsc;
       evaluate_stop_rule(r, opt.res, n, pixel);

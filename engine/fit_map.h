@@ -29,7 +29,9 @@ namespace cugmm {
 struct FitMapOptions {
   // Inputs (paths name the files in errors and in fit.json; load_fit_map_inputs reads them).
   std::string map_path;
-  std::string half1_path, half2_path;  // both or neither
+  // Both or neither; or half1_path a RELION postprocess STAR (data_general: rlnUnfilteredMapHalf1/2,
+  // relative paths from the current directory, else the STAR file's own) and half2_path empty.
+  std::string half1_path, half2_path;
   std::string mask_path;
   std::string init_path;               // native model (.txt/.gmm) or PDB/mmCIF atoms
   // Target resolution, Å. 0: the half-maps' FSC-0.143 when given, else 3 pixels (no finer: at Nyquist
@@ -42,6 +44,7 @@ struct FitMapOptions {
   // Final Gaussian count. 0: one per (res/2)^3 Å^3 of the volume above threshold, within [32, 200000].
   long ngauss = 0;
   uint64_t seed = 1;
+  int threads = 0;                     // CPU threads (core/threads.h); 0 leaves the current setting
   // Tuning (documented defaults; fit.json records them).
   int start_gaussians = 256;
   double start_res = 50;          // Å; the first round is at max(start_res, res), at most box*pixel/3

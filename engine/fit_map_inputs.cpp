@@ -1,13 +1,16 @@
 // Reading, checking and defaulting fit-map's inputs.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "core/error.h"
 #include "engine/fit_map.h"
 #include "engine/fit_map_detail.h"
 #include "io/mrc.h"
+#include "io/star.h"
 
 namespace cugmm {
 
@@ -127,8 +130,36 @@ io::GaussianModel coarse_grain_atoms(const io::AtomicModel& atoms, int box, doub
   return g;
 }
 
-FitMapInputs load_fit_map_inputs(const FitMapOptions& opt) {
-  if (opt.map_path.empty()) throw InputError("map", "", "no map given");
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The half-maps a RELION postprocess STAR names, resolved against the current directory (where RELION
+// projects are run from), else against the STAR file's own directory.
+std::pair<std::string, std::string> postprocess_half_maps(const std::string& star) {
+  io::StarFile f = io::read_star(star);
+  const io::StarBlock* g = f.find("general");
+  if (!g || g->rows.empty()) throw InputError(star, "data_general", "not a RELION postprocess STAR (no data_general)");
+  auto path = [&](const char* label) {
+    std::string p = g->rows[0][g->require_column(label, star)];
+    if (!p.empty() && p[0] != '/' && !std::filesystem::exists(p)) {
+      std::filesystem::path alt = std::filesystem::path(star).parent_path() / p;
+      if (std::filesystem::exists(alt)) p = alt.string();
+    }
+    return p;
+  };
+  return {path("rlnUnfilteredMapHalf1"), path("rlnUnfilteredMapHalf2")};
+}
+
+}  // namespace
+
+FitMapInputs load_fit_map_inputs(const FitMapOptions& opt_in) {
+  if (opt_in.map_path.empty()) throw InputError("map", "", "no map given");
+  FitMapOptions opt = opt_in;
+  if (ends_with(opt.half1_path, ".star") && opt.half2_path.empty())
+    std::tie(opt.half1_path, opt.half2_path) = postprocess_half_maps(opt.half1_path);
   FitMapInputs in;
   in.map = io::read_mrc(opt.map_path);
   if (opt.half1_path.empty() != opt.half2_path.empty())

@@ -74,7 +74,7 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
   nlohmann::json j;
   j["options"] = {{"map", o.map_path}, {"half_maps", {o.half1_path, o.half2_path}}, {"mask", o.mask_path},
                   {"init", o.init_path}, {"res", o.res}, {"threshold", o.threshold}, {"ngauss", o.ngauss},
-                  {"seed", o.seed}, {"device", r.device}, {"start_gaussians", o.start_gaussians},
+                  {"seed", o.seed}, {"threads", o.threads}, {"device", r.device}, {"start_gaussians", o.start_gaussians},
                   {"start_res", o.start_res}, {"min_rounds", o.min_rounds}, {"round_iterations", o.round_iterations},
                   {"final_iterations", o.final_iterations}, {"check_every", o.check_every},
                   {"converge_tol", o.converge_tol}, {"lr_position", o.lr_position}, {"lr_width", o.lr_width},

@@ -281,3 +281,66 @@ TEST_CASE("fit-map: bad input names the file and says what is wrong") {
   eo.map_path = "empty.mrc";
   CHECK(test::contains(test::input_error([&] { fit_map(empty, eo, cpu_context()); }), "empty"));
 }
+
+TEST_CASE("fit-map: warns on a sharpened map and on --res finer than the half-maps' signal") {
+  FitMapOptions opt;
+  opt.min_rounds = 1;
+  opt.final_iterations = 1;
+  opt.ngauss = 64;
+  // Sharpened: every shell's amplitude multiplied by exp(+B k^2 / 4), B = 400 Å^2.
+  FitMapInputs in;
+  in.map = example_map();
+  {
+    const int n = kBox;
+    std::vector<cfloat> half(size_t(n) * n * (n / 2 + 1));
+    fft3_r2c(n, n, n, in.map.data.data(), half.data());
+    for (int z = 0; z < n; ++z)
+      for (int y = 0; y < n; ++y)
+        for (int x = 0; x <= n / 2; ++x) {
+          const int ky = y > n / 2 ? y - n : y, kz = z > n / 2 ? z - n : z;
+          const double k2 = (x * x + ky * ky + kz * kz) / std::pow(n * kPixel, 2);
+          half[(size_t(z) * n + y) * (n / 2 + 1) + x] *= float(std::exp(400 * k2 / 4) / (double(n) * n * n));
+        }
+    fft3_c2r(n, n, n, half.data(), in.map.data.data());
+  }
+  FitMapResult r = fit_map(in, opt, cpu_context());
+  bool sharpened = false;
+  for (const std::string& w : r.warnings) sharpened |= test::contains(w, "sharpened");
+  CHECK(sharpened);
+  // Half-maps with noise: asking for 2.5 px is finer than their FSC 0.143.
+  FitMapInputs noisy;
+  noisy.map = example_map();
+  std::mt19937 rng(1);
+  double mx = 0;
+  for (float v : noisy.map.data) mx = std::max(mx, double(v));
+  std::normal_distribution<float> nd(0, float(0.3 * mx));
+  noisy.half1 = noisy.map;
+  noisy.half2 = noisy.map;
+  for (float& v : noisy.half1->data) v += nd(rng);
+  for (float& v : noisy.half2->data) v += nd(rng);
+  opt.res = 2.5 * kPixel;
+  FitMapResult rn = fit_map(noisy, opt, cpu_context());
+  bool finer = false;
+  for (const std::string& w : rn.warnings) finer |= test::contains(w, "finer than the half-maps");
+  CHECK(finer);
+  CHECK(!rn.reached);
+  CHECK(!rn.failing_shells.empty());
+  CHECK(test::contains(rn.verdict, "not reached"));
+}
+
+TEST_CASE("fit-map: half-maps from a RELION postprocess STAR") {
+  const std::string dir = test::scratch_dir("fit_map_star");
+  io::Image map = example_map();
+  io::write_mrc(dir + "/map.mrc", map, false);
+  io::write_mrc(dir + "/run_half1_class001_unfil.mrc", map, false);
+  io::write_mrc(dir + "/run_half2_class001_unfil.mrc", map, false);
+  test::write_text(dir + "/postprocess.star",
+                   "\ndata_general\n\n_rlnFinalResolution 7.5\n_rlnUnfilteredMapHalf1 run_half1_class001_unfil.mrc\n"
+                   "_rlnUnfilteredMapHalf2 run_half2_class001_unfil.mrc\n\n");
+  FitMapOptions opt;
+  opt.map_path = dir + "/map.mrc";
+  opt.half1_path = dir + "/postprocess.star";
+  FitMapInputs in = load_fit_map_inputs(opt);
+  CHECK(in.half1.has_value());
+  CHECK(in.half2.has_value());
+}
