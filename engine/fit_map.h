@@ -2,7 +2,8 @@
 //
 // Progressive fit: start with min(256, G) Gaussians at a coarse resolution (50 Å, or --res when coarser),
 // seeded on voxels above the threshold weighted by density; each round runs Adam on the least-squares loss
-// of engine/gaussian_fourier3d.h within the round's band until it converges, drops Gaussians whose centre
+// of engine/gaussian_fourier3d.h within the round's band (whitened per shell: FitMapOptions::whiten, a
+// measured change from plain least squares) until it converges, drops Gaussians whose centre
 // left the mask, then doubles G by splitting the Gaussians with the largest real-space residual, and
 // raises the resolution geometrically; the last round is at --res with G = --ngauss and runs until the
 // stop rule holds or its iteration budget is spent.
