@@ -40,4 +40,6 @@ std::string blas_info() {
   return cfg + " (" + blas_threading() + " build, core " + openblas_get_corename() + ")";
 }
 
+int blas_threads() { return openblas_get_num_threads(); }
+
 }  // namespace cugmm::nn

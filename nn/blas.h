@@ -15,6 +15,20 @@ void dgemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const 
 
 // Tells OpenBLAS how many threads to use (0 = all cores); --threads calls it with OpenMP's count.
 void set_blas_threads(int n);
+int blas_threads();
+
+// Single-threaded BLAS for a scope: callers that run many small GEMMs in their own OpenMP loop (one per
+// thread) would otherwise oversubscribe the cores with OpenBLAS's pthreads.
+class SerialBlas {
+ public:
+  SerialBlas() : saved_(blas_threads()) { set_blas_threads(1); }
+  ~SerialBlas() { set_blas_threads(saved_); }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  int saved_;
+};
 
 // Which BLAS ran, for benchmarks and logs: "OpenBLAS 0.3.21 ... (OpenMP build, core SkylakeX)".
 // The build matters (cmake/cugmmDependencies.cmake): the OpenMP one shares libgomp's pool with cugmm's
