@@ -5,7 +5,8 @@
 // and reduces in shared memory in a fixed order. No atomics: results do not depend on scheduling.
 #include <vector>
 
-#include "core/cuda_buffer.h"
+#include "core/buffer.h"
+#include "core/cuda_check.h"
 #include "engine/gaussian_fourier3d.h"
 #include "kernels/gaussian_fourier3d.h"
 
@@ -93,7 +94,9 @@ __global__ void backward(DevParams p, const short* kx, const short* ky, const sh
 class Fourier3dLossCuda : public Fourier3dLoss {
  public:
   Fourier3dLossCuda(Context& ctx, const Band3d& b, const std::vector<float>& tr, const std::vector<float>& ti)
-      : stream_(static_cast<cudaStream_t>(ctx.stream())), n_(b.size), inv_len_(float(1.0 / (b.box * b.pixel_size))) {
+      : stream_(static_cast<cudaStream_t>(ctx.stream())), n_(b.size), inv_len_(float(1.0 / (b.box * b.pixel_size))),
+        kx_(ctx), ky_(ctx), kz_(ctx), tr_(ctx), ti_(ctx), w_(ctx), rr_(ctx), ri_(ctx), params_(ctx), grads_(ctx),
+        partial_(ctx) {
     std::vector<short> kx(n_), ky(n_), kz(n_);
     for (size_t r = 0; r < b.ky.size(); ++r)
       for (int x = 0; x < b.len[r]; ++x) {
@@ -101,8 +104,8 @@ class Fourier3dLossCuda : public Fourier3dLoss {
       }
     norm_ = band3d_norm(b, tr.data(), ti.data());
     CUGMM_REQUIRE(norm_ > 0, "fit-map: the map has no power in the fitted band");
-    kx_.upload(kx, stream_); ky_.upload(ky, stream_); kz_.upload(kz, stream_);
-    tr_.upload(tr, stream_); ti_.upload(ti, stream_); w_.upload(b.weight, stream_);
+    kx_.upload(kx); ky_.upload(ky); kz_.upload(kz);
+    tr_.upload(tr); ti_.upload(ti); w_.upload(b.weight);
     rr_.resize(n_); ri_.resize(n_);
     partial_.resize((n_ + kThreads - 1) / kThreads);
   }
@@ -111,9 +114,11 @@ class Fourier3dLossCuda : public Fourier3dLoss {
     const size_t gc = p.count;
     if (gc == 0 || n_ == 0) return 1.0;
     params_.resize(5 * gc);
+    // One upload of the five columns, staged contiguously on the host.
+    host_params_.resize(5 * gc);
     const float* src[5] = {p.x, p.y, p.z, p.a, p.s};
-    for (int c = 0; c < 5; ++c)
-      CUGMM_CHECK(cudaMemcpyAsync(params_.data() + c * gc, src[c], gc * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    for (int c = 0; c < 5; ++c) std::copy(src[c], src[c] + gc, host_params_.begin() + long(c * gc));
+    params_.upload(host_params_);
     DevParams d{params_.data(), params_.data() + gc, params_.data() + 2 * gc, params_.data() + 3 * gc,
                 params_.data() + 4 * gc, int(gc)};
     const int blocks = int(partial_.size());
@@ -127,9 +132,9 @@ class Fourier3dLossCuda : public Fourier3dLoss {
                                                  gp + 4 * gc);
     CUGMM_CHECK_LAUNCH();
     std::vector<double> part(partial_.size());
-    partial_.download(part.data(), part.size(), stream_);
+    partial_.download(part.data(), part.size());
     std::vector<float> host(5 * gc);
-    grads_.download(host.data(), host.size(), stream_);
+    grads_.download(host.data(), host.size());
     float* dst[5] = {g.x, g.y, g.z, g.a, g.s};
     for (int c = 0; c < 5; ++c) std::copy(host.begin() + c * gc, host.begin() + (c + 1) * gc, dst[c]);
     double loss = 0;
@@ -142,9 +147,10 @@ class Fourier3dLossCuda : public Fourier3dLoss {
   size_t n_;
   float inv_len_;
   double norm_ = 0;
-  DeviceBuffer<short> kx_, ky_, kz_;
-  DeviceBuffer<float> tr_, ti_, w_, rr_, ri_, params_, grads_;
-  DeviceBuffer<double> partial_;
+  Buffer<short> kx_, ky_, kz_;
+  Buffer<float> tr_, ti_, w_, rr_, ri_, params_, grads_;
+  Buffer<double> partial_;
+  std::vector<float> host_params_;
 };
 
 }  // namespace
