@@ -13,10 +13,19 @@ find_dependency(TIFF)
 set(CUGMM_OPENBLAS "openmp" CACHE STRING "OpenBLAS build to link: openmp (Debian's, when installed) or system")
 if(NOT TARGET BLAS::BLAS)
   if(CUGMM_OPENBLAS STREQUAL "openmp")
+    # Under each CMAKE_PREFIX_PATH entry first (Debian packages unpacked into a prefix: scripts/gpu_all.sh),
+    # then /usr.
+    set(_cugmm_ob_lib "")
+    set(_cugmm_ob_inc "")
+    string(REPLACE ":" ";" _cugmm_env_prefixes "$ENV{CMAKE_PREFIX_PATH}")
+    foreach(_p IN LISTS CMAKE_PREFIX_PATH _cugmm_env_prefixes)
+      list(APPEND _cugmm_ob_lib ${_p}/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+      list(APPEND _cugmm_ob_inc ${_p}/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+    endforeach()
     find_library(CUGMM_OPENBLAS_OPENMP_LIB openblas
-                 PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+                 PATHS ${_cugmm_ob_lib} /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
     find_path(CUGMM_OPENBLAS_OPENMP_INCLUDE cblas.h
-              PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+              PATHS ${_cugmm_ob_inc} /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
   endif()
   if(CUGMM_OPENBLAS_OPENMP_LIB AND CUGMM_OPENBLAS_OPENMP_INCLUDE)
     add_library(BLAS::BLAS INTERFACE IMPORTED)

@@ -17,14 +17,13 @@ root=$(pwd)
 
 if ! dpkg-query -W -f='${Status}' libfftw3-dev 2>/dev/null | grep -q "install ok installed"; then
   if [ -d .gpu-debs ]; then
+    # A private prefix made of the pack (scripts/gpu_pack_debs.sh says what is in it and why).
     prefix=$root/.gpu-root
+    rm -rf "$prefix"
     mkdir -p "$prefix"
     for f in .gpu-debs/*.deb; do dpkg -x "$f" "$prefix"; done
-    export CMAKE_PREFIX_PATH=$prefix/usr:${CMAKE_PREFIX_PATH:-}
-    export CPATH=$prefix/usr/include:${CPATH:-}
-    export LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu:${LIBRARY_PATH:-}
-    export LD_LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}
-    export PATH=$prefix/usr/bin:$PATH
+    bash scripts/gpu_prefix_env.sh "$prefix" > "$prefix/env.sh"
+    . "$prefix/env.sh"
   else
     bash scripts/setup.sh
   fi
