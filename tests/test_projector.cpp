@@ -309,8 +309,8 @@ TEST_CASE("batches: shared and per-particle parameters, summed and per-particle 
     auto d = to_float(make_data(rng, band, p, g, pose, c, mode, 0.05));
     data.insert(data.end(), d.begin(), d.end());
     // The float backend agrees with the double pipeline on this particle (its gradient to 2e-3 of the
-    // largest: float sums over thousands of coefficients; the Release build reaches ~6e-4 and the Debug
-    // sanitizer build, which keeps other summation orders, 1.05e-3).
+    // largest: float sums over thousands of coefficients, and the Debug sanitizer build, whose summation
+    // order differs from Release's, reached 1.05e-3).
     if (i == 0) {
       double smin = 1e9;
       for (int j = 0; j < g; ++j) smin = std::min(smin, p[4 * g + j]);
