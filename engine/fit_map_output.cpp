@@ -47,7 +47,7 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
   {
     std::ofstream f(d / "fsc.txt");
     if (!f) throw Error("cannot write " + (d / "fsc.txt").string());
-    f << "# shell frequency(1/A) resolution(A) fsc_model_map" << (r.c_ref.empty() ? "" : " fsc_half_maps c_ref") << "\n";
+    f << "# shell frequency(1/Å) resolution(Å) fsc_model_map" << (r.c_ref.empty() ? "" : " fsc_half_maps c_ref") << "\n";
     for (size_t s = 1; s < r.fsc.value.size(); ++s) {
       f << s << " " << r.fsc.frequency(int(s)) << " " << r.fsc.resolution(int(s)) << " " << r.fsc.value[s];
       if (!r.c_ref.empty()) f << " " << r.half_fsc.value[s] << " " << r.c_ref[s];
@@ -56,7 +56,7 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
   }
   {
     io::Plot p;
-    p.title("model vs map FSC").xlabel("resolution (1/A)").ylabel("FSC").ylim(-0.1, 1.05);
+    p.title("model vs map FSC").xlabel("spatial frequency (Å⁻¹)").ylabel("FSC").ylim(-0.1, 1.05);
     std::vector<double> x, y, c;
     for (size_t s = 1; s < r.fsc.value.size(); ++s) {
       x.push_back(r.fsc.frequency(int(s)));

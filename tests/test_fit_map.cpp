@@ -344,3 +344,29 @@ TEST_CASE("fit-map: half-maps from a RELION postprocess STAR") {
   CHECK(in.half1.has_value());
   CHECK(in.half2.has_value());
 }
+
+TEST_CASE("cugmm fit-map: the command writes every output, RELION and mrcfile read them; bad lines refused first") {
+  const std::string dir = test::scratch_dir("fit_map_cli");
+  io::write_mrc(dir + "/map.mrc", example_map(), false);
+  auto r = test::run(test::cugmm_exe() + " fit-map map.mrc --out fit --device cpu --threads 2", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "stop rule reached"));
+  for (const char* f : {"model.txt", "model.cif", "model.cmm", "model.mrc", "fsc.txt", "fsc.png", "fit.json"})
+    CHECK_MESSAGE(std::filesystem::exists(dir + "/fit/" + f), f);
+  io::GaussianModel m = io::read_model(dir + "/fit/model.txt");
+  CHECK(m.box_size == kBox);
+  CHECK(m.pixel_size == doctest::Approx(kPixel));
+  if (test::oracle(test::kPython))
+    test::python(dir, "import mrcfile, sys\nsys.exit(0 if mrcfile.validate('fit/model.mrc') else 1)\n");
+  // Refused before any output exists: an input as the output directory, one half-map, both sources.
+  for (const std::string& bad : {std::string(" fit-map map.mrc --out map.mrc"),
+                                 std::string(" fit-map map.mrc --out f2 --half-maps map.mrc"),
+                                 std::string(" fit-map map.mrc --out f2 --half-maps map.mrc map.mrc --postprocess p.star"),
+                                 std::string(" fit-map nothing.mrc --out f2")}) {
+    r = test::run(test::cugmm_exe() + bad + " --device cpu", dir);
+    CAPTURE(bad);
+    CAPTURE(r.out);
+    CHECK(r.status != 0);
+    CHECK_FALSE(std::filesystem::exists(dir + "/f2"));
+  }
+}
