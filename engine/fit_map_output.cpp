@@ -3,12 +3,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "engine/fit_map.h"
 #include "engine/render.h"
+#include "io/atomic_file.h"
 #include "io/mrc.h"
 #include "io/plot.h"
 
@@ -40,19 +41,21 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
   // PDB's B field stops at 999.99 (s <= 3.56 Å) and serials at 99,999: past those only mmCIF is exact.
   if (fits_pdb(r.model)) io::write_pseudo_atoms((d / "model.pdb").string(), r.model);
   io::write_cmm((d / "model.cmm").string(), r.model);
-  // TODO(io): io::Image carries no origin, so model.mrc keeps the grid and pixel size but not the origin.
+  // On the map's grid: same box, pixel size, start and origin, so it overlays the map in ChimeraX.
   io::Image v = render_volume(r.model, in.map.nx, in.map.pixel_size);
+  std::copy(in.map.start, in.map.start + 3, v.start);
+  std::copy(in.map.origin, in.map.origin + 3, v.origin);
   io::write_mrc((d / "model.mrc").string(), v, false);
 
   {
-    std::ofstream f(d / "fsc.txt");
-    if (!f) throw Error("cannot write " + (d / "fsc.txt").string());
+    std::ostringstream f;
     f << "# shell frequency(1/Å) resolution(Å) fsc_model_map" << (r.c_ref.empty() ? "" : " fsc_half_maps c_ref") << "\n";
     for (size_t s = 1; s < r.fsc.value.size(); ++s) {
       f << s << " " << r.fsc.frequency(int(s)) << " " << r.fsc.resolution(int(s)) << " " << r.fsc.value[s];
       if (!r.c_ref.empty()) f << " " << r.half_fsc.value[s] << " " << r.c_ref[s];
       f << "\n";
     }
+    io::write_file_atomic((d / "fsc.txt").string(), f.str());
   }
   {
     io::Plot p;
@@ -100,9 +103,7 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
                     {"verdict", r.verdict}};
   j["warnings"] = r.warnings;
   j["seconds"] = r.seconds;
-  std::ofstream f(d / "fit.json");
-  if (!f) throw Error("cannot write " + (d / "fit.json").string());
-  f << j.dump(2) << "\n";
+  io::write_file_atomic((d / "fit.json").string(), j.dump(2) + "\n");  // last: its presence means complete
 }
 
 }  // namespace cugmm

@@ -140,6 +140,11 @@ Layout parse_header(const unsigned char* p, size_t file_size, const std::string&
   int xyz[3];
   for (int a = 0; a < 3; ++a) xyz[L.map[a] - 1] = dims[a];
   h.nx = xyz[0], h.ny = xyz[1], h.nz = xyz[2];
+  for (int a = 0; a < 3; ++a) h.start[L.map[a] - 1] = i32(16 + 4 * size_t(a));  // stored per column/row/section
+  for (int a = 0; a < 3; ++a) {
+    const float o = f32(196 + 4 * size_t(a));
+    h.origin[a] = std::isfinite(o) ? o : 0.f;  // a garbage origin places the map nowhere: ignore it
+  }
 
   int32_t nsymbt = i32(92);
   if (nsymbt < 0) throw InputError(path, "header field NSYMBT", std::to_string(nsymbt) + " is negative");
@@ -264,6 +269,8 @@ Image read_mrc(const std::string& path) {
   const MrcHeader& h = L.h;
   Image im;
   im.nx = h.nx, im.ny = h.ny, im.nz = h.nz, im.pixel_size = h.pixel_size;
+  std::copy(h.start, h.start + 3, im.start);
+  std::copy(h.origin, h.origin + 3, im.origin);
   // The sizes fit the file (parse_header), but an 8-bit file grows four times as float.
   require_host_memory(checked_mul(im.voxels(), sizeof(float), path), "reading " + path);
   im.data.resize(im.voxels());
@@ -320,7 +327,8 @@ void MrcStack::read_section(long i, float* out) const {
   if (h_.mode == 2 || h_.mode == 12) check_pixels(out, plane, h_.nx, path_, section_name(i, h_.nz));
 }
 
-void write_mrc(const std::string& path, const float* data, int nx, int ny, int nz, float pixel_size, bool is_stack) {
+void write_mrc(const std::string& path, const float* data, int nx, int ny, int nz, float pixel_size, bool is_stack,
+               const int start[3], const float origin[3]) {
   if (nx <= 0 || ny <= 0 || nz <= 0)
     throw Error("write_mrc " + path + ": size " + std::to_string(nx) + " x " + std::to_string(ny) + " x " +
                 std::to_string(nz) + " is not positive");
@@ -349,6 +357,8 @@ void write_mrc(const std::string& path, const float* data, int nx, int ny, int n
       put_f(48, float(double(pixel_size) * mz));
   put_f(52, 90), put_f(56, 90), put_f(60, 90);
   put_i(64, 1), put_i(68, 2), put_i(72, 3);
+  if (start) put_i(16, start[0]), put_i(20, start[1]), put_i(24, start[2]);
+  if (origin) put_f(196, origin[0]), put_f(200, origin[1]), put_f(204, origin[2]);
   put_f(76, float(lo)), put_f(80, float(hi)), put_f(84, float(mean));
   put_i(88, is_stack ? 0 : 1);
   put_i(108, 20140);

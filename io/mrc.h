@@ -24,6 +24,10 @@ struct MrcHeader {
   bool little_endian = true;
   size_t data_offset = 1024;   // 1024 + NSYMBT
   float dmin = 0, dmax = 0, dmean = 0, rms = 0;
+  // Where the grid sits (x, y, z): NXSTART/NYSTART/NZSTART (voxels) and ORIGIN (Å). Kept so that a map
+  // made on another's grid (fit-map's model.mrc) overlays it in ChimeraX.
+  int start[3] = {0, 0, 0};
+  float origin[3] = {0, 0, 0};
 };
 
 // A dense float image: nz sections of ny x nx, x fastest.
@@ -31,6 +35,8 @@ struct Image {
   int nx = 0, ny = 0, nz = 1;
   float pixel_size = 0;
   std::vector<float> data;
+  int start[3] = {0, 0, 0};      // NXSTART..NZSTART of the file it came from (written back by write_mrc)
+  float origin[3] = {0, 0, 0};   // ORIGIN, Å
   size_t voxels() const { return size_t(nx) * ny * nz; }
   float& at(int x, int y, int z = 0) { return data[(size_t(z) * ny + y) * nx + x]; }
   float at(int x, int y, int z = 0) const { return data[(size_t(z) * ny + y) * nx + x]; }
@@ -69,9 +75,10 @@ class MrcStack {
 };
 
 // Writes float32 data as MRC. is_stack: ISPG 0 (a stack of nz images), else a volume (ISPG 1).
-void write_mrc(const std::string& path, const float* data, int nx, int ny, int nz, float pixel_size, bool is_stack);
+void write_mrc(const std::string& path, const float* data, int nx, int ny, int nz, float pixel_size, bool is_stack,
+               const int start[3] = nullptr, const float origin[3] = nullptr);
 inline void write_mrc(const std::string& path, const Image& im, bool is_stack) {
-  write_mrc(path, im.data.data(), im.nx, im.ny, im.nz, im.pixel_size, is_stack);
+  write_mrc(path, im.data.data(), im.nx, im.ny, im.nz, im.pixel_size, is_stack, im.start, im.origin);
 }
 
 }  // namespace cugmm::io

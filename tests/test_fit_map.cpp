@@ -347,12 +347,21 @@ TEST_CASE("fit-map: half-maps from a RELION postprocess STAR") {
 
 TEST_CASE("cugmm fit-map: the command writes every output, RELION and mrcfile read them; bad lines refused first") {
   const std::string dir = test::scratch_dir("fit_map_cli");
-  io::write_mrc(dir + "/map.mrc", example_map(), false);
+  io::Image map = example_map();
+  map.origin[0] = 12.5f, map.origin[1] = -3.f, map.origin[2] = 40.f;
+  map.start[0] = -24, map.start[1] = 0, map.start[2] = 7;
+  io::write_mrc(dir + "/map.mrc", map, false);
   auto r = test::run(test::cugmm_exe() + " fit-map map.mrc --out fit --device cpu --threads 2", dir);
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK(test::contains(r.out, "stop rule reached"));
   for (const char* f : {"model.txt", "model.cif", "model.cmm", "model.mrc", "fsc.txt", "fsc.png", "fit.json"})
     CHECK_MESSAGE(std::filesystem::exists(dir + "/fit/" + f), f);
+  // model.mrc is on the map's grid: origin and start kept, so it overlays the map.
+  io::Image rendered = io::read_mrc(dir + "/fit/model.mrc");
+  for (int a = 0; a < 3; ++a) {
+    CHECK(rendered.origin[a] == map.origin[a]);
+    CHECK(rendered.start[a] == map.start[a]);
+  }
   io::GaussianModel m = io::read_model(dir + "/fit/model.txt");
   CHECK(m.box_size == kBox);
   CHECK(m.pixel_size == doctest::Approx(kPixel));

@@ -331,3 +331,27 @@ TEST_CASE("pixels too large for any sum (3e38) are refused when read, naming the
   CHECK(contains(e, "x 2, y 1"));
   CHECK(contains(e, "overflow"));
 }
+
+TEST_CASE("MRC origin and start: read as mrcfile writes them, written as mrcfile reads them") {
+  if (!test::oracle(test::kPython)) return;
+  const std::string dir = test::scratch_dir("mrc_origin");
+  test::python(dir, "import mrcfile, numpy as np\n"
+                    "with mrcfile.new('theirs.mrc') as m:\n"
+                    "    m.set_data(np.zeros((4, 6, 8), dtype=np.float32))\n"
+                    "    m.header.origin = (10.5, -20.0, 30.25)\n"
+                    "    m.header.nxstart, m.header.nystart, m.header.nzstart = -4, 3, 17\n");
+  io::Image im = io::read_mrc(dir + "/theirs.mrc");
+  CHECK(im.origin[0] == 10.5f);
+  CHECK(im.origin[1] == -20.f);
+  CHECK(im.origin[2] == 30.25f);
+  CHECK(im.start[0] == -4);
+  CHECK(im.start[1] == 3);
+  CHECK(im.start[2] == 17);
+  io::write_mrc(dir + "/ours.mrc", im, false);
+  test::python(dir, "import mrcfile, sys\n"
+                    "m = mrcfile.open('ours.mrc')\n"
+                    "o = m.header.origin\n"
+                    "ok = (float(o.x), float(o.y), float(o.z)) == (10.5, -20.0, 30.25) and "
+                    "(int(m.header.nxstart), int(m.header.nystart), int(m.header.nzstart)) == (-4, 3, 17)\n"
+                    "sys.exit(0 if ok and mrcfile.validate('ours.mrc') else 1)\n");
+}
