@@ -13,6 +13,9 @@ void cuda_free(void* p, void* stream) noexcept;
 void cuda_zero(void* p, size_t bytes, void* stream);
 void cuda_copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes, void* stream);
 bool cuda_is_device_pointer(const void* p);
+void* cuda_pinned_alloc(size_t bytes);
+void cuda_pinned_free(void* p) noexcept;
+void cuda_copy_async(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes, void* stream);
 }  // namespace detail
 #define CUGMM_CUDA_OR_THROW(expr) expr
 #else
@@ -46,6 +49,26 @@ void mem_copy(Device dst_dev, void* dst, Device src_dev, const void* src, size_t
   if (!bytes) return;
   if (dst_dev == Device::cpu && src_dev == Device::cpu) { std::memcpy(dst, src, bytes); return; }
   CUGMM_CUDA_OR_THROW(detail::cuda_copy(dst, dst_dev == Device::cuda, src, src_dev == Device::cuda, bytes, stream));
+}
+
+void* pinned_alloc(Device d, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  if (d == Device::cuda) { CUGMM_CUDA_OR_THROW(return detail::cuda_pinned_alloc(bytes)); }
+  return mem_alloc(Device::cpu, bytes, nullptr);
+}
+
+void pinned_free(Device d, void* p) noexcept {
+  if (!p) return;
+#ifdef CUGMM_HAVE_CUDA
+  if (d == Device::cuda) { detail::cuda_pinned_free(p); return; }
+#endif
+  std::free(p);
+}
+
+void mem_copy_async(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes, void* stream) {
+  if (!bytes) return;
+  if (dst_dev == Device::cpu && src_dev == Device::cpu) { std::memcpy(dst, src, bytes); return; }
+  CUGMM_CUDA_OR_THROW(detail::cuda_copy_async(dst, dst_dev == Device::cuda, src, src_dev == Device::cuda, bytes, stream));
 }
 
 void check_pointer(Device d, const void* p, const char* what) {

@@ -34,6 +34,20 @@ void cuda_copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t by
   if (!dst_dev) CUGMM_CHECK(cudaStreamSynchronize(s));  // the caller reads the host copy on return
 }
 
+void* cuda_pinned_alloc(size_t bytes) {
+  void* p = nullptr;
+  CUGMM_CHECK(cudaMallocHost(&p, bytes));
+  return p;
+}
+
+void cuda_pinned_free(void* p) noexcept { cudaFreeHost(p); }
+
+void cuda_copy_async(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes, void* stream) {
+  cudaMemcpyKind k = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                             : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  CUGMM_CHECK(cudaMemcpyAsync(dst, src, bytes, k, static_cast<cudaStream_t>(stream)));
+}
+
 bool cuda_is_device_pointer(const void* p) {
   cudaPointerAttributes a{};
   if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
