@@ -66,10 +66,9 @@ struct DataSet {
   int gaussians = 0;
 };
 
-DataSet make_data(const std::string& name, const std::string& system, int count, double snr) {
+DataSet make_data(const std::string& name, const HeteroSystem& sys, int count, double snr) {
   DataSet d;
   d.dir = test::scratch_dir(name);
-  HeteroSystem sys = builtin_system(system);
   TruthSimOptions o;
   o.count = count;
   o.box = 40;
@@ -86,6 +85,10 @@ DataSet make_data(const std::string& name, const std::string& system, int count,
   d.model = d.dir + "/neutral.txt";
   io::write_model(d.model, m);
   return d;
+}
+
+DataSet make_data(const std::string& name, const std::string& system, int count, double snr) {
+  return make_data(name, builtin_system(system), count, snr);
 }
 
 Matrix read_latent(const std::string& path) {
@@ -163,20 +166,25 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
 }
 
 TEST_CASE("a compositional change (a domain present in half the particles) separates in the latent") {
-  DataSet d = make_data("train_composition", "composition", 400, 2.0);
+  // The built-in "composition" system without its slide: the lid (chain C) present or not, nothing else, so
+  // the 2-component mixture of composition_score has one thing to find.
+  HeteroSystem sys = builtin_system("composition");
+  sys.motions.erase(sys.motions.begin());
+  REQUIRE(sys.motions.size() == 1);
+  DataSet d = make_data("train_composition", sys, 400, 2.0);
   const std::string out = d.dir + "/run";
-  test::RunResult r = test::run(train_cmd(d, out, "--epochs 40 --batch 32 --lr 1e-3 --latent 2 --noise 1 --latent-reg 1e-4"));
+  test::RunResult r = test::run(train_cmd(d, out, "--epochs 40 --batch 32 --lr 1e-3 --latent 4 --noise 1 --latent-reg 1e-4 --reg-mass 0 --leaky"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   Matrix z = read_latent(out + "/latent.txt");
   REQUIRE(z.rows == 400);
   std::vector<double> present, shuffled;
-  for (auto& s : d.truth.state) present.push_back(s[1]);
+  for (auto& s : d.truth.state) present.push_back(s[0]);
   shuffled = present;
   std::mt19937 rng(5);
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   const double acc = composition_score(z, present), base = composition_score(z, shuffled);
   MESSAGE("composition accuracy " << acc << ", shuffled-truth baseline " << base);
-  CHECK(acc > 0.8);
+  CHECK(acc > 0.85);  // measured 0.9775 (CPU, bit-reproducible); shuffled truth 0.50
   CHECK(base < 0.65);
 }
 
