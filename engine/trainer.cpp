@@ -450,7 +450,7 @@ nlohmann::json history_json(const std::vector<EpochRecord>& h) {
     a.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_score", r.train_score},
                  {"val_loss", r.has_val ? nlohmann::json(r.val_loss) : nlohmann::json()},
                  {"val_score", r.has_val ? nlohmann::json(r.val_score) : nlohmann::json()},
-                 {"seconds", r.seconds}});
+                 {"seconds", r.seconds}, {"step_seconds", r.step_seconds}});
   return a;
 }
 
@@ -467,6 +467,7 @@ std::vector<EpochRecord> history_from_json(const nlohmann::json& a) {
       r.val_score = j.at("val_score");
     }
     r.seconds = j.at("seconds");
+    r.step_seconds = j.value("step_seconds", 0.0);
     h.push_back(r);
   }
   return h;
@@ -597,8 +598,10 @@ bool Trainer::train(bool resume) {
       }
       progress.add(1, last_extra);
     }
+    const double t_steps = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     // Validation: inference mode, no noise, score only.
     EpochRecord r;
+    r.step_seconds = t_steps;
     r.epoch = e + 1;
     r.train_loss = acc_host[0] / double(batches * B);
     r.train_score = acc_host[1] / double(batches * B);
@@ -617,11 +620,12 @@ bool Trainer::train(bool resume) {
       r.val_score = acc_host[3] / double(val_.size());
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    r.seconds = dt;
-    particle_steps_per_s = double((batches - b0) * B) / dt;
-    history_.push_back(r);
+    particle_steps_per_s = double((batches - b0) * B) / t_steps;
     b.acc.zero();
+    r.seconds = dt;
+    history_.push_back(r);
     save(e + 1, 0);
+    history_.back().seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     char line[200];
     std::snprintf(line, sizeof line, "epoch %d/%d: loss %.5f (score %.4f)%s, %.0f particles/s", e + 1, c.epochs,
                   r.train_loss, r.train_score,

@@ -92,7 +92,9 @@ std::vector<float> column_mask(const TrainConfig& c, int G);
 
 struct EpochRecord {
   int epoch = 0;
-  double train_loss = 0, train_score = 0, val_loss = 0, val_score = 0, seconds = 0;
+  double train_loss = 0, train_score = 0, val_loss = 0, val_score = 0;
+  double seconds = 0;       // the whole epoch: steps, validation, checkpoint
+  double step_seconds = 0;  // the training steps alone (what particle-steps/s counts)
   bool has_val = false;
 };
 
