@@ -30,6 +30,17 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
   CHECK(baseline < 0.2);
   for (const char* f : {"particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json"})
     CHECK(fs::exists(out + "/" + f));
+  // RELION reads the STAR with the added columns and keeps them through a selection (it treats labels it does
+  // not know as text, so it cannot select on them itself).
+  if (test::oracle("relion_star_handler")) {
+    test::RunResult h = test::run("relion_star_handler --i " + out + "/particles.star --o " + d.dir +
+                                  "/sel.star --select rlnDefocusU --minval 0");
+    CHECK_MESSAGE(h.status == 0, h.out);
+    const std::string sel = test::read_text(d.dir + "/sel.star");
+    CHECK(test::contains(sel, "_rlnCugmmLatent2"));
+    CHECK(test::contains(sel, "_rlnCugmmFrc"));
+    CHECK(test::contains(h.out, "400 item"));
+  }
   // decode: the origin is the neutral model exactly.
   r = test::run(test::cugmm_exe() + " decode " + out + " --z \"0 0\" --out " + d.dir + "/decoded --device cpu");
   MESSAGE(r.out);
