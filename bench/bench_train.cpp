@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
     c.loss_every = 1 << 30;  // the epoch end's read-back only
     Context cx(dev);
     Trainer trainer(cx, cache, model, c, dir);
+    trainer.profile = true;
     trainer.prepare_features(false);
     const double features_per_s = particles / trainer.seconds_features;
     trainer.train(false);
@@ -204,6 +205,17 @@ int main(int argc, char** argv) {
     j["non_gemm_share_of_step"] = 1 - t_gemm / t_step;
     j["decode_ms_per_point"] = {{"decoder", 1e3 * t_dec}, {"map", 1e3 * t_map}, {"total", 1e3 * (t_dec + t_map)}};
     j["peak_rss_bytes"] = bench::peak_rss_bytes();
+    {
+      double total = 0;
+      for (const auto& ph : trainer.phase_seconds) total += ph.second;
+      nlohmann::json pj = nlohmann::json::object();
+      std::printf("  phases of the step (same run, synchronised after each):\n");
+      for (const auto& ph : trainer.phase_seconds) {
+        pj[ph.first] = ph.second / total;
+        std::printf("    %-45s %5.1f%%\n", ph.first.c_str(), 100 * ph.second / total);
+      }
+      j["step_phase_fractions"] = pj;
+    }
     nlohmann::json pj = nlohmann::json::array();
     for (const auto& it : plan.items) pj.push_back({{"what", it.what}, {"bytes", it.bytes}});
     j["memory_plan_G100000_box256_batch64"] = {{"items", pj}, {"total_bytes", plan.total},

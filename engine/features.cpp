@@ -301,13 +301,28 @@ FeatureFile::~FeatureFile() {
   if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
 }
 
+namespace {
+// fp16 -> fp32 through a 256 KiB table: the per-batch conversion (batch x 5G values) costs a load per value
+// instead of a branchy decode, measurable beside the step at G = 3,200.
+const float* half_table() {
+  static const std::vector<float> t = [] {
+    std::vector<float> v(65536);
+    for (uint32_t h = 0; h < 65536; ++h) v[h] = half_to_float(uint16_t(h));
+    return v;
+  }();
+  return t.data();
+}
+}  // namespace
+
 void FeatureFile::gather(const size_t* index, int n, float* out) const {
+  for (int i = 0; i < n; ++i) CUGMM_REQUIRE(index[i] < count_, "feature row out of range");
+  const float* table = half_table();
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < n; ++i) {
-    CUGMM_REQUIRE(index[i] < count_, "feature row out of range");
     float* o = out + size_t(i) * width_;
     if (precision_ == FeaturePrecision::fp16) {
       const uint16_t* h = reinterpret_cast<const uint16_t*>(data_) + index[i] * width_;
-      for (size_t c = 0; c < width_; ++c) o[c] = half_to_float(h[c]);
+      for (size_t c = 0; c < width_; ++c) o[c] = table[h[c]];
     } else {
       std::memcpy(o, data_ + index[i] * width_ * 4, width_ * 4);
     }

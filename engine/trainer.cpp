@@ -489,7 +489,9 @@ bool Trainer::train(bool resume) {
   if (resume) {
     nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
     TrainConfig old = TrainConfig::from_json(ck.meta.at("config"));
-    old.epochs = c.epochs;  // a resumed run may go further
+    old.epochs = c.epochs;  // a resumed run may go further, and watch it differently
+    old.explode = c.explode;
+    old.loss_every = c.loss_every;
     if (old.to_json() != c.to_json())
       throw Error("cannot resume " + checkpoint_path() + ": its settings differ from this command's (" +
                   old.to_json().dump() + " vs " + c.to_json().dump() + ")");
@@ -560,13 +562,27 @@ bool Trainer::train(bool resume) {
       }
       for (size_t i = 0; i < B; ++i) idx[i] = order[bi * B + i];
       try {
+        auto tick = std::chrono::steady_clock::now();
+        size_t phase = 0;
+        auto mark = [&](const char* name) {
+          if (!profile) return;
+          cx.synchronize();
+          const auto now = std::chrono::steady_clock::now();
+          if (phase_seconds.size() <= phase) phase_seconds.push_back({name, 0.0});
+          phase_seconds[phase++].second += std::chrono::duration<double>(now - tick).count();
+          tick = now;
+        };
         b.load(*batcher_, *features_, idx.data(), int(B));
+        mark("load batch (features, particles, upload)");
         b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e));
+        mark("encoder + decoder forward, parameters");
         b.project(*projector, int(B), true);
+        mark("projection + FRC forward and backward");
         b.v.resize(B * b.W);
         train_ops::cotangent(cx, p.k, b.base.data(), b.last_raw, b.mask.data(), b.grad.data(), b.rowreg.data(),
                              b.v.data(), int(B));
         train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), int(B), b.acc.data());
+        mark("cotangent, loss");
         const float* vz = p.dec->backward(b.v.data(), true);
         if (c.latent_reg > 0) {
           b.vz.resize(B * size_t(c.latent));
@@ -574,8 +590,10 @@ bool Trainer::train(bool resume) {
           vz = b.vz.data();
         }
         p.enc->backward(vz, false);
+        mark("decoder + encoder backward");
         p.aenc->step();
         p.adec->step();
+        mark("Adam");
         ++p.step;
         if ((bi + 1) % size_t(std::max(1, c.loss_every)) == 0 || bi + 1 == batches) {
           acc_host = b.acc.to_host();  // waits for the stream: the only read-back

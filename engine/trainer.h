@@ -149,6 +149,10 @@ class Trainer {
   nlohmann::json feature_key() const;
   double seconds_features = 0, seconds_training = 0;
   double particle_steps_per_s = 0;  // of the last epoch
+  // With profile set, every phase of a step is timed (the context is synchronised after each, so the total
+  // slows a little on CUDA): seconds per phase summed over the run's steps.
+  bool profile = false;
+  std::vector<std::pair<std::string, double>> phase_seconds;
 
  private:
   struct Impl;

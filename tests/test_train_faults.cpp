@@ -100,3 +100,18 @@ TEST_CASE("Ctrl-C stops at a batch boundary with a resumable checkpoint; the res
   CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
   CHECK(file_bytes(a + "/particles.star") == file_bytes(b + "/particles.star"));
 }
+
+TEST_CASE("a diverging run stops with a diagnosis and keeps the last good checkpoint") {
+  DataSet d = make_data("train_diverge", "linear", 160, 2.0);
+  const std::string out = d.dir + "/run", opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64";
+  test::RunResult r = test::run(train_cmd(d, out, opts + " --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const std::string good = file_bytes(out + "/model.ckpt");
+  // Every loss (about -0.5) is "exploding" when the limit is -0.99: the run must stop at its first check.
+  r = test::run(train_cmd(d, out, opts + " --epochs 2 --resume --explode -0.99 --loss-every 2"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, "training diverged at epoch 2, batch 2"), r.out);
+  CHECK(test::contains(r.out, "last good checkpoint is kept"));
+  CHECK(test::contains(r.out, "(epoch 1)"));
+  CHECK(file_bytes(out + "/model.ckpt") == good);
+}
