@@ -80,6 +80,8 @@ TEST_CASE("bad inputs are refused before any work, with a message naming the pro
   refused("--batch 8 --move positions,colours", d.model, "unknown item 'colours'");
   refused("--batch 8 --gaussians 5-100000", d.model, "--gaussians");
   refused("--batch 8 --resume", d.model, "does not exist");
+  // A plan that cannot fit (16 layers of 16,384: ~70 GB of weights and Adam state) is refused with suggestions.
+  refused("--batch 8 --val-fraction 0 --hidden 16384 --depth 16", d.model, "Try a smaller --batch, --bf16-moments");
 }
 
 TEST_CASE("Ctrl-C stops at a batch boundary with a resumable checkpoint; the resumed run equals a straight one") {
