@@ -44,6 +44,7 @@ static int run_embed(Command& c) {
   io::ParticleReadOptions ropt;
   ropt.root = co.root;
   io::ParticleSet set = io::read_particles(co.particles, ropt);
+  refuse_premultiplied(set, m.config.ctf);
   // The run's working grid: the particles must reach the same box and pixel size.
   const WorkingGrid native = choose_working_grid(set, 0);
   if (std::abs(native.box * native.pixel - m.cache_box * m.cache_pixel) > 1e-3 * m.cache_box * m.cache_pixel)

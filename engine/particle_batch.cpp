@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/particles.h"
 
 namespace cugmm {
 
@@ -23,6 +24,21 @@ const char* ctf_choice_name(CtfChoice c) {
     case CtfChoice::none: return "none";
   }
   return "?";
+}
+
+void refuse_premultiplied(const io::ParticleSet& set, CtfChoice choice) {
+  if (choice != CtfChoice::automatic) return;
+  for (const char* block : {"optics", "particles", ""}) {
+    const io::StarBlock* b = set.star.find(block);
+    if (!b) continue;
+    const int col = b->column("rlnCtfDataAreCtfPremultiplied");
+    if (col < 0) continue;
+    for (const auto& row : b->rows)
+      if (size_t(col) < row.size() && (row[size_t(col)] == "1" || row[size_t(col)] == "1.0"))
+        throw InputError(set.source, "", "the images are CTF-premultiplied (rlnCtfDataAreCtfPremultiplied = 1): "
+                                         "the model would need CTF^2, which cugmm does not model yet; give "
+                                         "--ctf full, flipped or none to train on them anyway");
+  }
 }
 
 FourierBand training_band(const ParticleCache& cache, double minres, double maxres) {

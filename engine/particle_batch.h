@@ -11,11 +11,18 @@
 
 namespace cugmm {
 
+namespace io { struct ParticleSet; }
+
 // How the model is multiplied by the CTF: as the cache says per particle (auto: full CTF for raw particles,
 // |CTF| where the optics group says phase-flipped, none without defocus values), or forced for all.
 enum class CtfChoice { automatic, full, phase_flipped, none };
 CtfChoice parse_ctf_choice(const std::string& s);  // "auto" | "full" | "flipped" | "none"
 const char* ctf_choice_name(CtfChoice c);
+
+// Throws when an optics group says its images are CTF-premultiplied (rlnCtfDataAreCtfPremultiplied = 1) and
+// the CTF choice is automatic: such data need the model times CTF^2, which the projector does not offer yet,
+// so training on them would fit the wrong thing silently. An explicit choice trains anyway.
+void refuse_premultiplied(const io::ParticleSet& set, CtfChoice choice);
 
 class ParticleBatcher {
  public:

@@ -80,6 +80,22 @@ TEST_CASE("bad inputs are refused before any work, with a message naming the pro
   refused("--batch 8 --move positions,colours", d.model, "unknown item 'colours'");
   refused("--batch 8 --gaussians 5-100000", d.model, "--gaussians");
   refused("--batch 8 --resume", d.model, "does not exist");
+  {  // CTF-premultiplied images (rlnCtfDataAreCtfPremultiplied = 1 in the optics table) need --ctf explicitly.
+    std::string star = test::read_text(d.star);
+    const size_t at = star.find("_rlnAmplitudeContrast #8\n");
+    REQUIRE(at != std::string::npos);
+    star.insert(at + 25, "_rlnCtfDataAreCtfPremultiplied #9\n");
+    const size_t row = star.find("0.100000\n", at);
+    REQUIRE(row != std::string::npos);
+    star.insert(row + 8, "  1");
+    test::write_text(d.dir + "/premultiplied.star", star);
+    const std::string out = d.dir + "/out_premult";
+    test::RunResult r = test::run(test::cugmm_exe() + " train --particles " + d.dir + "/premultiplied.star --model " +
+                                  d.model + " --out " + out + " --device cpu --batch 8 --val-fraction 0");
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(test::contains(r.out, "CTF-premultiplied"), r.out);
+    CHECK(!fs::exists(out));
+  }
   // A plan that cannot fit (16 layers of 16,384: ~70 GB of weights and Adam state) is refused with suggestions.
   refused("--batch 8 --val-fraction 0 --hidden 16384 --depth 16", d.model, "Try a smaller --batch, --bf16-moments");
 }
