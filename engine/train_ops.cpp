@@ -14,6 +14,13 @@ void accumulate_loss(Context&, const float*, const float*, int, double*);
 void add_latent_noise(Context&, const float*, float*, const int64_t*, int, int, float, uint64_t, uint64_t);
 size_t device_free_bytes();
 void add_scaled(Context&, const float*, const float*, float, float*, size_t);
+void* pinned_alloc(size_t);
+void pinned_free(void*) noexcept;
+void* event_create();
+void event_destroy(void*) noexcept;
+void event_record(Context&, void*);
+void event_wait(void*);
+void copy_to_device_async(Context&, void*, const void*, size_t);
 }  // namespace cuda
 #define CUGMM_TRAIN_DISPATCH(call) \
   if (cx.cuda()) return cuda::call
@@ -86,6 +93,27 @@ void add_scaled(Context& cx, const float* v, const float* z, float coef, float* 
   CUGMM_TRAIN_DISPATCH(add_scaled(cx, v, z, coef, out, n));
   for (size_t i = 0; i < n; ++i) out[i] = v[i] + coef * z[i];
 }
+
+#ifdef CUGMM_HAVE_CUDA
+void* pinned_alloc(size_t bytes) { return cuda::pinned_alloc(bytes); }
+void pinned_free(void* p) noexcept { cuda::pinned_free(p); }
+void* event_create() { return cuda::event_create(); }
+void event_destroy(void* ev) noexcept { cuda::event_destroy(ev); }
+void event_record(Context& cx, void* ev) { cuda::event_record(cx, ev); }
+void event_wait(void* ev) { cuda::event_wait(ev); }
+void copy_to_device_async(Context& cx, void* dst, const void* src, size_t bytes) {
+  cuda::copy_to_device_async(cx, dst, src, bytes);
+}
+#else
+static void no_cuda() { throw Error("this cugmm was built without the CUDA backend"); }
+void* pinned_alloc(size_t) { no_cuda(); return nullptr; }
+void pinned_free(void*) noexcept {}
+void* event_create() { no_cuda(); return nullptr; }
+void event_destroy(void*) noexcept {}
+void event_record(Context&, void*) { no_cuda(); }
+void event_wait(void*) { no_cuda(); }
+void copy_to_device_async(Context&, void*, const void*, size_t) { no_cuda(); }
+#endif
 
 size_t device_free_bytes() {
 #ifdef CUGMM_HAVE_CUDA

@@ -32,4 +32,17 @@ namespace cugmm::train_ops {
 void add_scaled(Context& cx, const float* v, const float* z, float coef, float* out, size_t n);
 // Free memory of the current CUDA device (0 without CUDA).
 size_t device_free_bytes();
+
+// Host staging for the per-batch uploads on CUDA (CUDA only; each throws without it). A copy from pageable
+// memory makes the host wait for the stream first (CUDA's rule for pageable transfers), which would put a
+// host round trip in every step; from pinned memory it is queued and returns at once, so the host gathers
+// the next batch while the device computes. A slot is written again only after the event recorded after
+// its copies has completed.
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p) noexcept;
+void* event_create();
+void event_destroy(void* ev) noexcept;
+void event_record(Context& cx, void* ev);
+void event_wait(void* ev);  // the host waits for the event
+void copy_to_device_async(Context& cx, void* dst, const void* src, size_t bytes);
 }  // namespace cugmm::train_ops

@@ -106,6 +106,24 @@ void add_scaled(Context& cx, const float* v, const float* z, float coef, float* 
   CUGMM_CHECK_LAUNCH();
 }
 
+void* pinned_alloc(size_t bytes) {
+  void* p = nullptr;
+  CUGMM_CHECK(cudaMallocHost(&p, bytes));
+  return p;
+}
+void pinned_free(void* p) noexcept { if (p) cudaFreeHost(p); }
+void* event_create() {
+  cudaEvent_t e;
+  CUGMM_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+void event_destroy(void* ev) noexcept { if (ev) cudaEventDestroy(static_cast<cudaEvent_t>(ev)); }
+void event_record(Context& cx, void* ev) { CUGMM_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(ev), stream_of(cx))); }
+void event_wait(void* ev) { CUGMM_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(ev))); }
+void copy_to_device_async(Context& cx, void* dst, const void* src, size_t bytes) {
+  if (bytes) CUGMM_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_of(cx)));
+}
+
 size_t device_free_bytes() {
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {

@@ -237,10 +237,6 @@ struct StepBuffers {
   Buffer<ParticleView> views;
   Buffer<cfloat> data;
   Buffer<int64_t> index;
-  std::vector<float> h_feat;
-  std::vector<ParticleView> h_views;
-  std::vector<cfloat> h_data;
-  std::vector<int64_t> h_index;
 
   StepBuffers(Context& c, const StepConsts& consts, const std::vector<float>& neutral, const std::vector<float>& m)
       : cx(c), G(consts.G), W(5 * size_t(consts.G)), k(consts), base(c), mask(c), feat(c), z(c), params(c),
@@ -250,20 +246,77 @@ struct StepBuffers {
     acc.zero();
   }
 
+  ~StepBuffers() {
+    for (PinnedSlot& s : slots) {
+      if (s.used) {
+        try { train_ops::event_wait(s.event); } catch (...) {}
+      }
+      train_ops::pinned_free(s.host);
+      train_ops::event_destroy(s.event);
+    }
+  }
+  StepBuffers(const StepBuffers&) = delete;
+  StepBuffers& operator=(const StepBuffers&) = delete;
+
   void load(const ParticleBatcher& batcher, const FeatureFile& features, const size_t* idx, int n) {
     const size_t nb = batcher.band().size();
-    h_feat.resize(size_t(n) * W);
-    h_views.resize(size_t(n));
-    h_data.resize(size_t(n) * nb);
-    h_index.resize(size_t(n));
-    features.gather(idx, n, h_feat.data());
-    batcher.gather(idx, n, h_views.data(), h_data.data());
-    for (int i = 0; i < n; ++i) h_index[i] = int64_t(idx[i]);
-    feat.upload(h_feat);
-    views.upload(h_views);
-    data.upload(h_data);
-    index.upload(h_index);
+    if (cx.cuda()) return load_pinned(batcher, features, idx, n);
+    // CPU: the device buffers are host memory, gathered into directly.
+    feat.resize(size_t(n) * W);
+    views.resize(size_t(n));
+    data.resize(size_t(n) * nb);
+    index.resize(size_t(n));
+    features.gather(idx, n, feat.data());
+    batcher.gather(idx, n, views.data(), data.data());
+    for (int i = 0; i < n; ++i) index.data()[i] = int64_t(idx[i]);
   }
+
+  // CUDA: gathered into one of two pinned slots, copied asynchronously; the slot is reused two batches
+  // later, once the event after its copies has passed (long before the device reaches the next step).
+  void load_pinned(const ParticleBatcher& batcher, const FeatureFile& features, const size_t* idx, int n) {
+    const size_t nb = batcher.band().size();
+    auto up = [](size_t b) { return (b + 255) / 256 * 256; };
+    const size_t fb = size_t(n) * W * sizeof(float), vb = size_t(n) * sizeof(ParticleView),
+                 db = size_t(n) * nb * sizeof(cfloat), ib = size_t(n) * sizeof(int64_t);
+    const size_t total = up(fb) + up(vb) + up(db) + ib;
+    PinnedSlot& s = slots[next_slot];
+    next_slot ^= 1;
+    if (s.used) train_ops::event_wait(s.event);
+    if (s.bytes < total) {
+      train_ops::pinned_free(s.host);
+      s.host = nullptr;
+      s.host = train_ops::pinned_alloc(total);
+      s.bytes = total;
+    }
+    if (!s.event) s.event = train_ops::event_create();
+    char* h = static_cast<char*>(s.host);
+    float* hf = reinterpret_cast<float*>(h);
+    ParticleView* hv = reinterpret_cast<ParticleView*>(h + up(fb));
+    cfloat* hd = reinterpret_cast<cfloat*>(h + up(fb) + up(vb));
+    int64_t* hi = reinterpret_cast<int64_t*>(h + up(fb) + up(vb) + up(db));
+    features.gather(idx, n, hf);
+    batcher.gather(idx, n, hv, hd);
+    for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
+    feat.resize(size_t(n) * W);
+    views.resize(size_t(n));
+    data.resize(size_t(n) * nb);
+    index.resize(size_t(n));
+    train_ops::copy_to_device_async(cx, feat.data(), hf, fb);
+    train_ops::copy_to_device_async(cx, views.data(), hv, vb);
+    train_ops::copy_to_device_async(cx, data.data(), hd, db);
+    train_ops::copy_to_device_async(cx, index.data(), hi, ib);
+    train_ops::event_record(cx, s.event);
+    s.used = true;
+  }
+
+  struct PinnedSlot {
+    void* host = nullptr;
+    size_t bytes = 0;
+    void* event = nullptr;
+    bool used = false;
+  };
+  PinnedSlot slots[2];
+  int next_slot = 0;
 
   // encoder -> z (+ noise) -> decoder -> parameters and regularisers, for n loaded rows.
   void forward(nn::Sequential& enc, nn::Sequential& dec, int n, nn::Mode mode, uint64_t step, float noise,
