@@ -109,6 +109,14 @@ static int run_train(Command& c) {
   cfg.reg_mass = float(rm); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
+  if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
+    const TrainConfig paper;
+    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
+      if (c.app.count(opt) > 0)
+        throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
+    cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
+    cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
+  }
   parse_move_list(move, cfg);
   cfg.ctf = parse_ctf_choice(ctf);
   cfg.feature_precision = parse_feature_precision(fprec);

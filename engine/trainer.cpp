@@ -144,6 +144,7 @@ std::string MemoryPlan::text() const {
   std::ostringstream o;
   for (const Item& i : items) o << "  " << i.what << ": " << format_bytes(i.bytes) << "\n";
   o << "  total: " << format_bytes(total) << "\n";
+  o << "  while a checkpoint is written, host memory: +" << format_bytes(checkpoint_host) << "\n";
   o << "  feature file (on disk, memory-mapped, streamed): " << format_bytes(feature_file);
   return o.str();
 }
@@ -164,6 +165,8 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
   for (const auto& i : p.items) p.total += i.bytes;
+  const size_t arrays = (e.params + e.state + d.params + W) * f + (e.params + d.params) * (c.bf16_moments ? 4 : 8);
+  p.checkpoint_host = arrays + std::max(e.params, d.params) * f;
   p.feature_file = particles * W * (c.feature_precision == FeaturePrecision::fp16 ? 2 : 4);
   return p;
 }
@@ -172,8 +175,12 @@ void require_memory(const MemoryPlan& plan, Device d) {
   size_t avail = d == Device::cuda ? train_ops::device_free_bytes() : available_host_memory();
   // Keep a reserve for the libraries' own state (cuBLAS/cuFFT handles, FFTW plans, the page cache).
   const size_t reserve = size_t(256) << 20;
-  if (plan.total + reserve <= avail) return;
-  throw Error("training needs " + format_bytes(plan.total) + " of " +
+  const size_t need = plan.total + (d == Device::cpu ? plan.checkpoint_host : 0);
+  if (d == Device::cuda && plan.checkpoint_host + reserve > available_host_memory())
+    throw Error("writing a checkpoint needs " + format_bytes(plan.checkpoint_host) + " of host memory, " +
+                format_bytes(available_host_memory()) + " are available");
+  if (need + reserve <= avail) return;
+  throw Error("training needs " + format_bytes(need) + " of " +
               (d == Device::cuda ? "GPU memory" : "memory") + ", " + format_bytes(avail) +
               " are available:\n" + plan.text() +
               "\nTry a smaller --batch, --bf16-moments (halves the Adam state), fewer Gaussians in the model, "

@@ -75,6 +75,9 @@ struct MemoryPlan {
   std::vector<Item> items;
   size_t total = 0;
   size_t feature_file = 0;  // on disk, memory-mapped (streamed, not resident)
+  // Host memory a checkpoint takes while it is written (nn::Checkpoint holds a copy of every array, plus the
+  // download of the largest): on the CPU it adds to `total`'s peak; on CUDA it is host memory.
+  size_t checkpoint_host = 0;
   std::string text() const;
 };
 MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, size_t particles);
