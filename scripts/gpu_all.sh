@@ -58,7 +58,7 @@ mkdir -p "$out/bench"
 : > "$out/bench/status.txt"
 if [ $build_rc -eq 0 ]; then
   for spec in "bench_devices bench_devices.json" "bench_mlp --quick" "bench_projector --quick" \
-              "bench_reconstruct --quick"; do
+              "bench_reconstruct --quick" "bench_train --quick"; do
     set -- $spec
     name=$1; shift
     [ -x "$build/bench/$name" ] || { echo "$name missing" >> "$out/bench/status.txt"; continue; }
@@ -110,6 +110,12 @@ for r in bench.get("bench_projector", {}).get("results", []):
                     f"{r['forward_particles_per_s']:.0f} fwd, {r['forward_backward_particles_per_s']:.0f} fwd+bwd particles/s")
 for r in bench.get("bench_reconstruct", {}).get("backprojection", []):
     head.append(f"back-projection {r['device']} box={r['box']}: {r['particles_per_s']:.0f} particles/s, solve {r['solve_s']:.2f} s")
+t = bench.get("bench_train", {})
+if "particle_steps_per_s" in t:
+    head.append(f"train {t['device']} G={t['job']['G']} box={t['job']['box']} batch={t['job']['batch']}: "
+                f"{t['particle_steps_per_s']:.0f} particle-steps/s, {100 * t['fraction_of_blas_limit']:.0f}% of the "
+                f"BLAS limit, non-GEMM {100 * t['non_gemm_share_of_step']:.0f}%, decode "
+                f"{t['decode_ms_per_point']['total']:.1f} ms/point")
 def walk(d, path=""):  # bench_mlp: every figure named like a rate or a fraction of peak
     if isinstance(d, dict):
         for k, v in d.items():

@@ -1,0 +1,240 @@
+// Training throughput (issue 13 §4): the reference job of DESIGN §4 (G = 3,200, 128 px, latent 4, MLPs
+// 3 x 512, batch 256) through the real trainer (engine/trainer.h: cache -> features -> epochs), reported as
+// particle-steps/s per epoch and against the limit the BLAS sets: the step's own GEMMs (every dense layer's
+// forward and backward products, the same shapes) timed alone through ops::gemm in the same run, so
+//   BLAS limit = batch / (time of those GEMMs),  fraction = achieved / limit,
+//   non-GEMM share = 1 - GEMM time / step time (projection, Adam, activations, copies, feature reads).
+// Also decode's time per latent point (decoder + map, file writing excluded) and the memory plan of
+// G = 100,000 at box 256, batch 64.
+//
+//   bench_train [--quick] [--device cpu|cuda|auto] [--G 3200] [--box 128] [--batch 256] [--particles N]
+//               [--epochs E] [--out bench_train.json]
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "bench/common.h"
+#include "core/buffer.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/memory.h"
+#include "engine/model_params.h"
+#include "engine/particle_cache.h"
+#include "engine/render.h"
+#include "engine/simulate.h"
+#include "engine/trainer.h"
+#include "kernels/philox.h"
+#include "nn/ops.h"
+
+using namespace cugmm;
+namespace fs = std::filesystem;
+
+namespace {
+
+io::GaussianModel random_model(int G, int box, double pixel) {
+  io::GaussianModel m;
+  m.box_size = box;
+  m.pixel_size = pixel;
+  m.resize(size_t(G));
+  const double r = box * pixel / 5;
+  for (int j = 0; j < G; ++j) {
+    m.x[j] = float(r * (2 * philox_uniform(3, 0, 3 * j) - 1));
+    m.y[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 1) - 1));
+    m.z[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 2) - 1));
+    m.amplitude[j] = 1.f;
+    m.width[j] = float(1.5 * pixel);
+  }
+  return m;
+}
+
+// Products of one step (as bench_mlp counts them): per dense layer forward and weight gradient, and the
+// input gradient except at the encoder's first layer.
+struct Shape {
+  bool ta, tb;
+  int m, n, k;
+};
+std::vector<Shape> step_gemms(const TrainConfig& c, int G) {
+  std::vector<Shape> v;
+  for (const nn::Arch& a : {encoder_arch(c, G), decoder_arch(c, G)}) {
+    int in = a.in;
+    bool first = true;
+    for (const nn::LayerSpec& s : a.layers) {
+      if (s.kind != nn::LayerKind::dense) continue;
+      v.push_back({false, true, c.batch, s.out, in});
+      v.push_back({true, false, s.out, in, c.batch});
+      if (!(first && !a.residual)) v.push_back({false, false, c.batch, in, s.out});
+      in = s.out;
+      first = false;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bool quick = false;
+    std::string device = "auto", out = "bench_train.json";
+    int G = 3200, box = 128, batch = 256, particles = 0, epochs = 0;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
+      if (a == "--quick") quick = true;
+      else if (a == "--device") device = next();
+      else if (a == "--G") G = std::stoi(next());
+      else if (a == "--box") box = std::stoi(next());
+      else if (a == "--batch") batch = std::stoi(next());
+      else if (a == "--particles") particles = std::stoi(next());
+      else if (a == "--epochs") epochs = std::stoi(next());
+      else if (a == "--out") out = next();
+      else {
+        std::fprintf(stderr, "usage: bench_train [--quick] [--device cpu|cuda|auto] [--G N] [--box N] [--batch N] "
+                             "[--particles N] [--epochs E] [--out FILE]\n");
+        return 2;
+      }
+    }
+    if (particles == 0) particles = quick ? 2 * batch + 16 : 4 * batch + 16;
+    if (epochs == 0) epochs = quick ? 2 : 3;
+    const Device dev = pick_device(device);
+    const double pixel = 2.0;
+    const std::string dir = (fs::temp_directory_path() / ("bench_train_" + std::to_string(::getpid()))).string();
+    fs::create_directories(dir);
+    set_quiet(true);
+    io::GaussianModel model = random_model(G, box, pixel);
+    SimulationOptions so;
+    so.count = particles;
+    so.snr = 0.1;
+    so.device = Device::cpu;
+    auto t0 = std::chrono::steady_clock::now();
+    SimulatedParticles sim = simulate_particles({model}, so, dir);
+    CacheOptions co;
+    co.particles = sim.star;
+    ParticleCache cache = open_particle_cache(co, dir + "/particles.cugmm-cache", true);
+    const double t_data = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    TrainConfig c;
+    c.batch = batch;
+    c.epochs = epochs;
+    c.val_fraction = 0;
+    c.loss_every = 1 << 30;  // the epoch end's read-back only
+    Context cx(dev);
+    Trainer trainer(cx, cache, model, c, dir);
+    trainer.profile = true;
+    trainer.prepare_features(false);
+    const double features_per_s = particles / trainer.seconds_features;
+    trainer.train(false);
+    const auto& h = trainer.history();
+    const size_t steps_per_epoch = (trainer.train_count() / size_t(batch)) * size_t(batch);
+    std::vector<double> per_epoch;
+    for (const auto& r : h) per_epoch.push_back(double(steps_per_epoch) / r.step_seconds);
+    double best = 0;
+    for (size_t e = 1; e < per_epoch.size(); ++e) best = std::max(best, per_epoch[e]);  // epoch 1 warms up
+    if (per_epoch.size() == 1) best = per_epoch[0];
+
+    // The step's GEMMs alone, same context, same shapes.
+    std::vector<Shape> shapes = step_gemms(c, G);
+    size_t na = 0, nb = 0, nc = 0;
+    double flops = 0;
+    for (const Shape& s : shapes) {
+      na = std::max(na, size_t(s.m) * s.k);
+      nb = std::max(nb, size_t(s.k) * s.n);
+      nc = std::max(nc, size_t(s.m) * s.n);
+      flops += 2.0 * s.m * s.n * s.k;
+    }
+    Buffer<float> A(cx), B(cx), C(cx, nc);
+    std::vector<float> r(std::max(na, nb));
+    for (size_t i = 0; i < r.size(); ++i) r[i] = 2 * philox_uniform(9, 0, i) - 1;
+    A.upload(r.data(), na);
+    B.upload(r.data(), nb);
+    const double t_gemm = bench::time_per_call(
+        [&] {
+          for (const Shape& s : shapes)
+            nn::ops::gemm(cx, s.ta, s.tb, s.m, s.n, s.k, 1.f, A.data(), s.ta ? s.m : s.k, B.data(), s.tb ? s.k : s.n,
+                          0.f, C.data(), s.n);
+          cx.synchronize();
+        },
+        1, quick ? 0.5 : 2.0, 3);
+    const double blas_limit = batch / t_gemm, t_step = batch / best;
+
+    // Decode: decoder + map per point (file writing excluded), through the checkpoint as `cugmm decode` does.
+    TrainedModel tm = load_trained(dir + "/model.ckpt", cx);
+    const int points = 16;
+    std::vector<float> z(size_t(points) * c.latent);
+    for (size_t i = 0; i < z.size(); ++i) z[i] = philox_normal(5, 0, i);
+    double t_dec = 0, t_map = 0;
+    for (int rep = 0; rep < 2; ++rep) {  // the first pass warms up
+      auto a = std::chrono::steady_clock::now();
+      std::vector<float> p = decode_points(tm, cx, z, points);
+      auto b = std::chrono::steady_clock::now();
+      for (int k = 0; k < points; ++k) {
+        io::GaussianModel g = model_from_params(
+            std::vector<float>(p.begin() + k * 5 * size_t(G), p.begin() + (k + 1) * 5 * size_t(G)), tm.neutral);
+        render_volume(g);
+      }
+      auto e = std::chrono::steady_clock::now();
+      t_dec = std::chrono::duration<double>(b - a).count() / points;
+      t_map = std::chrono::duration<double>(e - b).count() / points;
+    }
+
+    TrainConfig big = c;
+    big.batch = 64;
+    MemoryPlan plan = plan_memory(big, 100000, 256, 25736, 100000);  // band: full band at 256 px (rings <= 128)
+
+    nlohmann::json j;
+    j["machine"] = bench::machine();
+    j["device"] = device_name(dev);
+    j["job"] = {{"G", G}, {"box", box}, {"latent", c.latent}, {"hidden", c.hidden}, {"depth", c.depth},
+                {"batch", batch}, {"particles", particles}, {"epochs", epochs},
+                {"feature_precision", feature_precision_name(c.feature_precision)}};
+    j["data_seconds"] = t_data;
+    j["features_per_s"] = features_per_s;
+    j["particle_steps_per_s_per_epoch"] = per_epoch;
+    j["particle_steps_per_s"] = best;
+    j["step_s"] = t_step;
+    j["gemm_flop_per_particle_step"] = flops / batch;
+    j["gemm_s_per_step"] = t_gemm;
+    j["gemm_gflops"] = flops / t_gemm / 1e9;
+    j["blas_limit_particle_steps_per_s"] = blas_limit;
+    j["fraction_of_blas_limit"] = best / blas_limit;
+    j["non_gemm_share_of_step"] = 1 - t_gemm / t_step;
+    j["decode_ms_per_point"] = {{"decoder", 1e3 * t_dec}, {"map", 1e3 * t_map}, {"total", 1e3 * (t_dec + t_map)}};
+    j["peak_rss_bytes"] = bench::peak_rss_bytes();
+    {
+      double total = 0;
+      for (const auto& ph : trainer.phase_seconds) total += ph.second;
+      nlohmann::json pj = nlohmann::json::object();
+      std::printf("  phases of the step (same run, synchronised after each):\n");
+      for (const auto& ph : trainer.phase_seconds) {
+        pj[ph.first] = ph.second / total;
+        std::printf("    %-45s %5.1f%%\n", ph.first.c_str(), 100 * ph.second / total);
+      }
+      j["step_phase_fractions"] = pj;
+    }
+    nlohmann::json pj = nlohmann::json::array();
+    for (const auto& it : plan.items) pj.push_back({{"what", it.what}, {"bytes", it.bytes}});
+    j["memory_plan_G100000_box256_batch64"] = {{"items", pj}, {"total_bytes", plan.total},
+                                               {"feature_file_bytes_per_100k_particles", plan.feature_file}};
+    std::printf("train G=%d box %d batch %d on %s: %.0f particle-steps/s (epochs:", G, box, batch, device_name(dev), best);
+    for (double v : per_epoch) std::printf(" %.0f", v);
+    std::printf(")\n  its GEMMs alone: %.4f s per step (%.1f GFLOP/s, %.1f MFLOP per particle-step) -> BLAS limit %.0f "
+                "particle-steps/s; reached %.0f%%, non-GEMM share of the step %.0f%%\n",
+                t_gemm, flops / t_gemm / 1e9, flops / batch / 1e6, blas_limit, 100 * best / blas_limit,
+                100 * (1 - t_gemm / t_step));
+    std::printf("  features %.0f particles/s; decode %.2f ms per point (decoder %.2f, map %.2f)\n", features_per_s,
+                1e3 * (t_dec + t_map), 1e3 * t_dec, 1e3 * t_map);
+    std::printf("  memory plan, G = 100,000 at box 256, batch 64:\n%s\n  peak RSS of this run %s\n", plan.text().c_str(),
+                format_bytes(bench::peak_rss_bytes()).c_str());
+    bench::write_json(out, j);
+    fs::remove_all(dir);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,79 @@
+// `cugmm embed RUN --particles STAR|CS --out DIR`: any particle set through a trained run's encoder
+// (engine/trainer.h embed_particles), with the run's feature normalisation: latent.txt and particles.star
+// as `cugmm train` writes them.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "cli/files.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/particle_cache.h"
+#include "engine/train_outputs.h"
+#include "engine/trainer.h"
+#include "io/particles.h"
+
+namespace fs = std::filesystem;
+
+namespace cugmm::cli {
+
+static int run_embed(Command& c) {
+  std::string run, out, cache_path;
+  CacheOptions co;
+  int batch = 64;
+  c.text("RUN", run, "a `cugmm train` run directory (its model.ckpt)")->required();
+  c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
+  c.text("--out", out, "output directory: latent.txt, particles.star (and the cache and features)")->required();
+  c.text("--root", co.root, "directory that relative image paths are relative to");
+  c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
+  c.integer("--batch", batch, "particles per batch", 1, 4096);
+  c.device_options();
+  if (c.parse()) return 0;
+  require_directory_name("--out", out);
+  const std::string ckpt = (fs::path(run) / "model.ckpt").string();
+  if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
+  require_extension("--cache", cache_path, {".cugmm-cache"});
+  FileSpec files{{co.particles, ckpt},
+                 {cache_path, (fs::path(out) / "latent.txt").string(), (fs::path(out) / "particles.star").string(),
+                  (fs::path(out) / "features.cugmm-features").string()},
+                 {out}};
+  check_files(files, false);
+  const Device device = c.device();
+  Context cx(device);
+  TrainedModel m = load_trained(ckpt, cx);
+  io::ParticleReadOptions ropt;
+  ropt.root = co.root;
+  io::ParticleSet set = io::read_particles(co.particles, ropt);
+  refuse_premultiplied(set, m.config.ctf);
+  // The run's working grid: the particles must reach the same box and pixel size.
+  const WorkingGrid native = choose_working_grid(set, 0);
+  if (std::abs(native.box * native.pixel - m.cache_box * m.cache_pixel) > 1e-3 * m.cache_box * m.cache_pixel)
+    throw InputError(co.particles, "", "the particles' field of view (" + std::to_string(native.box) + " x " +
+                                           std::to_string(native.pixel) + " Å) differs from the run's (" +
+                                           std::to_string(m.cache_box) + " x " + std::to_string(m.cache_pixel) + " Å)");
+  check_files(files);
+  co.box = m.cache_box;
+  co.maxres = m.config.maxres;
+  ParticleCache cache = open_particle_cache(co, cache_path, true);
+  const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
+  ParticleBatcher batcher(cache, band, m.config.ctf);
+  nlohmann::json key = {{"count", cache.count()}, {"cache", fs::absolute(cache.path()).string()},
+                        {"embed_of", fs::absolute(ckpt).string()}};
+  const std::string fpath = (fs::path(out) / "features.cugmm-features").string();
+  FeatureNorm norm = m.norm;
+  build_feature_file(fpath, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch);
+  FeatureFile features(fpath, key);
+  std::vector<float> latent, score;
+  embed_particles(m, cx, batcher, features, latent, score, batch);
+  std::vector<int64_t> rows(cache.count());
+  for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
+  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);
+  write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, m.config.latent, rows);
+  log_info(latent_diagnostic_line(latent_diagnostic(latent, m.config.latent)));
+  std::printf("wrote %s/latent.txt and %s/particles.star (%zu particles)\n", out.c_str(), out.c_str(), cache.count());
+  return 0;
+}
+
+static RegisterCommand reg("embed", "latent points of any particle set through a trained encoder", run_embed);
+
+}  // namespace cugmm::cli

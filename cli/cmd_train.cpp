@@ -1,0 +1,257 @@
+// `cugmm train`: particles + neutral model -> a latent point per particle and a decoder (engine/trainer.h),
+// in a run directory (engine/train_outputs.h). Every input is checked before any work.
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "cli/files.h"
+#include "cli/limits.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/particle_cache.h"
+#include "engine/train_outputs.h"
+#include "engine/trainer.h"
+#include "io/atomic_file.h"
+#include "io/model.h"
+#include "io/mrc.h"
+#include "io/particles.h"
+
+namespace fs = std::filesystem;
+
+namespace cugmm::cli {
+
+namespace {
+
+extern "C" void on_sigint(int) { stop_requested() = true; }
+
+// Gaussians whose centre lies where the mask is above 0.5 may move. The mask must be on the model's grid.
+std::vector<char> gaussians_in_mask(const std::string& path, const io::GaussianModel& m) {
+  io::Image mask = io::read_mrc(path);
+  const double rel = std::abs(mask.pixel_size - m.pixel_size) / m.pixel_size;
+  if (mask.nx != m.box_size || mask.ny != m.box_size || mask.nz != m.box_size || rel > 1e-3)
+    throw InputError(path, "", "the mask is on a " + std::to_string(mask.nx) + "x" + std::to_string(mask.ny) + "x" +
+                                   std::to_string(mask.nz) + " grid of " + std::to_string(mask.pixel_size) +
+                                   " Å pixels; the model's is " + std::to_string(m.box_size) + "^3 of " +
+                                   std::to_string(m.pixel_size) + " Å");
+  std::vector<char> in(m.size(), 0);
+  const int n = m.box_size;
+  for (size_t j = 0; j < m.size(); ++j) {
+    const int ix = int(std::lround(m.x[j] / m.pixel_size)) + n / 2, iy = int(std::lround(m.y[j] / m.pixel_size)) + n / 2,
+              iz = int(std::lround(m.z[j] / m.pixel_size)) + n / 2;
+    if (ix >= 0 && iy >= 0 && iz >= 0 && ix < n && iy < n && iz < n) in[j] = mask.at(ix, iy, iz) > 0.5f;
+  }
+  if (std::count(in.begin(), in.end(), 1) == 0) throw InputError(path, "", "no Gaussian of the model lies in the mask");
+  return in;
+}
+
+}  // namespace
+
+// The model must be made for the particles' grid (box and pixel size of the finest optics group).
+void require_model_on_grid(const io::GaussianModel& m, const std::string& model_path, int box, double pixel,
+                           const std::string& particles) {
+  if (m.box_size != box || std::abs(m.pixel_size - pixel) > 1e-3 * pixel)
+    throw InputError(model_path, "", "the model is for a box of " + std::to_string(m.box_size) + " pixels of " +
+                                         std::to_string(m.pixel_size) + " Å; the particles in " + particles +
+                                         " have " + std::to_string(box) + " pixels of " + std::to_string(pixel) +
+                                         " Å");
+}
+
+static int run_train(Command& c) {
+  TrainConfig cfg;
+  CacheOptions co;
+  std::string model_path, out, cache_path, move = "positions,amplitudes,widths", mask_path, gaussians, preset,
+                                       ctf = "auto", fprec = "fp16";
+  bool resume = false, plan_only = false;
+  c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
+  c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
+  c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
+  c.text("--root", co.root, "directory that relative image paths are relative to");
+  c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
+  c.integer("--latent", cfg.latent, "latent dimensions", 1, 64);
+  c.text("--move", move, "what may move: any of positions,amplitudes,widths");
+  c.text("--mask", mask_path, "only Gaussians whose centre is inside this mask (MRC on the model's grid) move");
+  c.text("--gaussians", gaussians, "only these Gaussians move: 0-based indices and ranges, e.g. 0-99,150");
+  c.integer("--epochs", cfg.epochs, "training epochs", 1, 100000);
+  c.integer("--batch", cfg.batch, "particles per step", 2, 4096);
+  c.number("--minres", cfg.minres, "lowest resolution in the loss, Å (0: from ring 1)", 0, 1e4);
+  c.number("--maxres", cfg.maxres, "highest resolution in the loss and the cache, Å (0: Nyquist)", 0, 1e4);
+  c.integer("--box", co.box, "train on particles Fourier-cropped to this box (0: their own)", 0, kMaxBox);
+  long long seed = 1;
+  c.integer("--seed", seed, "random seed (networks, noise, batch order)", 0, (1ll << 62));
+  c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
+  c.number("--val-fraction", cfg.val_fraction, "fraction of particles held out for validation", 0, 0.5);
+  c.text("--preset", preset, "paper: the published e2gmm recipe (the current defaults)");
+  double lr = cfg.lr, l2 = cfg.l2, noise = cfg.noise, rw = cfg.reg_width, rm = cfg.reg_mass, dropout = cfg.dropout,
+         explode = cfg.explode, latent_reg = cfg.latent_reg;
+  c.number("--lr", lr, "Adam learning rate", 0, 1, true);
+  c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
+  c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
+  c.number("--reg-width", rw, "weight of the mean-width regulariser", 0, 1e6);
+  c.number("--reg-mass", rm, "weight of the total-mass regulariser", 0, 1e6);
+  c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
+  c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
+  c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
+  c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
+  c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
+  c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
+  c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
+  c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
+  c.number("--explode", explode, "a loss above this (the loss lies near -1..0) stops the run as diverged", -1, 1e30);
+  c.integer("--loss-every", cfg.loss_every, "batches between loss read-backs", 1, 1000000);
+  c.flag("--plan", plan_only, "print the memory plan and stop");
+  c.device_options();
+  if (c.parse()) return 0;
+  cfg.seed = uint64_t(seed);
+  cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(rw);
+  cfg.reg_mass = float(rm); cfg.dropout = float(dropout); cfg.explode = float(explode);
+  cfg.latent_reg = float(latent_reg);
+  if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
+  if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
+    const TrainConfig paper;
+    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
+      if (c.app.count(opt) > 0)
+        throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
+    cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
+    cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
+  }
+  parse_move_list(move, cfg);
+  cfg.ctf = parse_ctf_choice(ctf);
+  cfg.feature_precision = parse_feature_precision(fprec);
+  if (!mask_path.empty() && !gaussians.empty()) throw Error("give --mask or --gaussians, not both");
+  if (cfg.minres > 0 && cfg.maxres > 0 && cfg.minres <= cfg.maxres)
+    throw Error("--minres must be a lower resolution (more Å) than --maxres");
+  require_directory_name("--out", out);
+  if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
+  require_extension("--cache", cache_path, {".cugmm-cache"});
+  std::vector<std::string> names = {"latent.txt", "particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json",
+                                    "features.cugmm-features", "neutral.txt"};
+  FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
+  for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
+  if (!mask_path.empty()) files.inputs.push_back(mask_path);
+  check_files(files, false);
+  if (resume && !fs::exists(fs::path(out) / "model.ckpt"))
+    throw Error("--resume: " + (fs::path(out) / "model.ckpt").string() + " does not exist");
+
+  // Inputs, before any work: the particles' grid, the model on it, the selection, the split.
+  io::ParticleReadOptions ropt;
+  ropt.root = co.root;
+  io::ParticleSet set = io::read_particles(co.particles, ropt);
+  std::vector<std::string> stacks;
+  for (const auto& p : set.particles) stacks.push_back(p.image_file);
+  refuse_overwriting(files.outputs, stack_candidates(stacks, co.particles, co.root), "a stack " + co.particles + " names");
+  refuse_premultiplied(set, cfg.ctf);
+  const WorkingGrid native = choose_working_grid(set, 0);
+  io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
+  require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
+  const int G = int(model.size());
+  if (!mask_path.empty()) cfg.movable = gaussians_in_mask(mask_path, model);
+  if (!gaussians.empty()) cfg.movable = parse_gaussian_list(gaussians, G);
+  size_t n_val = 0;
+  for (size_t i = 0; i < set.particles.size(); ++i) n_val += is_validation(i, cfg.val_fraction);
+  const size_t n_train = set.particles.size() - n_val;
+  if (n_train < size_t(cfg.batch) || (cfg.val_fraction > 0 && n_val < 4))
+    throw Error("too few particles: " + std::to_string(set.particles.size()) + " give " + std::to_string(n_train) +
+                " for training and " + std::to_string(n_val) + " for validation (--val-fraction " +
+                std::to_string(cfg.val_fraction) + "); training needs at least one batch (--batch " +
+                std::to_string(cfg.batch) + ") and validation at least 4 (or --val-fraction 0)");
+  const Device device = c.device();
+  const WorkingGrid grid = choose_working_grid(set, co.box);
+  {
+    const int maxring = cfg.maxres > 0 ? std::min(grid.box / 2, int(grid.box * grid.pixel / cfg.maxres)) : grid.box / 2;
+    size_t band_est = 0;
+    for (int y = -grid.box / 2; y < grid.box / 2; ++y)
+      for (int x = 0; x <= grid.box / 2; ++x) band_est += (x * x + y * y <= maxring * maxring);
+    MemoryPlan plan = plan_memory(cfg, G, grid.box, band_est, set.particles.size());
+    std::printf("memory plan on %s (G = %d, box %d, batch %d):\n%s\n", device_name(device), G, grid.box, cfg.batch,
+                plan.text().c_str());
+    if (plan_only) return 0;
+    require_memory(plan, device);
+  }
+  check_files(files);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  co.maxres = cfg.maxres;
+  ParticleCache cache = open_particle_cache(co, cache_path, true);
+  if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
+  Context cx(device);
+  Trainer trainer(cx, cache, model, cfg, out);
+  io::write_model((fs::path(out) / "neutral.txt").string(), model);
+  log_info("train: " + std::to_string(trainer.train_count()) + " particles, " + std::to_string(trainer.val_count()) +
+           " for validation, " + std::to_string(G) + " Gaussians, on " + device_name(device));
+  trainer.prepare_features(resume);
+  auto prev = std::signal(SIGINT, on_sigint);
+  bool done;
+  try {
+    done = trainer.train(resume);
+  } catch (...) {
+    std::signal(SIGINT, prev);
+    if (!trainer.history().empty())
+      write_loss((fs::path(out) / "loss.txt").string(), (fs::path(out) / "loss.png").string(), trainer.history());
+    throw;
+  }
+  std::signal(SIGINT, prev);
+  write_loss((fs::path(out) / "loss.txt").string(), (fs::path(out) / "loss.png").string(), trainer.history());
+  if (!done) return 130;
+
+  std::vector<float> latent, score;
+  const auto t_embed = std::chrono::steady_clock::now();
+  trainer.embed(latent, score);
+  std::vector<int64_t> rows(cache.count());
+  for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
+  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows);
+  write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, cfg.latent, rows);
+  const double t_end = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json diag = latent_diagnostic(latent, cfg.latent);
+  log_info(latent_diagnostic_line(diag));
+
+  nlohmann::json run;
+  run["cugmm_version"] = "0.1.0";
+  run["command"] = "train";
+  run["particles"] = fs::absolute(co.particles).string();
+  run["model"] = fs::absolute(model_path).string();
+  run["config"] = cfg.to_json();
+  if (!cfg.movable.empty()) {
+    std::vector<int> mv;
+    for (size_t j = 0; j < cfg.movable.size(); ++j) if (cfg.movable[j]) mv.push_back(int(j));
+    run["movable_gaussians"] = mv;
+  }
+  run["gaussians"] = G;
+  run["grid"] = {{"box", cache.box()}, {"pixel", cache.pixel_size()}, {"ring_min", trainer.batcher().band().ring_min},
+                 {"ring_max", trainer.batcher().band().ring_max}};
+  run["device"] = device_name(device);
+  run["particles_count"] = cache.count();
+  run["train_count"] = trainer.train_count();
+  run["val_count"] = trainer.val_count();
+  run["timings_s"] = {{"features", trainer.seconds_features}, {"training", trainer.seconds_training},
+                      {"embed", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count()},
+                      {"total", t_end}};
+  run["particle_steps_per_s_last_epoch"] = trainer.particle_steps_per_s;
+  const FeatureNorm& nm = trainer.norm();
+  auto stats = [](const std::vector<float>& v) {
+    double lo = INFINITY, hi = -INFINITY, s = 0;
+    size_t k = 0;
+    for (float x : v) if (std::isfinite(x)) { lo = std::min(lo, double(x)); hi = std::max(hi, double(x)); s += x; ++k; }
+    return nlohmann::json{{"min", lo}, {"max", hi}, {"mean", k ? s / k : 0.0}, {"finite", k}};
+  };
+  run["feature_normalisation"] = {{"file", "features.cugmm-features"},
+                                  {"precision", feature_precision_name(cfg.feature_precision)},
+                                  {"column_mean", stats(nm.mean)}, {"column_sd", stats(nm.sd)},
+                                  {"full_arrays", "model.ckpt: norm.mean, norm.sd"}};
+  run["memory_plan"] = nlohmann::json::array();
+  for (const auto& it : trainer.memory_plan().items) run["memory_plan"].push_back({{"what", it.what}, {"bytes", it.bytes}});
+  run["latent_diagnostic"] = diag;
+  nlohmann::json hist = nlohmann::json::array();
+  for (const auto& r : trainer.history())
+    hist.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"val_loss", r.has_val ? nlohmann::json(r.val_loss) : nlohmann::json()}});
+  run["history"] = hist;
+  io::write_file_atomic((fs::path(out) / "run.json").string(), run.dump(2) + "\n");
+  std::printf("wrote %s (latent.txt, particles.star, model.ckpt, loss.txt, loss.png, run.json)\n", out.c_str());
+  return 0;
+}
+
+static RegisterCommand reg("train", "train the encoder and decoder: a latent point per particle", run_train);
+
+}  // namespace cugmm::cli

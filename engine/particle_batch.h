@@ -1,0 +1,46 @@
+// Batches of particles from the cache as the projector takes them: each particle's view (pose, CTF with
+// the run's CTF choice) and its coefficients on the loss band (a cache may hold more rings than the loss
+// uses: coefficients are picked by their half-plane position, fft_index, which both bands share).
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "engine/particle_cache.h"
+#include "engine/projector.h"
+
+namespace cugmm {
+
+namespace io { struct ParticleSet; }
+
+// How the model is multiplied by the CTF: as the cache says per particle (auto: full CTF for raw particles,
+// |CTF| where the optics group says phase-flipped, none without defocus values), or forced for all.
+enum class CtfChoice { automatic, full, phase_flipped, none };
+CtfChoice parse_ctf_choice(const std::string& s);  // "auto" | "full" | "flipped" | "none"
+const char* ctf_choice_name(CtfChoice c);
+
+// Throws when an optics group says its images are CTF-premultiplied (rlnCtfDataAreCtfPremultiplied = 1) and
+// the CTF choice is automatic: such data need the model times CTF^2, which the projector does not offer yet,
+// so training on them would fit the wrong thing silently. An explicit choice trains anyway.
+void refuse_premultiplied(const io::ParticleSet& set, CtfChoice choice);
+
+class ParticleBatcher {
+ public:
+  // Throws when the cache does not hold `band`'s coefficients.
+  ParticleBatcher(const ParticleCache& cache, const FourierBand& band, CtfChoice ctf);
+  const FourierBand& band() const { return band_; }
+  // Host memory: views[n], data[n x band.size()].
+  void gather(const size_t* index, int n, ParticleView* views, cfloat* data) const;
+  ParticleView view(size_t i) const;
+
+ private:
+  const ParticleCache& cache_;
+  FourierBand band_;
+  CtfChoice ctf_;
+  std::vector<int> take_;
+};
+
+// The loss band for a cache: minres/maxres in Å (maxres <= 0 or finer than the cache: the cache's last ring).
+FourierBand training_band(const ParticleCache& cache, double minres, double maxres);
+
+}  // namespace cugmm

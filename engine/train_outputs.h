@@ -1,0 +1,30 @@
+// The files of a training run directory (README "Run directory"), written by `cugmm train` and, for any
+// particle set, `cugmm embed`; read by `embed`, `decode` and later `analyze`:
+//   latent.txt        one row per particle in input order: d latent coordinates (a '#' header line)
+//   particles.star    the input particle file with rlnCugmmLatent1..d and rlnCugmmFrc columns added
+//   model.ckpt        networks, Adam state, normalisation, neutral model, settings (nn/checkpoint.h)
+//   loss.txt, .png    training and validation loss per epoch
+//   run.json          every parameter, version, device, timings, feature normalisation, latent diagnostic
+//   features.cugmm-features   the encoder inputs (engine/features.h); particles.cugmm-cache (unless --cache)
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/trainer.h"
+#include "io/particles.h"
+
+namespace cugmm {
+
+// latent: n x d, row i = particle i of the cache, whose source_row says its input row.
+void write_latent_txt(const std::string& path, const std::vector<float>& latent, int d,
+                      const std::vector<int64_t>& source_row);
+void write_latent_star(const std::string& path, const io::ParticleSet& set, const std::vector<float>& latent,
+                       const std::vector<float>& score, int d, const std::vector<int64_t>& source_row);
+void write_loss(const std::string& txt, const std::string& png, const std::vector<EpochRecord>& history);
+// Variance per latent dimension, the PCA spectrum and its effective rank exp(entropy of the normalised
+// spectrum): near 1 when the latent has collapsed onto a line, d when every direction is used equally.
+nlohmann::json latent_diagnostic(const std::vector<float>& latent, int d);
+std::string latent_diagnostic_line(const nlohmann::json& diag);
+
+}  // namespace cugmm

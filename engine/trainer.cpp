@@ -1,0 +1,779 @@
+#include "engine/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/memory.h"
+#include "engine/model_params.h"
+#include "engine/train_ops.h"
+#include "kernels/gaussian_projection.h"
+#include "kernels/philox.h"
+#include "nn/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace cugmm {
+
+// ---- configuration -------------------------------------------------------------------------------------
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"latent", latent}, {"hidden", hidden}, {"depth", depth}, {"leaky", leaky}, {"dropout", dropout},
+          {"lr", lr}, {"l2", l2}, {"noise", noise}, {"reg_width", reg_width}, {"reg_mass", reg_mass},
+          {"bf16_moments", bf16_moments}, {"epochs", epochs}, {"batch", batch}, {"minres", minres},
+          {"maxres", maxres}, {"seed", seed}, {"val_fraction", val_fraction}, {"move_positions", move_positions},
+          {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
+          {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
+          {"explode", explode}, {"latent_reg", latent_reg}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  c.latent = j.at("latent"); c.hidden = j.at("hidden"); c.depth = j.at("depth"); c.leaky = j.at("leaky");
+  c.dropout = j.at("dropout"); c.lr = j.at("lr"); c.l2 = j.at("l2"); c.noise = j.at("noise");
+  c.reg_width = j.at("reg_width"); c.reg_mass = j.at("reg_mass"); c.bf16_moments = j.at("bf16_moments");
+  c.epochs = j.at("epochs"); c.batch = j.at("batch"); c.minres = j.at("minres"); c.maxres = j.at("maxres");
+  c.seed = j.at("seed"); c.val_fraction = j.at("val_fraction"); c.move_positions = j.at("move_positions");
+  c.move_amplitudes = j.at("move_amplitudes"); c.move_widths = j.at("move_widths");
+  c.ctf = parse_ctf_choice(j.at("ctf")); c.feature_precision = parse_feature_precision(j.at("feature_precision"));
+  c.loss_every = j.at("loss_every"); c.explode = j.at("explode");
+  c.latent_reg = j.value("latent_reg", 0.f);
+  return c;
+}
+
+void parse_move_list(const std::string& list, TrainConfig& c) {
+  c.move_positions = c.move_amplitudes = c.move_widths = false;
+  std::stringstream ss(list);
+  std::string item;
+  bool any = false;
+  while (std::getline(ss, item, ',')) {
+    if (item == "positions") c.move_positions = true;
+    else if (item == "amplitudes") c.move_amplitudes = true;
+    else if (item == "widths") c.move_widths = true;
+    else throw Error("--move: unknown item '" + quote_value(item) + "' (positions, amplitudes, widths)");
+    any = true;
+  }
+  if (!any) throw Error("--move names nothing (positions, amplitudes, widths)");
+}
+
+std::vector<char> parse_gaussian_list(const std::string& list, int G) {
+  std::vector<char> m(size_t(G), 0);
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    long lo, hi;
+    char* end;
+    const size_t dash = item.find('-', 1);
+    lo = std::strtol(item.c_str(), &end, 10);
+    bool ok = end != item.c_str() && (dash == std::string::npos ? *end == 0 : end == item.c_str() + dash);
+    hi = lo;
+    if (ok && dash != std::string::npos) {
+      const char* s = item.c_str() + dash + 1;
+      hi = std::strtol(s, &end, 10);
+      ok = end != s && *end == 0;
+    }
+    if (!ok || lo < 0 || hi < lo || hi >= G)
+      throw Error("--gaussians: '" + quote_value(item) + "' is not an index or range within 0.." +
+                  std::to_string(G - 1));
+    for (long i = lo; i <= hi; ++i) m[size_t(i)] = 1;
+  }
+  if (std::count(m.begin(), m.end(), 1) == 0) throw Error("--gaussians selects no Gaussian");
+  return m;
+}
+
+nn::Arch encoder_arch(const TrainConfig& c, int G) {
+  nn::Arch a;
+  a.in = 5 * G;
+  for (int l = 0; l < c.depth; ++l) {
+    a.layers.push_back(nn::dense(c.hidden, true, c.l2));
+    a.layers.push_back(c.leaky ? nn::leaky_relu() : nn::relu());
+    if (c.dropout > 0) a.layers.push_back(nn::dropout(c.dropout));
+  }
+  a.layers.push_back(nn::batchnorm());  // before the output layer (the paper's recipe)
+  a.layers.push_back(nn::dense(c.latent, true, c.l2));
+  return a;
+}
+
+nn::Arch decoder_arch(const TrainConfig& c, int G) {
+  nn::Arch a;
+  a.in = c.latent;
+  a.residual = true;  // bias-free, Δ(0) = 0 exactly (nn/sequential.h)
+  for (int l = 0; l < c.depth; ++l) {
+    a.layers.push_back(nn::dense(c.hidden, false, c.l2));
+    a.layers.push_back(c.leaky ? nn::leaky_relu() : nn::relu());
+  }
+  a.layers.push_back(nn::dense(5 * G, false, c.l2));
+  return a;
+}
+
+// ---- memory plan ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct NetSize {
+  size_t params = 0, state = 0, act_floats_per_row = 0, widest = 0;
+};
+NetSize net_size(const nn::Arch& a) {
+  NetSize s;
+  int w = a.in;
+  s.widest = size_t(w);
+  for (const nn::LayerSpec& l : a.layers) {
+    if (l.kind == nn::LayerKind::dense) {
+      s.params += size_t(w) * l.out + (l.bias ? l.out : 0);
+      w = l.out;
+    } else if (l.kind == nn::LayerKind::batchnorm) {
+      s.params += 2 * size_t(w);
+      s.state += 2 * size_t(w);
+    }
+    s.act_floats_per_row += size_t(w);
+    s.widest = std::max(s.widest, size_t(w));
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string MemoryPlan::text() const {
+  std::ostringstream o;
+  for (const Item& i : items) o << "  " << i.what << ": " << format_bytes(i.bytes) << "\n";
+  o << "  total: " << format_bytes(total) << "\n";
+  o << "  while a checkpoint is written, host memory: +" << format_bytes(checkpoint_host) << "\n";
+  o << "  feature file (on disk, memory-mapped, streamed): " << format_bytes(feature_file);
+  return o.str();
+}
+
+MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, size_t particles) {
+  const NetSize e = net_size(encoder_arch(c, G)), d = net_size(decoder_arch(c, G));
+  const size_t W = 5 * size_t(G), B = size_t(c.batch), f = sizeof(float);
+  MemoryPlan p;
+  p.items.push_back({"encoder weights + gradients", checked_mul(2 * e.params + e.state, f, "encoder")});
+  p.items.push_back({"decoder weights + gradients", checked_mul(2 * d.params + W, f, "decoder")});
+  p.items.push_back({std::string("Adam moments (") + (c.bf16_moments ? "bf16" : "fp32") + ")",
+                     checked_mul(e.params + d.params, c.bf16_moments ? 4 : 8, "Adam")});
+  p.items.push_back({"activations (both networks)",
+                     B * f * (e.act_floats_per_row + d.act_floats_per_row + 2 * (e.widest + d.widest))});
+  // features, decoder output as parameters, the score gradient, the cotangent; the data and views
+  p.items.push_back({"batch (features, parameters, gradients, data)",
+                     B * (4 * W * f + band_size * 8 + sizeof(ParticleView) + 64) + 2 * W * f});
+  // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
+  p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
+  for (const auto& i : p.items) p.total += i.bytes;
+  const size_t arrays = (e.params + e.state + d.params + W) * f + (e.params + d.params) * (c.bf16_moments ? 4 : 8);
+  p.checkpoint_host = arrays + std::max(e.params, d.params) * f;
+  p.feature_file = particles * W * (c.feature_precision == FeaturePrecision::fp16 ? 2 : 4);
+  return p;
+}
+
+void require_memory(const MemoryPlan& plan, Device d) {
+  size_t avail = d == Device::cuda ? train_ops::device_free_bytes() : available_host_memory();
+  // Keep a reserve for the libraries' own state (cuBLAS/cuFFT handles, FFTW plans, the page cache).
+  const size_t reserve = size_t(256) << 20;
+  const size_t need = plan.total + (d == Device::cpu ? plan.checkpoint_host : 0);
+  if (d == Device::cuda && plan.checkpoint_host + reserve > available_host_memory())
+    throw Error("writing a checkpoint needs " + format_bytes(plan.checkpoint_host) + " of host memory, " +
+                format_bytes(available_host_memory()) + " are available");
+  if (need + reserve <= avail) return;
+  throw Error("training needs " + format_bytes(need) + " of " +
+              (d == Device::cuda ? "GPU memory" : "memory") + ", " + format_bytes(avail) +
+              " are available:\n" + plan.text() +
+              "\nTry a smaller --batch, --bf16-moments (halves the Adam state), fewer Gaussians in the model, "
+              "or a smaller --box.");
+}
+
+bool is_validation(size_t index, double fraction) {
+  return fraction > 0 && philox_uniform(0x76616c6964ull, 0, index) < float(fraction);
+}
+
+StepConsts step_consts(const TrainConfig& c, const std::vector<float>& neutral, int box, double pixel) {
+  StepConsts k;
+  k.G = int(neutral.size() / 5);
+  double wsum = 0, msum = 0;
+  for (int j = 0; j < k.G; ++j) {
+    msum += neutral[3 * size_t(k.G) + j];
+    wsum += neutral[4 * size_t(k.G) + j];
+  }
+  k.w0 = float(wsum / k.G);
+  k.m0 = float(msum);
+  // Output units: a decoder output of 1 moves a centre by one pixel, an amplitude by the mean amplitude
+  // (a Gaussian vanishes at -1), a width by a quarter of the mean width, so Adam's step sizes (which are
+  // per weight, not per output unit) suit all three kinds.
+  k.scale[0] = k.scale[1] = k.scale[2] = float(pixel);
+  k.scale[3] = float(msum / k.G);
+  k.scale[4] = float(0.25 * k.w0);
+  // Inside the projector's bounds (gaussian_in_bounds) with a small margin for rounding.
+  k.width_lo = float(kMinWidthPx * pixel * 1.001);
+  k.width_hi = float(kMaxWidthBoxFraction * box * pixel * 0.999);
+  k.reg_width = c.reg_width;
+  k.reg_mass = c.reg_mass;
+  return k;
+}
+
+std::vector<float> column_mask(const TrainConfig& c, int G) {
+  std::vector<float> m(5 * size_t(G), 0.f);
+  const bool kinds[5] = {c.move_positions, c.move_positions, c.move_positions, c.move_amplitudes, c.move_widths};
+  for (int k = 0; k < 5; ++k)
+    for (int j = 0; j < G; ++j)
+      m[size_t(k) * G + j] = (kinds[k] && (c.movable.empty() || c.movable[size_t(j)])) ? 1.f : 0.f;
+  return m;
+}
+
+std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+// ---- the networks and the step, shared by training, embedding and decoding -------------------------------
+
+namespace {
+
+// Device buffers of one batch and the calls that fill them.
+struct StepBuffers {
+  Context& cx;
+  int G;
+  size_t W;
+  StepConsts k;
+  Buffer<float> base, mask, feat, z, params, grad, v, score, rowreg;
+  Buffer<double> acc;
+  Buffer<ParticleView> views;
+  Buffer<cfloat> data;
+  Buffer<int64_t> index;
+
+  StepBuffers(Context& c, const StepConsts& consts, const std::vector<float>& neutral, const std::vector<float>& m)
+      : cx(c), G(consts.G), W(5 * size_t(consts.G)), k(consts), base(c), mask(c), feat(c), z(c), params(c),
+        grad(c), v(c), score(c), rowreg(c), acc(c, 4), views(c), data(c), index(c) {
+    base.upload(neutral);
+    mask.upload(m);
+    acc.zero();
+  }
+
+  ~StepBuffers() {
+    for (PinnedSlot& s : slots) {
+      if (s.used) {
+        try { train_ops::event_wait(s.event); } catch (...) {}
+      }
+      train_ops::pinned_free(s.host);
+      train_ops::event_destroy(s.event);
+    }
+  }
+  StepBuffers(const StepBuffers&) = delete;
+  StepBuffers& operator=(const StepBuffers&) = delete;
+
+  void load(const ParticleBatcher& batcher, const FeatureFile& features, const size_t* idx, int n) {
+    const size_t nb = batcher.band().size();
+    if (cx.cuda()) return load_pinned(batcher, features, idx, n);
+    // CPU: the device buffers are host memory, gathered into directly.
+    feat.resize(size_t(n) * W);
+    views.resize(size_t(n));
+    data.resize(size_t(n) * nb);
+    index.resize(size_t(n));
+    features.gather(idx, n, feat.data());
+    batcher.gather(idx, n, views.data(), data.data());
+    for (int i = 0; i < n; ++i) index.data()[i] = int64_t(idx[i]);
+  }
+
+  // CUDA: gathered into one of two pinned slots, copied asynchronously; the slot is reused two batches
+  // later, once the event after its copies has passed (long before the device reaches the next step).
+  void load_pinned(const ParticleBatcher& batcher, const FeatureFile& features, const size_t* idx, int n) {
+    const size_t nb = batcher.band().size();
+    auto up = [](size_t b) { return (b + 255) / 256 * 256; };
+    const size_t fb = size_t(n) * W * sizeof(float), vb = size_t(n) * sizeof(ParticleView),
+                 db = size_t(n) * nb * sizeof(cfloat), ib = size_t(n) * sizeof(int64_t);
+    const size_t total = up(fb) + up(vb) + up(db) + ib;
+    PinnedSlot& s = slots[next_slot];
+    next_slot ^= 1;
+    if (s.used) train_ops::event_wait(s.event);
+    if (s.bytes < total) {
+      train_ops::pinned_free(s.host);
+      s.host = nullptr;
+      s.host = train_ops::pinned_alloc(total);
+      s.bytes = total;
+    }
+    if (!s.event) s.event = train_ops::event_create();
+    char* h = static_cast<char*>(s.host);
+    float* hf = reinterpret_cast<float*>(h);
+    ParticleView* hv = reinterpret_cast<ParticleView*>(h + up(fb));
+    cfloat* hd = reinterpret_cast<cfloat*>(h + up(fb) + up(vb));
+    int64_t* hi = reinterpret_cast<int64_t*>(h + up(fb) + up(vb) + up(db));
+    features.gather(idx, n, hf);
+    batcher.gather(idx, n, hv, hd);
+    for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
+    feat.resize(size_t(n) * W);
+    views.resize(size_t(n));
+    data.resize(size_t(n) * nb);
+    index.resize(size_t(n));
+    train_ops::copy_to_device_async(cx, feat.data(), hf, fb);
+    train_ops::copy_to_device_async(cx, views.data(), hv, vb);
+    train_ops::copy_to_device_async(cx, data.data(), hd, db);
+    train_ops::copy_to_device_async(cx, index.data(), hi, ib);
+    train_ops::event_record(cx, s.event);
+    s.used = true;
+  }
+
+  struct PinnedSlot {
+    void* host = nullptr;
+    size_t bytes = 0;
+    void* event = nullptr;
+    bool used = false;
+  };
+  PinnedSlot slots[2];
+  int next_slot = 0;
+
+  // encoder -> z (+ noise) -> decoder -> parameters and regularisers, for n loaded rows.
+  void forward(nn::Sequential& enc, nn::Sequential& dec, int n, nn::Mode mode, uint64_t step, float noise,
+               uint64_t seed, uint64_t epoch) {
+    const float* ze = enc.forward(feat.data(), n, mode, step);
+    z_clean = ze;
+    z.resize(size_t(n) * enc.out_features());
+    train_ops::add_latent_noise(cx, ze, z.data(), index.data(), n, enc.out_features(), noise, seed, epoch);
+    const float* raw = dec.forward(z.data(), n, mode, step);
+    params.resize(size_t(n) * W);
+    rowreg.resize(size_t(n) * 3);
+    train_ops::decode_rows(cx, k, base.data(), raw, params.data(), rowreg.data(), n);
+    last_raw = raw;
+  }
+
+  void project(Projector& pr, int n, bool with_grad) {
+    score.resize(size_t(n));
+    if (with_grad) grad.resize(size_t(n) * W);
+    ProjectionBatch in;
+    in.count = n;
+    in.params = params.data();
+    in.params_stride = W;
+    in.views = views.data();
+    in.data = data.data();
+    ProjectionOutputs o;
+    o.score = score.data();
+    o.grad_params = with_grad ? grad.data() : nullptr;
+    o.grad_reduce = GradReduce::per_particle;
+    pr.run(in, o);
+  }
+
+  const float* last_raw = nullptr;
+  const float* z_clean = nullptr;  // the encoder's output (before the noise)
+  Buffer<float> vz{cx};
+};
+
+std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t seed, uint64_t epoch) {
+  std::vector<uint64_t> o(train.begin(), train.end());
+  for (size_t i = o.size(); i > 1; --i) {
+    const uint64_t r = (uint64_t(philox_u32(seed ^ 0x6f72646572ull, epoch, 2 * i)) << 32) |
+                       philox_u32(seed ^ 0x6f72646572ull, epoch, 2 * i + 1);
+    std::swap(o[i - 1], o[r % i]);
+  }
+  return o;
+}
+
+void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
+                const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
+                const FeatureFile& features, std::vector<float>& latent, std::vector<float>& score, int batch) {
+  const size_t n = features.count();
+  const int d = enc.out_features();
+  auto projector = make_projector(cx, batcher.band(), k.G);
+  StepBuffers b(cx, k, neutral, mask);
+  latent.assign(n * size_t(d), 0.f);
+  score.assign(n, 0.f);
+  std::vector<size_t> idx(static_cast<size_t>(batch));
+  Progress progress("embed", n);
+  for (size_t first = 0; first < n; first += size_t(batch)) {
+    const int m = int(std::min(size_t(batch), n - first));
+    for (int i = 0; i < m; ++i) idx[i] = first + i;
+    b.load(batcher, features, idx.data(), m);
+    b.forward(enc, dec, m, nn::Mode::infer, 0, 0.f, 0, 0);
+    b.project(*projector, m, false);
+    b.z.download(latent.data() + first * d, size_t(m) * d);
+    b.score.download(score.data() + first, size_t(m));
+    progress.add(size_t(m));
+  }
+  cx.synchronize();
+  progress.finish();
+}
+
+}  // namespace
+
+// ---- the trainer ---------------------------------------------------------------------------------------
+
+struct Trainer::Impl {
+  Context& cx;
+  const ParticleCache& cache;
+  io::GaussianModel neutral;
+  TrainConfig c;
+  std::string dir;
+  int G;
+  FourierBand band;
+  std::vector<float> neutral_params, mask;
+  StepConsts k;
+  std::unique_ptr<nn::Sequential> enc, dec;
+  std::unique_ptr<nn::Adam> aenc, adec;
+  uint64_t step = 0;
+
+  Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)
+      : cx(x), cache(ca), neutral(m), c(cfg), dir(d), G(int(m.size())) {}
+
+  void make_networks() {
+    enc = std::make_unique<nn::Sequential>(encoder_arch(c, G), cx, c.seed * 2 + 1);
+    dec = std::make_unique<nn::Sequential>(decoder_arch(c, G), cx, c.seed * 2 + 2);
+    dec->set_base(std::vector<float>(5 * size_t(G), 0.f));  // the neutral model is added in decode_rows
+    nn::AdamConfig ac;
+    ac.lr = c.lr;
+    ac.moments = c.bf16_moments ? nn::Moments::bf16 : nn::Moments::f32;
+    ac.seed = c.seed * 2 + 1;
+    aenc = std::make_unique<nn::Adam>(*enc, ac);
+    ac.seed = c.seed * 2 + 2;
+    adec = std::make_unique<nn::Adam>(*dec, ac);
+  }
+};
+
+Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianModel& neutral, const TrainConfig& config,
+                 const std::string& run_dir)
+    : p_(std::make_unique<Impl>(cx, cache, neutral, config, run_dir)) {
+  const TrainConfig& c = config;
+  const int G = int(neutral.size());
+  if (G == 0) throw Error("the neutral model has no Gaussians");
+  if (!c.movable.empty() && c.movable.size() != size_t(G)) throw Error("the Gaussian selection has the wrong size");
+  p_->band = training_band(cache, c.minres, c.maxres);
+  p_->neutral_params = params_from_model(neutral);
+  p_->k = step_consts(c, p_->neutral_params, cache.box(), cache.pixel_size());
+  p_->mask = column_mask(c, G);
+  for (int j = 0; j < G; ++j) {
+    const float s = p_->neutral_params[4 * size_t(G) + j];
+    if (!(s >= p_->k.width_lo && s <= p_->k.width_hi))
+      throw Error("Gaussian " + std::to_string(j) + " of the neutral model has width " + std::to_string(s) +
+                  " Å, outside what the particles' grid allows (" + std::to_string(p_->k.width_lo) + " to " +
+                  std::to_string(p_->k.width_hi) + " Å)");
+  }
+  for (size_t i = 0; i < cache.count(); ++i) (is_validation(i, c.val_fraction) ? val_ : train_).push_back(i);
+  if (train_.size() < size_t(std::max(c.batch, 2)))
+    throw Error(std::to_string(train_.size()) + " training particles (of " + std::to_string(cache.count()) +
+                ", --val-fraction " + std::to_string(c.val_fraction) + ") are fewer than one batch (--batch " +
+                std::to_string(c.batch) + "): use more particles, a smaller --batch or --val-fraction");
+  if (c.val_fraction > 0 && val_.size() < 4)
+    throw Error("--val-fraction " + std::to_string(c.val_fraction) + " leaves " + std::to_string(val_.size()) +
+                " validation particles of " + std::to_string(cache.count()) +
+                " (at least 4 are needed): raise it, or give 0 for no validation");
+  plan_ = plan_memory(c, G, cache.box(), p_->band.size(), cache.count());
+  batcher_ = std::make_unique<ParticleBatcher>(cache, p_->band, c.ctf);
+}
+
+Trainer::~Trainer() = default;
+
+std::string Trainer::checkpoint_path() const { return (fs::path(p_->dir) / "model.ckpt").string(); }
+std::string Trainer::features_path() const { return (fs::path(p_->dir) / "features.cugmm-features").string(); }
+
+nlohmann::json Trainer::feature_key() const {
+  const ParticleCache& ca = p_->cache;
+  std::error_code ec;
+  uint64_t h = 1469598103934665603ull;
+  for (float v : p_->neutral_params) {
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    for (int b = 0; b < 4; ++b) h = (h ^ ((u >> (8 * b)) & 0xff)) * 1099511628211ull;
+  }
+  return {{"count", ca.count()}, {"cache", fs::absolute(ca.path()).string()},
+          {"cache_bytes", uint64_t(fs::file_size(ca.path(), ec))},
+          {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
+          {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
+          {"ctf", ctf_choice_name(p_->c.ctf)}, {"val_fraction", p_->c.val_fraction},
+          {"precision", feature_precision_name(p_->c.feature_precision)}};
+}
+
+void Trainer::prepare_features(bool resume) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string path = features_path();
+  const nlohmann::json key = feature_key();
+  std::string why = fs::exists(path) ? feature_file_stale_reason(path, key) : "missing";
+  if (!why.empty()) {
+    if (resume) throw Error("cannot resume: the feature file " + path + " is not this run's: " + why);
+    if (why != "missing") log_info("recomputing the features: " + why);
+    std::vector<char> use(p_->cache.count(), 0);
+    for (size_t i : train_) use[i] = 1;
+    FeatureNorm norm;
+    build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
+                       std::max(1, std::min(p_->c.batch, 256)));
+  }
+  features_ = std::make_unique<FeatureFile>(path, key);
+  norm_ = features_->norm();
+  seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+namespace {
+
+nlohmann::json history_json(const std::vector<EpochRecord>& h) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const EpochRecord& r : h)
+    a.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_score", r.train_score},
+                 {"val_loss", r.has_val ? nlohmann::json(r.val_loss) : nlohmann::json()},
+                 {"val_score", r.has_val ? nlohmann::json(r.val_score) : nlohmann::json()},
+                 {"seconds", r.seconds}, {"step_seconds", r.step_seconds}});
+  return a;
+}
+
+std::vector<EpochRecord> history_from_json(const nlohmann::json& a) {
+  std::vector<EpochRecord> h;
+  for (const auto& j : a) {
+    EpochRecord r;
+    r.epoch = j.at("epoch");
+    r.train_loss = j.at("train_loss");
+    r.train_score = j.at("train_score");
+    r.has_val = !j.at("val_loss").is_null();
+    if (r.has_val) {
+      r.val_loss = j.at("val_loss");
+      r.val_score = j.at("val_score");
+    }
+    r.seconds = j.at("seconds");
+    r.step_seconds = j.value("step_seconds", 0.0);
+    h.push_back(r);
+  }
+  return h;
+}
+
+}  // namespace
+
+bool Trainer::train(bool resume) {
+  Impl& p = *p_;
+  const TrainConfig& c = p.c;
+  Context& cx = p.cx;
+  p.make_networks();
+  auto projector = make_projector(cx, p.band, p.G);
+  StepBuffers b(cx, p.k, p.neutral_params, p.mask);
+  int start_epoch = 0;
+  size_t start_batch = 0;
+  std::vector<double> acc_host(4, 0.0);
+
+  if (resume) {
+    nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
+    TrainConfig old = TrainConfig::from_json(ck.meta.at("config"));
+    old.epochs = c.epochs;  // a resumed run may go further, and watch it differently
+    old.explode = c.explode;
+    old.loss_every = c.loss_every;
+    if (old.to_json() != c.to_json())
+      throw Error("cannot resume " + checkpoint_path() + ": its settings differ from this command's (" +
+                  old.to_json().dump() + " vs " + c.to_json().dump() + ")");
+    p.enc->load(ck, "encoder.");
+    p.dec->load(ck, "decoder.");
+    p.aenc->load(ck, "adam_encoder.");
+    p.adec->load(ck, "adam_decoder.");
+    start_epoch = ck.meta.at("epoch");
+    start_batch = ck.meta.at("batch");
+    p.step = ck.meta.at("step");
+    history_ = history_from_json(ck.meta.at("history"));
+    acc_host = ck.meta.at("acc").get<std::vector<double>>();
+    b.acc.upload(acc_host);
+    log_info("resuming at epoch " + std::to_string(start_epoch + 1) +
+             (start_batch ? ", batch " + std::to_string(start_batch + 1) : ""));
+  }
+
+  auto save = [&](int epoch, size_t batch) {
+    nn::Checkpoint ck;
+    ck.meta["config"] = c.to_json();
+    ck.meta["epoch"] = epoch;
+    ck.meta["batch"] = batch;
+    ck.meta["step"] = p.step;
+    ck.meta["history"] = history_json(history_);
+    ck.meta["acc"] = b.acc.to_host();
+    ck.meta["gaussians"] = p.G;
+    ck.meta["model_box"] = p.neutral.box_size;
+    ck.meta["model_pixel"] = p.neutral.pixel_size;
+    ck.meta["cache_box"] = p.cache.box();
+    ck.meta["cache_pixel"] = p.cache.pixel_size();
+    ck.meta["cache_header"] = nlohmann::json::parse(p.cache.header_json(), nullptr, false);
+    ck.put_f32("neutral", p.neutral_params);
+    ck.put_f32("norm.mean", norm_.mean);
+    ck.put_f32("norm.sd", norm_.sd);
+    ck.put_f32("mask", p.mask);
+    p.enc->save(ck, "encoder.");
+    p.dec->save(ck, "decoder.");
+    p.aenc->save(ck, "adam_encoder.");
+    p.adec->save(ck, "adam_decoder.");
+    ck.save(checkpoint_path());
+  };
+
+  const size_t B = size_t(c.batch);
+  const size_t batches = train_.size() / B;  // the remainder (< one batch) waits for the next epoch's order
+  size_t total = (size_t(std::max(0, c.epochs - start_epoch)) * batches) - std::min(start_batch, batches);
+  Progress progress("train", total);
+  const auto t_train = std::chrono::steady_clock::now();
+  std::string last_extra;
+  for (int e = start_epoch; e < c.epochs; ++e) {
+    const auto t_epoch = std::chrono::steady_clock::now();
+    const std::vector<uint64_t> order = epoch_order(train_, c.seed, uint64_t(e));
+    std::vector<size_t> idx(B);
+    size_t b0 = e == start_epoch ? start_batch : 0;
+    if (b0 == 0) {
+      b.acc.zero();
+      acc_host.assign(4, 0.0);
+    }
+    double checked_loss = acc_host[0];
+    size_t checked_rows = b0 * B;
+    for (size_t bi = b0; bi < batches; ++bi) {
+      if (stop_requested()) {
+        cx.synchronize();
+        save(e, bi);
+        progress.finish();
+        log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
+                 ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
+        return false;
+      }
+      for (size_t i = 0; i < B; ++i) idx[i] = order[bi * B + i];
+      try {
+        auto tick = std::chrono::steady_clock::now();
+        size_t phase = 0;
+        auto mark = [&](const char* name) {
+          if (!profile) return;
+          cx.synchronize();
+          const auto now = std::chrono::steady_clock::now();
+          if (phase_seconds.size() <= phase) phase_seconds.push_back({name, 0.0});
+          phase_seconds[phase++].second += std::chrono::duration<double>(now - tick).count();
+          tick = now;
+        };
+        b.load(*batcher_, *features_, idx.data(), int(B));
+        mark("load batch (features, particles, upload)");
+        b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e));
+        mark("encoder + decoder forward, parameters");
+        b.project(*projector, int(B), true);
+        mark("projection + FRC forward and backward");
+        b.v.resize(B * b.W);
+        train_ops::cotangent(cx, p.k, b.base.data(), b.last_raw, b.mask.data(), b.grad.data(), b.rowreg.data(),
+                             b.v.data(), int(B));
+        train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), int(B), b.acc.data());
+        mark("cotangent, loss");
+        const float* vz = p.dec->backward(b.v.data(), true);
+        if (c.latent_reg > 0) {
+          b.vz.resize(B * size_t(c.latent));
+          train_ops::add_scaled(cx, vz, b.z_clean, 2.f * c.latent_reg / float(B), b.vz.data(), B * size_t(c.latent));
+          vz = b.vz.data();
+        }
+        p.enc->backward(vz, false);
+        mark("decoder + encoder backward");
+        p.aenc->step();
+        p.adec->step();
+        mark("Adam");
+        ++p.step;
+        if ((bi + 1) % size_t(std::max(1, c.loss_every)) == 0 || bi + 1 == batches) {
+          acc_host = b.acc.to_host();  // waits for the stream: the only read-back
+          cx.synchronize();
+          const double chunk = (acc_host[0] - checked_loss) / double((bi + 1) * B - checked_rows);
+          if (!std::isfinite(chunk) || chunk > c.explode)
+            throw Error("the loss is " + std::to_string(chunk) + (std::isfinite(chunk) ? " (above --explode)" : ""));
+          checked_loss = acc_host[0];
+          checked_rows = (bi + 1) * B;
+          char buf[96];
+          std::snprintf(buf, sizeof buf, "epoch %d/%d loss %.4f", e + 1, c.epochs, acc_host[0] / double(checked_rows));
+          last_extra = buf;
+        }
+      } catch (const Error& err) {
+        throw Error(std::string("training diverged at epoch ") + std::to_string(e + 1) + ", batch " +
+                    std::to_string(bi + 1) + ": " + err.what() +
+                    ". The last good checkpoint is kept in " + checkpoint_path() +
+                    (history_.empty() ? " (none yet)" : " (epoch " + std::to_string(history_.back().epoch) + ")") +
+                    "; try a lower --lr, stronger regularisers, or check the inputs");
+      }
+      progress.add(1, last_extra);
+    }
+    const double t_steps = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+    // Validation: inference mode, no noise, score only.
+    EpochRecord r;
+    r.step_seconds = t_steps;
+    r.epoch = e + 1;
+    r.train_loss = acc_host[0] / double(batches * B);
+    r.train_score = acc_host[1] / double(batches * B);
+    if (!val_.empty()) {
+      for (size_t first = 0; first < val_.size(); first += B) {
+        const int m = int(std::min(B, val_.size() - first));
+        b.load(*batcher_, *features_, val_.data() + first, m);
+        b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e));
+        b.project(*projector, m, false);
+        train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), m, b.acc.data() + 2);
+      }
+      acc_host = b.acc.to_host();
+      cx.synchronize();
+      r.has_val = true;
+      r.val_loss = acc_host[2] / double(val_.size());
+      r.val_score = acc_host[3] / double(val_.size());
+    }
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+    particle_steps_per_s = double((batches - b0) * B) / t_steps;
+    b.acc.zero();
+    r.seconds = dt;
+    history_.push_back(r);
+    save(e + 1, 0);
+    history_.back().seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+    char line[200];
+    std::snprintf(line, sizeof line, "epoch %d/%d: loss %.5f (score %.4f)%s, %.0f particles/s", e + 1, c.epochs,
+                  r.train_loss, r.train_score,
+                  r.has_val ? (", validation loss " + std::to_string(r.val_loss)).c_str() : "",
+                  particle_steps_per_s);
+    last_extra = line;
+    log_info(line);
+  }
+  progress.finish();
+  seconds_training = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
+  return true;
+}
+
+void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
+  Impl& p = *p_;
+  CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
+  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, latent, score,
+             std::max(1, std::min(p.c.batch, 256)));
+}
+
+// ---- a trained run -------------------------------------------------------------------------------------
+
+TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
+  nn::Checkpoint ck = nn::Checkpoint::load(checkpoint);
+  TrainedModel m;
+  m.meta = ck.meta;
+  try {
+    m.config = TrainConfig::from_json(ck.meta.at("config"));
+    const int G = ck.meta.at("gaussians");
+    m.neutral_params = ck.get_f32("neutral", 5 * size_t(G));
+    io::GaussianModel like;
+    like.box_size = ck.meta.at("model_box");
+    like.pixel_size = ck.meta.at("model_pixel");
+    m.neutral = model_from_params(m.neutral_params, like);
+    m.norm.mean = ck.get_f32("norm.mean", 5 * size_t(G));
+    m.norm.sd = ck.get_f32("norm.sd", 5 * size_t(G));
+    m.cache_box = ck.meta.at("cache_box");
+    m.cache_pixel = ck.meta.at("cache_pixel");
+    m.encoder = std::make_unique<nn::Sequential>(encoder_arch(m.config, G), cx, 0);
+    m.decoder = std::make_unique<nn::Sequential>(decoder_arch(m.config, G), cx, 0);
+    m.decoder->set_base(std::vector<float>(5 * size_t(G), 0.f));
+    m.encoder->load(ck, "encoder.");
+    m.decoder->load(ck, "decoder.");
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(checkpoint, "", std::string("not a cugmm training checkpoint: ") + e.what());
+  }
+  return m;
+}
+
+void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
+                     std::vector<float>& latent, std::vector<float>& score, int batch) {
+  const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
+  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features, latent,
+             score, batch);
+}
+
+std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n) {
+  const int d = m.config.latent;
+  CUGMM_REQUIRE(z.size() == size_t(n) * d, "decode_points: n x latent values");
+  const StepConsts k = step_consts(m.config, m.neutral_params, m.cache_box, m.cache_pixel);
+  const size_t W = 5 * size_t(k.G);
+  std::vector<float> out(size_t(n) * W);
+  Buffer<float> base(cx), dz(cx), params(cx, size_t(n) * W), rowreg(cx, size_t(n) * 3);
+  base.upload(m.neutral_params);
+  dz.upload(z);
+  const float* raw = m.decoder->forward(dz.data(), n, nn::Mode::infer, 0);
+  train_ops::decode_rows(cx, k, base.data(), raw, params.data(), rowreg.data(), n);
+  params.download(out.data(), out.size());
+  cx.synchronize();
+  return out;
+}
+
+}  // namespace cugmm

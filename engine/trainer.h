@@ -1,0 +1,171 @@
+// The heterogeneity training (DESIGN §1 steps 2-5; issue 13): encoder (gradient features -> z) and
+// residual decoder (z -> 5G parameters, exactly the neutral model at z = 0) trained end to end on the FRC
+// of each particle's projection, on the run's Context (both backends run this code; on CUDA a step queues
+// its work on the context's stream and the host reads the loss back only every `loss_every` batches).
+//
+// One step on a batch: encoder forward (train mode: dropout keyed by the step) -> z + Philox noise keyed
+// by (seed, particle index, epoch) -> decoder forward -> parameters (neutral + scale x Δ, widths clamped:
+// kernels/train_step.h) -> Projector::run (per-particle rows and gradients) -> loss = -score + mean-width
+// and total-mass regularisers -> decoder backward (frozen columns and Gaussians get a zero cotangent, so
+// their last-layer weights stay exactly 0 and their values exactly neutral) -> encoder backward -> Adam.
+//
+// Determinism: the batch order of an epoch is a Philox permutation keyed by (seed, epoch); the
+// validation split is a fixed function of the particle index; the CPU backend is bit-reproducible, and a
+// resumed run (checkpoint at an epoch end or at a batch boundary after Ctrl-C) continues bit-identically.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/context.h"
+#include "engine/features.h"
+#include "engine/particle_batch.h"
+#include "engine/projector.h"
+#include "io/model.h"
+#include "kernels/train_step.h"
+#include "nn/adam.h"
+#include "nn/sequential.h"
+
+namespace cugmm {
+
+struct TrainConfig {
+  // Networks (paper defaults, DESIGN §1).
+  int latent = 4, hidden = 512, depth = 3;
+  bool leaky = false;
+  float dropout = 0.3f;
+  // Optimiser and loss.
+  float lr = 1e-4f, l2 = 1e-3f, noise = 0.1f, reg_width = 1, reg_mass = 1;
+  // lambda of a penalty lambda |z|^2 (mean over the batch) on the encoder's output (0 in the paper's recipe):
+  // it stops the encoder from inflating z until the latent noise no longer matters. Not in the reported loss.
+  float latent_reg = 0;
+  bool bf16_moments = false;
+  int epochs = 20, batch = 64;
+  double minres = kDefaultMinRes, maxres = 0;
+  uint64_t seed = 1;
+  double val_fraction = 0.1;
+  // What may move: parameter kinds (positions, amplitudes, widths) and Gaussians (empty: all).
+  bool move_positions = true, move_amplitudes = true, move_widths = true;
+  std::vector<char> movable;
+  CtfChoice ctf = CtfChoice::automatic;
+  FeaturePrecision feature_precision = FeaturePrecision::fp16;
+  int loss_every = 16;     // batches between loss read-backs (divergence checks, progress)
+  float explode = 10;      // a batch loss above this (the score lies in [-1, 1]) is divergence
+
+  nlohmann::json to_json() const;  // everything but `movable` (stored as an array in the checkpoint)
+  static TrainConfig from_json(const nlohmann::json& j);
+};
+
+// "positions,amplitudes,widths" (any non-empty subset); throws naming an unknown item.
+void parse_move_list(const std::string& list, TrainConfig& c);
+// "0-99,150" (0-based Gaussian indices, ranges inclusive) -> G flags; throws naming a bad item.
+std::vector<char> parse_gaussian_list(const std::string& list, int G);
+
+nn::Arch encoder_arch(const TrainConfig& c, int G);
+nn::Arch decoder_arch(const TrainConfig& c, int G);
+
+// What a run will allocate, before it does: on the device (CUDA) or in host memory (CPU).
+struct MemoryPlan {
+  struct Item {
+    std::string what;
+    size_t bytes;
+  };
+  std::vector<Item> items;
+  size_t total = 0;
+  size_t feature_file = 0;  // on disk, memory-mapped (streamed, not resident)
+  // Host memory a checkpoint takes while it is written (nn::Checkpoint holds a copy of every array, plus the
+  // download of the largest): on the CPU it adds to `total`'s peak; on CUDA it is host memory.
+  size_t checkpoint_host = 0;
+  std::string text() const;
+};
+MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, size_t particles);
+// Throws with suggestions (smaller batch, bf16 moments, fewer Gaussians, smaller box) when the plan does
+// not fit in what the device has free (CUDA) or the host has available (CPU).
+void require_memory(const MemoryPlan& plan, Device d);
+
+// Which particles validate: a fixed function of the index (not of the seed), so runs compare.
+bool is_validation(size_t index, double fraction);
+
+// Decoder constants of a model on a projection grid (scales, width bounds, neutral sums).
+StepConsts step_consts(const TrainConfig& c, const std::vector<float>& neutral, int box, double pixel);
+// 5G flags -> the mask of decoder output columns that may move.
+std::vector<float> column_mask(const TrainConfig& c, int G);
+
+struct EpochRecord {
+  int epoch = 0;
+  double train_loss = 0, train_score = 0, val_loss = 0, val_score = 0;
+  double seconds = 0;       // the whole epoch: steps, validation, checkpoint
+  double step_seconds = 0;  // the training steps alone (what particle-steps/s counts)
+  bool has_val = false;
+};
+
+// Set by the CLI's SIGINT handler: the run stops at the next batch boundary after a resumable checkpoint.
+std::atomic<bool>& stop_requested();
+
+// A trained run as embed and decode need it: from model.ckpt.
+struct TrainedModel {
+  TrainConfig config;
+  io::GaussianModel neutral;         // the model the decoder starts from (its box and pixel)
+  std::vector<float> neutral_params;  // 5G
+  FeatureNorm norm;
+  int cache_box = 0;                 // the working grid training used
+  double cache_pixel = 0;
+  nlohmann::json meta;               // the checkpoint's meta
+  std::unique_ptr<nn::Sequential> encoder, decoder;
+};
+TrainedModel load_trained(const std::string& checkpoint, Context& cx);
+
+// Latent points of particles through a trained encoder (inference mode) and their FRC score at the decoded
+// model: rows in cache order.
+void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
+                     std::vector<float>& latent, std::vector<float>& score, int batch = 64);
+// Gaussian parameters (5G) of latent points (n x d) through the decoder (inference mode).
+std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n);
+
+class Trainer {
+ public:
+  // The cache, model and config are checked here (bad inputs refused before any work).
+  Trainer(Context& cx, const ParticleCache& cache, const io::GaussianModel& neutral, const TrainConfig& config,
+          const std::string& run_dir);
+  ~Trainer();
+  const MemoryPlan& memory_plan() const { return plan_; }
+  size_t train_count() const { return train_.size(); }
+  size_t val_count() const { return val_.size(); }
+
+  // Builds the feature file (or reuses a current one; with resume a stale one is refused).
+  void prepare_features(bool resume);
+  // Runs epochs up to config.epochs from scratch or from the checkpoint. Returns false when stopped by
+  // stop_requested() (a resumable checkpoint was written). Throws on divergence (the last good checkpoint
+  // is kept) naming the epoch, batch and what went wrong.
+  bool train(bool resume);
+  // Every particle's latent point (inference mode, cache order) and FRC score at its decoded model, with the
+  // networks as trained (call after train()).
+  void embed(std::vector<float>& latent, std::vector<float>& score);
+  const std::vector<EpochRecord>& history() const { return history_; }
+  const FeatureFile& features() const { return *features_; }
+  const ParticleBatcher& batcher() const { return *batcher_; }
+  const FeatureNorm& norm() const { return norm_; }
+  std::string checkpoint_path() const;
+  std::string features_path() const;
+  nlohmann::json feature_key() const;
+  double seconds_features = 0, seconds_training = 0;
+  double particle_steps_per_s = 0;  // of the last epoch
+  // With profile set, every phase of a step is timed (the context is synchronised after each, so the total
+  // slows a little on CUDA): seconds per phase summed over the run's steps.
+  bool profile = false;
+  std::vector<std::pair<std::string, double>> phase_seconds;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> p_;
+  MemoryPlan plan_;
+  std::vector<size_t> train_, val_;
+  std::vector<EpochRecord> history_;
+  FeatureNorm norm_;
+  std::unique_ptr<FeatureFile> features_;
+  std::unique_ptr<ParticleBatcher> batcher_;
+};
+
+}  // namespace cugmm

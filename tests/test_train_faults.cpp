@@ -1,0 +1,135 @@
+// Training's faults and guarantees (issue 13 §1, §6): bit-identical resume (after an epoch and after
+// Ctrl-C), frozen Gaussians and columns exactly neutral, bad inputs refused before any work.
+#include "train_data.h"
+
+using namespace cugmm;
+using namespace cugmm::train_test;
+
+TEST_CASE("resume: 2 epochs straight == 1 epoch + resume + 1 epoch, bit for bit") {
+  DataSet d = make_data("train_resume", "linear", 160, 2.0);
+  const std::string a = d.dir + "/straight", b = d.dir + "/resumed";
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1";
+  test::RunResult r = test::run(train_cmd(d, a, opts + " --epochs 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, b, opts + " --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, b, opts + " --epochs 2 --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "resuming at epoch 2"));
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
+  // The per-particle FRC column depends on the decoder too.
+  CHECK(file_bytes(a + "/particles.star") == file_bytes(b + "/particles.star"));
+  // Different settings are refused.
+  r = test::run(train_cmd(d, b, "--batch 8 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --epochs 3 --resume"));
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "settings differ"));
+}
+
+TEST_CASE("frozen Gaussians and frozen columns stay exactly neutral") {
+  DataSet d = make_data("train_frozen", "linear", 160, 2.0);
+  const std::string out = d.dir + "/run";
+  test::RunResult r = test::run(train_cmd(d, out, "--epochs 2 --batch 16 --lr 1e-2 --latent 2 --hidden 64 --gaussians 0-19 --move positions,widths"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(test::cugmm_exe() + " decode " + out + " --z \"3 -2 -4 5\" --out " + d.dir + "/dec --device cpu");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const io::GaussianModel n = io::read_model(d.model);
+  for (const char* f : {"/dec/point_001.txt", "/dec/point_002.txt"}) {
+    const io::GaussianModel m = io::read_model(d.dir + f);
+    REQUIRE(m.size() == n.size());
+    int moved = 0;
+    for (size_t j = 0; j < n.size(); ++j) {
+      CHECK(m.amplitude[j] == n.amplitude[j]);  // amplitudes frozen for every Gaussian
+      if (j >= 20) {
+        CHECK(m.x[j] == n.x[j]);
+        CHECK(m.y[j] == n.y[j]);
+        CHECK(m.z[j] == n.z[j]);
+        CHECK(m.width[j] == n.width[j]);
+      } else {
+        moved += m.x[j] != n.x[j];
+      }
+    }
+    CHECK(moved > 0);  // the selected ones did train
+  }
+}
+
+TEST_CASE("bad inputs are refused before any work, with a message naming the problem") {
+  DataSet d = make_data("train_bad", "linear", 40, 2.0);
+  io::GaussianModel m = io::read_model(d.model);
+  auto refused = [&](const std::string& extra, const std::string& model, const std::string& what) {
+    const std::string out = d.dir + "/out_refused";
+    fs::remove_all(out);
+    test::RunResult r = test::run(test::cugmm_exe() + " train --particles " + d.star + " --model " + model + " --out " +
+                                  out + " --device cpu " + extra);
+    CHECK_MESSAGE(r.status != 0, r.out);
+    CHECK_MESSAGE(test::contains(r.out, what), r.out);
+    CHECK_MESSAGE(!fs::exists(out), "the output directory was created before the inputs were checked");
+  };
+  io::GaussianModel other_box = m;
+  other_box.box_size = 48;
+  io::write_model(d.dir + "/box48.txt", other_box);
+  refused("--batch 8", d.dir + "/box48.txt", "box of 48 pixels");
+  io::GaussianModel other_pixel = m;
+  other_pixel.pixel_size = 3.0;
+  io::write_model(d.dir + "/pix3.txt", other_pixel);
+  refused("--batch 8", d.dir + "/pix3.txt", "pixels of 3");
+  std::vector<float> mask(size_t(32) * 32 * 32, 1.f);
+  io::write_mrc(d.dir + "/mask32.mrc", mask.data(), 32, 32, 32, 4.0f, false);
+  refused("--batch 8 --mask " + d.dir + "/mask32.mrc", d.model, "the mask is on a 32x32x32 grid");
+  refused("--batch 32 --val-fraction 0.1", d.model, "too few particles");
+  refused("--batch 8 --val-fraction 0.01", d.model, "validation at least 4");
+  refused("--batch 8 --move positions,colours", d.model, "unknown item 'colours'");
+  refused("--batch 8 --gaussians 5-100000", d.model, "--gaussians");
+  refused("--batch 8 --resume", d.model, "does not exist");
+  {  // CTF-premultiplied images (rlnCtfDataAreCtfPremultiplied = 1 in the optics table) need --ctf explicitly.
+    std::string star = test::read_text(d.star);
+    const size_t at = star.find("_rlnAmplitudeContrast #8\n");
+    REQUIRE(at != std::string::npos);
+    star.insert(at + 25, "_rlnCtfDataAreCtfPremultiplied #9\n");
+    const size_t row = star.find("0.100000\n", at);
+    REQUIRE(row != std::string::npos);
+    star.insert(row + 8, "  1");
+    test::write_text(d.dir + "/premultiplied.star", star);
+    const std::string out = d.dir + "/out_premult";
+    test::RunResult r = test::run(test::cugmm_exe() + " train --particles " + d.dir + "/premultiplied.star --model " +
+                                  d.model + " --out " + out + " --device cpu --batch 8 --val-fraction 0");
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(test::contains(r.out, "CTF-premultiplied"), r.out);
+    CHECK(!fs::exists(out));
+  }
+  // A plan that cannot fit (16 layers of 16,384: ~70 GB of weights and Adam state) is refused with suggestions.
+  refused("--batch 8 --val-fraction 0 --hidden 16384 --depth 16", d.model, "Try a smaller --batch, --bf16-moments");
+}
+
+TEST_CASE("Ctrl-C stops at a batch boundary with a resumable checkpoint; the resumed run equals a straight one") {
+  DataSet d = make_data("train_sigint", "linear", 160, 2.0);
+  const std::string a = d.dir + "/straight", b = d.dir + "/interrupted";
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --epochs 60";
+  // Interrupt once the first epoch's checkpoint exists (the run is then well inside its loop).
+  test::RunResult r = test::run("(" + train_cmd(d, b, opts) + " > int.log 2>&1) & pid=$!; "
+                                "while [ ! -f " + b + "/model.ckpt ]; do sleep 0.02; done; kill -INT $pid; wait $pid; "
+                                "echo rc=$?; cat int.log", d.dir);
+  REQUIRE_MESSAGE(test::contains(r.out, "rc=130"), r.out);
+  CHECK(test::contains(r.out, "resumable checkpoint"));
+  CHECK(!fs::exists(b + "/latent.txt"));
+  r = test::run(train_cmd(d, b, opts + " --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, a, opts));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
+  CHECK(file_bytes(a + "/particles.star") == file_bytes(b + "/particles.star"));
+}
+
+TEST_CASE("a diverging run stops with a diagnosis and keeps the last good checkpoint") {
+  DataSet d = make_data("train_diverge", "linear", 160, 2.0);
+  const std::string out = d.dir + "/run", opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64";
+  test::RunResult r = test::run(train_cmd(d, out, opts + " --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const std::string good = file_bytes(out + "/model.ckpt");
+  // Every loss (about -0.5) is "exploding" when the limit is -0.99: the run must stop at its first check.
+  r = test::run(train_cmd(d, out, opts + " --epochs 2 --resume --explode -0.99 --loss-every 2"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, "training diverged at epoch 2, batch 2"), r.out);
+  CHECK(test::contains(r.out, "last good checkpoint is kept"));
+  CHECK(test::contains(r.out, "(epoch 1)"));
+  CHECK(file_bytes(out + "/model.ckpt") == good);
+}
