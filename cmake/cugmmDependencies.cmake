@@ -66,3 +66,5 @@ find_dependency(nlohmann_json)
 # Eigen (header-only) is linked privately by engine/ (latent metrics); a static library still names it in
 # its link interface, so the installed package must find it too.
 find_dependency(Eigen3 3.3 NO_MODULE)
+# zlib: engine/ gzips the STAR rows the viewer page embeds (linked privately, named like Eigen above).
+find_dependency(ZLIB)

@@ -179,7 +179,7 @@ void append_value(std::string& out, const std::string& v) {
 
 }  // namespace
 
-void write_star(const std::string& path, const StarFile& star) {
+std::string star_text(const StarFile& star) {
   std::string os;
   for (const auto& b : star.blocks) {
     os += "\n";
@@ -204,7 +204,7 @@ void write_star(const std::string& path, const StarFile& star) {
     size_t line = 0;
     for (size_t r = 0; r < b.rows.size(); ++r) {
       if (b.rows[r].size() != b.columns.size())
-        CUGMM_FAIL("write_star " + path + ": row " + std::to_string(r + 1) + " of data_" + b.name + " has " +
+        CUGMM_FAIL("STAR text: row " + std::to_string(r + 1) + " of data_" + b.name + " has " +
                    std::to_string(b.rows[r].size()) + " values for " + std::to_string(b.columns.size()) + " columns");
       for (size_t c = 0; c < b.columns.size(); ++c) width[c] = std::max(width[c], written_size(b.rows[r][c]));
     }
@@ -219,7 +219,9 @@ void write_star(const std::string& path, const StarFile& star) {
     }
     os += "\n";
   }
-  write_file_atomic(path, os);
+  return os;
 }
+
+void write_star(const std::string& path, const StarFile& star) { write_file_atomic(path, star_text(star)); }
 
 }  // namespace cugmm::io

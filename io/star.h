@@ -25,5 +25,7 @@ struct StarFile {
 
 StarFile read_star(const std::string& path);
 void write_star(const std::string& path, const StarFile& star);  // atomic (temporary name + rename)
+// What write_star writes: each block, a loop's rows one per line, each block ended by a blank line.
+std::string star_text(const StarFile& star);
 
 }  // namespace cugmm::io

@@ -13,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NEED="libfftw3-dev libopenblas-openmp-dev libopenblas0-openmp libtiff-dev doctest-dev gemmi-dev tao-pegtl-dev
-      nlohmann-json3-dev libcli11-dev libeigen3-dev pkgconf libplplot17 plplot-driver-cairo fonts-dejavu-core"
+      nlohmann-json3-dev libcli11-dev libeigen3-dev pkgconf libplplot17 plplot-driver-cairo fonts-dejavu-core
+      libjs-three zlib1g-dev"
 NODEPS="libplplot-dev"
 BASE_SEEDS="build-essential cmake python3"
 LIMIT_MIB=50
