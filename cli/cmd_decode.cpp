@@ -20,20 +20,6 @@ namespace fs = std::filesystem;
 
 namespace cugmm::cli {
 
-static std::vector<float> parse_numbers(const std::string& text, const std::string& where) {
-  std::vector<float> v;
-  std::istringstream ss(text);
-  std::string w;
-  while (ss >> w) {
-    if (w[0] == '#') break;
-    char* end;
-    const double x = std::strtod(w.c_str(), &end);
-    if (*end != 0 || !std::isfinite(x)) throw Error(where + ": '" + quote_value(w) + "' is not a finite number");
-    v.push_back(float(x));
-  }
-  return v;
-}
-
 static int run_decode(Command& c) {
   std::string run, out, zs, zfile;
   c.text("RUN", run, "a `cugmm train` run directory (its model.ckpt)")->required();
