@@ -107,8 +107,8 @@ void AnalyzeReport::subset(const std::string& file, size_t particles, const std:
 
 void AnalyzeReport::write_cxc(const std::string& path) const {
   std::ostringstream o;
+  // Relative paths: ChimeraX runs a command file from the file's own directory, so the folder can move.
   o << "# cugmm analyze: open in ChimeraX with `open analyze.cxc` (paths are relative to this file)\n";
-  o << "cd \"" << fs::absolute(out_).generic_string() << "\"\n";
   for (const std::string& l : cxc_) o << l << '\n';
   o << "view\n";
   io::write_file_atomic(path, o.str());

@@ -60,7 +60,7 @@ void scatter_plots(const std::string& base, const std::string& xl, const std::st
   }());
   {
     io::PlotSeries& s = c.add_scatter("centres (real particles)", cx, cy);
-    s.color = 0x000000;
+    s.color = 0x010101;  // black (0 would mean "next palette colour")
     s.point_radius = 5;
   }
   c.write_png(base + "_clusters.png");
@@ -256,7 +256,7 @@ static int run_analyze(Command& c) {
 
   // Per cluster: the decoded model at its centre, its particles, and their reconstruction.
   nlohmann::json jclusters = nlohmann::json::array();
-  fs::create_directories(od / "subsets");
+  if (k > 0 || !point.empty() || !range_axis.empty()) fs::create_directories(od / "subsets");
   for (int r = 0; r < k; ++r) {
     const std::string name = "cluster_" + two(r + 1);
     fs::create_directories(od / name);
