@@ -36,17 +36,6 @@ void write_clusters_txt(const std::string& path, const LatentClusters& c) {
   io::write_file_atomic(path, o.str());
 }
 
-void write_fsc_txt(const std::string& path, const FscCurve& c) {
-  std::ostringstream o;
-  o << "# shell  frequency(1/Å)  resolution(Å)  fsc\n";
-  for (int s = 1; s < int(c.value.size()); ++s) {
-    char line[128];
-    std::snprintf(line, sizeof line, "%5d  %.6f  %9.3f  %.6f\n", s, c.frequency(s), c.resolution(s), c.value[size_t(s)]);
-    o << line;
-  }
-  io::write_file_atomic(path, o.str());
-}
-
 std::string AnalyzeReport::rel(const std::string& path) const {
   return fs::path(path).lexically_relative(fs::path(out_)).generic_string();
 }

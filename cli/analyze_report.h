@@ -1,6 +1,6 @@
 // What `cugmm analyze` tells the user about its outputs: report.md (pictures inline, every file and what
 // it is), analyze.cxc (one ChimeraX script that opens the trajectories as volume series and coordinate
-// sets, the arrows and the cluster centres) and the small text tables (pca.txt, clusters.txt, fsc.txt).
+// sets, the arrows and the cluster centres) and the small text tables (pca.txt, clusters.txt).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,7 +15,6 @@ namespace cugmm::cli {
 
 void write_pca_txt(const std::string& path, const Pca& p);
 void write_clusters_txt(const std::string& path, const LatentClusters& c);  // one label (1-based) per particle
-void write_fsc_txt(const std::string& path, const FscCurve& c);
 
 class AnalyzeReport {
  public:

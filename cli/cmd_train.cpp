@@ -8,10 +8,10 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/train_options.h"
 #include "cli/limits.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "engine/gaussian_mask.h"
 #include "engine/particle_cache.h"
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
@@ -41,61 +41,21 @@ void require_model_on_grid(const io::GaussianModel& m, const std::string& model_
 }
 
 static int run_train(Command& c) {
-  TrainConfig cfg;
-  CacheOptions co;
-  std::string model_path, out, cache_path, move = "positions,amplitudes,widths", mask_path, gaussians, preset,
-                                       ctf = "auto", fprec = "fp16";
+  TrainOptions to;
+  TrainConfig& cfg = to.config;
+  CacheOptions& co = to.cache;
+  std::string model_path, out, cache_path;
   bool resume = false, plan_only = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
-  c.text("--root", co.root, "directory that relative image paths are relative to");
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
-  c.integer("--latent", cfg.latent, "latent dimensions", 1, 64);
-  c.text("--move", move, "what may move: any of positions,amplitudes,widths");
-  c.text("--mask", mask_path, "only Gaussians whose centre is inside this mask (MRC on the model's grid) move");
-  c.text("--gaussians", gaussians, "only these Gaussians move: 0-based indices and ranges, e.g. 0-99,150");
-  c.integer("--epochs", cfg.epochs, "training epochs", 1, 100000);
-  c.integer("--batch", cfg.batch, "particles per step", 2, 4096);
-  c.number("--minres", cfg.minres, "lowest resolution in the loss, Å (0: from ring 1)", 0, 1e4);
-  c.number("--maxres", cfg.maxres, "highest resolution in the loss and the cache, Å (0: Nyquist)", 0, 1e4);
-  c.integer("--box", co.box, "train on particles Fourier-cropped to this box (0: their own)", 0, kMaxBox);
-  long long seed = 1;
-  c.integer("--seed", seed, "random seed (networks, noise, batch order)", 0, (1ll << 62));
+  to.declare(c);
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
-  c.number("--val-fraction", cfg.val_fraction, "fraction of particles held out for validation", 0, 0.5);
-  c.text("--preset", preset, "paper: the published e2gmm recipe (the current defaults)");
-  double lr = cfg.lr, l2 = cfg.l2, noise = cfg.noise, rw = cfg.reg_width, rm = cfg.reg_mass, dropout = cfg.dropout,
-         explode = cfg.explode, latent_reg = cfg.latent_reg;
-  c.number("--lr", lr, "Adam learning rate", 0, 1, true);
-  c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
-  c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
-  c.number("--reg-width", rw, "weight of the mean-width regulariser", 0, 1e6);
-  c.number("--reg-mass", rm, "weight of the total-mass regulariser", 0, 1e6);
-  c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
-  c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
-  c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
-  c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
-  c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
-  c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
-  c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
-  c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
-  c.number("--explode", explode, "a batch loss above this stops the run as diverged", 0, 1e30, true);
-  c.integer("--loss-every", cfg.loss_every, "batches between loss read-backs", 1, 1000000);
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
-  cfg.seed = uint64_t(seed);
-  cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(rw);
-  cfg.reg_mass = float(rm); cfg.dropout = float(dropout); cfg.explode = float(explode);
-  cfg.latent_reg = float(latent_reg);
-  if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
-  parse_move_list(move, cfg);
-  cfg.ctf = parse_ctf_choice(ctf);
-  cfg.feature_precision = parse_feature_precision(fprec);
-  if (!mask_path.empty() && !gaussians.empty()) throw Error("give --mask or --gaussians, not both");
-  if (cfg.minres > 0 && cfg.maxres > 0 && cfg.minres <= cfg.maxres)
-    throw Error("--minres must be a lower resolution (more Å) than --maxres");
+  to.finish();
   require_directory_name("--out", out);
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
   require_extension("--cache", cache_path, {".cugmm-cache"});
@@ -103,7 +63,7 @@ static int run_train(Command& c) {
                                     "features.cugmm-features", "neutral.txt"};
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
-  if (!mask_path.empty()) files.inputs.push_back(mask_path);
+  for (const auto& f : to.inputs()) files.inputs.push_back(f);
   check_files(files, false);
   if (resume && !fs::exists(fs::path(out) / "model.ckpt"))
     throw Error("--resume: " + (fs::path(out) / "model.ckpt").string() + " does not exist");
@@ -119,8 +79,7 @@ static int run_train(Command& c) {
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
   const int G = int(model.size());
-  if (!mask_path.empty()) cfg.movable = gaussians_in_mask(mask_path, model);
-  if (!gaussians.empty()) cfg.movable = parse_gaussian_list(gaussians, G);
+  to.select_gaussians(model);
   size_t n_val = 0;
   for (size_t i = 0; i < set.particles.size(); ++i) n_val += is_validation(i, cfg.val_fraction);
   const size_t n_train = set.particles.size() - n_val;
