@@ -26,6 +26,7 @@
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
 #include "io/atomic_file.h"
+#include "io/cs.h"
 #include "io/mrc.h"
 #include "io/particles.h"
 #include "io/plot.h"
@@ -179,6 +180,13 @@ static int run_analyze(Command& c) {
   }
   check_files(files);
   AnalyzeReport rep(out, run);
+  // A subset as RELION STAR and, when training read a cryoSPARC .cs, also as .cs (+ .csg) for cryoSPARC:
+  // row i of the run's particles.star is record i of that file.
+  const bool from_cs = fs::path(source).extension() == ".cs";
+  auto write_subset = [&](const std::string& name, const std::vector<size_t>& rows) {
+    io::write_particle_subset((od / "subsets" / (name + ".star")).string(), table, rows);
+    if (from_cs) io::write_cs_subset((od / "subsets" / (name + ".cs")).string(), source, rows);
+  };
 
   // PCA.
   const Pca p = pca(z);
@@ -265,7 +273,7 @@ static int run_analyze(Command& c) {
     std::vector<size_t> rows;
     for (size_t i = 0; i < N; ++i)
       if (cl.labels[i] == r) rows.push_back(i);
-    io::write_particle_subset((od / "subsets" / (name + ".star")).string(), table, rows);
+    write_subset(name, rows);
     nlohmann::json e = {{"cluster", r + 1}, {"particles", rows.size()}, {"centre_particle", cl.centre[size_t(r)]},
                         {"centre_latent", std::vector<double>(zc.begin(), zc.end())}};
     if (!no_reconstruct && rows.size() >= 4) {
@@ -288,7 +296,7 @@ static int run_analyze(Command& c) {
   if (!point.empty()) {
     std::vector<size_t> rows = radius > 0 ? rows_within(z, point, radius) : rows_nearest(z, point, size_t(nearest));
     std::sort(rows.begin(), rows.end());
-    io::write_particle_subset((od / "subsets" / "point.star").string(), table, rows);
+    write_subset("point", rows);
     jsubsets["point"] = {{"point", point}, {"particles", rows.size()}};
     rep.subset("subsets/point.star", rows.size(), radius > 0 ? "within " + std::to_string(radius) + " of --point"
                                                               : "the " + std::to_string(nearest) + " nearest to --point");
@@ -299,7 +307,7 @@ static int run_analyze(Command& c) {
         : latent_path(range_axis, z, mean, std::vector<double>(p.components.values.begin() + (std::atoi(range_axis.c_str() + 2) - 1) * d,
                                                                p.components.values.begin() + std::atoi(range_axis.c_str() + 2) * d), 2).coordinate;
     std::vector<size_t> rows = rows_in_range(coord, range_lo, range_hi);
-    io::write_particle_subset((od / "subsets" / "range.star").string(), table, rows);
+    write_subset("range", rows);
     jsubsets["range"] = {{"axis", range_axis}, {"lo", range_lo}, {"hi", range_hi}, {"particles", rows.size()}};
     rep.subset("subsets/range.star", rows.size(), range_axis + " coordinate in [" + std::to_string(range_lo) + ", " +
                                                       std::to_string(range_hi) + "]");
