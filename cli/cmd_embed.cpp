@@ -55,16 +55,8 @@ static int run_embed(Command& c) {
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
   ParticleCache cache = open_particle_cache(co, cache_path, true);
-  const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
-  ParticleBatcher batcher(cache, band, m.config.ctf);
-  nlohmann::json key = {{"count", cache.count()}, {"cache", fs::absolute(cache.path()).string()},
-                        {"embed_of", fs::absolute(ckpt).string()}};
-  const std::string fpath = (fs::path(out) / "features.cugmm-features").string();
-  FeatureNorm norm = m.norm;
-  build_feature_file(fpath, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch);
-  FeatureFile features(fpath, key);
   std::vector<float> latent, score;
-  embed_particles(m, cx, batcher, features, latent, score, batch);
+  embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
   std::vector<int64_t> rows(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);

@@ -207,19 +207,9 @@ static int run_reconstruct(Command& c) {
     mcurve = fsc(a.data(), b.data(), n, maps.pixel_size);
   }
 
-  std::ostringstream txt;
-  txt << "# shell  frequency(1/Å)  resolution(Å)  fsc" << (masked ? "  fsc_masked" : "") << "\n";
   nlohmann::json jc = nlohmann::json::array();
   std::vector<double> fx, fy, my;
   for (int s = 1; s <= n / 2; ++s) {
-    char line[160];
-    std::snprintf(line, sizeof line, "%5d  %.6f  %9.3f  %.6f", s, curve.frequency(s), curve.resolution(s), curve.value[s]);
-    txt << line;
-    if (masked) {
-      std::snprintf(line, sizeof line, "  %.6f", mcurve.value[s]);
-      txt << line;
-    }
-    txt << "\n";
     nlohmann::json e = {{"shell", s}, {"frequency", curve.frequency(s)}, {"resolution", curve.resolution(s)},
                         {"fsc", curve.value[s]}};
     if (masked) e["fsc_masked"] = mcurve.value[s];
@@ -228,7 +218,7 @@ static int run_reconstruct(Command& c) {
     fy.push_back(curve.value[s]);
     if (masked) my.push_back(mcurve.value[s]);
   }
-  io::write_file_atomic((fs::path(out) / "fsc.txt").string(), txt.str());
+  write_fsc_txt((fs::path(out) / "fsc.txt").string(), curve, masked ? &mcurve : nullptr);
 
   const FscCurve& best = masked ? mcurve : curve;
   double r143 = best.resolution_at(0.143), r05 = best.resolution_at(0.5);

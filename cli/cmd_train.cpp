@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/train_options.h"
 #include "cli/limits.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -27,26 +28,6 @@ namespace {
 
 extern "C" void on_sigint(int) { stop_requested() = true; }
 
-// Gaussians whose centre lies where the mask is above 0.5 may move. The mask must be on the model's grid.
-std::vector<char> gaussians_in_mask(const std::string& path, const io::GaussianModel& m) {
-  io::Image mask = io::read_mrc(path);
-  const double rel = std::abs(mask.pixel_size - m.pixel_size) / m.pixel_size;
-  if (mask.nx != m.box_size || mask.ny != m.box_size || mask.nz != m.box_size || rel > 1e-3)
-    throw InputError(path, "", "the mask is on a " + std::to_string(mask.nx) + "x" + std::to_string(mask.ny) + "x" +
-                                   std::to_string(mask.nz) + " grid of " + std::to_string(mask.pixel_size) +
-                                   " Å pixels; the model's is " + std::to_string(m.box_size) + "^3 of " +
-                                   std::to_string(m.pixel_size) + " Å");
-  std::vector<char> in(m.size(), 0);
-  const int n = m.box_size;
-  for (size_t j = 0; j < m.size(); ++j) {
-    const int ix = int(std::lround(m.x[j] / m.pixel_size)) + n / 2, iy = int(std::lround(m.y[j] / m.pixel_size)) + n / 2,
-              iz = int(std::lround(m.z[j] / m.pixel_size)) + n / 2;
-    if (ix >= 0 && iy >= 0 && iz >= 0 && ix < n && iy < n && iz < n) in[j] = mask.at(ix, iy, iz) > 0.5f;
-  }
-  if (std::count(in.begin(), in.end(), 1) == 0) throw InputError(path, "", "no Gaussian of the model lies in the mask");
-  return in;
-}
-
 }  // namespace
 
 // The model must be made for the particles' grid (box and pixel size of the finest optics group).
@@ -60,69 +41,21 @@ void require_model_on_grid(const io::GaussianModel& m, const std::string& model_
 }
 
 static int run_train(Command& c) {
-  TrainConfig cfg;
-  CacheOptions co;
-  std::string model_path, out, cache_path, move = "positions,amplitudes,widths", mask_path, gaussians, preset,
-                                       ctf = "auto", fprec = "fp16";
+  TrainOptions to;
+  TrainConfig& cfg = to.config;
+  CacheOptions& co = to.cache;
+  std::string model_path, out, cache_path;
   bool resume = false, plan_only = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
-  c.text("--root", co.root, "directory that relative image paths are relative to");
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
-  c.integer("--latent", cfg.latent, "latent dimensions", 1, 64);
-  c.text("--move", move, "what may move: any of positions,amplitudes,widths");
-  c.text("--mask", mask_path, "only Gaussians whose centre is inside this mask (MRC on the model's grid) move");
-  c.text("--gaussians", gaussians, "only these Gaussians move: 0-based indices and ranges, e.g. 0-99,150");
-  c.integer("--epochs", cfg.epochs, "training epochs", 1, 100000);
-  c.integer("--batch", cfg.batch, "particles per step", 2, 4096);
-  c.number("--minres", cfg.minres, "lowest resolution in the loss, Å (0: from ring 1)", 0, 1e4);
-  c.number("--maxres", cfg.maxres, "highest resolution in the loss and the cache, Å (0: Nyquist)", 0, 1e4);
-  c.integer("--box", co.box, "train on particles Fourier-cropped to this box (0: their own)", 0, kMaxBox);
-  long long seed = 1;
-  c.integer("--seed", seed, "random seed (networks, noise, batch order)", 0, (1ll << 62));
+  to.declare(c);
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
-  c.number("--val-fraction", cfg.val_fraction, "fraction of particles held out for validation", 0, 0.5);
-  c.text("--preset", preset, "paper: the published e2gmm recipe (the current defaults)");
-  double lr = cfg.lr, l2 = cfg.l2, noise = cfg.noise, rw = cfg.reg_width, rm = cfg.reg_mass, dropout = cfg.dropout,
-         explode = cfg.explode, latent_reg = cfg.latent_reg;
-  c.number("--lr", lr, "Adam learning rate", 0, 1, true);
-  c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
-  c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
-  c.number("--reg-width", rw, "weight of the mean-width regulariser", 0, 1e6);
-  c.number("--reg-mass", rm, "weight of the total-mass regulariser", 0, 1e6);
-  c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
-  c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
-  c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
-  c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
-  c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
-  c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
-  c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
-  c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
-  c.number("--explode", explode, "a loss above this (the loss lies near -1..0) stops the run as diverged", -1, 1e30);
-  c.integer("--loss-every", cfg.loss_every, "batches between loss read-backs", 1, 1000000);
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
-  cfg.seed = uint64_t(seed);
-  cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(rw);
-  cfg.reg_mass = float(rm); cfg.dropout = float(dropout); cfg.explode = float(explode);
-  cfg.latent_reg = float(latent_reg);
-  if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
-  if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
-    const TrainConfig paper;
-    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
-      if (c.app.count(opt) > 0)
-        throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
-    cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
-    cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
-  }
-  parse_move_list(move, cfg);
-  cfg.ctf = parse_ctf_choice(ctf);
-  cfg.feature_precision = parse_feature_precision(fprec);
-  if (!mask_path.empty() && !gaussians.empty()) throw Error("give --mask or --gaussians, not both");
-  if (cfg.minres > 0 && cfg.maxres > 0 && cfg.minres <= cfg.maxres)
-    throw Error("--minres must be a lower resolution (more Å) than --maxres");
+  to.finish(c);
   require_directory_name("--out", out);
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
   require_extension("--cache", cache_path, {".cugmm-cache"});
@@ -130,7 +63,7 @@ static int run_train(Command& c) {
                                     "features.cugmm-features", "neutral.txt"};
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
-  if (!mask_path.empty()) files.inputs.push_back(mask_path);
+  for (const auto& f : to.inputs()) files.inputs.push_back(f);
   check_files(files, false);
   if (resume && !fs::exists(fs::path(out) / "model.ckpt"))
     throw Error("--resume: " + (fs::path(out) / "model.ckpt").string() + " does not exist");
@@ -142,13 +75,11 @@ static int run_train(Command& c) {
   std::vector<std::string> stacks;
   for (const auto& p : set.particles) stacks.push_back(p.image_file);
   refuse_overwriting(files.outputs, stack_candidates(stacks, co.particles, co.root), "a stack " + co.particles + " names");
-  refuse_premultiplied(set, cfg.ctf);
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
   const int G = int(model.size());
-  if (!mask_path.empty()) cfg.movable = gaussians_in_mask(mask_path, model);
-  if (!gaussians.empty()) cfg.movable = parse_gaussian_list(gaussians, G);
+  to.select_gaussians(model);
   size_t n_val = 0;
   for (size_t i = 0; i < set.particles.size(); ++i) n_val += is_validation(i, cfg.val_fraction);
   const size_t n_train = set.particles.size() - n_val;

@@ -68,6 +68,20 @@ std::string unknown_option(const CLI::App& app, const std::string& word) {
 
 }  // namespace
 
+std::vector<float> parse_numbers(const std::string& text, const std::string& where) {
+  std::vector<float> v;
+  std::istringstream ss(text);
+  std::string w;
+  while (ss >> w) {
+    if (w[0] == '#') break;
+    char* end;
+    const double x = std::strtod(w.c_str(), &end);
+    if (*end != 0 || !std::isfinite(x)) throw Error(where + ": '" + quote_value(w) + "' is not a finite number");
+    v.push_back(float(x));
+  }
+  return v;
+}
+
 CLI::Validator integer_in(long long lo, long long hi) {
   return CLI::Validator(
       [lo, hi](std::string& s) -> std::string {

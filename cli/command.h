@@ -26,6 +26,10 @@ CLI::Validator plain_name();
 constexpr int kMaxThreadsPerCore = 4;
 int max_threads();
 
+// Whitespace-separated finite numbers ('#' ends the list: a comment); Error naming `where` and the word
+// that is not one. Latent points on the command line and in files.
+std::vector<float> parse_numbers(const std::string& text, const std::string& where);
+
 class Command {
  public:
   // `args` are the words after the command name.

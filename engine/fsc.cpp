@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <sstream>
 
 #include "core/error.h"
 #include "engine/fft.h"
+#include "io/atomic_file.h"
 #include "io/mrc.h"
 #include "kernels/geometry.h"
 
@@ -118,6 +121,23 @@ std::vector<float> apply_mask(const std::vector<float>& vol, const std::vector<f
   std::vector<float> out(vol.size());
   for (size_t i = 0; i < vol.size(); ++i) out[i] = vol[i] * mask[i];
   return out;
+}
+
+void write_fsc_txt(const std::string& path, const FscCurve& c, const FscCurve* masked) {
+  CUGMM_REQUIRE(!masked || masked->value.size() == c.value.size(), "write_fsc_txt: the masked curve has another box");
+  std::ostringstream o;
+  o << "# shell  frequency(1/Å)  resolution(Å)  fsc" << (masked ? "  fsc_masked" : "") << "\n";
+  for (int s = 1; s < int(c.value.size()); ++s) {
+    char line[160];
+    std::snprintf(line, sizeof line, "%5d  %.6f  %9.3f  %.6f", s, c.frequency(s), c.resolution(s), c.value[size_t(s)]);
+    o << line;
+    if (masked) {
+      std::snprintf(line, sizeof line, "  %.6f", masked->value[size_t(s)]);
+      o << line;
+    }
+    o << "\n";
+  }
+  io::write_file_atomic(path, o.str());
 }
 
 }  // namespace cugmm

@@ -29,6 +29,10 @@ FscCurve fsc(const float* a, const float* b, int n, double pixel_size);
 // Both images n x n.
 FscCurve frc(const float* a, const float* b, int n, double pixel_size);
 
+// fsc.txt: "shell frequency(1/Å) resolution(Å) fsc" per shell 1..N/2 (a '#' header line), with a last
+// column fsc_masked when `masked` is given (same box).
+void write_fsc_txt(const std::string& path, const FscCurve& c, const FscCurve* masked = nullptr);
+
 // Soft spherical mask, n^3, centred on voxel n/2: 1 within `radius`, a raised-cosine edge of width
 // `edge` beyond it, 0 outside radius + edge (pixels).
 std::vector<float> soft_sphere_mask(int n, double radius, double edge);

@@ -350,7 +350,7 @@ GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt) {
   return fit;
 }
 
-double matched_accuracy(const std::vector<int>& predicted, const std::vector<int>& truth, int classes) {
+std::vector<int> best_matching(const std::vector<int>& predicted, const std::vector<int>& truth, int classes) {
   CUGMM_REQUIRE(classes >= 1 && classes <= 6, "matched_accuracy: 1 to 6 classes (brute force over permutations)");
   CUGMM_REQUIRE(!truth.empty() && predicted.size() == truth.size(),
                 "matched_accuracy: " + std::to_string(predicted.size()) + " predictions for " +
@@ -361,15 +361,25 @@ double matched_accuracy(const std::vector<int>& predicted, const std::vector<int
                   "matched_accuracy: a class outside 0.." + std::to_string(classes - 1));
     ++confusion[size_t(predicted[i] * classes + truth[i])];
   }
-  std::vector<int> perm(static_cast<size_t>(classes));
+  std::vector<int> perm(static_cast<size_t>(classes)), best_perm;
   std::iota(perm.begin(), perm.end(), 0);
-  long best = 0;
+  long best = -1;
   do {
     long hits = 0;
     for (int p = 0; p < classes; ++p) hits += confusion[size_t(p * classes + perm[size_t(p)])];
-    best = std::max(best, hits);
+    if (hits > best) {
+      best = hits;
+      best_perm = perm;
+    }
   } while (std::next_permutation(perm.begin(), perm.end()));
-  return double(best) / double(truth.size());
+  return best_perm;
+}
+
+double matched_accuracy(const std::vector<int>& predicted, const std::vector<int>& truth, int classes) {
+  const std::vector<int> perm = best_matching(predicted, truth, classes);
+  size_t hits = 0;
+  for (size_t i = 0; i < truth.size(); ++i) hits += perm[size_t(predicted[i])] == truth[i];
+  return double(hits) / double(truth.size());
 }
 
 // ---- the metrics of DESIGN §7 ------------------------------------------------------------------------

@@ -63,6 +63,8 @@ GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt = {});
 // Fraction of points whose predicted class equals the truth under the best one-to-one relabelling of the
 // predictions (brute force over permutations: at most 6 classes). Classes are 0..classes-1.
 double matched_accuracy(const std::vector<int>& predicted, const std::vector<int>& truth, int classes);
+// That relabelling: perm[p] is the truth class matched to predicted class p (the same brute force).
+std::vector<int> best_matching(const std::vector<int>& predicted, const std::vector<int>& truth, int classes);
 
 // ---- the metrics of DESIGN §7 ------------------------------------------------------------------------
 double linear_motion_score(const Matrix& latent, const std::vector<double>& truth);  // |Spearman(PC1, truth)|

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
@@ -39,6 +40,30 @@ void write_latent_txt(const std::string& path, const std::vector<float>& latent,
     o << "\n";
   }
   io::write_file_atomic(path, o.str());
+}
+
+std::vector<float> read_latent_txt(const std::string& path, int d) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, "", "cannot read");
+  std::vector<float> v;
+  std::string line;
+  for (long ln = 1; std::getline(in, line); ++ln) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ss(line);
+    int n = 0;
+    std::string w;
+    while (ss >> w) {
+      char* end;
+      const double x = std::strtod(w.c_str(), &end);
+      if (*end != 0 || !std::isfinite(x)) throw InputError(path, "line " + std::to_string(ln), "'" + quote_value(w) + "' is not a finite number");
+      v.push_back(float(x));
+      ++n;
+    }
+    if (n != d)
+      throw InputError(path, "line " + std::to_string(ln), "has " + std::to_string(n) + " numbers, the latent has " +
+                                                                std::to_string(d) + " dimensions");
+  }
+  return v;
 }
 
 void write_latent_star(const std::string& path, const io::ParticleSet& set, const std::vector<float>& latent,

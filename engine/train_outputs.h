@@ -19,6 +19,9 @@ namespace cugmm {
 // latent: n x d, row i = particle i of the cache, whose source_row says its input row.
 void write_latent_txt(const std::string& path, const std::vector<float>& latent, int d,
                       const std::vector<int64_t>& source_row);
+// latent.txt back: one row per particle (input order), d columns; InputError naming the file and line for
+// a row of another width or a non-finite value.
+std::vector<float> read_latent_txt(const std::string& path, int d);
 void write_latent_star(const std::string& path, const io::ParticleSet& set, const std::vector<float>& latent,
                        const std::vector<float>& score, int d, const std::vector<int64_t>& source_row);
 void write_loss(const std::string& txt, const std::string& png, const std::vector<EpochRecord>& history);

@@ -760,6 +760,18 @@ void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& 
              score, batch);
 }
 
+void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
+                 const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch) {
+  const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
+  ParticleBatcher batcher(cache, band, m.config.ctf);
+  const nlohmann::json key = {{"count", cache.count()}, {"cache", fs::absolute(cache.path()).string()},
+                              {"embed_of", fs::absolute(checkpoint).string()}};
+  FeatureNorm norm = m.norm;
+  build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch);
+  FeatureFile features(features_path, key);
+  embed_particles(m, cx, batcher, features, latent, score, batch);
+}
+
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n) {
   const int d = m.config.latent;
   CUGMM_REQUIRE(z.size() == size_t(n) * d, "decode_points: n x latent values");

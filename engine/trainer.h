@@ -121,6 +121,11 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx);
 // model: rows in cache order.
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
                      std::vector<float>& latent, std::vector<float>& score, int batch = 64);
+// Every particle of `cache` through a trained run's encoder with the run's feature normalisation (what
+// `cugmm embed` does): the features are built at features_path, keyed to the cache and the checkpoint.
+void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
+                 const std::string& features_path, std::vector<float>& latent, std::vector<float>& score,
+                 int batch = 64);
 // Gaussian parameters (5G) of latent points (n x d) through the decoder (inference mode).
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n);
 

@@ -1,11 +1,14 @@
 #include "io/cs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <tuple>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/input_file.h"
 #include "io/text.h"
 #include "io/npy.h"
@@ -163,6 +166,27 @@ StarFile cs_to_star(const std::string& path, bool require_poses) {
     parts.rows.push_back(std::move(row));
   }
   return star;
+}
+
+void write_cs_subset(const std::string& cs_path, const std::string& source, const std::vector<size_t>& rows) {
+  const NpyArray a = read_npy(source);
+  if (a.fields.empty() || !a.field("uid")) throw InputError(source, "", "has no uid field: not a cryoSPARC .cs file");
+  write_npy_records(cs_path, a, rows);
+  std::vector<std::string> groups;
+  for (const NpyField& f : a.fields) {
+    const size_t slash = f.name.find('/');
+    if (slash == std::string::npos) continue;  // uid
+    const std::string g = f.name.substr(0, slash);
+    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+  }
+  const std::string name = std::filesystem::path(cs_path).filename().string();
+  std::string y = "group:\n  description: a particle subset written by cugmm\n  name: particles\n  title: " +
+                  std::filesystem::path(cs_path).stem().string() + "\n  type: particle\nresults:\n";
+  for (const std::string& g : groups)
+    y += "  " + g + ":\n    metafile: '>" + name + "'\n    num_items: " + std::to_string(rows.size()) +
+         "\n    type: particle." + g + "\n";
+  y += "version: cugmm\n";
+  write_file_atomic(std::filesystem::path(cs_path).replace_extension(".csg").string(), y);
 }
 
 }  // namespace cugmm::io

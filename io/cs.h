@@ -5,6 +5,7 @@
 // group per distinct (pixel size, box, voltage, Cs, Q0, exposure group).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "io/star.h"
 
@@ -13,5 +14,12 @@ namespace cugmm::io {
 // InputError naming the file when blob/path or blob/idx is missing, or, with require_poses, when there is
 // no alignments3D/pose (a .cs from 2-D work or extraction).
 StarFile cs_to_star(const std::string& path, bool require_poses = true);
+
+// A subset of a .cs file for cryoSPARC to import: records `rows` of `source` with every field (uid kept)
+// in `cs_path`, and beside it the group file (same name, .csg) naming it once per result group (the field
+// prefix before '/': blob, ctf, alignments3D, ...). The .csg is the minimal YAML form cryoSPARC's exports
+// show (group: name/type, results: per group its metafile '>NAME.cs', num_items and type particle.GROUP),
+// written from that documented layout, not checked against cryoSPARC itself.
+void write_cs_subset(const std::string& cs_path, const std::string& source, const std::vector<size_t>& rows);
 
 }  // namespace cugmm::io

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "io/atomic_file.h"
 #include "io/input_file.h"
 
 namespace cugmm::io {
@@ -298,6 +299,43 @@ NpyArray read_npy(const std::string& path) {
   in.read(reinterpret_cast<char*>(a.data.data()), std::streamsize(want));
   if (size_t(in.gcount()) != want) throw short_data(size_t(in.gcount()));
   return a;
+}
+
+void write_npy_records(const std::string& path, const NpyArray& a, const std::vector<size_t>& rows) {
+  std::string descr;
+  if (a.fields.size() == 1 && a.fields[0].name.empty()) {
+    descr = "'" + a.fields[0].type + "'";
+  } else {
+    descr = "[";
+    for (const NpyField& f : a.fields) {
+      if (f.name.find('\'') != std::string::npos || f.name.find('\\') != std::string::npos)
+        throw Error("write_npy_records: field name " + quote_value(f.name) + " needs quoting");
+      descr += "('" + f.name + "', '" + f.type + "'";
+      if (!f.shape.empty()) {
+        descr += ", (";
+        for (size_t s : f.shape) descr += std::to_string(s) + ",";
+        descr += ")";
+      }
+      descr += "), ";
+    }
+    descr += "]";
+  }
+  std::string header = "{'descr': " + descr + ", 'fortran_order': False, 'shape': (" + std::to_string(rows.size()) + ",), }";
+  // Version 1.0 holds a header of up to 65535 bytes, 2.0 beyond; the data starts on a 64-byte boundary.
+  const bool v2 = header.size() + 1 + 10 > 65535;
+  const size_t pre = v2 ? 12 : 10;
+  header.append((64 - (pre + header.size() + 1) % 64) % 64, ' ');
+  header += '\n';
+  std::string out = std::string("\x93NUMPY", 6) + char(v2 ? 2 : 1) + char(0);
+  const size_t len = header.size();
+  for (size_t b = 0; b < (v2 ? 4u : 2u); ++b) out += char((len >> (8 * b)) & 0xff);
+  out += header;
+  out.reserve(out.size() + rows.size() * a.record_bytes);
+  for (size_t r : rows) {
+    CUGMM_REQUIRE(r < a.records, "write_npy_records: record " + std::to_string(r) + " of " + std::to_string(a.records));
+    out.append(reinterpret_cast<const char*>(a.data.data()) + r * a.record_bytes, a.record_bytes);
+  }
+  write_file_atomic(path, out);
 }
 
 }  // namespace cugmm::io

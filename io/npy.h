@@ -39,4 +39,8 @@ struct NpyArray {
 // fields, nested records, or a data section shorter than the header says.
 NpyArray read_npy(const std::string& path);
 
+// The records `rows` (in that order) of `a` as a one-dimensional .npy file with the same fields (names,
+// types, sub-array shapes), written atomically: a cryoSPARC .cs subset keeps every field, uid included.
+void write_npy_records(const std::string& path, const NpyArray& a, const std::vector<size_t>& rows);
+
 }  // namespace cugmm::io

@@ -326,3 +326,22 @@ TEST_CASE("NaN in a .cs field meant as an integer or a number is an InputError n
     CHECK_FALSE(contains(e, "9223372036854775808"));
   }
 }
+
+TEST_CASE(".cs subsets: every field of the chosen records, uid kept, read back by numpy; a .csg beside") {
+  std::string dir = test::scratch_dir("io_cs_subset");
+  fs::create_directories(dir + "/J1/extract");
+  fs::create_directories(dir + "/J2");
+  python(dir, kMakeCs);
+  write_cs_subset(dir + "/sub.cs", dir + "/J2/particles.cs", {4, 1, 2});
+  python(dir, R"PY(
+import numpy as np
+a = np.load('J2/particles.cs')
+b = np.load('sub.cs')
+assert b.dtype == a.dtype, (a.dtype, b.dtype)
+assert b.shape == (3,), b.shape
+assert (b == a[[4, 1, 2]]).all()
+assert list(b['uid']) == list(a['uid'][[4, 1, 2]])
+y = open('sub.csg').read()
+assert "metafile: '>sub.cs'" in y and 'num_items: 3' in y and 'type: particle.blob' in y and 'particle.alignments3D' in y, y
+)PY");
+}

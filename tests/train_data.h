@@ -28,7 +28,9 @@ namespace fs = std::filesystem;
 // One Gaussian per residue of the neutral structure (every motion at 0, every atom present): mass = its
 // electrons, centre = its mass-weighted centroid in Å from the box centre, width 2.5 Å. A neutral model
 // made independently of the trainer (no fitting), as the brief allows until fit-map lands.
-inline io::GaussianModel coarse_grain(const HeteroSystem& sys, int box, double pixel) {
+// chains (when given): each Gaussian's chain, so a test can name a domain.
+inline io::GaussianModel coarse_grain(const HeteroSystem& sys, int box, double pixel,
+                                      std::vector<std::string>* chains = nullptr) {
   SystemImager imager(sys, box, pixel, 1);
   const Vec3<double> shift = imager.atom_shift();
   std::map<std::pair<std::string, int>, std::array<double, 4>> res;
@@ -51,6 +53,7 @@ inline io::GaussianModel coarse_grain(const HeteroSystem& sys, int box, double p
   const double c = (box / 2) * pixel;
   for (const auto& k : order) {
     const auto& r = res[k];
+    if (chains) chains->push_back(k.first);
     m.x.push_back(float(r[0] / r[3] + shift.x - c));
     m.y.push_back(float(r[1] / r[3] + shift.y - c));
     m.z.push_back(float(r[2] / r[3] + shift.z - c));
@@ -64,6 +67,7 @@ struct DataSet {
   std::string dir, star, model;
   SimulatedTruth truth;
   int gaussians = 0;
+  std::vector<std::string> chains;  // per Gaussian
 };
 
 inline DataSet make_data(const std::string& name, const HeteroSystem& sys, int count, double snr) {
@@ -80,7 +84,7 @@ inline DataSet make_data(const std::string& name, const HeteroSystem& sys, int c
   o.seed = 7;
   d.truth = simulate_system(sys, o, d.dir);
   d.star = d.truth.star;
-  io::GaussianModel m = coarse_grain(sys, o.box, o.pixel);
+  io::GaussianModel m = coarse_grain(sys, o.box, o.pixel, &d.chains);
   d.gaussians = int(m.size());
   d.model = d.dir + "/neutral.txt";
   io::write_model(d.model, m);

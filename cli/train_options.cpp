@@ -1,0 +1,76 @@
+#include "cli/train_options.h"
+
+#include "cli/limits.h"
+#include "core/error.h"
+#include "engine/gaussian_mask.h"
+
+namespace cugmm::cli {
+
+TrainOptions::TrainOptions()
+    : lr(config.lr), l2(config.l2), noise(config.noise), reg_width(config.reg_width), reg_mass(config.reg_mass),
+      dropout(config.dropout), explode(config.explode), latent_reg(config.latent_reg) {}
+
+void TrainOptions::declare(Command& c) {
+  TrainConfig& cfg = config;
+  c.text("--root", cache.root, "directory that relative image paths are relative to");
+  c.integer("--latent", cfg.latent, "latent dimensions", 1, 64);
+  c.text("--move", move, "what may move: any of positions,amplitudes,widths");
+  c.text("--mask", mask, "only Gaussians whose centre is inside this mask (MRC on the model's grid) move");
+  c.text("--gaussians", gaussians, "only these Gaussians move: 0-based indices and ranges, e.g. 0-99,150");
+  c.integer("--epochs", cfg.epochs, "training epochs", 1, 100000);
+  c.integer("--batch", cfg.batch, "particles per step", 2, 4096);
+  c.number("--minres", cfg.minres, "lowest resolution in the loss, Å (0: from ring 1)", 0, 1e4);
+  c.number("--maxres", cfg.maxres, "highest resolution in the loss and the cache, Å (0: Nyquist)", 0, 1e4);
+  c.integer("--box", cache.box, "train on particles Fourier-cropped to this box (0: their own)", 0, kMaxBox);
+  c.integer("--seed", seed, "random seed (networks, noise, batch order)", 0, (1ll << 62));
+  c.number("--val-fraction", cfg.val_fraction, "fraction of particles held out for validation", 0, 0.5);
+  c.text("--preset", preset, "paper: the published e2gmm recipe (the current defaults)");
+  c.number("--lr", lr, "Adam learning rate", 0, 1, true);
+  c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
+  c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
+  c.number("--reg-width", reg_width, "weight of the mean-width regulariser", 0, 1e6);
+  c.number("--reg-mass", reg_mass, "weight of the total-mass regulariser", 0, 1e6);
+  c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
+  c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
+  c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
+  c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
+  c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
+  c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
+  c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
+  c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
+  c.number("--explode", explode, "a batch loss above this stops the run as diverged", 0, 1e30, true);
+  c.integer("--loss-every", cfg.loss_every, "batches between loss read-backs", 1, 1000000);
+}
+
+void TrainOptions::finish(const Command& c) {
+  TrainConfig& cfg = config;
+  cfg.seed = uint64_t(seed);
+  cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
+  cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
+  cfg.latent_reg = float(latent_reg);
+  if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
+  if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
+    const TrainConfig paper;
+    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
+      if (c.app.count(opt) > 0) throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
+    cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
+    cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
+  }
+  parse_move_list(move, cfg);
+  cfg.ctf = parse_ctf_choice(ctf);
+  cfg.feature_precision = parse_feature_precision(fprec);
+  if (!mask.empty() && !gaussians.empty()) throw Error("give --mask or --gaussians, not both");
+  if (cfg.minres > 0 && cfg.maxres > 0 && cfg.minres <= cfg.maxres)
+    throw Error("--minres must be a lower resolution (more Å) than --maxres");
+}
+
+std::vector<std::string> TrainOptions::inputs() const {
+  return mask.empty() ? std::vector<std::string>{} : std::vector<std::string>{mask};
+}
+
+void TrainOptions::select_gaussians(const io::GaussianModel& model) {
+  if (!mask.empty()) config.movable = gaussians_in_mask(mask, model);
+  if (!gaussians.empty()) config.movable = parse_gaussian_list(gaussians, int(model.size()));
+}
+
+}  // namespace cugmm::cli

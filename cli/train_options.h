@@ -1,0 +1,32 @@
+// The training settings `cugmm train` and `cugmm evenodd` share: one declaration of the options, so both
+// commands train the same way from the same flags.
+#pragma once
+#include <string>
+
+#include "cli/command.h"
+#include "engine/particle_cache.h"
+#include "engine/trainer.h"
+#include "io/model.h"
+
+namespace cugmm::cli {
+
+struct TrainOptions {
+  TrainConfig config;
+  CacheOptions cache;  // root and box from the options; particles and maxres are the command's
+  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16";
+  long long seed = 1;
+  double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg;
+
+  TrainOptions();
+  // Every option but the particles, model, output and cache.
+  void declare(Command& c);
+  // After parsing: the config completed and checked (a bad value names its option); --preset paper
+  // refuses a line that changes part of the recipe it fixes.
+  void finish(const Command& c);
+  // The mask's files (empty: none), to check before any work.
+  std::vector<std::string> inputs() const;
+  // --mask or --gaussians against the model: which Gaussians may move.
+  void select_gaussians(const io::GaussianModel& model);
+};
+
+}  // namespace cugmm::cli

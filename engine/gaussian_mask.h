@@ -1,0 +1,15 @@
+// Which Gaussians of a model a mask holds: those whose centre falls in a voxel above 0.5. Used by
+// `cugmm train --mask` (what may move) and `cugmm analyze --mask` (the domain of a localised motion).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "io/model.h"
+
+namespace cugmm {
+
+// Reads the MRC at `path`; InputError naming it when it is not on the model's grid (box and pixel size) or
+// holds no Gaussian.
+std::vector<char> gaussians_in_mask(const std::string& path, const io::GaussianModel& m);
+
+}  // namespace cugmm
