@@ -110,6 +110,7 @@ static int run_evenodd(Command& c) {
   io::ParticleReadOptions ropt;
   ropt.root = to.cache.root;
   io::ParticleSet set = io::read_particles(particles, ropt);
+  refuse_premultiplied(set, to.config.ctf);
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, particles);

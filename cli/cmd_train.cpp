@@ -75,6 +75,7 @@ static int run_train(Command& c) {
   std::vector<std::string> stacks;
   for (const auto& p : set.particles) stacks.push_back(p.image_file);
   refuse_overwriting(files.outputs, stack_candidates(stacks, co.particles, co.root), "a stack " + co.particles + " names");
+  refuse_premultiplied(set, cfg.ctf);
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);

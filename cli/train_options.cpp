@@ -38,7 +38,7 @@ void TrainOptions::declare(Command& c) {
   c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
   c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
   c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
-  c.number("--explode", explode, "a batch loss above this stops the run as diverged", 0, 1e30, true);
+  c.number("--explode", explode, "a batch loss above this (the loss lies near -1..0) stops the run as diverged", -1, 1e30);
   c.integer("--loss-every", cfg.loss_every, "batches between loss read-backs", 1, 1000000);
 }
 

@@ -169,7 +169,7 @@ for n in names:
     assert mrcfile.validate(n), n
 )");
   if (test::oracle("relion_star_handler")) {
-    for (const std::string& s : {"cluster_01", "cluster_02", "point", "range"}) {
+    for (const char* s : {"cluster_01", "cluster_02", "point", "range"}) {
       const std::string in = out + "/subsets/" + s + ".star", o = out + "/subsets/" + s + "_relion.star";
       r = test::run("relion_star_handler --i " + in + " --o " + o + " --select rlnAngleRot --minval -1000 --maxval 1000");
       CHECK_MESSAGE(r.status == 0, r.out);
