@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -83,6 +84,12 @@ std::vector<float> Checkpoint::get_f32(const std::string& name, size_t count) co
   const Array& a = find(name, "f32", count);
   std::vector<float> v(count);
   if (count) std::memcpy(v.data(), a.bytes.data(), count * sizeof(float));
+  // Weights, Adam moments and normalisations are finite in any checkpoint a run wrote: a NaN here (a file
+  // edited, or written by a defect) would otherwise flow silently into every latent and map decoded from it.
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(v[i]))
+      throw InputError(source, "", "array '" + name + "' element " + std::to_string(i) + " is " +
+                                       (std::isnan(v[i]) ? "NaN" : "infinite"));
   return v;
 }
 

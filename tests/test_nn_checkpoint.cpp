@@ -170,3 +170,19 @@ TEST_CASE("crc32 is the IEEE CRC (zlib's): known value and chaining") {
   CHECK(crc32(0, s, 9) == 0xCBF43926u);
   CHECK(crc32(crc32(0, s, 4), s + 4, 5) == 0xCBF43926u);
 }
+
+TEST_CASE("a NaN or Inf weight in a checkpoint is refused on reading, naming the array and the element") {
+  // Issue 17 item 3: weights are a boundary; a checkpoint with a valid checksum but a non-finite value (an
+  // edited file, or a defect that wrote one) must not decode into NaN latents and maps.
+  std::string dir = test::scratch_dir("nn_checkpoint_nan");
+  Checkpoint c;
+  c.put_f32("enc.w0", {1.f, 2.f, std::nanf(""), 4.f});
+  c.put_f32("dec.b0", {0.f, INFINITY});
+  c.put_f32("ok", {1.f, -2.f});
+  c.save(dir + "/nan.ck");
+  Checkpoint r = Checkpoint::load(dir + "/nan.ck");
+  CHECK(r.get_f32("ok", 2) == std::vector<float>{1.f, -2.f});
+  CHECK_THROWS_WITH_AS(r.get_f32("enc.w0", 4), doctest::Contains("array 'enc.w0' element 2 is NaN"), InputError);
+  CHECK_THROWS_WITH_AS(r.get_f32("dec.b0", 2), doctest::Contains("element 1 is infinite"), InputError);
+  CHECK_THROWS_WITH_AS(r.get_f32("dec.b0", 2), doctest::Contains("nan.ck"), InputError);
+}
