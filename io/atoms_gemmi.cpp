@@ -5,11 +5,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/atoms.h"
 
 namespace cugmm::io {
 
 AtomicModel read_atoms(const std::string& path) {
+  require_pdb_record_names(path);  // before gemmi: see io/input_file.h
   gemmi::Structure st;
   try {
     st = gemmi::read_structure_file(path);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
 #include "io/model.h"
@@ -129,6 +130,7 @@ GaussianModel read_pseudo_atoms(const std::string& path, int box_size, double pi
   if (box_size <= 0 || !(pixel_size > 0))
     throw InputError(path, "", "pseudo-atoms are in the map frame: reading them needs the box size and pixel size");
   if (!std::filesystem::is_regular_file(path)) throw InputError(path, "", "cannot open");
+  require_pdb_record_names(path);  // before gemmi: see io/input_file.h
   gemmi::Structure st;
   try {
     st = gemmi::read_structure_file(path);
