@@ -18,6 +18,11 @@
 #include "io/atomic_file.h"
 
 namespace cugmm {
+
+namespace {
+// A feature's value after the data set's normalisation; sd 0 marks a column without information.
+inline float normalised(float g, float mean, float sd) { return sd > 0 ? (g - mean) / sd : 0.f; }
+}  // namespace
 namespace {
 
 constexpr char kMagic[8] = {'C', 'U', 'G', 'M', 'M', 'F', 'T', '\0'};
@@ -144,10 +149,10 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
   auto emit = [&](const float* g) {
     if (precision == FeaturePrecision::fp16) {
       uint16_t* h = reinterpret_cast<uint16_t*>(row_out.data());
-      for (size_t c = 0; c < width; ++c) h[c] = float_to_half((g[c] - norm.mean[c]) / norm.sd[c]);
+      for (size_t c = 0; c < width; ++c) h[c] = float_to_half(normalised(g[c], norm.mean[c], norm.sd[c]));
     } else {
       float* f = reinterpret_cast<float*>(row_out.data());
-      for (size_t c = 0; c < width; ++c) f[c] = (g[c] - norm.mean[c]) / norm.sd[c];
+      for (size_t c = 0; c < width; ++c) f[c] = normalised(g[c], norm.mean[c], norm.sd[c]);
     }
     w.write(row_out.data(), row_out.size());
   };
@@ -212,9 +217,10 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
       sd_max = std::max(sd_max, double(norm.sd[c]));
     }
     // A column that never varies (a Gaussian outside every band, or a constant gradient) carries no
-    // information: its features are set to 0 rather than divided by ~0.
+    // information: sd 0 marks it, and its features are 0 rather than divided by ~0 (a finite marker, so
+    // checkpoints, which refuse non-finite arrays, keep it).
     const float floor = float(std::max(sd_max * 1e-6, 1e-30));
-    for (float& s : norm.sd) if (!(s > floor)) s = std::numeric_limits<float>::infinity();
+    for (float& s : norm.sd) if (!(s > floor)) s = 0.f;
     write_header();
     std::rewind(raw);
     for (size_t i = 0; i < n; ++i) {

@@ -33,7 +33,7 @@ FeaturePrecision parse_feature_precision(const std::string& s);
 const char* feature_precision_name(FeaturePrecision p);
 
 struct FeatureNorm {
-  std::vector<float> mean, sd;  // width each
+  std::vector<float> mean, sd;  // width each; sd 0: a constant column, whose features are 0
 };
 
 // Computes the features of every particle of `batcher`'s cache against `neutral` (5G floats) on cx's
