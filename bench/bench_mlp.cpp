@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common.h"
+#include "step_gemms.h"
 #include "core/context.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -104,31 +105,6 @@ std::vector<float> rand_vec(size_t n, uint64_t stream) {
   return v;
 }
 
-// One product of the step, row-major C (m x n) = op(A) (m x k) op(B) (k x n), as ops::gemm takes it.
-struct GemmShape {
-  bool ta, tb;
-  int m, n, k;
-};
-
-// The step's own products: per dense layer the forward (B x out x in), the weight gradient
-// (out x in x B) and the input gradient (B x in x out), which the encoder's first layer skips.
-std::vector<GemmShape> step_gemms(int g, int batch) {
-  std::vector<GemmShape> v;
-  for (const Arch& a : {encoder(g), decoder(g)}) {
-    int in = a.in;
-    bool first = true;
-    for (const LayerSpec& s : a.layers) {
-      if (s.kind != LayerKind::dense) continue;
-      v.push_back({false, true, batch, s.out, in});
-      v.push_back({true, false, s.out, in, batch});
-      if (!(first && !a.residual)) v.push_back({false, false, batch, in, s.out});
-      in = s.out;
-      first = false;
-    }
-  }
-  return v;
-}
-
 struct Reference {
   double seconds, gflops;
 };
@@ -137,26 +113,10 @@ struct Reference {
 // the same context (OpenBLAS or cuBLAS), on random data. Re-measured just before each case, so a
 // machine shared with other work compares the two under the same load.
 Reference reference_gemms(Context& cx, int g, int batch, double min_s, bool once) {
-  std::vector<GemmShape> shapes = step_gemms(g, batch);
-  size_t na = 0, nb = 0, nc = 0;
-  double flops = 0;
-  for (const GemmShape& s : shapes) {
-    na = std::max(na, size_t(s.m) * s.k);
-    nb = std::max(nb, size_t(s.k) * s.n);
-    nc = std::max(nc, size_t(s.m) * s.n);
-    flops += 2.0 * s.m * s.n * s.k;
-  }
+  const std::vector<bench::GemmShape> shapes = bench::step_gemms({encoder(g), decoder(g)}, batch);
+  const double flops = bench::gemm_flops(shapes);
   if (std::abs(flops - step_flops(g, batch)) > 1e-9 * flops) throw Error("bench_mlp: GEMM list and flop count differ");
-  Buffer<float> a(cx), b(cx), c(cx, nc);
-  a.upload(rand_vec(na, 11));
-  b.upload(rand_vec(nb, 12));
-  auto run = [&] {
-    for (const GemmShape& s : shapes)
-      ops::gemm(cx, s.ta, s.tb, s.m, s.n, s.k, 1.f, a.data(), s.ta ? s.m : s.k, b.data(), s.tb ? s.k : s.n, 0.f,
-                c.data(), s.n);
-    cx.synchronize();
-  };
-  double t = once ? bench::time_per_call(run, 1, 0, 1) : bench::time_per_call(run, 2, min_s, 3);
+  const double t = once ? bench::time_gemms(cx, shapes, 1, 0, 1) : bench::time_gemms(cx, shapes, 2, min_s, 3);
   return {t, flops / t / 1e9};
 }
 
@@ -204,7 +164,7 @@ nlohmann::json run_case(Device dev, int g, int batch, Moments moments, double mi
   j["gflops"] = flops / t / 1e9;
   j["reference_gemms_s"] = ref.seconds;
   j["reference_gflops"] = ref.gflops;
-  j["reference_source"] = std::string("the step's ") + std::to_string(step_gemms(g, batch).size()) +
+  j["reference_source"] = std::string("the step's ") + std::to_string(bench::step_gemms({encoder(g), decoder(g)}, batch).size()) +
                           " GEMMs (each layer's forward and backward products) back to back through ops::gemm (" +
                           (dev == Device::cuda ? "cuBLAS" : "OpenBLAS") + ")";
   j["fraction_of_reference"] = ref.seconds / t;  // 1 = the step costs no more than its GEMMs

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "bench/common.h"
+#include "bench/step_gemms.h"
 #include "core/buffer.h"
 #include "core/context.h"
 #include "core/error.h"
@@ -50,29 +51,6 @@ io::GaussianModel random_model(int G, int box, double pixel) {
     m.width[j] = float(1.5 * pixel);
   }
   return m;
-}
-
-// Products of one step (as bench_mlp counts them): per dense layer forward and weight gradient, and the
-// input gradient except at the encoder's first layer.
-struct Shape {
-  bool ta, tb;
-  int m, n, k;
-};
-std::vector<Shape> step_gemms(const TrainConfig& c, int G) {
-  std::vector<Shape> v;
-  for (const nn::Arch& a : {encoder_arch(c, G), decoder_arch(c, G)}) {
-    int in = a.in;
-    bool first = true;
-    for (const nn::LayerSpec& s : a.layers) {
-      if (s.kind != nn::LayerKind::dense) continue;
-      v.push_back({false, true, c.batch, s.out, in});
-      v.push_back({true, false, s.out, in, c.batch});
-      if (!(first && !a.residual)) v.push_back({false, false, c.batch, in, s.out});
-      in = s.out;
-      first = false;
-    }
-  }
-  return v;
 }
 
 }  // namespace
@@ -138,28 +116,9 @@ int main(int argc, char** argv) {
     if (per_epoch.size() == 1) best = per_epoch[0];
 
     // The step's GEMMs alone, same context, same shapes.
-    std::vector<Shape> shapes = step_gemms(c, G);
-    size_t na = 0, nb = 0, nc = 0;
-    double flops = 0;
-    for (const Shape& s : shapes) {
-      na = std::max(na, size_t(s.m) * s.k);
-      nb = std::max(nb, size_t(s.k) * s.n);
-      nc = std::max(nc, size_t(s.m) * s.n);
-      flops += 2.0 * s.m * s.n * s.k;
-    }
-    Buffer<float> A(cx), B(cx), C(cx, nc);
-    std::vector<float> r(std::max(na, nb));
-    for (size_t i = 0; i < r.size(); ++i) r[i] = 2 * philox_uniform(9, 0, i) - 1;
-    A.upload(r.data(), na);
-    B.upload(r.data(), nb);
-    const double t_gemm = bench::time_per_call(
-        [&] {
-          for (const Shape& s : shapes)
-            nn::ops::gemm(cx, s.ta, s.tb, s.m, s.n, s.k, 1.f, A.data(), s.ta ? s.m : s.k, B.data(), s.tb ? s.k : s.n,
-                          0.f, C.data(), s.n);
-          cx.synchronize();
-        },
-        1, quick ? 0.5 : 2.0, 3);
+    const std::vector<bench::GemmShape> shapes = bench::step_gemms({encoder_arch(c, G), decoder_arch(c, G)}, c.batch);
+    const double flops = bench::gemm_flops(shapes);
+    const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3);
     const double blas_limit = batch / t_gemm, t_step = batch / best;
 
     // Decode: decoder + map per point (file writing excluded), through the checkpoint as `cugmm decode` does.

@@ -5,17 +5,14 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/text.h"
 
 namespace fs = std::filesystem;
 
 namespace cugmm::cli {
 
 namespace {
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
+std::string fmt(const char* f, double v) { return io::format_number(f, v); }
 }  // namespace
 
 void write_pca_txt(const std::string& path, const Pca& p) {

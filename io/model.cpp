@@ -19,11 +19,7 @@ namespace cugmm::io {
 namespace {
 
 // %.9g round-trips every float and %.17g every double, which makes the native file lossless.
-std::string fmt(const char* f, double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+std::string fmt(const char* f, double v) { return format_number(f, v); }
 std::string f9(float v) { return fmt("%.9g", double(v)); }
 
 // Blue (0) through green to red (1): the usual ramp for "how much".

@@ -72,4 +72,10 @@ long parse_long(std::string_view s, const std::string& file, const std::string& 
   return v;
 }
 
+std::string format_number(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
 }  // namespace cugmm::io

@@ -14,6 +14,8 @@ std::vector<std::string> split_fields(std::string_view line);
 std::string lower_extension(const std::string& path);
 // A number as STAR files hold it: fixed point, 6 decimals.
 std::string format_fixed(double v);
+// One number through a printf format ("%.9g", "%.2f"), for text outputs and messages.
+std::string format_number(const char* fmt, double v);
 
 double parse_double(std::string_view s, const std::string& file, const std::string& record);
 long parse_long(std::string_view s, const std::string& file, const std::string& record);
