@@ -6,7 +6,10 @@
 namespace cugmm {
 
 #ifdef CUGMM_HAVE_CUDA
-namespace detail { CudaInfo query_cuda(); }  // core/device_cuda.cu
+namespace detail {  // core/device_cuda.cu
+CudaInfo query_cuda();
+int set_cuda_device(int index);  // the device count; sets the device when index is below it
+}  // namespace detail
 #endif
 
 int fp32_lanes_per_sm(int major, int minor) {
@@ -51,5 +54,15 @@ Device pick_device(const std::string& choice) {
 }
 
 const char* device_name(Device d) { return d == Device::cuda ? "cuda" : "cpu"; }
+
+void use_cuda_device(int index) {
+  if (!cuda_available()) throw Error("cuda:" + std::to_string(index) + ": no usable GPU (" + cuda_info().reason + ")");
+#ifdef CUGMM_HAVE_CUDA
+  const int count = detail::set_cuda_device(index);
+  if (index < 0 || index >= count)
+    throw Error("cuda:" + std::to_string(index) + ": there is no such GPU (this machine has " + std::to_string(count) +
+                ", numbered from 0)");
+#endif
+}
 
 }  // namespace cugmm

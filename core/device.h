@@ -34,4 +34,9 @@ int fp32_lanes_per_sm(int cc_major, int cc_minor);
 Device pick_device(const std::string& choice);
 const char* device_name(Device d);
 
+// Makes GPU `index` (0-based) the calling thread's current device (CUDA keeps it per host thread: work
+// queued from this thread, and streams made here, go to it). Throws naming the index and the count when
+// there is no such GPU, or in a build without CUDA.
+void use_cuda_device(int index);
+
 }  // namespace cugmm

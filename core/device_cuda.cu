@@ -43,5 +43,15 @@ CudaInfo query_cuda() {
   return info;
 }
 
+int set_cuda_device(int index) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (index >= 0 && index < n) CUGMM_CHECK(cudaSetDevice(index));
+  return n;
+}
+
 }  // namespace detail
 }  // namespace cugmm

@@ -3,19 +3,13 @@
 // of a CUGMM_FAIL / CUGMM_REQUIRE is added only with set_debug(true) (`--debug`), since it means nothing
 // to a user and hides the message.
 #pragma once
+#include <exception>
 #include <stdexcept>
 #include <string>
 
+#include "cugmm/error.h"  // Error, InputError, Cancelled: public, so library callers catch the same types
+
 namespace cugmm {
-
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// An input file is wrong: names the file, the record (may be empty) and what is wrong.
-struct InputError : Error {
-  InputError(const std::string& file, const std::string& record, const std::string& what);
-};
 
 [[noreturn]] void throw_error(const std::string& what, const char* file, int line);
 
@@ -27,6 +21,11 @@ bool debug_enabled();
 // at most `max_chars` characters kept (the rest said as "... (N bytes)"), so binary or megabytes of
 // input are never echoed.
 std::string quote_value(const std::string& value, size_t max_chars = 64);
+
+// What a user is told about any exception (the program's "error:" line, and what the library API
+// rethrows as cugmm::Error): a cugmm::Error as it is; texts of the standard library and nlohmann::json
+// ("stoll", "type_error.302") mapped to what happened, the original added only with set_debug(true).
+std::string user_message(std::exception_ptr e);
 
 }  // namespace cugmm
 

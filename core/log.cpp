@@ -1,34 +1,48 @@
 #include "core/log.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <mutex>
+
+#include "core/error.h"
 
 namespace cugmm {
 
 namespace {
 bool g_quiet = false;
 std::mutex g_mutex;
+thread_local Job* t_job = nullptr;
 constexpr double kLineIntervalS = 10.0;  // without a terminal, one line this often
 constexpr double kBarIntervalS = 0.1;
 }  // namespace
 
 void set_quiet(bool quiet) { g_quiet = quiet; }
 
+JobScope::JobScope(Job* job) : previous_(t_job) { t_job = job; }
+JobScope::~JobScope() { t_job = previous_; }
+Job* current_job() { return t_job; }
+bool cancel_requested() { return t_job && t_job->cancel.load(); }
+void throw_if_cancelled() {
+  if (cancel_requested()) throw Cancelled();
+}
+
 void log_info(const std::string& msg) {
+  if (t_job && t_job->log) return t_job->log(false, msg);
   if (g_quiet) return;
   std::lock_guard<std::mutex> lock(g_mutex);
   std::fprintf(stderr, "cugmm: %s\n", msg.c_str());
 }
 
 void log_warn(const std::string& msg) {
+  if (t_job && t_job->log) return t_job->log(true, msg);
   std::lock_guard<std::mutex> lock(g_mutex);
   std::fprintf(stderr, "cugmm: warning: %s\n", msg.c_str());
 }
 
-Progress::Progress(std::string label, size_t total)
-    : label_(std::move(label)), total_(total), tty_(isatty(fileno(stderr)) != 0),
+Progress::Progress(std::string label, size_t total, bool cancellable)
+    : job_(t_job), cancellable_(cancellable), label_(std::move(label)), total_(total), tty_(isatty(fileno(stderr)) != 0),
       start_(std::chrono::steady_clock::now()), last_(start_) {}
 
 Progress::~Progress() { finish(); }
@@ -36,6 +50,12 @@ Progress::~Progress() { finish(); }
 void Progress::add(size_t n, const std::string& extra) {
   done_ += n;
   if (!extra.empty()) extra_ = extra;
+  if (job_ && job_->progress) {
+    if (!job_->progress(label_, done_, total_, extra_)) job_->cancel = true;
+    if (cancellable_ && job_->cancel.load() && !omp_in_parallel()) throw Cancelled();
+    return;
+  }
+  if (cancellable_ && job_ && job_->cancel.load() && !omp_in_parallel()) throw Cancelled();
   auto now = std::chrono::steady_clock::now();
   double since = std::chrono::duration<double>(now - last_).count();
   if (since >= (tty_ ? kBarIntervalS : kLineIntervalS)) {
@@ -51,6 +71,10 @@ void Progress::finish() {
 }
 
 void Progress::draw(bool final) {
+  if (job_ && job_->progress) {
+    if (final) job_->progress(label_, done_, total_, extra_);  // the last report; too late to stop
+    return;
+  }
   if (g_quiet) return;
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double frac = total_ ? double(done_) / double(total_) : 1.0;

@@ -317,6 +317,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   size_t first_error_at = n;
   std::atomic<bool> failed{false};  // the rest is skipped once a particle fails
   Progress progress("preprocessing", n);
+  const Job* job = current_job();  // the workers have none of their own: the caller's cancel flag stops them
 #pragma omp parallel
   {
     ResampleScratch scratch;
@@ -324,7 +325,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
     std::vector<cfloat> half(size_t(grid.box) * (grid.box / 2 + 1)), coeffs(nb);
 #pragma omp for schedule(dynamic, 8)
     for (size_t i = 0; i < n; ++i) {
-      if (failed.load(std::memory_order_relaxed)) continue;
+      if (failed.load(std::memory_order_relaxed) || (job && job->cancel.load(std::memory_order_relaxed))) continue;
       try {
         const io::Particle& p = set.particles[i];
         const GridResample& plan = plans[p.optics];
@@ -356,6 +357,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
   }
   if (first_error_at < n)
     throw InputError(opt.particles, particle_name(set.particles[first_error_at], first_error_at), first_error);
+  throw_if_cancelled();  // before anything is committed: the temporary is removed
   progress.finish();
   std::vector<uint64_t> blocks(L.blocks);
   for (size_t b = 0; b < L.blocks; ++b) {

@@ -224,11 +224,6 @@ std::vector<float> column_mask(const TrainConfig& c, int G) {
   return m;
 }
 
-std::atomic<bool>& stop_requested() {
-  static std::atomic<bool> flag{false};
-  return flag;
-}
-
 // ---- the networks and the step, shared by training, embedding and decoding -------------------------------
 
 namespace {
@@ -597,7 +592,7 @@ bool Trainer::train(bool resume) {
   const size_t B = size_t(c.batch);
   const size_t batches = train_.size() / B;  // the remainder (< one batch) waits for the next epoch's order
   size_t total = (size_t(std::max(0, c.epochs - start_epoch)) * batches) - std::min(start_batch, batches);
-  Progress progress("train", total);
+  Progress progress("train", total, false);  // stops at the batch boundary below, after a checkpoint
   const auto t_train = std::chrono::steady_clock::now();
   std::string last_extra;
   for (int e = start_epoch; e < c.epochs; ++e) {
@@ -612,7 +607,7 @@ bool Trainer::train(bool resume) {
     double checked_loss = acc_host[0];
     size_t checked_rows = b0 * B;
     for (size_t bi = b0; bi < batches; ++bi) {
-      if (stop_requested()) {
+      if (cancel_requested()) {
         cx.synchronize();
         save(e, bi);
         progress.finish();

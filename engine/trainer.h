@@ -101,9 +101,6 @@ struct EpochRecord {
   bool has_val = false;
 };
 
-// Set by the CLI's SIGINT handler: the run stops at the next batch boundary after a resumable checkpoint.
-std::atomic<bool>& stop_requested();
-
 // A trained run as embed and decode need it: from model.ckpt.
 struct TrainedModel {
   TrainConfig config;
@@ -141,8 +138,9 @@ class Trainer {
 
   // Builds the feature file (or reuses a current one; with resume a stale one is refused).
   void prepare_features(bool resume);
-  // Runs epochs up to config.epochs from scratch or from the checkpoint. Returns false when stopped by
-  // stop_requested() (a resumable checkpoint was written). Throws on divergence (the last good checkpoint
+  // Runs epochs up to config.epochs from scratch or from the checkpoint. Returns false when the calling
+  // thread's job is cancelled (core/log.h: Ctrl-C in the program, Engine::cancel in the library), at the
+  // next batch boundary, after writing a resumable checkpoint. Throws on divergence (the last good checkpoint
   // is kept) naming the epoch, batch and what went wrong.
   bool train(bool resume);
   // Every particle's latent point (inference mode, cache order) and FRC score at its decoded model, with the

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <mutex>
 #include <thread>
 
 namespace cugmm::nn {
@@ -41,5 +42,23 @@ std::string blas_info() {
 }
 
 int blas_threads() { return openblas_get_num_threads(); }
+
+namespace {
+std::mutex g_serial_mutex;
+int g_serial_depth = 0, g_serial_saved = 0;
+}  // namespace
+
+SerialBlas::SerialBlas() {
+  std::lock_guard<std::mutex> lock(g_serial_mutex);
+  if (g_serial_depth++ == 0) {
+    g_serial_saved = blas_threads();
+    set_blas_threads(1);
+  }
+}
+
+SerialBlas::~SerialBlas() {
+  std::lock_guard<std::mutex> lock(g_serial_mutex);
+  if (--g_serial_depth == 0) set_blas_threads(g_serial_saved);
+}
 
 }  // namespace cugmm::nn

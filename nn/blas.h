@@ -18,16 +18,14 @@ void set_blas_threads(int n);
 int blas_threads();
 
 // Single-threaded BLAS for a scope: callers that run many small GEMMs in their own OpenMP loop (one per
-// thread) would otherwise oversubscribe the cores with OpenBLAS's pthreads.
+// thread) would otherwise oversubscribe the cores with OpenBLAS's pthreads. OpenBLAS's count is one per
+// process, so scopes on several threads (two engines) are counted: the first saves it, the last restores it.
 class SerialBlas {
  public:
-  SerialBlas() : saved_(blas_threads()) { set_blas_threads(1); }
-  ~SerialBlas() { set_blas_threads(saved_); }
+  SerialBlas();
+  ~SerialBlas();
   SerialBlas(const SerialBlas&) = delete;
   SerialBlas& operator=(const SerialBlas&) = delete;
-
- private:
-  int saved_;
 };
 
 // Which BLAS ran, for benchmarks and logs: "OpenBLAS 0.3.21 ... (OpenMP build, core SkylakeX)".
