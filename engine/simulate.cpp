@@ -41,16 +41,14 @@ void check_simulation_options(const SimulationOptions& opt, int box, const std::
                       "simulate: " + std::to_string(opt.count) + " images of " + std::to_string(box) + " px");
 }
 
-SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt,
-                                      const std::string& out_dir, const std::string& name) {
+SimulatedSet simulate_in_memory(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt) {
   CUGMM_REQUIRE(!models.empty() && opt.count > 0, "simulate_particles: no models or no particles");
   const int n = models[0].box_size;
   const double px = models[0].pixel_size;
   for (auto& m : models)
     CUGMM_REQUIRE(m.box_size == n && m.pixel_size == px && m.size() == models[0].size(),
                   "simulate_particles: the models must share box, pixel size and Gaussian count");
-  check_simulation_options(opt, n, name);
-  std::filesystem::create_directories(out_dir);
+  check_simulation_options(opt, n, "particles");
   const int g = int(models[0].size());
   FourierBand band = make_fourier_band(n, px, 0, 0);
   Context cx(opt.device);  // this call is the run
@@ -58,53 +56,32 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
 
   std::mt19937_64 rng(opt.seed);
   std::uniform_real_distribution<double> uni(0, 1);
-  SimulatedParticles out;
-  out.stack = out_dir + "/" + name + ".mrcs";
-  out.star = out_dir + "/" + name + ".star";
-  io::StarFile star;
-  star.version = 30001;
-  const io::StarBlock optics = optics_block(px, n, {CtfParams{}});
-  io::StarBlock parts;
-  parts.name = "particles";
-  parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",
-                   "rlnOriginYAngst", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnOpticsGroup",
-                   "rlnClassNumber"};
-  // Without a CTF in the images there must be no defocus in the STAR file: readers take rlnDefocusU as
-  // "these images carry a CTF" and would model (score) or correct (reconstruct) one that is not there.
-  const int first_ctf_column = 6, ctf_columns = 3;
-
+  SimulatedSet out;
   const size_t plane = size_t(n) * n, half = size_t(n) * (n / 2 + 1), row_len = size_t(5) * g;
   std::vector<std::vector<float>> rows;
   for (auto& m : models) rows.push_back(params_from_model(m));
-  const std::string stack_name = std::filesystem::path(out.stack).filename().string();
   std::vector<ParticleView> views;
   for (int i = 0; i < opt.count; ++i) {
     int which = i % int(models.size());
     out.truth.push_back(which);
-    double rot, tilt, psi;
-    matrix_to_euler(random_rotation(rng), rot, tilt, psi);
-    double ox = (2 * uni(rng) - 1) * opt.max_shift * px, oy = (2 * uni(rng) - 1) * opt.max_shift * px;
-    CtfParams ctf;  // the scope of optics_block's one group (CtfParams defaults)
+    SimulatedPose p;
+    matrix_to_euler(random_rotation(rng), p.rot, p.tilt, p.psi);
+    p.origin_x = (2 * uni(rng) - 1) * opt.max_shift * px;
+    p.origin_y = (2 * uni(rng) - 1) * opt.max_shift * px;
     double mean_def = opt.defocus_min + (opt.defocus_max - opt.defocus_min) * uni(rng);
-    ctf.defocus_u = mean_def + opt.astigmatism / 2;
-    ctf.defocus_v = mean_def - opt.astigmatism / 2;
-    ctf.defocus_angle = 360 * uni(rng) - 180;
-    views.push_back(make_particle_view(rot, tilt, psi, ox, oy, ctf, opt.ctf ? CtfMode::full : CtfMode::none));
-    parts.rows.push_back({std::to_string(i + 1) + "@" + stack_name, io::format_fixed(rot), io::format_fixed(tilt), io::format_fixed(psi), io::format_fixed(ox), io::format_fixed(oy),
-                          io::format_fixed(ctf.defocus_u), io::format_fixed(ctf.defocus_v), io::format_fixed(ctf.defocus_angle), "1",
-                          std::to_string(which + 1)});
-    if (!opt.ctf) {
-      auto& r = parts.rows.back();
-      r.erase(r.begin() + first_ctf_column, r.begin() + first_ctf_column + ctf_columns);
-    }
+    p.ctf.defocus_u = mean_def + opt.astigmatism / 2;
+    p.ctf.defocus_v = mean_def - opt.astigmatism / 2;
+    p.ctf.defocus_angle = 360 * uni(rng) - 180;
+    views.push_back(make_particle_view(p.rot, p.tilt, p.psi, p.origin_x, p.origin_y, p.ctf,
+                                       opt.ctf ? CtfMode::full : CtfMode::none));
+    out.poses.push_back(p);
   }
-  if (!opt.ctf)
-    parts.columns.erase(parts.columns.begin() + first_ctf_column,
-                        parts.columns.begin() + first_ctf_column + ctf_columns);
 
   // Projections in chunks, one parameter row per particle (the chunk mixes models).
   const int chunk = 128;
-  std::vector<float> images(plane * opt.count), params(row_len * chunk);
+  out.images.assign(plane * opt.count, 0.f);
+  std::vector<float>& images = out.images;
+  std::vector<float> params(row_len * chunk);
   std::vector<cfloat> coeffs(half * chunk);
   Progress progress("simulate", size_t(opt.count));
   for (int first = 0; first < opt.count; first += chunk) {
@@ -132,8 +109,49 @@ SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& mode
     std::normal_distribution<float> noise(0.f, float(std::sqrt(var / opt.snr)));
     for (float& v : images) v += noise(rng);
   }
+  return out;
+}
+
+SimulatedParticles simulate_particles(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt,
+                                      const std::string& out_dir, const std::string& name) {
+  CUGMM_REQUIRE(!models.empty() && opt.count > 0, "simulate_particles: no models or no particles");
+  check_simulation_options(opt, models[0].box_size, name);
+  std::filesystem::create_directories(out_dir);
+  const SimulatedSet sim = simulate_in_memory(models, opt);
+  const int n = models[0].box_size;
+  const double px = models[0].pixel_size;
+  SimulatedParticles out;
+  out.truth = sim.truth;
+  out.stack = out_dir + "/" + name + ".mrcs";
+  out.star = out_dir + "/" + name + ".star";
+  io::StarFile star;
+  star.version = 30001;
+  const io::StarBlock optics = optics_block(px, n, {CtfParams{}});
+  io::StarBlock parts;
+  parts.name = "particles";
+  parts.columns = {"rlnImageName", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnOriginXAngst",
+                   "rlnOriginYAngst", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnOpticsGroup",
+                   "rlnClassNumber"};
+  // Without a CTF in the images there must be no defocus in the STAR file: readers take rlnDefocusU as
+  // "these images carry a CTF" and would model (score) or correct (reconstruct) one that is not there.
+  const int first_ctf_column = 6, ctf_columns = 3;
+  const std::string stack_name = std::filesystem::path(out.stack).filename().string();
+  for (int i = 0; i < opt.count; ++i) {
+    const SimulatedPose& p = sim.poses[size_t(i)];
+    parts.rows.push_back({std::to_string(i + 1) + "@" + stack_name, io::format_fixed(p.rot), io::format_fixed(p.tilt),
+                          io::format_fixed(p.psi), io::format_fixed(p.origin_x), io::format_fixed(p.origin_y),
+                          io::format_fixed(p.ctf.defocus_u), io::format_fixed(p.ctf.defocus_v),
+                          io::format_fixed(p.ctf.defocus_angle), "1", std::to_string(sim.truth[size_t(i)] + 1)});
+    if (!opt.ctf) {
+      auto& r = parts.rows.back();
+      r.erase(r.begin() + first_ctf_column, r.begin() + first_ctf_column + ctf_columns);
+    }
+  }
+  if (!opt.ctf)
+    parts.columns.erase(parts.columns.begin() + first_ctf_column,
+                        parts.columns.begin() + first_ctf_column + ctf_columns);
   star.blocks = {optics, parts};
-  io::write_mrc(out.stack, images.data(), n, n, opt.count, float(px), true);
+  io::write_mrc(out.stack, sim.images.data(), n, n, opt.count, float(px), true);
   io::write_star(out.star, star);  // last: a STAR file present means its stack is complete
   return out;
 }

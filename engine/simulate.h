@@ -8,6 +8,7 @@
 
 #include "core/device.h"
 #include "io/model.h"
+#include "kernels/ctf.h"
 
 namespace cugmm {
 
@@ -32,6 +33,19 @@ struct SimulatedParticles {
 // box, a name that is not a plain file name (it would escape the output directory), or images that do
 // not fit in memory (all are held until written).
 void check_simulation_options(const SimulationOptions& opt, int box, const std::string& name);
+
+// The particles in memory: pose (RELION degrees, origin in Å), CTF and image (box x box, mass per pixel) of
+// each, and which model it shows. Used by simulate_particles and by the library's built-in example.
+struct SimulatedPose {
+  double rot = 0, tilt = 0, psi = 0, origin_x = 0, origin_y = 0;
+  CtfParams ctf;  // CtfParams' voltage, Cs and amplitude contrast (one optics group)
+};
+struct SimulatedSet {
+  std::vector<float> images;
+  std::vector<SimulatedPose> poses;
+  std::vector<int> truth;
+};
+SimulatedSet simulate_in_memory(const std::vector<io::GaussianModel>& models, const SimulationOptions& opt);
 
 // Particle i shows models[truth[i]], with truth cycling through the models (0, 1, 2, 0, 1, ...), so every
 // model has count / models.size() particles. The STAR file records the truth as rlnClassNumber (1-based).
