@@ -16,6 +16,7 @@
 #include "cli/files.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "cugmm/settings.h"
 #include "engine/analysis_files.h"
 #include "engine/fsc.h"
 #include "engine/gaussian_mask.h"
@@ -84,10 +85,11 @@ void parse_range(const std::string& s, std::string& axis, double& lo, double& hi
 
 static int run_analyze(Command& c) {
   std::string run, out, root, axes, mask_path, domain, point_text, range_text;
-  int k = 3, pcs = 2, frames = 10, nlocal = 2, nearest = 0;
+  const AnalysisSettings defaults;  // the library's (include/cugmm/settings.h): one source of the defaults
+  int k = defaults.clusters, pcs = defaults.pcs, frames = defaults.frames, nlocal = 2, nearest = 0;
   double arrow_scale = 1, min_arrow = 0.1, radius = 0;
   bool no_reconstruct = false;
-  long long seed = 1;
+  long long seed = (long long)defaults.seed;
   c.text("RUN", run, "a `cugmm train` run directory (model.ckpt, latent.txt, particles.star, run.json)")->required();
   c.text("--out", out, "output directory (report.md, analyze.cxc, analyze.json and the files they list)")->required();
   c.integer("--k", k, "clusters (a Gaussian mixture of the latent points; 0: none)", 0, 50);

@@ -1,5 +1,6 @@
 // `cugmm decode RUN --z "z1 z2 ..." | --z-file F --out DIR`: latent points -> Gaussians (native, mmCIF,
-// ChimeraX .cmm) and density maps (MRC on the neutral model's grid), one set of files per point.
+// ChimeraX .cmm) and density maps (MRC on the neutral model's grid), one set of files per point. Decoding
+// is the library API's (engine/api/workflows.h decode_models), as Engine::decode.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,8 +11,9 @@
 #include "cli/files.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "engine/model_params.h"
 #include "engine/analysis_files.h"
+#include "engine/api/session.h"
+#include "engine/api/workflows.h"
 #include "engine/trainer.h"
 #include "io/model.h"
 
@@ -33,9 +35,11 @@ static int run_decode(Command& c) {
   FileSpec files{{ckpt}, {}, {out}};
   if (!zfile.empty()) files.inputs.push_back(zfile);
   check_files(files, false);
-  const Device device = c.device();
-  Context cx(device);
-  TrainedModel m = load_trained(ckpt, cx);
+  EngineOptions eo;
+  eo.device = device_name(c.device());
+  Engine::Impl engine(eo);
+  EngineCall call(engine);
+  TrainedModel m = load_trained(ckpt, call.cx());
   const int d = m.config.latent;
   std::vector<float> z;
   if (!zs.empty()) {
@@ -55,9 +59,7 @@ static int run_decode(Command& c) {
       z.insert(z.end(), row.begin(), row.end());
     }
   }
-  if (z.empty() || z.size() % size_t(d) != 0)
-    throw Error("the latent has " + std::to_string(d) + " dimensions: give a multiple of " + std::to_string(d) +
-                " numbers (got " + std::to_string(z.size()) + ")");
+  check_latent_points(m, z);
   const int n = int(z.size() / size_t(d));
   for (int k = 0; k < n; ++k) {
     char name[32];
@@ -66,14 +68,10 @@ static int run_decode(Command& c) {
   }
   check_files(files);
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> params = decode_points(m, cx, z, n);
+  const std::vector<io::GaussianModel> models = decode_models(m, call.cx(), z);
   double t_decode = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const size_t W = m.neutral_params.size();
-  for (int k = 0; k < n; ++k) {
-    io::GaussianModel g =
-        model_from_params(std::vector<float>(params.begin() + k * W, params.begin() + (k + 1) * W), m.neutral);
-    write_point_files(fs::path(files.outputs[size_t(4 * k)]).replace_extension().string(), g);
-  }
+  for (int k = 0; k < n; ++k)
+    write_point_files(fs::path(files.outputs[size_t(4 * k)]).replace_extension().string(), models[size_t(k)]);
   const double t_all = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // The map's own time is bench_train's (decode per point).
   std::printf("decoded %d point(s) in %s: decoder %.2f ms per point, %.2f with the map and files\n", n, out.c_str(),

@@ -1,6 +1,6 @@
 // `cugmm embed RUN --particles STAR|CS --out DIR`: any particle set through a trained run's encoder
 // (engine/trainer.h embed_particles), with the run's feature normalisation: latent.txt and particles.star
-// as `cugmm train` writes them.
+// as `cugmm train` writes them. The job is the library API's (engine/api/workflows.h), as Engine::embed.
 #include <cstdio>
 #include <filesystem>
 
@@ -8,8 +8,9 @@
 #include "cli/files.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "engine/api/session.h"
+#include "engine/api/workflows.h"
 #include "engine/particle_cache.h"
-#include "engine/train_outputs.h"
 #include "engine/trainer.h"
 #include "io/particles.h"
 
@@ -38,31 +39,20 @@ static int run_embed(Command& c) {
                   (fs::path(out) / "features.cugmm-features").string()},
                  {out}};
   check_files(files, false);
-  const Device device = c.device();
-  Context cx(device);
-  TrainedModel m = load_trained(ckpt, cx);
+  EngineOptions eo;
+  eo.device = device_name(c.device());
+  Engine::Impl engine(eo);
+  EngineCall call(engine);
+  TrainedModel m = load_trained(ckpt, call.cx());
   io::ParticleReadOptions ropt;
   ropt.root = co.root;
   io::ParticleSet set = io::read_particles(co.particles, ropt);
-  refuse_premultiplied(set, m.config.ctf);
-  // The run's working grid: the particles must reach the same box and pixel size.
-  const WorkingGrid native = choose_working_grid(set, 0);
-  if (std::abs(native.box * native.pixel - m.cache_box * m.cache_pixel) > 1e-3 * m.cache_box * m.cache_pixel)
-    throw InputError(co.particles, "", "the particles' field of view (" + std::to_string(native.box) + " x " +
-                                           std::to_string(native.pixel) + " Å) differs from the run's (" +
-                                           std::to_string(m.cache_box) + " x " + std::to_string(m.cache_pixel) + " Å)");
+  check_embedding(m, set, co.particles);
   check_files(files);
-  co.box = m.cache_box;
-  co.maxres = m.config.maxres;
-  ParticleCache cache = open_particle_cache(co, cache_path, true);
   std::vector<float> latent, score;
-  embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
-  std::vector<int64_t> rows(cache.count());
-  for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
-  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);
-  write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, m.config.latent, rows);
-  log_info(latent_diagnostic_line(latent_diagnostic(latent, m.config.latent)));
-  std::printf("wrote %s/latent.txt and %s/particles.star (%zu particles)\n", out.c_str(), out.c_str(), cache.count());
+  run_embedding(m, call.cx(), set, co, ckpt, cache_path, out, batch, latent, score);
+  const size_t count = set.particles.size();
+  std::printf("wrote %s/latent.txt and %s/particles.star (%zu particles)\n", out.c_str(), out.c_str(), count);
   return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "engine/reconstruct.h"
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
+#include "engine/api/workflows.h"
 #include "io/atomic_file.h"
 #include "io/particles.h"
 #include "io/star.h"
@@ -29,9 +30,6 @@
 namespace fs = std::filesystem;
 
 namespace cugmm::cli {
-
-void require_model_on_grid(const io::GaussianModel& m, const std::string& model_path, int box, double pixel,
-                           const std::string& particles);  // cmd_train.cpp
 
 namespace {
 

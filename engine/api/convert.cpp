@@ -1,0 +1,149 @@
+#include "engine/api/convert.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "engine/particle_cache.h"
+#include "kernels/ctf.h"
+
+namespace cugmm {
+
+io::GaussianModel to_model(const Gaussians& g) {
+  const size_t n = g.x.size();
+  if (g.y.size() != n || g.z.size() != n || g.amplitude.size() != n || g.width.size() != n)
+    throw Error("Gaussians: x, y, z, amplitude and width must have the same length");
+  io::GaussianModel m;
+  m.box_size = g.box;
+  m.pixel_size = g.pixel_size;
+  m.x = g.x; m.y = g.y; m.z = g.z; m.amplitude = g.amplitude; m.width = g.width;
+  return m;
+}
+
+Gaussians from_model(const io::GaussianModel& m) {
+  Gaussians g;
+  g.box = m.box_size;
+  g.pixel_size = m.pixel_size;
+  g.x = m.x; g.y = m.y; g.z = m.z; g.amplitude = m.amplitude; g.width = m.width;
+  return g;
+}
+
+ParticleArrays::ParticleArrays() {
+  const CtfParams optics;  // the readers' defaults for a group that gives none
+  voltage = optics.voltage;
+  cs = optics.cs;
+  amp_contrast = optics.amp_contrast;
+}
+
+namespace {
+
+// Every field from TrainConfig's JSON (its key names), so both structs read the same defaults.
+void fill(TrainSettings& s, const TrainConfig& c) {
+  const nlohmann::json j = c.to_json();
+  s.latent = j.at("latent"); s.hidden = j.at("hidden"); s.depth = j.at("depth"); s.leaky = j.at("leaky");
+  s.dropout = j.at("dropout"); s.lr = j.at("lr"); s.l2 = j.at("l2"); s.noise = j.at("noise");
+  s.reg_width = j.at("reg_width"); s.reg_mass = j.at("reg_mass"); s.latent_reg = j.at("latent_reg");
+  s.bf16_moments = j.at("bf16_moments"); s.epochs = j.at("epochs"); s.batch = j.at("batch");
+  s.minres = j.at("minres"); s.maxres = j.at("maxres"); s.seed = j.at("seed"); s.val_fraction = j.at("val_fraction");
+  s.move_positions = j.at("move_positions"); s.move_amplitudes = j.at("move_amplitudes");
+  s.move_widths = j.at("move_widths"); s.ctf = j.at("ctf"); s.feature_precision = j.at("feature_precision");
+  s.loss_every = j.at("loss_every"); s.explode = j.at("explode");
+  s.movable_gaussians.clear();
+  for (size_t g = 0; g < c.movable.size(); ++g)
+    if (c.movable[g]) s.movable_gaussians.push_back(int(g));
+  s.box = CacheOptions{}.box;
+  s.resume = false;
+}
+
+template <class T>
+void require_range(const char* name, T v, double lo, double hi, bool lo_open = false) {
+  if (!std::isfinite(double(v)) || double(v) < lo || double(v) > hi || (lo_open && double(v) == lo))
+    throw Error(std::string("TrainSettings::") + name + ": " + std::to_string(v) + " is out of range (" +
+                (lo_open ? "above " : "") + std::to_string(lo) + " to " + std::to_string(hi) + ")");
+}
+
+}  // namespace
+
+TrainSettings::TrainSettings() { fill(*this, TrainConfig{}); }
+
+TrainSettings from_config(const TrainConfig& c) {
+  TrainSettings s;
+  fill(s, c);
+  return s;
+}
+
+FitSettings::FitSettings() {
+  const FitMapOptions o;
+  res = o.res;
+  threshold = o.threshold;
+  ngauss = o.ngauss;
+  seed = o.seed;
+}
+
+nlohmann::json settings_json(const TrainSettings& s) {
+  return {{"latent", s.latent}, {"hidden", s.hidden}, {"depth", s.depth}, {"leaky", s.leaky}, {"dropout", s.dropout},
+          {"lr", s.lr}, {"l2", s.l2}, {"noise", s.noise}, {"reg_width", s.reg_width}, {"reg_mass", s.reg_mass},
+          {"bf16_moments", s.bf16_moments}, {"epochs", s.epochs}, {"batch", s.batch}, {"minres", s.minres},
+          {"maxres", s.maxres}, {"seed", s.seed}, {"val_fraction", s.val_fraction},
+          {"move_positions", s.move_positions}, {"move_amplitudes", s.move_amplitudes},
+          {"move_widths", s.move_widths}, {"ctf", s.ctf}, {"feature_precision", s.feature_precision},
+          {"loss_every", s.loss_every}, {"explode", s.explode}, {"latent_reg", s.latent_reg},
+          {"frozen_gaussians", 0}};
+}
+
+TrainConfig to_config(const TrainSettings& s, int G) {
+  // The program's option ranges (cli/train_options.cpp), for callers that bypass its parser.
+  require_range("latent", s.latent, 1, 64);
+  require_range("hidden", s.hidden, 1, 16384);
+  require_range("depth", s.depth, 1, 16);
+  require_range("epochs", s.epochs, 1, 100000);
+  require_range("batch", s.batch, 2, 4096);
+  require_range("minres", s.minres, 0, 1e4);
+  require_range("maxres", s.maxres, 0, 1e4);
+  require_range("val_fraction", s.val_fraction, 0, 0.5);
+  require_range("lr", s.lr, 0, 1, true);
+  require_range("l2", s.l2, 0, 10);
+  require_range("noise", s.noise, 0, 10);
+  require_range("reg_width", s.reg_width, 0, 1e6);
+  require_range("reg_mass", s.reg_mass, 0, 1e6);
+  require_range("latent_reg", s.latent_reg, 0, 1e6);
+  require_range("dropout", s.dropout, 0, 0.9);
+  require_range("explode", s.explode, -1, 1e30);
+  require_range("loss_every", s.loss_every, 1, 1000000);
+  require_range("box", s.box, 0, 32768);
+  if (s.minres > 0 && s.maxres > 0 && s.minres <= s.maxres)
+    throw Error("TrainSettings: minres must be a lower resolution (more Å) than maxres");
+  if (!s.move_positions && !s.move_amplitudes && !s.move_widths)
+    throw Error("TrainSettings: nothing may move (move_positions, move_amplitudes and move_widths are all false)");
+  TrainConfig c = TrainConfig::from_json(settings_json(s));
+  if (!s.movable_gaussians.empty()) {
+    c.movable.assign(size_t(G), 0);
+    for (int g : s.movable_gaussians) {
+      if (g < 0 || g >= G)
+        throw Error("TrainSettings::movable_gaussians: " + std::to_string(g) + " is not a Gaussian of the model (0 to " +
+                    std::to_string(G - 1) + ")");
+      c.movable[size_t(g)] = 1;
+    }
+  }
+  return c;
+}
+
+FitMapOptions to_fit_options(const FitSettings& s) {
+  FitMapOptions o;
+  o.map_path = s.map;
+  o.half1_path = s.half1;
+  o.half2_path = s.half2;
+  o.mask_path = s.mask;
+  o.init_path = s.init;
+  o.res = s.res;
+  o.threshold = s.threshold;
+  o.ngauss = s.ngauss;
+  o.seed = s.seed;
+  if (s.map.empty()) throw Error("FitSettings::map: no map given");
+  if (s.half1.empty() != s.half2.empty()) throw Error("FitSettings: give both half-maps or neither");
+  if (!std::isfinite(s.res) || s.res < 0) throw Error("FitSettings::res must be a finite number >= 0");
+  if (s.ngauss < 0) throw Error("FitSettings::ngauss must be >= 0");
+  return o;
+}
+
+}  // namespace cugmm

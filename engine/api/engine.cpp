@@ -1,0 +1,315 @@
+// The library API (include/cugmm/engine.h): each call converts its arguments, makes the engine's job
+// current on the calling thread (engine/api/session.h) and runs the same code as the `cugmm` command
+// (engine/api/workflows.h and the engine functions the commands call). Whatever escapes is a cugmm::Error
+// with the message the program prints (core/error.h user_message).
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "cugmm/engine.h"
+#include "engine/analysis_files.h"
+#include "engine/api/convert.h"
+#include "engine/api/import.h"
+#include "engine/api/session.h"
+#include "engine/api/workflows.h"
+#include "engine/latent_analysis.h"
+#include "engine/render.h"
+#include "engine/train_outputs.h"
+#include "io/text.h"
+
+namespace fs = std::filesystem;
+
+namespace cugmm {
+
+struct Particles::Impl {
+  io::ParticleSet set;
+  CacheOptions cache;  // particles, root, normalise
+  WorkingGrid native;  // the finest optics group's box and pixel size
+};
+
+struct Run::Impl {
+  std::shared_ptr<Engine::Impl> engine;  // the context the networks live on
+  std::string dir;
+  TrainedModel model;
+  Gaussians neutral;
+  std::vector<float> latent;
+  std::vector<EpochStats> history;
+};
+
+namespace {
+
+// Every exception as the program would report it.
+template <class F>
+auto guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error&) {
+    throw;
+  } catch (...) {
+    throw Error(user_message(std::current_exception()));
+  }
+}
+
+const Particles::Impl& require(const Particles& p) {
+  if (!p.impl) throw Error("these Particles hold nothing (load or import them with an Engine first)");
+  return *p.impl;
+}
+
+Run::Impl& require(const Run& r, const std::shared_ptr<Engine::Impl>& engine) {
+  if (!r.impl) throw Error("this Run holds nothing (train or open one with an Engine first)");
+  if (r.impl->engine != engine)
+    throw Error("this Run belongs to another Engine: a run computes on the Engine that trained or opened it");
+  return *r.impl;
+}
+
+Particles make_particles(const std::string& path, const std::string& root, bool normalise) {
+  auto impl = std::make_shared<Particles::Impl>();
+  io::ParticleReadOptions ropt;
+  ropt.root = root;
+  impl->set = io::read_particles(path, ropt);
+  if (impl->set.particles.empty()) throw InputError(path, "", "holds no particles");
+  impl->native = choose_working_grid(impl->set, 0);  // also fills in box sizes the file leaves unknown
+  impl->cache.particles = path;
+  impl->cache.root = root;
+  impl->cache.normalise = normalise;
+  Particles p;
+  p.impl = impl;
+  return p;
+}
+
+std::vector<EpochStats> history_of(const nlohmann::json& run) {
+  std::vector<EpochStats> h;
+  if (!run.contains("history")) return h;
+  for (const nlohmann::json& e : run.at("history")) {
+    EpochStats s;
+    s.epoch = e.at("epoch");
+    s.train_loss = e.at("train_loss");
+    s.val_loss = e.at("val_loss").is_null() ? std::numeric_limits<double>::quiet_NaN() : e.at("val_loss").get<double>();
+    h.push_back(s);
+  }
+  return h;
+}
+
+Run open_run_on(const std::shared_ptr<Engine::Impl>& engine, Context& cx, const std::string& dir) {
+  auto impl = std::make_shared<Run::Impl>();
+  impl->engine = engine;
+  impl->dir = dir;
+  impl->model = load_trained((fs::path(dir) / "model.ckpt").string(), cx);
+  impl->neutral = from_model(impl->model.neutral);
+  impl->latent = read_latent_txt((fs::path(dir) / "latent.txt").string(), impl->model.config.latent);
+  const std::string rj = (fs::path(dir) / "run.json").string();
+  std::ifstream in(rj);
+  if (!in) throw InputError(rj, "", "cannot read");
+  const nlohmann::json run = nlohmann::json::parse(in, nullptr, false);
+  if (run.is_discarded()) throw InputError(rj, "", "not a JSON file");
+  impl->history = history_of(run);
+  // Seconds per epoch are in model.ckpt's history (run.json keeps the losses).
+  const nlohmann::json& ck = impl->model.meta;
+  if (ck.contains("history") && ck.at("history").is_array())
+    for (size_t i = 0; i < impl->history.size() && i < ck.at("history").size(); ++i)
+      impl->history[i].seconds = ck.at("history")[i].value("seconds", 0.0);
+  Run r;
+  r.impl = impl;
+  return r;
+}
+
+}  // namespace
+
+// ---- handles ----
+
+size_t Particles::count() const { return require(*this).set.particles.size(); }
+int Particles::box() const { return require(*this).native.box; }
+double Particles::pixel_size() const { return require(*this).native.pixel; }
+const std::string& Particles::star() const { return require(*this).cache.particles; }
+
+const std::string& Run::directory() const { return impl->dir; }
+int Run::latent_dim() const { return impl->model.config.latent; }
+const Gaussians& Run::neutral() const { return impl->neutral; }
+const std::vector<float>& Run::latent() const { return impl->latent; }
+const std::vector<EpochStats>& Run::history() const { return impl->history; }
+
+// ---- the engine ----
+
+Engine::Engine(const EngineOptions& options) : p_(guarded([&] { return std::make_shared<Impl>(options); })) {}
+Engine::~Engine() = default;
+
+std::string Engine::device() const { return p_->name(); }
+void Engine::cancel() { p_->job.cancel = true; }
+
+Particles Engine::load_particles(const std::string& path, const std::string& root) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    return make_particles(path, root, true);
+  });
+}
+
+Particles Engine::import_particles(const ParticleArrays& arrays, const std::string& directory) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const ImportedFiles f = import_particle_arrays(arrays, directory);
+    return make_particles(f.star, "", f.normalise);
+  });
+}
+
+Gaussians Engine::load_model(const std::string& path, int box, double pixel_size) {
+  return guarded([&] { return from_model(io::load_any_model(path, box, pixel_size)); });
+}
+
+void Engine::save_model(const std::string& path, const Gaussians& model) {
+  guarded([&] {
+    const io::GaussianModel m = to_model(model);
+    const std::string ext = io::lower_extension(path);
+    if (ext == ".txt" || ext == ".gmm") io::write_model(path, m);
+    else if (ext == ".pdb" || ext == ".cif") io::write_pseudo_atoms(path, m);
+    else if (ext == ".cmm") io::write_cmm(path, m);
+    else throw Error(path + ": the extension says no model format (.txt, .gmm, .pdb, .cif or .cmm)");
+  });
+}
+
+ExampleData Engine::make_example(const ExampleSettings& settings) {
+  return guarded([&] { return make_example_data(settings); });
+}
+
+FitResult Engine::fit_map(const FitSettings& settings, const std::string& out_dir) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const FitMapOptions o = to_fit_options(settings);
+    const FitMapInputs in = load_fit_map_inputs(o);
+    if (!out_dir.empty()) {
+      fs::create_directories(out_dir);
+      fs::remove(fs::path(out_dir) / "fit.json");  // until it is rewritten, the directory is an unfinished run
+    }
+    const FitMapResult r = cugmm::fit_map(in, o, call.cx());
+    if (!out_dir.empty()) write_fit_map_outputs(out_dir, in, r);
+    FitResult f;
+    f.model = from_model(r.model);
+    f.res_fsc05 = r.res_fsc05;
+    f.res_fsc0143 = r.res_fsc0143;
+    f.reached = r.reached;
+    f.verdict = r.verdict;
+    f.warnings = r.warnings;
+    return f;
+  });
+}
+
+Run Engine::train(const Particles& particles, const Gaussians& neutral, const TrainSettings& settings,
+                  const std::string& run_dir) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const Particles::Impl& pi = require(particles);
+    const io::GaussianModel model = to_model(neutral);
+    TrainRequest rq;
+    rq.config = to_config(settings, int(model.size()));
+    rq.cache = pi.cache;
+    rq.cache.box = settings.box;
+    rq.resume = settings.resume;
+    io::ParticleSet set = pi.set;
+    const MemoryPlan plan = check_training(set, model, "the neutral model", rq.config, settings.box);
+    require_memory(plan, p_->device);
+    if (settings.resume && !fs::exists(fs::path(run_dir) / "model.ckpt"))
+      throw Error("resume: " + (fs::path(run_dir) / "model.ckpt").string() + " does not exist");
+    fs::create_directories(run_dir);
+    const TrainOutcome o = run_training(call.cx(), set, model, rq, run_dir);
+    if (!o.finished) throw Cancelled();
+    return open_run_on(p_, call.cx(), run_dir);
+  });
+}
+
+Run Engine::open_run(const std::string& run_dir) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    return open_run_on(p_, call.cx(), run_dir);
+  });
+}
+
+Embedding Engine::embed(const Run& run, const Particles& particles, const std::string& out_dir) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const Run::Impl& r = require(run, p_);
+    const Particles::Impl& pi = require(particles);
+    io::ParticleSet set = pi.set;
+    check_embedding(r.model, set, pi.cache.particles);
+    fs::create_directories(out_dir);
+    Embedding e;
+    run_embedding(r.model, call.cx(), set, pi.cache, (fs::path(r.dir) / "model.ckpt").string(),
+                  (fs::path(out_dir) / "particles.cugmm-cache").string(), out_dir, 64, e.latent, e.score);
+    return e;
+  });
+}
+
+std::vector<Gaussians> Engine::decode(const Run& run, const std::vector<float>& points) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    std::vector<Gaussians> out;
+    for (const io::GaussianModel& m : decode_models(require(run, p_).model, call.cx(), points)) out.push_back(from_model(m));
+    return out;
+  });
+}
+
+Volume Engine::decode_map(const Run& run, const std::vector<float>& point) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const Run::Impl& r = require(run, p_);
+    if (point.size() != size_t(r.model.config.latent))
+      throw Error("decode_map: one latent point of " + std::to_string(r.model.config.latent) + " numbers (got " +
+                  std::to_string(point.size()) + ")");
+    const io::Image im = render_volume(decode_models(r.model, call.cx(), point).at(0));
+    Volume v;
+    v.box = im.nx;
+    v.pixel_size = im.pixel_size;
+    v.data = im.data;
+    return v;
+  });
+}
+
+Analysis Engine::analyze(const Run& run, const AnalysisSettings& s) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const Run::Impl& r = require(run, p_);
+    const int d = r.model.config.latent;
+    const size_t N = r.latent.size() / size_t(d);
+    if (s.clusters < 0 || s.clusters > 50) throw Error("AnalysisSettings::clusters: 0 to 50, not " + std::to_string(s.clusters));
+    if (s.pcs < 0 || s.pcs > 64) throw Error("AnalysisSettings::pcs: 0 to 64, not " + std::to_string(s.pcs));
+    if (s.frames < 2 || s.frames > 200) throw Error("AnalysisSettings::frames: 2 to 200, not " + std::to_string(s.frames));
+    if (s.clusters > 0 && N < size_t(2 * s.clusters))
+      throw Error("clusters " + std::to_string(s.clusters) + ": needs at least 2 particles per cluster");
+    const Matrix z(N, size_t(d), std::vector<double>(r.latent.begin(), r.latent.end()));
+    const Pca p = pca(z);
+    Analysis a;
+    a.explained = p.explained;
+    a.components = p.components.values;
+    auto decode_rows = [&](const std::vector<double>& pts) {
+      std::vector<Gaussians> g;
+      for (const io::GaussianModel& m : decode_models(r.model, call.cx(), std::vector<float>(pts.begin(), pts.end())))
+        g.push_back(from_model(m));
+      return g;
+    };
+    if (s.clusters > 0) {
+      const LatentClusters cl = cluster_latent(z, s.clusters, s.seed);
+      a.labels = cl.labels;
+      a.centres = cl.centre;
+      std::vector<double> pts;
+      for (size_t c : cl.centre) pts.insert(pts.end(), r.latent.begin() + long(c * d), r.latent.begin() + long((c + 1) * d));
+      a.centre_models = decode_rows(pts);
+    }
+    const std::vector<double> mean = latent_mean(z);
+    for (int j = 0; j < std::min(s.pcs, d); ++j) {
+      const LatentPath lp = latent_path("pc" + std::to_string(j + 1), z, mean,
+                                        std::vector<double>(p.components.values.begin() + j * d,
+                                                            p.components.values.begin() + (j + 1) * d),
+                                        s.frames);
+      Trajectory t;
+      t.name = lp.name;
+      t.t = lp.t;
+      t.points.assign(lp.points.values.begin(), lp.points.values.end());
+      t.frames = decode_rows(lp.points.values);
+      a.trajectories.push_back(std::move(t));
+    }
+    return a;
+  });
+}
+
+}  // namespace cugmm
