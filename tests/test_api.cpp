@@ -1,0 +1,272 @@
+// The library API (include/cugmm/, issue 20): the same results as the program for the same seed (latent.txt
+// bit for bit on the CPU), two engines training at once on two threads giving what each gives alone,
+// progress and cancellation through the callback (a cancelled run resumes to the same result), errors
+// with the program's messages, arrays imported exactly, decode / decode_map / analyze, and TrainSettings
+// carrying exactly TrainConfig's settings and defaults.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "cugmm/cugmm.h"
+#include "engine/api/convert.h"
+#include "io/mrc.h"
+#include "io/particles.h"
+#include "support.h"
+
+namespace fs = std::filesystem;
+using namespace cugmm;
+
+namespace {
+
+std::string bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+EngineOptions cpu(int threads = 2) {
+  EngineOptions o;
+  o.device = "cpu";
+  o.threads = threads;
+  o.log = [](bool, const std::string&) {};  // quiet
+  return o;
+}
+
+// A tiny example set (the built-in molecule on a 32-pixel grid) imported once, and the settings every
+// run here uses: a few seconds of training on 2 cores. Every run uses 2 threads: the CPU backend is
+// bit-reproducible for a given OpenMP thread count (BLAS and the reductions split work by it).
+struct Fixture {
+  std::string dir, star;
+  ExampleData ex;
+  TrainSettings settings;
+  Fixture() {
+    dir = test::scratch_dir("api");
+    ExampleSettings es;
+    es.count = 120;
+    es.box = 32;
+    es.pixel_size = 6.0;
+    ex = Engine::make_example(es);
+    settings.latent = 2;
+    settings.hidden = 32;
+    settings.depth = 2;
+    settings.epochs = 2;
+    settings.batch = 16;
+    settings.lr = 1e-3f;
+    Engine e(cpu());
+    star = e.import_particles(ex.arrays(), dir + "/imported").star();
+    e.save_model(dir + "/neutral.txt", ex.neutral);
+  }
+  // The reference run (API, one engine, nothing else running), made by the first test case that needs it.
+  std::string sequential_run() {
+    if (!fs::exists(dir + "/api_seq/latent.txt")) {
+      Engine e(cpu());
+      e.train(e.load_particles(star), ex.neutral, settings, dir + "/api_seq");
+    }
+    return dir + "/api_seq";
+  }
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("TrainSettings: TrainConfig's settings and defaults, field for field") {
+  const TrainConfig c;
+  const TrainSettings s;
+  const nlohmann::json want = c.to_json(), got = settings_json(s);
+  std::set<std::string> kw, kg;
+  for (auto it = want.begin(); it != want.end(); ++it) kw.insert(it.key());
+  for (auto it = got.begin(); it != got.end(); ++it) kg.insert(it.key());
+  CHECK(kw == kg);  // a setting TrainConfig gains must reach TrainSettings (engine/api/convert.cpp)
+  CHECK(to_config(s, 10).to_json() == want);
+  TrainSettings t;
+  t.movable_gaussians = {1, 3};
+  t.lr = 2e-3f;
+  const TrainConfig tc = to_config(t, 5);
+  CHECK(tc.movable == std::vector<char>{0, 1, 0, 1, 0});
+  CHECK(from_config(tc).movable_gaussians == std::vector<int>{1, 3});
+  CHECK(from_config(tc).lr == 2e-3f);
+  t.batch = 1;
+  CHECK_THROWS_WITH_AS(to_config(t, 5), doctest::Contains("TrainSettings::batch"), Error);
+  t.batch = 16;
+  t.movable_gaussians = {7};
+  CHECK_THROWS_WITH_AS(to_config(t, 5), doctest::Contains("not a Gaussian of the model"), Error);
+}
+
+TEST_CASE("version: the macros and the library agree") {
+  CHECK(std::string(version()) == CUGMM_VERSION_STRING);
+  CHECK(std::string(CUGMM_VERSION_STRING) == std::to_string(CUGMM_VERSION_MAJOR) + "." +
+                                                 std::to_string(CUGMM_VERSION_MINOR) + "." +
+                                                 std::to_string(CUGMM_VERSION_PATCH));
+}
+
+TEST_CASE("import_particles: the arrays as a stack and a STAR file, exactly") {
+  Fixture& f = fixture();
+  Engine e(cpu());
+  const Particles p = e.import_particles(f.ex.arrays(), f.dir + "/imported_again");
+  CHECK(p.count() == f.ex.poses.size());
+  CHECK(p.box() == 32);
+  CHECK(p.pixel_size() == 6.0);
+  const io::ParticleSet set = io::read_particles(p.star());
+  REQUIRE(set.particles.size() == f.ex.poses.size());
+  for (size_t i = 0; i < set.particles.size(); ++i) {
+    const io::Particle& q = set.particles[i];
+    const ParticlePose& w = f.ex.poses[i];
+    CHECK(q.rot == w.rot);
+    CHECK(q.tilt == w.tilt);
+    CHECK(q.origin_y == w.origin_y);
+    CHECK(q.ctf.defocus_u == f.ex.ctf[i].defocus_u);
+    CHECK(q.ctf.defocus_angle == f.ex.ctf[i].defocus_angle);
+  }
+  io::MrcStack stack(set.particles[0].image_file);
+  std::vector<float> im(32 * 32);
+  stack.read_section(7, im.data());
+  CHECK(std::equal(im.begin(), im.end(), f.ex.images.begin() + 7 * 32 * 32));
+  // Bad arrays are refused, naming what is wrong.
+  ParticleArrays bad = f.ex.arrays();
+  bad.fourier = bad.images;
+  CHECK_THROWS_WITH_AS(e.import_particles(bad, f.dir + "/bad"), doctest::Contains("images or fourier"), Error);
+  bad = f.ex.arrays();
+  std::vector<ParticlePose> poses = f.ex.poses;
+  poses[4].tilt = NAN;
+  bad.poses = poses.data();
+  CHECK_THROWS_WITH_AS(e.import_particles(bad, f.dir + "/bad"), doctest::Contains("particle 5: an Euler angle"), Error);
+}
+
+TEST_CASE("train: the API and `cugmm train` write the same latent.txt for the same seed; two engines at once "
+          "give what each gives alone") {
+  Fixture& f = fixture();
+  const std::string& star = f.star;
+  Engine e(cpu());
+  const Particles p = e.load_particles(star);
+  const TrainSettings& s = f.settings;
+  const Run a = e.open_run(f.sequential_run());
+  CHECK(a.latent().size() == p.count() * 2);
+  CHECK(a.history().size() == 2);
+
+  const test::RunResult r = test::run(test::cugmm_exe() + " train --particles " + star + " --model " + f.dir +
+                                      "/neutral.txt --out " + f.dir + "/cli --device cpu --threads 2 --latent 2 "
+                                      "--hidden 32 --depth 2 --epochs 2 --batch 16 --lr 1e-3");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(bytes(f.dir + "/cli/latent.txt") == bytes(f.dir + "/api_seq/latent.txt"));
+  CHECK(bytes(f.dir + "/cli/particles.star") == bytes(f.dir + "/api_seq/particles.star"));
+
+  // Two engines, two threads, at once: another seed on the second, each compared with its own run alone.
+  TrainSettings s2 = s;
+  s2.seed = 7;
+  const Run b_seq = e.train(p, f.ex.neutral, s2, f.dir + "/api_seq7");
+  std::string err1, err2;
+  std::thread t1([&] {
+    try {
+      Engine e1(cpu());
+      e1.train(e1.load_particles(star), f.ex.neutral, s, f.dir + "/api_par1");
+    } catch (const std::exception& x) { err1 = x.what(); }
+  });
+  std::thread t2([&] {
+    try {
+      Engine e2(cpu());
+      e2.train(e2.load_particles(star), f.ex.neutral, s2, f.dir + "/api_par7");
+    } catch (const std::exception& x) { err2 = x.what(); }
+  });
+  t1.join();
+  t2.join();
+  REQUIRE_MESSAGE(err1.empty(), err1);
+  REQUIRE_MESSAGE(err2.empty(), err2);
+  CHECK(bytes(f.dir + "/api_par1/latent.txt") == bytes(f.dir + "/api_seq/latent.txt"));
+  CHECK(bytes(f.dir + "/api_par7/latent.txt") == bytes(f.dir + "/api_seq7/latent.txt"));
+  CHECK(bytes(f.dir + "/api_seq7/latent.txt") != bytes(f.dir + "/api_seq/latent.txt"));  // the seed mattered
+}
+
+TEST_CASE("progress and cancellation through the callback; the cancelled run resumes to the same result") {
+  Fixture& f = fixture();
+  const std::string& star = f.star;
+  const std::string seq = f.sequential_run();
+  std::set<std::string> stages;
+  size_t train_reports = 0;
+  EngineOptions o = cpu();
+  o.progress = [&](const ProgressInfo& i) {
+    stages.insert(i.stage);
+    if (i.stage == "train" && ++train_reports == 3) return false;  // stop after the third batch
+    return true;
+  };
+  Engine e(o);
+  const Particles p = e.load_particles(star);
+  CHECK_THROWS_AS(e.train(p, f.ex.neutral, f.settings, f.dir + "/api_cancel"), Cancelled);
+  CHECK(stages.count("preprocessing") == 1);
+  CHECK(stages.count("features") == 1);
+  CHECK(fs::exists(f.dir + "/api_cancel/model.ckpt"));  // resumable
+  CHECK(!fs::exists(f.dir + "/api_cancel/latent.txt"));
+  TrainSettings resume = f.settings;
+  resume.resume = true;
+  Engine e2(cpu());
+  e2.train(e2.load_particles(star), f.ex.neutral, resume, f.dir + "/api_cancel");
+  CHECK(bytes(f.dir + "/api_cancel/latent.txt") == bytes(seq + "/latent.txt"));
+}
+
+TEST_CASE("decode, decode_map, embed and analyze on a trained run; errors as the program words them") {
+  Fixture& f = fixture();
+  Engine e(cpu());
+  const Run run = e.open_run(f.sequential_run());
+  CHECK(run.latent_dim() == 2);
+  CHECK(run.history().size() == 2);
+  // z = 0 decodes to the neutral model exactly (the decoder is residual).
+  const std::vector<Gaussians> g = e.decode(run, {0.f, 0.f, 1.f, -1.f});
+  REQUIRE(g.size() == 2);
+  CHECK(g[0].x == f.ex.neutral.x);
+  CHECK(g[0].width == f.ex.neutral.width);
+  CHECK(g[1].x != f.ex.neutral.x);
+  const Volume v = e.decode_map(run, {1.f, -1.f});
+  CHECK(v.box == 32);
+  CHECK(v.data.size() == size_t(32) * 32 * 32);
+  double mass = 0;
+  for (float x : v.data) mass += x;
+  CHECK(mass > 0);
+  // The program's message for the same mistake.
+  std::string api_msg;
+  try {
+    e.decode(run, {1.f, 2.f, 3.f});
+  } catch (const Error& x) {
+    api_msg = x.what();
+  }
+  CHECK(test::contains(api_msg, "give a multiple of 2"));
+  const test::RunResult r = test::run(test::cugmm_exe() + " decode " + f.dir + "/api_seq --z \"1 2 3\" --out " +
+                                      f.dir + "/dec --device cpu");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, "cugmm decode: error: " + api_msg), r.out);
+  // A run belongs to its engine.
+  Engine other(cpu());
+  CHECK_THROWS_WITH_AS(other.decode(run, {0.f, 0.f}), doctest::Contains("another Engine"), Error);
+  // Embedding the training particles through the run gives its own latent points (inference mode both).
+  const Embedding em = e.embed(run, e.load_particles(f.star), f.dir + "/embed");
+  REQUIRE(em.latent.size() == run.latent().size());
+  double maxdiff = 0;  // batches of another size: BLAS may sum in another order (as tests/test_train_linear.cpp)
+  for (size_t i = 0; i < em.latent.size(); ++i) maxdiff = std::max(maxdiff, double(std::abs(em.latent[i] - run.latent()[i])));
+  CHECK(maxdiff < 1e-4);
+  CHECK(em.score.size() == f.ex.poses.size());
+  AnalysisSettings as;
+  as.clusters = 2;
+  as.frames = 4;
+  const Analysis a = e.analyze(run, as);
+  REQUIRE(a.explained.size() == 2);
+  CHECK(std::abs(a.explained[0] + a.explained[1] - 1) < 1e-9);
+  CHECK(a.labels.size() == f.ex.poses.size());
+  CHECK(a.centre_models.size() == 2);
+  REQUIRE(a.trajectories.size() == 2);
+  CHECK(a.trajectories[0].frames.size() == 4);
+  // Devices: a clear refusal.
+  EngineOptions bad = cpu();
+  bad.device = "gpu";
+  CHECK_THROWS_WITH_AS(Engine{bad}, doctest::Contains("must be auto, cpu or cuda"), Error);
+  bad.device = "cuda:x";
+  CHECK_THROWS_WITH_AS(Engine{bad}, doctest::Contains("expected cuda:N"), Error);
+}
