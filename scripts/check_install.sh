@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the built package into a scratch prefix and builds a tiny external project against it with
-# find_package(cugmm): the library is usable from another C++ project.
+# Installs the built package into a scratch prefix and builds two external projects against it with
+# find_package(cugmm): a tiny one that uses internal headers as before, and examples/ (the public API,
+# include/cugmm/cugmm.h), which is then run: it trains on the built-in example from arrays in memory and
+# decodes a point (about a minute on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${CUGMM_BUILD_DIR:-build}
@@ -31,3 +33,9 @@ cmake -S "$tmp/app" -B "$tmp/app/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/
 cmake --build "$tmp/app/build" >/dev/null
 "$tmp/app/build/consumer"
 echo "check_install: the installed package builds and links in an external project"
+
+# The public API's example, built as a user would build it (only include/cugmm and the package).
+cmake -S examples -B "$tmp/examples" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/examples" >/dev/null
+"$tmp/examples/train_from_arrays" "$tmp/work" "${CUGMM_EXAMPLE_DEVICE:-auto}"
+echo "check_install: examples/train_from_arrays built against the installed package and ran"
