@@ -88,6 +88,11 @@ static int run_train(Command& c) {
   TrainOutcome o;
   try {
     o = run_training(call.cx(), set, model, rq, out);
+  } catch (const Cancelled&) {  // Ctrl-C before or after the epochs (during them the trainer returns)
+    std::signal(SIGINT, prev);
+    g_engine = nullptr;
+    log_warn("stopped: " + out + " is incomplete (rerun the same command; with --resume once model.ckpt exists)");
+    return 130;
   } catch (...) {
     std::signal(SIGINT, prev);
     g_engine = nullptr;

@@ -21,7 +21,7 @@ static std::string input_message(const std::string& file, const std::string& rec
 InputError::InputError(const std::string& file, const std::string& record, const std::string& what)
     : Error(input_message(file, record, what)) {}
 
-Cancelled::Cancelled() : Error("cancelled by the caller") {}
+Cancelled::Cancelled() : Error("stopped on request (cancelled)") {}
 
 void set_debug(bool on) { g_debug = on; }
 bool debug_enabled() { return g_debug; }

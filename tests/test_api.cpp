@@ -15,6 +15,7 @@
 
 #include "cugmm/cugmm.h"
 #include "engine/api/convert.h"
+#include "engine/render.h"
 #include "io/mrc.h"
 #include "io/particles.h"
 #include "support.h"
@@ -211,6 +212,20 @@ TEST_CASE("progress and cancellation through the callback; the cancelled run res
   Engine e2(cpu());
   e2.train(e2.load_particles(star), f.ex.neutral, resume, f.dir + "/api_cancel");
   CHECK(bytes(f.dir + "/api_cancel/latent.txt") == bytes(seq + "/latent.txt"));
+  // Other calls stop at their next progress step: embed, cancelled by Engine::cancel from the callback (as
+  // another thread would). The flag belongs to one call: the next one runs.
+  Engine* self = nullptr;
+  EngineOptions stop = cpu();
+  stop.progress = [&](const ProgressInfo& i) {
+    if (i.stage == "features") self->cancel();
+    return true;
+  };
+  Engine e3(stop);
+  self = &e3;
+  const Run run = e3.open_run(seq);
+  CHECK_THROWS_AS(e3.embed(run, e3.load_particles(star), f.dir + "/embed_cancel"), Cancelled);
+  CHECK(!fs::exists(f.dir + "/embed_cancel/latent.txt"));
+  CHECK(e3.decode(run, {0.f, 0.f}).size() == 1);
 }
 
 TEST_CASE("decode, decode_map, embed and analyze on a trained run; errors as the program words them") {
@@ -269,4 +284,24 @@ TEST_CASE("decode, decode_map, embed and analyze on a trained run; errors as the
   CHECK_THROWS_WITH_AS(Engine{bad}, doctest::Contains("must be auto, cpu or cuda"), Error);
   bad.device = "cuda:x";
   CHECK_THROWS_WITH_AS(Engine{bad}, doctest::Contains("expected cuda:N"), Error);
+}
+
+TEST_CASE("fit_map: the API and `cugmm fit-map` give the same model for the same seed") {
+  Fixture& f = fixture();
+  const io::Image map = render_volume(to_model(f.ex.neutral));
+  io::write_mrc(f.dir + "/map.mrc", map, false);
+  Engine e(cpu());
+  FitSettings fs_;
+  fs_.map = f.dir + "/map.mrc";
+  fs_.ngauss = 64;
+  fs_.seed = 2;
+  const FitResult r = e.fit_map(fs_, f.dir + "/fit_api");
+  CHECK(r.model.size() == 64);
+  CHECK(r.res_fsc05 > 0);
+  const test::RunResult c = test::run(test::cugmm_exe() + " fit-map " + f.dir + "/map.mrc --out " + f.dir +
+                                      "/fit_cli --ngauss 64 --seed 2 --device cpu --threads 2");
+  REQUIRE_MESSAGE(c.status == 0, c.out);
+  CHECK(bytes(f.dir + "/fit_api/model.txt") == bytes(f.dir + "/fit_cli/model.txt"));
+  FitSettings bad;
+  CHECK_THROWS_WITH_AS(e.fit_map(bad), doctest::Contains("no map given"), Error);
 }
