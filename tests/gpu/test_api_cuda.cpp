@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "cugmm/cugmm.h"
-#include "support.h"
+#include "../support.h"
 
 using namespace cugmm;
 
