@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     es.count = 300;
     es.box = 32;
     es.pixel_size = 6.0;
-    const cugmm::ExampleData data = cugmm::Engine::make_example(es);
+    const cugmm::ExampleData data = engine.make_example(es);
     const cugmm::Particles particles = engine.import_particles(data.arrays(), dir + "/particles");
 
     cugmm::TrainSettings settings;  // `cugmm train`'s defaults, made small for a quick example

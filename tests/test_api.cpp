@@ -53,14 +53,14 @@ struct Fixture {
     es.count = 120;
     es.box = 32;
     es.pixel_size = 6.0;
-    ex = Engine::make_example(es);
+    Engine e(cpu());
+    ex = e.make_example(es);
     settings.latent = 2;
     settings.hidden = 32;
     settings.depth = 2;
     settings.epochs = 2;
     settings.batch = 16;
     settings.lr = 1e-3f;
-    Engine e(cpu());
     star = e.import_particles(ex.arrays(), dir + "/imported").star();
     e.save_model(dir + "/neutral.txt", ex.neutral);
   }

@@ -170,7 +170,10 @@ void Engine::save_model(const std::string& path, const Gaussians& model) {
 }
 
 ExampleData Engine::make_example(const ExampleSettings& settings) {
-  return guarded([&] { return make_example_data(settings); });
+  return guarded([&] {
+    EngineCall call(*p_);
+    return make_example_data(settings);
+  });
 }
 
 FitResult Engine::fit_map(const FitSettings& settings, const std::string& out_dir) {

@@ -37,7 +37,9 @@ using ProgressFn = std::function<bool(const ProgressInfo&)>;
 using LogFn = std::function<void(bool warning, const std::string& message)>;
 
 struct EngineOptions {
-  std::string device = "auto";      // "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (a GPU when there is one)
+  // "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (a GPU when there is one). Each call makes the engine's GPU
+  // current on the calling thread (cudaSetDevice) and leaves it so.
+  std::string device = "auto";
   CudaStream stream = nullptr;      // with a GPU: queue work on this stream (the caller's; it must outlive
                                     // the Engine). Null: the Engine makes its own.
   int threads = 0;                  // OpenMP threads of the CPU work (0: leave the calling thread's setting)
@@ -128,7 +130,7 @@ class Engine {
   Particles import_particles(const ParticleArrays& arrays, const std::string& directory);
   Gaussians load_model(const std::string& path, int box = 0, double pixel_size = 0);  // native, PDB, mmCIF
   void save_model(const std::string& path, const Gaussians& model);  // by extension: .txt, .pdb, .cif, .cmm
-  static ExampleData make_example(const ExampleSettings& settings = {});
+  ExampleData make_example(const ExampleSettings& settings = {});  // simulated on the CPU
 
   // ---- the neutral model of a consensus map (`cugmm fit-map`); out_dir: also its files ("": none) ----
   FitResult fit_map(const FitSettings& settings, const std::string& out_dir = "");

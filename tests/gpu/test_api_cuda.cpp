@@ -39,7 +39,8 @@ TEST_CASE("training on the engine's stream and on the caller's agrees with the C
   es.count = 120;
   es.box = 32;
   es.pixel_size = 6.0;
-  const ExampleData ex = Engine::make_example(es);
+  Engine cpu(quiet("cpu"));
+  const ExampleData ex = cpu.make_example(es);
   TrainSettings s;
   s.latent = 2;
   s.hidden = 32;
@@ -47,7 +48,6 @@ TEST_CASE("training on the engine's stream and on the caller's agrees with the C
   s.epochs = 2;
   s.batch = 16;
   s.lr = 1e-3f;
-  Engine cpu(quiet("cpu"));
   const Particles p = cpu.import_particles(ex.arrays(), dir + "/imported");
   const Run rc = cpu.train(p, ex.neutral, s, dir + "/cpu");
 
