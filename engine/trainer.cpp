@@ -144,7 +144,7 @@ std::string MemoryPlan::text() const {
   std::ostringstream o;
   for (const Item& i : items) o << "  " << i.what << ": " << format_bytes(i.bytes) << "\n";
   o << "  total: " << format_bytes(total) << "\n";
-  o << "  while a checkpoint is written, host memory: +" << format_bytes(checkpoint_host) << "\n";
+  o << "  while a checkpoint is written or read (streamed), host memory: +" << format_bytes(checkpoint_host) << "\n";
   o << "  feature file (on disk, memory-mapped, streamed): " << format_bytes(feature_file);
   return o.str();
 }
@@ -165,8 +165,10 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
   for (const auto& i : p.items) p.total += i.bytes;
-  const size_t arrays = (e.params + e.state + d.params + W) * f + (e.params + d.params) * (c.bf16_moments ? 4 : 8);
-  p.checkpoint_host = arrays + std::max(e.params, d.params) * f;
+  // Checkpoints stream (nn/checkpoint.h): the networks and moments are written from their own memory (CPU) or
+  // through one staging chunk (CUDA), so only the copied small arrays (neutral, normalisation, mask) and at
+  // most one chunk are extra, whatever G is.
+  p.checkpoint_host = 4 * W * f + std::min(nn::Checkpoint::kChunkBytes, std::max(e.params, d.params) * f);
   p.feature_file = particles * W * (c.feature_precision == FeaturePrecision::fp16 ? 2 : 4);
   return p;
 }

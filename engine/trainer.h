@@ -75,8 +75,9 @@ struct MemoryPlan {
   std::vector<Item> items;
   size_t total = 0;
   size_t feature_file = 0;  // on disk, memory-mapped (streamed, not resident)
-  // Host memory a checkpoint takes while it is written (nn::Checkpoint holds a copy of every array, plus the
-  // download of the largest): on the CPU it adds to `total`'s peak; on CUDA it is host memory.
+  // Host memory a checkpoint takes while it is written or read: the arrays stream (nn/checkpoint.h), so only
+  // the small copied arrays and one staging chunk. On the CPU it adds to `total`'s peak; on CUDA it is host
+  // memory.
   size_t checkpoint_host = 0;
   std::string text() const;
 };

@@ -51,11 +51,11 @@ void Adam::save(Checkpoint& ck, const std::string& prefix) const {
                               {"clip_norm", cfg_.clip_norm}, {"moments", cfg_.moments == Moments::f32 ? "f32" : "bf16"},
                               {"seed", cfg_.seed}, {"t", t_}};
   if (cfg_.moments == Moments::f32) {
-    ck.put_f32(prefix + "adam.m", m32_.to_host());
-    ck.put_f32(prefix + "adam.v", v32_.to_host());
+    ck.put_f32(prefix + "adam.m", m32_);  // references: written from the buffers by ck.save()
+    ck.put_f32(prefix + "adam.v", v32_);
   } else {
-    ck.put_u16(prefix + "adam.m", m16_.to_host());
-    ck.put_u16(prefix + "adam.v", v16_.to_host());
+    ck.put_u16(prefix + "adam.m", m16_);
+    ck.put_u16(prefix + "adam.v", v16_);
   }
 }
 
@@ -67,13 +67,12 @@ void Adam::load(const Checkpoint& ck, const std::string& prefix) {
   std::string want = cfg_.moments == Moments::f32 ? "f32" : "bf16";
   if (mom != want)
     throw InputError(ck.source, prefix + "adam", "optimizer moments are " + mom + ", this optimizer keeps " + want);
-  size_t n = net_.num_params();
   if (cfg_.moments == Moments::f32) {
-    m32_.upload(ck.get_f32(prefix + "adam.m", n));
-    v32_.upload(ck.get_f32(prefix + "adam.v", n));
+    ck.read_f32(prefix + "adam.m", m32_);
+    ck.read_f32(prefix + "adam.v", v32_);
   } else {
-    m16_.upload(ck.get_u16(prefix + "adam.m", n));
-    v16_.upload(ck.get_u16(prefix + "adam.v", n));
+    ck.read_u16(prefix + "adam.m", m16_);
+    ck.read_u16(prefix + "adam.v", v16_);
   }
   t_ = a.at("t").get<int64_t>();
   cfg_.seed = a.at("seed").get<uint64_t>();

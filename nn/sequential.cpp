@@ -298,9 +298,9 @@ double Sequential::l2_penalty() const {
 void Sequential::save(Checkpoint& ck, const std::string& prefix) const {
   ck.meta[prefix + "arch"] = arch_.to_json();
   ck.meta[prefix + "seed"] = seed_;
-  ck.put_f32(prefix + "params", params_.to_host());
-  ck.put_f32(prefix + "state", state_.to_host());
-  if (arch_.residual) ck.put_f32(prefix + "base", base_.to_host());
+  ck.put_f32(prefix + "params", params_);  // references: written from the buffers by ck.save()
+  ck.put_f32(prefix + "state", state_);
+  if (arch_.residual) ck.put_f32(prefix + "base", base_);
 }
 
 void Sequential::load(const Checkpoint& ck, const std::string& prefix) {
@@ -311,8 +311,8 @@ void Sequential::load(const Checkpoint& ck, const std::string& prefix) {
     throw InputError(ck.source, prefix + "arch",
                      "architecture mismatch: the checkpoint has " + theirs.dump() + ", this network is " +
                          arch_.to_json().dump());
-  params_.upload(ck.get_f32(prefix + "params", params_.size()));
-  state_.upload(ck.get_f32(prefix + "state", state_.size()));
+  ck.read_f32(prefix + "params", params_);
+  ck.read_f32(prefix + "state", state_);
   if (arch_.residual) base_.upload(ck.get_f32(prefix + "base", size_t(out_features())));
   seed_ = ck.meta.at(prefix + "seed").get<uint64_t>();
 }
