@@ -107,6 +107,7 @@ class Sequential {
   Buffer<float> params_, grads_, state_, base_;
   Buffer<float> acts_, stats_, v_[2];
   size_t acts_row_ = 0;  // workspace floats per batch row
+  bool base_zero_ = false;  // the residual base is all zeros: forward skips adding it
   int batch_ = 0;
   Mode mode_ = Mode::infer;
   uint64_t step_ = 0;
