@@ -271,3 +271,23 @@ TEST_CASE("streamed writes: buffers written from their own memory, files re-stag
   CHECK_THROWS_WITH_AS(Checkpoint::load(dir + "/inf.ck").read_f32("w", rw), doctest::Contains("element 600 is infinite"),
                        InputError);
 }
+
+TEST_CASE("a checkpoint larger than one staging chunk round-trips (chunked checksum on loading)") {
+  std::string dir = test::scratch_dir("nn_checkpoint_large");
+  const size_t n = (Checkpoint::kChunkBytes / 4) + 12345;  // 64 MiB + a partial chunk
+  Buffer<float> b(cpu_context(), n);
+  for (size_t i = 0; i < n; ++i) b.data()[i] = float(i % 9973) - 4000.f;
+  Checkpoint ck;
+  ck.meta["what"] = "large";
+  ck.put_f32("w", b);
+  ck.put_f32("small", std::vector<float>{1.f, 2.f});
+  Buffer<float> empty(cpu_context());  // no memory at all (a network's state without batch-norm)
+  ck.put_f32("empty", empty);
+  ck.save(dir + "/large.ck");
+  Checkpoint back = Checkpoint::load(dir + "/large.ck");
+  Buffer<float> r(cpu_context(), n);
+  back.read_f32("w", r);
+  CHECK(std::equal(r.data(), r.data() + n, b.data()));
+  CHECK(back.get_f32("empty", 0).empty());
+  CHECK(crc32(0x1234u, nullptr, 0) == 0x1234u);
+}
