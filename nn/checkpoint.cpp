@@ -87,22 +87,22 @@ void Checkpoint::put_u16(const std::string& name, const std::vector<uint16_t>& v
   a.bytes.assign(reinterpret_cast<const char*>(v.data()), reinterpret_cast<const char*>(v.data() + v.size()));
 }
 
-void Checkpoint::put_f32(const std::string& name, const Buffer<float>& b) {
+void Checkpoint::put_ref(const std::string& name, const char* dtype, const void* p, size_t count, Device dev,
+                         void* stream) {
   Array& a = arrays_[name] = Array{};
-  a.dtype = "f32";
-  a.count = b.size();
-  a.ref = b.data();
-  a.ref_dev = b.device();
-  a.ref_stream = b.stream();
+  a.dtype = dtype;
+  a.count = count;
+  a.ref = p;
+  a.ref_dev = dev;
+  a.ref_stream = stream;
+}
+
+void Checkpoint::put_f32(const std::string& name, const Buffer<float>& b) {
+  put_ref(name, "f32", b.data(), b.size(), b.device(), b.stream());
 }
 
 void Checkpoint::put_u16(const std::string& name, const Buffer<uint16_t>& b) {
-  Array& a = arrays_[name] = Array{};
-  a.dtype = "u16";
-  a.count = b.size();
-  a.ref = b.data();
-  a.ref_dev = b.device();
-  a.ref_stream = b.stream();
+  put_ref(name, "u16", b.data(), b.size(), b.device(), b.stream());
 }
 
 std::string Checkpoint::dtype(const std::string& name) const {

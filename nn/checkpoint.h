@@ -71,6 +71,7 @@ class Checkpoint {
     size_t nbytes() const { return count * (dtype == "f32" ? 4 : 2); }
   };
   const Array& find(const std::string& name, const char* dtype, size_t count) const;
+  void put_ref(const std::string& name, const char* dtype, const void* p, size_t count, Device dev, void* stream);
   // Bytes [first, first + n) of `a` into host memory `dst` (n <= the staging size for device arrays).
   void fetch(const Array& a, size_t first, size_t n, void* dst) const;
   // Calls f(host pointer, bytes) over `a` in order, in chunks of at most chunk_bytes (host-resident
