@@ -97,6 +97,9 @@ static int run_evenodd(Command& c) {
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
+  if (to.group.order() > 1)
+    throw Error("evenodd --sym is not supported yet: train each half with `cugmm train --sym` (copies of a particle "
+                "stay in its half when the halves are separate particle files)");
   require_directory_name("--out", out);
   const fs::path od(out);
   FileSpec files{{particles, model_path}, {}, {out, (od / "half1").string(), (od / "half2").string()}};
