@@ -289,8 +289,14 @@ static int run_analyze(Command& c) {
     write_subset(name, rows);
     nlohmann::json e = {{"cluster", r + 1}, {"particles", rows.size()}, {"centre_particle", cl.centre[size_t(r)]},
                         {"centre_latent", std::vector<double>(zc.begin(), zc.end())}};
-    if (!no_reconstruct && rows.size() >= 4) {
-      HalfMaps hm = reconstruct_halves(set, rows, device, ReconstructOptions{});
+    // A --sym run: the reconstruction takes each image once (it refuses an image twice, which could put it in
+    // both halves), so a particle with several copies in the cluster contributes its first one.
+    std::vector<size_t> images;
+    for (size_t i : rows)
+      if (images.empty() || images.back() / copies != i / copies) images.push_back(i);
+    if (!no_reconstruct && images.size() >= 4) {
+      HalfMaps hm = reconstruct_halves(set, images, device, ReconstructOptions{});
+      e["reconstructed_images"] = images.size();
       const int n = hm.box;
       for (auto [fname, vol] : {std::pair<const char*, const std::vector<float>*>{"half1.mrc", &hm.half1},
                                 {"half2.mrc", &hm.half2}, {"full.mrc", &hm.full}})
