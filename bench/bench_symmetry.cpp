@@ -12,8 +12,9 @@
 //            `--subtract neutral` and with `--subtract none` (the same Gaussians move): both figures beside
 //            the oracle reference.
 //
-//   bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] [--dir DIR]
+//   bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] [--dir DIR] [--reuse]
 //                  [--out bench_symmetry.json] [--only symmetry|focus]
+// --reuse: in an existing --dir, commands whose outputs are there are not run again.
 #include <unistd.h>
 
 #include <chrono>
@@ -44,9 +45,17 @@ namespace {
 std::string g_cugmm = CUGMM_EXE_PATH;
 nlohmann::json g_commands = nlohmann::json::array();
 
-// Runs `cugmm ARGS` (output appended to LOG), recording the command and its seconds.
-double step(const std::string& args, const std::string& log) {
+bool g_reuse = false;
+
+// Runs `cugmm ARGS` (output appended to LOG), recording the command and its seconds; with --reuse, not when
+// `done` (the file the command writes last) exists already.
+double step(const std::string& args, const std::string& log, const std::string& done) {
   const std::string line = "cugmm " + args;
+  if (g_reuse && fs::exists(done)) {
+    std::printf("(reused) $ %s\n", line.c_str());
+    g_commands.push_back({{"command", line}, {"reused", true}});
+    return 0;
+  }
   std::printf("$ %s\n", line.c_str());
   std::fflush(stdout);
   const auto t0 = std::chrono::steady_clock::now();
@@ -160,9 +169,10 @@ int main(int argc, char** argv) {
       else if (a == "--dir") dir = next();
       else if (a == "--out") out = next();
       else if (a == "--only") only = next();
+      else if (a == "--reuse") g_reuse = true;
       else {
         std::fprintf(stderr, "usage: bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] "
-                             "[--dir DIR] [--out FILE] [--only symmetry|focus]\n");
+                             "[--dir DIR] [--reuse] [--out FILE] [--only symmetry|focus]\n");
         return 2;
       }
     }
@@ -178,6 +188,14 @@ int main(int argc, char** argv) {
                             " --reference-poses 8";
     // The training recipe the demo uses on sets of this size (cli/cmd_demo.cpp).
     const std::string recipe = " --epochs " + ep + " --lr 1e-3 --noise 1 --latent-reg 1e-4 --latent 2 --threads 0";
+    // A data set of a built-in system with its oracle reference, and the neutral model of its consensus map.
+    auto simulate_and_fit = [&](const std::string& system, const std::string& d) {
+      step("simulate --system " + system + " --out " + d + " --count " + n + " --box 64 --angpix 3 --snr " + sn + ref, log,
+           d + "/particles.star");
+      step("fit-map " + d + "/consensus.mrc --half-maps " + d + "/consensus_half1.mrc " + d +
+               "/consensus_half2.mrc --out " + d + "/neutral",
+           log, d + "/neutral/fit.json");
+    };
     nlohmann::json doc;
     doc["benchmark"] = "symmetry";
     doc["machine"] = bench::machine();
@@ -189,13 +207,10 @@ int main(int argc, char** argv) {
 
     if (only.empty() || only == "symmetry") {
       const std::string d = dir + "/c3";
-      step("simulate --system c3-trimer --out " + d + " --count " + n + " --box 64 --angpix 3 --snr " + sn + ref, log);
-      step("fit-map " + d + "/consensus.mrc --half-maps " + d + "/consensus_half1.mrc " + d +
-               "/consensus_half2.mrc --out " + d + "/neutral",
-           log);
+      simulate_and_fit("c3-trimer", d);
       step("train --particles " + d + "/particles.star --model " + d + "/neutral/model.txt --out " + d +
                "/run_sym --sym C3" + recipe,
-           log);
+           log, d + "/run_sym/run.json");
       const HeteroSystem sys = builtin_system("c3-trimer");
       const SymmetryGroup g = make_symmetry_group("C3");
       const Vec3<double> sh = centring_shift(sys.atoms, box, pixel);
@@ -220,10 +235,7 @@ int main(int argc, char** argv) {
     }
     if (only.empty() || only == "focus") {
       const std::string d = dir + "/focus";
-      step("simulate --system linear --out " + d + " --count " + n + " --box 64 --angpix 3 --snr " + sn + ref, log);
-      step("fit-map " + d + "/consensus.mrc --half-maps " + d + "/consensus_half1.mrc " + d +
-               "/consensus_half2.mrc --out " + d + "/neutral",
-           log);
+      simulate_and_fit("linear", d);
       const HeteroSystem sys = builtin_system("linear");
       write_arm_mask(sys, box, pixel, 6, d + "/arm_mask.mrc");
       nlohmann::json runs;
@@ -233,7 +245,7 @@ int main(int argc, char** argv) {
         const double s = step("train --particles " + d + "/particles.star --model " + d + "/neutral/model.txt --out " +
                                   rd + " --cache " + d + "/particles.cugmm-cache --focus-mask " + d +
                                   "/arm_mask.mrc --subtract " + mode + recipe,
-                              log);
+                              log, rd + "/run.json");
         nlohmann::json f = linear_figure(sys, read_latent_txt(rd + "/latent.txt", 2), 2, 1, 0, truth);
         f["seconds"] = s;
         const nlohmann::json rj = read_json(rd + "/run.json");
