@@ -336,13 +336,18 @@ static int run_analyze(Command& c) {
   nlohmann::json jfold;
   if (copies > 1) {
     std::vector<double> motion;
-    for (size_t first = 0; first < N; first += 4096) {
-      const size_t n = std::min<size_t>(4096, N - first);
+    // Decoded in chunks of at most ~200 MB of parameters.
+    const size_t chunk = std::max<size_t>(1, std::min<size_t>(4096, 50'000'000 / (5 * size_t(G))));
+    Progress progress("decoding the copies", N);
+    for (size_t first = 0; first < N; first += chunk) {
+      const size_t n = std::min(chunk, N - first);
       const std::vector<float> params =
           decode(std::vector<float>(zf.begin() + long(first * d), zf.begin() + long((first + n) * d)), int(n));
       const std::vector<double> r = rms_displacement(params, m.neutral_params, n);
       motion.insert(motion.end(), r.begin(), r.end());
+      progress.add(n);
     }
+    progress.finish();
     const FoldedCopies fc = fold_copies(z, copies, motion, fold);
     write_fold_txt((od / "fold.txt").string(), fc, copies, motion, k > 0 ? cl.labels : std::vector<int>{}, fold_rule_name(fold));
     std::vector<double> copy_no, count(copies, 0.0);

@@ -1,7 +1,8 @@
 // `cugmm train --sym` and `--focus-mask` through the program (issue 18): the run directory says which copy
 // is which (latent.txt and particles.star one row per copy, poses A R_k, rlnCugmmSymmetryCopy, run.json), only
 // the first asymmetric unit moves, embed reproduces the run's latent (replaying the expansion and the
-// subtraction), analyze folds the copies back, and the combinations that make no sense are refused.
+// subtraction), analyze folds the copies back, evenodd keeps a particle's copies in its half, and the
+// combinations that make no sense are refused.
 #include <nlohmann/json.hpp>
 
 #include "engine/symmetry.h"
@@ -96,6 +97,15 @@ TEST_CASE("train --sym C3: one latent row and one STAR row per copy, first unit 
   double total = 0;
   for (double c : aj["symmetry"]["largest_motion_copy_counts"].get<std::vector<double>>()) total += c;
   CHECK(total == 64);
+  // evenodd --sym: each half's run is expanded, a particle's copies stay in its half.
+  r = test::run(test::cugmm_exe() + " evenodd " + d.star + " " + d.model + " --out " + d.dir + "/eo --sym C3 --epochs 1 "
+                "--batch 16 --latent 2 --hidden 32 --k 2 --device cpu --threads 2");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const nlohmann::json ej = read_json(d.dir + "/eo/evenodd.json");
+  CHECK(ej["symmetry"]["copies"] == 3);
+  CHECK(ej["symmetry"]["latent_rows"] == 3 * 64);
+  CHECK(data_lines(d.dir + "/eo/half1/latent.txt") + data_lines(d.dir + "/eo/half2/latent.txt") == 3 * 64);
+  CHECK(data_lines(d.dir + "/eo/half1/latent.txt") == 3 * io::read_particles(d.dir + "/eo/half1.star", o).particles.size());
   r = test::run(test::cugmm_exe() + " analyze " + run + " --out " + d.dir + "/an2 --fold median --device cpu");
   CHECK(r.status != 0);
   CHECK(test::contains(r.out, "--fold must be copy-with-largest-motion or mean"));
