@@ -3,12 +3,16 @@
 // as `cugmm train` writes them.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "cli/command.h"
 #include "cli/files.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "engine/gaussian_mask.h"
 #include "engine/particle_cache.h"
+#include "engine/signal_subtraction.h"
+#include "engine/symmetry.h"
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
 #include "io/particles.h"
@@ -37,6 +41,20 @@ static int run_embed(Command& c) {
                  {cache_path, (fs::path(out) / "latent.txt").string(), (fs::path(out) / "particles.star").string(),
                   (fs::path(out) / "features.cugmm-features").string()},
                  {out}};
+  // A focused run (train --focus-mask, --subtract neutral) was trained on subtracted particles: these are
+  // subtracted the same way (its run.json names the whole model, the mask and the recentring).
+  nlohmann::json focus;
+  {
+    std::ifstream rj(fs::path(run) / "run.json");
+    const nlohmann::json runinfo = rj ? nlohmann::json::parse(rj, nullptr, false) : nlohmann::json();
+    if (runinfo.is_object() && runinfo.contains("focus") && runinfo["focus"].value("subtract", "") == "neutral") {
+      focus = runinfo["focus"];
+      focus["model"] = runinfo.value("model", "");
+      files.inputs.push_back(focus["model"].get<std::string>());
+      files.inputs.push_back(focus.value("mask", ""));
+      files.outputs.push_back(fs::path(cache_path).replace_extension(".subtracted.cugmm-cache").string());
+    }
+  }
   check_files(files, false);
   const Device device = c.device();
   Context cx(device);
@@ -55,14 +73,28 @@ static int run_embed(Command& c) {
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
   ParticleCache cache = open_particle_cache(co, cache_path, true);
+  if (!focus.is_null()) {
+    const io::GaussianModel full = io::load_any_model(focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
+    SubtractionSpec spec;
+    spec.inside = gaussians_in_mask(focus["mask"].get<std::string>(), full);
+    spec.ctf = m.config.ctf;
+    spec.recentre = focus.value("recentre", false);
+    spec.centre = mask_centre(focus["mask"].get<std::string>(), full);
+    nlohmann::json report;
+    cache = subtracted_cache(cx, cache, full, spec, files.outputs.back(), report);
+  }
+  // A run trained with --sym sees every particle once per operator: so does its embedding.
+  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
+  if (group.order() > 1) cache.expand(group.name, group.operators);
   std::vector<float> latent, score;
   embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
-  std::vector<int64_t> rows(cache.count());
-  for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
-  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);
-  write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, m.config.latent, rows);
+  const std::vector<int64_t> rows = output_rows(cache);
+  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows, cache.copies());
+  write_latent_star((fs::path(out) / "particles.star").string(),
+                    group.order() > 1 ? expand_particle_set(set, group) : set, latent, score, m.config.latent, rows);
   log_info(latent_diagnostic_line(latent_diagnostic(latent, m.config.latent)));
-  std::printf("wrote %s/latent.txt and %s/particles.star (%zu particles)\n", out.c_str(), out.c_str(), cache.count());
+  std::printf("wrote %s/latent.txt and %s/particles.star (%zu particles%s)\n", out.c_str(), out.c_str(), cache.count(),
+              group.order() > 1 ? (", " + group.name + " copies").c_str() : "");
   return 0;
 }
 

@@ -12,7 +12,10 @@
 #include "cli/limits.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "engine/gaussian_mask.h"
 #include "engine/particle_cache.h"
+#include "engine/signal_subtraction.h"
+#include "engine/symmetry.h"
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
 #include "io/atomic_file.h"
@@ -44,24 +47,43 @@ static int run_train(Command& c) {
   TrainOptions to;
   TrainConfig& cfg = to.config;
   CacheOptions& co = to.cache;
-  std::string model_path, out, cache_path;
-  bool resume = false, plan_only = false;
+  std::string model_path, out, cache_path, focus_mask, subtract = "neutral";
+  bool resume = false, plan_only = false, recentre = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
   to.declare(c);
+  c.text("--focus-mask", focus_mask, "focused analysis: only the Gaussians in this mask (MRC on the model's grid) "
+                                     "move, and (--subtract neutral) the rest is subtracted from the particles");
+  c.text("--subtract", subtract, "with --focus-mask: neutral (subtract the neutral model's projection outside the "
+                                 "mask) or none (keep the whole model, move only the mask's Gaussians)");
+  c.flag("--recentre", recentre, "with --focus-mask and subtraction: translate the particles so the mask's centre "
+                                 "is the box centre (the model moved with them)");
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
+  const bool focused = !focus_mask.empty(), subtracting = focused && subtract == "neutral";
+  if (subtract != "neutral" && subtract != "none")
+    throw Error("--subtract must be neutral or none, not '" + quote_value(subtract) + "'");
+  if (focused && (!to.mask.empty() || !to.gaussians.empty()))
+    throw Error("--focus-mask chooses the Gaussians that move: give it without --mask or --gaussians");
+  if (focused && to.group.order() > 1)
+    throw Error("--focus-mask with --sym is not supported: each symmetry copy would need its own subtraction");
+  if (recentre && !subtracting) throw Error("--recentre needs --focus-mask with --subtract neutral");
+  if (c.app.count("--subtract") > 0 && !focused) throw Error("--subtract needs --focus-mask");
   require_directory_name("--out", out);
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
   require_extension("--cache", cache_path, {".cugmm-cache"});
+  // The signal-subtracted particles: a derived cache beside the original (engine/signal_subtraction.h).
+  const std::string sub_path = fs::path(cache_path).replace_extension(".subtracted.cugmm-cache").string();
   std::vector<std::string> names = {"latent.txt", "particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json",
                                     "features.cugmm-features", "neutral.txt"};
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
+  if (subtracting) files.outputs.push_back(sub_path);
+  if (focused) files.inputs.push_back(focus_mask);
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
   check_files(files, false);
@@ -79,13 +101,25 @@ static int run_train(Command& c) {
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
+  const io::GaussianModel full_model = model;
+  SubtractionSpec focus;
+  if (focused) {
+    focus.inside = gaussians_in_mask(focus_mask, model);
+    focus.ctf = cfg.ctf;
+    focus.recentre = recentre;
+    focus.centre = mask_centre(focus_mask, model);
+    if (subtracting) model = focused_model(model, focus);  // only the region is left in the particles
+    else cfg.movable = focus.inside;
+  }
   const int G = int(model.size());
   to.select_gaussians(model);
+  // With --sym every particle counts once per operator; its copies share its validation split.
+  const size_t copies = to.group.order(), n_all = set.particles.size() * copies;
   size_t n_val = 0;
-  for (size_t i = 0; i < set.particles.size(); ++i) n_val += is_validation(i, cfg.val_fraction);
-  const size_t n_train = set.particles.size() - n_val;
+  for (size_t i = 0; i < set.particles.size(); ++i) n_val += copies * is_validation(i, cfg.val_fraction);
+  const size_t n_train = n_all - n_val;
   if (n_train < size_t(cfg.batch) || (cfg.val_fraction > 0 && n_val < 4))
-    throw Error("too few particles: " + std::to_string(set.particles.size()) + " give " + std::to_string(n_train) +
+    throw Error("too few particles: " + std::to_string(n_all) + " give " + std::to_string(n_train) +
                 " for training and " + std::to_string(n_val) + " for validation (--val-fraction " +
                 std::to_string(cfg.val_fraction) + "); training needs at least one batch (--batch " +
                 std::to_string(cfg.batch) + ") and validation at least 4 (or --val-fraction 0)");
@@ -96,7 +130,7 @@ static int run_train(Command& c) {
     size_t band_est = 0;
     for (int y = -grid.box / 2; y < grid.box / 2; ++y)
       for (int x = 0; x <= grid.box / 2; ++x) band_est += (x * x + y * y <= maxring * maxring);
-    MemoryPlan plan = plan_memory(cfg, G, grid.box, band_est, set.particles.size());
+    MemoryPlan plan = plan_memory(cfg, G, grid.box, band_est, n_all);
     std::printf("memory plan on %s (G = %d, box %d, batch %d):\n%s\n", device_name(device), G, grid.box, cfg.batch,
                 plan.text().c_str());
     if (plan_only) return 0;
@@ -109,6 +143,9 @@ static int run_train(Command& c) {
   ParticleCache cache = open_particle_cache(co, cache_path, true);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
   Context cx(device);
+  nlohmann::json focus_report;
+  if (subtracting) cache = subtracted_cache(cx, cache, full_model, focus, sub_path, focus_report);
+  if (copies > 1) cache.expand(to.group.name, to.group.operators);
   Trainer trainer(cx, cache, model, cfg, out);
   io::write_model((fs::path(out) / "neutral.txt").string(), model);
   log_info("train: " + std::to_string(trainer.train_count()) + " particles, " + std::to_string(trainer.val_count()) +
@@ -131,10 +168,10 @@ static int run_train(Command& c) {
   std::vector<float> latent, score;
   const auto t_embed = std::chrono::steady_clock::now();
   trainer.embed(latent, score);
-  std::vector<int64_t> rows(cache.count());
-  for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
-  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows);
-  write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, cfg.latent, rows);
+  const std::vector<int64_t> rows = output_rows(cache);
+  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows, cache.copies());
+  write_latent_star((fs::path(out) / "particles.star").string(), copies > 1 ? expand_particle_set(set, to.group) : set,
+                    latent, score, cfg.latent, rows);
   const double t_end = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json diag = latent_diagnostic(latent, cfg.latent);
   log_info(latent_diagnostic_line(diag));
@@ -151,6 +188,17 @@ static int run_train(Command& c) {
     run["movable_gaussians"] = mv;
   }
   run["gaussians"] = G;
+  if (copies > 1)
+    run["symmetry"] = {{"group", to.group.name}, {"copies", copies}, {"particles", set.particles.size()},
+                       {"movable", to.mask.empty() && to.gaussians.empty() ? "first asymmetric unit" : "--mask/--gaussians"},
+                       {"latent_rows", "particle-major: row r*copies + k is copy k+1 (rlnCugmmSymmetryCopy) of particle r+1"}};
+  if (focused) {
+    focus_report["mask"] = fs::absolute(focus_mask).string();
+    focus_report["subtract"] = subtract;
+    focus_report["mask_centre_A"] = {focus.centre.x, focus.centre.y, focus.centre.z};
+    focus_report["region_gaussians"] = std::count(focus.inside.begin(), focus.inside.end(), 1);
+    run["focus"] = focus_report;
+  }
   run["grid"] = {{"box", cache.box()}, {"pixel", cache.pixel_size()}, {"ring_min", trainer.batcher().band().ring_min},
                  {"ring_max", trainer.batcher().band().ring_max}};
   run["device"] = device_name(device);

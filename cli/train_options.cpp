@@ -1,5 +1,7 @@
 #include "cli/train_options.h"
 
+#include <algorithm>
+
 #include "cli/limits.h"
 #include "core/error.h"
 #include "engine/gaussian_mask.h"
@@ -17,6 +19,8 @@ void TrainOptions::declare(Command& c) {
   c.text("--move", move, "what may move: any of positions,amplitudes,widths");
   c.text("--mask", mask, "only Gaussians whose centre is inside this mask (MRC on the model's grid) move");
   c.text("--gaussians", gaussians, "only these Gaussians move: 0-based indices and ranges, e.g. 0-99,150");
+  c.text("--sym", sym, "symmetry expansion: C1 (none), Cn, Dn, T, O, I, I1-I4 (RELION's operators): each particle "
+                       "counts once per operator and only the first asymmetric unit moves (unless --mask/--gaussians)");
   c.integer("--epochs", cfg.epochs, "training epochs", 1, 100000);
   c.integer("--batch", cfg.batch, "particles per step", 2, 4096);
   c.number("--minres", cfg.minres, "lowest resolution in the loss, Å (0: from ring 1)", 0, 1e4);
@@ -56,6 +60,8 @@ void TrainOptions::finish(const Command& c) {
     cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
   }
+  group = make_symmetry_group(sym);
+  cfg.symmetry = group.name;
   parse_move_list(move, cfg);
   cfg.ctf = parse_ctf_choice(ctf);
   cfg.feature_precision = parse_feature_precision(fprec);
@@ -71,6 +77,15 @@ std::vector<std::string> TrainOptions::inputs() const {
 void TrainOptions::select_gaussians(const io::GaussianModel& model) {
   if (!mask.empty()) config.movable = gaussians_in_mask(mask, model);
   if (!gaussians.empty()) config.movable = parse_gaussian_list(gaussians, int(model.size()));
+  if (mask.empty() && gaussians.empty() && group.order() > 1) {
+    std::vector<Vec3<double>> centres(model.size());
+    for (size_t j = 0; j < model.size(); ++j) centres[j] = {model.x[j], model.y[j], model.z[j]};
+    const std::vector<int> unit = asymmetric_units(group, centres);
+    config.movable.assign(model.size(), 0);
+    for (size_t j = 0; j < model.size(); ++j) config.movable[j] = unit[j] == 0;
+    if (std::count(config.movable.begin(), config.movable.end(), 1) == 0)
+      throw Error("--sym " + group.name + ": no Gaussian of the model lies in the first asymmetric unit; give --mask");
+  }
 }
 
 }  // namespace cugmm::cli

@@ -30,7 +30,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"maxres", maxres}, {"seed", seed}, {"val_fraction", val_fraction}, {"move_positions", move_positions},
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
-          {"explode", explode}, {"latent_reg", latent_reg}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -44,6 +44,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.ctf = parse_ctf_choice(j.at("ctf")); c.feature_precision = parse_feature_precision(j.at("feature_precision"));
   c.loss_every = j.at("loss_every"); c.explode = j.at("explode");
   c.latent_reg = j.value("latent_reg", 0.f);
+  c.symmetry = j.value("symmetry", std::string("C1"));
   return c;
 }
 
@@ -450,7 +451,9 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
                   " Å, outside what the particles' grid allows (" + std::to_string(p_->k.width_lo) + " to " +
                   std::to_string(p_->k.width_hi) + " Å)");
   }
-  for (size_t i = 0; i < cache.count(); ++i) (is_validation(i, c.val_fraction) ? val_ : train_).push_back(i);
+  // Keyed on the cached particle, so a symmetry expansion's copies of one particle share its split.
+  for (size_t i = 0; i < cache.count(); ++i)
+    (is_validation(cache.source_index(i), c.val_fraction) ? val_ : train_).push_back(i);
   if (train_.size() < size_t(std::max(c.batch, 2)))
     throw Error(std::to_string(train_.size()) + " training particles (of " + std::to_string(cache.count()) +
                 ", --val-fraction " + std::to_string(c.val_fraction) + ") are fewer than one batch (--batch " +
@@ -477,7 +480,7 @@ nlohmann::json Trainer::feature_key() const {
     std::memcpy(&u, &v, 4);
     for (int b = 0; b < 4; ++b) h = (h ^ ((u >> (8 * b)) & 0xff)) * 1099511628211ull;
   }
-  return {{"count", ca.count()}, {"cache", fs::absolute(ca.path()).string()},
+  return {{"count", ca.count()}, {"symmetry", ca.symmetry()}, {"cache", fs::absolute(ca.path()).string()},
           {"cache_bytes", uint64_t(fs::file_size(ca.path(), ec))},
           {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
           {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
@@ -766,7 +769,8 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
                  const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch) {
   const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
   ParticleBatcher batcher(cache, band, m.config.ctf);
-  const nlohmann::json key = {{"count", cache.count()}, {"cache", fs::absolute(cache.path()).string()},
+  const nlohmann::json key = {{"count", cache.count()}, {"symmetry", cache.symmetry()},
+                              {"cache", fs::absolute(cache.path()).string()},
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
   build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch);

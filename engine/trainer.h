@@ -49,6 +49,9 @@ struct TrainConfig {
   // What may move: parameter kinds (positions, amplitudes, widths) and Gaussians (empty: all).
   bool move_positions = true, move_amplitudes = true, move_widths = true;
   std::vector<char> movable;
+  // Symmetry expansion (engine/symmetry.h): the cache the trainer is given is expanded by this group; "C1"
+  // none. Recorded so that embed expands any particle set the same way.
+  std::string symmetry = "C1";
   CtfChoice ctf = CtfChoice::automatic;
   FeaturePrecision feature_precision = FeaturePrecision::fp16;
   int loss_every = 16;     // batches between loss read-backs (divergence checks, progress)
