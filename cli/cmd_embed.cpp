@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/ranks.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/particle_cache.h"
@@ -54,9 +55,11 @@ static int run_embed(Command& c) {
   check_files(files);
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
-  ParticleCache cache = open_particle_cache(co, cache_path, true);
+  Comm& comm = c.comm();
+  ParticleCache cache = open_cache_on_ranks(comm, co, cache_path);
   std::vector<float> latent, score;
-  embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
+  embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch, &comm);
+  if (comm.rank() != 0) return 0;  // every rank holds every row; one writes them
   std::vector<int64_t> rows(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);

@@ -80,9 +80,9 @@ void act_bwd(Act a, T slope, const T* y, T* v, size_t n) {
 
 // Forward (x = activations) and backward (x = cotangents) are the same masked scaling.
 template <class T>
-void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n) {
+void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n, uint64_t first = 0) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; ++i) y[i] = dropout_apply(x[i], p, seed, stream, i);
+  for (size_t i = 0; i < n; ++i) y[i] = dropout_apply(x[i], p, seed, stream, first + i);
 }
 
 // y = gamma * xhat + beta with per-column statistics.
@@ -147,6 +147,58 @@ void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean,
       size_t i = static_cast<size_t>(r) * cols + c;
       v_x[i] = bn_bwd_x(train, v_y[i], x[i], mean[c], rstd[c], gamma[c], s1, s2, rows);
     }
+  }
+}
+
+// The same two functions over a batch split across ranks (nn/ops.h BnSync): each pass's column sums are
+// added over the ranks (`sum`, in place) before they are used, `total` is the rows of all ranks, `scratch`
+// 2 x cols values. Each rank sums its rows in order, as above.
+template <class T, class Sum>
+void bn_fwd_train_synced(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* rstd, T* run_mean, T* run_var,
+                         T momentum, T eps, int rows, int cols, int total, T* scratch, const Sum& sum) {
+  T* ss = scratch;
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
+  for (int c = 0; c < cols; ++c) {
+    T s = 0;
+    for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
+    mean[c] = s;
+  }
+  sum(mean, size_t(cols));
+  for (int c = 0; c < cols; ++c) mean[c] = bn_mean(mean[c], total);
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
+  for (int c = 0; c < cols; ++c) {
+    T s = 0;
+    for (int r = 0; r < rows; ++r) s += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mean[c]);
+    ss[c] = s;
+  }
+  sum(ss, size_t(cols));
+  for (int c = 0; c < cols; ++c) bn_stats(mean[c], ss[c], total, eps, momentum, rstd[c], run_mean[c], run_var[c]);
+  bn_apply(x, y, gamma, beta, mean, rstd, rows, cols);
+}
+
+template <class T, class Sum>
+void bn_bwd_synced(const T* x, const T* v_y, const T* gamma, const T* mean, const T* rstd, T* v_x, T* v_gamma,
+                   T* v_beta, int rows, int cols, int total, T* scratch, const Sum& sum) {
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
+  for (int c = 0; c < cols; ++c) {
+    T s1 = 0, s2 = 0;
+    for (int r = 0; r < rows; ++r) {
+      size_t i = static_cast<size_t>(r) * cols + c;
+      T t1, t2;
+      bn_bwd_terms(v_y[i], x[i], mean[c], rstd[c], t1, t2);
+      s1 += t1;
+      s2 += t2;
+    }
+    v_beta[c] = scratch[c] = s1;
+    v_gamma[c] = scratch[cols + c] = s2;
+  }
+  if (!v_x) return;  // every rank skips alike (the same network)
+  sum(scratch, 2 * size_t(cols));
+  size_t n = static_cast<size_t>(rows) * cols;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (size_t i = 0; i < n; ++i) {
+    size_t c = i % cols;
+    v_x[i] = bn_bwd_x(true, v_y[i], x[i], mean[c], rstd[c], gamma[c], scratch[c], scratch[cols + c], total);
   }
 }
 
