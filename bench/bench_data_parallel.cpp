@@ -140,18 +140,23 @@ int main(int argc, char** argv) {
       j["exchange_bytes_per_step_per_rank"] = bytes;
       j["exchange_s_per_step"] = exchange / steps;
       j["exchange_share_of_step"] = total > 0 ? exchange / total : 0.0;
-      j["allreduce_alone_s"] = t_allreduce;
-      j["allreduce_alone_GB_per_s"] = bytes / t_allreduce / 1e9;
+      if (R > 1) {
+        j["allreduce_alone_s"] = t_allreduce;
+        j["allreduce_alone_GB_per_s"] = bytes / t_allreduce / 1e9;
+      }
       nlohmann::json pj = nlohmann::json::object();
       std::printf("data-parallel train, %d rank(s) x batch %d (global %zu), G = %d, box %d, %s:\n", R, batch, GB, G,
                   box, comm.describe().c_str());
       std::printf("  %.0f particle-steps/s (epochs:", best);
       for (double v : per_epoch) std::printf(" %.0f", v);
       std::printf("), step %.4f s\n", double(GB) / best);
-      std::printf("  exchange: %.1f MB per rank and step, %.4f s per step in the step (%.1f%% of it), "
-                  "allreduce alone %.4f s (%.2f GB/s)\n",
-                  bytes / 1e6, exchange / steps, total > 0 ? 100 * exchange / total : 0.0, t_allreduce,
-                  bytes / t_allreduce / 1e9);
+      if (R > 1)
+        std::printf("  exchange: %.1f MB per rank and step, %.4f s per step in the step (%.1f%% of it), "
+                    "allreduce alone %.4f s (%.2f GB/s)\n",
+                    bytes / 1e6, exchange / steps, total > 0 ? 100 * exchange / total : 0.0, t_allreduce,
+                    bytes / t_allreduce / 1e9);
+      else
+        std::printf("  exchange: none (one rank); it would move %.1f MB per rank and step\n", bytes / 1e6);
       std::printf("  phases of the step (rank 0, synchronised after each):\n");
       for (const auto& ph : trainer.phase_seconds) {
         pj[ph.first] = ph.second / total;

@@ -24,8 +24,8 @@ NcclComm::~NcclComm() {
 std::string NcclComm::describe() const {
   int v = 0;
   ncclGetVersion(&v);
-  return "NCCL " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + " between GPUs + " +
-         MpiComm::describe();
+  return MpiComm::describe() + ", NCCL " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
+         " for GPU buffers";
 }
 
 void NcclComm::allreduce_sum(Context& cx, float* data, size_t n) {

@@ -96,6 +96,33 @@ void bn_apply(const T* x, T* y, const T* gamma, const T* beta, const T* mean, co
   }
 }
 
+// Column c's sums over the rows, in row order: of x, of the squared deviations from `mean`, and
+// backward's two (v_beta's and v_gamma's terms).
+template <class T>
+T bn_col_sum(const T* x, int rows, int cols, int c) {
+  T s = 0;
+  for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
+  return s;
+}
+template <class T>
+T bn_col_sq_dev(const T* x, T mean, int rows, int cols, int c) {
+  T s = 0;
+  for (int r = 0; r < rows; ++r) s += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mean);
+  return s;
+}
+template <class T>
+void bn_col_bwd_sums(const T* x, const T* v_y, T mean, T rstd, int rows, int cols, int c, T& s1, T& s2) {
+  s1 = 0;
+  s2 = 0;
+  for (int r = 0; r < rows; ++r) {
+    size_t i = static_cast<size_t>(r) * cols + c;
+    T t1, t2;
+    bn_bwd_terms(v_y[i], x[i], mean, rstd, t1, t2);
+    s1 += t1;
+    s2 += t2;
+  }
+}
+
 // Training forward: batch statistics (biased variance) into mean/rstd, which backward reuses; the
 // running statistics move towards them (unbiased variance). Each column's rows are summed in order.
 template <class T>
@@ -103,11 +130,8 @@ void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* r
                   T momentum, T eps, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
-    T s = 0;
-    for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
-    const T mu = bn_mean(s, rows);
-    T ss = 0;
-    for (int r = 0; r < rows; ++r) ss += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mu);
+    const T mu = bn_mean(bn_col_sum(x, rows, cols, c), rows);
+    const T ss = bn_col_sq_dev(x, mu, rows, cols, c);
     mean[c] = mu;
     bn_stats(mu, ss, rows, eps, momentum, rstd[c], run_mean[c], run_var[c]);
   }
@@ -132,14 +156,8 @@ void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean,
             T* v_beta, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
-    T s1 = 0, s2 = 0;
-    for (int r = 0; r < rows; ++r) {
-      size_t i = static_cast<size_t>(r) * cols + c;
-      T t1, t2;
-      bn_bwd_terms(v_y[i], x[i], mean[c], rstd[c], t1, t2);
-      s1 += t1;
-      s2 += t2;
-    }
+    T s1, s2;
+    bn_col_bwd_sums(x, v_y, mean[c], rstd[c], rows, cols, c, s1, s2);
     v_beta[c] = s1;
     v_gamma[c] = s2;
     if (!v_x) continue;
@@ -158,19 +176,11 @@ void bn_fwd_train_synced(const T* x, T* y, const T* gamma, const T* beta, T* mea
                          T momentum, T eps, int rows, int cols, int total, T* scratch, const Sum& sum) {
   T* ss = scratch;
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
-  for (int c = 0; c < cols; ++c) {
-    T s = 0;
-    for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
-    mean[c] = s;
-  }
+  for (int c = 0; c < cols; ++c) mean[c] = bn_col_sum(x, rows, cols, c);
   sum(mean, size_t(cols));
   for (int c = 0; c < cols; ++c) mean[c] = bn_mean(mean[c], total);
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
-  for (int c = 0; c < cols; ++c) {
-    T s = 0;
-    for (int r = 0; r < rows; ++r) s += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mean[c]);
-    ss[c] = s;
-  }
+  for (int c = 0; c < cols; ++c) ss[c] = bn_col_sq_dev(x, mean[c], rows, cols, c);
   sum(ss, size_t(cols));
   for (int c = 0; c < cols; ++c) bn_stats(mean[c], ss[c], total, eps, momentum, rstd[c], run_mean[c], run_var[c]);
   bn_apply(x, y, gamma, beta, mean, rstd, rows, cols);
@@ -181,14 +191,8 @@ void bn_bwd_synced(const T* x, const T* v_y, const T* gamma, const T* mean, cons
                    T* v_beta, int rows, int cols, int total, T* scratch, const Sum& sum) {
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
-    T s1 = 0, s2 = 0;
-    for (int r = 0; r < rows; ++r) {
-      size_t i = static_cast<size_t>(r) * cols + c;
-      T t1, t2;
-      bn_bwd_terms(v_y[i], x[i], mean[c], rstd[c], t1, t2);
-      s1 += t1;
-      s2 += t2;
-    }
+    T s1, s2;
+    bn_col_bwd_sums(x, v_y, mean[c], rstd[c], rows, cols, c, s1, s2);
     v_beta[c] = scratch[c] = s1;
     v_gamma[c] = scratch[cols + c] = s2;
   }

@@ -8,20 +8,14 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/philox.h"
 #include "nn/sequential.h"
+#include "support.h"
 #include "thread_comm.h"
 
 using namespace cugmm;
 using namespace cugmm::nn;
 
 namespace {
-
-std::vector<float> rand_vec(size_t n, uint64_t stream) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = 2 * philox_uniform(9, stream, i) - 1;
-  return v;
-}
 
 double max_diff(const std::vector<float>& a, const float* b) {
   double d = 0;
@@ -67,7 +61,7 @@ std::vector<Share> run_ranks(const Arch& a, int ranks, int B, const std::vector<
 TEST_CASE("3 ranks x 6 rows compute what one network computes on 18 rows") {
   const Arch a = encoder_like();
   const int R = 3, B = 6;
-  const std::vector<float> x = rand_vec(size_t(R) * B * 12, 1), v = rand_vec(size_t(R) * B * 3, 2);
+  const std::vector<float> x = test::random_values(size_t(R) * B * 12, 9, 1), v = test::random_values(size_t(R) * B * 3, 9, 2);
   Sequential whole(a, cpu_context(), 4);
   const float* yw = whole.forward(x.data(), R * B, Mode::train, 6);
   const std::vector<float> y_whole(yw, yw + R * B * 3);

@@ -8,30 +8,13 @@
 #include <vector>
 
 #include "../thread_comm.h"
-#include "kernels/philox.h"
+#include "../support.h"
 #include "nn/sequential.h"
 
 using namespace cugmm;
 using namespace cugmm::nn;
 
 namespace {
-
-std::vector<float> rand_vec(size_t n, uint64_t stream) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = 2 * philox_uniform(10, stream, i) - 1;
-  return v;
-}
-
-// max |a - b| / max |b|
-double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0, m = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(double(a[i]) - b[i]));
-    m = std::max(m, std::abs(double(b[i])));
-  }
-  return d / m;
-}
 
 struct Share {
   std::vector<float> y, vx, grads, state;
@@ -71,12 +54,12 @@ TEST_CASE("CUDA == CPU for 3 ranks: synchronised batch-norm and globally keyed d
   a.in = 40;
   a.layers = {dense(300), relu(), dropout(0.3f), batchnorm(), dense(7)};
   const int R = 3, B = 70;
-  const std::vector<float> x = rand_vec(size_t(R) * B * 40, 1), v = rand_vec(size_t(R) * B * 7, 2);
+  const std::vector<float> x = test::random_values(size_t(R) * B * 40, 10, 1), v = test::random_values(size_t(R) * B * 7, 10, 2);
   const std::vector<Share> c = run_ranks(Device::cpu, a, R, B, x, v), g = run_ranks(Device::cuda, a, R, B, x, v);
   for (int r = 0; r < R; ++r) {
-    CHECK(scaled_diff(g[size_t(r)].y, c[size_t(r)].y) < 1e-5);
-    CHECK(scaled_diff(g[size_t(r)].state, c[size_t(r)].state) < 1e-5);
-    CHECK(scaled_diff(g[size_t(r)].vx, c[size_t(r)].vx) < 1e-4);
-    CHECK(scaled_diff(g[size_t(r)].grads, c[size_t(r)].grads) < 1e-4);
+    CHECK(test::scaled_diff(g[size_t(r)].y, c[size_t(r)].y) < 1e-5);
+    CHECK(test::scaled_diff(g[size_t(r)].state, c[size_t(r)].state) < 1e-5);
+    CHECK(test::scaled_diff(g[size_t(r)].vx, c[size_t(r)].vx) < 1e-4);
+    CHECK(test::scaled_diff(g[size_t(r)].grads, c[size_t(r)].grads) < 1e-4);
   }
 }
