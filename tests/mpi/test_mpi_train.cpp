@@ -85,6 +85,16 @@ TEST_CASE("2 ranks x batch 32 train what 1 process trains with batch 64; resume 
   CHECK(zsame < 0.05);
   CHECK(zother > 10 * zsame);
 
+  // embed on 2 ranks (each its half of the particles, features included) == on one process.
+  const std::string embed = test::cugmm_exe() + " embed " + one + " --particles " + d.star +
+                            " --device cpu --threads 1 --out ";
+  r = test::run(embed + d.dir + "/embed1");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(mpirun(2) + embed + d.dir + "/embed2");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(max_diff(read_latent(d.dir + "/embed1/latent.txt"), read_latent(d.dir + "/embed2/latent.txt")) < 1e-5);
+  CHECK(max_diff(read_latent(d.dir + "/embed1/latent.txt"), z1) < 1e-5);  // train's own embedding
+
   // Resume: 1 epoch on 2 ranks x 32, then 1 process x 64 (the same global batch) ~ 2 epochs straight.
   const std::string res = d.dir + "/resumed";
   r = test::run(train_ranks(d, res, 2, kOpts + " --epochs 1 --batch 32"));
@@ -137,4 +147,16 @@ TEST_CASE("a failing or killed rank ends the job with a message, without hanging
   CHECK(s < 140);
   CHECK_MESSAGE(test::contains(r.out, "signal 9"), r.out);
   MESSAGE("killed rank: the job ended after " << s << " s (including the first epoch)");
+
+  // SIGUSR1 to mpirun (the child of `timeout`; forwarded to every rank, where Ctrl-C would end the job) stops every rank at the
+  // same batch with a resumable checkpoint; one process resumes it with the same global batch.
+  const std::string stop = d.dir + "/stopped";
+  r = test::run(train_ranks(d, stop, 2, kOpts + " --batch 8 --epochs 100000") + " > " + d.dir + "/stop.log 2>&1 & " +
+                "M=$!; for i in $(seq 600); do [ -f " + stop + "/model.ckpt ] && break; sleep 0.2; done; " +
+                "kill -USR1 $(pgrep -P $M); wait $M; echo rc=$?; cat " + d.dir + "/stop.log");
+  CHECK_MESSAGE(test::contains(r.out, "rc=130"), r.out);
+  CHECK_MESSAGE(test::contains(r.out, "resumable checkpoint"), r.out);
+  r = test::run(train_one(d, stop, kOpts + " --batch 16 --epochs 3 --resume"));
+  CHECK_MESSAGE(r.status == 0, r.out);
+  CHECK_MESSAGE(test::contains(r.out, "written by 2 rank(s)"), r.out);
 }
