@@ -38,8 +38,10 @@ if(CUGMM_HAVE_NCCL)
   list(APPEND CUGMM_DIST_DEPS ${NCCL_LIBRARY})
 endif()
 cugmm_layer(cugmm_dist SOURCES ${CUGMM_DIST_SRC} DEPS ${CUGMM_DIST_DEPS})
+# The C API only: the deprecated MPI C++ bindings stay out (and their warnings with them).
 target_compile_definitions(cugmm_dist PRIVATE $<$<BOOL:${CUGMM_HAVE_MPI}>:CUGMM_HAVE_MPI=1>
-                                              $<$<BOOL:${CUGMM_HAVE_NCCL}>:CUGMM_HAVE_NCCL=1>)
+                                              $<$<BOOL:${CUGMM_HAVE_NCCL}>:CUGMM_HAVE_NCCL=1>
+                                              OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
 if(CUGMM_HAVE_NCCL)
   target_include_directories(cugmm_dist PRIVATE ${NCCL_INCLUDE_DIR})
 endif()

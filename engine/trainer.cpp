@@ -664,8 +664,9 @@ bool Trainer::train(bool resume) {
         cx.synchronize();
         save(e, shift + bi * GB);
         progress.finish();
-        log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
-                 ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
+        if (rank == 0)  // once for the job
+          log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
+                   ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
         return false;
       }
       for (size_t i = 0; i < B; ++i) idx[i] = order[shift + bi * GB + size_t(rank) * B + i];
