@@ -38,26 +38,6 @@
 using namespace cugmm;
 namespace fs = std::filesystem;
 
-namespace {
-
-io::GaussianModel random_model(int G, int box, double pixel) {
-  io::GaussianModel m;
-  m.box_size = box;
-  m.pixel_size = pixel;
-  m.resize(size_t(G));
-  const double r = box * pixel / 5;
-  for (int j = 0; j < G; ++j) {
-    m.x[j] = float(r * (2 * philox_uniform(3, 0, 3 * j) - 1));
-    m.y[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 1) - 1));
-    m.z[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 2) - 1));
-    m.amplitude[j] = 1.f;
-    m.width[j] = float(1.5 * pixel);
-  }
-  return m;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   try {
     bool quick = false;
@@ -93,7 +73,7 @@ int main(int argc, char** argv) {
     const std::string dir = (fs::temp_directory_path() / ("bench_train_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
     set_quiet(true);
-    io::GaussianModel model = random_model(G, box, pixel);
+    io::GaussianModel model = bench::random_model(G, box, pixel);
     SimulationOptions so;
     so.count = particles;
     so.snr = 0.1;

@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/ranks.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/gaussian_mask.h"
@@ -72,8 +73,11 @@ static int run_embed(Command& c) {
   check_files(files);
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
-  ParticleCache cache = open_particle_cache(co, cache_path, true);
+  Comm& comm = c.comm();
+  ParticleCache cache = open_cache_on_ranks(comm, co, cache_path);
   if (!focus.is_null()) {
+    // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
+    if (comm.size() > 1) throw Error("a focused run (--focus-mask) is embedded in one process, not under mpirun");
     const io::GaussianModel full = io::load_any_model(focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
     SubtractionSpec spec;
     spec.inside = gaussians_in_mask(focus["mask"].get<std::string>(), full);
@@ -87,7 +91,8 @@ static int run_embed(Command& c) {
   const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
   if (group.order() > 1) cache.expand(group.name, group.operators);
   std::vector<float> latent, score;
-  embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
+  embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch, &comm);
+  if (comm.rank() != 0) return 0;  // every rank holds every row; one writes them
   const std::vector<int64_t> rows = output_rows(cache);
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows, cache.copies());
   write_latent_star((fs::path(out) / "particles.star").string(),

@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/ranks.h"
 #include "cli/train_options.h"
 #include "cli/limits.h"
 #include "core/error.h"
@@ -29,6 +30,8 @@ namespace cugmm::cli {
 
 namespace {
 
+// SIGINT (Ctrl-C) and SIGUSR1: under mpirun, Open MPI forwards SIGUSR1 to every rank (a Ctrl-C to mpirun
+// ends the job instead), so `kill -USR1 <mpirun>` stops a data-parallel run at a batch boundary.
 extern "C" void on_sigint(int) { stop_requested() = true; }
 
 }  // namespace
@@ -131,7 +134,8 @@ static int run_train(Command& c) {
     for (int y = -grid.box / 2; y < grid.box / 2; ++y)
       for (int x = 0; x <= grid.box / 2; ++x) band_est += (x * x + y * y <= maxring * maxring);
     MemoryPlan plan = plan_memory(cfg, G, grid.box, band_est, n_all);
-    std::printf("memory plan on %s (G = %d, box %d, batch %d):\n%s\n", device_name(device), G, grid.box, cfg.batch,
+    if (c.comm().rank() == 0)
+      std::printf("memory plan on %s (G = %d, box %d, batch %d):\n%s\n", device_name(device), G, grid.box, cfg.batch,
                 plan.text().c_str());
     if (plan_only) return 0;
     require_memory(plan, device);
@@ -140,34 +144,46 @@ static int run_train(Command& c) {
 
   const auto t0 = std::chrono::steady_clock::now();
   co.maxres = cfg.maxres;
-  ParticleCache cache = open_particle_cache(co, cache_path, true);
+  ParticleCache cache = open_cache_on_ranks(c.comm(), co, cache_path);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
   Context cx(device);
   nlohmann::json focus_report;
+  // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
+  if (subtracting && c.comm().size() > 1) throw Error("--focus-mask --subtract runs in one process, not under mpirun");
   if (subtracting) cache = subtracted_cache(cx, cache, full_model, focus, sub_path, focus_report);
   if (copies > 1) cache.expand(to.group.name, to.group.operators);
+  Comm& comm = c.comm();
+  const bool writer = comm.rank() == 0;  // one rank writes the run's files
   Trainer trainer(cx, cache, model, cfg, out);
-  io::write_model((fs::path(out) / "neutral.txt").string(), model);
+  trainer.set_comm(comm);
+  if (writer) io::write_model((fs::path(out) / "neutral.txt").string(), model);
   log_info("train: " + std::to_string(trainer.train_count()) + " particles, " + std::to_string(trainer.val_count()) +
-           " for validation, " + std::to_string(G) + " Gaussians, on " + device_name(device));
+           " for validation, " + std::to_string(G) + " Gaussians, on " + device_name(device) +
+           (comm.size() > 1 ? ", " + comm.describe() + ", global batch " + std::to_string(comm.size() * cfg.batch)
+                            : std::string()));
   trainer.prepare_features(resume);
   auto prev = std::signal(SIGINT, on_sigint);
+  auto prev_usr1 = std::signal(SIGUSR1, on_sigint);
   bool done;
   try {
     done = trainer.train(resume);
   } catch (...) {
     std::signal(SIGINT, prev);
-    if (!trainer.history().empty())
+    std::signal(SIGUSR1, prev_usr1);
+    if (writer && !trainer.history().empty())
       write_loss((fs::path(out) / "loss.txt").string(), (fs::path(out) / "loss.png").string(), trainer.history());
     throw;
   }
   std::signal(SIGINT, prev);
-  write_loss((fs::path(out) / "loss.txt").string(), (fs::path(out) / "loss.png").string(), trainer.history());
+  std::signal(SIGUSR1, prev_usr1);
+  if (writer)
+    write_loss((fs::path(out) / "loss.txt").string(), (fs::path(out) / "loss.png").string(), trainer.history());
   if (!done) return 130;
 
   std::vector<float> latent, score;
   const auto t_embed = std::chrono::steady_clock::now();
   trainer.embed(latent, score);
+  if (!writer) return 0;
   const std::vector<int64_t> rows = output_rows(cache);
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows, cache.copies());
   write_latent_star((fs::path(out) / "particles.star").string(), copies > 1 ? expand_particle_set(set, to.group) : set,
@@ -202,6 +218,8 @@ static int run_train(Command& c) {
   run["grid"] = {{"box", cache.box()}, {"pixel", cache.pixel_size()}, {"ring_min", trainer.batcher().band().ring_min},
                  {"ring_max", trainer.batcher().band().ring_max}};
   run["device"] = device_name(device);
+  run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
+                  {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes}};
   run["particles_count"] = cache.count();
   run["train_count"] = trainer.train_count();
   run["val_count"] = trainer.val_count();

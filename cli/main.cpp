@@ -2,9 +2,13 @@
 // a command becomes one line for the user: exceptions from the standard library or nlohmann::json carry
 // texts ("stoll", "_M_range_check", "type_error.302") that mean nothing to a user, so they are mapped to
 // what happened; the original text is shown only with --debug.
+//
+// Under mpirun (dist/launch.h) every rank runs the command with the job's Comm; a rank that fails prints
+// which rank it is and why, then ends the whole job (MPI_Abort), so no rank waits for it forever.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <new>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -13,20 +17,24 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "dist/launch.h"
 
 static void print_commands() {
   std::printf("usage: cugmm <command> [options]   (cugmm <command> --help for its options)\n\ncommands:\n");
   for (auto& kv : cugmm::cli::commands()) std::printf("  %-12s %s\n", kv.first.c_str(), kv.second.summary);
 }
 
-static int fail(const char* command, const std::string& what, const char* original = nullptr) {
-  std::string m = what;
-  if (original && cugmm::debug_enabled()) m += " [" + std::string(original) + "]";
-  std::fprintf(stderr, "cugmm %s: error: %s\n", command, m.c_str());
-  return 1;
-}
-
 int main(int argc, char** argv) {
+  std::unique_ptr<cugmm::dist::Launch> launch;
+  try {
+    launch = std::make_unique<cugmm::dist::Launch>(argc, argv);
+  } catch (const cugmm::Error& e) {
+    std::fprintf(stderr, "cugmm: error: %s\n", e.what());
+    return 1;
+  }
+  cugmm::Comm& comm = launch->comm();
+  if (comm.rank() != 0) cugmm::set_quiet(true);  // one progress display; warnings still show
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
     print_commands();
     return argc < 2 ? 2 : 0;
@@ -39,28 +47,41 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* name = argv[1];
+  const std::string who = comm.size() > 1 ? " (rank " + std::to_string(comm.rank()) + " of " +
+                                                std::to_string(comm.size()) + ")" : std::string();
+  auto fail = [&](const std::string& what, const char* original = nullptr) {
+    std::string m = what;
+    if (original && cugmm::debug_enabled()) m += " [" + std::string(original) + "]";
+    std::fprintf(stderr, "cugmm %s%s: error: %s\n", name, who.c_str(), m.c_str());
+    return 1;
+  };
+  int rc;
   try {
     cugmm::cli::Command cmd(name, it->second.summary, std::vector<std::string>(argv + 2, argv + argc));
-    return it->second.fn(cmd);
+    cmd.set_comm(comm);
+    rc = it->second.fn(cmd);
   } catch (const cugmm::Error& e) {
-    return fail(name, e.what());
+    rc = fail(e.what());
   } catch (const std::bad_alloc& e) {
-    return fail(name, "out of memory: the input or options ask for more memory than this machine has", e.what());
+    rc = fail("out of memory: the input or options ask for more memory than this machine has", e.what());
   } catch (const nlohmann::json::exception& e) {
-    return fail(name, "a JSON file does not have the expected structure", e.what());
+    rc = fail("a JSON file does not have the expected structure", e.what());
   } catch (const std::filesystem::filesystem_error& e) {
     std::string m = e.code().message();
     if (!e.path1().empty()) m = e.path1().string() + ": " + m;
-    return fail(name, m, e.what());
+    rc = fail(m, e.what());
   } catch (const std::system_error& e) {
-    return fail(name, "system error: " + e.code().message(), e.what());
+    rc = fail("system error: " + e.code().message(), e.what());
   } catch (const std::out_of_range& e) {
-    return fail(name, "a value in the input is out of range (internal check; run with --debug for details)", e.what());
+    rc = fail("a value in the input is out of range (internal check; run with --debug for details)", e.what());
   } catch (const std::invalid_argument& e) {
-    return fail(name, "a value in the input could not be read as a number (run with --debug for details)", e.what());
+    rc = fail("a value in the input could not be read as a number (run with --debug for details)", e.what());
   } catch (const std::length_error& e) {
-    return fail(name, "a size in the input or options is too large", e.what());
+    rc = fail("a size in the input or options is too large", e.what());
   } catch (const std::exception& e) {
-    return fail(name, "internal error (run with --debug for details)", e.what());
+    rc = fail("internal error (run with --debug for details)", e.what());
   }
+  // A failure on a rank of several (130, a requested stop, is every rank's together): end the job now.
+  if (rc != 0 && rc != 130 && comm.size() > 1) comm.abort(rc);
+  return rc;
 }

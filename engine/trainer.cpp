@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "engine/data_parallel.h"
 #include "engine/model_params.h"
 #include "engine/train_ops.h"
 #include "kernels/gaussian_projection.h"
@@ -373,9 +374,11 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
   return o;
 }
 
+// Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
 void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
                 const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
-                const FeatureFile& features, std::vector<float>& latent, std::vector<float>& score, int batch) {
+                const FeatureFile& features, std::vector<float>& latent, std::vector<float>& score, int batch,
+                Comm* comm) {
   const size_t n = features.count();
   const int d = enc.out_features();
   auto projector = make_projector(cx, batcher.band(), k.G);
@@ -383,9 +386,10 @@ void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const Ste
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
   std::vector<size_t> idx(static_cast<size_t>(batch));
-  Progress progress("embed", n);
-  for (size_t first = 0; first < n; first += size_t(batch)) {
-    const int m = int(std::min(size_t(batch), n - first));
+  const auto [from, to] = comm ? rank_share(n, comm->rank(), comm->size()) : std::make_pair(size_t(0), n);
+  Progress progress("embed", to - from);
+  for (size_t first = from; first < to; first += size_t(batch)) {
+    const int m = int(std::min(size_t(batch), to - first));
     for (int i = 0; i < m; ++i) idx[i] = first + i;
     b.load(batcher, features, idx.data(), m);
     b.forward(enc, dec, m, nn::Mode::infer, 0, 0.f, 0, 0);
@@ -396,6 +400,10 @@ void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const Ste
   }
   cx.synchronize();
   progress.finish();
+  if (comm) {
+    data_parallel::gather_rows(*comm, latent);
+    data_parallel::gather_rows(*comm, score);
+  }
 }
 
 }  // namespace
@@ -415,6 +423,8 @@ struct Trainer::Impl {
   std::unique_ptr<nn::Sequential> enc, dec;
   std::unique_ptr<nn::Adam> aenc, adec;
   uint64_t step = 0;
+  SingleComm single;
+  Comm* comm = &single;  // set_comm
 
   Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)
       : cx(x), cache(ca), neutral(m), c(cfg), dir(d), G(int(m.size())) {}
@@ -423,8 +433,11 @@ struct Trainer::Impl {
     enc = std::make_unique<nn::Sequential>(encoder_arch(c, G), cx, c.seed * 2 + 1);
     dec = std::make_unique<nn::Sequential>(decoder_arch(c, G), cx, c.seed * 2 + 2);
     dec->set_base(std::vector<float>(5 * size_t(G), 0.f));  // the neutral model is added in decode_rows
+    enc->set_comm(comm);
+    dec->set_comm(comm);
     nn::AdamConfig ac;
     ac.lr = c.lr;
+    ac.grad_scale = 1.f / float(comm->size());  // the ranks' summed gradients, each 1 / B: the global mean
     ac.moments = c.bf16_moments ? nn::Moments::bf16 : nn::Moments::f32;
     ac.seed = c.seed * 2 + 1;
     aenc = std::make_unique<nn::Adam>(*enc, ac);
@@ -468,6 +481,14 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
 
 Trainer::~Trainer() = default;
 
+void Trainer::set_comm(Comm& comm) {
+  p_->comm = &comm;
+  const size_t global = size_t(p_->c.batch) * size_t(comm.size());
+  if (train_.size() < global)
+    throw Error(std::to_string(train_.size()) + " training particles are fewer than one global batch (" +
+                std::to_string(comm.size()) + " ranks x --batch " + std::to_string(p_->c.batch) + ")");
+}
+
 std::string Trainer::checkpoint_path() const { return (fs::path(p_->dir) / "model.ckpt").string(); }
 std::string Trainer::features_path() const { return (fs::path(p_->dir) / "features.cugmm-features").string(); }
 
@@ -500,7 +521,7 @@ void Trainer::prepare_features(bool resume) {
     for (size_t i : train_) use[i] = 1;
     FeatureNorm norm;
     build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
-                       std::max(1, std::min(p_->c.batch, 256)));
+                       std::max(1, std::min(p_->c.batch, 256)), p_->comm);
   }
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
@@ -550,6 +571,11 @@ bool Trainer::train(bool resume) {
   int start_epoch = 0;
   size_t start_batch = 0;
   std::vector<double> acc_host(4, 0.0);
+  // Data-parallel (engine/data_parallel.h): this rank's slice of each global batch of GB particles.
+  Comm& comm = *p.comm;
+  const int rank = comm.rank(), ranks = comm.size();
+  const size_t GB = size_t(c.batch) * size_t(ranks);
+  size_t start_rows = 0;  // particles of the start epoch already trained (any rank count wrote them)
 
   if (resume) {
     nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
@@ -557,31 +583,49 @@ bool Trainer::train(bool resume) {
     old.epochs = c.epochs;  // a resumed run may go further, and watch it differently
     old.explode = c.explode;
     old.loss_every = c.loss_every;
-    if (old.to_json() != c.to_json())
+    // Any rank count may resume, with the same global batch (R x --batch): the same steps follow.
+    const int saved_ranks = ck.meta.value("ranks", 1);
+    const size_t saved_global = size_t(old.batch) * size_t(saved_ranks);
+    old.batch = c.batch;  // compared as the global batch
+    if (old.to_json() != c.to_json() || saved_global != GB)
       throw Error("cannot resume " + checkpoint_path() + ": its settings differ from this command's (" +
-                  old.to_json().dump() + " vs " + c.to_json().dump() + ")");
+                  old.to_json().dump() + " vs " + c.to_json().dump() + ")" +
+                  (saved_global != GB ? "; the global batch (ranks x --batch) was " + std::to_string(saved_global) +
+                                            ", this command's is " + std::to_string(GB) + ": give --batch " +
+                                            std::to_string(saved_global) + " / ranks"
+                                      : std::string()));
     p.enc->load(ck, "encoder.");
     p.dec->load(ck, "decoder.");
     p.aenc->load(ck, "adam_encoder.");
     p.adec->load(ck, "adam_decoder.");
     start_epoch = ck.meta.at("epoch");
     start_batch = ck.meta.at("batch");
+    start_rows = ck.meta.value("rows", start_batch * GB);  // the global batch is the saved one (checked above)
+    if (saved_ranks != ranks)
+      log_info("the checkpoint was written by " + std::to_string(saved_ranks) + " rank(s), this run has " +
+               std::to_string(ranks) + " (global batch " + std::to_string(GB) + ")");
     p.step = ck.meta.at("step");
     history_ = history_from_json(ck.meta.at("history"));
-    acc_host = ck.meta.at("acc").get<std::vector<double>>();
-    b.acc.upload(acc_host);
+    acc_host = ck.meta.at("acc").get<std::vector<double>>();  // the whole run's sums: rank 0 carries them
+    b.acc.upload(rank == 0 ? acc_host : std::vector<double>(4, 0.0));
     log_info("resuming at epoch " + std::to_string(start_epoch + 1) +
              (start_batch ? ", batch " + std::to_string(start_batch + 1) : ""));
   }
 
-  auto save = [&](int epoch, size_t batch) {
+  // Every rank calls it (the loss sums are added over the ranks); rank 0 alone writes.
+  auto save = [&](int epoch, size_t rows) {
+    std::vector<double> acc = b.acc.to_host();
+    comm.allreduce_sum(acc.data(), acc.size());
+    if (rank != 0) return;
     nn::Checkpoint ck;
     ck.meta["config"] = c.to_json();
     ck.meta["epoch"] = epoch;
-    ck.meta["batch"] = batch;
+    ck.meta["batch"] = rows / GB;
+    ck.meta["rows"] = rows;
+    ck.meta["ranks"] = ranks;
     ck.meta["step"] = p.step;
     ck.meta["history"] = history_json(history_);
-    ck.meta["acc"] = b.acc.to_host();
+    ck.meta["acc"] = acc;
     ck.meta["gaussians"] = p.G;
     ck.meta["model_box"] = p.neutral.box_size;
     ck.meta["model_pixel"] = p.neutral.pixel_size;
@@ -600,8 +644,9 @@ bool Trainer::train(bool resume) {
   };
 
   const size_t B = size_t(c.batch);
-  const size_t batches = train_.size() / B;  // the remainder (< one batch) waits for the next epoch's order
-  size_t total = (size_t(std::max(0, c.epochs - start_epoch)) * batches) - std::min(start_batch, batches);
+  // The remainder (< one global batch) waits for the next epoch's order.
+  size_t total = size_t(std::max(0, c.epochs - start_epoch)) * (train_.size() / GB);
+  total -= std::min(start_rows / GB, total);
   Progress progress("train", total);
   const auto t_train = std::chrono::steady_clock::now();
   std::string last_extra;
@@ -609,23 +654,27 @@ bool Trainer::train(bool resume) {
     const auto t_epoch = std::chrono::steady_clock::now();
     const std::vector<uint64_t> order = epoch_order(train_, c.seed, uint64_t(e));
     std::vector<size_t> idx(B);
-    size_t b0 = e == start_epoch ? start_batch : 0;
-    if (b0 == 0) {
+    // A run resumed with another rank count may restart mid-batch: its epoch's batches start `shift` later.
+    const size_t shift = e == start_epoch ? start_rows % GB : 0;
+    const size_t b0 = e == start_epoch ? start_rows / GB : 0;
+    const size_t batches = (train_.size() - shift) / GB;
+    if (e != start_epoch || start_rows == 0) {
       b.acc.zero();
       acc_host.assign(4, 0.0);
     }
     double checked_loss = acc_host[0];
-    size_t checked_rows = b0 * B;
+    size_t checked_rows = shift + b0 * GB;
     for (size_t bi = b0; bi < batches; ++bi) {
-      if (stop_requested()) {
+      if (data_parallel::any(comm, stop_requested())) {  // every rank stops at the same batch
         cx.synchronize();
-        save(e, bi);
+        save(e, shift + bi * GB);
         progress.finish();
-        log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
-                 ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
+        if (rank == 0)  // once for the job
+          log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
+                   ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
         return false;
       }
-      for (size_t i = 0; i < B; ++i) idx[i] = order[bi * B + i];
+      for (size_t i = 0; i < B; ++i) idx[i] = order[shift + bi * GB + size_t(rank) * B + i];
       try {
         auto tick = std::chrono::steady_clock::now();
         size_t phase = 0;
@@ -656,6 +705,11 @@ bool Trainer::train(bool resume) {
         }
         p.enc->backward(vz, false);
         mark("decoder + encoder backward");
+        if (ranks > 1) {
+          data_parallel::exchange_gradients(comm, *p.enc);
+          data_parallel::exchange_gradients(comm, *p.dec);
+          mark("gradient exchange");
+        }
         p.aenc->step();
         p.adec->step();
         mark("Adam");
@@ -663,11 +717,12 @@ bool Trainer::train(bool resume) {
         if ((bi + 1) % size_t(std::max(1, c.loss_every)) == 0 || bi + 1 == batches) {
           acc_host = b.acc.to_host();  // waits for the stream: the only read-back
           cx.synchronize();
-          const double chunk = (acc_host[0] - checked_loss) / double((bi + 1) * B - checked_rows);
+          comm.allreduce_sum(acc_host.data(), acc_host.size());  // every rank judges the same loss
+          const double chunk = (acc_host[0] - checked_loss) / double(shift + (bi + 1) * GB - checked_rows);
           if (!std::isfinite(chunk) || chunk > c.explode)
             throw Error("the loss is " + std::to_string(chunk) + (std::isfinite(chunk) ? " (above --explode)" : ""));
           checked_loss = acc_host[0];
-          checked_rows = (bi + 1) * B;
+          checked_rows = shift + (bi + 1) * GB;
           char buf[96];
           std::snprintf(buf, sizeof buf, "epoch %d/%d loss %.4f", e + 1, c.epochs, acc_host[0] / double(checked_rows));
           last_extra = buf;
@@ -686,11 +741,12 @@ bool Trainer::train(bool resume) {
     EpochRecord r;
     r.step_seconds = t_steps;
     r.epoch = e + 1;
-    r.train_loss = acc_host[0] / double(batches * B);
-    r.train_score = acc_host[1] / double(batches * B);
+    r.train_loss = acc_host[0] / double(shift + batches * GB);
+    r.train_score = acc_host[1] / double(shift + batches * GB);
     if (!val_.empty()) {
-      for (size_t first = 0; first < val_.size(); first += B) {
-        const int m = int(std::min(B, val_.size() - first));
+      const auto [v0, v1] = rank_share(val_.size(), rank, ranks);
+      for (size_t first = v0; first < v1; first += B) {
+        const int m = int(std::min(B, v1 - first));
         b.load(*batcher_, *features_, val_.data() + first, m);
         b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e));
         b.project(*projector, m, false);
@@ -698,16 +754,21 @@ bool Trainer::train(bool resume) {
       }
       acc_host = b.acc.to_host();
       cx.synchronize();
+      comm.allreduce_sum(acc_host.data(), acc_host.size());
       r.has_val = true;
       r.val_loss = acc_host[2] / double(val_.size());
       r.val_score = acc_host[3] / double(val_.size());
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    particle_steps_per_s = double((batches - b0) * B) / t_steps;
+    particle_steps_per_s = double((batches - b0) * GB) / t_steps;
     b.acc.zero();
     r.seconds = dt;
     history_.push_back(r);
     save(e + 1, 0);
+    if (ranks > 1) {  // one model on every rank, or the job stops saying so
+      data_parallel::same_everywhere(comm, p.enc->params_to_host(), "encoder weights");
+      data_parallel::same_everywhere(comm, p.dec->params_to_host(), "decoder weights");
+    }
     history_.back().seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     char line[200];
     std::snprintf(line, sizeof line, "epoch %d/%d: loss %.5f (score %.4f)%s, %.0f particles/s", e + 1, c.epochs,
@@ -726,7 +787,7 @@ void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
   Impl& p = *p_;
   CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
   embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, latent, score,
-             std::max(1, std::min(p.c.batch, 256)));
+             std::max(1, std::min(p.c.batch, 256)), p.comm);
 }
 
 // ---- a trained run -------------------------------------------------------------------------------------
@@ -759,23 +820,25 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 }
 
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
-                     std::vector<float>& latent, std::vector<float>& score, int batch) {
+                     std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
   embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features, latent,
-             score, batch);
+             score, batch, comm);
 }
 
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
-                 const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch) {
+                 const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch,
+                 Comm* comm) {
   const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
   ParticleBatcher batcher(cache, band, m.config.ctf);
   const nlohmann::json key = {{"count", cache.count()}, {"symmetry", cache.symmetry()},
                               {"cache", fs::absolute(cache.path()).string()},
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
-  build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch);
+  build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch,
+                     comm);
   FeatureFile features(features_path, key);
-  embed_particles(m, cx, batcher, features, latent, score, batch);
+  embed_particles(m, cx, batcher, features, latent, score, batch, comm);
 }
 
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n) {

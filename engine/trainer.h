@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
 #include "core/context.h"
 #include "engine/features.h"
 #include "engine/particle_batch.h"
@@ -124,12 +125,13 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx);
 // Latent points of particles through a trained encoder (inference mode) and their FRC score at the decoded
 // model: rows in cache order.
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
-                     std::vector<float>& latent, std::vector<float>& score, int batch = 64);
+                     std::vector<float>& latent, std::vector<float>& score, int batch = 64, Comm* comm = nullptr);
 // Every particle of `cache` through a trained run's encoder with the run's feature normalisation (what
 // `cugmm embed` does): the features are built at features_path, keyed to the cache and the checkpoint.
+// Under a comm of several ranks each embeds its rank_share of the particles and every rank returns all rows.
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
                  const std::string& features_path, std::vector<float>& latent, std::vector<float>& score,
-                 int batch = 64);
+                 int batch = 64, Comm* comm = nullptr);
 // Gaussian parameters (5G) of latent points (n x d) through the decoder (inference mode).
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n);
 
@@ -139,6 +141,10 @@ class Trainer {
   Trainer(Context& cx, const ParticleCache& cache, const io::GaussianModel& neutral, const TrainConfig& config,
           const std::string& run_dir);
   ~Trainer();
+  // Data-parallel training over comm's ranks (engine/data_parallel.h), set before prepare_features: each
+  // rank runs config.batch particles of every global batch of size() x batch; features, validation and
+  // embed are shared out; only rank 0 writes the checkpoint. The comm outlives the trainer.
+  void set_comm(Comm& comm);
   const MemoryPlan& memory_plan() const { return plan_; }
   size_t train_count() const { return train_.size(); }
   size_t val_count() const { return val_.size(); }

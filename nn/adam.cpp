@@ -32,12 +32,13 @@ void Adam::step() {
   s.bc1 = static_cast<float>(1.0 - std::pow(double(cfg_.beta1), double(t_)));
   s.bc2 = static_cast<float>(1.0 - std::pow(double(cfg_.beta2), double(t_)));
   s.wd = 0;
-  s.grad_scale = 1;
+  s.grad_scale = cfg_.grad_scale;
   last_norm_ = 0;
   if (cfg_.clip_norm > 0) {
-    last_norm_ = static_cast<float>(std::sqrt(ops::sum_squares(net_.context(), net_.grads(), net_.num_params())));
+    last_norm_ = cfg_.grad_scale *
+                 static_cast<float>(std::sqrt(ops::sum_squares(net_.context(), net_.grads(), net_.num_params())));
     if (!std::isfinite(last_norm_)) throw Error("Adam: the gradient is not finite (norm " + std::to_string(last_norm_) + ")");
-    if (last_norm_ > cfg_.clip_norm) s.grad_scale = cfg_.clip_norm / last_norm_;
+    if (last_norm_ > cfg_.clip_norm) s.grad_scale = cfg_.grad_scale * cfg_.clip_norm / last_norm_;
   }
   if (cfg_.moments == Moments::f32)
     ops::adam_f32(net_.context(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s);

@@ -23,6 +23,10 @@ struct AdamConfig {
   float clip_norm = 0;          // > 0: scale the gradient so its global L2 norm is at most this
   Moments moments = Moments::f32;
   uint64_t seed = 0x5eed;       // Philox seed of the bf16 stochastic rounding
+  // Multiplies the gradient before the update (and before clipping's norm): 1 / R when the gradient is the
+  // sum of R data-parallel ranks' shares, each scaled by 1 / (its own batch), so the update is the global
+  // batch's mean (exact for R a power of two).
+  float grad_scale = 1;
 };
 
 class Adam {

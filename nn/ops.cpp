@@ -62,13 +62,21 @@ void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n
   cpu::act_bwd(a, slope, y, v, n);
 }
 
-void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
-  CUGMM_NN_DISPATCH(dropout(cx, p, seed, stream, x, y, n));
-  cpu::dropout(p, seed, stream, x, y, n);
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n,
+             uint64_t first) {
+  CUGMM_NN_DISPATCH(dropout(cx, p, seed, stream, x, y, n, first));
+  cpu::dropout(p, seed, stream, x, y, n, first);
 }
 
 void bn_fwd_train(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
-                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols) {
+                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols,
+                  const BnSync* sync) {
+  if (sync) {
+    CUGMM_NN_DISPATCH(bn_fwd_train_synced(cx, x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps,
+                                          rows, cols, *sync));
+    return cpu::bn_fwd_train_synced(x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols,
+                                    sync->rows, sync->scratch, sync->sum);
+  }
   CUGMM_NN_DISPATCH(bn_fwd_train(cx, x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols));
   cpu::bn_fwd_train(x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols);
 }
@@ -81,7 +89,12 @@ void bn_fwd_infer(Context& cx, const float* x, float* y, const float* gamma, con
 }
 
 void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
-            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols) {
+            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols, const BnSync* sync) {
+  if (sync && train) {
+    CUGMM_NN_DISPATCH(bn_bwd_synced(cx, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols, *sync));
+    return cpu::bn_bwd_synced(x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols, sync->rows,
+                              sync->scratch, sync->sum);
+  }
   CUGMM_NN_DISPATCH(bn_bwd(cx, train, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols));
   cpu::bn_bwd(train, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols);
 }

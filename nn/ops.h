@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/context.h"
@@ -18,6 +19,17 @@ namespace cugmm::nn {
 struct AdamSegment {
   size_t begin, end;
   float lr_scale, wd;
+};
+
+// Batch-norm over a training batch split across the ranks of a data-parallel run (nn/sequential.h
+// set_comm): `sum` adds per-column sums over the ranks in place (memory of the context's device), `rows` is
+// the batch of all ranks together, `scratch` holds 2 x cols floats of that memory. The statistics and the
+// input gradient are then the whole batch's; v_gamma and v_beta stay this rank's share (the gradient
+// exchange adds them with every other parameter's).
+struct BnSync {
+  std::function<void(float*, size_t)> sum;
+  int rows = 0;
+  float* scratch = nullptr;
 };
 
 namespace ops {
@@ -33,13 +45,17 @@ void add_rows(Context& cx, float* y, const float* b, int rows, int cols);      /
 void col_sums(Context& cx, const float* v, float* out, int rows, int cols);   // out[c] = sum_r v[r, c]
 void act_fwd(Context& cx, Act a, float slope, float* y, size_t n);            // in place
 void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n);  // v *= act'(from y)
-void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n);
+// Element i draws Philox (seed, stream, first + i): `first` places a rank's rows in the global batch.
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n,
+             uint64_t first = 0);
 void bn_fwd_train(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
-                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols);
+                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols,
+                  const BnSync* sync = nullptr);
 void bn_fwd_infer(Context& cx, const float* x, float* y, const float* gamma, const float* beta, const float* run_mean,
                   const float* run_var, float* mean, float* rstd, float eps, int rows, int cols);
 void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
-            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols);
+            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols,
+            const BnSync* sync = nullptr);
 // Deterministic (fixed-order) sum of squares, for the global gradient norm.
 double sum_squares(Context& cx, const float* x, size_t n);
 // x[i] += sigma * N(0, 1) from Philox (seed, stream, i): latent noise, identical on both backends.

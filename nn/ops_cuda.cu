@@ -54,8 +54,9 @@ __global__ void act_bwd_k(Act a, float slope, const float* y, float* v, size_t n
   CUGMM_GRID_LOOP(i, n) v[i] = cugmm::act_bwd(a, y[i], v[i], slope);
 }
 
-__global__ void dropout_k(float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
-  CUGMM_GRID_LOOP(i, n) y[i] = dropout_apply(x[i], p, seed, stream, i);
+__global__ void dropout_k(float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n,
+                          uint64_t first) {
+  CUGMM_GRID_LOOP(i, n) y[i] = dropout_apply(x[i], p, seed, stream, first + i);
 }
 
 // ---- column-reduction terms and finishes (nn/col_reduce.cuh) ----
@@ -117,6 +118,16 @@ __global__ void bn_apply_k(const float* x, float* y, const float* gamma, const f
     size_t c = i % cols;
     y[i] = bn_fwd(x[i], mean[c], rstd[c], gamma[c], beta[c]);
   }
+}
+
+// The split-batch forward's per-column steps after each sum over the ranks (nn/ops.h BnSync).
+__global__ void bn_sync_mean_k(float* mean, int total, int cols) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < cols) mean[c] = bn_mean(mean[c], total);
+}
+__global__ void bn_sync_stats_k(StatsFinish finish, const float* sum_sq_dev, int cols) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < cols) finish(c, sum_sq_dev + c);
 }
 
 __global__ void bn_bwd_x_k(bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
@@ -253,9 +264,9 @@ void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n
   CUGMM_CHECK_LAUNCH();
 }
 
-void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n, uint64_t first) {
   if (n == 0) return;
-  dropout_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, seed, stream, x, y, n);
+  dropout_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, seed, stream, x, y, n, first);
   CUGMM_CHECK_LAUNCH();
 }
 
@@ -290,6 +301,43 @@ void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const flo
   if (!v_x) return;
   bn_bwd_x_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(train, x, v_y, gamma, mean, rstd, v_beta, v_gamma, v_x,
                                                             rows, cols, n);
+  CUGMM_CHECK_LAUNCH();
+}
+
+void bn_fwd_train_synced(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
+                         float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols,
+                         const BnSync& sync) {
+  size_t n = size_t(rows) * cols;
+  Buffer<float>& part = work(cx).part;
+  col_reduce<1>(cx, part, rows, cols, ValueTerm{x, cols}, StoreFinish{mean});
+  sync.sum(mean, size_t(cols));
+  bn_sync_mean_k<<<col_blocks(cols), kThreads, 0, stream_of(cx)>>>(mean, sync.rows, cols);
+  CUGMM_CHECK_LAUNCH();
+  col_reduce<1>(cx, part, rows, cols, SqDevTerm{x, mean, cols}, StoreFinish{sync.scratch});
+  sync.sum(sync.scratch, size_t(cols));
+  bn_sync_stats_k<<<col_blocks(cols), kThreads, 0, stream_of(cx)>>>(
+      StatsFinish{mean, rstd, run_mean, run_var, sync.rows, eps, momentum}, sync.scratch, cols);
+  CUGMM_CHECK_LAUNCH();
+  if (n == 0) return;
+  bn_apply_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(x, y, gamma, beta, mean, rstd, cols, n);
+  CUGMM_CHECK_LAUNCH();
+}
+
+void bn_bwd_synced(Context& cx, const float* x, const float* v_y, const float* gamma, const float* mean,
+                   const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols,
+                   const BnSync& sync) {
+  size_t n = size_t(rows) * cols;
+  col_reduce<2>(cx, work(cx).part, rows, cols, BnBwdTerm{x, v_y, mean, rstd, cols}, BnBwdFinish{v_beta, v_gamma});
+  if (!v_x) return;
+  // The parameter gradients stay this rank's; the whole batch's sums go to scratch for the input gradient.
+  float* s_beta = sync.scratch;
+  float* s_gamma = sync.scratch + cols;
+  mem_copy_async(Device::cuda, s_beta, Device::cuda, v_beta, size_t(cols) * sizeof(float), cx.stream());
+  mem_copy_async(Device::cuda, s_gamma, Device::cuda, v_gamma, size_t(cols) * sizeof(float), cx.stream());
+  sync.sum(sync.scratch, 2 * size_t(cols));
+  if (n == 0) return;
+  bn_bwd_x_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(true, x, v_y, gamma, mean, rstd, s_beta, s_gamma, v_x,
+                                                            sync.rows, cols, n);
   CUGMM_CHECK_LAUNCH();
 }
 

@@ -188,16 +188,18 @@ const float* Sequential::forward(const float* x, int batch, Mode mode, uint64_t 
         break;
       case LayerKind::dropout:
         if (train && L.spec.p > 0) {
-          ops::dropout(cx_, L.spec.p, seed_, dropout_stream(step, l), cur, own, n);
+          ops::dropout(cx_, L.spec.p, seed_, dropout_stream(step, l), cur, own, n, first_element(L.out));
           cur_w = own;
         }  // else the identity: cur passes through
         break;
       case LayerKind::batchnorm: {
         float* st = state_.data() + L.run;
         float* sv = stats_.data() + L.stat;
-        if (train)
+        if (train) {
+          const BnSync sync = comm_ ? bn_sync() : BnSync{};
           ops::bn_fwd_train(cx_, cur, own, p + L.w, p + L.b, sv, sv + L.out, st, st + L.out, L.spec.momentum,
-                            L.spec.eps, batch, L.out);
+                            L.spec.eps, batch, L.out, comm_ ? &sync : nullptr);
+        }
         else
           ops::bn_fwd_infer(cx_, cur, own, p + L.w, p + L.b, st, st + L.out, sv, sv + L.out, L.spec.eps, batch,
                             L.out);
@@ -213,6 +215,24 @@ const float* Sequential::forward(const float* x, int batch, Mode mode, uint64_t 
   // the same result, and it was a full pass over batch x 5G values.
   if (arch_.residual && !base_zero_) ops::add_rows(cx_, cur_w, base_.data(), batch, out_features());
   return cur;
+}
+
+BnSync Sequential::bn_sync() {
+  size_t widest = 0;
+  for (const Layer& L : layers_)
+    if (L.spec.kind == LayerKind::batchnorm) widest = std::max(widest, size_t(L.out));
+  if (sync_.size() < 2 * widest) sync_ = Buffer<float>(cx_, 2 * widest);
+  BnSync s;
+  Comm* comm = comm_;
+  Context& cx = cx_;
+  s.sum = [comm, &cx](float* p, size_t n) { comm->allreduce_sum(cx, p, n); };
+  s.rows = batch_ * comm_->size();
+  s.scratch = sync_.data();
+  return s;
+}
+
+uint64_t Sequential::first_element(int cols) const {
+  return comm_ ? uint64_t(comm_->rank()) * uint64_t(batch_) * uint64_t(cols) : 0;
 }
 
 bool Sequential::has_batchnorm() const {
@@ -268,7 +288,7 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
       case LayerKind::dropout:
         if (train && L.spec.p > 0) {
           float* vw = writable_v(v, n, which);
-          ops::dropout(cx_, L.spec.p, seed_, dropout_stream(step_, l), vw, vw, n);
+          ops::dropout(cx_, L.spec.p, seed_, dropout_stream(step_, l), vw, vw, n, first_element(L.out));
           v = vw;
         }
         break;
@@ -279,7 +299,9 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
           vx = v_[other].data();
         }
         const float* sv = stats_.data() + L.stat;
-        ops::bn_bwd(cx_, train, L.x, v, p + L.w, sv, sv + L.out, vx, g + L.w, g + L.b, B, L.out);
+        const BnSync sync = comm_ && train ? bn_sync() : BnSync{};
+        ops::bn_bwd(cx_, train, L.x, v, p + L.w, sv, sv + L.out, vx, g + L.w, g + L.b, B, L.out,
+                    comm_ && train ? &sync : nullptr);
         if (want_vx) {
           v = vx;
           which = other;

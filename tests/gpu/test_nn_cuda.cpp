@@ -38,16 +38,7 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& b, double
   return w;
 }
 
-// max |a - b| / max |b|: for sums, whose rounding scales with the largest values, not each one's own.
-double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0, m = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(double(a[i]) - b[i]));
-    m = std::max(m, std::abs(double(b[i])));
-  }
-  return d / m;
-}
+using test::scaled_diff;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
