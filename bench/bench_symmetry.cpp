@@ -105,7 +105,8 @@ nlohmann::json linear_figure(const HeteroSystem& sys, const std::vector<float>& 
 }
 
 nlohmann::json oracle_linear(const std::string& oracle_json) {
-  for (const auto& f : read_json(oracle_json)["figures"])
+  const nlohmann::json doc = read_json(oracle_json);  // (kept alive: the loop below reads into it)
+  for (const auto& f : doc["figures"])
     if (f["metric"] == "linear_motion") return f;
   throw Error("bench_symmetry: " + oracle_json + " has no linear-motion figure");
 }
