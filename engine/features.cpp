@@ -360,7 +360,7 @@ void FeatureFile::gather(const size_t* index, int n, float* out) const {
     while (std::isfinite(o[c])) ++c;
     throw InputError(path_, "particle " + std::to_string(index[i]) + ", feature " + std::to_string(c),
                      std::string("the feature is ") + (std::isnan(o[c]) ? "NaN" : "infinite") +
-                         " (delete the file: the next run computes it again)");
+                         ": the file is damaged (remove it; a run without --resume computes it again)");
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "engine/features.h"
 #include "support.h"
+#include "train_data.h"
 
 using namespace cugmm;
 
@@ -35,9 +36,13 @@ struct Bytes {
   }
 };
 
+Bytes read_bytes(const std::string& path) {
+  const std::string s = test::read_text(path);
+  return Bytes{std::vector<unsigned char>(s.begin(), s.end())};
+}
+
 Bytes seed() {
-  const std::string s = test::read_text(kSeed);
-  Bytes b{std::vector<unsigned char>(s.begin(), s.end())};
+  Bytes b = read_bytes(kSeed);
   REQUIRE(b.u64(16) == 200);  // count
   REQUIRE(b.u64(24) == 60);   // width
   return b;
@@ -100,4 +105,41 @@ TEST_CASE("NaN or Inf in the normalisation or in a feature row names the column,
     CHECK_THROWS_WITH_AS(f.gather(inf, 1, rows.data()),
                          doctest::Contains("particle 13, feature 0: the feature is infinite"), InputError);
   }
+}
+
+TEST_CASE("train: a NaN feature stops the run naming it; no NaN reaches an output, the checkpoint is kept") {
+  using namespace train_test;
+  DataSet d = make_data("feature_file_train", "linear", 160, 2.0);
+  const std::string out = d.dir + "/run", opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64";
+  test::RunResult r = test::run(train_cmd(d, out, opts + " --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const std::string ckpt = file_bytes(out + "/model.ckpt");
+  // Feature 2 of every particle NaN, the checksum made right again: the file still answers the run's key,
+  // so the resumed run reuses it and meets the NaN in its first batch.
+  const std::string path = out + "/features.cugmm-features";
+  Bytes b = read_bytes(path);
+  uint32_t precision;
+  std::memcpy(&precision, b.b.data() + 12, 4);
+  const uint64_t count = b.u64(16), width = b.u64(24), data_offset = b.u64(40), eb = precision == 1 ? 2 : 4;
+  const uint16_t nan16 = 0x7e00;
+  const float nan32 = std::nanf("");
+  for (uint64_t i = 0; i < count; ++i)
+    std::memcpy(b.b.data() + data_offset + (i * width + 2) * eb, eb == 2 ? static_cast<const void*>(&nan16) : &nan32, eb);
+  b.save(path);
+  r = test::run(train_cmd(d, out, opts + " --epochs 2 --resume"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, "features.cugmm-features, particle "), r.out);
+  CHECK_MESSAGE(test::contains(r.out, ", feature 2: the feature is NaN"), r.out);
+  CHECK_FALSE(test::contains(r.out, "diverged"));
+  CHECK(file_bytes(out + "/model.ckpt") == ckpt);
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().extension() == ".txt" || e.path().extension() == ".star")
+      CHECK_MESSAGE(!test::contains(file_bytes(e.path().string()), "nan"), e.path().string());
+  // The message's advice holds: without the file a run (not a resumed one: that needs the features its
+  // checkpoint was trained on) computes it again.
+  CHECK(test::contains(r.out, "remove it; a run without --resume computes it again"));
+  fs::remove(path);
+  r = test::run(train_cmd(d, out, opts + " --epochs 1"));
+  CHECK_MESSAGE(r.status == 0, r.out);
+  CHECK(fs::exists(path));
 }
