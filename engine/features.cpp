@@ -299,11 +299,20 @@ FeatureFile::FeatureFile(const std::string& path, const nlohmann::json& key) : p
   precision_ = FeaturePrecision(p.precision);
   count_ = p.count;
   width_ = p.width;
-  const size_t eb = elem_bytes(precision_);
   if (width_ == 0 || p.json_len > map_size_ || p.data_offset > map_size_ ||
-      count_ > (map_size_ - p.data_offset) / (width_ * eb) ||
-      p.data_offset + count_ * width_ * eb + 8 != map_size_ ||
-      sizeof(Preamble) + p.json_len + 2 * width_ * sizeof(float) > p.data_offset)
+      sizeof(Preamble) + p.json_len > p.data_offset)
+    fail("sizes in the preamble do not match the file's length (truncated?)");
+  // The width comes from the file: a huge one must not wrap the products below into plausible sizes.
+  size_t row_bytes = 0, norm_bytes = 0;
+  try {
+    row_bytes = checked_mul(width_, elem_bytes(precision_), "feature row of width " + std::to_string(width_));
+    norm_bytes = checked_mul(width_, 2 * sizeof(float), "normalisation of width " + std::to_string(width_));
+  } catch (const Error& e) {
+    fail(e.what());
+  }
+  // count_ * row_bytes cannot wrap once count_ is within the data's length.
+  if (count_ > (map_size_ - p.data_offset) / row_bytes || p.data_offset + count_ * row_bytes + 8 != map_size_ ||
+      norm_bytes > p.data_offset - sizeof(Preamble) - p.json_len)
     fail("sizes in the preamble do not match the file's length (truncated?)");
   Fnv fnv;
   fnv.add(map_, map_size_ - 8);
@@ -328,6 +337,10 @@ FeatureFile::FeatureFile(const std::string& path, const nlohmann::json& key) : p
   const unsigned char* s = map_ + sizeof(Preamble) + p.json_len;
   std::memcpy(norm_.mean.data(), s, width_ * 4);
   std::memcpy(norm_.sd.data(), s + width_ * 4, width_ * 4);
+  for (size_t c = 0; c < width_; ++c)
+    if (!std::isfinite(norm_.mean[c]) || !std::isfinite(norm_.sd[c]))
+      fail("column " + std::to_string(c) + ": the normalisation (mean " + std::to_string(norm_.mean[c]) + ", sd " +
+           std::to_string(norm_.sd[c]) + ") is not finite");
   data_ = map_ + p.data_offset;
 }
 
@@ -351,6 +364,10 @@ const float* half_table() {
 void FeatureFile::gather(const size_t* index, int n, float* out) const {
   for (int i = 0; i < n; ++i) CUGMM_REQUIRE(index[i] < count_, "feature row out of range");
   const float* table = half_table();
+  // The file's checksum was right when it opened, yet a row may hold NaN or Inf (a file edited behind its
+  // checksum, or written by a defect): it is named here, not found later as a NaN loss. Checked while the
+  // row is in cache; the throw waits until the parallel loop is over.
+  std::vector<char> bad(size_t(n), 0);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < n; ++i) {
     float* o = out + size_t(i) * width_;
@@ -360,6 +377,18 @@ void FeatureFile::gather(const size_t* index, int n, float* out) const {
     } else {
       std::memcpy(o, data_ + index[i] * width_ * 4, width_ * 4);
     }
+    bool finite = true;
+    for (size_t c = 0; c < width_; ++c) finite &= std::isfinite(o[c]);
+    bad[size_t(i)] = !finite;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (!bad[size_t(i)]) continue;
+    const float* o = out + size_t(i) * width_;
+    size_t c = 0;
+    while (std::isfinite(o[c])) ++c;
+    throw InputError(path_, "particle " + std::to_string(index[i]) + ", feature " + std::to_string(c),
+                     std::string("the feature is ") + (std::isnan(o[c]) ? "NaN" : "infinite") +
+                         ": the file is damaged (remove it; a run without --resume computes it again)");
   }
 }
 

@@ -440,8 +440,10 @@ struct Trainer::Impl {
     ac.grad_scale = 1.f / float(comm->size());  // the ranks' summed gradients, each 1 / B: the global mean
     ac.moments = c.bf16_moments ? nn::Moments::bf16 : nn::Moments::f32;
     ac.seed = c.seed * 2 + 1;
+    ac.name = "encoder";
     aenc = std::make_unique<nn::Adam>(*enc, ac);
     ac.seed = c.seed * 2 + 2;
+    ac.name = "decoder";
     adec = std::make_unique<nn::Adam>(*dec, ac);
   }
 };
@@ -727,6 +729,8 @@ bool Trainer::train(bool resume) {
           std::snprintf(buf, sizeof buf, "epoch %d/%d loss %.4f", e + 1, c.epochs, acc_host[0] / double(checked_rows));
           last_extra = buf;
         }
+      } catch (const InputError&) {
+        throw;  // a bad input (a NaN feature) names itself; the run did not diverge
       } catch (const Error& err) {
         throw Error(std::string("training diverged at epoch ") + std::to_string(e + 1) + ", batch " +
                     std::to_string(bi + 1) + ": " + err.what() +

@@ -37,14 +37,20 @@ void Adam::step() {
   if (cfg_.clip_norm > 0) {
     last_norm_ = cfg_.grad_scale *
                  static_cast<float>(std::sqrt(ops::sum_squares(net_.context(), net_.grads(), net_.num_params())));
-    if (!std::isfinite(last_norm_)) throw Error("Adam: the gradient is not finite (norm " + std::to_string(last_norm_) + ")");
+    if (!std::isfinite(last_norm_))
+      throw Error("the " + cfg_.name + "'s gradient is not finite (norm " + std::to_string(last_norm_) + ", Adam step " +
+                  std::to_string(t_) + ")");
     if (last_norm_ > cfg_.clip_norm) s.grad_scale = cfg_.grad_scale * cfg_.clip_norm / last_norm_;
   }
-  if (cfg_.moments == Moments::f32)
-    ops::adam_f32(net_.context(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s);
-  else
-    ops::adam_bf16(net_.context(), net_.params(), net_.grads(), m16_.data(), v16_.data(), segs_, s, cfg_.seed,
-                   static_cast<uint64_t>(t_));
+  const size_t skipped =
+      cfg_.moments == Moments::f32
+          ? ops::adam_f32(net_.context(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s)
+          : ops::adam_bf16(net_.context(), net_.params(), net_.grads(), m16_.data(), v16_.data(), segs_, s, cfg_.seed,
+                           static_cast<uint64_t>(t_));
+  if (skipped)
+    throw Error("the " + cfg_.name + "'s gradient is not finite (" + std::to_string(skipped) + " of " +
+                std::to_string(net_.num_params()) + " elements, Adam step " + std::to_string(t_) +
+                "; not applied, the weights stay finite)");
 }
 
 void Adam::save(Checkpoint& ck, const std::string& prefix) const {

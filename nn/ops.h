@@ -63,11 +63,12 @@ void add_normal(Context& cx, float* x, size_t n, float sigma, uint64_t seed, uin
 
 // One Adam step over the segments of a flat parameter array. `s` holds everything but the per-segment
 // lr factor and wd. bf16 moments round stochastically with Philox (seed, stream = step, element i's word
-// = word i % 4 of draw i / 4: kernels/nn_adam.h).
-void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
-              const AdamScalars& s);
-void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
-               const AdamScalars& s, uint64_t seed, uint64_t step);
+// = word i % 4 of draw i / 4: kernels/nn_adam.h). Non-finite gradient elements are skipped: the CPU
+// returns how many; CUDA returns 0 and sets kFlagNonFiniteGradient, which the next synchronize() reports.
+size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+                const AdamScalars& s);
+size_t adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+                 const AdamScalars& s, uint64_t seed, uint64_t step);
 
 }  // namespace ops
 }  // namespace cugmm::nn

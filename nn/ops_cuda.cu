@@ -185,23 +185,27 @@ __device__ AdamScalars seg_scalars(const SegTable& t, size_t i, AdamScalars s) {
   return s;
 }
 
-__global__ void adam_f32_k(float* p, const float* g, float* m, float* v, SegTable t, AdamScalars s) {
+__global__ void adam_f32_k(float* p, const float* g, float* m, float* v, SegTable t, AdamScalars s, uint32_t* flags) {
   CUGMM_GRID_LOOP(k, t.end[t.n - 1] - t.begin) {
     size_t i = t.begin + k;
-    adam_step(p[i], g[i], m[i], v[i], seg_scalars(t, i, s));
+    if (finite_f32(g[i])) adam_step(p[i], g[i], m[i], v[i], seg_scalars(t, i, s));
+    else atomicOr(flags, kFlagNonFiniteGradient);
   }
 }
 
 // One thread per quad of the absolute index (kernels/nn_adam.h): one Philox draw for four elements.
 __global__ void adam_bf16_k(float* p, const float* g, uint16_t* m, uint16_t* v, SegTable t, AdamScalars s,
-                            uint64_t seed, uint64_t step) {
+                            uint64_t seed, uint64_t step, uint32_t* flags) {
   const size_t end = t.end[t.n - 1], q0 = t.begin / kAdamQuad, q1 = (end - 1) / kAdamQuad + 1;
   CUGMM_GRID_LOOP(k, q1 - q0) {
     const size_t q = q0 + k;
     const U32x4 w = adam_bf16_words(seed, step, q);
     const size_t q_lo = q * kAdamQuad, q_hi = q_lo + kAdamQuad;
     const size_t lo = q_lo > t.begin ? q_lo : t.begin, hi = q_hi < end ? q_hi : end;
-    for (size_t i = lo; i < hi; ++i) adam_step_bf16(p[i], g[i], m[i], v[i], seg_scalars(t, i, s), w.v[i % kAdamQuad]);
+    for (size_t i = lo; i < hi; ++i) {
+      if (finite_f32(g[i])) adam_step_bf16(p[i], g[i], m[i], v[i], seg_scalars(t, i, s), w.v[i % kAdamQuad]);
+      else atomicOr(flags, kFlagNonFiniteGradient);
+    }
   }
 }
 
@@ -361,20 +365,24 @@ void add_normal(Context& cx, float* x, size_t n, float sigma, uint64_t seed, uin
   CUGMM_CHECK_LAUNCH();
 }
 
-void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
-              const AdamScalars& s) {
+// Non-finite gradients set a flag that the next synchronize() reports: no read-back per step.
+size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+                const AdamScalars& s) {
   for_tables(segs, [&](const SegTable& t, size_t n) {
-    adam_f32_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s);
+    adam_f32_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s, cx.flags());
     CUGMM_CHECK_LAUNCH();
   });
+  return 0;
 }
 
-void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
-               const AdamScalars& s, uint64_t seed, uint64_t step) {
+size_t adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+                 const AdamScalars& s, uint64_t seed, uint64_t step) {
   for_tables(segs, [&](const SegTable& t, size_t n) {
-    adam_bf16_k<<<blocks_for(n / kAdamQuad + 2), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s, seed, step);
+    adam_bf16_k<<<blocks_for(n / kAdamQuad + 2), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s, seed, step,
+                                                                                cx.flags());
     CUGMM_CHECK_LAUNCH();
   });
+  return 0;
 }
 
 }  // namespace cugmm::nn::cuda

@@ -27,9 +27,9 @@ void bn_bwd_synced(Context& cx, const float* x, const float* v_y, const float* g
                    const BnSync& sync);
 double sum_squares(Context& cx, const float* x, size_t n);
 void add_normal(Context& cx, float* x, size_t n, float sigma, uint64_t seed, uint64_t stream);
-void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
-              const AdamScalars& s);
-void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
-               const AdamScalars& s, uint64_t seed, uint64_t step);
+size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+                const AdamScalars& s);
+size_t adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+                 const AdamScalars& s, uint64_t seed, uint64_t step);
 
 }  // namespace cugmm::nn::cuda

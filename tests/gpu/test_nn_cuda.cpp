@@ -248,6 +248,33 @@ TEST_CASE("Adam on the GPU matches the CPU, fp32 and bf16 moments, with clipping
   }
 }
 
+TEST_CASE("a non-finite gradient on the GPU: not applied, flagged, reported by the next synchronize") {
+  // Issue 17 item 3: the kernel skips the element as the CPU loop does (which throws at once); no read-back
+  // per step, the flag surfaces where the trainer synchronizes anyway (its loss check).
+  Context cx(Device::cuda);
+  for (Moments m : {Moments::f32, Moments::bf16}) {
+    Sequential cpu(mixed(), cpu_context(), 8), gpu(mixed(), cx, 8);
+    AdamConfig cfg;
+    cfg.lr = 1e-3f;
+    cfg.moments = m;
+    Adam oc(cpu, cfg), og(gpu, cfg);
+    std::vector<float> g = rand_vec(cpu.num_params(), 60), before = cpu.params_to_host();
+    g[5] = std::nanf("");
+    g[g.size() - 2] = INFINITY;
+    std::copy(g.begin(), g.end(), cpu.grads());
+    to_device(cx, gpu.grads(), g);
+    CHECK_THROWS_WITH_AS(oc.step(), doctest::Contains("gradient is not finite (2 of"), Error);
+    og.step();  // queued: nothing known on the host yet
+    CHECK_THROWS_WITH_AS(cx.synchronize(), doctest::Contains("a gradient is not finite"), Error);
+    cx.synchronize();  // the flag was taken: the next synchronize is clean
+    const std::vector<float> pg = gpu.params_to_host(), pc = cpu.params_to_host();
+    CHECK(pg[5] == before[5]);
+    CHECK(pg[pg.size() - 2] == before[pg.size() - 2]);
+    for (float v : pg) CHECK(std::isfinite(v));
+    CHECK(rel_diff(pg, pc, 1e-3) < (m == Moments::f32 ? 1e-5 : 1e-3));  // the finite elements as on the CPU
+  }
+}
+
 TEST_CASE("checkpoints move between devices, and a GPU resume is bit-identical") {
   Context cx(Device::cuda);
   std::string dir = test::scratch_dir("nn_cuda_checkpoint");
