@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/latent_estimate.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/particle_cache.h"
@@ -27,8 +28,13 @@ static int run_embed(Command& c) {
   c.text("--root", co.root, "directory that relative image paths are relative to");
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
   c.integer("--batch", batch, "particles per batch", 1, 4096);
+  LatentEstimateOptions le;
+  le.declare(c);
+  long long seed = 1;
+  c.integer("--seed", seed, "random seed of the posterior's samples", 0, (1ll << 62));
   c.device_options();
   if (c.parse()) return 0;
+  le.finish(uint64_t(seed), batch);
   require_directory_name("--out", out);
   const std::string ckpt = (fs::path(run) / "model.ckpt").string();
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
@@ -37,6 +43,7 @@ static int run_embed(Command& c) {
                  {cache_path, (fs::path(out) / "latent.txt").string(), (fs::path(out) / "particles.star").string(),
                   (fs::path(out) / "features.cugmm-features").string()},
                  {out}};
+  if (le.use_posterior) files.outputs.push_back((fs::path(out) / "latent_encoder.txt").string());
   check_files(files, false);
   const Device device = c.device();
   Context cx(device);
@@ -59,6 +66,11 @@ static int run_embed(Command& c) {
   embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
   std::vector<int64_t> rows(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
+  if (le.use_posterior) {
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), latent, m.config.latent, rows);
+    const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+    apply_latent_estimate(le, m, cx, batcher, latent);
+  }
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);
   write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, m.config.latent, rows);
   log_info(latent_diagnostic_line(latent_diagnostic(latent, m.config.latent)));

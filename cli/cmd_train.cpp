@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/latent_estimate.h"
 #include "cli/train_options.h"
 #include "cli/limits.h"
 #include "core/error.h"
@@ -51,16 +52,20 @@ static int run_train(Command& c) {
   c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
   to.declare(c);
+  LatentEstimateOptions le;
+  le.declare(c);
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
+  le.finish(cfg.seed, cfg.batch);
   require_directory_name("--out", out);
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
   require_extension("--cache", cache_path, {".cugmm-cache"});
   std::vector<std::string> names = {"latent.txt", "particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json",
                                     "features.cugmm-features", "neutral.txt"};
+  if (le.use_posterior) names.push_back("latent_encoder.txt");
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
@@ -133,6 +138,12 @@ static int run_train(Command& c) {
   trainer.embed(latent, score);
   std::vector<int64_t> rows(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
+  nlohmann::json estimate = {{"estimate", "encoder"}};
+  if (le.use_posterior) {
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), latent, cfg.latent, rows);
+    const TrainedModel tm = load_trained(trainer.checkpoint_path(), cx);
+    estimate = apply_latent_estimate(le, tm, cx, trainer.batcher(), latent);
+  }
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows);
   write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, cfg.latent, rows);
   const double t_end = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -175,6 +186,7 @@ static int run_train(Command& c) {
   run["memory_plan"] = nlohmann::json::array();
   for (const auto& it : trainer.memory_plan().items) run["memory_plan"].push_back({{"what", it.what}, {"bytes", it.bytes}});
   run["latent_diagnostic"] = diag;
+  run["latent_estimate"] = estimate;
   nlohmann::json hist = nlohmann::json::array();
   for (const auto& r : trainer.history())
     hist.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"val_loss", r.has_val ? nlohmann::json(r.val_loss) : nlohmann::json()}});
