@@ -169,11 +169,13 @@ size_t check_cxc(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("cugmm analyze on a trained run: files, maps, subsets, the moving arm's localised direction") {
-  // The arm (chain B) slides 24 Å; the core and the lid stay.
+  // The arm (chain B) slides 24 Å; the core and the lid stay. 20 epochs (training is ~97% of this test's
+  // time): measured (CPU) arm/rest displacement ratios local1 5.97, local2 2.83, pc1 4.61 (at 40 epochs 5.33,
+  // 3.17, 4.69), so the assertions below hold with the same margins at half the training.
   train_test::DataSet d = train_test::make_data("analyze_linear", "linear", 300, 2.0);
   const std::string run = d.dir + "/run", out = d.dir + "/analysis";
   test::RunResult r = test::run(test::cugmm_exe() + " train --particles " + d.star + " --model " + d.model + " --out " +
-                                run + " --device cpu --threads 2 --epochs 40 --batch 32 --lr 1e-3 --latent 2 --noise 1 "
+                                run + " --device cpu --threads 2 --epochs 20 --batch 32 --lr 1e-3 --latent 2 --noise 1 "
                                 "--latent-reg 1e-4");
   REQUIRE_MESSAGE(r.status == 0, r.out);
   std::string arm;
