@@ -26,8 +26,10 @@
 // would need many more evaluations).
 //
 // Cost per particle: 2P + 1 decoder rows and projections (the training step's forward projection), about
-// 2P + 1 times `embed`'s; the decoder runs on many candidate rows at once, the projector on one candidate
-// row per particle at a time. On the run's Context: both backends.
+// 2P + 1 times `embed`'s; the decoder runs on the candidate rows of `batch` particles at once (one BLAS
+// thread), the projector on one particle's 2P + 1 candidates per call. Deterministic: the same bits whatever
+// --threads and batch (latent_posterior.cpp says how). Host memory: n x (2P + 1) x (d + 1) floats. On the
+// run's Context: both backends.
 #pragma once
 #include <cstdint>
 #include <vector>
