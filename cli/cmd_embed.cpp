@@ -66,10 +66,11 @@ static int run_embed(Command& c) {
   embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
   std::vector<int64_t> rows(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
-  if (le.use_posterior) {
-    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), latent, m.config.latent, rows);
+  if (le.use_posterior) {  // both files only once the posterior has succeeded
+    const std::vector<float> encoder_points = latent;
     const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
     apply_latent_estimate(le, m, cx, batcher, latent);
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), encoder_points, m.config.latent, rows);
   }
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);
   write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, m.config.latent, rows);

@@ -164,9 +164,10 @@ static int run_evenodd(Command& c) {
     trainer.embed(own[h], score);
     std::vector<int64_t> src(cache.count());
     for (size_t i = 0; i < cache.count(); ++i) src[i] = cache.particle(i).source_row;
-    if (le.use_posterior) {
-      write_latent_txt((fs::path(dir[h]) / "latent_encoder.txt").string(), own[h], cfg.latent, src);
+    if (le.use_posterior) {  // both files only once the posterior has succeeded
+      const std::vector<float> encoder_points = own[h];
       apply_latent_estimate(le, load_trained(trainer.checkpoint_path(), cx), cx, trainer.batcher(), own[h]);
+      write_latent_txt((fs::path(dir[h]) / "latent_encoder.txt").string(), encoder_points, cfg.latent, src);
     }
     io::ParticleSet hs = io::read_particles(star, io::ParticleReadOptions{"", true, false});
     write_latent_txt((fs::path(dir[h]) / "latent.txt").string(), own[h], cfg.latent, src);

@@ -139,10 +139,11 @@ static int run_train(Command& c) {
   std::vector<int64_t> rows(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
   nlohmann::json estimate = {{"estimate", "encoder"}};
-  if (le.use_posterior) {
-    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), latent, cfg.latent, rows);
+  if (le.use_posterior) {  // both files only once the posterior has succeeded
+    const std::vector<float> encoder_points = latent;
     const TrainedModel tm = load_trained(trainer.checkpoint_path(), cx);
     estimate = apply_latent_estimate(le, tm, cx, trainer.batcher(), latent);
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), encoder_points, cfg.latent, rows);
   }
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows);
   write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, cfg.latent, rows);

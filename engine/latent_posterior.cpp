@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -35,10 +36,13 @@ double likelihood_scale(const std::vector<float>& scores, size_t n, int pairs) {
       saa += (plus - minus) * (plus - minus);
     }
   }
-  if (!(sb > 0) || !(saa > 0) || !std::isfinite(sb / saa))
-    throw Error("the posterior latent needs the score to peak at the encoder's points, and here it does not "
-                "(mean curvature " + std::to_string(sb / double(n * size_t(pairs))) +
-                "): is the run trained? Use --latent-estimate encoder");
+  if (!(sb > 0) || !(saa > 0) || !std::isfinite(sb / saa)) {
+    char why[160];
+    std::snprintf(why, sizeof why, "(mean curvature %.3g of the score, %.3g its slope's mean square)",
+                  sb / double(n * size_t(pairs)), saa / double(n * size_t(pairs)));
+    throw Error(std::string("the posterior latent needs the score to peak at the encoder's points, and here it "
+                            "does not ") + why + ": is the run trained? Use --latent-estimate encoder");
+  }
   return 4 * sb / saa;
 }
 
