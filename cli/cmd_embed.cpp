@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/latent_estimate.h"
 #include "cli/ranks.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -32,8 +33,13 @@ static int run_embed(Command& c) {
   c.text("--root", co.root, "directory that relative image paths are relative to");
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
   c.integer("--batch", batch, "particles per batch", 1, 4096);
+  LatentEstimateOptions le;
+  le.declare(c);
+  long long seed = 1;
+  c.integer("--seed", seed, "random seed of the posterior's samples", 0, (1ll << 62));
   c.device_options();
   if (c.parse()) return 0;
+  le.finish(uint64_t(seed), batch);
   require_directory_name("--out", out);
   const std::string ckpt = (fs::path(run) / "model.ckpt").string();
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
@@ -56,6 +62,7 @@ static int run_embed(Command& c) {
       files.outputs.push_back(fs::path(cache_path).replace_extension(".subtracted.cugmm-cache").string());
     }
   }
+  if (le.use_posterior) files.outputs.push_back((fs::path(out) / "latent_encoder.txt").string());
   check_files(files, false);
   const Device device = c.device();
   Context cx(device);
@@ -94,6 +101,13 @@ static int run_embed(Command& c) {
   embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch, &comm);
   if (comm.rank() != 0) return 0;  // every rank holds every row; one writes them
   const std::vector<int64_t> rows = output_rows(cache);
+  if (le.use_posterior) {  // both files only once the posterior has succeeded
+    const std::vector<float> encoder_points = latent;
+    const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+    apply_latent_estimate(le, m, cx, batcher, latent);
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), encoder_points, m.config.latent, rows,
+                     cache.copies());
+  }
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows, cache.copies());
   write_latent_star((fs::path(out) / "particles.star").string(),
                     group.order() > 1 ? expand_particle_set(set, group) : set, latent, score, m.config.latent, rows);

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/latent_estimate.h"
 #include "cli/train_options.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -92,11 +93,14 @@ static int run_evenodd(Command& c) {
   c.text("MODEL", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "output directory: half1/, half2/ (run directories), evenodd.json, report.md")->required();
   to.declare(c);
+  LatentEstimateOptions le;
+  le.declare(c);
   c.integer("--k", k, "clusters compared (0: none)", 0, 6);
   c.integer("--pcs", pcs, "principal-component trajectories compared", 1, 6);
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
+  le.finish(cfg.seed, cfg.batch);
   require_directory_name("--out", out);
   const fs::path od(out);
   FileSpec files{{particles, model_path}, {}, {out, (od / "half1").string(), (od / "half2").string()}};
@@ -105,6 +109,8 @@ static int run_evenodd(Command& c) {
   for (const char* h : {"half1", "half2"})
     for (const char* n : {"latent.txt", "particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json"})
       files.outputs.push_back((od / h / n).string());
+  if (le.use_posterior)
+    for (const char* h : {"half1", "half2"}) files.outputs.push_back((od / h / "latent_encoder.txt").string());
   check_files(files, false);
 
   io::ParticleReadOptions ropt;
@@ -166,6 +172,11 @@ static int run_evenodd(Command& c) {
     std::vector<float> score;
     trainer.embed(own[h], score);
     const std::vector<int64_t> src = output_rows(cache);
+    if (le.use_posterior) {  // both files only once the posterior has succeeded
+      const std::vector<float> encoder_points = own[h];
+      apply_latent_estimate(le, load_trained(trainer.checkpoint_path(), cx), cx, trainer.batcher(), own[h]);
+      write_latent_txt((fs::path(dir[h]) / "latent_encoder.txt").string(), encoder_points, cfg.latent, src, copies);
+    }
     io::ParticleSet hs = io::read_particles(star, io::ParticleReadOptions{"", true, false});
     if (copies > 1) hs = expand_particle_set(hs, to.group);
     write_latent_txt((fs::path(dir[h]) / "latent.txt").string(), own[h], cfg.latent, src, copies);
@@ -188,14 +199,19 @@ static int run_evenodd(Command& c) {
   for (int e = 0; e < 2; ++e)
     for (int h = 0; h < 2; ++h) {
       std::vector<float> z = own[h], score;
-      if (e != h)
-        embed_cache(tm[e], cx, caches[size_t(h)], ckpt[e],
+      if (e != h) {
+        const ParticleCache& cache = caches[size_t(h)];
+        embed_cache(tm[e], cx, cache, ckpt[e],
                     (fs::path(dir[e]) / ("cross_half" + std::to_string(h + 1) + ".cugmm-features")).string(), z, score);
+        const ParticleBatcher batcher(cache, training_band(cache, cfg.minres, cfg.maxres), cfg.ctf);
+        apply_latent_estimate(le, tm[e], cx, batcher, z);
+      }
       for (size_t i = 0; i < xrows[h].size(); ++i)
         for (size_t j = 0; j < d; ++j) zall[e](xrows[h][i], j) = z[i * d + j];
     }
   nlohmann::json j;
   j["particles"] = set.particles.size();
+  j["latent_estimate"] = le.estimate;
   if (copies > 1) j["symmetry"] = {{"group", to.group.name}, {"copies", copies}, {"latent_rows", N}};
   j["halves"] = {{"by", by_subset ? "rlnRandomSubset" : "even/odd rows"}, {"count", {rows[0].size(), rows[1].size()}}};
   std::ostringstream md;

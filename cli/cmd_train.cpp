@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/latent_estimate.h"
 #include "cli/ranks.h"
 #include "cli/train_options.h"
 #include "cli/limits.h"
@@ -63,11 +64,14 @@ static int run_train(Command& c) {
                                  "mask) or none (keep the whole model, move only the mask's Gaussians)");
   c.flag("--recentre", recentre, "with --focus-mask and subtraction: translate the particles so the mask's centre "
                                  "is the box centre (the model moved with them)");
+  LatentEstimateOptions le;
+  le.declare(c);
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
+  le.finish(cfg.seed, cfg.batch);
   const bool focused = !focus_mask.empty(), subtracting = focused && subtract == "neutral";
   if (subtract != "neutral" && subtract != "none")
     throw Error("--subtract must be neutral or none, not '" + quote_value(subtract) + "'");
@@ -84,6 +88,7 @@ static int run_train(Command& c) {
   const std::string sub_path = fs::path(cache_path).replace_extension(".subtracted.cugmm-cache").string();
   std::vector<std::string> names = {"latent.txt", "particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json",
                                     "features.cugmm-features", "neutral.txt"};
+  if (le.use_posterior) names.push_back("latent_encoder.txt");
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   if (subtracting) files.outputs.push_back(sub_path);
   if (focused) files.inputs.push_back(focus_mask);
@@ -185,6 +190,13 @@ static int run_train(Command& c) {
   trainer.embed(latent, score);
   if (!writer) return 0;
   const std::vector<int64_t> rows = output_rows(cache);
+  nlohmann::json estimate = {{"estimate", "encoder"}};
+  if (le.use_posterior) {  // both files only once the posterior has succeeded
+    const std::vector<float> encoder_points = latent;
+    const TrainedModel tm = load_trained(trainer.checkpoint_path(), cx);
+    estimate = apply_latent_estimate(le, tm, cx, trainer.batcher(), latent);
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), encoder_points, cfg.latent, rows, cache.copies());
+  }
   write_latent_txt((fs::path(out) / "latent.txt").string(), latent, cfg.latent, rows, cache.copies());
   write_latent_star((fs::path(out) / "particles.star").string(), copies > 1 ? expand_particle_set(set, to.group) : set,
                     latent, score, cfg.latent, rows);
@@ -241,6 +253,7 @@ static int run_train(Command& c) {
   run["memory_plan"] = nlohmann::json::array();
   for (const auto& it : trainer.memory_plan().items) run["memory_plan"].push_back({{"what", it.what}, {"bytes", it.bytes}});
   run["latent_diagnostic"] = diag;
+  run["latent_estimate"] = estimate;
   nlohmann::json hist = nlohmann::json::array();
   for (const auto& r : trainer.history())
     hist.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"val_loss", r.has_val ? nlohmann::json(r.val_loss) : nlohmann::json()}});

@@ -14,6 +14,7 @@
 #include "engine/data_parallel.h"
 #include "engine/model_params.h"
 #include "engine/train_ops.h"
+#include "engine/training_score.h"
 #include "kernels/gaussian_projection.h"
 #include "kernels/philox.h"
 #include "nn/checkpoint.h"
@@ -346,17 +347,7 @@ struct StepBuffers {
   void project(Projector& pr, int n, bool with_grad) {
     score.resize(size_t(n));
     if (with_grad) grad.resize(size_t(n) * W);
-    ProjectionBatch in;
-    in.count = n;
-    in.params = params.data();
-    in.params_stride = W;
-    in.views = views.data();
-    in.data = data.data();
-    ProjectionOutputs o;
-    o.score = score.data();
-    o.grad_params = with_grad ? grad.data() : nullptr;
-    o.grad_reduce = GradReduce::per_particle;
-    pr.run(in, o);
+    training_score(pr, params.data(), W, views.data(), data.data(), n, score.data(), with_grad ? grad.data() : nullptr);
   }
 
   const float* last_raw = nullptr;
@@ -375,13 +366,13 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
 }
 
 // Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
-void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
+void embed_with(Context& cx, const TrainConfig& c, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
                 const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
                 const FeatureFile& features, std::vector<float>& latent, std::vector<float>& score, int batch,
                 Comm* comm) {
   const size_t n = features.count();
   const int d = enc.out_features();
-  auto projector = make_projector(cx, batcher.band(), k.G);
+  auto projector = make_training_projector(cx, batcher.band(), c, k.G);
   StepBuffers b(cx, k, neutral, mask);
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
@@ -568,7 +559,7 @@ bool Trainer::train(bool resume) {
   const TrainConfig& c = p.c;
   Context& cx = p.cx;
   p.make_networks();
-  auto projector = make_projector(cx, p.band, p.G);
+  auto projector = make_training_projector(cx, p.band, c, p.G);
   StepBuffers b(cx, p.k, p.neutral_params, p.mask);
   int start_epoch = 0;
   size_t start_batch = 0;
@@ -790,7 +781,7 @@ bool Trainer::train(bool resume) {
 void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
   Impl& p = *p_;
   CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
-  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, latent, score,
+  embed_with(p.cx, p.c, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, latent, score,
              std::max(1, std::min(p.c.batch, 256)), p.comm);
 }
 
@@ -826,8 +817,8 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
                      std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
-  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features, latent,
-             score, batch, comm);
+  embed_with(cx, m.config, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features,
+             latent, score, batch, comm);
 }
 
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
@@ -845,6 +836,12 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
   embed_particles(m, cx, batcher, features, latent, score, batch, comm);
 }
 
+void decode_on_device(const TrainedModel& m, Context& cx, const StepConsts& k, const float* base, const float* z,
+                      int n, float* params, float* rowreg) {
+  const float* raw = m.decoder->forward(z, n, nn::Mode::infer, 0);
+  train_ops::decode_rows(cx, k, base, raw, params, rowreg, n);
+}
+
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n) {
   const int d = m.config.latent;
   CUGMM_REQUIRE(z.size() == size_t(n) * d, "decode_points: n x latent values");
@@ -854,8 +851,7 @@ std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::
   Buffer<float> base(cx), dz(cx), params(cx, size_t(n) * W), rowreg(cx, size_t(n) * 3);
   base.upload(m.neutral_params);
   dz.upload(z);
-  const float* raw = m.decoder->forward(dz.data(), n, nn::Mode::infer, 0);
-  train_ops::decode_rows(cx, k, base.data(), raw, params.data(), rowreg.data(), n);
+  decode_on_device(m, cx, k, base.data(), dz.data(), n, params.data(), rowreg.data());
   params.download(out.data(), out.size());
   cx.synchronize();
   return out;

@@ -134,6 +134,10 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
                  int batch = 64, Comm* comm = nullptr);
 // Gaussian parameters (5G) of latent points (n x d) through the decoder (inference mode).
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n);
+// The same for n latent rows already on the context's device, into the caller's device memory (params n x 5G,
+// rowreg n x 3; base = the neutral parameters, k = step_consts of the grid the parameters are for).
+void decode_on_device(const TrainedModel& m, Context& cx, const StepConsts& k, const float* base, const float* z,
+                      int n, float* params, float* rowreg);
 
 class Trainer {
  public:

@@ -1,0 +1,25 @@
+// The per-particle score that training maximises (loss = -score + the regularisers of kernels/train_step.h),
+// in one place: training, embedding and the posterior latent (latent_posterior.h) all call these two
+// functions, so a change of the training score (its projector options, its weighting of the rings) reaches
+// every one of them at once.
+#pragma once
+#include <memory>
+
+#include "core/context.h"
+#include "engine/fourier_band.h"
+#include "engine/projector.h"
+
+namespace cugmm {
+
+struct TrainConfig;
+
+// The projector training uses for a run's settings, on the context's device.
+std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band, const TrainConfig& c, int G);
+
+// score[n] (and, when grad is not null, d score / d params per particle, n x 5G) of n particles against
+// parameter rows (params_stride 5G: one row per particle; 0: one shared row). Pointers on the projector's
+// device; on CUDA the work is queued, not waited for.
+void training_score(Projector& pr, const float* params, size_t params_stride, const ParticleView* views,
+                    const cfloat* data, int n, float* score, float* grad);
+
+}  // namespace cugmm
