@@ -41,7 +41,7 @@ status=0
 printf '%-16s %8s %12s %8s %s\n' target seconds executions corpus findings
 for t in "${targets[@]}"; do
   log="$build/logs/$t.log"
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
   took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}' || true)
   size=$(ls "$build/corpus/$t" | wc -l)
   found=$(ls "$build/crashes" | grep -c "^$t-" || true)
