@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/particle_cache.h"
+#include "engine/particle_poses.h"
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
 #include "io/atomic_file.h"
@@ -44,12 +45,14 @@ static int run_train(Command& c) {
   TrainOptions to;
   TrainConfig& cfg = to.config;
   CacheOptions& co = to.cache;
-  std::string model_path, out, cache_path;
+  std::string model_path, out, cache_path, poses_from;
   bool resume = false, plan_only = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
+  c.text("--poses-from", poses_from, "train with the poses of this particle file (e.g. `cugmm refine-pose`'s "
+                                     "output), matched to --particles by rlnImageName");
   to.declare(c);
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
@@ -64,6 +67,7 @@ static int run_train(Command& c) {
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
+  if (!poses_from.empty()) files.inputs.push_back(poses_from);
   check_files(files, false);
   if (resume && !fs::exists(fs::path(out) / "model.ckpt"))
     throw Error("--resume: " + (fs::path(out) / "model.ckpt").string() + " does not exist");
@@ -76,6 +80,8 @@ static int run_train(Command& c) {
   for (const auto& p : set.particles) stacks.push_back(p.image_file);
   refuse_overwriting(files.outputs, stack_candidates(stacks, co.particles, co.root), "a stack " + co.particles + " names");
   refuse_premultiplied(set, cfg.ctf);
+  // The cache holds the images of --particles (and their poses); --poses-from replaces the poses only.
+  if (!poses_from.empty()) apply_poses(set, poses_from_file(set, poses_from, co.root));
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
@@ -110,6 +116,15 @@ static int run_train(Command& c) {
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
   Context cx(device);
   Trainer trainer(cx, cache, model, cfg, out);
+  if (!poses_from.empty()) {
+    std::vector<ParticlePose> poses(cache.count());
+    for (size_t i = 0; i < cache.count(); ++i) {
+      const io::Particle& p = set.particles[size_t(cache.particle(i).source_row)];
+      poses[i] = {p.rot, p.tilt, p.psi, p.origin_x, p.origin_y};
+    }
+    trainer.use_poses(std::move(poses));
+    log_info("train: the poses of " + poses_from);
+  }
   io::write_model((fs::path(out) / "neutral.txt").string(), model);
   log_info("train: " + std::to_string(trainer.train_count()) + " particles, " + std::to_string(trainer.val_count()) +
            " for validation, " + std::to_string(G) + " Gaussians, on " + device_name(device));
@@ -144,6 +159,7 @@ static int run_train(Command& c) {
   run["command"] = "train";
   run["particles"] = fs::absolute(co.particles).string();
   run["model"] = fs::absolute(model_path).string();
+  if (!poses_from.empty()) run["poses_from"] = fs::absolute(poses_from).string();
   run["config"] = cfg.to_json();
   if (!cfg.movable.empty()) {
     std::vector<int> mv;
