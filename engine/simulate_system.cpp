@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -329,6 +330,18 @@ SimulatedTruth simulate_system(const HeteroSystem& system, const TruthSimOptions
   guard.path.clear();
   if (images_out) *images_out = std::move(images);
   return res;
+}
+
+PoseErrors pose_errors(const HeteroSystem& system, const TruthSimOptions& opt, const std::vector<ParticlePose>& poses) {
+  double a = 0, s = 0;
+  for (size_t i = 0; i < poses.size(); ++i) {
+    const ParticleTruth t = draw_particle(system, opt, i);
+    const ParticlePose& p = poses[i];
+    a += std::pow(rad2deg(geodesic_angle(t.view, euler_to_matrix(p.rot, p.tilt, p.psi))), 2);
+    s += std::pow(p.origin_x - t.origin_x, 2) + std::pow(p.origin_y - t.origin_y, 2);
+  }
+  const double n = double(std::max<size_t>(1, poses.size()));
+  return {std::sqrt(a / n), std::sqrt(s / n) / opt.pixel};
 }
 
 }  // namespace cugmm

@@ -13,45 +13,26 @@ using namespace cugmm::train_test;
 
 namespace {
 
-// RMS over particles of the geodesic angle (degrees) and of the shift error (pixels) of `poses` against
-// the simulation's truth.
-void pose_errors(const HeteroSystem& sys, const TruthSimOptions& o, const io::ParticleSet& set, double& deg,
-                 double& px) {
-  double a = 0, s = 0;
-  for (size_t i = 0; i < set.particles.size(); ++i) {
-    const ParticleTruth t = draw_particle(sys, o, i);
-    const io::Particle& p = set.particles[i];
-    a += std::pow(rad2deg(geodesic_angle(t.view, euler_to_matrix(p.rot, p.tilt, p.psi))), 2);
-    s += std::pow(p.origin_x - t.origin_x, 2) + std::pow(p.origin_y - t.origin_y, 2);
-  }
-  deg = std::sqrt(a / double(set.particles.size()));
-  px = std::sqrt(s / double(set.particles.size())) / o.pixel;
+std::vector<ParticlePose> poses_of(const io::ParticleSet& set) {
+  std::vector<ParticlePose> p;
+  for (const io::Particle& q : set.particles) p.push_back({q.rot, q.tilt, q.psi, q.origin_x, q.origin_y});
+  return p;
 }
 
 }  // namespace
 
-// A rigid particle (the linear system's arm held at 0: the neutral model is every particle's model) at box
-// 40, 4 Å, SNR 4, its STAR poses off by 3 degrees geodesic RMS and 1 px per axis. Measured: 2.9 -> 0.81
-// degrees, 1.4 -> 0.04 px (from the true poses the same run drifts ~1 degree at SNR 1: this small
+// The rigid particle of train_data.h's perturbed_poses (64 particles). Measured: 2.8 -> 0.93 degrees,
+// 1.36 -> 0.045 px (from the true poses the same run drifts ~1 degree at SNR 1: this small
 // particle's noise floor at 8 Å, so the angle threshold leaves room above it, not below what works).
 TEST_CASE("refine-pose recovers a known pose perturbation; train --poses-from trains with the refined poses") {
   const std::string dir = test::scratch_dir("refine_pose");
-  HeteroSystem sys = builtin_system("linear");
-  sys.motions[0].lo = sys.motions[0].hi = 0;
-  TruthSimOptions o;
-  o.count = 64;
-  o.box = 40;
-  o.pixel = 4.0;
-  o.snr = 4.0;
-  o.pose_error_deg = 3;
-  o.shift_error_px = 1.0;
-  o.consensus = false;
-  o.seed = 11;
+  const HeteroSystem sys = rigid_system();
+  const TruthSimOptions o = perturbed_poses(64);
   const SimulatedTruth truth = simulate_system(sys, o, dir);
   const std::string model = dir + "/neutral.txt";
   io::write_model(model, coarse_grain(sys, o.box, o.pixel));
-  double deg0, px0;
-  pose_errors(sys, o, io::read_particles(truth.star), deg0, px0);
+  const PoseErrors e0 = pose_errors(sys, o, poses_of(io::read_particles(truth.star)));
+  const double deg0 = e0.deg, px0 = e0.px;
 
   const std::string refined = dir + "/refined.star";
   test::RunResult r = test::run(test::cugmm_exe() + " refine-pose --model " + model + " --particles " + truth.star +
@@ -59,8 +40,8 @@ TEST_CASE("refine-pose recovers a known pose perturbation; train --poses-from tr
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const io::ParticleSet out = io::read_particles(refined);
   REQUIRE(out.particles.size() == size_t(o.count));
-  double deg1, px1;
-  pose_errors(sys, o, out, deg1, px1);
+  const PoseErrors e1 = pose_errors(sys, o, poses_of(out));
+  const double deg1 = e1.deg, px1 = e1.px;
   MESSAGE("RMS pose error " << deg0 << " -> " << deg1 << " degrees, " << px0 << " -> " << px1 << " px");
   CHECK(deg0 > 2.5);
   CHECK(px0 > 1.0);
