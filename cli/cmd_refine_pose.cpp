@@ -165,7 +165,7 @@ static int run_refine_pose(Command& c) {
       for (size_t i = 0; i < cache.count(); ++i)
         std::copy_n(latent.begin() + cache.particle(i).source_row * d, d, by_cache.begin() + i * d);
     }
-    params = [&](const size_t* index, int n, float* rows) {
+    params = [&, d](const size_t* index, int n, float* rows) {  // d by value: it ends with this block
       std::vector<float> z(size_t(n) * d);
       for (int i = 0; i < n; ++i) std::copy_n(by_cache.begin() + index[i] * d, d, z.begin() + size_t(i) * d);
       const std::vector<float> p = decode_points(*m, cx, z, n);

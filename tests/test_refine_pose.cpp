@@ -95,6 +95,21 @@ TEST_CASE("refine-pose recovers a known pose perturbation; train --poses-from tr
   }
   CHECK(test::contains(test::read_text(dir + "/run_refined/run.json"), "poses_from"));
 
+  // A run's decoded models: the decoder at each particle's latent point (here ~ the neutral model, lr ~0), from
+  // the run's encoder or from its latent.txt (the same points, so the same poses).
+  for (const std::string& extra : std::vector<std::string>{"", " --latent " + dir + "/run_star/latent.txt"}) {
+    const std::string o2 = dir + (extra.empty() ? "/from_run.star" : "/from_latent.star");
+    r = test::run(test::cugmm_exe() + " refine-pose " + dir + "/run_star --particles " + truth.star + " --out " + o2 +
+                  " --bands 16,10,8 --search 2,1 --device cpu --threads 2" + extra);
+    REQUIRE_MESSAGE(r.status == 0, r.out);
+    const PoseErrors e = pose_errors(sys, o, poses_of(io::read_particles(o2)));
+    MESSAGE("RUN" << extra << ": " << e.deg << " degrees, " << e.px << " px");
+    CHECK(e.deg < 1.2);
+    CHECK(e.px < 0.25);
+  }
+  CHECK(io::read_particles(dir + "/from_run.star").particles[5].rot ==
+        doctest::Approx(io::read_particles(dir + "/from_latent.star").particles[5].rot).epsilon(1e-6));
+
   // Mismatches are refused, naming the file and the image.
   io::StarFile short_star = io::read_star(refined);
   short_star.find("particles")->rows.pop_back();
