@@ -165,7 +165,9 @@ PoseRefineResult refine_poses(Context& cx, const ParticleCache& cache, int G, co
   const double pixel = cache.pixel_size();
   std::vector<Stage> stages;
   for (double maxres : o.bands) {
-    if (maxres < cache_res * (1 - 1e-9))
+    // Compared in rings: a cache made for maxres holds that band's last ring, whose resolution is a little
+    // coarser than maxres itself.
+    if (make_fourier_band(cache.box(), pixel, o.minres, maxres).ring_max > cache.band().ring_max)
       throw Error("refine-pose: band " + io::format_number("%g", maxres) + " Å is finer than the particle cache " +
                   cache.path() + " holds (" + io::format_number("%.3g", cache_res) + " Å)");
     if (o.minres > 0 && o.minres <= maxres)
