@@ -3,7 +3,8 @@
 // decoded model (`cugmm refine-pose RUN`), and trained again with them (`train --poses-from`). Prints and
 // writes as JSON the pose errors against the truth and the latent accuracy |Spearman(PC1, truth)|
 // (engine/latent_metrics.h) before and after. Runs the `cugmm` program (--cugmm, default beside this
-// benchmark's directory), as a user would.
+// benchmark's directory), as a user would. --against neutral refines against the neutral model instead of
+// the run's decoder; a first training already in --dir (run1/run.json) is reused.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
     o.seed = 7;
     std::string cugmm = (fs::path(argv[0]).parent_path() / ".." / "cugmm").string(), out = "bench_refine_retrain.json";
     std::string dir, train = "--epochs 40 --batch 32 --lr 1e-3 --latent 2 --noise 1 --latent-reg 1e-4",
-                refine = "--bands 16,10,8 --search 2,1";
+                refine = "--bands 16,10,8 --search 2,1", against = "decoder";
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
@@ -72,11 +73,13 @@ int main(int argc, char** argv) {
       else if (a == "--train") train = next();
       else if (a == "--refine") refine = next();
       else if (a == "--cugmm") cugmm = next();
+      else if (a == "--against") against = next();
       else if (a == "--dir") dir = next();
       else if (a == "--out") out = next();
       else {
         std::fprintf(stderr, "usage: bench_refine_retrain [--count N] [--snr S] [--pose-error DEG] [--shift-error PX] "
-                             "[--train 'train options'] [--refine 'refine-pose options'] [--cugmm PATH] [--dir DIR] "
+                             "[--train 'train options'] [--refine 'refine-pose options'] [--against decoder|neutral] "
+                             "[--cugmm PATH] [--dir DIR] "
                              "[--out FILE]\n");
         return 2;
       }
@@ -91,23 +94,29 @@ int main(int argc, char** argv) {
     for (const auto& s : truth.state) state.push_back(s[0]);
     const int d = 2;
     const std::string common = " --model " + dir + "/neutral.txt --device cpu " + train;
-    const double t1 = run(cugmm + " train --particles " + truth.star + common + " --out " + dir + "/run1 > " + dir + "/train1.log 2>&1");
-    const double t2 = run(cugmm + " refine-pose " + dir + "/run1 --particles " + truth.star + " --out " + dir +
-                          "/refined.star --device cpu " + refine + " > " + dir + "/refine.log 2>&1");
-    const double t3 = run(cugmm + " train --particles " + truth.star + common + " --poses-from " + dir +
-                          "/refined.star --out " + dir + "/run2 > " + dir + "/train2.log 2>&1");
-    const PoseErrors e0 = pose_errors(sys, o, poses_in(truth.star)), e1 = pose_errors(sys, o, poses_in(dir + "/refined.star"));
-    const double s1 = latent_score(dir + "/run1/latent.txt", d, state), s2 = latent_score(dir + "/run2/latent.txt", d, state);
+    if (against != "decoder" && against != "neutral") throw Error("--against: decoder or neutral");
+    const bool reuse = fs::exists(dir + "/run1/run.json");
+    const double t1 = reuse ? 0 : run(cugmm + " train --particles " + truth.star + common + " --out " + dir + "/run1 > " +
+                                       dir + "/train1.log 2>&1");
+    const std::string refined = dir + "/refined_" + against + ".star", run2 = dir + "/run2_" + against;
+    const double t2 = run(cugmm + " refine-pose " + (against == "decoder" ? dir + "/run1" : "--model " + dir + "/neutral.txt") +
+                          " --particles " + truth.star + " --out " + refined + " --device cpu " + refine + " > " + dir +
+                          "/refine_" + against + ".log 2>&1");
+    const double t3 = run(cugmm + " train --particles " + truth.star + common + " --poses-from " + refined + " --out " +
+                          run2 + " > " + run2 + ".log 2>&1");
+    const PoseErrors e0 = pose_errors(sys, o, poses_in(truth.star)), e1 = pose_errors(sys, o, poses_in(refined));
+    const double s1 = latent_score(dir + "/run1/latent.txt", d, state), s2 = latent_score(run2 + "/latent.txt", d, state);
     std::printf("linear motion, box %d at %.1f Å, %d particles, SNR %g, STAR error %.2f degrees / %.2f px RMS\n"
                 "  train (STAR poses): |Spearman(PC1, truth)| %.3f (%.0f s)\n"
-                "  refine-pose against each particle's decoded model: %.2f degrees / %.2f px RMS (%.0f s)\n"
+                "  refine-pose against %s: %.2f degrees / %.2f px RMS (%.0f s)\n"
                 "  train --poses-from the refined poses: |Spearman(PC1, truth)| %.3f (%.0f s)\n",
-                o.box, o.pixel, o.count, o.snr, e0.deg, e0.px, s1, t1, e1.deg, e1.px, t2, s2, t3);
+                o.box, o.pixel, o.count, o.snr, e0.deg, e0.px, s1, t1,
+                against == "decoder" ? "each particle's decoded model" : "the neutral model", e1.deg, e1.px, t2, s2, t3);
     nlohmann::json doc;
     doc["machine"] = bench::machine();
     doc["setup"] = {{"system", "linear"}, {"box", o.box}, {"pixel", o.pixel}, {"particles", o.count}, {"snr", o.snr},
                     {"pose_error_deg", o.pose_error_deg}, {"shift_error_px", o.shift_error_px}, {"seed", o.seed},
-                    {"train", train}, {"refine", refine}};
+                    {"train", train}, {"refine", refine}, {"against", against}};
     doc["star_poses"] = {{"rms_angle_deg", e0.deg}, {"rms_shift_px", e0.px}, {"latent_spearman_pc1", s1}, {"train_s", t1}};
     doc["refined_poses"] = {{"rms_angle_deg", e1.deg}, {"rms_shift_px", e1.px}, {"latent_spearman_pc1", s2},
                             {"refine_s", t2}, {"train_s", t3}};
