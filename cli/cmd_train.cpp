@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "engine/gaussian_mask.h"
 #include "engine/particle_cache.h"
+#include "engine/particle_poses.h"
 #include "engine/signal_subtraction.h"
 #include "engine/symmetry.h"
 #include "engine/train_outputs.h"
@@ -51,12 +52,14 @@ static int run_train(Command& c) {
   TrainOptions to;
   TrainConfig& cfg = to.config;
   CacheOptions& co = to.cache;
-  std::string model_path, out, cache_path, focus_mask, subtract = "neutral";
+  std::string model_path, out, cache_path, focus_mask, subtract = "neutral", poses_from;
   bool resume = false, plan_only = false, recentre = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "run directory: latent.txt, particles.star, model.ckpt, loss.txt/.png, run.json")->required();
   c.text("--cache", cache_path, "particle cache (default: OUT/particles.cugmm-cache)");
+  c.text("--poses-from", poses_from, "train with the poses of this particle file (e.g. `cugmm refine-pose`'s "
+                                     "output), matched to --particles by rlnImageName");
   to.declare(c);
   c.text("--focus-mask", focus_mask, "focused analysis: only the Gaussians in this mask (MRC on the model's grid) "
                                      "move, and (--subtract neutral) the rest is subtracted from the particles");
@@ -94,6 +97,7 @@ static int run_train(Command& c) {
   if (focused) files.inputs.push_back(focus_mask);
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
+  if (!poses_from.empty()) files.inputs.push_back(poses_from);
   check_files(files, false);
   if (resume && !fs::exists(fs::path(out) / "model.ckpt"))
     throw Error("--resume: " + (fs::path(out) / "model.ckpt").string() + " does not exist");
@@ -106,6 +110,8 @@ static int run_train(Command& c) {
   for (const auto& p : set.particles) stacks.push_back(p.image_file);
   refuse_overwriting(files.outputs, stack_candidates(stacks, co.particles, co.root), "a stack " + co.particles + " names");
   refuse_premultiplied(set, cfg.ctf);
+  // The cache holds the images of --particles (and their poses); --poses-from replaces the poses only.
+  if (!poses_from.empty()) apply_poses(set, poses_from_file(set, poses_from, co.root));
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
@@ -161,6 +167,15 @@ static int run_train(Command& c) {
   const bool writer = comm.rank() == 0;  // one rank writes the run's files
   Trainer trainer(cx, cache, model, cfg, out);
   trainer.set_comm(comm);
+  if (!poses_from.empty()) {
+    std::vector<ParticlePose> poses(cache.count());
+    for (size_t i = 0; i < cache.count(); ++i) {
+      const io::Particle& p = set.particles[size_t(cache.particle(i).source_row)];
+      poses[i] = {p.rot, p.tilt, p.psi, p.origin_x, p.origin_y};
+    }
+    trainer.use_poses(std::move(poses));
+    log_info("train: the poses of " + poses_from);
+  }
   if (writer) io::write_model((fs::path(out) / "neutral.txt").string(), model);
   log_info("train: " + std::to_string(trainer.train_count()) + " particles, " + std::to_string(trainer.val_count()) +
            " for validation, " + std::to_string(G) + " Gaussians, on " + device_name(device) +
@@ -209,6 +224,7 @@ static int run_train(Command& c) {
   run["command"] = "train";
   run["particles"] = fs::absolute(co.particles).string();
   run["model"] = fs::absolute(model_path).string();
+  if (!poses_from.empty()) run["poses_from"] = fs::absolute(poses_from).string();
   run["config"] = cfg.to_json();
   if (!cfg.movable.empty()) {
     std::vector<int> mv;

@@ -485,21 +485,37 @@ void Trainer::set_comm(Comm& comm) {
 std::string Trainer::checkpoint_path() const { return (fs::path(p_->dir) / "model.ckpt").string(); }
 std::string Trainer::features_path() const { return (fs::path(p_->dir) / "features.cugmm-features").string(); }
 
+namespace {
+
+// FNV-1a over the bytes of an array of plain values.
+template <class T>
+uint64_t fnv1a(const std::vector<T>& v) {
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char* b = reinterpret_cast<const unsigned char*>(v.data());
+  for (size_t i = 0; i < v.size() * sizeof(T); ++i) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+void Trainer::use_poses(std::vector<ParticlePose> poses) {
+  CUGMM_REQUIRE(!features_, "Trainer::use_poses after prepare_features");
+  poses_key_ = std::to_string(fnv1a(poses));
+  batcher_->set_poses(std::move(poses));
+}
+
 nlohmann::json Trainer::feature_key() const {
   const ParticleCache& ca = p_->cache;
   std::error_code ec;
-  uint64_t h = 1469598103934665603ull;
-  for (float v : p_->neutral_params) {
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    for (int b = 0; b < 4; ++b) h = (h ^ ((u >> (8 * b)) & 0xff)) * 1099511628211ull;
-  }
-  return {{"count", ca.count()}, {"symmetry", ca.symmetry()}, {"cache", fs::absolute(ca.path()).string()},
+  const uint64_t h = fnv1a(p_->neutral_params);
+  nlohmann::json key = {{"count", ca.count()}, {"symmetry", ca.symmetry()}, {"cache", fs::absolute(ca.path()).string()},
           {"cache_bytes", uint64_t(fs::file_size(ca.path(), ec))},
           {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
           {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
           {"ctf", ctf_choice_name(p_->c.ctf)}, {"val_fraction", p_->c.val_fraction},
           {"precision", feature_precision_name(p_->c.feature_precision)}};
+  if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
+  return key;
 }
 
 void Trainer::prepare_features(bool resume) {

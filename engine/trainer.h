@@ -153,6 +153,9 @@ class Trainer {
   size_t train_count() const { return train_.size(); }
   size_t val_count() const { return val_.size(); }
 
+  // Poses used in place of the cache's, one per cache particle (`train --poses-from`); before
+  // prepare_features (the features depend on the poses, and their file's key records them).
+  void use_poses(std::vector<ParticlePose> poses);
   // Builds the feature file (or reuses a current one; with resume a stale one is refused).
   void prepare_features(bool resume);
   // Runs epochs up to config.epochs from scratch or from the checkpoint. Returns false when stopped by
@@ -185,6 +188,7 @@ class Trainer {
   FeatureNorm norm_;
   std::unique_ptr<FeatureFile> features_;
   std::unique_ptr<ParticleBatcher> batcher_;
+  std::string poses_key_;  // FNV-1a of the poses given to use_poses, "" for the cache's
 };
 
 }  // namespace cugmm

@@ -9,7 +9,7 @@ std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBan
 }
 
 void training_score(Projector& pr, const float* params, size_t params_stride, const ParticleView* views,
-                    const cfloat* data, int n, float* score, float* grad) {
+                    const cfloat* data, int n, float* score, float* grad, float* grad_pose) {
   ProjectionBatch in;
   in.count = n;
   in.params = params;
@@ -20,6 +20,7 @@ void training_score(Projector& pr, const float* params, size_t params_stride, co
   o.score = score;
   o.grad_params = grad;
   o.grad_reduce = GradReduce::per_particle;
+  o.grad_pose = grad_pose;
   pr.run(in, o);
 }
 
