@@ -59,30 +59,10 @@ double column_mean(const std::string& path, int col) {
 // The trained latent's figures, scored as the oracle reference's are (engine/oracle_reference.h), against
 // the truth table the simulator wrote (rows in STAR order, as latent.txt's).
 nlohmann::json trained_figures(const std::string& latent_txt, int d, const std::string& truth_csv) {
-  const HeteroSystem sys = builtin_system("composition");
-  const std::vector<float> z = read_latent_txt(latent_txt, d);
-  std::ifstream f(truth_csv);
-  std::string line;
-  std::getline(f, line);
-  std::vector<std::vector<double>> rows;
-  while (std::getline(f, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    std::vector<double> r;
-    for (size_t k = 0; k <= sys.motions.size() && std::getline(ss, cell, ','); ++k) r.push_back(std::stod(cell));
-    rows.push_back({r.begin() + 1, r.end()});  // index, then one column per motion
-  }
-  const size_t n = rows.size();
-  CUGMM_REQUIRE(n * size_t(d) == z.size(), "demo: latent.txt and the truth table differ in length");
-  Matrix latent(n, size_t(d)), truth(n, sys.motions.size());
-  for (size_t i = 0; i < n; ++i) {
-    for (int k = 0; k < d; ++k) latent(i, size_t(k)) = z[i * size_t(d) + size_t(k)];
-    for (size_t k = 0; k < sys.motions.size(); ++k) truth(i, k) = rows[i][k];
-  }
   BootstrapOptions bo;
   bo.resamples = 100;
   nlohmann::json out = nlohmann::json::array();
-  for (const MetricFigure& m : score_latent(sys, latent, truth, bo))
+  for (const MetricFigure& m : score_latent_file(builtin_system("composition"), latent_txt, d, truth_csv, bo))
     out.push_back({{"metric", m.metric}, {"truth", m.motion},
                    {"value", {{"value", m.value.value}, {"lo95", m.value.lo}, {"hi95", m.value.hi}}}});
   return out;

@@ -153,6 +153,7 @@ static int run_train(Command& c) {
   run["gaussians"] = G;
   run["grid"] = {{"box", cache.box()}, {"pixel", cache.pixel_size()}, {"ring_min", trainer.batcher().band().ring_min},
                  {"ring_max", trainer.batcher().band().ring_max}};
+  if (!trainer.ring_record().is_null()) run["score_ring_weights"] = trainer.ring_record();
   run["device"] = device_name(device);
   run["particles_count"] = cache.count();
   run["train_count"] = trainer.train_count();

@@ -32,6 +32,12 @@ void TrainOptions::declare(Command& c) {
   c.number("--reg-mass", reg_mass, "weight of the total-mass regulariser", 0, 1e6);
   c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
   c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
+  c.text("--loss", loss, "snr: FRC rings weighted by their measured signal (engine/ring_weights.h); frc: the plain "
+                         "mean over rings (the paper's)");
+  c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
+  c.number("--coarse-res", cfg.coarse_res, "the coarse band's finest resolution, Å", 0, 1e4, true);
+  c.text("--rigid", rigid, "remove: the six rigid-body modes taken out of the decoder's positions (the latent cannot "
+                           "learn pose error; every Gaussian must be movable); keep: not");
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
   c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
@@ -49,12 +55,21 @@ void TrainOptions::finish(const Command& c) {
   cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
+  if (!loss.empty() && loss != "snr" && loss != "frc") throw Error("--loss must be snr or frc, not '" + quote_value(loss) + "'");
+  if (!loss.empty()) cfg.snr_weighted = loss == "snr";
+  if (!rigid.empty() && rigid != "remove" && rigid != "keep")
+    throw Error("--rigid must be remove or keep, not '" + quote_value(rigid) + "'");
+  if (!rigid.empty()) cfg.rigid_free = rigid == "remove";
   if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
-    const TrainConfig paper;
-    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
-      if (c.app.count(opt) > 0) throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
+    const TrainConfig paper = paper_recipe();
+    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg",
+                            "--loss", "--coarse-epochs", "--rigid"})
+      if (c.app.count(opt) > 0)
+        throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
     cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
+    cfg.snr_weighted = paper.snr_weighted; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;
+    if (c.app.count("--move") == 0) move = "positions,amplitudes,widths";  // what the paper moves
   }
   parse_move_list(move, cfg);
   cfg.ctf = parse_ctf_choice(ctf);

@@ -13,7 +13,7 @@ namespace cugmm::cli {
 struct TrainOptions {
   TrainConfig config;
   CacheOptions cache;  // root and box from the options; particles and maxres are the command's
-  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16";
+  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid;
   long long seed = 1;
   double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg;
 

@@ -105,13 +105,16 @@ const char* feature_precision_name(FeaturePrecision p) { return p == FeaturePrec
 
 void build_feature_file(const std::string& path, Context& cx, const ParticleBatcher& batcher,
                         const std::vector<float>& neutral, const nlohmann::json& key, FeaturePrecision precision,
-                        FeatureNorm& norm, const std::vector<char>& use_for_norm, int batch) {
+                        FeatureNorm& norm, const std::vector<char>& use_for_norm, int batch,
+                        const std::vector<float>& ring_weights) {
   const FourierBand& band = batcher.band();
   const size_t width = neutral.size();
   CUGMM_REQUIRE(width % 5 == 0 && width > 0, "build_feature_file: parameter row of 5G values");
   const int G = int(width / 5);
   const size_t n = key.at("count").get<size_t>();
-  auto projector = make_projector(cx, band, G, ProjectorOptions{});
+  ProjectorOptions po;
+  po.ring_weights = ring_weights;
+  auto projector = make_projector(cx, band, G, po);
   const bool measure = norm.mean.empty();
 
   // Pass 1: raw gradients; when measuring, they go to a raw fp32 scratch file and the column sums are kept
