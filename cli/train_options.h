@@ -15,6 +15,7 @@ struct TrainOptions {
   CacheOptions cache;  // root and box from the options; particles and maxres are the command's
   std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid;
   long long seed = 1;
+  bool relu = false;
   double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg;
 
   TrainOptions();

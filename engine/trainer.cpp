@@ -57,7 +57,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 TrainConfig paper_recipe() {
   TrainConfig c;
   c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
-  c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0;
+  c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
   c.snr_weighted = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
   return c;
