@@ -15,6 +15,7 @@
 #include "engine/train_ops.h"
 #include "engine/trainer.h"
 #include "kernels/frc.h"
+#include "support.h"
 
 using namespace cugmm;
 
@@ -165,4 +166,23 @@ TEST_CASE("the rigid-mode projection removes rigid motions, keeps relative ones,
     b += double(x[c]) * ptv[c];
   }
   CHECK(a == doctest::Approx(b).epsilon(1e-5));
+}
+
+TEST_CASE("--preset paper: the published recipe, refusing a line that changes part of it") {
+  const std::string base = test::cugmm_exe() + " train --particles none.star --model none.txt --out " +
+                           test::scratch_dir("preset_paper") + "/run --preset paper ";
+  for (const char* opt : {"--lr 1e-3", "--noise 1", "--loss snr", "--relu", "--leaky", "--rigid remove",
+                          "--coarse-epochs 2", "--latent-reg 1e-4"}) {
+    test::RunResult r = test::run(base + opt);
+    CAPTURE(opt);
+    CHECK(r.status != 0);
+    CHECK(test::contains(r.out, std::string("drop ") + std::string(opt).substr(0, std::string(opt).find(' '))));
+  }
+  const TrainConfig p = paper_recipe(), d;
+  CHECK(p.lr == 1e-4f);
+  CHECK(p.noise == 0.1f);
+  CHECK_FALSE(p.snr_weighted);
+  CHECK_FALSE(p.leaky);
+  CHECK(p.reg_mass == 1.f);
+  CHECK(d.snr_weighted);  // the defaults are not the paper's
 }
