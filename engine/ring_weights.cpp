@@ -26,12 +26,7 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
   for (size_t first = 0; first < n; first += chunk) {
     const int m = int(std::min<size_t>(chunk, n - first));
     batcher.gather(use.data() + first, m, views.data(), data.data());
-    ProjectionBatch in;
-    in.count = m;
-    in.params = neutral.data();
-    in.params_stride = 0;
-    in.views = views.data();
-    in.data = data.data();
+    const ProjectionBatch in{m, neutral.data(), 0, views.data(), data.data()};  // one shared row
     ProjectionOutputs o;
     o.score = score.data();
     o.frc = frc.data();
