@@ -245,6 +245,7 @@ static int run_train(Command& c) {
   }
   run["grid"] = {{"box", cache.box()}, {"pixel", cache.pixel_size()}, {"ring_min", trainer.batcher().band().ring_min},
                  {"ring_max", trainer.batcher().band().ring_max}};
+  if (!trainer.ring_record().is_null()) run["score_ring_weights"] = trainer.ring_record();
   run["device"] = device_name(device);
   run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
                   {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes}};

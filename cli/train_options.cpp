@@ -28,7 +28,8 @@ void TrainOptions::declare(Command& c) {
   c.integer("--box", cache.box, "train on particles Fourier-cropped to this box (0: their own)", 0, kMaxBox);
   c.integer("--seed", seed, "random seed (networks, noise, batch order)", 0, (1ll << 62));
   c.number("--val-fraction", cfg.val_fraction, "fraction of particles held out for validation", 0, 0.5);
-  c.text("--preset", preset, "paper: the published e2gmm recipe (the current defaults)");
+  c.text("--preset", preset, "paper: the published e2gmm recipe (plain FRC, ReLU, lr 1e-4, latent noise 0.1, "
+                             "mass regulariser 1), the baseline the defaults are measured against");
   c.number("--lr", lr, "Adam learning rate", 0, 1, true);
   c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
   c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
@@ -36,9 +37,16 @@ void TrainOptions::declare(Command& c) {
   c.number("--reg-mass", reg_mass, "weight of the total-mass regulariser", 0, 1e6);
   c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
   c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
+  c.text("--loss", loss, "snr: FRC rings weighted by their measured signal (engine/ring_weights.h); frc: the plain "
+                         "mean over rings (the paper's)");
+  c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
+  c.number("--coarse-res", cfg.coarse_res, "the coarse band's finest resolution, Å", 0, 1e4, true);
+  c.text("--rigid", rigid, "remove: the six rigid-body modes taken out of the decoder's positions (the latent cannot "
+                           "learn pose error; every Gaussian must be movable); keep: not");
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
-  c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
+  c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");
+  c.flag("--relu", relu, "plain ReLU instead of leaky ReLU (the paper's)");
   c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
   c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
   c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
@@ -52,13 +60,26 @@ void TrainOptions::finish(const Command& c) {
   cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
   cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
+  if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
+  if (relu) cfg.leaky = false;
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
+  if (!loss.empty() && loss != "snr" && loss != "frc") throw Error("--loss must be snr or frc, not '" + quote_value(loss) + "'");
+  if (!loss.empty()) cfg.snr_weighted = loss == "snr";
+  if (!rigid.empty() && rigid != "remove" && rigid != "keep")
+    throw Error("--rigid must be remove or keep, not '" + quote_value(rigid) + "'");
+  if (!rigid.empty()) cfg.rigid_free = rigid == "remove";
   if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
-    const TrainConfig paper;
-    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
-      if (c.app.count(opt) > 0) throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
+    const TrainConfig paper = paper_recipe();
+    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--relu", "--latent-reg",
+                            "--loss", "--coarse-epochs", "--rigid"})
+      if (c.app.count(opt) > 0)
+        throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
     cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
+    cfg.snr_weighted = paper.snr_weighted; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;
+    if (c.app.count("--reg-mass") == 0) cfg.reg_mass = paper.reg_mass;
+    if (c.app.count("--reg-width") == 0) cfg.reg_width = paper.reg_width;
+    if (c.app.count("--move") == 0) move = "positions,amplitudes,widths";  // what the paper moves
   }
   group = make_symmetry_group(sym);
   cfg.symmetry = group.name;

@@ -14,10 +14,11 @@ namespace cugmm::cli {
 struct TrainOptions {
   TrainConfig config;
   CacheOptions cache;  // root and box from the options; particles and maxres are the command's
-  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16";
+  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid;
   std::string sym = "C1";
   SymmetryGroup group;  // from --sym (finish())
   long long seed = 1;
+  bool relu = false;
   double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg;
 
   TrainOptions();

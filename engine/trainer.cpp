@@ -13,6 +13,7 @@
 #include "core/memory.h"
 #include "engine/data_parallel.h"
 #include "engine/model_params.h"
+#include "engine/ring_weights.h"
 #include "engine/train_ops.h"
 #include "engine/training_score.h"
 #include "kernels/gaussian_projection.h"
@@ -32,7 +33,9 @@ nlohmann::json TrainConfig::to_json() const {
           {"maxres", maxres}, {"seed", seed}, {"val_fraction", val_fraction}, {"move_positions", move_positions},
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
-          {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
+          {"snr_weighted", snr_weighted}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
+          {"coarse_res", coarse_res}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -47,6 +50,19 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.loss_every = j.at("loss_every"); c.explode = j.at("explode");
   c.latent_reg = j.value("latent_reg", 0.f);
   c.symmetry = j.value("symmetry", std::string("C1"));
+  c.snr_weighted = j.value("snr_weighted", false);  // runs before issue 14: the plain FRC
+  c.coarse_epochs = j.value("coarse_epochs", 0);
+  c.coarse_res = j.value("coarse_res", 12.0);
+  c.rigid_free = j.value("rigid_free", false);
+  return c;
+}
+
+TrainConfig paper_recipe() {
+  TrainConfig c;
+  c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
+  c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
+  c.snr_weighted = false; c.coarse_epochs = 0; c.rigid_free = false;
+  c.move_positions = c.move_amplitudes = c.move_widths = true;
   return c;
 }
 
@@ -217,6 +233,30 @@ StepConsts step_consts(const TrainConfig& c, const std::vector<float>& neutral, 
   k.width_hi = float(kMaxWidthBoxFraction * box * pixel * 0.999);
   k.reg_width = c.reg_width;
   k.reg_mass = c.reg_mass;
+  k.rigid_free = c.rigid_free && c.move_positions && c.movable.empty();
+  if (k.rigid_free) {
+    double cm[3] = {0, 0, 0}, in[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < k.G; ++j)
+      for (int a = 0; a < 3; ++a) cm[a] += neutral[3 * size_t(k.G) + j] * neutral[size_t(a) * k.G + j] / msum;
+    for (int j = 0; j < k.G; ++j) {
+      const double m = neutral[3 * size_t(k.G) + j];
+      double r[3];
+      for (int a = 0; a < 3; ++a) r[a] = neutral[size_t(a) * k.G + j] - cm[a];
+      const double rr = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) in[3 * a + b] += m * ((a == b ? rr : 0.0) - r[a] * r[b]);
+    }
+    // The inverse by cofactors (symmetric, positive definite unless every Gaussian lies on one line).
+    const double det = in[0] * (in[4] * in[8] - in[5] * in[7]) - in[1] * (in[3] * in[8] - in[5] * in[6]) +
+                       in[2] * (in[3] * in[7] - in[4] * in[6]);
+    if (!(std::abs(det) > 0)) throw Error("the neutral model's Gaussians lie on a line: its rigid rotations are undefined");
+    const double co[9] = {in[4] * in[8] - in[5] * in[7], in[2] * in[7] - in[1] * in[8], in[1] * in[5] - in[2] * in[4],
+                          in[5] * in[6] - in[3] * in[8], in[0] * in[8] - in[2] * in[6], in[2] * in[3] - in[0] * in[5],
+                          in[3] * in[7] - in[4] * in[6], in[1] * in[6] - in[0] * in[7], in[0] * in[4] - in[1] * in[3]};
+    for (int a = 0; a < 9; ++a) k.inertia_inv[a] = float(co[a] / det);
+    for (int a = 0; a < 3; ++a) k.centre[a] = float(cm[a]);
+    k.mass = float(msum);
+  }
   return k;
 }
 
@@ -338,6 +378,11 @@ struct StepBuffers {
     z.resize(size_t(n) * enc.out_features());
     train_ops::add_latent_noise(cx, ze, z.data(), index.data(), n, enc.out_features(), noise, seed, epoch);
     const float* raw = dec.forward(z.data(), n, mode, step);
+    if (k.rigid_free) {
+      rigid.resize(size_t(n) * W);
+      train_ops::rigid_project(cx, k, base.data(), raw, rigid.data(), n, false);
+      raw = rigid.data();
+    }
     params.resize(size_t(n) * W);
     rowreg.resize(size_t(n) * 3);
     train_ops::decode_rows(cx, k, base.data(), raw, params.data(), rowreg.data(), n);
@@ -352,7 +397,7 @@ struct StepBuffers {
 
   const float* last_raw = nullptr;
   const float* z_clean = nullptr;  // the encoder's output (before the noise)
-  Buffer<float> vz{cx};
+  Buffer<float> vz{cx}, rigid{cx}, v_rigid{cx};  // the latent penalty's and the rigid projection's buffers
 };
 
 std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t seed, uint64_t epoch) {
@@ -368,11 +413,14 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
 // Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
 void embed_with(Context& cx, const TrainConfig& c, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
                 const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
-                const FeatureFile& features, std::vector<float>& latent, std::vector<float>& score, int batch,
-                Comm* comm) {
+// Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
+void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
+                const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
+                const FeatureFile& features, const std::vector<float>& ring_weights, std::vector<float>& latent,
+                std::vector<float>& score, int batch, Comm* comm) {
   const size_t n = features.count();
   const int d = enc.out_features();
-  auto projector = make_training_projector(cx, batcher.band(), c, k.G);
+  auto projector = make_training_projector(cx, batcher.band(), ring_weights, k.G);
   StepBuffers b(cx, k, neutral, mask);
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
@@ -409,7 +457,8 @@ struct Trainer::Impl {
   std::string dir;
   int G;
   FourierBand band;
-  std::vector<float> neutral_params, mask;
+  std::vector<float> neutral_params, mask, ring_weights;
+  nlohmann::json ring_record;  // what run.json says about the weights
   StepConsts k;
   std::unique_ptr<nn::Sequential> enc, dec;
   std::unique_ptr<nn::Adam> aenc, adec;
@@ -513,14 +562,32 @@ nlohmann::json Trainer::feature_key() const {
           {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
           {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
           {"ctf", ctf_choice_name(p_->c.ctf)}, {"val_fraction", p_->c.val_fraction},
-          {"precision", feature_precision_name(p_->c.feature_precision)}};
+          {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights}};
   if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
   return key;
 }
 
+const std::vector<float>& Trainer::ring_weights() const { return p_->ring_weights; }
+const nlohmann::json& Trainer::ring_record() const { return p_->ring_record; }
+
 void Trainer::prepare_features(bool resume) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = features_path();
+  if (p_->c.snr_weighted) {
+    if (resume) {  // the run's own weights (the data have not changed: the feature key checks it)
+      nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
+      p_->ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+    } else {
+      const RingWeights w = estimate_ring_weights(p_->cx, *batcher_, p_->neutral_params, train_);
+      p_->ring_weights = w.weight;
+      p_->ring_record = {{"particles", w.particles}, {"mean_frc", w.mean_frc}, {"weights", w.weight}};
+      std::string used;
+      for (int r = p_->band.ring_min; r <= p_->band.ring_max; ++r)
+        if (w.weight[size_t(r)] > 0) used = std::to_string(p_->band.ring_min) + ".." + std::to_string(r);
+      log_info("SNR-weighted score: rings " + used + " carry signal (" + std::to_string(w.particles) +
+               " particles at the neutral model)");
+    }
+  }
   const nlohmann::json key = feature_key();
   std::string why = fs::exists(path) ? feature_file_stale_reason(path, key) : "missing";
   if (!why.empty()) {
@@ -530,7 +597,7 @@ void Trainer::prepare_features(bool resume) {
     for (size_t i : train_) use[i] = 1;
     FeatureNorm norm;
     build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
-                       std::max(1, std::min(p_->c.batch, 256)), p_->comm);
+                       std::max(1, std::min(p_->c.batch, 256)), p_->ring_weights, p_->comm);
   }
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
@@ -575,7 +642,11 @@ bool Trainer::train(bool resume) {
   const TrainConfig& c = p.c;
   Context& cx = p.cx;
   p.make_networks();
-  auto projector = make_training_projector(cx, p.band, c, p.G);
+  auto full_projector = make_training_projector(cx, p.band, p.ring_weights, p.G);
+  std::unique_ptr<Projector> coarse_projector;
+  if (c.coarse_epochs > 0)
+    coarse_projector = make_training_projector(
+        cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G);
   StepBuffers b(cx, p.k, p.neutral_params, p.mask);
   int start_epoch = 0;
   size_t start_batch = 0;
@@ -645,6 +716,10 @@ bool Trainer::train(bool resume) {
     ck.put_f32("norm.mean", norm_.mean);
     ck.put_f32("norm.sd", norm_.sd);
     ck.put_f32("mask", p.mask);
+    if (!p.ring_weights.empty()) {
+      ck.put_f32("ring_weights", p.ring_weights);
+      ck.meta["ring_count"] = p.ring_weights.size();
+    }
     p.enc->save(ck, "encoder.");
     p.dec->save(ck, "decoder.");
     p.aenc->save(ck, "adam_encoder.");
@@ -661,6 +736,7 @@ bool Trainer::train(bool resume) {
   std::string last_extra;
   for (int e = start_epoch; e < c.epochs; ++e) {
     const auto t_epoch = std::chrono::steady_clock::now();
+    Projector* projector = e < c.coarse_epochs ? coarse_projector.get() : full_projector.get();
     const std::vector<uint64_t> order = epoch_order(train_, c.seed, uint64_t(e));
     std::vector<size_t> idx(B);
     // A run resumed with another rank count may restart mid-batch: its epoch's batches start `shift` later.
@@ -706,7 +782,13 @@ bool Trainer::train(bool resume) {
                              b.v.data(), int(B));
         train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), int(B), b.acc.data());
         mark("cotangent, loss");
-        const float* vz = p.dec->backward(b.v.data(), true);
+        const float* v_raw = b.v.data();
+        if (p.k.rigid_free) {  // the projection's backward: its adjoint
+          b.v_rigid.resize(B * b.W);
+          train_ops::rigid_project(cx, p.k, b.base.data(), v_raw, b.v_rigid.data(), int(B), true);
+          v_raw = b.v_rigid.data();
+        }
+        const float* vz = p.dec->backward(v_raw, true);
         if (c.latent_reg > 0) {
           b.vz.resize(B * size_t(c.latent));
           train_ops::add_scaled(cx, vz, b.z_clean, 2.f * c.latent_reg / float(B), b.vz.data(), B * size_t(c.latent));
@@ -797,7 +879,7 @@ bool Trainer::train(bool resume) {
 void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
   Impl& p = *p_;
   CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
-  embed_with(p.cx, p.c, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, latent, score,
+  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, p.ring_weights, latent, score,
              std::max(1, std::min(p.c.batch, 256)), p.comm);
 }
 
@@ -819,6 +901,11 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
     m.norm.sd = ck.get_f32("norm.sd", 5 * size_t(G));
     m.cache_box = ck.meta.at("cache_box");
     m.cache_pixel = ck.meta.at("cache_pixel");
+    if (m.config.rigid_free) {  // as trained: only when every Gaussian's position could move
+      const std::vector<float> mask = ck.get_f32("mask", 5 * size_t(G));
+      m.config.rigid_free = std::all_of(mask.begin(), mask.begin() + 3 * G, [](float v) { return v != 0.f; });
+    }
+    if (m.config.snr_weighted) m.ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
     m.encoder = std::make_unique<nn::Sequential>(encoder_arch(m.config, G), cx, 0);
     m.decoder = std::make_unique<nn::Sequential>(decoder_arch(m.config, G), cx, 0);
     m.decoder->set_base(std::vector<float>(5 * size_t(G), 0.f));
@@ -833,8 +920,8 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
                      std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
-  embed_with(cx, m.config, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features,
-             latent, score, batch, comm);
+  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features,
+             m.ring_weights, latent, score, batch, comm);
 }
 
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
@@ -847,7 +934,7 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
   build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch,
-                     comm);
+                     m.ring_weights, comm);
   FeatureFile features(features_path, key);
   embed_particles(m, cx, batcher, features, latent, score, batch, comm);
 }
@@ -855,6 +942,12 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
 void decode_on_device(const TrainedModel& m, Context& cx, const StepConsts& k, const float* base, const float* z,
                       int n, float* params, float* rowreg) {
   const float* raw = m.decoder->forward(z, n, nn::Mode::infer, 0);
+  Buffer<float> rigid(cx);
+  if (k.rigid_free) {  // the decoder's positions without their rigid-body part (kernels/train_step.h)
+    rigid.resize(size_t(n) * size_t(5 * k.G));
+    train_ops::rigid_project(cx, k, base, raw, rigid.data(), n, false);
+    raw = rigid.data();
+  }
   train_ops::decode_rows(cx, k, base, raw, params, rowreg, n);
 }
 

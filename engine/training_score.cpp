@@ -4,8 +4,11 @@
 
 namespace cugmm {
 
-std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band, const TrainConfig&, int G) {
-  return make_projector(cx, band, G);
+std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band,
+                                                   const std::vector<float>& ring_weights, int G) {
+  ProjectorOptions po;
+  po.ring_weights = ring_weights;
+  return make_projector(cx, band, G, po);
 }
 
 void training_score(Projector& pr, const float* params, size_t params_stride, const ParticleView* views,

@@ -4,6 +4,7 @@
 // every one of them at once.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "core/context.h"
 #include "engine/fourier_band.h"
@@ -11,10 +12,10 @@
 
 namespace cugmm {
 
-struct TrainConfig;
-
 // The projector training uses for a run's settings, on the context's device.
-std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band, const TrainConfig& c, int G);
+// ring_weights: the run's per-ring score weights (engine/ring_weights.h; empty: the plain FRC mean).
+std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band,
+                                                   const std::vector<float>& ring_weights, int G);
 
 // score[n] (and, when grad is not null, d score / d params per particle, n x 5G; when grad_pose is not null,
 // d score / d pose, n x 5 as engine/projector.h lays it out: pose refinement) of n particles against

@@ -15,17 +15,19 @@
 using namespace cugmm;
 using namespace cugmm::train_test;
 
+constexpr int kCount = 800;
+constexpr double kSnr = 0.2;  // whole-box SNR (engine/simulate_system.h), realistic; issue 13's test ran at 2
+
 namespace {
 
-// The run the cases share, trained once per process (training is most of this file's time). It also writes
-// the posterior-mean latent (latent.txt; the encoder's points in latent_encoder.txt), which the second case
-// judges.
+// The run the cases share, trained once per process (training is most of this file's time), with the
+// defaults (no flag but the size of the run: what a user gets). It also writes the posterior-mean latent
+// (latent.txt; the encoder's points in latent_encoder.txt), which the second case judges.
 const DataSet& linear_run() {
   static const DataSet d = [] {
-    DataSet data = make_data("train_linear", "linear", 400, 2.0);
+    DataSet data = make_data("train_linear", "linear", kCount, kSnr);
     MESSAGE(data.gaussians << " Gaussians");
-    test::RunResult r = test::run(train_cmd(data, data.dir + "/run", "--epochs 40 --batch 32 --lr 1e-3 --latent 2 --noise 1 "
-                                                                      "--latent-reg 1e-4 --latent-estimate posterior"));
+    test::RunResult r = test::run(train_cmd(data, data.dir + "/run", "--epochs 30 --batch 32 --latent 2 --latent-estimate posterior"));
     MESSAGE(r.out);
     REQUIRE(r.status == 0);
     return data;
@@ -40,7 +42,7 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
   const std::string out = d.dir + "/run";
   test::RunResult r;
   Matrix z = read_latent(out + "/latent_encoder.txt");  // the trainer's own: the encoder's points
-  REQUIRE(z.rows == 400);
+  REQUIRE(z.rows == kCount);
   const std::vector<double> truth = d.truth.state.size() ? [&] {
     std::vector<double> t;
     for (auto& s : d.truth.state) t.push_back(s[0]);
@@ -52,13 +54,15 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   const double baseline = linear_motion_score(z, shuffled);
   MESSAGE("|Spearman(PC1, truth)| = " << score << ", shuffled-truth baseline " << baseline);
-  CHECK(score > 0.6);
+  // Measured 0.409 (CPU, bit-reproducible; untrained 0.022, shuffled truth 0.076) at SNR 0.2; issue 13's test
+  // reached > 0.6 at SNR 2 with hand-picked flags.
+  CHECK(score > 0.3);
   // The same networks untrained (one epoch at lr 1e-12) on the same features: the threshold measures training.
   r = test::run(train_cmd(d, d.dir + "/untrained", "--epochs 1 --batch 32 --lr 1e-12 --latent 2 --noise 1"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const double untrained = linear_motion_score(read_latent(d.dir + "/untrained/latent.txt"), truth);
   MESSAGE("untrained encoder: " << untrained);
-  CHECK(untrained < 0.3);  // measured 0.78 (CPU, bit-reproducible); shuffled truth ~0.04
+  CHECK(untrained < 0.2);  // measured 0.022 (CPU, bit-reproducible)
   CHECK(baseline < 0.2);
   for (const char* f : {"particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json"})
     CHECK(fs::exists(out + "/" + f));
@@ -71,7 +75,7 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
     const std::string sel = test::read_text(d.dir + "/sel.star");
     CHECK(test::contains(sel, "_rlnCugmmLatent2"));
     CHECK(test::contains(sel, "_rlnCugmmFrc"));
-    CHECK(test::contains(h.out, "400 item"));
+    CHECK(test::contains(h.out, "800 item"));
   }
   // decode: the origin is the neutral model exactly.
   r = test::run(test::cugmm_exe() + " decode " + out + " --z \"0 0\" --out " + d.dir + "/decoded --device cpu");

@@ -107,7 +107,8 @@ inline Matrix read_latent(const std::string& path) {
 
 inline std::string train_cmd(const DataSet& d, const std::string& out, const std::string& extra) {
   return test::cugmm_exe() + " train --particles " + d.star + " --model " + d.model + " --out " + out +
-         " --device cpu --threads 2 " + extra;
+         " --device cpu --threads 1 " + extra;  // ctest -j2 runs two at once on 2 cores: one thread each
+                                                   // (OpenBLAS's threads oversubscribed ran 7x slower)
 }
 
 inline std::string file_bytes(const std::string& path) {
