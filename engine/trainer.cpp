@@ -411,9 +411,6 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
 }
 
 // Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
-void embed_with(Context& cx, const TrainConfig& c, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
-                const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
-// Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
 void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
                 const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
                 const FeatureFile& features, const std::vector<float>& ring_weights, std::vector<float>& latent,
