@@ -21,7 +21,7 @@
 #include "core/buffer.h"
 #include "core/log.h"
 #include "core/threads.h"
-#include "dist/launch.h"
+#include "core/dist/launch.h"
 #include "engine/particle_cache.h"
 #include "engine/simulate.h"
 #include "engine/trainer.h"

@@ -52,7 +52,7 @@ class Command {
   void thread_options();
   Device device() const;
 
-  // The job's processes (dist/launch.h, given by main): one unless started by mpirun. Commands that share
+  // The job's processes (core/dist/launch.h, given by main): one unless started by mpirun. Commands that share
   // their work across ranks use it; the others run on every rank alike.
   Comm& comm() const { return *comm_; }
   void set_comm(Comm& comm) { comm_ = &comm; }

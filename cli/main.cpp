@@ -3,7 +3,7 @@
 // texts ("stoll", "_M_range_check", "type_error.302") that mean nothing to a user, so they are mapped to
 // what happened; the original text is shown only with --debug.
 //
-// Under mpirun (dist/launch.h) every rank runs the command with the job's Comm; a rank that fails prints
+// Under mpirun (core/dist/launch.h) every rank runs the command with the job's Comm; a rank that fails prints
 // which rank it is and why, then ends the whole job (MPI_Abort), so no rank waits for it forever.
 #include <cstdio>
 #include <cstring>
@@ -18,7 +18,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "dist/launch.h"
+#include "core/dist/launch.h"
 
 static void print_commands() {
   std::printf("usage: cugmm <command> [options]   (cugmm <command> --help for its options)\n\ncommands:\n");

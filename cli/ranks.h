@@ -1,4 +1,4 @@
-// Commands run by several ranks (mpirun; dist/launch.h): rank 0 makes what is shared (the particle cache)
+// Commands run by several ranks (mpirun; core/dist/launch.h): rank 0 makes what is shared (the particle cache)
 // before the others open it, from the same run directory, which must be on a file system they all see.
 #pragma once
 #include <string>

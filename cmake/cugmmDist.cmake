@@ -1,4 +1,4 @@
-# Data-parallel training over MPI ranks, NCCL between GPUs (dist/, issue 19). Both optional: without MPI
+# Data-parallel training over MPI ranks, NCCL between GPUs (core/dist/, issue 19). Both optional: without MPI
 # the program is the single-process one it always was. CMake's CUDA toolkit module does not provide NCCL
 # (it ships separately), so it is looked for on its own: nccl.h and libnccl under NCCL_ROOT, CUDA's
 # prefix or the system paths; it is used with the CUDA backend and MPI (its bootstrap).
@@ -27,14 +27,14 @@ if(CUGMM_HAVE_MPI AND CUGMM_HAVE_CUDA)
 endif()
 message(STATUS "cugmm: MPI ${CUGMM_HAVE_MPI}, NCCL ${CUGMM_HAVE_NCCL}")
 
-set(CUGMM_DIST_SRC dist/launch.cpp)
+set(CUGMM_DIST_SRC core/dist/launch.cpp)
 set(CUGMM_DIST_DEPS cugmm_base)
 if(CUGMM_HAVE_MPI)
-  list(APPEND CUGMM_DIST_SRC dist/comm_mpi.cpp)
+  list(APPEND CUGMM_DIST_SRC core/dist/comm_mpi.cpp)
   list(APPEND CUGMM_DIST_DEPS MPI::MPI_CXX)
 endif()
 if(CUGMM_HAVE_NCCL)
-  list(APPEND CUGMM_DIST_SRC dist/comm_nccl.cpp)
+  list(APPEND CUGMM_DIST_SRC core/dist/comm_nccl.cpp)
   list(APPEND CUGMM_DIST_DEPS ${NCCL_LIBRARY})
 endif()
 cugmm_layer(cugmm_dist SOURCES ${CUGMM_DIST_SRC} DEPS ${CUGMM_DIST_DEPS})

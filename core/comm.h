@@ -1,7 +1,7 @@
 // The processes of one run and what they exchange (data-parallel training, issue 19). One Comm object per
-// run, made by the program's main (dist/launch.h): a single process gets the no-op SingleComm below; under
-// `mpirun` a rank gets an MPI communicator (dist/comm_mpi.h), and on CUDA with NCCL one whose device sums
-// run on the GPUs (dist/comm_nccl.h). Nothing below dist/ knows about MPI or NCCL: they see this interface.
+// run, made by the program's main (core/dist/launch.h): a single process gets the no-op SingleComm below; under
+// `mpirun` a rank gets an MPI communicator (core/dist/comm_mpi.h), and on CUDA with NCCL one whose device sums
+// run on the GPUs (core/dist/comm_nccl.h). Nothing below core/dist/ knows about MPI or NCCL: they see this interface.
 //
 // Every call is collective: all ranks make the same calls in the same order (a rank that stops calling
 // leaves the others waiting, so a failing rank must abort() the job rather than return).

@@ -1,4 +1,4 @@
-#include "dist/launch.h"
+#include "core/dist/launch.h"
 
 #include <cstdlib>
 #include <string>
@@ -6,10 +6,10 @@
 #include "core/error.h"
 
 #ifdef CUGMM_HAVE_MPI
-#include "dist/comm_mpi.h"
+#include "core/dist/comm_mpi.h"
 #endif
 #ifdef CUGMM_HAVE_NCCL
-#include "dist/comm_nccl.h"
+#include "core/dist/comm_nccl.h"
 #endif
 #ifdef CUGMM_HAVE_CUDA
 #include <cuda_runtime.h>

@@ -1,4 +1,4 @@
-#include "dist/comm_mpi.h"
+#include "core/dist/comm_mpi.h"
 
 #include <chrono>
 #include <climits>

@@ -1,4 +1,4 @@
-#include "dist/comm_nccl.h"
+#include "core/dist/comm_nccl.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>

@@ -3,7 +3,7 @@
 // node, InfiniBand/RoCE between nodes, as NCCL finds them); host buffers and the bootstrap (the unique id
 // broadcast from rank 0) go through MPI. Built only when NCCL is found (CUGMM_HAVE_NCCL).
 #pragma once
-#include "dist/comm_mpi.h"
+#include "core/dist/comm_mpi.h"
 
 namespace cugmm::dist {
 

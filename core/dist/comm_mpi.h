@@ -1,5 +1,5 @@
 // The MPI communicator (Open MPI from Debian; any MPI-3 library): every sum is one MPI_Allreduce, on host
-// memory directly and on CUDA through a host copy (dist/comm_nccl.h keeps device sums on the GPUs).
+// memory directly and on CUDA through a host copy (core/dist/comm_nccl.h keeps device sums on the GPUs).
 #pragma once
 #include <mpi.h>
 
@@ -11,7 +11,7 @@ namespace cugmm::dist {
 
 class MpiComm : public Comm {
  public:
-  MpiComm();  // MPI_COMM_WORLD, duplicated (MPI_Init must have run: dist/launch.h)
+  MpiComm();  // MPI_COMM_WORLD, duplicated (MPI_Init must have run: core/dist/launch.h)
   ~MpiComm() override;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
