@@ -142,8 +142,18 @@ mid_run_fault() {  # name, action on the mounted directory once the first checkp
   mkdir -p "$dir" && mount -t tmpfs -o size=4m tmpfs "$dir" || { echo "$name: skipped (cannot mount a tmpfs)"; return; }
   "$exe" "${T[@]}" --out "$dir/run" --cache "$work/shared.cugmm-cache" >"$name.log" 2>&1 & local pid=$!
   while kill -0 $pid 2>/dev/null && [ ! -f "$dir/run/model.ckpt" ]; do sleep 0.05; done
-  eval "$action"
+  # The fault must land while the run is alive: a remount is refused (busy) while a file is open for
+  # writing, so it is retried between the run's writes until it takes or the run has ended.
+  local injected=0
+  while kill -0 $pid 2>/dev/null; do
+    if eval "$action"; then injected=1; break; fi
+    sleep 0.02
+  done
   wait $pid; local rc=$?
+  if [ $injected -eq 0 ]; then  # the run was too quick for this machine: nothing was tested, say so
+    echo "$name: not injected (the run ended before the fault could be applied)"
+    umount "$dir"; return
+  fi
   [ $rc -ne 0 ] || bad "$name: the run did not stop (rc 0)"
   grep -qiE 'no space|read-only|cannot write|not writable' "$name.log" || bad "$name: unclear error: $(tail -1 "$name.log")"
   grep -qE 'Sanitizer|terminate called|what\(\)' "$name.log" && bad "$name: a crash, not an error"
@@ -168,8 +178,8 @@ full_disk_write() {  # name ref cmd...
   umount "$dir"
 }
 if [ "$(id -u)" -eq 0 ]; then
-  mid_run_fault full_disk 'dd if=/dev/zero of="$dir/fill" bs=64k 2>/dev/null'
-  mid_run_fault read_only 'mount -o remount,ro "$dir" 2>/dev/null || mount -o remount,ro,force "$dir"'
+  mid_run_fault full_disk 'dd if=/dev/zero of="$dir/fill" bs=64k 2>/dev/null; true'
+  mid_run_fault read_only 'mount -o remount,ro "$dir" 2>/dev/null'
   full_disk_write reconstruct ref_rec "${R[@]}"
   full_disk_write fit-map ref_fit "${F[@]}"
   full_disk_write analyze ref_an "${A[@]}"
