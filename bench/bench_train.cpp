@@ -4,17 +4,20 @@
 // forward and backward products, the same shapes) timed alone through ops::gemm in the same run, so
 //   BLAS limit = batch / (time of those GEMMs),  fraction = achieved / limit,
 //   non-GEMM share = 1 - GEMM time / step time (projection, Adam, activations, copies, feature reads).
-// Also decode's time per latent point (decoder + map, file writing excluded) and the memory plan of
-// G = 100,000 at box 256, batch 64.
+// Also decode's time per latent point (decoder + map, file writing excluded), the memory plan of
+// G = 100,000 at box 256, batch 64, and the peak RSS (VmHWM) after training (checkpoint written) and at the end.
+// --steps S trains one epoch of exactly S batches (S x batch particles): the way to measure a large job
+// (`--G 100000 --box 256 --batch 64 --steps 3`) without a full data set.
 //
 //   bench_train [--quick] [--device cpu|cuda|auto] [--G 3200] [--box 128] [--batch 256] [--particles N]
-//               [--epochs E] [--out bench_train.json]
+//               [--epochs E | --steps S] [--out bench_train.json]
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "bench/common.h"
@@ -35,31 +38,11 @@
 using namespace cugmm;
 namespace fs = std::filesystem;
 
-namespace {
-
-io::GaussianModel random_model(int G, int box, double pixel) {
-  io::GaussianModel m;
-  m.box_size = box;
-  m.pixel_size = pixel;
-  m.resize(size_t(G));
-  const double r = box * pixel / 5;
-  for (int j = 0; j < G; ++j) {
-    m.x[j] = float(r * (2 * philox_uniform(3, 0, 3 * j) - 1));
-    m.y[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 1) - 1));
-    m.z[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 2) - 1));
-    m.amplitude[j] = 1.f;
-    m.width[j] = float(1.5 * pixel);
-  }
-  return m;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   try {
     bool quick = false;
     std::string device = "auto", out = "bench_train.json";
-    int G = 3200, box = 128, batch = 256, particles = 0, epochs = 0;
+    int G = 3200, box = 128, batch = 256, particles = 0, epochs = 0, steps = 0;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
@@ -70,12 +53,18 @@ int main(int argc, char** argv) {
       else if (a == "--batch") batch = std::stoi(next());
       else if (a == "--particles") particles = std::stoi(next());
       else if (a == "--epochs") epochs = std::stoi(next());
+      else if (a == "--steps") steps = std::stoi(next());
       else if (a == "--out") out = next();
       else {
         std::fprintf(stderr, "usage: bench_train [--quick] [--device cpu|cuda|auto] [--G N] [--box N] [--batch N] "
-                             "[--particles N] [--epochs E] [--out FILE]\n");
+                             "[--particles N] [--epochs E | --steps S] [--out FILE]\n");
         return 2;
       }
+    }
+    if (steps > 0) {
+      if (particles || epochs) throw Error("--steps sets the particles and epochs: give neither with it");
+      particles = steps * batch;
+      epochs = 1;
     }
     if (particles == 0) particles = quick ? 2 * batch + 16 : 4 * batch + 16;
     if (epochs == 0) epochs = quick ? 2 : 3;
@@ -84,7 +73,7 @@ int main(int argc, char** argv) {
     const std::string dir = (fs::temp_directory_path() / ("bench_train_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
     set_quiet(true);
-    io::GaussianModel model = random_model(G, box, pixel);
+    io::GaussianModel model = bench::random_model(G, box, pixel);
     SimulationOptions so;
     so.count = particles;
     so.snr = 0.1;
@@ -102,13 +91,19 @@ int main(int argc, char** argv) {
     c.val_fraction = 0;
     c.loss_every = 1 << 30;  // the epoch end's read-back only
     Context cx(dev);
-    Trainer trainer(cx, cache, model, c, dir);
-    trainer.profile = true;
-    trainer.prepare_features(false);
-    const double features_per_s = particles / trainer.seconds_features;
-    trainer.train(false);
-    const auto& h = trainer.history();
-    const size_t steps_per_epoch = (trainer.train_count() / size_t(batch)) * size_t(batch);
+    // The trainer is released before the GEMM reference and decode allocate their own buffers, so the peak
+    // RSS after training is the training job's own (networks, Adam, batch, checkpoint writing).
+    auto trainer = std::make_unique<Trainer>(cx, cache, model, c, dir);
+    trainer->profile = true;
+    trainer->prepare_features(false);
+    const double features_per_s = particles / trainer->seconds_features;
+    trainer->train(false);
+    const size_t rss_training = bench::peak_rss_bytes();
+    const std::vector<EpochRecord> h = trainer->history();
+    const std::vector<std::pair<std::string, double>> phases = trainer->phase_seconds;
+    const MemoryPlan run_plan = trainer->memory_plan();
+    const size_t steps_per_epoch = (trainer->train_count() / size_t(batch)) * size_t(batch);
+    trainer.reset();
     std::vector<double> per_epoch;
     for (const auto& r : h) per_epoch.push_back(double(steps_per_epoch) / r.step_seconds);
     double best = 0;
@@ -123,7 +118,7 @@ int main(int argc, char** argv) {
 
     // Decode: decoder + map per point (file writing excluded), through the checkpoint as `cugmm decode` does.
     TrainedModel tm = load_trained(dir + "/model.ckpt", cx);
-    const int points = 16;
+    const int points = steps > 0 ? 2 : 16;  // a large job: a few points, a map each
     std::vector<float> z(size_t(points) * c.latent);
     for (size_t i = 0; i < z.size(); ++i) z[i] = philox_normal(5, 0, i);
     double t_dec = 0, t_map = 0;
@@ -164,21 +159,27 @@ int main(int argc, char** argv) {
     j["non_gemm_share_of_step"] = 1 - t_gemm / t_step;
     j["decode_ms_per_point"] = {{"decoder", 1e3 * t_dec}, {"map", 1e3 * t_map}, {"total", 1e3 * (t_dec + t_map)}};
     j["peak_rss_bytes"] = bench::peak_rss_bytes();
+    j["peak_rss_after_training_bytes"] = rss_training;
     {
       double total = 0;
-      for (const auto& ph : trainer.phase_seconds) total += ph.second;
+      for (const auto& ph : phases) total += ph.second;
       nlohmann::json pj = nlohmann::json::object();
       std::printf("  phases of the step (same run, synchronised after each):\n");
-      for (const auto& ph : trainer.phase_seconds) {
+      for (const auto& ph : phases) {
         pj[ph.first] = ph.second / total;
         std::printf("    %-45s %5.1f%%\n", ph.first.c_str(), 100 * ph.second / total);
       }
       j["step_phase_fractions"] = pj;
+      j["step_phase_seconds"] = phases;
     }
-    nlohmann::json pj = nlohmann::json::array();
-    for (const auto& it : plan.items) pj.push_back({{"what", it.what}, {"bytes", it.bytes}});
-    j["memory_plan_G100000_box256_batch64"] = {{"items", pj}, {"total_bytes", plan.total},
-                                               {"feature_file_bytes_per_100k_particles", plan.feature_file}};
+    auto plan_json = [](const MemoryPlan& mp) {
+      nlohmann::json items = nlohmann::json::array();
+      for (const auto& it : mp.items) items.push_back({{"what", it.what}, {"bytes", it.bytes}});
+      return nlohmann::json{{"items", items}, {"total_bytes", mp.total}, {"checkpoint_host_bytes", mp.checkpoint_host},
+                            {"feature_file_bytes", mp.feature_file}};
+    };
+    j["memory_plan_of_this_run"] = plan_json(run_plan);
+    j["memory_plan_G100000_box256_batch64"] = plan_json(plan);  // feature file: of 100,000 particles
     std::printf("train G=%d box %d batch %d on %s: %.0f particle-steps/s (epochs:", G, box, batch, device_name(dev), best);
     for (double v : per_epoch) std::printf(" %.0f", v);
     std::printf(")\n  its GEMMs alone: %.4f s per step (%.1f GFLOP/s, %.1f MFLOP per particle-step) -> BLAS limit %.0f "
@@ -187,7 +188,9 @@ int main(int argc, char** argv) {
                 100 * (1 - t_gemm / t_step));
     std::printf("  features %.0f particles/s; decode %.2f ms per point (decoder %.2f, map %.2f)\n", features_per_s,
                 1e3 * (t_dec + t_map), 1e3 * t_dec, 1e3 * t_map);
-    std::printf("  memory plan, G = 100,000 at box 256, batch 64:\n%s\n  peak RSS of this run %s\n", plan.text().c_str(),
+    std::printf("  memory plan, G = 100,000 at box 256, batch 64:\n%s\n", plan.text().c_str());
+    std::printf("  memory plan of this run:\n%s\n  peak RSS after training %s, at the end %s\n",
+                run_plan.text().c_str(), format_bytes(rss_training).c_str(),
                 format_bytes(bench::peak_rss_bytes()).c_str());
     bench::write_json(out, j);
     fs::remove_all(dir);

@@ -9,6 +9,7 @@
 
 #include "core/device.h"
 #include "core/threads.h"
+#include "kernels/philox.h"
 #include "nn/blas.h"
 
 namespace cugmm::bench {
@@ -61,6 +62,22 @@ size_t peak_rss_bytes() {
   while (std::getline(f, line))
     if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
   return 0;
+}
+
+io::GaussianModel random_model(int G, int box, double pixel) {
+  io::GaussianModel m;
+  m.box_size = box;
+  m.pixel_size = pixel;
+  m.resize(size_t(G));
+  const double r = box * pixel / 5;
+  for (int j = 0; j < G; ++j) {
+    m.x[j] = float(r * (2 * philox_uniform(3, 0, 3 * j) - 1));
+    m.y[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 1) - 1));
+    m.z[j] = float(r * (2 * philox_uniform(3, 0, 3 * j + 2) - 1));
+    m.amplitude[j] = 1.f;
+    m.width[j] = float(1.5 * pixel);
+  }
+  return m;
 }
 
 }  // namespace cugmm::bench

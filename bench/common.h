@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "io/model.h"
+
 namespace cugmm::bench {
 
 // Runs fn `warmup` times untimed, then repeatedly until at least `min_seconds` have passed (and at least
@@ -16,6 +18,9 @@ nlohmann::json machine();
 
 // Writes `doc` to `path` (pretty) and says where.
 void write_json(const std::string& path, const nlohmann::json& doc);
+
+// G unit Gaussians of width 1.5 px scattered (Philox) in the middle of a box: the training benchmarks' model.
+io::GaussianModel random_model(int G, int box, double pixel);
 
 // Peak resident memory of this process (VmHWM), bytes.
 size_t peak_rss_bytes();

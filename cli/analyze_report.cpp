@@ -57,8 +57,10 @@ void AnalyzeReport::path(const LatentPath& p, const PathFiles& f, const nlohmann
     line += " | " + fmt("%.2f", info["mean_displacement_inside_A"].get<double>()) + " / " +
             fmt("%.2f", info["mean_displacement_outside_A"].get<double>());
   md_paths_.push_back(line + " |");
-  cxc_.push_back("# " + p.name + ": density maps as a volume series (play with `vseries play`), Gaussians as "
-                 "coordinate sets, motion arrows");
+  // Commands and options as ChimeraX's documentation gives them (open: vseries, coordsets; checked by
+  // tests/test_analyze.cpp).
+  cxc_.push_back("# " + p.name + ": density maps as a volume series (vseries play #N plays model #N), Gaussians as "
+                 "a trajectory (coordset #M 1, plays model #M), motion arrows");
   cxc_.push_back("open " + p.name + "/vol_*.mrc vseries true");
   cxc_.push_back("open " + rel(f.trajectory) + " coordsets true");
   cxc_.push_back("open " + rel(f.arrows));

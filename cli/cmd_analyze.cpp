@@ -24,6 +24,7 @@
 #include "engine/local_motion.h"
 #include "engine/model_params.h"
 #include "engine/reconstruct.h"
+#include "engine/symmetry.h"
 #include "engine/train_outputs.h"
 #include "engine/trainer.h"
 #include "io/atomic_file.h"
@@ -84,7 +85,7 @@ void parse_range(const std::string& s, std::string& axis, double& lo, double& hi
 }  // namespace
 
 static int run_analyze(Command& c) {
-  std::string run, out, root, axes, mask_path, domain, point_text, range_text;
+  std::string run, out, root, axes, mask_path, domain, point_text, range_text, fold_text;
   const AnalysisSettings defaults;  // the library's (include/cugmm/settings.h): one source of the defaults
   int k = defaults.clusters, pcs = defaults.pcs, frames = defaults.frames, nlocal = 2, nearest = 0;
   double arrow_scale = 1, min_arrow = 0.1, radius = 0;
@@ -108,6 +109,8 @@ static int run_analyze(Command& c) {
   c.flag("--no-reconstruct", no_reconstruct, "skip the reconstruction from each cluster's particles");
   c.text("--root", root, "directory that relative image paths of the run's particles are relative to");
   c.integer("--seed", seed, "random seed of the clustering", 0, (1ll << 62));
+  c.text("--fold", fold_text, "a --sym run: per particle, copy-with-largest-motion (default) or mean of its copies "
+                              "(fold.txt)");
   c.device_options();
   if (c.parse()) return 0;
   if (!mask_path.empty() && !domain.empty()) throw Error("give --mask or --domain-gaussians, not both");
@@ -120,7 +123,7 @@ static int run_analyze(Command& c) {
                  {},
                  {out}};
   if (!mask_path.empty()) files.inputs.push_back(mask_path);
-  for (const char* n : {"report.md", "analyze.cxc", "analyze.json", "pca.txt", "clusters.txt"})
+  for (const char* n : {"report.md", "analyze.cxc", "analyze.json", "pca.txt", "clusters.txt", "fold.txt", "fold.png"})
     files.outputs.push_back((od / n).string());
   check_files(files, false);
   const auto t0 = std::chrono::steady_clock::now();
@@ -144,6 +147,14 @@ static int run_analyze(Command& c) {
   if (table.particles.size() != N)
     throw InputError(files.inputs[2], "", "has " + std::to_string(table.particles.size()) + " particles, latent.txt " +
                                               std::to_string(N));
+  // A --sym run: latent.txt and particles.star hold one row per copy (rows r*n .. r*n+n-1 of particle r).
+  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
+  const size_t copies = group.order();
+  if (N % copies != 0)
+    throw InputError(files.inputs[1], "", "has " + std::to_string(N) + " rows, not whole sets of the " +
+                                              std::to_string(copies) + " " + group.name + " copies the run was trained with");
+  const FoldRule fold = parse_fold_rule(fold_text.empty() ? "copy-with-largest-motion" : fold_text);
+  if (!fold_text.empty() && copies == 1) throw Error("--fold: the run has no symmetry expansion (trained without --sym)");
   pcs = std::min(pcs, d);
   if (k > 0 && N < size_t(2 * k)) throw Error("--k " + std::to_string(k) + ": needs at least 2 particles per cluster");
   int ax[2] = {0, 0};
@@ -177,6 +188,7 @@ static int run_analyze(Command& c) {
     io::ParticleReadOptions ropt;
     ropt.root = root;
     set = io::read_particles(source, ropt);
+    if (copies > 1) set = expand_particle_set(set, group);  // the copies' poses, as particles.star has them
     if (set.particles.size() != N)
       throw InputError(source, "", "has " + std::to_string(set.particles.size()) + " particles; the run has " + std::to_string(N));
   }
@@ -184,24 +196,21 @@ static int run_analyze(Command& c) {
   AnalyzeReport rep(out, run);
   // A subset as RELION STAR and, when training read a cryoSPARC .cs, also as .cs (+ .csg) for cryoSPARC:
   // row i of the run's particles.star is record i of that file.
-  const bool from_cs = fs::path(source).extension() == ".cs";
+  // (Not for a --sym run: a .cs cannot hold several poses of one particle.)
+  const bool from_cs = fs::path(source).extension() == ".cs" && copies == 1;
   auto write_subset = [&](const std::string& name, const std::vector<size_t>& rows) {
     io::write_particle_subset((od / "subsets" / (name + ".star")).string(), table, rows);
     if (from_cs) io::write_cs_subset((od / "subsets" / (name + ".cs")).string(), source, rows);
   };
 
-  // PCA.
-  const Pca p = pca(z);
+  // PCA, clusters and the PC trajectories: the library's analysis (Engine::analyze computes the same).
+  const LatentSummary summary = summarise_latent(z, k, pcs, frames, uint64_t(seed));
+  const Pca& p = summary.pca;
   write_pca_txt((od / "pca.txt").string(), p);
   rep.pca(p);
-  const std::vector<double> mean = latent_mean(z);
-
-  // Clusters.
-  LatentClusters cl;
-  if (k > 0) {
-    cl = cluster_latent(z, k, uint64_t(seed));
-    write_clusters_txt((od / "clusters.txt").string(), cl);
-  }
+  const std::vector<double>& mean = summary.mean;
+  const LatentClusters& cl = summary.clusters;
+  if (k > 0) write_clusters_txt((od / "clusters.txt").string(), cl);
   // Pictures.
   auto col = [&](const Matrix& mtx, size_t j) { return mtx.column(j); };
   std::vector<double> cx1, cy1, cx2, cy2;
@@ -223,11 +232,7 @@ static int run_analyze(Command& c) {
                   col(z, size_t(ax[1] - 1)), k > 0 ? &cl : nullptr, cx2, cy2, rep);
 
   // Trajectories: PCs, then localised directions and the sum and difference of the first two.
-  std::vector<LatentPath> paths;
-  for (int j = 0; j < pcs; ++j)
-    paths.push_back(latent_path("pc" + std::to_string(j + 1), z, mean, p.components.values.size() ?
-                                std::vector<double>(p.components.values.begin() + j * d, p.components.values.begin() + (j + 1) * d) :
-                                std::vector<double>{}, frames));
+  std::vector<LatentPath> paths = summary.paths;
   const DecodeFn decode = [&](const std::vector<float>& zz, int n) { return decode_points(m, cx, zz, n); };
   LocalMotions lm;
   if (!inside.empty()) {
@@ -278,8 +283,14 @@ static int run_analyze(Command& c) {
     write_subset(name, rows);
     nlohmann::json e = {{"cluster", r + 1}, {"particles", rows.size()}, {"centre_particle", cl.centre[size_t(r)]},
                         {"centre_latent", std::vector<double>(zc.begin(), zc.end())}};
-    if (!no_reconstruct && rows.size() >= 4) {
-      HalfMaps hm = reconstruct_halves(set, rows, device, ReconstructOptions{});
+    // A --sym run: the reconstruction takes each image once (it refuses an image twice, which could put it in
+    // both halves), so a particle with several copies in the cluster contributes its first one.
+    std::vector<size_t> images;
+    for (size_t i : rows)
+      if (images.empty() || images.back() / copies != i / copies) images.push_back(i);
+    if (!no_reconstruct && images.size() >= 4) {
+      HalfMaps hm = reconstruct_halves(set, images, device, ReconstructOptions{});
+      e["reconstructed_images"] = images.size();
       const int n = hm.box;
       for (auto [fname, vol] : {std::pair<const char*, const std::vector<float>*>{"half1.mrc", &hm.half1},
                                 {"half2.mrc", &hm.half2}, {"full.mrc", &hm.full}})
@@ -315,6 +326,37 @@ static int run_analyze(Command& c) {
                                                       std::to_string(range_hi) + "]");
   }
 
+  // Symmetry copies folded back per particle.
+  nlohmann::json jfold;
+  if (copies > 1) {
+    std::vector<double> motion;
+    // Decoded in chunks of at most ~200 MB of parameters.
+    const size_t chunk = std::max<size_t>(1, std::min<size_t>(4096, 50'000'000 / (5 * size_t(G))));
+    Progress progress("decoding the copies", N);
+    for (size_t first = 0; first < N; first += chunk) {
+      const size_t n = std::min(chunk, N - first);
+      const std::vector<float> params =
+          decode(std::vector<float>(zf.begin() + long(first * d), zf.begin() + long((first + n) * d)), int(n));
+      const std::vector<double> r = rms_displacement(params, m.neutral_params, n);
+      motion.insert(motion.end(), r.begin(), r.end());
+      progress.add(n);
+    }
+    progress.finish();
+    const FoldedCopies fc = fold_copies(z, copies, motion, fold);
+    write_fold_txt((od / "fold.txt").string(), fc, copies, motion, k > 0 ? cl.labels : std::vector<int>{}, fold_rule_name(fold));
+    std::vector<double> copy_no, count(copies, 0.0);
+    for (size_t q = 0; q < copies; ++q) copy_no.push_back(double(q + 1));
+    for (int q : fc.chosen) count[size_t(q)] += 1;
+    io::Plot pl;
+    pl.title("copy that moves most, per particle (" + group.name + ")").xlabel("symmetry copy").ylabel("particles");
+    pl.add_series("particles", copy_no, count);
+    pl.write_png((od / "fold.png").string());
+    rep.picture((od / "fold.png").string(), "for each particle, which of its " + group.name +
+                                                " copies decodes to the largest motion (fold.txt lists them all)");
+    jfold = {{"group", group.name}, {"copies", copies}, {"particles", N / copies}, {"rule", fold_rule_name(fold)},
+             {"file", "fold.txt"}, {"largest_motion_copy_counts", count}};
+  }
+
   nlohmann::json j;
   j["run"] = fs::absolute(run).string();
   j["particles"] = N;
@@ -324,6 +366,7 @@ static int run_analyze(Command& c) {
   j["paths"] = jpaths;
   j["clusters"] = jclusters;
   j["subsets"] = jsubsets;
+  if (copies > 1) j["symmetry"] = jfold;
   if (!inside.empty()) {
     j["local"] = {{"eigenvalues", lm.eigenvalues}, {"eps", lm.eps}, {"points", lm.points},
                   {"domain_gaussians", std::count(inside.begin(), inside.end(), 1)}};

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/files.h"
+#include "cli/latent_estimate.h"
 #include "cli/train_options.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -90,11 +91,14 @@ static int run_evenodd(Command& c) {
   c.text("MODEL", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
   c.text("--out", out, "output directory: half1/, half2/ (run directories), evenodd.json, report.md")->required();
   to.declare(c);
+  LatentEstimateOptions le;
+  le.declare(c);
   c.integer("--k", k, "clusters compared (0: none)", 0, 6);
   c.integer("--pcs", pcs, "principal-component trajectories compared", 1, 6);
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
+  le.finish(cfg.seed, cfg.batch);
   require_directory_name("--out", out);
   const fs::path od(out);
   FileSpec files{{particles, model_path}, {}, {out, (od / "half1").string(), (od / "half2").string()}};
@@ -103,6 +107,8 @@ static int run_evenodd(Command& c) {
   for (const char* h : {"half1", "half2"})
     for (const char* n : {"latent.txt", "particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json"})
       files.outputs.push_back((od / h / n).string());
+  if (le.use_posterior)
+    for (const char* h : {"half1", "half2"}) files.outputs.push_back((od / h / "latent_encoder.txt").string());
   check_files(files, false);
 
   io::ParticleReadOptions ropt;
@@ -124,6 +130,14 @@ static int run_evenodd(Command& c) {
       throw Error("half " + std::to_string(h + 1) + " has " + std::to_string(rows[h].size()) +
                   " particles: too few to train (--batch " + std::to_string(cfg.batch) + ") and compare");
   }
+  // --sym: the halves split particles (a particle's copies stay in its half); everything after training is
+  // over the copies: xset / xrows[h] are the expanded set and each half's rows in it (particle r -> r*n + k).
+  const size_t copies = to.group.order();
+  const io::ParticleSet xset = copies > 1 ? expand_particle_set(set, to.group) : set;
+  std::vector<size_t> xrows[2];
+  for (int h = 0; h < 2; ++h)
+    for (size_t i : rows[h])
+      for (size_t q = 0; q < copies; ++q) xrows[h].push_back(i * copies + q);
   const Device device = c.device();
   check_files(files);
   const auto t0 = std::chrono::steady_clock::now();
@@ -145,6 +159,7 @@ static int run_evenodd(Command& c) {
     co.root.clear();
     co.maxres = cfg.maxres;
     caches.push_back(open_particle_cache(co, (fs::path(dir[h]) / "particles.cugmm-cache").string(), true));
+    if (copies > 1) caches.back().expand(to.group.name, to.group.operators);
     const ParticleCache& cache = caches.back();
     Trainer trainer(cx, cache, model, cfg, dir[h]);
     log_info("evenodd: training half " + std::to_string(h + 1));
@@ -154,12 +169,18 @@ static int run_evenodd(Command& c) {
     if (!done) return 130;
     std::vector<float> score;
     trainer.embed(own[h], score);
-    std::vector<int64_t> src(cache.count());
-    for (size_t i = 0; i < cache.count(); ++i) src[i] = cache.particle(i).source_row;
+    const std::vector<int64_t> src = output_rows(cache);
+    if (le.use_posterior) {  // both files only once the posterior has succeeded
+      const std::vector<float> encoder_points = own[h];
+      apply_latent_estimate(le, load_trained(trainer.checkpoint_path(), cx), cx, trainer.batcher(), own[h]);
+      write_latent_txt((fs::path(dir[h]) / "latent_encoder.txt").string(), encoder_points, cfg.latent, src, copies);
+    }
     io::ParticleSet hs = io::read_particles(star, io::ParticleReadOptions{"", true, false});
-    write_latent_txt((fs::path(dir[h]) / "latent.txt").string(), own[h], cfg.latent, src);
+    if (copies > 1) hs = expand_particle_set(hs, to.group);
+    write_latent_txt((fs::path(dir[h]) / "latent.txt").string(), own[h], cfg.latent, src, copies);
     write_latent_star((fs::path(dir[h]) / "particles.star").string(), hs, own[h], score, cfg.latent, src);
-    // Cache order is the half file's row order (source_row); latent rows below index rows[h] in that order.
+    // Cache order is the half file's row order (source_row; copies consecutive); latent rows below index
+    // xrows[h] in that order.
     for (size_t i = 0; i < cache.count(); ++i)
       CUGMM_REQUIRE(src[i] == int64_t(i), "evenodd: the cache reorders particles");
     nlohmann::json run = {{"cugmm_version", "0.1.0"}, {"command", "evenodd"}, {"half", h + 1},
@@ -171,23 +192,32 @@ static int run_evenodd(Command& c) {
 
   // Each encoder on every particle: zall[e] row i = particle i of the input through half e's encoder.
   TrainedModel tm[2] = {load_trained(ckpt[0], cx), load_trained(ckpt[1], cx)};
-  const size_t N = set.particles.size(), d = size_t(cfg.latent);
+  const size_t N = xset.particles.size(), d = size_t(cfg.latent);
   Matrix zall[2] = {Matrix(N, d), Matrix(N, d)};
   for (int e = 0; e < 2; ++e)
     for (int h = 0; h < 2; ++h) {
       std::vector<float> z = own[h], score;
-      if (e != h)
-        embed_cache(tm[e], cx, caches[size_t(h)], ckpt[e],
+      if (e != h) {
+        const ParticleCache& cache = caches[size_t(h)];
+        embed_cache(tm[e], cx, cache, ckpt[e],
                     (fs::path(dir[e]) / ("cross_half" + std::to_string(h + 1) + ".cugmm-features")).string(), z, score);
-      for (size_t i = 0; i < rows[h].size(); ++i)
-        for (size_t j = 0; j < d; ++j) zall[e](rows[h][i], j) = z[i * d + j];
+        const ParticleBatcher batcher(cache, training_band(cache, cfg.minres, cfg.maxres), cfg.ctf);
+        apply_latent_estimate(le, tm[e], cx, batcher, z);
+      }
+      for (size_t i = 0; i < xrows[h].size(); ++i)
+        for (size_t j = 0; j < d; ++j) zall[e](xrows[h][i], j) = z[i * d + j];
     }
   nlohmann::json j;
-  j["particles"] = N;
+  j["particles"] = set.particles.size();
+  j["latent_estimate"] = le.estimate;
+  if (copies > 1) j["symmetry"] = {{"group", to.group.name}, {"copies", copies}, {"latent_rows", N}};
   j["halves"] = {{"by", by_subset ? "rlnRandomSubset" : "even/odd rows"}, {"count", {rows[0].size(), rows[1].size()}}};
   std::ostringstream md;
   md << "# cugmm evenodd\n\nHalves by " << (by_subset ? "rlnRandomSubset" : "even/odd rows") << ": " << rows[0].size()
      << " + " << rows[1].size() << " particles, trained in `half1/` and `half2/` (run directories for `cugmm analyze`).\n\n"
+     << (copies > 1 ? "Symmetry expansion " + to.group.name + ": every comparison is over the " + std::to_string(N) +
+                          " copies (a particle's copies stay in its half).\n\n"
+                    : std::string())
      << "| comparison | value | threshold | verdict |\n| --- | --- | --- | --- |\n";
   char buf[256];
 
@@ -234,12 +264,16 @@ static int run_evenodd(Command& c) {
     nlohmann::json jc = nlohmann::json::array();
     // Each cluster's map from all its particles of one half: reconstruct_halves would split them again by
     // rlnRandomSubset (all one value within a half), so the copy it reads has none.
-    io::ParticleSet whole = set;
+    // With --sym, a particle with several copies in a cluster contributes its first (each image once).
+    io::ParticleSet whole = xset;
     for (auto& p : whole.particles) p.random_subset = 0;
+    auto add = [&](std::vector<size_t>& v, size_t i) {
+      if (v.empty() || v.back() / copies != i / copies) v.push_back(i);
+    };
     for (int r = 0; r < k; ++r) {
       std::vector<size_t> ra, rb;
-      for (size_t i : rows[0]) if (ca.labels[i] == r) ra.push_back(i);
-      for (size_t i : rows[1]) if (cb.labels[i] == perm[size_t(r)]) rb.push_back(i);
+      for (size_t i : xrows[0]) if (ca.labels[i] == r) add(ra, i);
+      for (size_t i : xrows[1]) if (cb.labels[i] == perm[size_t(r)]) add(rb, i);
       nlohmann::json e = {{"cluster_half1", r + 1}, {"cluster_half2", perm[size_t(r)] + 1}, {"particles_half1", ra.size()},
                           {"particles_half2", rb.size()}};
       if (ra.size() >= 4 && rb.size() >= 4) {
@@ -268,7 +302,7 @@ static int run_evenodd(Command& c) {
   bool ok_nuis = true;
   nlohmann::json jn = nlohmann::json::array();
   for (int h = 0; h < 2; ++h) {
-    const Matrix z = to_matrix(own[h], d), df = defocus_regressors(set, rows[h]), vw = view_regressors(set, rows[h]);
+    const Matrix z = to_matrix(own[h], d), df = defocus_regressors(xset, xrows[h]), vw = view_regressors(xset, xrows[h]);
     Matrix both(z.rows, df.cols + vw.cols);
     for (size_t i = 0; i < z.rows; ++i) {
       both(i, 0) = df(i, 0);

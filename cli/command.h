@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
 #include "core/device.h"
 
 namespace cugmm::cli {
@@ -51,12 +52,19 @@ class Command {
   void thread_options();
   Device device() const;
 
+  // The job's processes (core/dist/launch.h, given by main): one unless started by mpirun. Commands that share
+  // their work across ranks use it; the others run on every rank alike.
+  Comm& comm() const { return *comm_; }
+  void set_comm(Comm& comm) { comm_ = &comm; }
+
   // Parses the words. Returns true when --help was printed (the command then returns 0); throws
   // cugmm::Error for anything wrong on the line. Applies --threads and --debug.
   bool parse();
 
  private:
   std::vector<std::string> args_;
+  SingleComm single_;
+  Comm* comm_ = &single_;
   std::string device_choice_ = "auto";
   int threads_ = 0;
   bool debug_ = false;

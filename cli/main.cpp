@@ -1,12 +1,19 @@
 // `cugmm <command> [options]`: dispatches to the commands that cli/cmd_*.cpp register. Whatever escapes
-// a command becomes one line for the user (core/error.h user_message, which the library API uses too).
+// a command becomes one line for the user (core/error.h user_message, which the library API uses too: texts
+// such as "stoll" or "type_error.302" mapped to what happened, the original shown only with --debug).
+//
+// Under mpirun (core/dist/launch.h) every rank runs the command with the job's Comm; a rank that fails prints
+// which rank it is and why, then ends the whole job (MPI_Abort), so no rank waits for it forever.
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/dist/launch.h"
 #include "cugmm/version.h"
 
 static void print_commands() {
@@ -14,12 +21,16 @@ static void print_commands() {
   for (auto& kv : cugmm::cli::commands()) std::printf("  %-12s %s\n", kv.first.c_str(), kv.second.summary);
 }
 
-static int fail(const char* command, const std::string& what) {
-  std::fprintf(stderr, "cugmm %s: error: %s\n", command, what.c_str());
-  return 1;
-}
-
 int main(int argc, char** argv) {
+  std::unique_ptr<cugmm::dist::Launch> launch;
+  try {
+    launch = std::make_unique<cugmm::dist::Launch>(argc, argv);
+  } catch (const cugmm::Error& e) {
+    std::fprintf(stderr, "cugmm: error: %s\n", e.what());
+    return 1;
+  }
+  cugmm::Comm& comm = launch->comm();
+  if (comm.rank() != 0) cugmm::set_quiet(true);  // one progress display; warnings still show
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
     print_commands();
     return argc < 2 ? 2 : 0;
@@ -32,10 +43,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* name = argv[1];
+  const std::string who = comm.size() > 1 ? " (rank " + std::to_string(comm.rank()) + " of " +
+                                                std::to_string(comm.size()) + ")" : std::string();
+  auto fail = [&](const std::string& what) {
+    std::fprintf(stderr, "cugmm %s%s: error: %s\n", name, who.c_str(), what.c_str());
+    return 1;
+  };
+  int rc;
   try {
     cugmm::cli::Command cmd(name, it->second.summary, std::vector<std::string>(argv + 2, argv + argc));
-    return it->second.fn(cmd);
+    cmd.set_comm(comm);
+    rc = it->second.fn(cmd);
   } catch (...) {
-    return fail(name, cugmm::user_message(std::current_exception()));
+    rc = fail(cugmm::user_message(std::current_exception()));
   }
+  // A failure on a rank of several (130, a requested stop, is every rank's together): end the job now.
+  if (rc != 0 && rc != 130 && comm.size() > 1) comm.abort(rc);
+  return rc;
 }

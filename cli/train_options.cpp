@@ -1,7 +1,10 @@
 #include "cli/train_options.h"
 
+#include <algorithm>
+
 #include "cli/limits.h"
 #include "core/error.h"
+#include "engine/api/workflows.h"
 #include "engine/gaussian_mask.h"
 
 namespace cugmm::cli {
@@ -17,6 +20,8 @@ void TrainOptions::declare(Command& c) {
   c.text("--move", move, "what may move: any of positions,amplitudes,widths");
   c.text("--mask", mask, "only Gaussians whose centre is inside this mask (MRC on the model's grid) move");
   c.text("--gaussians", gaussians, "only these Gaussians move: 0-based indices and ranges, e.g. 0-99,150");
+  c.text("--sym", sym, "symmetry expansion: C1 (none), Cn, Dn, T, O, I, I1-I4 (RELION's operators): each particle "
+                       "counts once per operator and only the first asymmetric unit moves (unless --mask/--gaussians)");
   c.integer("--epochs", cfg.epochs, "training epochs", 1, 100000);
   c.integer("--batch", cfg.batch, "particles per step", 2, 4096);
   c.number("--minres", cfg.minres, "lowest resolution in the loss, Å (0: from ring 1)", 0, 1e4);
@@ -24,7 +29,8 @@ void TrainOptions::declare(Command& c) {
   c.integer("--box", cache.box, "train on particles Fourier-cropped to this box (0: their own)", 0, kMaxBox);
   c.integer("--seed", seed, "random seed (networks, noise, batch order)", 0, (1ll << 62));
   c.number("--val-fraction", cfg.val_fraction, "fraction of particles held out for validation", 0, 0.5);
-  c.text("--preset", preset, "paper: the published e2gmm recipe (the current defaults)");
+  c.text("--preset", preset, "paper: the published e2gmm recipe (plain FRC, ReLU, lr 1e-4, latent noise 0.1, "
+                             "mass regulariser 1), the baseline the defaults are measured against");
   c.number("--lr", lr, "Adam learning rate", 0, 1, true);
   c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
   c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
@@ -32,9 +38,16 @@ void TrainOptions::declare(Command& c) {
   c.number("--reg-mass", reg_mass, "weight of the total-mass regulariser", 0, 1e6);
   c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
   c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
+  c.text("--loss", loss, "snr: FRC rings weighted by their measured signal (engine/ring_weights.h); frc: the plain "
+                         "mean over rings (the paper's)");
+  c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
+  c.number("--coarse-res", cfg.coarse_res, "the coarse band's finest resolution, Å", 0, 1e4, true);
+  c.text("--rigid", rigid, "remove: the six rigid-body modes taken out of the decoder's positions (the latent cannot "
+                           "learn pose error; every Gaussian must be movable); keep: not");
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
-  c.flag("--leaky", cfg.leaky, "leaky ReLU instead of ReLU");
+  c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");
+  c.flag("--relu", relu, "plain ReLU instead of leaky ReLU (the paper's)");
   c.flag("--bf16-moments", cfg.bf16_moments, "Adam moments in bfloat16 (half the optimiser memory)");
   c.text("--ctf", ctf, "auto (from the particle file), full, flipped (|CTF|) or none");
   c.text("--feature-precision", fprec, "fp16 or fp32 storage of the gradient features");
@@ -48,14 +61,29 @@ void TrainOptions::finish(const Command& c) {
   cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
   cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
+  if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
+  if (relu) cfg.leaky = false;
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
+  if (!loss.empty() && loss != "snr" && loss != "frc") throw Error("--loss must be snr or frc, not '" + quote_value(loss) + "'");
+  if (!loss.empty()) cfg.snr_weighted = loss == "snr";
+  if (!rigid.empty() && rigid != "remove" && rigid != "keep")
+    throw Error("--rigid must be remove or keep, not '" + quote_value(rigid) + "'");
+  if (!rigid.empty()) cfg.rigid_free = rigid == "remove";
   if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
-    const TrainConfig paper;
-    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--latent-reg"})
-      if (c.app.count(opt) > 0) throw Error(std::string("--preset paper fixes the networks and the optimiser; drop ") + opt);
+    const TrainConfig paper = paper_recipe();
+    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--relu", "--latent-reg",
+                            "--loss", "--coarse-epochs", "--rigid"})
+      if (c.app.count(opt) > 0)
+        throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
     cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
+    cfg.snr_weighted = paper.snr_weighted; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;
+    if (c.app.count("--reg-mass") == 0) cfg.reg_mass = paper.reg_mass;
+    if (c.app.count("--reg-width") == 0) cfg.reg_width = paper.reg_width;
+    if (c.app.count("--move") == 0) move = "positions,amplitudes,widths";  // what the paper moves
   }
+  group = make_symmetry_group(sym);
+  cfg.symmetry = group.name;
   parse_move_list(move, cfg);
   cfg.ctf = parse_ctf_choice(ctf);
   cfg.feature_precision = parse_feature_precision(fprec);
@@ -71,6 +99,7 @@ std::vector<std::string> TrainOptions::inputs() const {
 void TrainOptions::select_gaussians(const io::GaussianModel& model) {
   if (!mask.empty()) config.movable = gaussians_in_mask(mask, model);
   if (!gaussians.empty()) config.movable = parse_gaussian_list(gaussians, int(model.size()));
+  if (mask.empty() && gaussians.empty() && group.order() > 1) select_first_unit(config, model);
 }
 
 }  // namespace cugmm::cli

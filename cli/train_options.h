@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "engine/particle_cache.h"
+#include "engine/symmetry.h"
 #include "engine/trainer.h"
 #include "io/model.h"
 
@@ -13,8 +14,11 @@ namespace cugmm::cli {
 struct TrainOptions {
   TrainConfig config;
   CacheOptions cache;  // root and box from the options; particles and maxres are the command's
-  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16";
+  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid;
+  std::string sym = "C1";
+  SymmetryGroup group;  // from --sym (finish())
   long long seed = 1;
+  bool relu = false;
   double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg;
 
   TrainOptions();
@@ -25,7 +29,8 @@ struct TrainOptions {
   void finish(const Command& c);
   // The mask's files (empty: none), to check before any work.
   std::vector<std::string> inputs() const;
-  // --mask or --gaussians against the model: which Gaussians may move.
+  // --mask or --gaussians against the model: which Gaussians may move; with --sym and neither, the
+  // Gaussians of the first asymmetric unit (engine/symmetry.h asymmetric_units).
   void select_gaussians(const io::GaussianModel& model);
 };
 

@@ -23,6 +23,7 @@ std::string describe_device_flags(uint32_t f) {
   add(kFlagWidthOutOfBounds, "a Gaussian width is outside the projector's bounds");
   add(kFlagNonFiniteView, "a particle's pose or CTF is not finite");
   add(kFlagNonFiniteData, "particle data are not finite");
+  add(kFlagNonFiniteGradient, "a gradient is not finite (the optimizer did not apply it)");
   return s;
 }
 

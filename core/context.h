@@ -26,6 +26,7 @@ enum DeviceFlag : uint32_t {
   kFlagWidthOutOfBounds = 1u << 1,
   kFlagNonFiniteView = 1u << 2,
   kFlagNonFiniteData = 1u << 3,
+  kFlagNonFiniteGradient = 1u << 4,
 };
 std::string describe_device_flags(uint32_t flags);  // "non-finite Gaussian parameter; ..."
 

@@ -75,4 +75,30 @@ void write_point_files(const std::string& base, const io::GaussianModel& m) {
   io::write_mrc(base + ".mrc", render_volume(m), false);
 }
 
+void write_fold_txt(const std::string& path, const FoldedCopies& f, size_t copies, const std::vector<double>& motion,
+                    const std::vector<int>& labels, const std::string& rule) {
+  const size_t n = f.chosen.size(), d = f.latent.cols;
+  std::ostringstream o;
+  o << "# cugmm fold: one line per particle (input order): particle, chosen copy (largest motion), motion_1.."
+    << copies << " (RMS Å of the decoded centres from the neutral model)";
+  if (!labels.empty()) o << ", cluster_1.." << copies;
+  o << ", folded latent (" << d << " numbers, " << rule << ")\n";
+  char buf[40];
+  for (size_t r = 0; r < n; ++r) {
+    o << (r + 1) << " " << (f.chosen[r] + 1);
+    for (size_t k = 0; k < copies; ++k) {
+      std::snprintf(buf, sizeof buf, " %.4f", motion[r * copies + k]);
+      o << buf;
+    }
+    if (!labels.empty())
+      for (size_t k = 0; k < copies; ++k) o << " " << (labels[r * copies + k] + 1);
+    for (size_t j = 0; j < d; ++j) {
+      std::snprintf(buf, sizeof buf, " %.7g", f.latent(r, j));
+      o << buf;
+    }
+    o << "\n";
+  }
+  io::write_file_atomic(path, o.str());
+}
+
 }  // namespace cugmm

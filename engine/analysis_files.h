@@ -28,4 +28,10 @@ PathFiles write_path_files(const std::string& dir, const LatentPath& path, const
 // One decoded point: DIR/NAME.txt (native), .cif, .cmm and .mrc.
 void write_point_files(const std::string& base, const io::GaussianModel& m);
 
+// fold.txt of a symmetry-expanded run: one line per original particle (input order): its 1-based number, the
+// copy (1-based, rlnCugmmSymmetryCopy) that moves most, each copy's motion (Å), each copy's cluster label
+// (1-based; when labels are given, one per copy row), then the folded latent (rule: the chosen copy's or the mean).
+void write_fold_txt(const std::string& path, const FoldedCopies& f, size_t copies, const std::vector<double>& motion,
+                    const std::vector<int>& labels, const std::string& rule);
+
 }  // namespace cugmm

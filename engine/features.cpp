@@ -1,4 +1,5 @@
 #include "engine/features.h"
+#include "engine/training_score.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -42,22 +44,6 @@ struct Fnv {
   void add(const void* p, size_t n) {
     const unsigned char* b = static_cast<const unsigned char*>(p);
     for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  }
-};
-
-// Writes through AtomicFile while hashing.
-struct HashedWriter {
-  io::AtomicFile& f;
-  Fnv fnv;
-  size_t at = 0;
-  void write(const void* p, size_t n) {
-    f.write(p, n);
-    fnv.add(p, n);
-    at += n;
-  }
-  void pad_to(size_t offset) {
-    std::vector<char> z(offset - at, 0);
-    write(z.data(), z.size());
   }
 };
 
@@ -105,26 +91,40 @@ const char* feature_precision_name(FeaturePrecision p) { return p == FeaturePrec
 
 void build_feature_file(const std::string& path, Context& cx, const ParticleBatcher& batcher,
                         const std::vector<float>& neutral, const nlohmann::json& key, FeaturePrecision precision,
-                        FeatureNorm& norm, const std::vector<char>& use_for_norm, int batch) {
+                        FeatureNorm& norm, const std::vector<char>& use_for_norm, int batch,
+                        const std::vector<float>& ring_weights, Comm* comm) {
   const FourierBand& band = batcher.band();
   const size_t width = neutral.size();
   CUGMM_REQUIRE(width % 5 == 0 && width > 0, "build_feature_file: parameter row of 5G values");
   const int G = int(width / 5);
   const size_t n = key.at("count").get<size_t>();
-  auto projector = make_projector(cx, band, G, ProjectorOptions{});
+  auto projector = make_training_projector(cx, band, ring_weights, G);
   const bool measure = norm.mean.empty();
+  const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  const bool split = ranks > 1;
+  const auto [first_row, last_row] = rank_share(n, rank, ranks);
 
-  // Pass 1: raw gradients; when measuring, they go to a raw fp32 scratch file and the column sums are kept
-  // (double, row order: the same on every run); otherwise they are normalised and written at once.
+  // Pass 1: raw gradients; when measuring or split across ranks, they go to a raw fp32 scratch file (one
+  // per rank) and the column sums are kept (double, row order: the same on every run); otherwise they are
+  // normalised and written at once.
   std::vector<double> sum(measure ? width : 0), sum2(measure ? width : 0);
-  const std::string raw_path = path + ".raw";
+  auto raw_name = [&](int r) { return path + ".raw" + (split ? "." + std::to_string(r) : std::string()); };
+  const std::string raw_path = raw_name(rank);
   std::FILE* raw = nullptr;
-  if (measure) {
+  if (measure || split) {
     raw = std::fopen(raw_path.c_str(), "w+b");
     if (!raw) throw Error("cannot create " + raw_path);
   }
-  io::AtomicFile out(path);
-  HashedWriter w{out, Fnv{}, 0};
+  // Only the writing rank holds the output (rank 0 when split).
+  std::unique_ptr<io::AtomicFile> out;
+  if (rank == 0) out = std::make_unique<io::AtomicFile>(path);
+  Fnv fnv;
+  size_t at = 0;
+  auto write = [&](const void* p, size_t bytes) {
+    out->write(p, bytes);
+    fnv.add(p, bytes);
+    at += bytes;
+  };
   auto write_header = [&] {
     nlohmann::json j;
     j["key"] = key;
@@ -139,11 +139,12 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
     p.json_len = js.size();
     const size_t stats_end = sizeof(Preamble) + js.size() + 2 * width * sizeof(float);
     p.data_offset = (stats_end + kAlign - 1) / kAlign * kAlign;
-    w.write(&p, sizeof p);
-    w.write(js.data(), js.size());
-    w.write(norm.mean.data(), width * sizeof(float));
-    w.write(norm.sd.data(), width * sizeof(float));
-    w.pad_to(p.data_offset);
+    write(&p, sizeof p);
+    write(js.data(), js.size());
+    write(norm.mean.data(), width * sizeof(float));
+    write(norm.sd.data(), width * sizeof(float));
+    std::vector<char> z(p.data_offset - at, 0);
+    write(z.data(), z.size());
   };
   std::vector<unsigned char> row_out(width * elem_bytes(precision));
   auto emit = [&](const float* g) {
@@ -154,11 +155,11 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
       float* f = reinterpret_cast<float*>(row_out.data());
       for (size_t c = 0; c < width; ++c) f[c] = normalised(g[c], norm.mean[c], norm.sd[c]);
     }
-    w.write(row_out.data(), row_out.size());
+    write(row_out.data(), row_out.size());
   };
   if (!measure) {
     CUGMM_REQUIRE(norm.mean.size() == width && norm.sd.size() == width, "feature normalisation of another width");
-    write_header();
+    if (!split) write_header();
   }
 
   std::vector<size_t> idx(static_cast<size_t>(batch));
@@ -166,9 +167,9 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
   std::vector<cfloat> data(static_cast<size_t>(batch) * band.size());
   std::vector<float> score(static_cast<size_t>(batch)), grad(size_t(batch) * width);
   size_t used = 0;
-  Progress progress("features", n);
-  for (size_t first = 0; first < n; first += size_t(batch)) {
-    const int m = int(std::min(size_t(batch), n - first));
+  Progress progress("features", last_row - first_row);
+  for (size_t first = first_row; first < last_row; first += size_t(batch)) {
+    const int m = int(std::min(size_t(batch), last_row - first));
     for (int i = 0; i < m; ++i) idx[i] = first + i;
     batcher.gather(idx.data(), m, views.data(), data.data());
     ProjectionBatch in;
@@ -195,17 +196,25 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
           }
           ++used;
         }
-      } else {
+      } else if (!raw) {
         emit(g);
       }
     }
-    if (measure && std::fwrite(grad.data(), sizeof(float), size_t(m) * width, raw) != size_t(m) * width)
+    if (raw && std::fwrite(grad.data(), sizeof(float), size_t(m) * width, raw) != size_t(m) * width)
       throw Error("cannot write " + raw_path + " (disk full?)");
     progress.add(size_t(m));
   }
   progress.finish();
+  if (raw && std::fflush(raw) != 0) throw Error("cannot write " + raw_path + " (disk full?)");
 
   if (measure) {
+    if (split) {  // the whole set's sums, the same on every rank
+      double u = double(used);
+      comm->allreduce_sum(sum.data(), width);
+      comm->allreduce_sum(sum2.data(), width);
+      comm->allreduce_sum(&u, 1);
+      used = size_t(u);
+    }
     CUGMM_REQUIRE(used > 1, "feature normalisation needs at least two particles");
     norm.mean.resize(width);
     norm.sd.resize(width);
@@ -221,18 +230,39 @@ void build_feature_file(const std::string& path, Context& cx, const ParticleBatc
     // checkpoints, which refuse non-finite arrays, keep it).
     const float floor = float(std::max(sd_max * 1e-6, 1e-30));
     for (float& s : norm.sd) if (!(s > floor)) s = 0.f;
-    write_header();
-    std::rewind(raw);
-    for (size_t i = 0; i < n; ++i) {
-      if (std::fread(grad.data(), sizeof(float), width, raw) != width) throw Error("cannot read back " + raw_path);
-      emit(grad.data());
-    }
-    std::fclose(raw);
-    std::filesystem::remove(raw_path);
   }
-  const uint64_t h = w.fnv.h;
-  out.write(&h, sizeof h);
-  out.commit();
+  if (split) {
+    std::fclose(raw);
+    raw = nullptr;
+    comm->barrier();  // every part is written
+  }
+  if (rank == 0 && (measure || split)) {
+    write_header();
+    // The parts in rank order are the particles in order (one part, this rank's, without ranks).
+    for (int r = 0; r < ranks; ++r) {
+      const auto [a, b] = rank_share(n, r, ranks);
+      std::FILE* part = split ? std::fopen(raw_name(r).c_str(), "rb") : raw;
+      if (!part)
+        throw Error("rank 0 cannot open " + raw_name(r) + ", the features rank " + std::to_string(r) +
+                    " computed: the run directory must be on a file system every rank shares");
+      if (!split) std::rewind(part);
+      for (size_t i = a; i < b; ++i) {
+        if (std::fread(grad.data(), sizeof(float), width, part) != width)
+          throw Error("cannot read back " + raw_name(r) + " (row " + std::to_string(i - a) + " of " +
+                      std::to_string(b - a) + ")");
+        emit(grad.data());
+      }
+      std::fclose(part);
+      std::filesystem::remove(raw_name(r));
+    }
+    raw = nullptr;
+  }
+  if (rank == 0) {
+    const uint64_t h = fnv.h;
+    out->write(&h, sizeof h);
+    out->commit();
+  }
+  if (split) comm->barrier();  // the file is there for every rank
 }
 
 std::string feature_file_stale_reason(const std::string& path, const nlohmann::json& key) {
@@ -271,11 +301,20 @@ FeatureFile::FeatureFile(const std::string& path, const nlohmann::json& key) : p
   precision_ = FeaturePrecision(p.precision);
   count_ = p.count;
   width_ = p.width;
-  const size_t eb = elem_bytes(precision_);
   if (width_ == 0 || p.json_len > map_size_ || p.data_offset > map_size_ ||
-      count_ > (map_size_ - p.data_offset) / (width_ * eb) ||
-      p.data_offset + count_ * width_ * eb + 8 != map_size_ ||
-      sizeof(Preamble) + p.json_len + 2 * width_ * sizeof(float) > p.data_offset)
+      sizeof(Preamble) + p.json_len > p.data_offset)
+    fail("sizes in the preamble do not match the file's length (truncated?)");
+  // The width comes from the file: a huge one must not wrap the products below into plausible sizes.
+  size_t row_bytes = 0, norm_bytes = 0;
+  try {
+    row_bytes = checked_mul(width_, elem_bytes(precision_), "feature row of width " + std::to_string(width_));
+    norm_bytes = checked_mul(width_, 2 * sizeof(float), "normalisation of width " + std::to_string(width_));
+  } catch (const Error& e) {
+    fail(e.what());
+  }
+  // count_ * row_bytes cannot wrap once count_ is within the data's length.
+  if (count_ > (map_size_ - p.data_offset) / row_bytes || p.data_offset + count_ * row_bytes + 8 != map_size_ ||
+      norm_bytes > p.data_offset - sizeof(Preamble) - p.json_len)
     fail("sizes in the preamble do not match the file's length (truncated?)");
   Fnv fnv;
   fnv.add(map_, map_size_ - 8);
@@ -300,6 +339,10 @@ FeatureFile::FeatureFile(const std::string& path, const nlohmann::json& key) : p
   const unsigned char* s = map_ + sizeof(Preamble) + p.json_len;
   std::memcpy(norm_.mean.data(), s, width_ * 4);
   std::memcpy(norm_.sd.data(), s + width_ * 4, width_ * 4);
+  for (size_t c = 0; c < width_; ++c)
+    if (!std::isfinite(norm_.mean[c]) || !std::isfinite(norm_.sd[c]))
+      fail("column " + std::to_string(c) + ": the normalisation (mean " + std::to_string(norm_.mean[c]) + ", sd " +
+           std::to_string(norm_.sd[c]) + ") is not finite");
   data_ = map_ + p.data_offset;
 }
 
@@ -323,6 +366,10 @@ const float* half_table() {
 void FeatureFile::gather(const size_t* index, int n, float* out) const {
   for (int i = 0; i < n; ++i) CUGMM_REQUIRE(index[i] < count_, "feature row out of range");
   const float* table = half_table();
+  // The file's checksum was right when it opened, yet a row may hold NaN or Inf (a file edited behind its
+  // checksum, or written by a defect): it is named here, not found later as a NaN loss. Checked while the
+  // row is in cache; the throw waits until the parallel loop is over.
+  std::vector<char> bad(size_t(n), 0);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < n; ++i) {
     float* o = out + size_t(i) * width_;
@@ -332,6 +379,18 @@ void FeatureFile::gather(const size_t* index, int n, float* out) const {
     } else {
       std::memcpy(o, data_ + index[i] * width_ * 4, width_ * 4);
     }
+    bool finite = true;
+    for (size_t c = 0; c < width_; ++c) finite &= std::isfinite(o[c]);
+    bad[size_t(i)] = !finite;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (!bad[size_t(i)]) continue;
+    const float* o = out + size_t(i) * width_;
+    size_t c = 0;
+    while (std::isfinite(o[c])) ++c;
+    throw InputError(path_, "particle " + std::to_string(index[i]) + ", feature " + std::to_string(c),
+                     std::string("the feature is ") + (std::isnan(o[c]) ? "NaN" : "infinite") +
+                         ": the file is damaged (remove it; a run without --resume computes it again)");
   }
 }
 

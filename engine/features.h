@@ -1,5 +1,5 @@
-// The encoder's input (DESIGN §1 step 3): per particle, d score / d (5G parameters) of the FRC at the
-// neutral model (engine/projector.h, one shared parameter row, per-particle gradients), normalised per
+// The encoder's input (DESIGN §1 step 3): per particle, d score / d (5G parameters) of the FRC score
+// (plain, or SNR-weighted with `ring_weights`: engine/ring_weights.h) at the neutral model (engine/projector.h, one shared parameter row, per-particle gradients), normalised per
 // column over the data set ((g - mean) / sd, mean and sd from the training set), computed once and stored
 // in a memory-mapped file in the run directory, so sets larger than RAM stream from disk.
 //
@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
 #include "core/context.h"
 #include "engine/particle_batch.h"
 
@@ -40,9 +41,15 @@ struct FeatureNorm {
 // device and writes them to `path`. With `norm` empty the normalisation is measured over the rows with
 // use_for_norm[i] set (all when empty) and returned in it; otherwise the given one is applied (embedding a
 // new set with a trained run's normalisation). Progress shown.
+// With a comm of several ranks (data-parallel training, embed under mpirun) each rank computes its share
+// of the particles (rank_share) into a scratch part beside `path`, the normalisation sums are added over
+// the ranks, and rank 0 writes the file from the parts in order: `path` must be on a file system every
+// rank sees (a rank 0 that cannot read another's part says so). Collective; every rank returns once the
+// file is there.
 void build_feature_file(const std::string& path, Context& cx, const ParticleBatcher& batcher,
                         const std::vector<float>& neutral, const nlohmann::json& key, FeaturePrecision precision,
-                        FeatureNorm& norm, const std::vector<char>& use_for_norm = {}, int batch = 64);
+                        FeatureNorm& norm, const std::vector<char>& use_for_norm = {}, int batch = 64,
+                        const std::vector<float>& ring_weights = {}, Comm* comm = nullptr);
 
 class FeatureFile {
  public:

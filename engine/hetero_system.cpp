@@ -61,14 +61,40 @@ Motion present(const io::AtomicModel& m, const std::string& sel, double fraction
 }  // namespace
 
 const std::vector<std::string>& builtin_system_names() {
-  static const std::vector<std::string> names = {"linear", "rotation", "composition", "two-motions"};
+  static const std::vector<std::string> names = {"linear", "rotation", "composition", "two-motions", "c3-trimer"};
   return names;
+}
+
+// Three copies of the example's arm (chain B) about the z axis (C3, RELION's operators: copy k is the first
+// rotated by 120 k degrees), as chains A, B, C: chain A centred at (18, 0, 0) Å.
+io::AtomicModel trimer_atoms(const ExampleAtoms& ex) {
+  const std::vector<char> arm = io::select_atoms(ex.model, "B");
+  const Vec3<double> c = centroid(ex.model, arm);
+  io::AtomicModel m;
+  m.source = "built-in C3 trimer";
+  for (int k = 0; k < 3; ++k) {
+    const Mat3<double> r = axis_angle_to_matrix(0.0, 0.0, deg2rad(120.0 * k));
+    for (size_t i = 0; i < ex.model.atoms.size(); ++i) {
+      if (!arm[i]) continue;
+      io::Atom a = ex.model.atoms[i];
+      const Vec3<double> p = mul(r, Vec3<double>{a.x - c.x + 18, a.y - c.y, a.z - c.z});
+      a.x = float(p.x); a.y = float(p.y); a.z = float(p.z);
+      a.chain = std::string(1, char('A' + k));
+      m.atoms.push_back(a);
+    }
+  }
+  return m;
 }
 
 HeteroSystem builtin_system(const std::string& name) {
   ExampleAtoms ex = make_example_atoms();
   HeteroSystem s;
   s.name = name;
+  if (name == "c3-trimer") {  // chain B (at 120 degrees) slides along its own tangent, the others stay
+    s.atoms = trimer_atoms(ex);
+    s.motions.push_back(translate(s.atoms, "B", {-std::sqrt(3.0) / 2, -0.5, 0}, -10, 10, "displacement_A"));
+    return s;
+  }
   s.atoms = ex.model;
   const auto& a = s.atoms;
   if (name == "linear" || name == "composition") {

@@ -10,6 +10,9 @@
 //   composition  (c) (a) plus the lid present in half of the particles; truths: displacement_A, present
 //   two-motions  (d) the arm swings about its hinge over 60 degrees while the lid slides 16 Å along x,
 //                    independently; truths: angle_deg, displacement_A
+//   c3-trimer    (e) three copies of the arm about z (C3; chains A, B, C at 0, 120, 240 degrees); chain B
+//                    slides 20 Å along its tangent (-sin 120, cos 120, 0), the others are rigid: the symmetry
+//                    expansion benchmark's set; truth: displacement_A
 // Any atomic model: a JSON description (system_from_json), e.g.
 //   {"atoms": "model.cif",
 //    "motions": [{"type": "rotate", "select": "B:120-180", "axis": [0, 0, 1], "point": [10, 0, 5],

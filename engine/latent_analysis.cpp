@@ -129,4 +129,66 @@ std::vector<size_t> rows_in_range(const std::vector<double>& coordinate, double 
   return rows;
 }
 
+FoldRule parse_fold_rule(const std::string& s) {
+  if (s == "copy-with-largest-motion") return FoldRule::largest_motion;
+  if (s == "mean") return FoldRule::mean;
+  throw Error("--fold must be copy-with-largest-motion or mean, not '" + quote_value(s) + "'");
+}
+
+const char* fold_rule_name(FoldRule r) { return r == FoldRule::mean ? "mean" : "copy-with-largest-motion"; }
+
+FoldedCopies fold_copies(const Matrix& latent, size_t copies, const std::vector<double>& motion, FoldRule rule) {
+  CUGMM_REQUIRE(copies > 0 && latent.rows % copies == 0 && motion.size() == latent.rows,
+                "fold: the latent rows are not whole sets of copies");
+  const size_t n = latent.rows / copies, d = latent.cols;
+  FoldedCopies f;
+  f.chosen.resize(n);
+  f.latent = Matrix(n, d);
+  for (size_t r = 0; r < n; ++r) {
+    size_t best = 0;
+    for (size_t k = 1; k < copies; ++k)
+      if (motion[r * copies + k] > motion[r * copies + best]) best = k;
+    f.chosen[r] = int(best);
+    for (size_t j = 0; j < d; ++j) {
+      double v = 0;
+      if (rule == FoldRule::mean) {
+        for (size_t k = 0; k < copies; ++k) v += latent(r * copies + k, j);
+        v /= double(copies);
+      } else {
+        v = latent(r * copies + best, j);
+      }
+      f.latent(r, j) = v;
+    }
+  }
+  return f;
+}
+
+std::vector<double> rms_displacement(const std::vector<float>& params, const std::vector<float>& neutral, size_t n) {
+  const size_t W = neutral.size(), G = W / 5;
+  CUGMM_REQUIRE(W % 5 == 0 && params.size() == n * W, "rms_displacement: n rows of 5G parameters");
+  std::vector<double> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (size_t c = 0; c < 3; ++c)
+      for (size_t j = 0; j < G; ++j) s += std::pow(double(params[i * W + c * G + j]) - neutral[c * G + j], 2);
+    out[i] = std::sqrt(s / double(std::max<size_t>(G, 1)));
+  }
+  return out;
+}
+
+LatentSummary summarise_latent(const Matrix& latent, int k, int pcs, int frames, uint64_t seed) {
+  LatentSummary s;
+  const size_t d = latent.cols;
+  s.pca = pca(latent);
+  s.mean = latent_mean(latent);
+  if (k > 0) s.clusters = cluster_latent(latent, k, seed);
+  const std::vector<double>& comp = s.pca.components.values;
+  for (size_t j = 0; j < std::min(size_t(std::max(pcs, 0)), d); ++j)
+    s.paths.push_back(latent_path("pc" + std::to_string(j + 1), latent, s.mean,
+                                  comp.empty() ? std::vector<double>{}
+                                               : std::vector<double>(comp.begin() + long(j * d), comp.begin() + long((j + 1) * d)),
+                                  frames));
+  return s;
+}
+
 }  // namespace cugmm

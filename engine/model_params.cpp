@@ -23,4 +23,17 @@ io::GaussianModel model_from_params(const std::vector<float>& params, const io::
   return m;
 }
 
+io::GaussianModel model_subset(const io::GaussianModel& m, const std::vector<char>& keep) {
+  CUGMM_REQUIRE(keep.size() == m.size(), "a Gaussian selection has one flag per Gaussian");
+  io::GaussianModel s;
+  s.box_size = m.box_size;
+  s.pixel_size = m.pixel_size;
+  for (size_t j = 0; j < m.size(); ++j)
+    if (keep[j]) {
+      s.x.push_back(m.x[j]); s.y.push_back(m.y[j]); s.z.push_back(m.z[j]);
+      s.amplitude.push_back(m.amplitude[j]); s.width.push_back(m.width[j]);
+    }
+  return s;
+}
+
 }  // namespace cugmm

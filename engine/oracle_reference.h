@@ -59,6 +59,12 @@ struct MetricFigure {
 std::vector<MetricFigure> score_latent(const HeteroSystem& system, const Matrix& latent, const Matrix& truth,
                                        const BootstrapOptions& bootstrap);
 
+// A trained run's latent.txt (rows in STAR order, d columns) scored with score_latent against the truth table
+// the simulator wrote (NAME_truth.csv): junk particles left out, rotation states in radians, as the oracle
+// reference's figures are. What the demo and bench_accuracy report beside the oracle reference.
+std::vector<MetricFigure> score_latent_file(const HeteroSystem& system, const std::string& latent_txt, int d,
+                                            const std::string& truth_csv, const BootstrapOptions& bootstrap);
+
 // oracle.json: every figure (value, 95% interval) for both references, the grid, the particles used.
 void write_oracle_json(const std::string& path, const OracleResult& r);
 

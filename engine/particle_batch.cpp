@@ -66,7 +66,16 @@ ParticleView ParticleBatcher::view(size_t i) const {
   if (ctf_ == CtfChoice::full) mode = CtfMode::full;
   if (ctf_ == CtfChoice::phase_flipped) mode = CtfMode::phase_flipped;
   if (ctf_ == CtfChoice::none) mode = CtfMode::none;
+  if (!poses_.empty()) {
+    const ParticlePose& q = poses_[i];
+    return make_particle_view(q.rot, q.tilt, q.psi, q.origin_x, q.origin_y, p.ctf(), mode);
+  }
   return make_particle_view(p.rot, p.tilt, p.psi, p.origin_x, p.origin_y, p.ctf(), mode);
+}
+
+void ParticleBatcher::set_poses(std::vector<ParticlePose> poses) {
+  CUGMM_REQUIRE(poses.empty() || poses.size() == cache_.count(), "set_poses: one pose per cache particle");
+  poses_ = std::move(poses);
 }
 
 void ParticleBatcher::gather(const size_t* index, int n, ParticleView* views, cfloat* data) const {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cugmm/data.h"
 #include "engine/particle_cache.h"
 #include "engine/projector.h"
 
@@ -24,6 +25,9 @@ const char* ctf_choice_name(CtfChoice c);
 // so training on them would fit the wrong thing silently. An explicit choice trains anyway.
 void refuse_premultiplied(const io::ParticleSet& set, CtfChoice choice);
 
+// A particle's pose in RELION's terms, Euler angles (degrees) and origin (Å): the library API's ParticlePose
+// (include/cugmm/data.h), one type for the engine and its callers.
+
 class ParticleBatcher {
  public:
   // Throws when the cache does not hold `band`'s coefficients.
@@ -32,12 +36,15 @@ class ParticleBatcher {
   // Host memory: views[n], data[n x band.size()].
   void gather(const size_t* index, int n, ParticleView* views, cfloat* data) const;
   ParticleView view(size_t i) const;
+  // Poses used in place of the cache's (one per cache particle; empty: the cache's): `train --poses-from`.
+  void set_poses(std::vector<ParticlePose> poses);
 
  private:
   const ParticleCache& cache_;
   FourierBand band_;
   CtfChoice ctf_;
   std::vector<int> take_;
+  std::vector<ParticlePose> poses_;
 };
 
 // The loss band for a cache: minres/maxres in Å (maxres <= 0 or finer than the cache: the cache's last ring).

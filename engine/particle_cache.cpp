@@ -183,6 +183,50 @@ class OutputFile {
   bool committed_ = false;
 };
 
+// A cache file being written: the JSON header and the particle table first, then each particle's
+// coefficients (from any thread) with their checksum, then the block checksums and the preamble, which
+// makes it valid; renamed into place by commit().
+class CacheWriter {
+ public:
+  CacheWriter(const std::string& out, const std::string& text, const std::vector<CachedParticle>& table, size_t nb)
+      : n_(table.size()), nb_(nb), L_(layout_of(text.size(), n_, nb, kBlockParticles)), file_(out, L_.total), hashes_(n_) {
+    std::memcpy(pre_.magic, kMagic, 8);
+    pre_.version = kVersion;
+    pre_.endian = kEndianMarker;
+    pre_.json_bytes = text.size();
+    pre_.table_offset = L_.table_offset;
+    pre_.block_offset = L_.block_offset;
+    pre_.block_particles = kBlockParticles;
+    pre_.data_offset = L_.data_offset;
+    pre_.count = n_;
+    pre_.band_size = nb;
+    file_.write_at(kPreambleBytes, text.data(), text.size());
+    file_.write_at(pre_.table_offset, table.data(), n_ * sizeof(CachedParticle));
+    pre_.header_checksum = hash_bytes(table.data(), n_ * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
+  }
+  void write(size_t i, const cfloat* coeffs) {
+    hashes_[i] = hash_bytes(coeffs, nb_ * sizeof(cfloat));
+    file_.write_at(pre_.data_offset + i * nb_ * sizeof(cfloat), coeffs, nb_ * sizeof(cfloat));
+  }
+  void commit() {
+    std::vector<uint64_t> blocks(L_.blocks);
+    for (size_t b = 0; b < L_.blocks; ++b) {
+      const size_t first = b * kBlockParticles;
+      blocks[b] = fold(hashes_.data() + first, std::min(n_, first + kBlockParticles) - first);
+    }
+    file_.write_at(pre_.block_offset, blocks.data(), blocks.size() * sizeof(uint64_t));
+    file_.write_at(0, &pre_, sizeof(pre_));
+    file_.commit();
+  }
+
+ private:
+  size_t n_, nb_;
+  Layout L_;
+  OutputFile file_;
+  Preamble pre_{};
+  std::vector<uint64_t> hashes_;
+};
+
 }  // namespace
 
 CtfParams CachedParticle::ctf() const {
@@ -293,26 +337,8 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
                                   {"hash", hash_file(opt.particles)}}},
                    {"stacks", stack_list}}}};
   const std::string text = header.dump();
+  CacheWriter file(out, text, table, nb);
 
-  Preamble pre{};
-  std::memcpy(pre.magic, kMagic, 8);
-  pre.version = kVersion;
-  pre.endian = kEndianMarker;
-  pre.json_bytes = text.size();
-  const Layout L = layout_of(text.size(), n, nb, kBlockParticles);
-  pre.table_offset = L.table_offset;
-  pre.block_offset = L.block_offset;
-  pre.block_particles = kBlockParticles;
-  pre.data_offset = L.data_offset;
-  pre.count = n;
-  pre.band_size = nb;
-
-  OutputFile file(out, L.total);
-  file.write_at(kPreambleBytes, text.data(), text.size());
-  file.write_at(pre.table_offset, table.data(), n * sizeof(CachedParticle));
-  pre.header_checksum = hash_bytes(table.data(), n * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
-
-  std::vector<uint64_t> hashes(n);
   std::string first_error;
   size_t first_error_at = n;
   std::atomic<bool> failed{false};  // the rest is skipped once a particle fails
@@ -339,8 +365,7 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
         }
         resample_to_grid(image.data(), plan, grid, half.data(), scratch);
         band_gather(band, half.data(), coeffs.data());
-        hashes[i] = hash_bytes(coeffs.data(), nb * sizeof(cfloat));
-        file.write_at(pre.data_offset + i * nb * sizeof(cfloat), coeffs.data(), nb * sizeof(cfloat));
+        file.write(i, coeffs.data());
       } catch (const std::exception& e) {
 #pragma omp critical(cugmm_cache_error)
         if (i < first_error_at) {
@@ -359,13 +384,6 @@ void build_particle_cache(const CacheOptions& opt, const std::string& out) {
     throw InputError(opt.particles, particle_name(set.particles[first_error_at], first_error_at), first_error);
   throw_if_cancelled();  // before anything is committed: the temporary is removed
   progress.finish();
-  std::vector<uint64_t> blocks(L.blocks);
-  for (size_t b = 0; b < L.blocks; ++b) {
-    const size_t first = b * kBlockParticles;
-    blocks[b] = fold(hashes.data() + first, std::min(n, first + kBlockParticles) - first);
-  }
-  file.write_at(pre.block_offset, blocks.data(), blocks.size() * sizeof(uint64_t));
-  file.write_at(0, &pre, sizeof(pre));
   file.commit();
   log_info("particle cache " + out + ": " + std::to_string(n) + " particles, " + std::to_string(grid.box) + " px at " +
            std::to_string(grid.pixel) + " Å, " + std::to_string(nb) + " coefficients each (rings <= " +
@@ -461,6 +479,9 @@ ParticleCache& ParticleCache::operator=(ParticleCache&& o) noexcept {
     json_ = std::move(o.json_);
     band_ = std::move(o.band_);
     count_ = o.count_;
+    copies_ = o.copies_;
+    symmetry_ = std::move(o.symmetry_);
+    expanded_ = std::move(o.expanded_);
     table_ = o.table_;
     data_ = o.data_;
     blocks_ = o.blocks_;
@@ -475,12 +496,54 @@ ParticleCache& ParticleCache::operator=(ParticleCache&& o) noexcept {
     o.blocks_ = nullptr;
     o.block_count_ = o.block_particles_ = 0;
     o.count_ = 0;
+    o.copies_ = 1;
   }
   return *this;
 }
 
+void ParticleCache::expand(const std::string& group, const std::vector<Mat3<double>>& operators) {
+  CUGMM_REQUIRE(!operators.empty(), "symmetry expansion without operators");
+  copies_ = operators.size();
+  symmetry_ = group;
+  expanded_.clear();
+  if (copies_ == 1) return;
+  expanded_.reserve(count_ * copies_);
+  for (size_t i = 0; i < count_; ++i) {
+    const Mat3<double> a = table_[i].rotation();
+    for (size_t k = 0; k < copies_; ++k) {
+      CachedParticle p = table_[i];
+      if (k > 0) matrix_to_euler(mul(a, operators[k]), p.rot, p.tilt, p.psi);
+      expanded_.push_back(p);
+    }
+  }
+}
+
+json ParticleCache::derivation() const {
+  const json j = json::parse(json_);
+  return j.contains("derived") ? j.at("derived") : json();
+}
+
+void write_derived_cache(const ParticleCache& source, const std::vector<CachedParticle>& table, const json& derivation,
+                         const std::function<void(size_t, size_t, cfloat*)>& fill, const std::string& out) {
+  CUGMM_REQUIRE(source.copies() == 1, "a derived cache is made from an unexpanded cache");
+  CUGMM_REQUIRE(table.size() == source.count(), "a derived cache has one record per particle of its source");
+  json header = json::parse(source.header_json());
+  header["derived"] = derivation;
+  const size_t n = table.size(), nb = source.band().size();
+  CacheWriter file(out, header.dump(), table, nb);
+  std::vector<cfloat> block;
+  for (size_t first = 0; first < n; first += kBlockParticles) {
+    const size_t m = std::min(kBlockParticles, n - first);
+    block.assign(m * nb, cfloat(0));
+    fill(first, m, block.data());
+    for (size_t i = 0; i < m; ++i) file.write(first + i, block.data() + i * nb);
+  }
+  file.commit();
+}
+
 std::string ParticleCache::stale_reason(const CacheOptions& req) const {
   json j = json::parse(json_);
+  if (j.contains("derived")) return "it is a derived cache (" + j.at("derived").value("kind", std::string("?")) + ")";
   const json& in = j.at("inputs").at("particles");
   if (in.at("path").get<std::string>() != absolute(req.particles))
     return "it was made from " + in.at("path").get<std::string>();

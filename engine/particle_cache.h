@@ -31,9 +31,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/fft.h"
 #include "engine/fourier_band.h"
@@ -87,18 +90,33 @@ class ParticleCache {
   ParticleCache& operator=(const ParticleCache&) = delete;
 
   const std::string& path() const { return path_; }
-  size_t count() const { return count_; }
+  // Particles as consumers see them: with a symmetry expansion (expand()) every cached particle counts once
+  // per operator, copies of one particle consecutive.
+  size_t count() const { return count_ * copies_; }
   const FourierBand& band() const { return band_; }
   FourierBand loss_band(double minres) const {
     return make_fourier_band(band_.box, band_.pixel_size, minres, band_.ring_resolution(band_.ring_max));
   }
   int box() const { return band_.box; }
   double pixel_size() const { return band_.pixel_size; }
-  const CachedParticle& particle(size_t i) const { return table_[i]; }
-  const cfloat* coefficients(size_t i) const { return data_ + i * band_.size(); }
+  const CachedParticle& particle(size_t i) const { return copies_ > 1 ? expanded_[i] : table_[i]; }
+  const cfloat* coefficients(size_t i) const { return data_ + source_index(i) * band_.size(); }
+
+  // Symmetry expansion (engine/symmetry.h) at the index level: particle i is copy i % n of cached particle
+  // i / n, its record that particle's with the pose A R_k (RELION angles of the product) and its data the
+  // cached particle's own coefficients (not duplicated). `operators` identity first; n = 1 undoes it.
+  void expand(const std::string& group, const std::vector<Mat3<double>>& operators);
+  size_t copies() const { return copies_; }
+  const std::string& symmetry() const { return symmetry_; }  // "C1" without expansion
+  size_t source_index(size_t i) const { return i / copies_; }
+  size_t copy_index(size_t i) const { return i % copies_; }
   const std::string& header_json() const { return json_; }
 
-  // Why this cache does not answer `request` (inputs changed on disk, or other options), "" when it does.
+  // What a derived cache (write_derived_cache) was made by: its header's "derived", null for a plain cache.
+  nlohmann::json derivation() const;
+
+  // Why this cache does not answer `request` (inputs changed on disk, or other options, or it is a derived
+  // cache), "" when it does.
   std::string stale_reason(const CacheOptions& request) const;
   // Re-reads every coefficient and compares the per-block checksums (a full pass over the data).
   bool verify_data() const;
@@ -114,7 +132,10 @@ class ParticleCache {
  private:
   void release();
   std::string path_, json_;
-  size_t count_ = 0;
+  size_t count_ = 0;  // cached particles (the file's)
+  size_t copies_ = 1;
+  std::string symmetry_ = "C1";
+  std::vector<CachedParticle> expanded_;  // count_ x copies_ records when copies_ > 1
   FourierBand band_;
   const CachedParticle* table_ = nullptr;
   const cfloat* data_ = nullptr;
@@ -127,6 +148,14 @@ class ParticleCache {
 // Reads the particles and images and writes the cache to `out` (OpenMP over particles, progress shown).
 // Non-finite pixels are an InputError naming the particle.
 void build_particle_cache(const CacheOptions& options, const std::string& out);
+
+// A cache derived from `source` (not expanded), e.g. signal-subtracted (engine/signal_subtraction.h): the
+// same grid, band, optics groups and inputs, the records `table` (one per cached particle, same order) and
+// the coefficients `fill(first, n, out)` writes for particles first..first+n-1 (n x band().size(), called in
+// order, once per block of particles), `derivation` under "derived" in its header. Written atomically.
+void write_derived_cache(const ParticleCache& source, const std::vector<CachedParticle>& table,
+                         const nlohmann::json& derivation, const std::function<void(size_t, size_t, cfloat*)>& fill,
+                         const std::string& out);
 
 // The cache at `path` when it answers `options`; otherwise (missing, stale or corrupt) rebuilds it when
 // `rebuild` is set, saying why, or throws saying why. An empty path means default_cache_path().

@@ -28,6 +28,26 @@ const char* strategy_name(ProjectionStrategy s) {
   }
 }
 
+std::vector<float> score_ring_weights(const FourierBand& band, const std::vector<float>& given) {
+  const int nr = band.num_rings();
+  std::vector<float> v(size_t(nr), 0.f);
+  if (given.empty()) {
+    for (int r = band.ring_min; r <= band.ring_max; ++r) v[size_t(r)] = 1.f / float(band.ring_max - band.ring_min + 1);
+    return v;
+  }
+  CUGMM_REQUIRE(given.size() == size_t(nr), "projector: " + std::to_string(given.size()) + " ring weights for " +
+                                                std::to_string(nr) + " rings");
+  double sum = 0;
+  for (int r = band.ring_min; r <= band.ring_max; ++r) {
+    CUGMM_REQUIRE(std::isfinite(given[size_t(r)]) && given[size_t(r)] >= 0.f,
+                  "projector: ring weight " + std::to_string(r) + " is negative or not finite");
+    sum += given[size_t(r)];
+  }
+  CUGMM_REQUIRE(sum > 0, "projector: the ring weights of the scored rings sum to 0");
+  for (int r = band.ring_min; r <= band.ring_max; ++r) v[size_t(r)] = float(given[size_t(r)] / sum);
+  return v;
+}
+
 namespace detail {
 
 ProjectionStrategy resolve_strategy(ProjectionStrategy s) {

@@ -12,8 +12,9 @@
 //   p_j = (A c_j)_xy - o (Å), modelled as M^ = CTF(k) P^ (full CTF), |CTF(k)| P^ (phase-flipped data) or
 //   P^ (CtfMode::none).
 // - FRC_r = sum w Re(M^ conj D^) / max(sqrt(sum w|M^|^2 sum w|D^|^2), eps) over ring r (weights of the band);
-//   score = mean of FRC_r over rings band.ring_min..band.ring_max. Loss = -score: every gradient here is
-//   of the SCORE (negate for the loss).
+//   score = mean of FRC_r over rings band.ring_min..band.ring_max, or, with ProjectorOptions::ring_weights,
+//   sum_r v_r FRC_r (kernels/frc.h: the SNR-weighted score training uses). Loss = -score: every gradient
+//   here is of the SCORE (negate for the loss).
 // - Pose gradient, 5 floats per particle: d score / d w (3) for the local rotation A <- exp([w]x) A at
 //   w = 0, then d score / d origin_x, d origin_y (Å).
 //
@@ -51,6 +52,7 @@
 #include <complex>
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "core/context.h"
 #include "core/device.h"
@@ -104,7 +106,14 @@ struct ProjectorOptions {
   float frc_eps = 1e-20f;        // the FRC denominator's floor (DESIGN §2)
   int max_batch = 256;           // particles per internal chunk (CUDA workspace, CPU summed gradients);
                                  // CUDA chunks are further capped at 65,535 (a grid dimension)
+  // Per ring 0..ring_max: the score's weight v_r of FRC_r (finite, >= 0, summing to > 0 over the scored
+  // rings; rings below ring_min ignored; normalised to sum 1). Empty: the plain mean over the scored rings.
+  std::vector<float> ring_weights{};
 };
+
+// The weights a projector scores with (ProjectorOptions::ring_weights resolved): num_rings entries, 0 below
+// ring_min, summing to 1. Throws cugmm::Error naming a malformed entry.
+std::vector<float> score_ring_weights(const FourierBand& band, const std::vector<float>& given);
 
 class Projector {
  public:

@@ -51,9 +51,9 @@ struct BandPlan {
   const FourierBand* band = nullptr;
   int kx_max = 0;
   std::vector<Row> rows;
-  int scored_rings = 0;      // ring_max - ring_min + 1
+  std::vector<float> ring_weight;  // v_r of the score, per ring (score_ring_weights)
 };
-BandPlan make_band_plan(const FourierBand& band);
+BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_weights = {});
 
 // Strategy, widening and FRC floor of one call.
 template <class T>
@@ -466,19 +466,18 @@ T project_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussi
   for (int r = 0; r <= band.ring_max; ++r) {
     T f = r >= band.ring_min ? frc_value(ws.sums[r], call.eps) : T(0);
     if (frc) frc[r] = f;
-    score += f;
+    score += T(plan.ring_weight[size_t(r)]) * f;
   }
-  score /= T(plan.scored_rings);
   if (!grad_params && !grad_pose) return score;
 
   // Backward: d score / d P^ = CTF * d score / d M^ (CTF real), per coefficient.
-  const T v_frc = T(1) / T(plan.scored_rings);
   ws.grad.resize(nb);
   for (size_t b = 0; b < nb; ++b) {
     int r = band.ring[b];
     if (r < band.ring_min) { ws.grad[b] = {0, 0}; continue; }
     Cplx<T> d{data[b].real(), data[b].imag()};
-    ws.grad[b] = ws.ctf[b] * frc_vjp(ws.sums[r], call.eps, v_frc, ws.model[b], d, T(band.weight[b]));
+    ws.grad[b] = ws.ctf[b] * frc_vjp(ws.sums[r], call.eps, T(plan.ring_weight[size_t(r)]), ws.model[b], d,
+                                     T(band.weight[b]));
   }
 
   // Cotangents of a, s and the landing point, staged in the gradient row (or a scratch row).

@@ -34,8 +34,9 @@ constexpr int kMaxGridY = 65535;  // the particle index of a chunk runs along gr
 struct BandView {
   const int *kx, *ky, *ring, *fft_index, *partner, *ring_perm, *ring_start;
   const float* weight;
+  const float* ring_v;  // the score's weight of each ring (score_ring_weights)
   const CtfBandPoint<float>* ctf_points;
-  int size, box, ring_min, ring_max, scored;
+  int size, box, ring_min, ring_max;
   float pixel;
   __device__ int num_rings() const { return ring_max + 1; }
   __device__ size_t plane() const { return size_t(box) * (box / 2 + 1); }
@@ -182,8 +183,8 @@ __global__ void model_frc_kernel(BandView b, const ParticleView* views, const fl
   __syncthreads();
   if (threadIdx.x == 0) {
     float total = 0;
-    for (int r = b.ring_min; r <= b.ring_max; ++r) total += frc_s[r];
-    score[p] = total / float(b.scored);
+    for (int r = b.ring_min; r <= b.ring_max; ++r) total += b.ring_v[r] * frc_s[r];
+    score[p] = total;
   }
   if (frc_out)
     for (int r = threadIdx.x; r < b.num_rings(); r += blockDim.x) frc_out[size_t(p) * b.num_rings() + r] = frc_s[r];
@@ -195,8 +196,8 @@ __device__ inline Cplx<float> grad_q(const BandView& b, int p, int i, const floa
   const int r = b.ring[i];
   if (r < b.ring_min) return {0.f, 0.f};
   const size_t at = size_t(p) * b.size + i;
-  Cplx<float> g = frc_vjp(sums[size_t(p) * b.num_rings() + r], eps, 1.f / float(b.scored), ld(model, at),
-                          ld(data, at), b.weight[i]);
+  Cplx<float> g = frc_vjp(sums[size_t(p) * b.num_rings() + r], eps, b.ring_v[r], ld(model, at), ld(data, at),
+                          b.weight[i]);
   return (ctfs[at] * splat_correction(b.kx[i], b.ky[i], tau2, b.pixel, b.box)) * g;
 }
 
@@ -302,6 +303,7 @@ class CudaProjector final : public Projector {
         chunk_(std::min(o.max_batch, kMaxGridY)),
         stream_(static_cast<cudaStream_t>(cx.stream())),
         d_kx_(cx), d_ky_(cx), d_ring_(cx), d_idx_(cx), d_partner_(cx), d_perm_(cx), d_start_(cx), d_weight_(cx),
+        d_ring_v_(cx),
         d_ctf_(cx), min_width_(cx, 1), image_(cx), ctfs_(cx), partial_(cx), pose_partial_(cx), spec_(cx),
         half_(cx), model_(cx), sums_(cx), h_params_(cx), h_score_(cx), h_frc_(cx), h_grad_(cx), h_pose_(cx),
         h_views_(cx), h_data_(cx) {
@@ -408,9 +410,10 @@ class CudaProjector final : public Projector {
     for (size_t i = 0; i < n; ++i) perm[fill[b.ring[i]]++] = int(i);
     d_kx_.upload(kx); d_ky_.upload(ky); d_ring_.upload(ring); d_idx_.upload(idx); d_partner_.upload(partner);
     d_perm_.upload(perm); d_start_.upload(start); d_weight_.upload(b.weight); d_ctf_.upload(ctf);
+    d_ring_v_.upload(score_ring_weights(b, opt_.ring_weights));
     bv_ = {d_kx_.data(), d_ky_.data(), d_ring_.data(), d_idx_.data(), d_partner_.data(), d_perm_.data(),
-           d_start_.data(), d_weight_.data(), d_ctf_.data(), int(n), b.box, b.ring_min, b.ring_max,
-           b.ring_max - b.ring_min + 1, float(b.pixel_size)};
+           d_start_.data(), d_weight_.data(), d_ring_v_.data(), d_ctf_.data(), int(n), b.box, b.ring_min,
+           b.ring_max, float(b.pixel_size)};
   }
 
   // Queues the input checks (flags into the context, read at its synchronize()) and the narrowest width.
@@ -512,7 +515,7 @@ class CudaProjector final : public Projector {
                      pose_partial_.capacity_bytes(), h_params_.capacity_bytes(), h_views_.capacity_bytes(),
                      h_data_.capacity_bytes(), h_score_.capacity_bytes(), h_frc_.capacity_bytes(),
                      h_grad_.capacity_bytes(), h_pose_.capacity_bytes(), d_kx_.capacity_bytes() * 7,
-                     d_weight_.capacity_bytes(), d_ctf_.capacity_bytes()})
+                     d_weight_.capacity_bytes(), d_ring_v_.capacity_bytes(), d_ctf_.capacity_bytes()})
       bytes += b;
     peak_bytes_ = std::max(peak_bytes_, bytes);
   }
@@ -524,7 +527,7 @@ class CudaProjector final : public Projector {
   size_t fft_bytes_ = 0, peak_bytes_ = 0;
   BandView bv_{};
   Buffer<int> d_kx_, d_ky_, d_ring_, d_idx_, d_partner_, d_perm_, d_start_;
-  Buffer<float> d_weight_;
+  Buffer<float> d_weight_, d_ring_v_;
   Buffer<CtfBandPoint<float>> d_ctf_;
   Buffer<unsigned> min_width_;  // bits of the narrowest valid width of the current call
   Buffer<float> image_, ctfs_, partial_, pose_partial_;

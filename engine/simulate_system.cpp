@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -65,13 +66,6 @@ CtfParams group_optics(int g) {
   return c;
 }
 
-// Geodesic angle between two rotations (radians).
-double geodesic(const Mat3<double>& a, const Mat3<double>& b) {
-  const Mat3<double> r = mul(transpose(a), b);
-  const double c = std::clamp((r(0, 0) + r(1, 1) + r(2, 2) - 1) / 2, -1.0, 1.0);
-  return std::acos(c);
-}
-
 void write_truth_csv(const std::string& path, const HeteroSystem& s, const TruthSimOptions& o,
                      const std::vector<ParticleTruth>& t) {
   std::ostringstream out;
@@ -85,7 +79,7 @@ void write_truth_csv(const std::string& path, const HeteroSystem& s, const Truth
     matrix_to_euler(t[i].view, rot, tilt, psi);
     out << "," << int(t[i].junk) << "," << io::format_fixed(t[i].scale) << "," << io::format_fixed(rot) << ","
         << io::format_fixed(tilt) << "," << io::format_fixed(psi) << "," << io::format_fixed(t[i].origin_x) << ","
-        << io::format_fixed(t[i].origin_y) << "," << io::format_fixed(rad2deg(geodesic(t[i].view, t[i].star_view)))
+        << io::format_fixed(t[i].origin_y) << "," << io::format_fixed(rad2deg(geodesic_angle(t[i].view, t[i].star_view)))
         << "," << io::format_fixed(std::hypot(t[i].star_origin_x - t[i].origin_x, t[i].star_origin_y - t[i].origin_y))
         << "\n";
   }
@@ -256,7 +250,7 @@ SimulatedTruth simulate_system(const HeteroSystem& system, const TruthSimOptions
       if (o.bfactor > 0) row.push_back(io::format_fixed(o.bfactor));
     }
     parts.rows.push_back(row);
-    const double e = geodesic(t.view, t.star_view);
+    const double e = geodesic_angle(t.view, t.star_view);
     err2 += e * e;
     shift2 += (std::pow(t.star_origin_x - t.origin_x, 2) + std::pow(t.star_origin_y - t.origin_y, 2)) / 2;
     res.state.push_back(t.state);
@@ -336,6 +330,18 @@ SimulatedTruth simulate_system(const HeteroSystem& system, const TruthSimOptions
   guard.path.clear();
   if (images_out) *images_out = std::move(images);
   return res;
+}
+
+PoseErrors pose_errors(const HeteroSystem& system, const TruthSimOptions& opt, const std::vector<ParticlePose>& poses) {
+  double a = 0, s = 0;
+  for (size_t i = 0; i < poses.size(); ++i) {
+    const ParticleTruth t = draw_particle(system, opt, i);
+    const ParticlePose& p = poses[i];
+    a += std::pow(rad2deg(geodesic_angle(t.view, euler_to_matrix(p.rot, p.tilt, p.psi))), 2);
+    s += std::pow(p.origin_x - t.origin_x, 2) + std::pow(p.origin_y - t.origin_y, 2);
+  }
+  const double n = double(std::max<size_t>(1, poses.size()));
+  return {std::sqrt(a / n), std::sqrt(s / n) / opt.pixel};
 }
 
 }  // namespace cugmm

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "engine/hetero_system.h"
+#include "engine/particle_batch.h"
 #include "io/star.h"
 #include "kernels/ctf.h"
 
@@ -80,6 +81,13 @@ struct ParticleTruth {
   int optics_group = 0;
 };
 ParticleTruth draw_particle(const HeteroSystem& system, const TruthSimOptions& opt, size_t i);
+
+// RMS over the particles (STAR order) of the geodesic angle (degrees) and of the shift (pixels) between
+// `poses` and the truth of the simulation made with (system, opt).
+struct PoseErrors {
+  double deg = 0, px = 0;
+};
+PoseErrors pose_errors(const HeteroSystem& system, const TruthSimOptions& opt, const std::vector<ParticlePose>& poses);
 
 // RELION 3.1's data_optics block for simulated images: one row per group, with each group's scope.
 io::StarBlock optics_block(double pixel, int box, const std::vector<CtfParams>& groups);

@@ -10,6 +10,7 @@ namespace cuda {
 void decode_rows(Context&, const StepConsts&, const float*, const float*, float*, float*, int);
 void cotangent(Context&, const StepConsts&, const float*, const float*, const float*, const float*, const float*,
                float*, int);
+void rigid_project(Context&, const StepConsts&, const float*, const float*, float*, int, bool);
 void accumulate_loss(Context&, const float*, const float*, int, double*);
 void add_latent_noise(Context&, const float*, float*, const int64_t*, int, int, float, uint64_t, uint64_t);
 size_t device_free_bytes();
@@ -51,6 +52,26 @@ void decode_rows(Context& cx, const StepConsts& k, const float* base, const floa
     row_reg[3 * i] = g.reg;
     row_reg[3 * i + 1] = g.d_width;
     row_reg[3 * i + 2] = g.d_mass;
+  }
+}
+
+void rigid_project(Context& cx, const StepConsts& k, const float* base, const float* in, float* out, int rows,
+                   bool adjoint) {
+  if (rows <= 0) return;
+  CUGMM_TRAIN_DISPATCH(rigid_project(cx, k, base, in, out, rows, adjoint));
+  const size_t w = size_t(5) * k.G;
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < rows; ++i) {
+    const float* x = in + i * w;
+    float* y = out + i * w;
+    RigidSums acc{{0, 0, 0}, {0, 0, 0}};
+    for (int j = 0; j < k.G; ++j) rigid_accumulate(k, base, x, j, adjoint, acc);
+    for (int j = 0; j < k.G; ++j) {
+      float p[3];
+      rigid_apply(k, base, x, j, adjoint, acc, p);
+      for (int a = 0; a < 3; ++a) y[size_t(a) * k.G + j] = p[a];
+    }
+    for (size_t c = 3 * size_t(k.G); c < w; ++c) y[c] = x[c];
   }
 }
 

@@ -14,6 +14,10 @@ namespace cugmm::train_ops {
 // regulariser value, d reg / d width, d reg / d amplitude (kernels/train_step.h row_regulariser).
 void decode_rows(Context& cx, const StepConsts& k, const float* base, const float* raw, float* params,
                  float* row_reg, int rows);
+// out = P in (adjoint: P^T in) for every row: the rigid-body modes removed from the position columns
+// (kernels/train_step.h rigid_accumulate / rigid_apply), the other columns copied. in != out.
+void rigid_project(Context& cx, const StepConsts& k, const float* base, const float* in, float* out, int rows,
+                   bool adjoint);
 // v = d loss / d raw (rows x 5G), from the score gradient of the same rows (step_cotangent).
 void cotangent(Context& cx, const StepConsts& k, const float* base, const float* raw, const float* mask,
                const float* grad_score, const float* row_reg, float* v, int rows);

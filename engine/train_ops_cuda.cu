@@ -50,6 +50,30 @@ __global__ void cotangent_k(StepConsts k, const float* base, const float* raw, c
   }
 }
 
+// One block per row: the six sums (block reductions in double, fixed order), then the update.
+__global__ void rigid_project_k(StepConsts k, const float* base, const float* in, float* out, bool adjoint) {
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  __shared__ RigidSums total;
+  const size_t w = size_t(5) * k.G, row = blockIdx.x;
+  const float* x = in + row * w;
+  float* y = out + row * w;
+  RigidSums acc{{0, 0, 0}, {0, 0, 0}};
+  for (int j = threadIdx.x; j < k.G; j += kThreads) rigid_accumulate(k, base, x, j, adjoint, acc);
+  for (int a = 0; a < 6; ++a) {
+    double& v = a < 3 ? acc.s[a] : acc.l[a - 3];
+    const double t = Reduce(tmp).Sum(v);
+    if (threadIdx.x == 0) (a < 3 ? total.s[a] : total.l[a - 3]) = t;
+    __syncthreads();
+  }
+  for (int j = threadIdx.x; j < k.G; j += kThreads) {
+    float p[3];
+    rigid_apply(k, base, x, j, adjoint, total, p);
+    for (int a = 0; a < 3; ++a) y[size_t(a) * k.G + j] = p[a];
+  }
+  for (size_t c = 3 * size_t(k.G) + threadIdx.x; c < w; c += kThreads) y[c] = x[c];
+}
+
 __global__ void accumulate_loss_k(const float* score, const float* row_reg, int rows, double* acc) {
   double a = acc[0], s = acc[1];
   for (int i = 0; i < rows; ++i) {  // row order, as on the CPU: B adds, negligible beside the step
@@ -87,6 +111,12 @@ void cotangent(Context& cx, const StepConsts& k, const float* base, const float*
                const float* grad_score, const float* row_reg, float* v, int rows) {
   cotangent_k<<<blocks_for(size_t(5) * k.G * rows), kThreads, 0, stream_of(cx)>>>(k, base, raw, mask, grad_score,
                                                                                    row_reg, v, rows);
+  CUGMM_CHECK_LAUNCH();
+}
+
+void rigid_project(Context& cx, const StepConsts& k, const float* base, const float* in, float* out, int rows,
+                   bool adjoint) {
+  rigid_project_k<<<rows, kThreads, 0, stream_of(cx)>>>(k, base, in, out, adjoint);
   CUGMM_CHECK_LAUNCH();
 }
 

@@ -26,11 +26,22 @@ std::vector<size_t> input_order(const std::vector<int64_t>& source_row) {
 }
 }  // namespace
 
+std::vector<int64_t> output_rows(const ParticleCache& cache) {
+  std::vector<int64_t> rows(cache.count());
+  for (size_t i = 0; i < cache.count(); ++i)
+    rows[i] = cache.particle(i).source_row * int64_t(cache.copies()) + int64_t(cache.copy_index(i));
+  return rows;
+}
+
 void write_latent_txt(const std::string& path, const std::vector<float>& latent, int d,
-                      const std::vector<int64_t>& source_row) {
+                      const std::vector<int64_t>& source_row, size_t copies) {
   const std::vector<size_t> at = input_order(source_row);
   std::ostringstream o;
-  o << "# cugmm latent: one row per particle in the input's order, " << d << " coordinates\n";
+  if (copies > 1)
+    o << "# cugmm latent: symmetry expansion, one row per copy, " << copies << " consecutive rows per particle (copy "
+      << "1.." << copies << ", rlnCugmmSymmetryCopy) in the input's order, " << d << " coordinates\n";
+  else
+    o << "# cugmm latent: one row per particle in the input's order, " << d << " coordinates\n";
   char buf[32];
   for (size_t r = 0; r < at.size(); ++r) {
     for (int j = 0; j < d; ++j) {

@@ -11,8 +11,11 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "engine/data_parallel.h"
 #include "engine/model_params.h"
+#include "engine/ring_weights.h"
 #include "engine/train_ops.h"
+#include "engine/training_score.h"
 #include "kernels/gaussian_projection.h"
 #include "kernels/philox.h"
 #include "nn/checkpoint.h"
@@ -30,7 +33,9 @@ nlohmann::json TrainConfig::to_json() const {
           {"maxres", maxres}, {"seed", seed}, {"val_fraction", val_fraction}, {"move_positions", move_positions},
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
-          {"explode", explode}, {"latent_reg", latent_reg}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
+          {"snr_weighted", snr_weighted}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
+          {"coarse_res", coarse_res}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -44,6 +49,20 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.ctf = parse_ctf_choice(j.at("ctf")); c.feature_precision = parse_feature_precision(j.at("feature_precision"));
   c.loss_every = j.at("loss_every"); c.explode = j.at("explode");
   c.latent_reg = j.value("latent_reg", 0.f);
+  c.symmetry = j.value("symmetry", std::string("C1"));
+  c.snr_weighted = j.value("snr_weighted", false);  // runs before issue 14: the plain FRC
+  c.coarse_epochs = j.value("coarse_epochs", 0);
+  c.coarse_res = j.value("coarse_res", 12.0);
+  c.rigid_free = j.value("rigid_free", false);
+  return c;
+}
+
+TrainConfig paper_recipe() {
+  TrainConfig c;
+  c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
+  c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
+  c.snr_weighted = false; c.coarse_epochs = 0; c.rigid_free = false;
+  c.move_positions = c.move_amplitudes = c.move_widths = true;
   return c;
 }
 
@@ -144,7 +163,7 @@ std::string MemoryPlan::text() const {
   std::ostringstream o;
   for (const Item& i : items) o << "  " << i.what << ": " << format_bytes(i.bytes) << "\n";
   o << "  total: " << format_bytes(total) << "\n";
-  o << "  while a checkpoint is written, host memory: +" << format_bytes(checkpoint_host) << "\n";
+  o << "  while a checkpoint is written or read (streamed), host memory: +" << format_bytes(checkpoint_host) << "\n";
   o << "  feature file (on disk, memory-mapped, streamed): " << format_bytes(feature_file);
   return o.str();
 }
@@ -165,8 +184,10 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
   for (const auto& i : p.items) p.total += i.bytes;
-  const size_t arrays = (e.params + e.state + d.params + W) * f + (e.params + d.params) * (c.bf16_moments ? 4 : 8);
-  p.checkpoint_host = arrays + std::max(e.params, d.params) * f;
+  // Checkpoints stream (nn/checkpoint.h): the networks and moments are written from their own memory (CPU) or
+  // through one staging chunk (CUDA), so only the copied small arrays (neutral, normalisation, mask) and at
+  // most one chunk are extra, whatever G is.
+  p.checkpoint_host = 4 * W * f + std::min(nn::Checkpoint::kChunkBytes, std::max(e.params, d.params) * f);
   p.feature_file = particles * W * (c.feature_precision == FeaturePrecision::fp16 ? 2 : 4);
   return p;
 }
@@ -212,6 +233,30 @@ StepConsts step_consts(const TrainConfig& c, const std::vector<float>& neutral, 
   k.width_hi = float(kMaxWidthBoxFraction * box * pixel * 0.999);
   k.reg_width = c.reg_width;
   k.reg_mass = c.reg_mass;
+  k.rigid_free = c.rigid_free && c.move_positions && c.movable.empty();
+  if (k.rigid_free) {
+    double cm[3] = {0, 0, 0}, in[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < k.G; ++j)
+      for (int a = 0; a < 3; ++a) cm[a] += neutral[3 * size_t(k.G) + j] * neutral[size_t(a) * k.G + j] / msum;
+    for (int j = 0; j < k.G; ++j) {
+      const double m = neutral[3 * size_t(k.G) + j];
+      double r[3];
+      for (int a = 0; a < 3; ++a) r[a] = neutral[size_t(a) * k.G + j] - cm[a];
+      const double rr = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) in[3 * a + b] += m * ((a == b ? rr : 0.0) - r[a] * r[b]);
+    }
+    // The inverse by cofactors (symmetric, positive definite unless every Gaussian lies on one line).
+    const double det = in[0] * (in[4] * in[8] - in[5] * in[7]) - in[1] * (in[3] * in[8] - in[5] * in[6]) +
+                       in[2] * (in[3] * in[7] - in[4] * in[6]);
+    if (!(std::abs(det) > 0)) throw Error("the neutral model's Gaussians lie on a line: its rigid rotations are undefined");
+    const double co[9] = {in[4] * in[8] - in[5] * in[7], in[2] * in[7] - in[1] * in[8], in[1] * in[5] - in[2] * in[4],
+                          in[5] * in[6] - in[3] * in[8], in[0] * in[8] - in[2] * in[6], in[2] * in[3] - in[0] * in[5],
+                          in[3] * in[7] - in[4] * in[6], in[1] * in[6] - in[0] * in[7], in[0] * in[4] - in[1] * in[3]};
+    for (int a = 0; a < 9; ++a) k.inertia_inv[a] = float(co[a] / det);
+    for (int a = 0; a < 3; ++a) k.centre[a] = float(cm[a]);
+    k.mass = float(msum);
+  }
   return k;
 }
 
@@ -328,6 +373,11 @@ struct StepBuffers {
     z.resize(size_t(n) * enc.out_features());
     train_ops::add_latent_noise(cx, ze, z.data(), index.data(), n, enc.out_features(), noise, seed, epoch);
     const float* raw = dec.forward(z.data(), n, mode, step);
+    if (k.rigid_free) {
+      rigid.resize(size_t(n) * W);
+      train_ops::rigid_project(cx, k, base.data(), raw, rigid.data(), n, false);
+      raw = rigid.data();
+    }
     params.resize(size_t(n) * W);
     rowreg.resize(size_t(n) * 3);
     train_ops::decode_rows(cx, k, base.data(), raw, params.data(), rowreg.data(), n);
@@ -337,22 +387,12 @@ struct StepBuffers {
   void project(Projector& pr, int n, bool with_grad) {
     score.resize(size_t(n));
     if (with_grad) grad.resize(size_t(n) * W);
-    ProjectionBatch in;
-    in.count = n;
-    in.params = params.data();
-    in.params_stride = W;
-    in.views = views.data();
-    in.data = data.data();
-    ProjectionOutputs o;
-    o.score = score.data();
-    o.grad_params = with_grad ? grad.data() : nullptr;
-    o.grad_reduce = GradReduce::per_particle;
-    pr.run(in, o);
+    training_score(pr, params.data(), W, views.data(), data.data(), n, score.data(), with_grad ? grad.data() : nullptr);
   }
 
   const float* last_raw = nullptr;
   const float* z_clean = nullptr;  // the encoder's output (before the noise)
-  Buffer<float> vz{cx};
+  Buffer<float> vz{cx}, rigid{cx}, v_rigid{cx};  // the latent penalty's and the rigid projection's buffers
 };
 
 std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t seed, uint64_t epoch) {
@@ -365,19 +405,22 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
   return o;
 }
 
+// Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
 void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
                 const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
-                const FeatureFile& features, std::vector<float>& latent, std::vector<float>& score, int batch) {
+                const FeatureFile& features, const std::vector<float>& ring_weights, std::vector<float>& latent,
+                std::vector<float>& score, int batch, Comm* comm) {
   const size_t n = features.count();
   const int d = enc.out_features();
-  auto projector = make_projector(cx, batcher.band(), k.G);
+  auto projector = make_training_projector(cx, batcher.band(), ring_weights, k.G);
   StepBuffers b(cx, k, neutral, mask);
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
   std::vector<size_t> idx(static_cast<size_t>(batch));
-  Progress progress("embed", n);
-  for (size_t first = 0; first < n; first += size_t(batch)) {
-    const int m = int(std::min(size_t(batch), n - first));
+  const auto [from, to] = comm ? rank_share(n, comm->rank(), comm->size()) : std::make_pair(size_t(0), n);
+  Progress progress("embed", to - from);
+  for (size_t first = from; first < to; first += size_t(batch)) {
+    const int m = int(std::min(size_t(batch), to - first));
     for (int i = 0; i < m; ++i) idx[i] = first + i;
     b.load(batcher, features, idx.data(), m);
     b.forward(enc, dec, m, nn::Mode::infer, 0, 0.f, 0, 0);
@@ -388,6 +431,10 @@ void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const Ste
   }
   cx.synchronize();
   progress.finish();
+  if (comm) {
+    data_parallel::gather_rows(*comm, latent);
+    data_parallel::gather_rows(*comm, score);
+  }
 }
 
 }  // namespace
@@ -402,11 +449,14 @@ struct Trainer::Impl {
   std::string dir;
   int G;
   FourierBand band;
-  std::vector<float> neutral_params, mask;
+  std::vector<float> neutral_params, mask, ring_weights;
+  nlohmann::json ring_record;  // what run.json says about the weights
   StepConsts k;
   std::unique_ptr<nn::Sequential> enc, dec;
   std::unique_ptr<nn::Adam> aenc, adec;
   uint64_t step = 0;
+  SingleComm single;
+  Comm* comm = &single;  // set_comm
 
   Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)
       : cx(x), cache(ca), neutral(m), c(cfg), dir(d), G(int(m.size())) {}
@@ -415,12 +465,17 @@ struct Trainer::Impl {
     enc = std::make_unique<nn::Sequential>(encoder_arch(c, G), cx, c.seed * 2 + 1);
     dec = std::make_unique<nn::Sequential>(decoder_arch(c, G), cx, c.seed * 2 + 2);
     dec->set_base(std::vector<float>(5 * size_t(G), 0.f));  // the neutral model is added in decode_rows
+    enc->set_comm(comm);
+    dec->set_comm(comm);
     nn::AdamConfig ac;
     ac.lr = c.lr;
+    ac.grad_scale = 1.f / float(comm->size());  // the ranks' summed gradients, each 1 / B: the global mean
     ac.moments = c.bf16_moments ? nn::Moments::bf16 : nn::Moments::f32;
     ac.seed = c.seed * 2 + 1;
+    ac.name = "encoder";
     aenc = std::make_unique<nn::Adam>(*enc, ac);
     ac.seed = c.seed * 2 + 2;
+    ac.name = "decoder";
     adec = std::make_unique<nn::Adam>(*dec, ac);
   }
 };
@@ -443,7 +498,9 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
                   " Å, outside what the particles' grid allows (" + std::to_string(p_->k.width_lo) + " to " +
                   std::to_string(p_->k.width_hi) + " Å)");
   }
-  for (size_t i = 0; i < cache.count(); ++i) (is_validation(i, c.val_fraction) ? val_ : train_).push_back(i);
+  // Keyed on the cached particle, so a symmetry expansion's copies of one particle share its split.
+  for (size_t i = 0; i < cache.count(); ++i)
+    (is_validation(cache.source_index(i), c.val_fraction) ? val_ : train_).push_back(i);
   if (train_.size() < size_t(std::max(c.batch, 2)))
     throw Error(std::to_string(train_.size()) + " training particles (of " + std::to_string(cache.count()) +
                 ", --val-fraction " + std::to_string(c.val_fraction) + ") are fewer than one batch (--batch " +
@@ -458,29 +515,71 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
 
 Trainer::~Trainer() = default;
 
+void Trainer::set_comm(Comm& comm) {
+  p_->comm = &comm;
+  const size_t global = size_t(p_->c.batch) * size_t(comm.size());
+  if (train_.size() < global)
+    throw Error(std::to_string(train_.size()) + " training particles are fewer than one global batch (" +
+                std::to_string(comm.size()) + " ranks x --batch " + std::to_string(p_->c.batch) + ")");
+}
+
 std::string Trainer::checkpoint_path() const { return (fs::path(p_->dir) / "model.ckpt").string(); }
 std::string Trainer::features_path() const { return (fs::path(p_->dir) / "features.cugmm-features").string(); }
+
+namespace {
+
+// FNV-1a over the bytes of an array of plain values.
+template <class T>
+uint64_t fnv1a(const std::vector<T>& v) {
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char* b = reinterpret_cast<const unsigned char*>(v.data());
+  for (size_t i = 0; i < v.size() * sizeof(T); ++i) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+void Trainer::use_poses(std::vector<ParticlePose> poses) {
+  CUGMM_REQUIRE(!features_, "Trainer::use_poses after prepare_features");
+  poses_key_ = std::to_string(fnv1a(poses));
+  batcher_->set_poses(std::move(poses));
+}
 
 nlohmann::json Trainer::feature_key() const {
   const ParticleCache& ca = p_->cache;
   std::error_code ec;
-  uint64_t h = 1469598103934665603ull;
-  for (float v : p_->neutral_params) {
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    for (int b = 0; b < 4; ++b) h = (h ^ ((u >> (8 * b)) & 0xff)) * 1099511628211ull;
-  }
-  return {{"count", ca.count()}, {"cache", fs::absolute(ca.path()).string()},
+  const uint64_t h = fnv1a(p_->neutral_params);
+  nlohmann::json key = {{"count", ca.count()}, {"symmetry", ca.symmetry()}, {"cache", fs::absolute(ca.path()).string()},
           {"cache_bytes", uint64_t(fs::file_size(ca.path(), ec))},
           {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
           {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
           {"ctf", ctf_choice_name(p_->c.ctf)}, {"val_fraction", p_->c.val_fraction},
-          {"precision", feature_precision_name(p_->c.feature_precision)}};
+          {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights}};
+  if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
+  return key;
 }
+
+const std::vector<float>& Trainer::ring_weights() const { return p_->ring_weights; }
+const nlohmann::json& Trainer::ring_record() const { return p_->ring_record; }
 
 void Trainer::prepare_features(bool resume) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = features_path();
+  if (p_->c.snr_weighted) {
+    if (resume) {  // the run's own weights (the data have not changed: the feature key checks it)
+      nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
+      p_->ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+    } else {
+      const RingWeights w = estimate_ring_weights(p_->cx, *batcher_, p_->neutral_params, train_);
+      p_->ring_weights = w.weight;
+      p_->ring_record = {{"particles", w.particles}, {"mean_frc", w.mean_frc}, {"weights", w.weight}};
+      std::string used;
+      for (int r = p_->band.ring_min; r <= p_->band.ring_max; ++r)
+        if (w.weight[size_t(r)] > 0) used = std::to_string(p_->band.ring_min) + ".." + std::to_string(r);
+      log_info("SNR-weighted score: rings " + used + " carry signal (" + std::to_string(w.particles) +
+               " particles at the neutral model)");
+    }
+  }
   const nlohmann::json key = feature_key();
   std::string why = fs::exists(path) ? feature_file_stale_reason(path, key) : "missing";
   if (!why.empty()) {
@@ -490,7 +589,7 @@ void Trainer::prepare_features(bool resume) {
     for (size_t i : train_) use[i] = 1;
     FeatureNorm norm;
     build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
-                       std::max(1, std::min(p_->c.batch, 256)));
+                       std::max(1, std::min(p_->c.batch, 256)), p_->ring_weights, p_->comm);
   }
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
@@ -535,11 +634,20 @@ bool Trainer::train(bool resume) {
   const TrainConfig& c = p.c;
   Context& cx = p.cx;
   p.make_networks();
-  auto projector = make_projector(cx, p.band, p.G);
+  auto full_projector = make_training_projector(cx, p.band, p.ring_weights, p.G);
+  std::unique_ptr<Projector> coarse_projector;
+  if (c.coarse_epochs > 0)
+    coarse_projector = make_training_projector(
+        cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G);
   StepBuffers b(cx, p.k, p.neutral_params, p.mask);
   int start_epoch = 0;
   size_t start_batch = 0;
   std::vector<double> acc_host(4, 0.0);
+  // Data-parallel (engine/data_parallel.h): this rank's slice of each global batch of GB particles.
+  Comm& comm = *p.comm;
+  const int rank = comm.rank(), ranks = comm.size();
+  const size_t GB = size_t(c.batch) * size_t(ranks);
+  size_t start_rows = 0;  // particles of the start epoch already trained (any rank count wrote them)
 
   if (resume) {
     nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
@@ -547,31 +655,49 @@ bool Trainer::train(bool resume) {
     old.epochs = c.epochs;  // a resumed run may go further, and watch it differently
     old.explode = c.explode;
     old.loss_every = c.loss_every;
-    if (old.to_json() != c.to_json())
+    // Any rank count may resume, with the same global batch (R x --batch): the same steps follow.
+    const int saved_ranks = ck.meta.value("ranks", 1);
+    const size_t saved_global = size_t(old.batch) * size_t(saved_ranks);
+    old.batch = c.batch;  // compared as the global batch
+    if (old.to_json() != c.to_json() || saved_global != GB)
       throw Error("cannot resume " + checkpoint_path() + ": its settings differ from this command's (" +
-                  old.to_json().dump() + " vs " + c.to_json().dump() + ")");
+                  old.to_json().dump() + " vs " + c.to_json().dump() + ")" +
+                  (saved_global != GB ? "; the global batch (ranks x --batch) was " + std::to_string(saved_global) +
+                                            ", this command's is " + std::to_string(GB) + ": give --batch " +
+                                            std::to_string(saved_global) + " / ranks"
+                                      : std::string()));
     p.enc->load(ck, "encoder.");
     p.dec->load(ck, "decoder.");
     p.aenc->load(ck, "adam_encoder.");
     p.adec->load(ck, "adam_decoder.");
     start_epoch = ck.meta.at("epoch");
     start_batch = ck.meta.at("batch");
+    start_rows = ck.meta.value("rows", start_batch * GB);  // the global batch is the saved one (checked above)
+    if (saved_ranks != ranks)
+      log_info("the checkpoint was written by " + std::to_string(saved_ranks) + " rank(s), this run has " +
+               std::to_string(ranks) + " (global batch " + std::to_string(GB) + ")");
     p.step = ck.meta.at("step");
     history_ = history_from_json(ck.meta.at("history"));
-    acc_host = ck.meta.at("acc").get<std::vector<double>>();
-    b.acc.upload(acc_host);
+    acc_host = ck.meta.at("acc").get<std::vector<double>>();  // the whole run's sums: rank 0 carries them
+    b.acc.upload(rank == 0 ? acc_host : std::vector<double>(4, 0.0));
     log_info("resuming at epoch " + std::to_string(start_epoch + 1) +
              (start_batch ? ", batch " + std::to_string(start_batch + 1) : ""));
   }
 
-  auto save = [&](int epoch, size_t batch) {
+  // Every rank calls it (the loss sums are added over the ranks); rank 0 alone writes.
+  auto save = [&](int epoch, size_t rows) {
+    std::vector<double> acc = b.acc.to_host();
+    comm.allreduce_sum(acc.data(), acc.size());
+    if (rank != 0) return;
     nn::Checkpoint ck;
     ck.meta["config"] = c.to_json();
     ck.meta["epoch"] = epoch;
-    ck.meta["batch"] = batch;
+    ck.meta["batch"] = rows / GB;
+    ck.meta["rows"] = rows;
+    ck.meta["ranks"] = ranks;
     ck.meta["step"] = p.step;
     ck.meta["history"] = history_json(history_);
-    ck.meta["acc"] = b.acc.to_host();
+    ck.meta["acc"] = acc;
     ck.meta["gaussians"] = p.G;
     ck.meta["model_box"] = p.neutral.box_size;
     ck.meta["model_pixel"] = p.neutral.pixel_size;
@@ -582,6 +708,10 @@ bool Trainer::train(bool resume) {
     ck.put_f32("norm.mean", norm_.mean);
     ck.put_f32("norm.sd", norm_.sd);
     ck.put_f32("mask", p.mask);
+    if (!p.ring_weights.empty()) {
+      ck.put_f32("ring_weights", p.ring_weights);
+      ck.meta["ring_count"] = p.ring_weights.size();
+    }
     p.enc->save(ck, "encoder.");
     p.dec->save(ck, "decoder.");
     p.aenc->save(ck, "adam_encoder.");
@@ -590,32 +720,38 @@ bool Trainer::train(bool resume) {
   };
 
   const size_t B = size_t(c.batch);
-  const size_t batches = train_.size() / B;  // the remainder (< one batch) waits for the next epoch's order
-  size_t total = (size_t(std::max(0, c.epochs - start_epoch)) * batches) - std::min(start_batch, batches);
+  // The remainder (< one global batch) waits for the next epoch's order.
+  size_t total = size_t(std::max(0, c.epochs - start_epoch)) * (train_.size() / GB);
+  total -= std::min(start_rows / GB, total);
   Progress progress("train", total, false);  // stops at the batch boundary below, after a checkpoint
   const auto t_train = std::chrono::steady_clock::now();
   std::string last_extra;
   for (int e = start_epoch; e < c.epochs; ++e) {
     const auto t_epoch = std::chrono::steady_clock::now();
+    Projector* projector = e < c.coarse_epochs ? coarse_projector.get() : full_projector.get();
     const std::vector<uint64_t> order = epoch_order(train_, c.seed, uint64_t(e));
     std::vector<size_t> idx(B);
-    size_t b0 = e == start_epoch ? start_batch : 0;
-    if (b0 == 0) {
+    // A run resumed with another rank count may restart mid-batch: its epoch's batches start `shift` later.
+    const size_t shift = e == start_epoch ? start_rows % GB : 0;
+    const size_t b0 = e == start_epoch ? start_rows / GB : 0;
+    const size_t batches = (train_.size() - shift) / GB;
+    if (e != start_epoch || start_rows == 0) {
       b.acc.zero();
       acc_host.assign(4, 0.0);
     }
     double checked_loss = acc_host[0];
-    size_t checked_rows = b0 * B;
+    size_t checked_rows = shift + b0 * GB;
     for (size_t bi = b0; bi < batches; ++bi) {
-      if (cancel_requested()) {
+      if (data_parallel::any(comm, cancel_requested())) {  // every rank stops at the same batch
         cx.synchronize();
-        save(e, bi);
+        save(e, shift + bi * GB);
         progress.finish();
-        log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
-                 ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
+        if (rank == 0)  // once for the job
+          log_warn("stopped at epoch " + std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) +
+                   ": resumable checkpoint " + checkpoint_path() + " (rerun with --resume)");
         return false;
       }
-      for (size_t i = 0; i < B; ++i) idx[i] = order[bi * B + i];
+      for (size_t i = 0; i < B; ++i) idx[i] = order[shift + bi * GB + size_t(rank) * B + i];
       try {
         auto tick = std::chrono::steady_clock::now();
         size_t phase = 0;
@@ -638,7 +774,13 @@ bool Trainer::train(bool resume) {
                              b.v.data(), int(B));
         train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), int(B), b.acc.data());
         mark("cotangent, loss");
-        const float* vz = p.dec->backward(b.v.data(), true);
+        const float* v_raw = b.v.data();
+        if (p.k.rigid_free) {  // the projection's backward: its adjoint
+          b.v_rigid.resize(B * b.W);
+          train_ops::rigid_project(cx, p.k, b.base.data(), v_raw, b.v_rigid.data(), int(B), true);
+          v_raw = b.v_rigid.data();
+        }
+        const float* vz = p.dec->backward(v_raw, true);
         if (c.latent_reg > 0) {
           b.vz.resize(B * size_t(c.latent));
           train_ops::add_scaled(cx, vz, b.z_clean, 2.f * c.latent_reg / float(B), b.vz.data(), B * size_t(c.latent));
@@ -646,6 +788,11 @@ bool Trainer::train(bool resume) {
         }
         p.enc->backward(vz, false);
         mark("decoder + encoder backward");
+        if (ranks > 1) {
+          data_parallel::exchange_gradients(comm, *p.enc);
+          data_parallel::exchange_gradients(comm, *p.dec);
+          mark("gradient exchange");
+        }
         p.aenc->step();
         p.adec->step();
         mark("Adam");
@@ -653,15 +800,18 @@ bool Trainer::train(bool resume) {
         if ((bi + 1) % size_t(std::max(1, c.loss_every)) == 0 || bi + 1 == batches) {
           acc_host = b.acc.to_host();  // waits for the stream: the only read-back
           cx.synchronize();
-          const double chunk = (acc_host[0] - checked_loss) / double((bi + 1) * B - checked_rows);
+          comm.allreduce_sum(acc_host.data(), acc_host.size());  // every rank judges the same loss
+          const double chunk = (acc_host[0] - checked_loss) / double(shift + (bi + 1) * GB - checked_rows);
           if (!std::isfinite(chunk) || chunk > c.explode)
             throw Error("the loss is " + std::to_string(chunk) + (std::isfinite(chunk) ? " (above --explode)" : ""));
           checked_loss = acc_host[0];
-          checked_rows = (bi + 1) * B;
+          checked_rows = shift + (bi + 1) * GB;
           char buf[96];
           std::snprintf(buf, sizeof buf, "epoch %d/%d loss %.4f", e + 1, c.epochs, acc_host[0] / double(checked_rows));
           last_extra = buf;
         }
+      } catch (const InputError&) {
+        throw;  // a bad input (a NaN feature) names itself; the run did not diverge
       } catch (const Error& err) {
         throw Error(std::string("training diverged at epoch ") + std::to_string(e + 1) + ", batch " +
                     std::to_string(bi + 1) + ": " + err.what() +
@@ -676,11 +826,12 @@ bool Trainer::train(bool resume) {
     EpochRecord r;
     r.step_seconds = t_steps;
     r.epoch = e + 1;
-    r.train_loss = acc_host[0] / double(batches * B);
-    r.train_score = acc_host[1] / double(batches * B);
+    r.train_loss = acc_host[0] / double(shift + batches * GB);
+    r.train_score = acc_host[1] / double(shift + batches * GB);
     if (!val_.empty()) {
-      for (size_t first = 0; first < val_.size(); first += B) {
-        const int m = int(std::min(B, val_.size() - first));
+      const auto [v0, v1] = rank_share(val_.size(), rank, ranks);
+      for (size_t first = v0; first < v1; first += B) {
+        const int m = int(std::min(B, v1 - first));
         b.load(*batcher_, *features_, val_.data() + first, m);
         b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e));
         b.project(*projector, m, false);
@@ -688,16 +839,21 @@ bool Trainer::train(bool resume) {
       }
       acc_host = b.acc.to_host();
       cx.synchronize();
+      comm.allreduce_sum(acc_host.data(), acc_host.size());
       r.has_val = true;
       r.val_loss = acc_host[2] / double(val_.size());
       r.val_score = acc_host[3] / double(val_.size());
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    particle_steps_per_s = double((batches - b0) * B) / t_steps;
+    particle_steps_per_s = double((batches - b0) * GB) / t_steps;
     b.acc.zero();
     r.seconds = dt;
     history_.push_back(r);
     save(e + 1, 0);
+    if (ranks > 1) {  // one model on every rank, or the job stops saying so
+      data_parallel::same_everywhere(comm, p.enc->params_to_host(), "encoder weights");
+      data_parallel::same_everywhere(comm, p.dec->params_to_host(), "decoder weights");
+    }
     history_.back().seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     char line[200];
     std::snprintf(line, sizeof line, "epoch %d/%d: loss %.5f (score %.4f)%s, %.0f particles/s", e + 1, c.epochs,
@@ -715,8 +871,8 @@ bool Trainer::train(bool resume) {
 void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
   Impl& p = *p_;
   CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
-  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, latent, score,
-             std::max(1, std::min(p.c.batch, 256)));
+  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, p.ring_weights, latent, score,
+             std::max(1, std::min(p.c.batch, 256)), p.comm);
 }
 
 // ---- a trained run -------------------------------------------------------------------------------------
@@ -737,6 +893,11 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
     m.norm.sd = ck.get_f32("norm.sd", 5 * size_t(G));
     m.cache_box = ck.meta.at("cache_box");
     m.cache_pixel = ck.meta.at("cache_pixel");
+    if (m.config.rigid_free) {  // as trained: only when every Gaussian's position could move
+      const std::vector<float> mask = ck.get_f32("mask", 5 * size_t(G));
+      m.config.rigid_free = std::all_of(mask.begin(), mask.begin() + 3 * G, [](float v) { return v != 0.f; });
+    }
+    if (m.config.snr_weighted) m.ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
     m.encoder = std::make_unique<nn::Sequential>(encoder_arch(m.config, G), cx, 0);
     m.decoder = std::make_unique<nn::Sequential>(decoder_arch(m.config, G), cx, 0);
     m.decoder->set_base(std::vector<float>(5 * size_t(G), 0.f));
@@ -749,22 +910,37 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 }
 
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
-                     std::vector<float>& latent, std::vector<float>& score, int batch) {
+                     std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
-  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features, latent,
-             score, batch);
+  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features,
+             m.ring_weights, latent, score, batch, comm);
 }
 
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
-                 const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch) {
+                 const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch,
+                 Comm* comm) {
   const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
   ParticleBatcher batcher(cache, band, m.config.ctf);
-  const nlohmann::json key = {{"count", cache.count()}, {"cache", fs::absolute(cache.path()).string()},
+  const nlohmann::json key = {{"count", cache.count()}, {"symmetry", cache.symmetry()},
+                              {"cache", fs::absolute(cache.path()).string()},
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
-  build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch);
+  build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch,
+                     m.ring_weights, comm);
   FeatureFile features(features_path, key);
-  embed_particles(m, cx, batcher, features, latent, score, batch);
+  embed_particles(m, cx, batcher, features, latent, score, batch, comm);
+}
+
+void decode_on_device(const TrainedModel& m, Context& cx, const StepConsts& k, const float* base, const float* z,
+                      int n, float* params, float* rowreg) {
+  const float* raw = m.decoder->forward(z, n, nn::Mode::infer, 0);
+  Buffer<float> rigid(cx);
+  if (k.rigid_free) {  // the decoder's positions without their rigid-body part (kernels/train_step.h)
+    rigid.resize(size_t(n) * size_t(5 * k.G));
+    train_ops::rigid_project(cx, k, base, raw, rigid.data(), n, false);
+    raw = rigid.data();
+  }
+  train_ops::decode_rows(cx, k, base, raw, params, rowreg, n);
 }
 
 std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::vector<float>& z, int n) {
@@ -776,8 +952,7 @@ std::vector<float> decode_points(const TrainedModel& m, Context& cx, const std::
   Buffer<float> base(cx), dz(cx), params(cx, size_t(n) * W), rowreg(cx, size_t(n) * 3);
   base.upload(m.neutral_params);
   dz.upload(z);
-  const float* raw = m.decoder->forward(dz.data(), n, nn::Mode::infer, 0);
-  train_ops::decode_rows(cx, k, base.data(), raw, params.data(), rowreg.data(), n);
+  decode_on_device(m, cx, k, base.data(), dz.data(), n, params.data(), rowreg.data());
   params.download(out.data(), out.size());
   cx.synchronize();
   return out;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <tuple>
@@ -179,13 +180,31 @@ void write_cs_subset(const std::string& cs_path, const std::string& source, cons
     const std::string g = f.name.substr(0, slash);
     if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
   }
+  // The layout of the .csg files cryoSPARC (v4) exports beside a particle .cs: `created` (a YAML
+  // timestamp), `group` (name, type, title, description), `results` (one entry per field prefix: its metafile,
+  // '>' + a name relative to the .csg, its num_items and its type particle.<data type>) and `version`.
   const std::string name = std::filesystem::path(cs_path).filename().string();
-  std::string y = "group:\n  description: a particle subset written by cugmm\n  name: particles\n  title: " +
-                  std::filesystem::path(cs_path).stem().string() + "\n  type: particle\nresults:\n";
-  for (const std::string& g : groups)
-    y += "  " + g + ":\n    metafile: '>" + name + "'\n    num_items: " + std::to_string(rows.size()) +
-         "\n    type: particle." + g + "\n";
-  y += "version: cugmm\n";
+  auto quoted = [](const std::string& v) {  // YAML single quotes: '' stands for '
+    std::string q = "'";
+    for (char c : v) q += c == '\'' ? std::string("''") : std::string(1, c);
+    return q + "'";
+  };
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char created[40];
+  std::strftime(created, sizeof created, "%Y-%m-%d %H:%M:%S.000000", &utc);
+  std::string y = std::string("created: ") + created + "\ngroup:\n  description: " +
+                  quoted("a particle subset written by cugmm") + "\n  name: particles\n  title: " +
+                  quoted(std::filesystem::path(cs_path).stem().string()) + "\n  type: particle\nresults:\n";
+  for (const std::string& g : groups) {
+    // A prefix's data type is its name, except the per-class 3-D alignments of heterogeneous jobs
+    // (alignments_class_N, data type alignments3D: cryosparc-tools' Datafield documentation).
+    const std::string type = g.rfind("alignments_class_", 0) == 0 ? "alignments3D" : g;
+    y += "  " + g + ":\n    metafile: " + quoted(">" + name) + "\n    num_items: " + std::to_string(rows.size()) +
+         "\n    type: particle." + type + "\n";
+  }
+  y += "version: cugmm-0.1.0\n";
   write_file_atomic(std::filesystem::path(cs_path).replace_extension(".csg").string(), y);
 }
 

@@ -17,9 +17,9 @@ StarFile cs_to_star(const std::string& path, bool require_poses = true);
 
 // A subset of a .cs file for cryoSPARC to import: records `rows` of `source` with every field (uid kept)
 // in `cs_path`, and beside it the group file (same name, .csg) naming it once per result group (the field
-// prefix before '/': blob, ctf, alignments3D, ...). The .csg is the minimal YAML form cryoSPARC's exports
-// show (group: name/type, results: per group its metafile '>NAME.cs', num_items and type particle.GROUP),
-// written from that documented layout, not checked against cryoSPARC itself.
+// prefix before '/': blob, ctf, alignments3D, ...) in the layout of the .csg files cryoSPARC v4 exports
+// (created, group, results with metafile '>NAME.cs', num_items and type particle.<data type>, version),
+// checked against public exports and cryosparc-tools, not against a running cryoSPARC.
 void write_cs_subset(const std::string& cs_path, const std::string& source, const std::vector<size_t>& rows);
 
 }  // namespace cugmm::io

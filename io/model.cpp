@@ -155,7 +155,9 @@ void write_bild_arrows(const std::string& path, const GaussianModel& from, const
   std::nth_element(w.begin(), w.begin() + long(w.size() / 2), w.end());
   const double r1 = w.empty() ? 0.25 : 0.25 * w[w.size() / 2], r2 = 2.5 * r1, rho = 0.75;
   std::ostringstream o;
-  o << "# cugmm motions: " << from.size() << " Gaussians, arrows longer than " << min_length << " A, coloured by length\n";
+  // ChimeraX's BILD reader takes only lines starting with '.' (it warns about any other line as unsupported
+  // text): the header is a .comment directive.
+  o << ".comment cugmm motions: " << from.size() << " Gaussians, arrows longer than " << min_length << " A, coloured by length\n";
   for (size_t j = 0; j < from.size(); ++j) {
     if (!(len[j] > min_length)) continue;
     double rgb[3];

@@ -51,3 +51,24 @@ CUGMM_HD Cplx<T> frc_vjp(const RingSums<T>& s, T eps, T v_frc, Cplx<T> m, Cplx<T
 }
 
 }  // namespace cugmm
+
+namespace cugmm {
+
+// The SNR-weighted score (issue 14): score = sum_r v_r FRC_r with sum_r v_r = 1, in place of the plain mean
+// over rings (v_r = 1 / rings). Its backward is frc_vjp with v_frc = v_r, ring by ring: nothing else changes.
+//
+// Why these weights. At the neutral model, the mean of FRC_r over the data set estimates the ring's
+// correlation rho_r = sqrt(SNR_r / (1 + SNR_r)) (times how right the model is there). A small model change
+// moves FRC_r in proportion to rho_r, while the noise moves it by ~ 1 / sqrt(n_r) (n_r: the ring's
+// coefficients, counted with the band's weights), so the matched filter weights ring r by signal over
+// variance, v_r ~ n_r rho_r. At low SNR this is also what the white Gaussian likelihood weights the ring by
+// (n_r sqrt(SNR_r)), while the per-ring normalisation keeps the score blind to the particle's scale.
+// A ring whose mean FRC is not above `significance` standard errors of that mean (sd over particles /
+// sqrt(particles)) holds no measurable signal and gets 0: noise-only rings no longer dilute the gradient.
+template <class T>
+CUGMM_HD T snr_ring_weight(T mean_frc, T sd_frc, T particles, T coefficients, T significance) {
+  const T se = sd_frc / std::sqrt(particles > T(1) ? particles : T(1));
+  return mean_frc > significance * se && mean_frc > T(0) ? coefficients * mean_frc : T(0);
+}
+
+}  // namespace cugmm

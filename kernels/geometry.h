@@ -92,4 +92,12 @@ CUGMM_HD Mat3<T> axis_angle_to_matrix(T wx, T wy, T wz) {
            -s * wy + c1 * wx * wz, s * wx + c1 * wy * wz, 1 - c1 * (wx * wx + wy * wy)}};
 }
 
+// The geodesic angle (radians) between two rotations: the angle of a^T b.
+template <class T>
+CUGMM_HD T geodesic_angle(const Mat3<T>& a, const Mat3<T>& b) {
+  const Mat3<T> r = mul(transpose(a), b);
+  const T c = (r(0, 0) + r(1, 1) + r(2, 2) - 1) / 2;
+  return std::acos(c > 1 ? T(1) : (c < -1 ? T(-1) : c));
+}
+
 }  // namespace cugmm

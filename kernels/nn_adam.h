@@ -51,6 +51,11 @@ CUGMM_HD float bits_f32(uint32_t b) {
 #endif
 }
 
+// A gradient element that is NaN or infinite is not applied: both backends leave its p, m and v as they were
+// and report it (the CPU loop counts it, the CUDA kernel sets kFlagNonFiniteGradient), so one bad gradient
+// stops the run with the weights and the optimizer state still finite.
+CUGMM_HD bool finite_f32(float f) { return (f32_bits(f) & 0x7f800000u) != 0x7f800000u; }
+
 CUGMM_HD float bf16_to_f32(uint16_t h) { return bits_f32(static_cast<uint32_t>(h) << 16); }
 
 // Stochastic rounding to bfloat16: adding 16 random bits below the kept mantissa rounds the magnitude up

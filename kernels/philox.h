@@ -54,8 +54,9 @@ CUGMM_HD uint32_t philox_u32(uint64_t seed, uint64_t stream, uint64_t i) {
 }
 
 // Uniform in [0, 1) with 24 bits, exactly representable in float, so both backends agree bit for bit.
+CUGMM_HD float uniform_from_word(uint32_t word) { return static_cast<float>(word >> 8) * (1.0f / 16777216.0f); }
 CUGMM_HD float philox_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
-  return static_cast<float>(philox_u32(seed, stream, i) >> 8) * (1.0f / 16777216.0f);
+  return uniform_from_word(philox_u32(seed, stream, i));
 }
 
 // Standard normal for element i: Box-Muller on words (2i mod 4, 2i+1 mod 4) of draw i / 2. Computed in

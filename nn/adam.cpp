@@ -32,18 +32,25 @@ void Adam::step() {
   s.bc1 = static_cast<float>(1.0 - std::pow(double(cfg_.beta1), double(t_)));
   s.bc2 = static_cast<float>(1.0 - std::pow(double(cfg_.beta2), double(t_)));
   s.wd = 0;
-  s.grad_scale = 1;
+  s.grad_scale = cfg_.grad_scale;
   last_norm_ = 0;
   if (cfg_.clip_norm > 0) {
-    last_norm_ = static_cast<float>(std::sqrt(ops::sum_squares(net_.context(), net_.grads(), net_.num_params())));
-    if (!std::isfinite(last_norm_)) throw Error("Adam: the gradient is not finite (norm " + std::to_string(last_norm_) + ")");
-    if (last_norm_ > cfg_.clip_norm) s.grad_scale = cfg_.clip_norm / last_norm_;
+    last_norm_ = cfg_.grad_scale *
+                 static_cast<float>(std::sqrt(ops::sum_squares(net_.context(), net_.grads(), net_.num_params())));
+    if (!std::isfinite(last_norm_))
+      throw Error("the " + cfg_.name + "'s gradient is not finite (norm " + std::to_string(last_norm_) + ", Adam step " +
+                  std::to_string(t_) + ")");
+    if (last_norm_ > cfg_.clip_norm) s.grad_scale = cfg_.grad_scale * cfg_.clip_norm / last_norm_;
   }
-  if (cfg_.moments == Moments::f32)
-    ops::adam_f32(net_.context(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s);
-  else
-    ops::adam_bf16(net_.context(), net_.params(), net_.grads(), m16_.data(), v16_.data(), segs_, s, cfg_.seed,
-                   static_cast<uint64_t>(t_));
+  const size_t skipped =
+      cfg_.moments == Moments::f32
+          ? ops::adam_f32(net_.context(), net_.params(), net_.grads(), m32_.data(), v32_.data(), segs_, s)
+          : ops::adam_bf16(net_.context(), net_.params(), net_.grads(), m16_.data(), v16_.data(), segs_, s, cfg_.seed,
+                           static_cast<uint64_t>(t_));
+  if (skipped)
+    throw Error("the " + cfg_.name + "'s gradient is not finite (" + std::to_string(skipped) + " of " +
+                std::to_string(net_.num_params()) + " elements, Adam step " + std::to_string(t_) +
+                "; not applied, the weights stay finite)");
 }
 
 void Adam::save(Checkpoint& ck, const std::string& prefix) const {
@@ -51,11 +58,11 @@ void Adam::save(Checkpoint& ck, const std::string& prefix) const {
                               {"clip_norm", cfg_.clip_norm}, {"moments", cfg_.moments == Moments::f32 ? "f32" : "bf16"},
                               {"seed", cfg_.seed}, {"t", t_}};
   if (cfg_.moments == Moments::f32) {
-    ck.put_f32(prefix + "adam.m", m32_.to_host());
-    ck.put_f32(prefix + "adam.v", v32_.to_host());
+    ck.put_f32(prefix + "adam.m", m32_);  // references: written from the buffers by ck.save()
+    ck.put_f32(prefix + "adam.v", v32_);
   } else {
-    ck.put_u16(prefix + "adam.m", m16_.to_host());
-    ck.put_u16(prefix + "adam.v", v16_.to_host());
+    ck.put_u16(prefix + "adam.m", m16_);
+    ck.put_u16(prefix + "adam.v", v16_);
   }
 }
 
@@ -67,13 +74,12 @@ void Adam::load(const Checkpoint& ck, const std::string& prefix) {
   std::string want = cfg_.moments == Moments::f32 ? "f32" : "bf16";
   if (mom != want)
     throw InputError(ck.source, prefix + "adam", "optimizer moments are " + mom + ", this optimizer keeps " + want);
-  size_t n = net_.num_params();
   if (cfg_.moments == Moments::f32) {
-    m32_.upload(ck.get_f32(prefix + "adam.m", n));
-    v32_.upload(ck.get_f32(prefix + "adam.v", n));
+    ck.read_f32(prefix + "adam.m", m32_);
+    ck.read_f32(prefix + "adam.v", v32_);
   } else {
-    m16_.upload(ck.get_u16(prefix + "adam.m", n));
-    v16_.upload(ck.get_u16(prefix + "adam.v", n));
+    ck.read_u16(prefix + "adam.m", m16_);
+    ck.read_u16(prefix + "adam.v", v16_);
   }
   t_ = a.at("t").get<int64_t>();
   cfg_.seed = a.at("seed").get<uint64_t>();

@@ -23,13 +23,20 @@ struct AdamConfig {
   float clip_norm = 0;          // > 0: scale the gradient so its global L2 norm is at most this
   Moments moments = Moments::f32;
   uint64_t seed = 0x5eed;       // Philox seed of the bf16 stochastic rounding
+  // Multiplies the gradient before the update (and before clipping's norm): 1 / R when the gradient is the
+  // sum of R data-parallel ranks' shares, each scaled by 1 / (its own batch), so the update is the global
+  // batch's mean (exact for R a power of two).
+  float grad_scale = 1;
+  std::string name = "network"; // in messages: "the decoder's gradient is not finite"
 };
 
 class Adam {
  public:
   Adam(Sequential& net, const AdamConfig& cfg);
 
-  // One update from net.grads() (which it leaves unchanged).
+  // One update from net.grads() (which it leaves unchanged). Non-finite gradient elements are not applied;
+  // the CPU throws cugmm::Error naming the network and the step, CUDA flags the Context (its next
+  // synchronize() throws), so the weights and moments stay finite either way.
   void step();
   int64_t steps() const { return t_; }
   float last_grad_norm() const { return last_norm_; }  // before clipping; 0 when clipping is off

@@ -78,11 +78,23 @@ void act_bwd(Act a, T slope, const T* y, T* v, size_t n) {
   for (size_t i = 0; i < n; ++i) v[i] = cugmm::act_bwd(a, y[i], v[i], slope);
 }
 
-// Forward (x = activations) and backward (x = cotangents) are the same masked scaling.
+// Forward (x = activations) and backward (x = cotangents) are the same masked scaling. One Philox draw
+// serves four elements (philox_u32(i) is word i % 4 of draw i / 4): the same masks as dropout_apply per
+// element, at a quarter of the Philox rounds, which dominated the 512-wide layers' elementwise time.
 template <class T>
-void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n) {
+void dropout(float p, uint64_t seed, uint64_t stream, const T* x, T* y, size_t n, uint64_t first = 0) {
+  // Elements are numbered globally from `first` (a rank's share of the global batch draws what one process
+  // would): the draws covering [first, first + n).
+  const long long d0 = (long long)(first / 4), d1 = (long long)((first + n + 3) / 4);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; ++i) y[i] = dropout_apply(x[i], p, seed, stream, i);
+  for (long long d = d0; d < d1; ++d) {
+    const U32x4 w = philox_draw(seed, stream, uint64_t(d));
+    for (int k = 0; k < 4; ++k) {
+      const uint64_t g = 4 * uint64_t(d) + k;
+      if (g < first || g >= first + n) continue;
+      y[g - first] = dropout_scale(x[g - first], p, dropout_keep_word(p, w.v[k]));
+    }
+  }
 }
 
 // y = gamma * xhat + beta with per-column statistics.
@@ -96,6 +108,33 @@ void bn_apply(const T* x, T* y, const T* gamma, const T* beta, const T* mean, co
   }
 }
 
+// Column c's sums over the rows, in row order: of x, of the squared deviations from `mean`, and
+// backward's two (v_beta's and v_gamma's terms).
+template <class T>
+T bn_col_sum(const T* x, int rows, int cols, int c) {
+  T s = 0;
+  for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
+  return s;
+}
+template <class T>
+T bn_col_sq_dev(const T* x, T mean, int rows, int cols, int c) {
+  T s = 0;
+  for (int r = 0; r < rows; ++r) s += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mean);
+  return s;
+}
+template <class T>
+void bn_col_bwd_sums(const T* x, const T* v_y, T mean, T rstd, int rows, int cols, int c, T& s1, T& s2) {
+  s1 = 0;
+  s2 = 0;
+  for (int r = 0; r < rows; ++r) {
+    size_t i = static_cast<size_t>(r) * cols + c;
+    T t1, t2;
+    bn_bwd_terms(v_y[i], x[i], mean, rstd, t1, t2);
+    s1 += t1;
+    s2 += t2;
+  }
+}
+
 // Training forward: batch statistics (biased variance) into mean/rstd, which backward reuses; the
 // running statistics move towards them (unbiased variance). Each column's rows are summed in order.
 template <class T>
@@ -103,11 +142,8 @@ void bn_fwd_train(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* r
                   T momentum, T eps, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
-    T s = 0;
-    for (int r = 0; r < rows; ++r) s += x[static_cast<size_t>(r) * cols + c];
-    const T mu = bn_mean(s, rows);
-    T ss = 0;
-    for (int r = 0; r < rows; ++r) ss += bn_sq_dev(x[static_cast<size_t>(r) * cols + c], mu);
+    const T mu = bn_mean(bn_col_sum(x, rows, cols, c), rows);
+    const T ss = bn_col_sq_dev(x, mu, rows, cols, c);
     mean[c] = mu;
     bn_stats(mu, ss, rows, eps, momentum, rstd[c], run_mean[c], run_var[c]);
   }
@@ -132,14 +168,8 @@ void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean,
             T* v_beta, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int c = 0; c < cols; ++c) {
-    T s1 = 0, s2 = 0;
-    for (int r = 0; r < rows; ++r) {
-      size_t i = static_cast<size_t>(r) * cols + c;
-      T t1, t2;
-      bn_bwd_terms(v_y[i], x[i], mean[c], rstd[c], t1, t2);
-      s1 += t1;
-      s2 += t2;
-    }
+    T s1, s2;
+    bn_col_bwd_sums(x, v_y, mean[c], rstd[c], rows, cols, c, s1, s2);
     v_beta[c] = s1;
     v_gamma[c] = s2;
     if (!v_x) continue;
@@ -147,6 +177,44 @@ void bn_bwd(bool train, const T* x, const T* v_y, const T* gamma, const T* mean,
       size_t i = static_cast<size_t>(r) * cols + c;
       v_x[i] = bn_bwd_x(train, v_y[i], x[i], mean[c], rstd[c], gamma[c], s1, s2, rows);
     }
+  }
+}
+
+// The same two functions over a batch split across ranks (nn/ops.h BnSync): each pass's column sums are
+// added over the ranks (`sum`, in place) before they are used, `total` is the rows of all ranks, `scratch`
+// 2 x cols values. Each rank sums its rows in order, as above.
+template <class T, class Sum>
+void bn_fwd_train_synced(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* rstd, T* run_mean, T* run_var,
+                         T momentum, T eps, int rows, int cols, int total, T* scratch, const Sum& sum) {
+  T* ss = scratch;
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
+  for (int c = 0; c < cols; ++c) mean[c] = bn_col_sum(x, rows, cols, c);
+  sum(mean, size_t(cols));
+  for (int c = 0; c < cols; ++c) mean[c] = bn_mean(mean[c], total);
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
+  for (int c = 0; c < cols; ++c) ss[c] = bn_col_sq_dev(x, mean[c], rows, cols, c);
+  sum(ss, size_t(cols));
+  for (int c = 0; c < cols; ++c) bn_stats(mean[c], ss[c], total, eps, momentum, rstd[c], run_mean[c], run_var[c]);
+  bn_apply(x, y, gamma, beta, mean, rstd, rows, cols);
+}
+
+template <class T, class Sum>
+void bn_bwd_synced(const T* x, const T* v_y, const T* gamma, const T* mean, const T* rstd, T* v_x, T* v_gamma,
+                   T* v_beta, int rows, int cols, int total, T* scratch, const Sum& sum) {
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
+  for (int c = 0; c < cols; ++c) {
+    T s1, s2;
+    bn_col_bwd_sums(x, v_y, mean[c], rstd[c], rows, cols, c, s1, s2);
+    v_beta[c] = scratch[c] = s1;
+    v_gamma[c] = scratch[cols + c] = s2;
+  }
+  if (!v_x) return;  // every rank skips alike (the same network)
+  sum(scratch, 2 * size_t(cols));
+  size_t n = static_cast<size_t>(rows) * cols;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (size_t i = 0; i < n; ++i) {
+    size_t c = i % cols;
+    v_x[i] = bn_bwd_x(true, v_y[i], x[i], mean[c], rstd[c], gamma[c], scratch[c], scratch[cols + c], total);
   }
 }
 

@@ -62,13 +62,21 @@ void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n
   cpu::act_bwd(a, slope, y, v, n);
 }
 
-void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
-  CUGMM_NN_DISPATCH(dropout(cx, p, seed, stream, x, y, n));
-  cpu::dropout(p, seed, stream, x, y, n);
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n,
+             uint64_t first) {
+  CUGMM_NN_DISPATCH(dropout(cx, p, seed, stream, x, y, n, first));
+  cpu::dropout(p, seed, stream, x, y, n, first);
 }
 
 void bn_fwd_train(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
-                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols) {
+                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols,
+                  const BnSync* sync) {
+  if (sync) {
+    CUGMM_NN_DISPATCH(bn_fwd_train_synced(cx, x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps,
+                                          rows, cols, *sync));
+    return cpu::bn_fwd_train_synced(x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols,
+                                    sync->rows, sync->scratch, sync->sum);
+  }
   CUGMM_NN_DISPATCH(bn_fwd_train(cx, x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols));
   cpu::bn_fwd_train(x, y, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, rows, cols);
 }
@@ -81,7 +89,12 @@ void bn_fwd_infer(Context& cx, const float* x, float* y, const float* gamma, con
 }
 
 void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
-            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols) {
+            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols, const BnSync* sync) {
+  if (sync && train) {
+    CUGMM_NN_DISPATCH(bn_bwd_synced(cx, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols, *sync));
+    return cpu::bn_bwd_synced(x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols, sync->rows,
+                              sync->scratch, sync->sum);
+  }
   CUGMM_NN_DISPATCH(bn_bwd(cx, train, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols));
   cpu::bn_bwd(train, x, v_y, gamma, mean, rstd, v_x, v_gamma, v_beta, rows, cols);
 }
@@ -106,31 +119,41 @@ AdamScalars segment_scalars(const AdamScalars& s, const AdamSegment& seg) {
 }
 }  // namespace
 
-void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
-              const AdamScalars& s) {
+size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+                const AdamScalars& s) {
   CUGMM_NN_DISPATCH(adam_f32(cx, p, g, m, v, segs, s));
+  size_t skipped = 0;
   for (const AdamSegment& seg : segs) {
     const AdamScalars t = segment_scalars(s, seg);
-#pragma omp parallel for schedule(static) if (seg.end - seg.begin >= cpu::kParallelMin)
-    for (size_t i = seg.begin; i < seg.end; ++i) adam_step(p[i], g[i], m[i], v[i], t);
+#pragma omp parallel for schedule(static) reduction(+ : skipped) if (seg.end - seg.begin >= cpu::kParallelMin)
+    for (size_t i = seg.begin; i < seg.end; ++i) {
+      if (finite_f32(g[i])) adam_step(p[i], g[i], m[i], v[i], t);
+      else ++skipped;
+    }
   }
+  return skipped;
 }
 
-void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
-               const AdamScalars& s, uint64_t seed, uint64_t step) {
+size_t adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+                 const AdamScalars& s, uint64_t seed, uint64_t step) {
   CUGMM_NN_DISPATCH(adam_bf16(cx, p, g, m, v, segs, s, seed, step));
+  size_t skipped = 0;
   for (const AdamSegment& seg : segs) {
     if (seg.end <= seg.begin) continue;
     const AdamScalars t = segment_scalars(s, seg);
     // Quads over the absolute index (a segment may start or end inside one): one draw per quad.
     const size_t q0 = seg.begin / kAdamQuad, q1 = (seg.end - 1) / kAdamQuad + 1;
-#pragma omp parallel for schedule(static) if (seg.end - seg.begin >= cpu::kParallelMin)
+#pragma omp parallel for schedule(static) reduction(+ : skipped) if (seg.end - seg.begin >= cpu::kParallelMin)
     for (size_t q = q0; q < q1; ++q) {
       const U32x4 w = adam_bf16_words(seed, step, q);
       const size_t lo = std::max(q * kAdamQuad, seg.begin), hi = std::min(q * kAdamQuad + kAdamQuad, seg.end);
-      for (size_t i = lo; i < hi; ++i) adam_step_bf16(p[i], g[i], m[i], v[i], t, w.v[i % kAdamQuad]);
+      for (size_t i = lo; i < hi; ++i) {
+        if (finite_f32(g[i])) adam_step_bf16(p[i], g[i], m[i], v[i], t, w.v[i % kAdamQuad]);
+        else ++skipped;
+      }
     }
   }
+  return skipped;
 }
 
 }  // namespace cugmm::nn::ops

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/context.h"
@@ -18,6 +19,17 @@ namespace cugmm::nn {
 struct AdamSegment {
   size_t begin, end;
   float lr_scale, wd;
+};
+
+// Batch-norm over a training batch split across the ranks of a data-parallel run (nn/sequential.h
+// set_comm): `sum` adds per-column sums over the ranks in place (memory of the context's device), `rows` is
+// the batch of all ranks together, `scratch` holds 2 x cols floats of that memory. The statistics and the
+// input gradient are then the whole batch's; v_gamma and v_beta stay this rank's share (the gradient
+// exchange adds them with every other parameter's).
+struct BnSync {
+  std::function<void(float*, size_t)> sum;
+  int rows = 0;
+  float* scratch = nullptr;
 };
 
 namespace ops {
@@ -33,13 +45,17 @@ void add_rows(Context& cx, float* y, const float* b, int rows, int cols);      /
 void col_sums(Context& cx, const float* v, float* out, int rows, int cols);   // out[c] = sum_r v[r, c]
 void act_fwd(Context& cx, Act a, float slope, float* y, size_t n);            // in place
 void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n);  // v *= act'(from y)
-void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n);
+// Element i draws Philox (seed, stream, first + i): `first` places a rank's rows in the global batch.
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n,
+             uint64_t first = 0);
 void bn_fwd_train(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
-                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols);
+                  float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols,
+                  const BnSync* sync = nullptr);
 void bn_fwd_infer(Context& cx, const float* x, float* y, const float* gamma, const float* beta, const float* run_mean,
                   const float* run_var, float* mean, float* rstd, float eps, int rows, int cols);
 void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
-            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols);
+            const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols,
+            const BnSync* sync = nullptr);
 // Deterministic (fixed-order) sum of squares, for the global gradient norm.
 double sum_squares(Context& cx, const float* x, size_t n);
 // x[i] += sigma * N(0, 1) from Philox (seed, stream, i): latent noise, identical on both backends.
@@ -47,11 +63,12 @@ void add_normal(Context& cx, float* x, size_t n, float sigma, uint64_t seed, uin
 
 // One Adam step over the segments of a flat parameter array. `s` holds everything but the per-segment
 // lr factor and wd. bf16 moments round stochastically with Philox (seed, stream = step, element i's word
-// = word i % 4 of draw i / 4: kernels/nn_adam.h).
-void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
-              const AdamScalars& s);
-void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
-               const AdamScalars& s, uint64_t seed, uint64_t step);
+// = word i % 4 of draw i / 4: kernels/nn_adam.h). Non-finite gradient elements are skipped: the CPU
+// returns how many; CUDA returns 0 and sets kFlagNonFiniteGradient, which the next synchronize() reports.
+size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+                const AdamScalars& s);
+size_t adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+                 const AdamScalars& s, uint64_t seed, uint64_t step);
 
 }  // namespace ops
 }  // namespace cugmm::nn

@@ -54,8 +54,9 @@ __global__ void act_bwd_k(Act a, float slope, const float* y, float* v, size_t n
   CUGMM_GRID_LOOP(i, n) v[i] = cugmm::act_bwd(a, y[i], v[i], slope);
 }
 
-__global__ void dropout_k(float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
-  CUGMM_GRID_LOOP(i, n) y[i] = dropout_apply(x[i], p, seed, stream, i);
+__global__ void dropout_k(float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n,
+                          uint64_t first) {
+  CUGMM_GRID_LOOP(i, n) y[i] = dropout_apply(x[i], p, seed, stream, first + i);
 }
 
 // ---- column-reduction terms and finishes (nn/col_reduce.cuh) ----
@@ -119,6 +120,16 @@ __global__ void bn_apply_k(const float* x, float* y, const float* gamma, const f
   }
 }
 
+// The split-batch forward's per-column steps after each sum over the ranks (nn/ops.h BnSync).
+__global__ void bn_sync_mean_k(float* mean, int total, int cols) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < cols) mean[c] = bn_mean(mean[c], total);
+}
+__global__ void bn_sync_stats_k(StatsFinish finish, const float* sum_sq_dev, int cols) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < cols) finish(c, sum_sq_dev + c);
+}
+
 __global__ void bn_bwd_x_k(bool train, const float* x, const float* v_y, const float* gamma, const float* mean,
                            const float* rstd, const float* v_beta, const float* v_gamma, float* v_x, int rows,
                            int cols, size_t n) {
@@ -174,23 +185,27 @@ __device__ AdamScalars seg_scalars(const SegTable& t, size_t i, AdamScalars s) {
   return s;
 }
 
-__global__ void adam_f32_k(float* p, const float* g, float* m, float* v, SegTable t, AdamScalars s) {
+__global__ void adam_f32_k(float* p, const float* g, float* m, float* v, SegTable t, AdamScalars s, uint32_t* flags) {
   CUGMM_GRID_LOOP(k, t.end[t.n - 1] - t.begin) {
     size_t i = t.begin + k;
-    adam_step(p[i], g[i], m[i], v[i], seg_scalars(t, i, s));
+    if (finite_f32(g[i])) adam_step(p[i], g[i], m[i], v[i], seg_scalars(t, i, s));
+    else atomicOr(flags, kFlagNonFiniteGradient);
   }
 }
 
 // One thread per quad of the absolute index (kernels/nn_adam.h): one Philox draw for four elements.
 __global__ void adam_bf16_k(float* p, const float* g, uint16_t* m, uint16_t* v, SegTable t, AdamScalars s,
-                            uint64_t seed, uint64_t step) {
+                            uint64_t seed, uint64_t step, uint32_t* flags) {
   const size_t end = t.end[t.n - 1], q0 = t.begin / kAdamQuad, q1 = (end - 1) / kAdamQuad + 1;
   CUGMM_GRID_LOOP(k, q1 - q0) {
     const size_t q = q0 + k;
     const U32x4 w = adam_bf16_words(seed, step, q);
     const size_t q_lo = q * kAdamQuad, q_hi = q_lo + kAdamQuad;
     const size_t lo = q_lo > t.begin ? q_lo : t.begin, hi = q_hi < end ? q_hi : end;
-    for (size_t i = lo; i < hi; ++i) adam_step_bf16(p[i], g[i], m[i], v[i], seg_scalars(t, i, s), w.v[i % kAdamQuad]);
+    for (size_t i = lo; i < hi; ++i) {
+      if (finite_f32(g[i])) adam_step_bf16(p[i], g[i], m[i], v[i], seg_scalars(t, i, s), w.v[i % kAdamQuad]);
+      else atomicOr(flags, kFlagNonFiniteGradient);
+    }
   }
 }
 
@@ -253,9 +268,9 @@ void act_bwd(Context& cx, Act a, float slope, const float* y, float* v, size_t n
   CUGMM_CHECK_LAUNCH();
 }
 
-void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n) {
+void dropout(Context& cx, float p, uint64_t seed, uint64_t stream, const float* x, float* y, size_t n, uint64_t first) {
   if (n == 0) return;
-  dropout_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, seed, stream, x, y, n);
+  dropout_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, seed, stream, x, y, n, first);
   CUGMM_CHECK_LAUNCH();
 }
 
@@ -293,6 +308,43 @@ void bn_bwd(Context& cx, bool train, const float* x, const float* v_y, const flo
   CUGMM_CHECK_LAUNCH();
 }
 
+void bn_fwd_train_synced(Context& cx, const float* x, float* y, const float* gamma, const float* beta, float* mean,
+                         float* rstd, float* run_mean, float* run_var, float momentum, float eps, int rows, int cols,
+                         const BnSync& sync) {
+  size_t n = size_t(rows) * cols;
+  Buffer<float>& part = work(cx).part;
+  col_reduce<1>(cx, part, rows, cols, ValueTerm{x, cols}, StoreFinish{mean});
+  sync.sum(mean, size_t(cols));
+  bn_sync_mean_k<<<col_blocks(cols), kThreads, 0, stream_of(cx)>>>(mean, sync.rows, cols);
+  CUGMM_CHECK_LAUNCH();
+  col_reduce<1>(cx, part, rows, cols, SqDevTerm{x, mean, cols}, StoreFinish{sync.scratch});
+  sync.sum(sync.scratch, size_t(cols));
+  bn_sync_stats_k<<<col_blocks(cols), kThreads, 0, stream_of(cx)>>>(
+      StatsFinish{mean, rstd, run_mean, run_var, sync.rows, eps, momentum}, sync.scratch, cols);
+  CUGMM_CHECK_LAUNCH();
+  if (n == 0) return;
+  bn_apply_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(x, y, gamma, beta, mean, rstd, cols, n);
+  CUGMM_CHECK_LAUNCH();
+}
+
+void bn_bwd_synced(Context& cx, const float* x, const float* v_y, const float* gamma, const float* mean,
+                   const float* rstd, float* v_x, float* v_gamma, float* v_beta, int rows, int cols,
+                   const BnSync& sync) {
+  size_t n = size_t(rows) * cols;
+  col_reduce<2>(cx, work(cx).part, rows, cols, BnBwdTerm{x, v_y, mean, rstd, cols}, BnBwdFinish{v_beta, v_gamma});
+  if (!v_x) return;
+  // The parameter gradients stay this rank's; the whole batch's sums go to scratch for the input gradient.
+  float* s_beta = sync.scratch;
+  float* s_gamma = sync.scratch + cols;
+  mem_copy_async(Device::cuda, s_beta, Device::cuda, v_beta, size_t(cols) * sizeof(float), cx.stream());
+  mem_copy_async(Device::cuda, s_gamma, Device::cuda, v_gamma, size_t(cols) * sizeof(float), cx.stream());
+  sync.sum(sync.scratch, 2 * size_t(cols));
+  if (n == 0) return;
+  bn_bwd_x_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(true, x, v_y, gamma, mean, rstd, s_beta, s_gamma, v_x,
+                                                            sync.rows, cols, n);
+  CUGMM_CHECK_LAUNCH();
+}
+
 double sum_squares(Context& cx, const float* x, size_t n) {
   if (n == 0) return 0;
   Work& w = work(cx);
@@ -313,20 +365,24 @@ void add_normal(Context& cx, float* x, size_t n, float sigma, uint64_t seed, uin
   CUGMM_CHECK_LAUNCH();
 }
 
-void adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
-              const AdamScalars& s) {
+// Non-finite gradients set a flag that the next synchronize() reports: no read-back per step.
+size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const std::vector<AdamSegment>& segs,
+                const AdamScalars& s) {
   for_tables(segs, [&](const SegTable& t, size_t n) {
-    adam_f32_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s);
+    adam_f32_k<<<blocks_for(n), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s, cx.flags());
     CUGMM_CHECK_LAUNCH();
   });
+  return 0;
 }
 
-void adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
-               const AdamScalars& s, uint64_t seed, uint64_t step) {
+size_t adam_bf16(Context& cx, float* p, const float* g, uint16_t* m, uint16_t* v, const std::vector<AdamSegment>& segs,
+                 const AdamScalars& s, uint64_t seed, uint64_t step) {
   for_tables(segs, [&](const SegTable& t, size_t n) {
-    adam_bf16_k<<<blocks_for(n / kAdamQuad + 2), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s, seed, step);
+    adam_bf16_k<<<blocks_for(n / kAdamQuad + 2), kThreads, 0, stream_of(cx)>>>(p, g, m, v, t, s, seed, step,
+                                                                                cx.flags());
     CUGMM_CHECK_LAUNCH();
   });
+  return 0;
 }
 
 }  // namespace cugmm::nn::cuda

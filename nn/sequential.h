@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/comm.h"
 #include "core/context.h"
 #include "nn/layers.h"
 #include "nn/ops.h"
@@ -45,6 +46,14 @@ class Sequential {
   int in_features() const { return arch_.in; }
   int out_features() const { return width_.back(); }
   uint64_t seed() const { return seed_; }
+
+  // Data-parallel training (issue 19): each training forward of `batch` rows is this rank's slice of a
+  // global batch of comm.size() x batch rows, the rank's rows starting at comm.rank() x batch. Batch-norm
+  // then normalises with the whole batch's statistics (its column sums added over the ranks, forward and
+  // backward) and dropout draws each row's mask by its global row, so the ranks together compute what
+  // one process computes on the global batch. The parameter gradients stay this rank's share: the
+  // caller adds them over the ranks (comm.allreduce_sum) before the optimizer. Null: one process.
+  void set_comm(Comm* comm) { comm_ = comm && comm->size() > 1 ? comm : nullptr; }
 
   // The residual base (out_features() values, host memory). Required before forward when residual.
   void set_base(const std::vector<float>& base);
@@ -106,7 +115,12 @@ class Sequential {
   std::vector<ParamTensor> tensors_;
   Buffer<float> params_, grads_, state_, base_;
   Buffer<float> acts_, stats_, v_[2];
+  Comm* comm_ = nullptr;
+  Buffer<float> sync_;  // batch-norm's scratch under a comm (2 x widest batch-norm layer)
+  BnSync bn_sync();
+  uint64_t first_element(int cols) const;  // dropout's first Philox element of this rank's rows
   size_t acts_row_ = 0;  // workspace floats per batch row
+  bool base_zero_ = false;  // the residual base is all zeros: forward skips adding it
   int batch_ = 0;
   Mode mode_ = Mode::infer;
   uint64_t step_ = 0;

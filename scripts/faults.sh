@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The fault campaign (issue 17 item 2): kills `cugmm train`, `preprocess` and `reconstruct` with SIGKILL at
-# random points, KILLS times each (default 20; CI passes 3), on small simulated data, and checks after each:
-#   - right after the kill, every file under a final name is whole (model.ckpt: its CRC-32; preprocess and
-#     reconstruct outputs: identical to an uninterrupted run's) and a checkpoint has lost at most one epoch;
-#   - the next run (train --resume when a checkpoint exists, otherwise the same command again) succeeds and
-#     gives exactly the uninterrupted run's outputs (train resumes bit for bit);
+# The fault campaign (issue 17 item 2): kills `cugmm train`, `fit-map`, `preprocess`, `reconstruct` and
+# `analyze` with SIGKILL at random points, KILLS times each (default 20; CI passes 3), on small simulated
+# data, and checks after each:
+#   - right after the kill, every file under a final name is whole (model.ckpt: its CRC-32; every other
+#     output: identical to an uninterrupted run's) and a checkpoint has lost at most one epoch;
+#   - the next run (train --resume when a checkpoint exists, otherwise the same command again, in place)
+#     succeeds and gives exactly the uninterrupted run's outputs (train resumes bit for bit; fit-map keeps no
+#     checkpoint, a fit takes minutes, so it is redone);
 #   - no temporary (`.NAME.cugmm-tmp-PID-N`) survives that later run.
 # Then, for train: a full disk (a small tmpfs filled mid-run) and an output made read-only mid-run (the
 # tmpfs remounted read-only) must stop the run with a clear error, keep the last good checkpoint, leave no
-# temporary behind, and resume to the same result once space is back. Needs root for the tmpfs (CI is root);
-# without it those two checks are reported skipped. `fit-map` and `analyze` do not exist on this branch.
+# temporary behind, and resume to the same result once space is back; fit-map, reconstruct and analyze
+# writing to a full tmpfs must stop with a clear error and leave no temporary. Needs root for the tmpfs (CI
+# is root); without it those checks are reported skipped. Prints the kills per command and the failures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-20}
@@ -31,30 +34,68 @@ same() {
   esac
 }
 temps_in() { find "$1" -name '*.cugmm-tmp-*' 2>/dev/null; }
-# Sleeps a random fraction of 1.1 x the uninterrupted run's time, then kills: some kills land after the end.
+# Sleeps a random fraction of 1.1 x the uninterrupted run's time, then kills: some kills land after the end;
+# killed_mid counts those that did not.
 kill_at_random() {  # seconds log cmd...
   local secs=$1 log=$2; shift 2
+  # The delay is drawn before the start: an interpreter started after it would take its own time first.
+  local delay=$(awk -v s="$secs" -v r="$RANDOM" 'BEGIN { srand(r); printf "%.3f", (0.02 + 1.08 * rand()) * s }')
   "$@" >"$log" 2>&1 & local pid=$!
-  sleep "$(python3 -c "import random;print(random.uniform(0.02,1.1)*$secs)")"
+  sleep "$delay"
   kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+  [ $? -eq 137 ] && killed_mid=$((killed_mid + 1))  # killed, not already finished
 }
+killed_mid=0
 timed() { local t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || return 1; python3 -c "print($(date +%s.%N)-$t0)"; }
 
-# ---- data: a 12-Gaussian model; 2,000 particles at box 16 (train), 1,500 at box 64 (preprocess, reconstruct)
+# ---- data: a 12-Gaussian model; 2,000 particles at box 16 (train, then analyze of the trained run), 1,500 at
+# box 64 (preprocess, reconstruct), its map at box 32 (fit-map)
 python3 - <<'PY'
 import random
 random.seed(1)
 g = ["%.3f %.3f %.3f %.2f %.2f" % (random.uniform(-25, 25), random.uniform(-25, 25), random.uniform(-25, 25),
                                    random.uniform(0.5, 2), random.uniform(6, 9)) for _ in range(12)]
-for name, hdr in (("m16.txt", "box_size 16 pixel_size 6"), ("m64.txt", "box_size 64 pixel_size 1.5")):
+for name, hdr in (("m16.txt", "box_size 16 pixel_size 6"), ("m64.txt", "box_size 64 pixel_size 1.5"),
+                  ("m32.txt", "box_size 32 pixel_size 3")):
     open(name, "w").write("# cugmm Gaussian model\n" + hdr + "\n" + "\n".join(g) + "\n")
 PY
 "$exe" simulate --models m16.txt --out d16 --count 2000 --snr 1 --threads 1 >/dev/null 2>&1 &&
-"$exe" simulate --models m64.txt --out d64 --count 1500 --snr 1 --threads 1 >/dev/null 2>&1 || { echo "faults: simulate failed"; exit 2; }
+"$exe" simulate --models m64.txt --out d64 --count 1500 --snr 1 --threads 1 >/dev/null 2>&1 &&
+"$exe" render --model m32.txt --out map32.mrc --threads 1 >/dev/null 2>&1 || { echo "faults: simulate failed"; exit 2; }
 
 T=(train --particles d16/particles.star --model m16.txt --epochs 15 --batch 32 --hidden 128 --depth 2 --threads 1 --device cpu)
 P=(preprocess --particles d64/particles.star --threads 1)
 R=(reconstruct --particles d64/particles.star --threads 1 --device cpu)
+F=(fit-map map32.mrc --threads 1 --device cpu)
+A=(analyze ref_train --threads 1 --device cpu)
+
+# Every file under `killed` (temporaries aside) is the same as in `ref`: nothing half-written under a final name.
+whole_files() {  # killed ref what
+  local f
+  for f in $(cd "$1" 2>/dev/null && find . -type f ! -name '*.cugmm-tmp-*'); do
+    [ -f "$2/$f" ] && same "$1/$f" "$2/$f" || bad "$3: $1/${f#./} differs from the uninterrupted run's"; done
+}
+# `out` holds exactly the files of `ref`, each the same.
+same_tree() {  # out ref what
+  diff -q <(cd "$1" && find . -type f | sort) <(cd "$2" && find . -type f | sort) >/dev/null ||
+    bad "$3: other files than the uninterrupted run's: $(diff <(cd "$1" && find . -type f | sort) <(cd "$2" && find . -type f | sort) | head -3 | tr '\n' ' ')"
+  whole_files "$1" "$2" "$3"
+}
+# Kill a command KILLS times, writing to out/; half of the kills land on a fresh directory, half on the
+# previous (complete) run's, which the command then rewrites in place.
+kill_and_redo() {  # name seconds ref cmd...
+  local name=$1 secs=$2 ref=$3 i; shift 3
+  killed_mid=0
+  for i in $(seq "$kills"); do
+    [ $((i % 2)) -eq 1 ] && rm -rf out
+    kill_at_random "$secs" killed.log "$exe" "$@" --out out
+    whole_files out "$ref" "$name kill $i"
+    "$exe" "$@" --out out >next.log 2>&1 || { bad "$name kill $i: next run failed: $(tail -1 next.log)"; continue; }
+    same_tree out "$ref" "$name kill $i (redone)"
+    [ -z "$(temps_in out)" ] || bad "$name kill $i: temporaries survive: $(temps_in out)"
+  done
+  echo "$name: $kills kills, $killed_mid of them mid-run (uninterrupted run ${secs}s)"
+}
 
 # ---- train: kill, check the checkpoint, resume, compare with a straight run
 t_train=$(timed "$exe" "${T[@]}" --out ref_train) || { echo "faults: reference train failed"; exit 2; }
@@ -73,29 +114,27 @@ for i in $(seq "$kills"); do
   cmp -s run/latent.txt ref_train/latent.txt || bad "train kill $i: resumed latent differs from the straight run's"
   [ -z "$(temps_in run)" ] || bad "train kill $i: temporaries survive: $(temps_in run)"
 done
-echo "train: $kills kills (uninterrupted run ${t_train}s)"
+echo "train: $kills kills, $killed_mid of them mid-run (uninterrupted run ${t_train}s)"
 
-# ---- preprocess and reconstruct: kill, check final names, redo in place, compare
+# ---- preprocess, reconstruct, fit-map, analyze: kill, check final names, redo, compare
 t_pre=$(timed "$exe" "${P[@]}" --out ref.cugmm-cache) || { echo "faults: reference preprocess failed"; exit 2; }
+killed_mid=0
 for i in $(seq "$kills"); do
+  rm -f c.cugmm-cache  # a whole cache that answers the STAR is kept as it is: start each kill afresh
   kill_at_random "$t_pre" killed.log "$exe" "${P[@]}" --out c.cugmm-cache
   [ ! -f c.cugmm-cache ] || cmp -s c.cugmm-cache ref.cugmm-cache || bad "preprocess kill $i: a half-written cache under the final name"
   "$exe" "${P[@]}" --out c.cugmm-cache >next.log 2>&1 || bad "preprocess kill $i: next run failed: $(tail -1 next.log)"
   cmp -s c.cugmm-cache ref.cugmm-cache || bad "preprocess kill $i: redone cache differs"
   [ -z "$(temps_in .)" ] || bad "preprocess kill $i: temporaries survive: $(temps_in .)"
 done
-echo "preprocess: $kills kills (uninterrupted run ${t_pre}s)"
+echo "preprocess: $kills kills, $killed_mid of them mid-run (uninterrupted run ${t_pre}s)"
 
 t_rec=$(timed "$exe" "${R[@]}" --out ref_rec) || { echo "faults: reference reconstruct failed"; exit 2; }
-for i in $(seq "$kills"); do
-  kill_at_random "$t_rec" killed.log "$exe" "${R[@]}" --out rec
-  for f in rec/*; do [ -f "$f" ] || continue
-    same "$f" "ref_rec/${f#rec/}" || bad "reconstruct kill $i: $f differs from the uninterrupted run's"; done
-  "$exe" "${R[@]}" --out rec >next.log 2>&1 || bad "reconstruct kill $i: next run failed: $(tail -1 next.log)"
-  for f in half1.mrc half2.mrc full.mrc fsc.txt; do same "rec/$f" "ref_rec/$f" || bad "reconstruct kill $i: redone $f differs"; done
-  [ -z "$(temps_in rec)" ] || bad "reconstruct kill $i: temporaries survive: $(temps_in rec)"
-done
-echo "reconstruct: $kills kills (uninterrupted run ${t_rec}s)"
+kill_and_redo reconstruct "$t_rec" ref_rec "${R[@]}"
+t_fit=$(timed "$exe" "${F[@]}" --out ref_fit) || { echo "faults: reference fit-map failed"; exit 2; }
+kill_and_redo fit-map "$t_fit" ref_fit "${F[@]}"
+t_an=$(timed "$exe" "${A[@]}" --out ref_an) || { echo "faults: reference analyze failed"; exit 2; }
+kill_and_redo analyze "$t_an" ref_an "${A[@]}"
 
 # ---- a full disk and a read-only output, mid-run (train writes a checkpoint every epoch)
 mid_run_fault() {  # name, action on the mounted directory once the first checkpoint exists
@@ -103,8 +142,18 @@ mid_run_fault() {  # name, action on the mounted directory once the first checkp
   mkdir -p "$dir" && mount -t tmpfs -o size=4m tmpfs "$dir" || { echo "$name: skipped (cannot mount a tmpfs)"; return; }
   "$exe" "${T[@]}" --out "$dir/run" --cache "$work/shared.cugmm-cache" >"$name.log" 2>&1 & local pid=$!
   while kill -0 $pid 2>/dev/null && [ ! -f "$dir/run/model.ckpt" ]; do sleep 0.05; done
-  eval "$action"
+  # The fault must land while the run is alive: a remount is refused (busy) while a file is open for
+  # writing, so it is retried between the run's writes until it takes or the run has ended.
+  local injected=0
+  while kill -0 $pid 2>/dev/null; do
+    if eval "$action"; then injected=1; break; fi
+    sleep 0.02
+  done
   wait $pid; local rc=$?
+  if [ $injected -eq 0 ]; then  # the run was too quick for this machine: nothing was tested, say so
+    echo "$name: not injected (the run ended before the fault could be applied)"
+    umount "$dir"; return
+  fi
   [ $rc -ne 0 ] || bad "$name: the run did not stop (rc 0)"
   grep -qiE 'no space|read-only|cannot write|not writable' "$name.log" || bad "$name: unclear error: $(tail -1 "$name.log")"
   grep -qE 'Sanitizer|terminate called|what\(\)' "$name.log" && bad "$name: a crash, not an error"
@@ -116,9 +165,24 @@ mid_run_fault() {  # name, action on the mounted directory once the first checkp
     cmp -s "$dir/run/latent.txt" ref_train/latent.txt || bad "$name: the resumed run does not give the straight run's latent"
   umount "$dir"
 }
+# The other commands, their output on a tmpfs half the size of what they write: they fail partway through.
+full_disk_write() {  # name ref cmd...
+  local name=$1 ref=$2 dir=$work/full_$1; shift 2
+  local kb=$(( $(du -sk "$ref" | cut -f1) / 2 ))
+  mkdir -p "$dir" && mount -t tmpfs -o size=${kb}k tmpfs "$dir" || { echo "$name full disk: skipped (cannot mount a tmpfs)"; return; }
+  "$exe" "$@" --out "$dir/out" >"full_$name.log" 2>&1 && bad "$name full disk: the run did not stop (rc 0)"
+  grep -qiE 'no space|cannot write' "full_$name.log" || bad "$name full disk: unclear error: $(tail -1 "full_$name.log")"
+  grep -qE 'Sanitizer|terminate called|what\(\)' "full_$name.log" && bad "$name full disk: a crash, not an error"
+  [ -z "$(temps_in "$dir")" ] || bad "$name full disk: temporaries left: $(temps_in "$dir")"
+  echo "$name full disk (${kb} KiB): $(grep -iE 'no space|cannot write' "full_$name.log" | tail -1)"
+  umount "$dir"
+}
 if [ "$(id -u)" -eq 0 ]; then
-  mid_run_fault full_disk 'dd if=/dev/zero of="$dir/fill" bs=64k 2>/dev/null'
-  mid_run_fault read_only 'mount -o remount,ro "$dir" 2>/dev/null || mount -o remount,ro,force "$dir"'
+  mid_run_fault full_disk 'dd if=/dev/zero of="$dir/fill" bs=64k 2>/dev/null; true'
+  mid_run_fault read_only 'mount -o remount,ro "$dir" 2>/dev/null'
+  full_disk_write reconstruct ref_rec "${R[@]}"
+  full_disk_write fit-map ref_fit "${F[@]}"
+  full_disk_write analyze ref_an "${A[@]}"
 else
   echo "full_disk, read_only: skipped (need root for the tmpfs)"
 fi

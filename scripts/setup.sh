@@ -3,9 +3,11 @@
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config ccache
       libfftw3-dev libopenblas-dev libopenblas-openmp-dev libtiff-dev doctest-dev gemmi-dev nlohmann-json3-dev
-      relion python3-mrcfile python3-numpy python3-gemmi python3-tifffile
+      relion python3-mrcfile python3-numpy python3-gemmi python3-tifffile python3-yaml
       tao-pegtl-dev libcli11-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core libeigen3-dev
-      zlib1g-dev libjs-three chromium)
+      zlib1g-dev libjs-three chromium
+      libopenmpi-dev openmpi-bin  # MPI: data-parallel training (optional in the build, tested when present)
+      clang-14 libclang-rt-14-dev libomp-14-dev)  # scripts/fuzz.sh: libFuzzer and sanitizer runtimes, clang's OpenMP
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -10,9 +11,27 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "kernels/philox.h"
+
 namespace fs = std::filesystem;
 
 namespace cugmm::test {
+
+std::vector<float> random_values(size_t n, uint64_t seed, uint64_t stream) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = 2 * philox_uniform(seed, stream, i) - 1;
+  return v;
+}
+
+double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double d = 0, m = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    d = std::max(d, std::abs(double(a[i]) - b[i]));
+    m = std::max(m, std::abs(double(b[i])));
+  }
+  return d / m;
+}
 
 std::string scratch_dir(const std::string& name) {
   fs::path p = fs::path(CUGMM_BINARY_DIR) / "tests" / "scratch" / name;

@@ -2,12 +2,19 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 
 namespace cugmm::test {
+
+// n values uniform in [-1, 1) from Philox (seed, stream): random inputs that are the same on every run.
+std::vector<float> random_values(size_t n, uint64_t seed, uint64_t stream);
+// max |a - b| / max |b|: for sums, whose rounding scales with the largest values, not each one's own
+// (infinity when the sizes differ).
+double scaled_diff(const std::vector<float>& a, const std::vector<float>& b);
 
 // A fresh, empty directory for one test under the build tree (removed and recreated each run).
 std::string scratch_dir(const std::string& name);

@@ -286,6 +286,107 @@ TEST_CASE("decode, decode_map, embed and analyze on a trained run; errors as the
   CHECK_THROWS_WITH_AS(Engine{bad}, doctest::Contains("expected cuda:N"), Error);
 }
 
+TEST_CASE("refine_poses: the API and `cugmm refine-pose` write the same STAR file, against a run and one model") {
+  Fixture& f = fixture();
+  Engine e(cpu());
+  const Run run = e.open_run(f.sequential_run());
+  const Particles p = e.load_particles(f.star);
+  PoseSettings ps;
+  ps.bands = {24, 12};  // down to the run's Nyquist (the cache of the finest band holds its score's rings)
+  ps.iterations = 4;
+  ps.batch = 32;
+  const PoseRefinement a = e.refine_poses(run, p, ps, f.dir + "/pose_api/refined.star");
+  const std::string opts = " --particles " + f.star + " --bands 24,12 --iterations 4 --batch 32 --device cpu --threads 2";
+  test::RunResult r = test::run(test::cugmm_exe() + " refine-pose " + f.dir + "/api_seq --out " + f.dir +
+                                "/pose_cli/refined.star" + opts);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(bytes(f.dir + "/pose_api/refined.star") == bytes(f.dir + "/pose_cli/refined.star"));
+  CHECK(fs::exists(f.dir + "/pose_api/refined.png"));
+  // The result in particle-file order, as the file holds it; the refined file loads with its images.
+  REQUIRE(a.after.size() == p.count());
+  REQUIRE(a.angle_change.size() == p.count());
+  CHECK(a.particles.count() == p.count());
+  const io::ParticleSet refined = io::read_particles(f.dir + "/pose_api/refined.star", f.dir + "/imported", true);
+  for (size_t i : {size_t(0), size_t(57), p.count() - 1}) CHECK(std::abs(refined.particles[i].rot - a.after[i].rot) < 1e-3);
+  bool moved = false, held = true;
+  double gain = 0;
+  for (size_t i = 0; i < p.count(); ++i) {
+    moved = moved || a.angle_change[i] > 0;
+    held = held && a.angle_change[i] <= ps.max_change_deg + 1e-6 && a.shift_change[i] <= ps.max_change_px * 6.0 + 1e-6;
+    gain += double(a.score_after[i]) - a.score_before[i];
+  }
+  CHECK(moved);
+  CHECK(held);  // no pose runs away (max_change_px in pixels of 6 Å)
+  CHECK(gain > 0);  // the particles fit their models better on the whole
+  // One model for every particle (`--model`).
+  const PoseRefinement b = e.refine_poses(f.ex.neutral, p, ps, f.dir + "/pose_api/model.star");
+  r = test::run(test::cugmm_exe() + " refine-pose --model " + f.dir + "/neutral.txt --out " + f.dir +
+                "/pose_cli/model.star" + opts);
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(bytes(f.dir + "/pose_api/model.star") == bytes(f.dir + "/pose_cli/model.star"));
+  CHECK(b.after.size() == p.count());
+  // Settings checked as the command checks its options.
+  PoseSettings bad = ps;
+  bad.bands = {12, 24};
+  CHECK_THROWS_WITH_AS(e.refine_poses(run, p, bad, f.dir + "/pose_api/bad.star"), doctest::Contains("coarse to fine"), Error);
+  bad = ps;
+  bad.ctf = "none";
+  CHECK_THROWS_WITH_AS(e.refine_poses(run, p, bad, f.dir + "/pose_api/bad.star"), doctest::Contains("a run uses its own"), Error);
+  bad = ps;
+  bad.latent = {0.f, 0.f};
+  CHECK_THROWS_WITH_AS(e.refine_poses(run, p, bad, f.dir + "/pose_api/bad.star"), doctest::Contains("holds 1 latent points"),
+                       InputError);
+}
+
+TEST_CASE("train with the newer settings (symmetry, loss, coarse band, posterior latent) as `cugmm train`") {
+  Fixture& f = fixture();
+  Engine e(cpu());
+  TrainSettings s = f.settings;
+  s.epochs = 1;
+  s.symmetry = "c2";  // normalised as --sym normalises it
+  s.snr_weighted = false;
+  s.coarse_epochs = 1;
+  const std::string cli = test::cugmm_exe() + " train --particles " + f.star + " --model " + f.dir +
+                          "/neutral.txt --device cpu --threads 2 --latent 2 --hidden 32 --depth 2 --epochs 1 "
+                          "--batch 16 --lr 1e-3 --sym C2 --loss frc --coarse-epochs 1";
+  const Run run = e.train(e.load_particles(f.star), f.ex.neutral, s, f.dir + "/api_sym");
+  CHECK(run.latent().size() == 2 * 2 * f.ex.poses.size());  // a row per particle and copy
+  test::RunResult r = test::run(cli + " --out " + f.dir + "/cli_sym");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  for (const char* file : {"/latent.txt", "/particles.star"})
+    CHECK_MESSAGE(bytes(f.dir + "/cli_sym" + file) == bytes(f.dir + "/api_sym" + file), file);
+  std::ifstream rj(f.dir + "/api_sym/run.json");
+  const nlohmann::json j = nlohmann::json::parse(rj);
+  CHECK(j["symmetry"]["movable"] == "first asymmetric unit");
+  CHECK(j["config"]["symmetry"] == "C2");
+  CHECK(j["config"]["snr_weighted"] == false);
+  // The posterior latent runs on both paths: on a run this short both refuse it with the same words.
+  s.latent_estimate = "posterior";
+  s.posterior_pairs = 2;
+  std::string api_msg;
+  try {
+    e.train(e.load_particles(f.star), f.ex.neutral, s, f.dir + "/api_post");
+  } catch (const Error& x) {
+    api_msg = x.what();
+  }
+  CHECK(test::contains(api_msg, "the posterior latent needs the score to peak"));
+  r = test::run(cli + " --latent-estimate posterior --posterior-pairs 2 --out " + f.dir + "/cli_post");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, "cugmm train: error: " + api_msg), r.out);
+  // The preset and the refusals in the program's words.
+  CHECK(TrainSettings::paper().lr == 1e-4f);
+  CHECK_FALSE(TrainSettings::paper().snr_weighted);
+  TrainSettings bad = f.settings;
+  bad.focus_mask = f.dir + "/mask.mrc";
+  bad.movable_gaussians = {0};
+  CHECK_THROWS_WITH_AS(e.train(e.load_particles(f.star), f.ex.neutral, bad, f.dir + "/api_bad"),
+                       doctest::Contains("--focus-mask chooses the Gaussians that move"), Error);
+  bad = f.settings;
+  bad.latent_estimate = "median";
+  CHECK_THROWS_WITH_AS(e.train(e.load_particles(f.star), f.ex.neutral, bad, f.dir + "/api_bad"),
+                       doctest::Contains("is not encoder or posterior"), Error);
+}
+
 TEST_CASE("fit_map: the API and `cugmm fit-map` give the same model for the same seed") {
   Fixture& f = fixture();
   const io::Image map = render_volume(to_model(f.ex.neutral));

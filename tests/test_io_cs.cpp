@@ -341,7 +341,35 @@ assert b.dtype == a.dtype, (a.dtype, b.dtype)
 assert b.shape == (3,), b.shape
 assert (b == a[[4, 1, 2]]).all()
 assert list(b['uid']) == list(a['uid'][[4, 1, 2]])
-y = open('sub.csg').read()
-assert "metafile: '>sub.cs'" in y and 'num_items: 3' in y and 'type: particle.blob' in y and 'particle.alignments3D' in y, y
+# A heterogeneous job's per-class alignments, for the .csg's data types.
+dt = a.dtype.descr + [('alignments_class_0/pose', '<f4', (3,)), ('alignments_class_1/pose', '<f4', (3,))]
+h = np.zeros(len(a), dtype=dt)
+for f in a.dtype.names: h[f] = a[f]
+with open('J2/het.cs', 'wb') as f: np.save(f, h)
+)PY");
+  write_cs_subset(dir + "/het_sub.cs", dir + "/J2/het.cs", {0, 3});
+  // The .csg as cryoSPARC v4 exports it (created, group, results per field prefix, version), read by a YAML
+  // parser, not by string matching.
+  const std::string text = test::read_text(dir + "/sub.csg");
+  CHECK(text.rfind("created: ", 0) == 0);
+  if (test::run("/usr/bin/python3 -c 'import yaml'").status == 0)
+    python(dir, R"PY(
+import datetime, numpy as np, yaml
+for csg, cs, n in (('sub.csg', 'sub.cs', 3), ('het_sub.csg', 'het_sub.cs', 2)):
+    y = yaml.safe_load(open(csg))
+    assert set(y) == {'created', 'group', 'results', 'version'}, y
+    assert isinstance(y['created'], datetime.datetime), y['created']
+    assert y['group']['name'] == 'particles' and y['group']['type'] == 'particle', y['group']
+    assert isinstance(y['group']['title'], str) and isinstance(y['group']['description'], str), y['group']
+    a = np.load(cs)
+    prefixes = sorted({f.split('/')[0] for f in a.dtype.names if '/' in f})
+    assert sorted(y['results']) == prefixes, (sorted(y['results']), prefixes)
+    for k, r in y['results'].items():
+        assert set(r) == {'metafile', 'num_items', 'type'}, r
+        assert r['metafile'] == '>' + cs and r['num_items'] == n == len(a), r
+        want = 'alignments3D' if k.startswith('alignments_class_') else k
+        assert r['type'] == 'particle.' + want, (k, r)
+y = yaml.safe_load(open('het_sub.csg'))
+assert y['results']['alignments_class_1']['type'] == 'particle.alignments3D'
 )PY");
 }

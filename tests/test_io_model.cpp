@@ -251,6 +251,8 @@ TEST_CASE("ChimeraX markers: map-frame centres, radius 2 s; arrows only past min
     for (double d; f >> d;) v.push_back(d);
     if (key == ".arrow") arrows.push_back(v);
     if (key == ".color") colours.push_back(v);
+    // Every line a directive of ChimeraX's BILD reader (docs/user/formats/bild.html), none plain text.
+    CHECK_MESSAGE((key == ".arrow" || key == ".color" || key == ".comment"), line);
   }
   REQUIRE(arrows.size() == 2);
   REQUIRE(colours.size() == 2);

@@ -226,3 +226,34 @@ TEST_CASE("a small regression problem trains to a known loss, with fp32 and with
   // The same run twice gives the same trajectory, bit for bit.
   CHECK(train_regression(Moments::f32, 20) == std::vector<double>(f32.begin(), f32.begin() + 20));
 }
+
+TEST_CASE("a NaN or Inf gradient is not applied and stops the step, naming the network (issue 17 item 3)") {
+  // Gradients are a boundary: train does not clip, so without this check one non-finite gradient would turn
+  // every weight and both moments into NaN before the loss check saw anything.
+  for (Moments mom : {Moments::f32, Moments::bf16}) {
+    Sequential net(small_arch(), cpu_context(), 1);
+    AdamConfig cfg;
+    cfg.lr = 0.01f;
+    cfg.moments = mom;
+    cfg.name = "decoder";
+    Adam opt(net, cfg);
+    const size_t n = net.num_params();
+    std::vector<float> before = net.params_to_host(), g = rand_vec(n, 500);
+    g[3] = std::nanf("");
+    g[n - 1] = -INFINITY;
+    std::copy(g.begin(), g.end(), net.grads());
+    const std::string want = "the decoder's gradient is not finite (2 of " + std::to_string(n) + " elements, Adam step 1";
+    CHECK_THROWS_WITH_AS(opt.step(), doctest::Contains(want.c_str()), Error);
+    for (size_t i = 0; i < n; ++i) {
+      INFO("parameter " << i);
+      CHECK(std::isfinite(net.params()[i]));
+      if (i == 3 || i == n - 1) CHECK(net.params()[i] == before[i]);  // not applied
+      else CHECK(net.params()[i] != before[i]);                         // the rest took their step
+    }
+    // With clipping the norm is the first to see it.
+    AdamConfig clip = cfg;
+    clip.clip_norm = 1.f;
+    Adam clipped(net, clip);
+    CHECK_THROWS_WITH_AS(clipped.step(), doctest::Contains("the decoder's gradient is not finite (norm"), Error);
+  }
+}

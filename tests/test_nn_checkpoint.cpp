@@ -186,3 +186,108 @@ TEST_CASE("a NaN or Inf weight in a checkpoint is refused on reading, naming the
   CHECK_THROWS_WITH_AS(r.get_f32("dec.b0", 2), doctest::Contains("element 1 is infinite"), InputError);
   CHECK_THROWS_WITH_AS(r.get_f32("dec.b0", 2), doctest::Contains("nan.ck"), InputError);
 }
+
+TEST_CASE("streamed writes: buffers written from their own memory, files re-staged in small chunks, same bytes") {
+  // Issue 13 (scale): a checkpoint of G = 100,000 networks must not hold a second copy of ~6 GB of weights
+  // and moments. The streamed writer must still produce the version-1 layout byte for byte, so files written
+  // before it load, and it loads what it writes.
+  std::string dir = test::scratch_dir("nn_checkpoint_stream");
+  Context& cx = cpu_context();
+  const std::vector<float> w = rand_vec(1001, 5), small = {0.5f, -1.f, 2.f};
+  std::vector<uint16_t> m(777);
+  for (size_t i = 0; i < m.size(); ++i) m[i] = uint16_t(i * 2654435761u >> 7);
+  Buffer<float> bw(cx);
+  bw.upload(w);
+  Buffer<uint16_t> bm(cx);
+  bm.upload(m);
+
+  Checkpoint copied, streamed;
+  for (Checkpoint* c : {&copied, &streamed}) {
+    c->meta["epoch"] = 7;
+    c->meta["note"] = "x";
+    c->put_f32("small", small);
+  }
+  copied.put_f32("w", w);
+  copied.put_u16("m", m);
+  streamed.put_f32("w", bw);  // references
+  streamed.put_u16("m", bm);
+  copied.save(dir + "/copied.ck");
+  streamed.save(dir + "/streamed.ck");
+  const std::vector<char> bytes = read_bytes(dir + "/copied.ck");
+  CHECK(read_bytes(dir + "/streamed.ck") == bytes);
+
+  // The version-1 layout written out by hand: magic, version, header length, header, arrays by name, CRC.
+  nlohmann::json h;
+  h["meta"] = {{"epoch", 7}, {"note", "x"}};
+  h["arrays"] = {{{"name", "m"}, {"dtype", "u16"}, {"count", 777}, {"offset", 0}},
+                 {{"name", "small"}, {"dtype", "f32"}, {"count", 3}, {"offset", 1554}},
+                 {{"name", "w"}, {"dtype", "f32"}, {"count", 1001}, {"offset", 1566}}};
+  const std::string header = h.dump();
+  std::vector<char> want = {'C', 'U', 'G', 'M', 'M', 'C', 'K', 'P', 1, 0, 0, 0};
+  const uint64_t hlen = header.size();
+  auto append = [&](const void* p, size_t n) {
+    want.insert(want.end(), static_cast<const char*>(p), static_cast<const char*>(p) + n);
+  };
+  append(&hlen, 8);
+  append(header.data(), header.size());
+  append(m.data(), m.size() * 2);
+  append(small.data(), small.size() * 4);
+  append(w.data(), w.size() * 4);
+  const uint32_t crc = crc32(0, want.data(), want.size());
+  append(&crc, 4);
+  CHECK(bytes == want);
+
+  // A loaded checkpoint reads its arrays from the file on request; saved again through 12-byte chunks (not
+  // a multiple of either array) it gives the same bytes.
+  Checkpoint back = Checkpoint::load(dir + "/streamed.ck");
+  back.save(dir + "/restaged.ck", 12);
+  CHECK(read_bytes(dir + "/restaged.ck") == bytes);
+  CHECK(back.get_f32("w", 1001) == w);
+  CHECK(back.get_u16("m", 777) == m);
+  Buffer<float> rw(cx, 1001);
+  back.read_f32("w", rw);
+  CHECK(rw.to_host() == w);
+  Buffer<uint16_t> rm(cx, 777);
+  back.read_u16("m", rm);
+  CHECK(rm.to_host() == m);
+  Buffer<float> wrong(cx, 1000);
+  CHECK_THROWS_WITH_AS(back.read_f32("w", wrong), doctest::Contains("holds 1001 values"), InputError);
+
+  // The loaded file stays open: replacing it (as the next epoch's checkpoint does, by rename) does not
+  // change what an earlier load reads.
+  Checkpoint other;
+  other.put_f32("w", std::vector<float>(1001, 3.f));
+  other.put_u16("m", m);
+  other.put_f32("small", small);
+  other.save(dir + "/streamed.ck");
+  CHECK(back.get_f32("w", 1001) == w);
+
+  // Non-finite values are refused on the Buffer path too, naming the element.
+  std::vector<float> bad = w;
+  bad[600] = INFINITY;
+  Checkpoint nan;
+  nan.put_f32("w", bad);
+  nan.save(dir + "/inf.ck");
+  CHECK_THROWS_WITH_AS(Checkpoint::load(dir + "/inf.ck").read_f32("w", rw), doctest::Contains("element 600 is infinite"),
+                       InputError);
+}
+
+TEST_CASE("a checkpoint larger than one staging chunk round-trips (chunked checksum on loading)") {
+  std::string dir = test::scratch_dir("nn_checkpoint_large");
+  const size_t n = (Checkpoint::kChunkBytes / 4) + 12345;  // 64 MiB + a partial chunk
+  Buffer<float> b(cpu_context(), n);
+  for (size_t i = 0; i < n; ++i) b.data()[i] = float(i % 9973) - 4000.f;
+  Checkpoint ck;
+  ck.meta["what"] = "large";
+  ck.put_f32("w", b);
+  ck.put_f32("small", std::vector<float>{1.f, 2.f});
+  Buffer<float> empty(cpu_context());  // no memory at all (a network's state without batch-norm)
+  ck.put_f32("empty", empty);
+  ck.save(dir + "/large.ck");
+  Checkpoint back = Checkpoint::load(dir + "/large.ck");
+  Buffer<float> r(cpu_context(), n);
+  back.read_f32("w", r);
+  CHECK(std::equal(r.data(), r.data() + n, b.data()));
+  CHECK(back.get_f32("empty", 0).empty());
+  CHECK(crc32(0x1234u, nullptr, 0) == 0x1234u);
+}

@@ -119,6 +119,15 @@ TEST_CASE("dropout: forward and backward apply the same Philox mask and scale") 
   CHECK(double(kept) / n == doctest::Approx(0.7).epsilon(0.02));
   nn::cpu::dropout(p, 9, 78, x.data(), y2.data(), n);  // another step: another mask
   CHECK(y2 != y);
+  // The CPU loop draws once per four elements; the mask is the per-element one the CUDA kernel uses
+  // (dropout_apply), bit for bit, including a tail that is not a whole draw.
+  for (size_t m : {size_t(1), size_t(7), size_t(19999)}) {
+    Vec z(m);
+    nn::cpu::dropout(p, 9, 77, x.data(), z.data(), m);
+    size_t differ = 0;
+    for (size_t i = 0; i < m; ++i) differ += z[i] != dropout_apply(x[i], p, 9, 77, i);
+    CHECK(differ == 0);
+  }
 }
 
 TEST_CASE("batch-norm in training: gradients through the batch statistics; running statistics move") {

@@ -6,18 +6,22 @@
 using namespace cugmm;
 using namespace cugmm::train_test;
 
+constexpr int kCount = 800;
+constexpr double kSnr = 0.2;  // whole-box SNR (engine/simulate_system.h), realistic; issue 13's test ran at 2
+
 TEST_CASE("a compositional change (a domain present in half the particles) separates in the latent") {
   // The built-in "composition" system without its slide: the lid (chain C) present or not, nothing else, so
   // the 2-component mixture of composition_score has one thing to find.
   HeteroSystem sys = builtin_system("composition");
   sys.motions.erase(sys.motions.begin());
   REQUIRE(sys.motions.size() == 1);
-  DataSet d = make_data("train_composition", sys, 400, 2.0);
+  DataSet d = make_data("train_composition", sys, kCount, kSnr);
   const std::string out = d.dir + "/run";
-  test::RunResult r = test::run(train_cmd(d, out, "--epochs 40 --batch 32 --lr 1e-3 --latent 4 --noise 1 --latent-reg 1e-4 --reg-mass 0 --leaky"));
+  // The defaults (no flag but the size of the run): what a user gets.
+  test::RunResult r = test::run(train_cmd(d, out, "--epochs 30 --batch 32"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   Matrix z = read_latent(out + "/latent.txt");
-  REQUIRE(z.rows == 400);
+  REQUIRE(z.rows == kCount);
   std::vector<double> present, shuffled;
   for (auto& s : d.truth.state) present.push_back(s[0]);
   shuffled = present;
@@ -25,12 +29,14 @@ TEST_CASE("a compositional change (a domain present in half the particles) separ
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   const double acc = composition_score(z, present), base = composition_score(z, shuffled);
   MESSAGE("composition accuracy " << acc << ", shuffled-truth baseline " << base);
-  CHECK(acc > 0.85);
-  r = test::run(train_cmd(d, d.dir + "/untrained", "--epochs 1 --batch 32 --lr 1e-12 --latent 4 --leaky"));
+  // Measured 0.7025 (CPU, bit-reproducible; untrained encoder 0.50, shuffled truth 0.525); issue 13's test
+  // reached 0.98 at SNR 2 with hand-picked flags. Chance is 0.5: a trainer that learns nothing fails.
+  CHECK(acc > 0.62);
+  r = test::run(train_cmd(d, d.dir + "/untrained", "--epochs 1 --batch 32 --lr 1e-12"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const double untrained = composition_score(read_latent(d.dir + "/untrained/latent.txt"), present);
   MESSAGE("untrained encoder: " << untrained);
-  CHECK(untrained < 0.7);  // measured 0.9775 (CPU, bit-reproducible); shuffled truth 0.50
+  CHECK(untrained < 0.6);  // measured 0.50125 (CPU, bit-reproducible)
   CHECK(base < 0.65);
 }
 

@@ -4,7 +4,9 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "engine/api/workflows.h"
 #include "engine/particle_cache.h"
+#include "engine/symmetry.h"
 #include "kernels/ctf.h"
 
 namespace cugmm {
@@ -47,12 +49,21 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.minres = j.at("minres"); s.maxres = j.at("maxres"); s.seed = j.at("seed"); s.val_fraction = j.at("val_fraction");
   s.move_positions = j.at("move_positions"); s.move_amplitudes = j.at("move_amplitudes");
   s.move_widths = j.at("move_widths"); s.ctf = j.at("ctf"); s.feature_precision = j.at("feature_precision");
-  s.loss_every = j.at("loss_every"); s.explode = j.at("explode");
+  s.loss_every = j.at("loss_every"); s.explode = j.at("explode"); s.symmetry = j.at("symmetry");
+  s.snr_weighted = j.at("snr_weighted"); s.rigid_free = j.at("rigid_free");
+  s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
   s.movable_gaussians.clear();
   for (size_t g = 0; g < c.movable.size(); ++g)
     if (c.movable[g]) s.movable_gaussians.push_back(int(g));
   s.box = CacheOptions{}.box;
   s.resume = false;
+  const FocusRequest focus;
+  s.subtract = focus.subtract;
+  s.recentre = focus.recentre;
+  const PosteriorOptions posterior;
+  s.latent_estimate = "encoder";
+  s.posterior_pairs = posterior.pairs;
+  s.posterior_width = posterior.width;
 }
 
 template <class T>
@@ -65,6 +76,8 @@ void require_range(const char* name, T v, double lo, double hi, bool lo_open = f
 }  // namespace
 
 TrainSettings::TrainSettings() { fill(*this, TrainConfig{}); }
+
+TrainSettings TrainSettings::paper() { return from_config(paper_recipe()); }
 
 TrainSettings from_config(const TrainConfig& c) {
   TrainSettings s;
@@ -88,7 +101,8 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"move_positions", s.move_positions}, {"move_amplitudes", s.move_amplitudes},
           {"move_widths", s.move_widths}, {"ctf", s.ctf}, {"feature_precision", s.feature_precision},
           {"loss_every", s.loss_every}, {"explode", s.explode}, {"latent_reg", s.latent_reg},
-          {"frozen_gaussians", 0}};
+          {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"rigid_free", s.rigid_free},
+          {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
 }
 
 TrainConfig to_config(const TrainSettings& s, int G) {
@@ -111,11 +125,16 @@ TrainConfig to_config(const TrainSettings& s, int G) {
   require_range("explode", s.explode, -1, 1e30);
   require_range("loss_every", s.loss_every, 1, 1000000);
   require_range("box", s.box, 0, 32768);
+  require_range("coarse_epochs", s.coarse_epochs, 0, 100000);
+  require_range("coarse_res", s.coarse_res, 0, 1e4, true);
+  require_range("posterior_pairs", s.posterior_pairs, 1, 4096);
+  require_range("posterior_width", s.posterior_width, 0, 100, true);
   if (s.minres > 0 && s.maxres > 0 && s.minres <= s.maxres)
     throw Error("TrainSettings: minres must be a lower resolution (more Å) than maxres");
   if (!s.move_positions && !s.move_amplitudes && !s.move_widths)
     throw Error("TrainSettings: nothing may move (move_positions, move_amplitudes and move_widths are all false)");
   TrainConfig c = TrainConfig::from_json(settings_json(s));
+  c.symmetry = make_symmetry_group(s.symmetry).name;
   if (!s.movable_gaussians.empty()) {
     c.movable.assign(size_t(G), 0);
     for (int g : s.movable_gaussians) {
@@ -126,6 +145,45 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     }
   }
   return c;
+}
+
+PoseSettings::PoseSettings() {
+  const PoseRefineOptions o;
+  bands = o.bands;
+  minres = std::nan("");
+  search_deg = o.search_deg;
+  search_px = o.search_px;
+  max_change_deg = o.max_change_deg;
+  max_change_px = o.max_change_px;
+  iterations = o.iterations;
+  batch = o.batch;
+  ctf = "auto";
+}
+
+PoseRefineOptions to_pose_options(const PoseSettings& s) {
+  auto range = [](const char* name, double v, double lo, double hi) {
+    if (!std::isfinite(v) || v < lo || v > hi)
+      throw Error(std::string("PoseSettings::") + name + ": " + std::to_string(v) + " is out of range (" +
+                  std::to_string(lo) + " to " + std::to_string(hi) + ")");
+  };
+  PoseRefineOptions o;
+  std::string bands;  // checked as the command checks its --bands
+  for (double b : s.bands) bands += (bands.empty() ? "" : ",") + std::to_string(b);
+  o.bands = parse_bands(bands, "PoseSettings::bands");
+  if (!std::isnan(s.minres)) range("minres", s.minres, 0, 1e4), o.minres = s.minres;
+  range("search_deg", s.search_deg, 0, 30);
+  range("search_px", s.search_px, 0, 20);
+  range("max_change_deg", s.max_change_deg, 0, 180);
+  range("max_change_px", s.max_change_px, 0, 1000);
+  range("iterations", s.iterations, 1, 10000);
+  range("batch", s.batch, 1, 4096);
+  o.search_deg = s.search_deg;
+  o.search_px = s.search_px;
+  o.max_change_deg = s.max_change_deg;
+  o.max_change_px = s.max_change_px;
+  o.iterations = s.iterations;
+  o.batch = s.batch;
+  return o;
 }
 
 FitMapOptions to_fit_options(const FitSettings& s) {

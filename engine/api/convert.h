@@ -3,6 +3,7 @@
 #include "cugmm/data.h"
 #include "cugmm/settings.h"
 #include "engine/fit_map.h"
+#include "engine/pose_refine.h"
 #include "engine/trainer.h"
 #include "io/model.h"
 
@@ -19,5 +20,9 @@ TrainSettings from_config(const TrainConfig& c);
 nlohmann::json settings_json(const TrainSettings& s);  // TrainConfig::to_json's keys
 
 FitMapOptions to_fit_options(const FitSettings& s);
+
+// Checked as `cugmm refine-pose` checks its options (ranges, bands coarse to fine), naming the field; minres
+// NaN leaves the options' default (a run's own is filled in later).
+PoseRefineOptions to_pose_options(const PoseSettings& s);
 
 }  // namespace cugmm

@@ -1,10 +1,14 @@
 // `cugmm embed` / Engine::embed and `cugmm decode` / Engine::decode.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "engine/api/ranks.h"
 #include "engine/api/workflows.h"
+#include "engine/gaussian_mask.h"
+#include "engine/symmetry.h"
 #include "engine/model_params.h"
 #include "engine/particle_batch.h"
 #include "engine/train_outputs.h"
@@ -23,18 +27,59 @@ void check_embedding(const TrainedModel& m, io::ParticleSet& set, const std::str
                                         std::to_string(m.cache_box) + " x " + std::to_string(m.cache_pixel) + " Å)");
 }
 
-void run_embedding(const TrainedModel& m, Context& cx, const io::ParticleSet& set, CacheOptions co,
-                   const std::string& checkpoint, const std::string& cache_path, const std::string& out, int batch,
-                   std::vector<float>& latent, std::vector<float>& score) {
+nlohmann::json focused_run(const std::string& run_dir) {
+  std::ifstream rj(fs::path(run_dir) / "run.json");
+  const nlohmann::json runinfo = rj ? nlohmann::json::parse(rj, nullptr, false) : nlohmann::json();
+  if (!runinfo.is_object() || !runinfo.contains("focus") || runinfo["focus"].value("subtract", "") != "neutral")
+    return nullptr;
+  nlohmann::json focus = runinfo["focus"];
+  focus["model"] = runinfo.value("model", "");
+  return focus;
+}
+
+EmbedOutcome run_embedding(const TrainedModel& m, Context& cx, const io::ParticleSet& set, const EmbedRequest& rq,
+                           const std::string& out) {
+  SingleComm single;
+  Comm& comm = rq.comm ? *rq.comm : single;
+  CacheOptions co = rq.cache;
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
-  ParticleCache cache = open_particle_cache(co, cache_path, true);
-  embed_cache(m, cx, cache, checkpoint, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch);
-  std::vector<int64_t> rows(cache.count());
-  for (size_t i = 0; i < cache.count(); ++i) rows[i] = cache.particle(i).source_row;
-  write_latent_txt((fs::path(out) / "latent.txt").string(), latent, m.config.latent, rows);
-  write_latent_star((fs::path(out) / "particles.star").string(), set, latent, score, m.config.latent, rows);
-  log_info(latent_diagnostic_line(latent_diagnostic(latent, m.config.latent)));
+  ParticleCache cache = open_cache_on_ranks(comm, co, rq.cache_path);
+  if (!rq.focus.is_null()) {
+    // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
+    if (comm.size() > 1) throw Error("a focused run (--focus-mask) is embedded in one process, not under mpirun");
+    const std::string whole = rq.focus["model"].get<std::string>(), mask = rq.focus["mask"].get<std::string>();
+    const io::GaussianModel full = io::load_any_model(whole, m.neutral.box_size, m.neutral.pixel_size);
+    SubtractionSpec spec;
+    spec.inside = gaussians_in_mask(mask, full);
+    spec.ctf = m.config.ctf;
+    spec.recentre = rq.focus.value("recentre", false);
+    spec.centre = mask_centre(mask, full);
+    nlohmann::json report;
+    cache = subtracted_cache(cx, cache, full, spec, subtracted_cache_path(rq.cache_path), report);
+  }
+  // A run trained with --sym sees every particle once per operator: so does its embedding.
+  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
+  if (group.order() > 1) cache.expand(group.name, group.operators);
+  EmbedOutcome r;
+  r.rows = cache.count();
+  embed_cache(m, cx, cache, rq.checkpoint, (fs::path(out) / "features.cugmm-features").string(), r.latent, r.score,
+              rq.batch, &comm);
+  r.writer = comm.rank() == 0;
+  if (!r.writer) return r;  // every rank holds every row; one writes them
+  const std::vector<int64_t> rows = output_rows(cache);
+  if (rq.estimate.use_posterior) {  // both files only once the posterior has succeeded
+    const std::vector<float> encoder_points = r.latent;
+    const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+    apply_latent_estimate(rq.estimate, m, cx, batcher, r.latent);
+    write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), encoder_points, m.config.latent, rows,
+                     cache.copies());
+  }
+  write_latent_txt((fs::path(out) / "latent.txt").string(), r.latent, m.config.latent, rows, cache.copies());
+  write_latent_star((fs::path(out) / "particles.star").string(),
+                    group.order() > 1 ? expand_particle_set(set, group) : set, r.latent, r.score, m.config.latent, rows);
+  log_info(latent_diagnostic_line(latent_diagnostic(r.latent, m.config.latent)));
+  return r;
 }
 
 void check_latent_points(const TrainedModel& m, const std::vector<float>& z) {

@@ -16,6 +16,7 @@
 #include "engine/api/session.h"
 #include "engine/api/workflows.h"
 #include "engine/latent_analysis.h"
+#include "engine/particle_poses.h"
 #include "engine/render.h"
 #include "engine/train_outputs.h"
 #include "io/text.h"
@@ -203,14 +204,25 @@ Run Engine::train(const Particles& particles, const Gaussians& neutral, const Tr
   return guarded([&] {
     EngineCall call(*p_);
     const Particles::Impl& pi = require(particles);
-    const io::GaussianModel model = to_model(neutral);
+    io::GaussianModel model = to_model(neutral);
     TrainRequest rq;
     rq.config = to_config(settings, int(model.size()));
     rq.cache = pi.cache;
     rq.cache.box = settings.box;
     rq.resume = settings.resume;
+    rq.chose_gaussians = !settings.movable_gaussians.empty();
+    rq.poses_from = settings.poses_from;
+    rq.focus.mask = settings.focus_mask;
+    rq.focus.subtract = settings.subtract;
+    rq.focus.recentre = settings.recentre;
+    rq.estimate.use_posterior = parse_latent_estimate(settings.latent_estimate);
+    rq.estimate.posterior.pairs = settings.posterior_pairs;
+    rq.estimate.posterior.width = settings.posterior_width;
+    rq.estimate.posterior.seed = rq.config.seed;
+    rq.estimate.posterior.batch = rq.config.batch;
     io::ParticleSet set = pi.set;
-    const MemoryPlan plan = check_training(set, model, "the neutral model", rq.config, settings.box);
+    if (!rq.poses_from.empty()) apply_poses(set, poses_from_file(set, rq.poses_from, pi.cache.root));
+    const MemoryPlan plan = prepare_training(set, model, "the neutral model", rq);
     require_memory(plan, p_->device);
     if (settings.resume && !fs::exists(fs::path(run_dir) / "model.ckpt"))
       throw Error("resume: " + (fs::path(run_dir) / "model.ckpt").string() + " does not exist");
@@ -236,9 +248,15 @@ Embedding Engine::embed(const Run& run, const Particles& particles, const std::s
     io::ParticleSet set = pi.set;
     check_embedding(r.model, set, pi.cache.particles);
     fs::create_directories(out_dir);
+    EmbedRequest rq;
+    rq.cache = pi.cache;
+    rq.checkpoint = (fs::path(r.dir) / "model.ckpt").string();
+    rq.cache_path = (fs::path(out_dir) / "particles.cugmm-cache").string();
+    rq.focus = focused_run(r.dir);
+    EmbedOutcome o = run_embedding(r.model, call.cx(), set, rq, out_dir);
     Embedding e;
-    run_embedding(r.model, call.cx(), set, pi.cache, (fs::path(r.dir) / "model.ckpt").string(),
-                  (fs::path(out_dir) / "particles.cugmm-cache").string(), out_dir, 64, e.latent, e.score);
+    e.latent = std::move(o.latent);
+    e.score = std::move(o.score);
     return e;
   });
 }
@@ -268,6 +286,67 @@ Volume Engine::decode_map(const Run& run, const std::vector<float>& point) {
   });
 }
 
+namespace {
+
+// Engine::refine_poses with the model of each particle set in `rq` (a run's or one model).
+PoseRefinement refine_with(EngineCall& call, const Particles& particles, const PoseSettings& settings,
+                           PoseRequest& rq, const std::string& out_star) {
+  const Particles::Impl& pi = require(particles);
+  if (fs::path(out_star).extension() != ".star")
+    throw Error("refine_poses: " + out_star + ": the refined particles are written as STAR (a .star name)");
+  rq.options = to_pose_options(settings);
+  rq.minres_given = !std::isnan(settings.minres);
+  rq.cache = pi.cache;
+  rq.cache_path = beside(out_star, ".cugmm-cache");
+  io::ParticleSet set = pi.set;
+  check_pose_refinement(set, rq);
+  if (!fs::path(out_star).parent_path().empty()) fs::create_directories(fs::path(out_star).parent_path());
+  const PoseRefineResult r = run_pose_refinement(call.cx(), set, rq, out_star, beside(out_star, ".png"));
+  PoseRefinement p;
+  // The table names the input's images as it did: found against its root or, without one, its directory.
+  const std::string root = pi.cache.root.empty() ? fs::path(pi.cache.particles).parent_path().string() : pi.cache.root;
+  p.particles = make_particles(out_star, root, pi.cache.normalise);
+  p.before = r.before;
+  p.after = r.after;
+  p.angle_change = r.angle_change_deg;
+  p.shift_change = r.shift_change_a;
+  p.score_before = r.score_before;
+  p.score_after = r.score_after;
+  return p;
+}
+
+}  // namespace
+
+PoseRefinement Engine::refine_poses(const Run& run, const Particles& particles, const PoseSettings& settings,
+                                    const std::string& out_star) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    const Run::Impl& r = require(run, p_);
+    if (settings.ctf != "auto") throw Error("PoseSettings::ctf goes with one model; a run uses its own choice");
+    PoseRequest rq;
+    rq.run = &r.model;
+    rq.run_dir = r.dir;
+    rq.checkpoint = (fs::path(r.dir) / "model.ckpt").string();
+    rq.features = beside(out_star, ".cugmm-features");
+    rq.latent = settings.latent;
+    rq.latent_name = "PoseSettings::latent";
+    return refine_with(call, particles, settings, rq, out_star);
+  });
+}
+
+PoseRefinement Engine::refine_poses(const Gaussians& model, const Particles& particles, const PoseSettings& settings,
+                                    const std::string& out_star) {
+  return guarded([&] {
+    EngineCall call(*p_);
+    if (!settings.latent.empty()) throw Error("PoseSettings::latent goes with a run, not with one model");
+    PoseRequest rq;
+    rq.fixed = to_model(model);
+    rq.model_name = "the model";
+    rq.ctf = settings.ctf;
+    return refine_with(call, particles, settings, rq, out_star);
+  });
+}
+
 Analysis Engine::analyze(const Run& run, const AnalysisSettings& s) {
   return guarded([&] {
     EngineCall call(*p_);
@@ -280,10 +359,10 @@ Analysis Engine::analyze(const Run& run, const AnalysisSettings& s) {
     if (s.clusters > 0 && N < size_t(2 * s.clusters))
       throw Error("clusters " + std::to_string(s.clusters) + ": needs at least 2 particles per cluster");
     const Matrix z(N, size_t(d), std::vector<double>(r.latent.begin(), r.latent.end()));
-    const Pca p = pca(z);
+    const LatentSummary ls = summarise_latent(z, s.clusters, s.pcs, s.frames, s.seed);
     Analysis a;
-    a.explained = p.explained;
-    a.components = p.components.values;
+    a.explained = ls.pca.explained;
+    a.components = ls.pca.components.values;
     auto decode_rows = [&](const std::vector<double>& pts) {
       std::vector<Gaussians> g;
       for (const io::GaussianModel& m : decode_models(r.model, call.cx(), std::vector<float>(pts.begin(), pts.end())))
@@ -291,19 +370,14 @@ Analysis Engine::analyze(const Run& run, const AnalysisSettings& s) {
       return g;
     };
     if (s.clusters > 0) {
-      const LatentClusters cl = cluster_latent(z, s.clusters, s.seed);
-      a.labels = cl.labels;
-      a.centres = cl.centre;
+      a.labels = ls.clusters.labels;
+      a.centres = ls.clusters.centre;
       std::vector<double> pts;
-      for (size_t c : cl.centre) pts.insert(pts.end(), r.latent.begin() + long(c * d), r.latent.begin() + long((c + 1) * d));
+      for (size_t c : ls.clusters.centre)
+        pts.insert(pts.end(), r.latent.begin() + long(c * d), r.latent.begin() + long((c + 1) * d));
       a.centre_models = decode_rows(pts);
     }
-    const std::vector<double> mean = latent_mean(z);
-    for (int j = 0; j < std::min(s.pcs, d); ++j) {
-      const LatentPath lp = latent_path("pc" + std::to_string(j + 1), z, mean,
-                                        std::vector<double>(p.components.values.begin() + j * d,
-                                                            p.components.values.begin() + (j + 1) * d),
-                                        s.frames);
+    for (const LatentPath& lp : ls.paths) {
       Trajectory t;
       t.name = lp.name;
       t.t = lp.t;

@@ -5,7 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
+#include "engine/latent_posterior.h"
 #include "engine/particle_cache.h"
+#include "engine/pose_refine.h"
+#include "engine/signal_subtraction.h"
 #include "engine/trainer.h"
 #include "io/model.h"
 #include "io/particles.h"
@@ -17,37 +21,114 @@ namespace cugmm {
 // InputError naming model_name otherwise.
 void require_model_on_grid(const io::GaussianModel& m, const std::string& model_name, int box, double pixel,
                            const std::string& particles);
-// Everything training checks before any work or any file is written: CTF-premultiplied data, the model on
-// the particles' grid, the split (a batch to train, 4 to validate). Returns the memory plan on the working
-// grid of `box` (0: the particles' own).
-MemoryPlan check_training(io::ParticleSet& set, const io::GaussianModel& model, const std::string& model_name,
-                          const TrainConfig& config, int box);
+
+// Focused analysis (`--focus-mask`, README "Focused analysis"): only the Gaussians in the mask move, and with
+// subtract "neutral" the neutral model's projection outside it is subtracted from the particles.
+struct FocusRequest {
+  std::string mask;                  // MRC on the model's grid; "" : not focused
+  std::string subtract = "neutral";  // "neutral" or "none"
+  bool recentre = false;             // with subtraction: the mask's centre moved to the box centre
+  bool focused() const { return !mask.empty(); }
+  bool subtracting() const { return focused() && subtract == "neutral"; }
+};
+
+// The subtracted particles' cache beside the original: P.cugmm-cache -> P.subtracted.cugmm-cache.
+std::string subtracted_cache_path(const std::string& cache_path);
 
 struct TrainRequest {
   CacheOptions cache;           // particles, root, box, normalise (maxres is the config's)
   std::string cache_path;       // "" : OUT/particles.cugmm-cache
   std::string model_source;     // what run.json names as the model ("" : OUT/neutral.txt)
-  TrainConfig config;
+  TrainConfig config;           // config.symmetry: the expansion (every particle once per operator)
   bool resume = false;
+  std::string poses_from;       // the set's poses were replaced from this file (engine/particle_poses.h)
+  FocusRequest focus;
+  bool chose_gaussians = false; // the caller chose the movable Gaussians (--mask, --gaussians)
+  LatentEstimate estimate;      // latent.txt: the encoder's points or the posterior means
+  Comm* comm = nullptr;         // the job's ranks (the program under mpirun); null: one process
+  // Set by prepare_training: the model as loaded, and the focus worked out on it.
+  io::GaussianModel full_model;
+  SubtractionSpec focus_spec;
 };
+
+// The option combinations training refuses (focus with a selection or symmetry, --subtract's value,
+// --recentre without subtraction), in the program's words.
+void check_train_request(const TrainRequest& rq);
+// Everything training checks and decides before any work or any file is written: CTF-premultiplied data,
+// the model on the particles' grid, the focus (the model replaced by its region when subtracting, or only
+// the region movable), with symmetry and no choice the first asymmetric unit movable, the split (a batch
+// to train, 4 to validate, counting every symmetry copy). Returns the memory plan on the working grid.
+MemoryPlan prepare_training(io::ParticleSet& set, io::GaussianModel& model, const std::string& model_name,
+                            TrainRequest& rq);
+// With symmetry: the Gaussians of the first asymmetric unit movable (engine/symmetry.h asymmetric_units).
+void select_first_unit(TrainConfig& config, const io::GaussianModel& model);
+
 struct TrainOutcome {
   bool finished = false;        // false: cancelled at a batch boundary, resumable checkpoint written
-  std::vector<float> latent;    // particle after particle, in the particle file's order (the cache's)
+  bool writer = true;           // this rank wrote the outputs (rank 0 of several)
+  std::vector<float> latent;    // (particle, symmetry copy) after another, in the particle file's order
   std::vector<EpochRecord> history;
 };
-// The run: cache, features, training, then latent.txt, particles.star, loss.txt/.png, neutral.txt and
-// run.json in `out` (created by the caller), as README "Run directory" lists them.
+// The run (after prepare_training): cache (subtracted, expanded), features, training, then latent.txt,
+// particles.star, loss.txt/.png, neutral.txt and run.json in `out` (created by the caller), as README "Run
+// directory" lists them; rank 0 of several writes them.
 TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::GaussianModel& model,
                           const TrainRequest& request, const std::string& out);
 
 // ---- embed ----
 // The particles must suit the run: not CTF-premultiplied, the same field of view as its working grid.
 void check_embedding(const TrainedModel& m, io::ParticleSet& set, const std::string& particles);
-// Cache (at cache_path), features and latent points of `set` through the run's encoder; latent.txt and
-// particles.star written into `out`. latent and score in the particle file's order (the cache's).
-void run_embedding(const TrainedModel& m, Context& cx, const io::ParticleSet& set, CacheOptions co,
-                   const std::string& checkpoint, const std::string& cache_path, const std::string& out, int batch,
-                   std::vector<float>& latent, std::vector<float>& score);
+// A focused run's subtraction (train --focus-mask --subtract neutral): run.json's "focus" with "model" (the
+// whole model it names) added; null for any other run (or a run directory without run.json).
+nlohmann::json focused_run(const std::string& run_dir);
+
+struct EmbedRequest {
+  CacheOptions cache;           // particles, root, normalise (box and maxres are the run's)
+  std::string checkpoint;       // the run's model.ckpt
+  std::string cache_path;
+  int batch = 64;
+  nlohmann::json focus;         // focused_run(): the particles subtracted as the run's were
+  LatentEstimate estimate;
+  Comm* comm = nullptr;         // the job's ranks (the program under mpirun); null: one process
+};
+struct EmbedOutcome {
+  std::vector<float> latent, score;  // (particle, symmetry copy) after another, in the particle file's order
+  size_t rows = 0;              // particles x the run's symmetry copies
+  bool writer = true;           // this rank wrote the outputs (rank 0 of several)
+};
+// Cache (subtracted and expanded as the run's), features and latent points of `set` through the run's encoder
+// (the posterior means with estimate.use_posterior); latent.txt (+ latent_encoder.txt) and particles.star
+// written into `out`.
+EmbedOutcome run_embedding(const TrainedModel& m, Context& cx, const io::ParticleSet& set, const EmbedRequest& request,
+                           const std::string& out);
+
+// ---- refine poses ----
+struct PoseRequest {
+  CacheOptions cache;            // particles, root (a run's box)
+  std::string cache_path;
+  std::string features;          // the encoder's features (a run without latent points)
+  PoseRefineOptions options;     // ctf and minres completed by check_pose_refinement
+  bool minres_given = false;     // false: a run's own minres
+  std::string bands_text, search_text;  // as given, for the log line ("": formatted from options)
+  // Each particle's model: a run's decoder at its latent point (`latent`, or its encoder's when empty), or
+  // one fixed model (run null).
+  const TrainedModel* run = nullptr;
+  std::string run_dir, checkpoint;
+  std::vector<float> latent;     // particle-file order
+  std::string latent_name;       // where those points came from, for messages
+  io::GaussianModel fixed;
+  std::string model_name, ctf = "auto";  // with a fixed model: its file and the CTF choice
+};
+// Before any work: the particles' field of view against the run's (or the model on their grid), the CTF
+// choice (a run's own), premultiplied data, the number of latent points. Completes options and cache.box.
+void check_pose_refinement(io::ParticleSet& set, PoseRequest& request);
+// Cache, models and refinement (engine/pose_refine.h); writes `out` (the input's table with the refined poses
+// and rlnCugmmAngleChange / rlnCugmmShiftChange, RELION 3.1 STAR) and `png` (the changes). The result in
+// particle-file order.
+PoseRefineResult run_pose_refinement(Context& cx, const io::ParticleSet& set, const PoseRequest& request,
+                                     const std::string& out, const std::string& png);
+// OUT.star -> OUT.ext beside it (the picture, cache and features of a refinement).
+std::string beside(const std::string& out, const std::string& ext);
 
 // ---- decode ----
 // Throws unless z holds at least one point of the run's dimension, all finite.

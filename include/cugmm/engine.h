@@ -1,6 +1,6 @@
-// The engine as a library: load particles, fit a neutral model, train, embed, decode and analyse from
-// another program, with the results `cugmm` gives for the same inputs (the program's commands are thin
-// wrappers over the same code). API.md has the overview; the rest of cugmm's headers are internal.
+// The engine as a library: load particles, fit a neutral model, train, embed, decode, refine poses and
+// analyse from another program, with the results `cugmm` gives for the same inputs (the program's commands
+// are thin wrappers over the same code). API.md has the overview; the rest of cugmm's headers are internal.
 //
 // Ownership: an Engine owns its device context (a CUDA stream of its own, or the caller's). Particles and
 // Run are handles (cheap to copy, shared); a Run keeps its Engine's context alive and computes on it.
@@ -77,7 +77,8 @@ class Run {
   const std::string& directory() const;
   int latent_dim() const;
   const Gaussians& neutral() const;
-  // From the run's latent.txt: particle after particle, latent_dim() values each, in particle-file order.
+  // From the run's latent.txt: particle after particle, latent_dim() values each, in particle-file order
+  // (a run with symmetry expansion: a row per particle and copy, copies of a particle together).
   const std::vector<float>& latent() const;
   const std::vector<EpochStats>& history() const;  // empty for a run opened from an older run.json
   struct Impl;
@@ -110,6 +111,13 @@ struct Analysis {
   std::vector<size_t> centres;      // per cluster, the member particle nearest its mean
   std::vector<Gaussians> centre_models;  // decoded at those particles
   std::vector<Trajectory> trajectories;
+};
+
+struct PoseRefinement {
+  Particles particles;              // the refined particle file (out_star), loaded
+  std::vector<ParticlePose> before, after;  // per particle, particle-file order
+  std::vector<double> angle_change, shift_change;  // degrees, Å
+  std::vector<float> score_before, score_after;    // the training score at the finest band
 };
 
 class Engine {
@@ -152,9 +160,13 @@ class Engine {
   Analysis analyze(const Run& run, const AnalysisSettings& settings = {});
 
   // ---- pose refinement (`cugmm refine-pose`) ----
-  // RESERVED: the pose-refinement entry point goes here (a PoseSettings struct in settings.h and
-  // `Particles refine_poses(const Run&, const Particles&, const PoseSettings&, const std::string& out_dir)`),
-  // wired when `cugmm refine-pose` lands (see API.md). Not declared until it exists.
+  // Every particle's angles and shifts refined against its own decoded model (the run's decoder at its
+  // latent point) or against one model for all (a rigid particle). Writes out_star (the particle file's
+  // table with the refined poses and the changes, RELION 3.1 STAR) and beside it OUT.png and the cache.
+  PoseRefinement refine_poses(const Run& run, const Particles& particles, const PoseSettings& settings,
+                              const std::string& out_star);
+  PoseRefinement refine_poses(const Gaussians& model, const Particles& particles, const PoseSettings& settings,
+                              const std::string& out_star);
 
   struct Impl;
 

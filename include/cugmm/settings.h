@@ -11,6 +11,7 @@ namespace cugmm {
 // `cugmm train`'s options (README "train"); names follow them (--reg-width is reg_width, ...).
 struct TrainSettings {
   TrainSettings();
+  static TrainSettings paper();     // `--preset paper`: the published e2gmm recipe (plain FRC, ReLU, lr 1e-4, ...)
   // Networks.
   int latent, hidden, depth;
   bool leaky;
@@ -29,8 +30,23 @@ struct TrainSettings {
   std::string feature_precision;    // "fp16" or "fp32"
   int loss_every;                   // batches between loss read-backs
   float explode;                    // a batch loss above this is divergence
+  // The score: SNR-weighted FRC rings (`--loss snr`) or their plain mean (false: `--loss frc`).
+  bool snr_weighted;
+  int coarse_epochs;                // epochs scored on the coarse band first (0: none)
+  double coarse_res;                // the coarse band's finest resolution, Å
+  bool rigid_free;                  // `--rigid remove`: the six rigid-body modes out of the decoder's positions
+  std::string symmetry;             // `--sym`: C1 (none), Cn, Dn, T, O, I, I1-I4; with no movable_gaussians the
+                                    // first asymmetric unit moves
   int box;                          // train on particles Fourier-cropped to this box (0: their own)
   bool resume;                      // continue the run in the run directory from its checkpoint
+  // Not part of the checkpoint's settings: what the run reads and writes besides.
+  std::string poses_from;           // train with this particle file's poses, matched by rlnImageName ("": none)
+  std::string focus_mask;           // focused analysis: only the Gaussians in this mask (MRC) move ("": none)
+  std::string subtract;             // with focus_mask: "neutral" (subtract the rest) or "none"
+  bool recentre;                    // with subtraction: the mask's centre moved to the box centre
+  std::string latent_estimate;      // latent.txt per particle: "encoder" or "posterior"
+  int posterior_pairs;              // posterior: antithetic sample pairs per particle
+  double posterior_width;           // posterior: proposal SD in units of the latent prior's
 };
 
 // `cugmm fit-map`'s options (README "fit-map"): files by path, as the program reads them.
@@ -44,6 +60,21 @@ struct FitSettings {
   double threshold;                 // NaN: automatic
   long ngauss;                      // 0: from the volume above the threshold
   uint64_t seed;
+};
+
+// `cugmm refine-pose`'s options (README "refine-pose"): each particle's pose refined against its own model.
+struct PoseSettings {
+  PoseSettings();
+  std::vector<double> bands;        // maxres of each stage, Å, coarse to fine (`--bands`)
+  double minres;                    // lowest resolution in the score, Å; NaN: a run's own (with one model: 100)
+  double search_deg, search_px;     // a local grid search first (`--search DEG,PX`); 0 and 0: none
+  double max_change_deg, max_change_px;  // no pose moves farther from the input's (`--max-change`)
+  int iterations;                   // gradient steps per band (at most)
+  int batch;                        // particles per batch
+  std::string ctf;                  // with one model: "auto", "full", "flipped" or "none" (a run uses its own)
+  // With a run: the particles' latent points (count x latent_dim, particle-file order; `--latent`); empty:
+  // the run's encoder.
+  std::vector<float> latent;
 };
 
 // `cugmm analyze`'s core: PCA, clusters and trajectories of a run's latent points.

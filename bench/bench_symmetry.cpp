@@ -1,0 +1,273 @@
+// Accuracy of symmetry expansion and of focused training with signal subtraction (issue 18 item 3), run as
+// the commands a user types (the `cugmm` program built with the project; each command line is printed and
+// recorded in the JSON), scored with the metrics the oracle reference uses (engine/oracle_reference.h):
+//
+//  symmetry  `simulate --system c3-trimer` (three copies of a subunit about z, one of them slides 20 Å) ->
+//            fit-map -> `train --sym C3` (only the first asymmetric unit moves). Per symmetry copy k, the
+//            linear-motion figure (|Spearman| of PC1 with the truth) of the rows of copy k: the copy whose
+//            first unit holds the moving subunit (computed from the geometry: R_k^-1 of that subunit's
+//            centre lies in unit 0) must recover the motion, the others not; beside it the oracle reference.
+//  focus     `simulate --system linear` (an arm slides beside a rigid core that is most of the mass) ->
+//            fit-map -> a mask around the arm's swept volume -> `train --focus-mask MASK` with
+//            `--subtract neutral` and with `--subtract none` (the same Gaussians move): both figures beside
+//            the oracle reference.
+//
+//   bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] [--dir DIR] [--reuse]
+//                  [--out bench_symmetry.json] [--only symmetry|focus]
+// --reuse: in an existing --dir, commands whose outputs are there are not run again.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/common.h"
+#include "core/error.h"
+#include "engine/atom_map.h"
+#include "engine/hetero_system.h"
+#include "engine/latent_metrics.h"
+#include "engine/oracle_reference.h"
+#include "engine/symmetry.h"
+#include "engine/train_outputs.h"
+#include "io/mrc.h"
+
+using namespace cugmm;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string g_cugmm = CUGMM_EXE_PATH;
+nlohmann::json g_commands = nlohmann::json::array();
+
+bool g_reuse = false;
+
+// Runs `cugmm ARGS` (output appended to LOG), recording the command and its seconds; with --reuse, not when
+// `done` (the file the command writes last) exists already.
+double step(const std::string& args, const std::string& log, const std::string& done) {
+  const std::string line = "cugmm " + args;
+  if (g_reuse && fs::exists(done)) {
+    std::printf("(reused) $ %s\n", line.c_str());
+    g_commands.push_back({{"command", line}, {"reused", true}});
+    return 0;
+  }
+  std::printf("$ %s\n", line.c_str());
+  std::fflush(stdout);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = std::system((g_cugmm + " " + args + " >> " + log + " 2>&1").c_str());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  g_commands.push_back({{"command", line}, {"seconds", s}});
+  if (rc != 0) throw Error("bench_symmetry: step failed (see " + log + "): " + line);
+  return s;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error("bench_symmetry: " + path + " was not written");
+  return nlohmann::json::parse(f);
+}
+
+// The truth column `col` (0-based after the index) of NAME_truth.csv, in STAR order.
+std::vector<double> truth_column(const std::string& csv, size_t col) {
+  std::ifstream f(csv);
+  std::string line;
+  std::getline(f, line);
+  std::vector<double> v;
+  while (std::getline(f, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    for (size_t k = 0; k <= col + 1 && std::getline(ss, cell, ','); ++k)
+      if (k == col + 1) v.push_back(std::stod(cell));
+  }
+  return v;
+}
+
+// The linear-motion figure of latent rows (every `stride`-th from `first`) against one truth.
+nlohmann::json linear_figure(const HeteroSystem& sys, const std::vector<float>& z, int d, size_t stride, size_t first,
+                             const std::vector<double>& truth) {
+  const size_t n = truth.size();
+  CUGMM_REQUIRE(z.size() == n * stride * size_t(d), "bench_symmetry: latent rows and truth differ in number");
+  Matrix latent(n, size_t(d)), t(n, 1);
+  for (size_t i = 0; i < n; ++i) {
+    for (int k = 0; k < d; ++k) latent(i, size_t(k)) = z[(i * stride + first) * size_t(d) + size_t(k)];
+    t(i, 0) = truth[i];
+  }
+  BootstrapOptions bo;
+  bo.resamples = 100;
+  for (const MetricFigure& m : score_latent(sys, latent, t, bo))
+    if (m.metric == "linear_motion") return {{"value", m.value.value}, {"lo95", m.value.lo}, {"hi95", m.value.hi}};
+  throw Error("bench_symmetry: no linear-motion figure");
+}
+
+nlohmann::json oracle_linear(const std::string& oracle_json) {
+  const nlohmann::json doc = read_json(oracle_json);  // (kept alive: the loop below reads into it)
+  for (const auto& f : doc["figures"])
+    if (f["metric"] == "linear_motion") return f;
+  throw Error("bench_symmetry: " + oracle_json + " has no linear-motion figure");
+}
+
+// The copy of a C3 expansion whose first asymmetric unit holds chain B (engine/symmetry.h: copy k sees what
+// lies at R_k u at u).
+size_t moving_copy(const HeteroSystem& sys, const SymmetryGroup& g, const Vec3<double>& shift) {
+  const std::vector<char> sel = io::select_atoms(sys.atoms, "B");
+  Vec3<double> c{0, 0, 0};
+  double w = 0;
+  for (size_t i = 0; i < sel.size(); ++i)
+    if (sel[i]) {
+      const io::Atom& a = sys.atoms.atoms[i];
+      c = {c.x + a.x + shift.x, c.y + a.y + shift.y, c.z + a.z + shift.z};
+      w += 1;
+    }
+  c = {c.x / w, c.y / w, c.z / w};
+  for (size_t k = 0; k < g.order(); ++k)
+    if (asymmetric_units(g, {mul(transpose(g.operators[k]), c)})[0] == 0) return k;
+  throw Error("bench_symmetry: no copy sees chain B in the first unit");
+}
+
+// Voxels within `radius` Å of chain B's atoms at the ends and middle of its motion: the arm's swept volume.
+void write_arm_mask(const HeteroSystem& sys, int box, double pixel, double radius, const std::string& path) {
+  const Vec3<double> shift = centring_shift(sys.atoms, box, pixel);  // file -> map frame (voxel i at i * pixel)
+  std::vector<float> mask(size_t(box) * box * box, 0.f);
+  const Motion& m = sys.motions[0];
+  const std::vector<char> sel = io::select_atoms(sys.atoms, "B");
+  for (double s : {m.lo, 0.5 * (m.lo + m.hi), m.hi}) {
+    const io::AtomicModel at = atoms_at_state(sys, {s});
+    for (size_t i = 0; i < at.atoms.size(); ++i) {
+      if (!sel[i]) continue;
+      const double ax = (at.atoms[i].x + shift.x) / pixel, ay = (at.atoms[i].y + shift.y) / pixel,
+                   az = (at.atoms[i].z + shift.z) / pixel, r = radius / pixel;
+      for (int z = std::max(0, int(az - r)); z <= std::min(box - 1, int(az + r) + 1); ++z)
+        for (int y = std::max(0, int(ay - r)); y <= std::min(box - 1, int(ay + r) + 1); ++y)
+          for (int x = std::max(0, int(ax - r)); x <= std::min(box - 1, int(ax + r) + 1); ++x)
+            if ((x - ax) * (x - ax) + (y - ay) * (y - ay) + (z - az) * (z - az) <= r * r)
+              mask[(size_t(z) * box + y) * box + x] = 1.f;
+    }
+  }
+  io::write_mrc(path, mask.data(), box, box, box, float(pixel), false);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bool quick = false;
+    std::string out = "bench_symmetry.json", dir, only;
+    int count = 0, epochs = 0;
+    double snr = 0.1;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
+      if (a == "--quick") quick = true;
+      else if (a == "--cugmm") g_cugmm = next();
+      else if (a == "--count") count = std::stoi(next());
+      else if (a == "--epochs") epochs = std::stoi(next());
+      else if (a == "--snr") snr = std::stod(next());
+      else if (a == "--dir") dir = next();
+      else if (a == "--out") out = next();
+      else if (a == "--only") only = next();
+      else if (a == "--reuse") g_reuse = true;
+      else {
+        std::fprintf(stderr, "usage: bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] "
+                             "[--dir DIR] [--reuse] [--out FILE] [--only symmetry|focus]\n");
+        return 2;
+      }
+    }
+    if (count == 0) count = quick ? 600 : 2000;
+    if (epochs == 0) epochs = quick ? 8 : 20;
+    if (dir.empty()) dir = (fs::temp_directory_path() / ("bench_symmetry_" + std::to_string(::getpid()))).string();
+    fs::create_directories(dir);
+    const std::string log = dir + "/commands.log";
+    const int box = 64;
+    const double pixel = 3;
+    const std::string n = std::to_string(count), ep = std::to_string(epochs), sn = std::to_string(snr);
+    const std::string ref = " --reference --reference-particles " + std::to_string(std::min(count, quick ? 200 : 500)) +
+                            " --reference-poses 8";
+    // The training recipe the demo uses on sets of this size (cli/cmd_demo.cpp).
+    const std::string recipe = " --epochs " + ep + " --lr 1e-3 --noise 1 --latent-reg 1e-4 --latent 2 --threads 0";
+    // A data set of a built-in system with its oracle reference, and the neutral model of its consensus map.
+    auto simulate_and_fit = [&](const std::string& system, const std::string& d) {
+      step("simulate --system " + system + " --out " + d + " --count " + n + " --box 64 --angpix 3 --snr " + sn + ref, log,
+           d + "/particles.star");
+      step("fit-map " + d + "/consensus.mrc --half-maps " + d + "/consensus_half1.mrc " + d +
+               "/consensus_half2.mrc --out " + d + "/neutral",
+           log, d + "/neutral/fit.json");
+    };
+    nlohmann::json doc;
+    doc["benchmark"] = "symmetry";
+    doc["machine"] = bench::machine();
+    doc["particles"] = count;
+    doc["epochs"] = epochs;
+    doc["snr"] = snr;
+    doc["box"] = box;
+    doc["pixel_A"] = pixel;
+
+    if (only.empty() || only == "symmetry") {
+      const std::string d = dir + "/c3";
+      simulate_and_fit("c3-trimer", d);
+      step("train --particles " + d + "/particles.star --model " + d + "/neutral/model.txt --out " + d +
+               "/run_sym --sym C3" + recipe,
+           log, d + "/run_sym/run.json");
+      const HeteroSystem sys = builtin_system("c3-trimer");
+      const SymmetryGroup g = make_symmetry_group("C3");
+      const Vec3<double> sh = centring_shift(sys.atoms, box, pixel);
+      const double c0 = box / 2 * pixel;
+      const size_t moving = moving_copy(sys, g, {sh.x - c0, sh.y - c0, sh.z - c0});
+      const std::vector<double> truth = truth_column(d + "/particles_truth.csv", 0);
+      const std::vector<float> z = read_latent_txt(d + "/run_sym/latent.txt", 2);
+      nlohmann::json per_copy = nlohmann::json::array();
+      for (size_t k = 0; k < g.order(); ++k) {
+        nlohmann::json f = linear_figure(sys, z, 2, g.order(), k, truth);
+        f["copy"] = k + 1;
+        f["sees_moving_subunit"] = k == moving;
+        per_copy.push_back(f);
+        std::printf("C3 copy %zu%s: linear motion %.3f [%.3f, %.3f]\n", k + 1, k == moving ? " (moving subunit)" : "",
+                    f["value"].get<double>(), f["lo95"].get<double>(), f["hi95"].get<double>());
+      }
+      const nlohmann::json oracle = oracle_linear(d + "/oracle.json");
+      std::printf("oracle reference (linear motion): true poses %s, pose-marginalised %s\n",
+                  oracle["true_pose"]["value"].dump().c_str(), oracle["pose_marginalised"]["value"].dump().c_str());
+      doc["symmetry"] = {{"system", "c3-trimer"}, {"group", "C3"}, {"moving_copy", moving + 1}, {"per_copy", per_copy},
+                         {"oracle_reference", oracle}};
+    }
+    if (only.empty() || only == "focus") {
+      const std::string d = dir + "/focus";
+      simulate_and_fit("linear", d);
+      const HeteroSystem sys = builtin_system("linear");
+      write_arm_mask(sys, box, pixel, 6, d + "/arm_mask.mrc");
+      nlohmann::json runs;
+      const std::vector<double> truth = truth_column(d + "/particles_truth.csv", 0);
+      for (const char* mode : {"neutral", "none"}) {
+        const std::string rd = d + "/run_subtract_" + mode;
+        const double s = step("train --particles " + d + "/particles.star --model " + d + "/neutral/model.txt --out " +
+                                  rd + " --cache " + d + "/particles.cugmm-cache --focus-mask " + d +
+                                  "/arm_mask.mrc --subtract " + mode + recipe,
+                              log, rd + "/run.json");
+        nlohmann::json f = linear_figure(sys, read_latent_txt(rd + "/latent.txt", 2), 2, 1, 0, truth);
+        f["seconds"] = s;
+        const nlohmann::json rj = read_json(rd + "/run.json");
+        f["gaussians_trained"] = rj["gaussians"];
+        if (rj.contains("focus")) f["focus"] = rj["focus"];
+        runs[std::string("subtract_") + mode] = f;
+        std::printf("focus --subtract %s: linear motion %.3f [%.3f, %.3f]\n", mode, f["value"].get<double>(),
+                    f["lo95"].get<double>(), f["hi95"].get<double>());
+      }
+      const nlohmann::json oracle = oracle_linear(d + "/oracle.json");
+      std::printf("oracle reference (linear motion): true poses %s, pose-marginalised %s\n",
+                  oracle["true_pose"]["value"].dump().c_str(), oracle["pose_marginalised"]["value"].dump().c_str());
+      doc["focus"] = {{"system", "linear"}, {"mask", "voxels within 6 Å of the arm at the ends and middle of its motion"},
+                      {"runs", runs}, {"oracle_reference", oracle}};
+    }
+    doc["commands"] = g_commands;
+    doc["directory"] = dir;
+    bench::write_json(out, doc);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_symmetry: %s\n", e.what());
+    return 1;
+  }
+}

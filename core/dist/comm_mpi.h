@@ -1,0 +1,32 @@
+// The MPI communicator (Open MPI from Debian; any MPI-3 library): every sum is one MPI_Allreduce, on host
+// memory directly and on CUDA through a host copy (core/dist/comm_nccl.h keeps device sums on the GPUs).
+#pragma once
+#include <mpi.h>
+
+#include <vector>
+
+#include "core/comm.h"
+
+namespace cugmm::dist {
+
+class MpiComm : public Comm {
+ public:
+  MpiComm();  // MPI_COMM_WORLD, duplicated (MPI_Init must have run: core/dist/launch.h)
+  ~MpiComm() override;
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string describe() const override;
+  void allreduce_sum(Context& cx, float* data, size_t n) override;
+  void allreduce_sum(double* data, size_t n) override;
+  void broadcast(void* data, size_t bytes, int root) override;
+  void barrier() override;
+  [[noreturn]] void abort(int code) override;
+
+ protected:
+  void host_sum(float* data, size_t n);
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  std::vector<float> staging_;  // CUDA buffers pass through host memory
+};
+
+}  // namespace cugmm::dist

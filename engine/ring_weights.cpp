@@ -1,0 +1,76 @@
+#include "engine/ring_weights.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/frc.h"
+
+namespace cugmm {
+
+RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
+                                  const std::vector<size_t>& particles, size_t max_particles) {
+  const FourierBand& band = batcher.band();
+  const int nr = band.num_rings(), G = int(neutral.size() / 5);
+  CUGMM_REQUIRE(!particles.empty(), "estimate_ring_weights: no particles");
+  // Evenly spread over the set (not its first rows, which may come from one micrograph).
+  const size_t n = std::min(particles.size(), max_particles);
+  std::vector<size_t> use(n);
+  for (size_t i = 0; i < n; ++i) use[i] = particles[i * particles.size() / n];
+  auto projector = make_projector(cx, band, G);
+  const int chunk = 256;
+  std::vector<ParticleView> views(chunk);
+  std::vector<cfloat> data(size_t(chunk) * band.size());
+  std::vector<float> score(chunk), frc(size_t(chunk) * nr);
+  std::vector<double> sum(size_t(nr), 0.0), sum2(size_t(nr), 0.0);
+  for (size_t first = 0; first < n; first += chunk) {
+    const int m = int(std::min<size_t>(chunk, n - first));
+    batcher.gather(use.data() + first, m, views.data(), data.data());
+    const ProjectionBatch in{m, neutral.data(), 0, views.data(), data.data()};  // one shared row
+    ProjectionOutputs o;
+    o.score = score.data();
+    o.frc = frc.data();
+    projector->run_host(in, o);
+    for (int i = 0; i < m; ++i)
+      for (int r = 0; r < nr; ++r) {
+        const double f = frc[size_t(i) * nr + r];
+        sum[size_t(r)] += f;
+        sum2[size_t(r)] += f * f;
+      }
+  }
+  std::vector<double> coefficients(size_t(nr), 0.0);
+  for (size_t b = 0; b < band.size(); ++b) coefficients[band.ring[b]] += band.weight[b];
+  RingWeights w;
+  w.particles = n;
+  w.mean_frc.assign(size_t(nr), 0.0);
+  w.weight.assign(size_t(nr), 0.f);
+  double total = 0;
+  for (int r = band.ring_min; r < nr; ++r) {
+    const double mean = sum[size_t(r)] / double(n);
+    const double var = std::max(0.0, sum2[size_t(r)] / double(n) - mean * mean);
+    w.mean_frc[size_t(r)] = mean;
+    const double v = snr_ring_weight(mean, std::sqrt(var), double(n), coefficients[size_t(r)], 3.0);
+    w.weight[size_t(r)] = float(v);
+    total += v;
+  }
+  if (!(total > 0))
+    throw Error("the neutral model's FRC against the particles is not significantly above 0 in any ring of the "
+                "band: is it the model of these particles (box, pixel size, pose convention)?");
+  for (float& v : w.weight) v = float(v / total);
+  return w;
+}
+
+std::vector<float> coarse_ring_weights(const FourierBand& band, const std::vector<float>& weight, double resolution) {
+  std::vector<float> c(weight.size(), 0.f);
+  double total = 0;
+  for (size_t r = 0; r < weight.size(); ++r)
+    if (r > 0 && band.ring_resolution(int(r)) >= resolution) {
+      c[r] = weight[r];
+      total += weight[r];
+    }
+  if (!(total > 0)) return weight;
+  for (float& v : c) v = float(v / total);
+  return c;
+}
+
+}  // namespace cugmm

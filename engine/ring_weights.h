@@ -1,0 +1,29 @@
+// The SNR-weighted score's ring weights (kernels/frc.h snr_ring_weight), estimated from the data: the
+// neutral model's FRC per ring over (up to `max_particles` of) the training particles, its mean and spread
+// per ring, and the weights v_r ~ n_r x mean FRC_r of the rings whose mean is significant. Training scores
+// with them (and its features are the gradient of that score); the run stores them so embed scores alike.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "core/context.h"
+#include "engine/particle_batch.h"
+
+namespace cugmm {
+
+struct RingWeights {
+  std::vector<float> weight;     // per ring 0..ring_max, summing to 1 (0 below ring_min and where no signal)
+  std::vector<double> mean_frc;  // the neutral model's mean FRC per ring (0 below ring_min)
+  size_t particles = 0;          // how many particles the estimate used
+};
+
+// Throws cugmm::Error when no ring holds a significant signal (the neutral model does not match the
+// particles at all: the wrong model, box or pixel size).
+RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
+                                  const std::vector<size_t>& particles, size_t max_particles = 2000);
+
+// The weights with every ring finer than `resolution` Å set to 0 and the rest renormalised (the coarse
+// band training starts with); unchanged when that would leave nothing.
+std::vector<float> coarse_ring_weights(const FourierBand& band, const std::vector<float>& weight, double resolution);
+
+}  // namespace cugmm

@@ -1,0 +1,188 @@
+// Issue 14's step maths on the CPU: the SNR-weighted score (projector ring weights; its backward is the
+// plain FRC's, ring by ring, whose finite-difference check is in test_projector.cpp), the weights' rule
+// (kernels/frc.h snr_ring_weight), the coarse band, and the rigid-mode projection of the decoder's positions
+// (kernels/train_step.h) with its adjoint.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/context.h"
+#include "core/error.h"
+#include "engine/projector.h"
+#include "engine/ring_weights.h"
+#include "engine/train_ops.h"
+#include "engine/trainer.h"
+#include "kernels/frc.h"
+#include "support.h"
+
+using namespace cugmm;
+
+namespace {
+
+struct Case {
+  FourierBand band;
+  int g = 40, count = 5;
+  std::vector<float> params;
+  std::vector<ParticleView> views;
+  std::vector<cfloat> data;
+};
+
+Case make_case() {
+  Case c;
+  c.band = make_fourier_band(40, 2.0, 60, 0);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> pos(-15, 15), amp(0.5f, 2.f), wid(2.5f, 5.f), ang(-180, 180);
+  for (int i = 0; i < c.count; ++i)
+    for (int k = 0; k < 5; ++k)
+      for (int j = 0; j < c.g; ++j) c.params.push_back(k < 3 ? pos(rng) : k == 3 ? amp(rng) : wid(rng));
+  CtfParams ctf;
+  ctf.defocus_u = ctf.defocus_v = 12000;
+  for (int i = 0; i < c.count; ++i) c.views.push_back(make_particle_view(ang(rng), 40, ang(rng), 0, 0, ctf, CtfMode::full));
+  std::normal_distribution<float> n01;
+  for (size_t i = 0; i < size_t(c.count) * c.band.size(); ++i) c.data.push_back(cfloat(n01(rng), n01(rng)));
+  return c;
+}
+
+void run(const Case& c, const std::vector<float>& weights, std::vector<float>& score, std::vector<float>& frc,
+         std::vector<float>& grad) {
+  ProjectorOptions o;
+  o.ring_weights = weights;
+  auto p = make_projector(cpu_context(), c.band, c.g, o);
+  score.assign(c.count, 0.f);
+  frc.assign(size_t(c.count) * c.band.num_rings(), 0.f);
+  grad.assign(size_t(c.count) * 5 * c.g, 0.f);
+  ProjectionBatch in{c.count, c.params.data(), size_t(5 * c.g), c.views.data(), c.data.data()};
+  ProjectionOutputs out;
+  out.score = score.data();
+  out.frc = frc.data();
+  out.grad_params = grad.data();
+  p->run_host(in, out);
+}
+
+}  // namespace
+
+TEST_CASE("the weighted score is sum_r v_r FRC_r and its gradient is linear in the weights") {
+  const Case c = make_case();
+  const int nr = c.band.num_rings();
+  std::vector<float> s0, f0, g0;
+  run(c, {}, s0, f0, g0);
+  // Uniform weights (any scale) are the plain mean.
+  std::vector<float> s1, f1, g1;
+  run(c, std::vector<float>(size_t(nr), 3.f), s1, f1, g1);
+  for (int i = 0; i < c.count; ++i) CHECK(s1[i] == doctest::Approx(s0[i]).epsilon(1e-5));
+  // Weights on two rings: the score and the gradient from the one-ring runs.
+  std::vector<float> w(size_t(nr), 0.f);
+  w[3] = 1.f;
+  w[7] = 3.f;
+  std::vector<float> s, f, g, sa, fa, ga, sb, fb, gb;
+  run(c, w, s, f, g);
+  std::vector<float> only(size_t(nr), 0.f);
+  only[3] = 1.f;
+  run(c, only, sa, fa, ga);
+  only[3] = 0.f;
+  only[7] = 1.f;
+  run(c, only, sb, fb, gb);
+  double gmax = 0;
+  for (float x : g) gmax = std::max(gmax, double(std::fabs(x)));
+  REQUIRE(gmax > 0);
+  for (int i = 0; i < c.count; ++i) {
+    CHECK(s[i] == doctest::Approx(0.25 * f[size_t(i) * nr + 3] + 0.75 * f[size_t(i) * nr + 7]).epsilon(1e-5));
+    CHECK(sa[i] == doctest::Approx(f[size_t(i) * nr + 3]).epsilon(1e-5));
+  }
+  for (size_t e = 0; e < g.size(); ++e) CHECK(std::fabs(g[e] - (0.25f * ga[e] + 0.75f * gb[e])) <= 1e-5 * gmax);
+  // Malformed weights are refused.
+  CHECK_THROWS_AS(score_ring_weights(c.band, std::vector<float>(size_t(nr) - 1, 1.f)), Error);
+  CHECK_THROWS_AS(score_ring_weights(c.band, std::vector<float>(size_t(nr), 0.f)), Error);
+  std::vector<float> neg(size_t(nr), 1.f);
+  neg[5] = -1.f;
+  CHECK_THROWS_AS(score_ring_weights(c.band, neg), Error);
+}
+
+TEST_CASE("ring weights: signal over noise, zero where the mean FRC is not significant; the coarse band") {
+  // n_r x mean FRC where significant (3 standard errors), else 0.
+  CHECK(snr_ring_weight(0.2, 0.1, 100.0, 50.0, 3.0) == doctest::Approx(10.0));
+  CHECK(snr_ring_weight(0.02, 0.1, 100.0, 50.0, 3.0) == 0.0);  // 2 standard errors
+  CHECK(snr_ring_weight(-0.3, 0.1, 100.0, 50.0, 3.0) == 0.0);
+  const FourierBand band = make_fourier_band(64, 3.0, 100, 0);
+  std::vector<float> w(size_t(band.num_rings()), 1.f);
+  const std::vector<float> c = coarse_ring_weights(band, w, 12.0);  // rings <= 64 x 3 / 12 = 16
+  double sum = 0;
+  for (size_t r = 0; r < c.size(); ++r) {
+    CHECK((c[r] > 0) == (r >= 1 && r <= 16));
+    sum += c[r];
+  }
+  CHECK(sum == doctest::Approx(1.0));
+}
+
+TEST_CASE("the rigid-mode projection removes rigid motions, keeps relative ones, and its backward is its adjoint") {
+  std::mt19937 rng(9);
+  const int g = 60, rows = 3;
+  std::uniform_real_distribution<float> pos(-20, 20), amp(1.f, 5.f), u(-1, 1);
+  std::vector<float> neutral;
+  for (int k = 0; k < 5; ++k)
+    for (int j = 0; j < g; ++j) neutral.push_back(k < 3 ? pos(rng) : k == 3 ? amp(rng) : 3.f);
+  TrainConfig tc;
+  tc.rigid_free = true;
+  const StepConsts k = step_consts(tc, neutral, 64, 2.0);
+  REQUIRE(k.rigid_free);
+  tc.movable.assign(g, 1);
+  tc.movable[0] = 0;
+  CHECK_FALSE(step_consts(tc, neutral, 64, 2.0).rigid_free);  // a selection keeps its rigid motions
+  const size_t W = 5 * size_t(g);
+  auto project = [&](const std::vector<float>& x, bool adjoint) {
+    std::vector<float> y(x.size());
+    train_ops::rigid_project(cpu_context(), k, neutral.data(), x.data(), y.data(), int(x.size() / W), adjoint);
+    return y;
+  };
+  // A rigid translation plus a small rotation about an arbitrary point: removed entirely.
+  std::vector<float> rigid(W, 0.f), other(W);
+  const double t[3] = {0.4, -0.2, 0.7}, w[3] = {0.01, -0.02, 0.015}, o[3] = {3, -5, 2};
+  for (int j = 0; j < g; ++j) {
+    const double r[3] = {neutral[j] - o[0], neutral[g + j] - o[1], neutral[2 * g + j] - o[2]};
+    const double wr[3] = {w[1] * r[2] - w[2] * r[1], w[2] * r[0] - w[0] * r[2], w[0] * r[1] - w[1] * r[0]};
+    for (int a = 0; a < 3; ++a) rigid[size_t(a) * g + j] = float(t[a] + wr[a]);
+  }
+  for (float& e : other) e = u(rng);
+  std::vector<float> y = project(rigid, false);
+  for (size_t c = 0; c < 3 * size_t(g); ++c) CHECK(std::fabs(y[c]) <= 1e-5);
+  // Idempotent, amplitudes and widths untouched.
+  std::vector<float> p1 = project(other, false), p2 = project(p1, false);
+  for (size_t c = 0; c < W; ++c) CHECK(std::fabs(p2[c] - p1[c]) <= 1e-5);
+  for (size_t c = 3 * size_t(g); c < W; ++c) CHECK(p1[c] == other[c]);
+  // One Gaussian moved alone: most of that motion stays (a relative motion is not rigid).
+  std::vector<float> one(W, 0.f);
+  one[5] = 1.f;
+  CHECK(project(one, false)[5] > 0.8f);
+  // <P x, y> = <x, P^T y> over several rows.
+  std::vector<float> x(rows * W), v(rows * W);
+  for (float& e : x) e = u(rng);
+  for (float& e : v) e = u(rng);
+  const std::vector<float> px = project(x, false), ptv = project(v, true);
+  double a = 0, b = 0;
+  for (size_t c = 0; c < x.size(); ++c) {
+    a += double(px[c]) * v[c];
+    b += double(x[c]) * ptv[c];
+  }
+  CHECK(a == doctest::Approx(b).epsilon(1e-5));
+}
+
+TEST_CASE("--preset paper: the published recipe, refusing a line that changes part of it") {
+  const std::string base = test::cugmm_exe() + " train --particles none.star --model none.txt --out " +
+                           test::scratch_dir("preset_paper") + "/run --preset paper ";
+  for (const char* opt : {"--lr 1e-3", "--noise 1", "--loss snr", "--relu", "--leaky", "--rigid remove",
+                          "--coarse-epochs 2", "--latent-reg 1e-4"}) {
+    test::RunResult r = test::run(base + opt);
+    CAPTURE(opt);
+    CHECK(r.status != 0);
+    CHECK(test::contains(r.out, std::string("drop ") + std::string(opt).substr(0, std::string(opt).find(' '))));
+  }
+  const TrainConfig p = paper_recipe(), d;
+  CHECK(p.lr == 1e-4f);
+  CHECK(p.noise == 0.1f);
+  CHECK_FALSE(p.snr_weighted);
+  CHECK_FALSE(p.leaky);
+  CHECK(p.reg_mass == 1.f);
+  CHECK(d.snr_weighted);  // the defaults are not the paper's
+}
