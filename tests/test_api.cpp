@@ -292,11 +292,11 @@ TEST_CASE("refine_poses: the API and `cugmm refine-pose` write the same STAR fil
   const Run run = e.open_run(f.sequential_run());
   const Particles p = e.load_particles(f.star);
   PoseSettings ps;
-  ps.bands = {24, 12};  // down to the run's Nyquist (the cache of the finest band holds its score's rings)
+  ps.bands = {24, 16};  // coarser than the run's band (Nyquist, 12 Å), which its encoder reads
   ps.iterations = 4;
   ps.batch = 32;
   const PoseRefinement a = e.refine_poses(run, p, ps, f.dir + "/pose_api/refined.star");
-  const std::string opts = " --particles " + f.star + " --bands 24,12 --iterations 4 --batch 32 --device cpu --threads 2";
+  const std::string opts = " --particles " + f.star + " --bands 24,16 --iterations 4 --batch 32 --device cpu --threads 2";
   test::RunResult r = test::run(test::cugmm_exe() + " refine-pose " + f.dir + "/api_seq --out " + f.dir +
                                 "/pose_cli/refined.star" + opts);
   REQUIRE_MESSAGE(r.status == 0, r.out);
@@ -327,7 +327,7 @@ TEST_CASE("refine_poses: the API and `cugmm refine-pose` write the same STAR fil
   CHECK(b.after.size() == p.count());
   // Settings checked as the command checks its options.
   PoseSettings bad = ps;
-  bad.bands = {12, 24};
+  bad.bands = {16, 24};
   CHECK_THROWS_WITH_AS(e.refine_poses(run, p, bad, f.dir + "/pose_api/bad.star"), doctest::Contains("coarse to fine"), Error);
   bad = ps;
   bad.ctf = "none";

@@ -1,4 +1,5 @@
 // `cugmm refine-pose` and Engine::refine_poses: the checks before any work, then the refinement and its files.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -82,6 +83,10 @@ PoseRefineResult run_pose_refinement(Context& cx, const io::ParticleSet& set, co
   const PoseRefineOptions& po = rq.options;
   CacheOptions co = rq.cache;
   co.maxres = po.bands.back();
+  // The run's encoder reads features over the band it was trained on (its ring weights count those rings):
+  // the cache holds that band too when it is finer than the last stage's.
+  if (rq.run && rq.latent.empty())
+    co.maxres = rq.run->config.maxres > 0 ? std::min(co.maxres, rq.run->config.maxres) : 0;
   ParticleCache cache = open_particle_cache(co, rq.cache_path, true);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
 
