@@ -52,7 +52,7 @@ static int run_train(Command& c) {
   TrainOptions to;
   TrainConfig& cfg = to.config;
   CacheOptions& co = to.cache;
-  std::string model_path, out, cache_path, focus_mask, subtract = "neutral", poses_from;
+  std::string model_path, out, cache_path, focus_mask, subtract = "neutral", poses_from, exchange = "auto";
   bool resume = false, plan_only = false, recentre = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
@@ -69,12 +69,16 @@ static int run_train(Command& c) {
                                  "is the box centre (the model moved with them)");
   LatentEstimateOptions le;
   le.declare(c);
+  c.text("--exchange", exchange, "under mpirun, how each layer's gradients are added over the ranks: auto (the "
+                                 "cheaper, timed at the start), dense (all-reduce) or low-rank (all-gather the "
+                                 "layer's inputs and output gradients)");
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
   le.finish(cfg.seed, cfg.batch);
+  const data_parallel::ExchangeMode exchange_mode = data_parallel::parse_exchange_mode(exchange);
   const bool focused = !focus_mask.empty(), subtracting = focused && subtract == "neutral";
   if (subtract != "neutral" && subtract != "none")
     throw Error("--subtract must be neutral or none, not '" + quote_value(subtract) + "'");
@@ -166,7 +170,7 @@ static int run_train(Command& c) {
   Comm& comm = c.comm();
   const bool writer = comm.rank() == 0;  // one rank writes the run's files
   Trainer trainer(cx, cache, model, cfg, out);
-  trainer.set_comm(comm);
+  trainer.set_comm(comm, exchange_mode);
   if (!poses_from.empty()) {
     std::vector<ParticlePose> poses(cache.count());
     for (size_t i = 0; i < cache.count(); ++i) {
@@ -248,7 +252,8 @@ static int run_train(Command& c) {
   if (!trainer.ring_record().is_null()) run["score_ring_weights"] = trainer.ring_record();
   run["device"] = device_name(device);
   run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
-                  {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes}};
+                  {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes},
+                  {"exchange", trainer.exchange_record()}};
   run["particles_count"] = cache.count();
   run["train_count"] = trainer.train_count();
   run["val_count"] = trainer.val_count();
