@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   Comm& comm = launch->comm();
   try {
     bool quick = false;
-    std::string out = "bench_data_parallel.json", exchange_mode = "auto";
+    std::string out = "bench_data_parallel.json", exchange_mode = "dense";
     int G = 3200, box = 64, batch = 64, particles = 0, epochs = 0, threads = 0;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];

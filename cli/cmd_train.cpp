@@ -52,7 +52,7 @@ static int run_train(Command& c) {
   TrainOptions to;
   TrainConfig& cfg = to.config;
   CacheOptions& co = to.cache;
-  std::string model_path, out, cache_path, focus_mask, subtract = "neutral", poses_from, exchange = "auto";
+  std::string model_path, out, cache_path, focus_mask, subtract = "neutral", poses_from, exchange = "dense";
   bool resume = false, plan_only = false, recentre = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
@@ -69,9 +69,10 @@ static int run_train(Command& c) {
                                  "is the box centre (the model moved with them)");
   LatentEstimateOptions le;
   le.declare(c);
-  c.text("--exchange", exchange, "under mpirun, how each layer's gradients are added over the ranks: auto (the "
-                                 "cheaper, timed at the start), dense (all-reduce) or low-rank (all-gather the "
-                                 "layer's inputs and output gradients)");
+  c.text("--exchange", exchange, "under mpirun, how each layer's gradients are added over the ranks: dense "
+                                 "(all-reduce), low-rank (all-gather the layer's inputs and output gradients) or "
+                                 "auto (the cheaper by a timing at the start, so the plan, and the last bits of the "
+                                 "result, may differ between runs)");
   c.flag("--resume", resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();

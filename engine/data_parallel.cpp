@@ -16,7 +16,7 @@ ExchangeMode parse_exchange_mode(const std::string& s) {
   if (s == "auto") return ExchangeMode::automatic;
   if (s == "dense") return ExchangeMode::dense;
   if (s == "low-rank") return ExchangeMode::low_rank;
-  throw Error("--exchange must be auto, dense or low-rank, not '" + s + "'");
+  throw Error("--exchange must be dense, low-rank or auto, not '" + s + "'");
 }
 
 const char* exchange_mode_name(ExchangeMode m) {

@@ -15,7 +15,8 @@
 //             floats received, and x 2 B in out extra FLOP (every rank does every rank's GEMM).
 // By bytes alone low-rank pays below a per-rank batch of B* = 2 in out / (R (in + out)); `automatic` times
 // the link (an all-reduce) and the device (the layer's d W GEMM) once at the start and picks, per layer,
-// the cheaper of the two with both terms (rank 0 decides, every rank follows). A low-rank layer's gradient
+// the cheaper of the two with both terms (rank 0 decides, every rank follows). Timings vary, so its plan
+// (and a run's last bits) may too: the default is dense, the same plan every run. A low-rank layer's gradient
 // is the same GEMM, over the same rows in the same order, that one process with batch R x B runs.
 #pragma once
 #include <cstddef>

@@ -462,7 +462,7 @@ struct Trainer::Impl {
   uint64_t step = 0;
   SingleComm single;
   Comm* comm = &single;  // set_comm
-  data_parallel::ExchangeMode exchange_mode = data_parallel::ExchangeMode::automatic;
+  data_parallel::ExchangeMode exchange_mode = data_parallel::ExchangeMode::dense;
   std::unique_ptr<data_parallel::GradientExchange> xenc, xdec;  // with several ranks
 
   Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)

@@ -170,7 +170,7 @@ class Trainer {
   // embed are shared out; only rank 0 writes the checkpoint. The comm outlives the trainer. `exchange`: how
   // each layer's gradients are added over the ranks (engine/data_parallel.h; the plan is in
   // exchange_record() once training has started).
-  void set_comm(Comm& comm, data_parallel::ExchangeMode exchange = data_parallel::ExchangeMode::automatic);
+  void set_comm(Comm& comm, data_parallel::ExchangeMode exchange = data_parallel::ExchangeMode::dense);
   const MemoryPlan& memory_plan() const { return plan_; }
   size_t train_count() const { return train_.size(); }
   size_t val_count() const { return val_.size(); }
