@@ -23,7 +23,7 @@ namespace {
 constexpr int kBox = 24;
 constexpr double kPixel = 3.0;
 
-// A small map (24 Gaussians) and tuning that makes a fit of 4 rounds take well under a second.
+// A small map (24 Gaussians) and tuning that makes a fit of 4 rounds take about a second of CPU.
 FitMapInputs small_inputs() {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> u(-1, 1);
