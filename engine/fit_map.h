@@ -72,10 +72,11 @@ struct FitMapOptions {
   // Resuming (not part of the result). `checkpoint`: a file (nn/checkpoint.h's format, CRC-checked) that
   // holds the fit's state after each completed round and every check_every Adam steps within a round,
   // keyed to the inputs' content (map, half-maps, mask, init model: size and CRC-32 of the values), the
-  // tuning options above and the device; empty: none. When it exists, is whole and has this fit's key,
-  // the fit continues from it and gives, bit for bit, the model an uninterrupted fit gives (the random
-  // draws are Philox, keyed by seed and round); otherwise it is ignored with a warning saying why and
-  // replaced. write_fit_map_outputs removes it once the outputs are complete.
+  // tuning options above and the device (not threads: the CPU sums in a fixed order); empty: none. When it
+  // exists, is whole and has this fit's key, the fit continues from it and gives, bit for bit, the model an
+  // uninterrupted fit gives (the random draws are Philox, keyed by seed and round); otherwise it is
+  // ignored with a warning saying why and replaced. write_fit_map_outputs removes it once the outputs are
+  // complete.
   std::string checkpoint;
   // Called after each checkpoint is written with the round it resumes at (0-based) and the Adam steps of
   // that round already done (0: the round has not started); tests throw from it to stand for a kill.
