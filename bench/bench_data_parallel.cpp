@@ -1,13 +1,16 @@
 // Data-parallel training (issue 19 §6): the reference job's networks (DESIGN §4: G = 3,200, latent 4, MLPs
 // 3 x 512) through the real trainer under `mpirun -np R`, each rank --batch B of a global batch of R x B.
-// Reports, per run: particle-steps/s of the whole job, the step time, the gradient exchange's time per step
-// (the trainer's profiled phase, which includes waiting for the slowest rank) and its share of the step,
-// the exchange's size (4 bytes per parameter of both networks, per rank and step), and an allreduce of
-// that size alone (its time, and bytes / time as the algorithm bandwidth). The README's "Clusters"
+// Reports, per run: particle-steps/s of the whole job, the step time, the gradient exchange's exposed time
+// per step (the trainer's profiled phase after the backward passes, which started the exchange layer by
+// layer: the wait for what is left, the low-rank layers' GEMMs, and the slowest rank) and its share of the
+// step, the time spent inside the exchange's calls, the exchange's plan per layer (--exchange auto|dense|
+// low-rank, engine/data_parallel.h) and the bytes it moved, and a dense all-reduce of both networks'
+// gradients alone (its time, and bytes / time as the algorithm bandwidth). The README's "Clusters"
 // section scales these to GPUs over NVLink and nodes over InfiniBand.
 //
 //   mpirun -np R bench_data_parallel [--quick] [--G 3200] [--box 64] [--batch 64] [--particles N]
-//                                    [--epochs E] [--threads T] [--out bench_data_parallel.json]
+//                                    [--epochs E] [--threads T] [--exchange auto|dense|low-rank]
+//                                    [--out bench_data_parallel.json]
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "core/dist/launch.h"
+#include "engine/data_parallel.h"
 #include "engine/particle_cache.h"
 #include "engine/simulate.h"
 #include "engine/trainer.h"
@@ -40,7 +44,7 @@ int main(int argc, char** argv) {
   Comm& comm = launch->comm();
   try {
     bool quick = false;
-    std::string out = "bench_data_parallel.json";
+    std::string out = "bench_data_parallel.json", exchange_mode = "dense";
     int G = 3200, box = 64, batch = 64, particles = 0, epochs = 0, threads = 0;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -52,10 +56,12 @@ int main(int argc, char** argv) {
       else if (a == "--particles") particles = std::stoi(next());
       else if (a == "--epochs") epochs = std::stoi(next());
       else if (a == "--threads") threads = std::stoi(next());
+      else if (a == "--exchange") exchange_mode = next();
       else if (a == "--out") out = next();
       else {
         std::fprintf(stderr, "usage: mpirun -np R bench_data_parallel [--quick] [--G N] [--box N] [--batch N] "
-                             "[--particles N] [--epochs E] [--threads T] [--out FILE]\n");
+                             "[--particles N] [--epochs E] [--threads T] [--exchange auto|dense|low-rank] "
+                             "[--out FILE]\n");
         return 2;
       }
     }
@@ -93,10 +99,14 @@ int main(int argc, char** argv) {
     c.loss_every = 1 << 30;  // the epoch end's read-back only
     Context cx(Device::cpu);
     Trainer trainer(cx, cache, model, c, dir);
-    trainer.set_comm(comm);
+    trainer.set_comm(comm, data_parallel::parse_exchange_mode(exchange_mode));
     trainer.profile = true;
     trainer.prepare_features(false);
+    const double in_calls0 = comm.exchange_seconds;
+    const size_t bytes0 = comm.exchange_bytes;
     trainer.train(false);
+    const double in_calls = comm.exchange_seconds - in_calls0;
+    const double moved = double(comm.exchange_bytes - bytes0);
     const size_t steps_per_epoch = trainer.train_count() / GB;
     std::vector<double> per_epoch;
     for (const auto& r : trainer.history()) per_epoch.push_back(double(steps_per_epoch * GB) / r.step_seconds);
@@ -137,8 +147,11 @@ int main(int argc, char** argv) {
       j["particle_steps_per_s_per_epoch"] = per_epoch;
       j["particle_steps_per_s"] = best;
       j["step_s"] = double(GB) / best;
-      j["exchange_bytes_per_step_per_rank"] = bytes;
+      j["exchange"] = trainer.exchange_record();
+      j["dense_exchange_bytes_per_step_per_rank"] = bytes;
+      j["exchanged_bytes_per_step_per_rank"] = moved / steps;
       j["exchange_s_per_step"] = exchange / steps;
+      j["exchange_calls_s_per_step"] = in_calls / steps;
       j["exchange_share_of_step"] = total > 0 ? exchange / total : 0.0;
       if (R > 1) {
         j["allreduce_alone_s"] = t_allreduce;
@@ -150,11 +163,20 @@ int main(int argc, char** argv) {
       std::printf("  %.0f particle-steps/s (epochs:", best);
       for (double v : per_epoch) std::printf(" %.0f", v);
       std::printf("), step %.4f s\n", double(GB) / best);
-      if (R > 1)
-        std::printf("  exchange: %.1f MB per rank and step, %.4f s per step in the step (%.1f%% of it), "
-                    "allreduce alone %.4f s (%.2f GB/s)\n",
-                    bytes / 1e6, exchange / steps, total > 0 ? 100 * exchange / total : 0.0, t_allreduce,
-                    bytes / t_allreduce / 1e9);
+      if (R > 1) {
+        const nlohmann::json x = trainer.exchange_record();
+        int low = 0, all = 0;
+        for (const char* net : {"encoder", "decoder"})
+          for (const auto& l : x[net]) {
+            ++all;
+            low += l["low_rank"].get<bool>();
+          }
+        std::printf("  exchange (--exchange %s: %d of %d layers low-rank): %.1f MB per rank and step (dense: %.1f), "
+                    "exposed %.4f s per step after the backward passes (%.1f%% of the step), %.4f s in its calls; "
+                    "a dense allreduce alone %.4f s (%.2f GB/s)\n",
+                    exchange_mode.c_str(), low, all, moved / steps / 1e6, bytes / 1e6, exchange / steps,
+                    total > 0 ? 100 * exchange / total : 0.0, in_calls / steps, t_allreduce, bytes / t_allreduce / 1e9);
+      }
       else
         std::printf("  exchange: none (one rank); it would move %.1f MB per rank and step\n", bytes / 1e6);
       std::printf("  phases of the step (rank 0, synchronised after each):\n");

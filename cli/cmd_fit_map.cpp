@@ -1,6 +1,8 @@
 // `cugmm fit-map MAP --out DIR`: the neutral Gaussian model of a consensus map (engine/fit_map.h).
 // Outputs in DIR: model.txt, model.cif (+ model.pdb within PDB's limits), model.cmm, model.mrc (on the
-// map's grid), fsc.txt, fsc.png and, last, fit.json (every option, each round, the verdict).
+// map's grid), fsc.txt, fsc.png and, last, fit.json (every option, each round, the verdict). While it runs,
+// DIR/fit-map.ckpt holds the fit's state (after each round and every 100 steps): a run killed and started
+// again with the same inputs and options continues from it; it is removed once the outputs are written.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -52,6 +54,8 @@ static int run_fit_map(Command& c) {
                                           "fsc.txt", "fsc.png", "fit.json"};
   std::vector<std::string> outputs;
   for (const std::string& f : files) outputs.push_back((fs::path(out) / f).string());
+  o.checkpoint = (fs::path(out) / "fit-map.ckpt").string();
+  outputs.push_back(o.checkpoint);
   // Every file and every input's content before the output directory is made.
   check_files({inputs, outputs, {out}}, false);
   FitMapInputs in = load_fit_map_inputs(o);

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "engine/api/session.h"
 #include "engine/api/workflows.h"
+#include "engine/data_parallel.h"
 #include "engine/particle_batch.h"
 #include "engine/particle_cache.h"
 #include "engine/particle_poses.h"
@@ -59,12 +60,18 @@ static int run_train(Command& c) {
                                           "centre is the box centre (the model moved with them)");
   LatentEstimateOptions le;
   le.declare(c);
+  std::string exchange = "dense";
+  c.text("--exchange", exchange, "under mpirun, how each layer's gradients are added over the ranks: dense "
+                                 "(all-reduce), low-rank (all-gather the layer's inputs and output gradients) or "
+                                 "auto (the cheaper by a timing at the start, so the plan, and the last bits of the "
+                                 "result, may differ between runs)");
   c.flag("--resume", rq.resume, "continue the run in OUT from its checkpoint (same settings; --epochs may grow)");
   c.flag("--plan", plan_only, "print the memory plan and stop");
   c.device_options();
   if (c.parse()) return 0;
   to.finish(c);
   le.finish(cfg.seed, cfg.batch);
+  rq.exchange = data_parallel::parse_exchange_mode(exchange);
   rq.chose_gaussians = !to.mask.empty() || !to.gaussians.empty();
   rq.config = cfg;  // the symmetry's name for the checks (the selection below completes it)
   check_train_request(rq);

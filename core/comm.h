@@ -26,6 +26,19 @@ class Comm {
   // device memory on CUDA, ordered on cx's stream). The result is the same on every rank (one reduction,
   // then the same bits everywhere), so ranks that apply the same update stay bit-identical.
   virtual void allreduce_sum(Context& cx, float* data, size_t n) = 0;
+  // recv (size() x n floats, memory of cx's device) = every rank's `send` (n floats), in rank order.
+  virtual void allgather(Context& cx, const float* send, float* recv, size_t n) = 0;
+  // Non-blocking forms, so the gradient exchange overlaps the backward pass (engine/data_parallel.h): the
+  // call starts the operation; its buffers must stay untouched, and are not to be read, until wait_all(cx)
+  // returns (on CUDA: until the work queued on cx's stream after wait_all). Started operations complete in
+  // the order they were started, on every rank. progress() lets the library advance them meanwhile (MPI
+  // moves a non-blocking collective only inside its own calls). The defaults complete at once.
+  virtual void start_allreduce_sum(Context& cx, float* data, size_t n) { allreduce_sum(cx, data, n); }
+  virtual void start_allgather(Context& cx, const float* send, float* recv, size_t n) {
+    allgather(cx, send, recv, n);
+  }
+  virtual void progress() {}
+  virtual void wait_all(Context&) {}
   // Host memory, double: loss accumulators, normalisation sums, counts.
   virtual void allreduce_sum(double* data, size_t n) = 0;
   // Host memory: root's bytes to every rank.
@@ -35,7 +48,9 @@ class Comm {
   // leave the others waiting in a collective.
   [[noreturn]] virtual void abort(int code) = 0;
 
-  // Time spent in allreduce_sum on device buffers, and their bytes (per rank): the gradient exchange.
+  // Time spent in the calls above on device buffers (starting and waiting, not the time an operation runs
+  // behind the caller's back), and the bytes of their arrays (an allreduce's array, an allgather's gathered
+  // rows): the gradient exchange.
   double exchange_seconds = 0;
   size_t exchange_bytes = 0;
 };
@@ -55,6 +70,7 @@ class SingleComm final : public Comm {
   int size() const override { return 1; }
   std::string describe() const override { return "single process"; }
   void allreduce_sum(Context&, float*, size_t) override {}
+  void allgather(Context& cx, const float* send, float* recv, size_t n) override;
   void allreduce_sum(double*, size_t) override {}
   void broadcast(void*, size_t, int) override {}
   void barrier() override {}

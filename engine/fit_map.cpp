@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
-#include <random>
 #include <sstream>
 
 #include "core/error.h"
@@ -16,6 +15,7 @@
 #include "engine/gaussian_fourier3d.h"
 #include "engine/render.h"
 #include "kernels/nn_adam.h"
+#include "kernels/philox.h"
 
 namespace cugmm {
 
@@ -77,25 +77,31 @@ long drop_outside(io::GaussianModel& g, const std::vector<float>& mask, double k
   return dropped;
 }
 
+// The random draws: Philox (kernels/philox.h) under key seed ^ kDrawKey, one stream per round (the seed
+// model is round 0's, each split its round's), so a fit resumed at any round draws what an uninterrupted
+// one does.
+constexpr uint64_t kDrawKey = 0x6669742d6d6170ull;  // "fit-map"
+
 // Seeds G Gaussians on voxels above the threshold, drawn with probability proportional to density.
 io::GaussianModel seed_model(const AboveThreshold& at, const std::vector<float>& mm, long count, double width, int n,
-                             double pixel, std::mt19937_64& rng) {
+                             double pixel, uint64_t seed) {
   std::vector<double> cum(at.voxels.size());
   double run = 0;
   for (size_t i = 0; i < at.voxels.size(); ++i) cum[i] = run += mm[at.voxels[i]];
-  std::uniform_real_distribution<double> u(0, 1);
+  uint64_t draw = 0;
+  auto u = [&]() { return double(philox_uniform(seed ^ kDrawKey, 0, draw++)); };
   io::GaussianModel g;
   g.box_size = n;
   g.pixel_size = pixel;
   g.resize(size_t(count));
   for (long j = 0; j < count; ++j) {
-    const size_t k = std::min(size_t(std::lower_bound(cum.begin(), cum.end(), u(rng) * run) - cum.begin()),
+    const size_t k = std::min(size_t(std::lower_bound(cum.begin(), cum.end(), u() * run) - cum.begin()),
                               cum.size() - 1);
     const size_t v = at.voxels[k];
     const int ix = int(v % n), iy = int(v / n % n), iz = int(v / (size_t(n) * n));
-    g.x[j] = float((ix - n / 2 + u(rng) - 0.5) * pixel);
-    g.y[j] = float((iy - n / 2 + u(rng) - 0.5) * pixel);
-    g.z[j] = float((iz - n / 2 + u(rng) - 0.5) * pixel);
+    g.x[j] = float((ix - n / 2 + u() - 0.5) * pixel);
+    g.y[j] = float((iy - n / 2 + u() - 0.5) * pixel);
+    g.z[j] = float((iz - n / 2 + u() - 0.5) * pixel);
     g.amplitude[j] = float(at.mass / count);
     g.width[j] = float(width);
   }
@@ -141,20 +147,21 @@ std::vector<double> footprint_residual(const io::GaussianModel& g, const std::ve
 }
 
 // Splits the `extra` Gaussians with the largest residual: parent and child at -/+ s/2 along a random
-// direction, half the amplitude each, width x 0.8 (half the mass in about half the volume).
-void split(io::GaussianModel& g, const std::vector<double>& residual, size_t extra, std::mt19937_64& rng) {
+// direction (round `round`'s draws), half the amplitude each, width x 0.8 (half the mass in about half
+// the volume).
+void split(io::GaussianModel& g, const std::vector<double>& residual, size_t extra, uint64_t seed, int round) {
   std::vector<size_t> order(g.size());
   std::iota(order.begin(), order.end(), 0);
   extra = std::min(extra, g.size());
   std::partial_sort(order.begin(), order.begin() + extra, order.end(), [&](size_t a, size_t b) {
     return residual[a] != residual[b] ? residual[a] > residual[b] : a < b;
   });
-  std::normal_distribution<double> nd(0, 1);
   const size_t g0 = g.size();
   g.resize(g0 + extra);
   for (size_t e = 0; e < extra; ++e) {
     const size_t j = order[e], c = g0 + e;
-    double d[3] = {nd(rng), nd(rng), nd(rng)};
+    double d[3];
+    for (int a = 0; a < 3; ++a) d[a] = philox_normal(seed ^ kDrawKey, uint64_t(round), 3 * e + a);
     const double len = std::max(1e-12, std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]));
     const double off = 0.5 * g.width[j] / len;
     g.x[c] = float(g.x[j] + off * d[0]); g.y[c] = float(g.y[j] + off * d[1]); g.z[c] = float(g.z[j] + off * d[2]);
@@ -172,24 +179,33 @@ struct AdamRun {
   bool converged = false;
 };
 
-// Adam on all five parameter groups against one band; `check` (every opt.check_every steps and at
-// convergence) may stop early by returning true.
-template <class Check>
+// Adam on all five parameter groups against one band, from `st` (a round not started when its history is
+// empty) to at most max_iter steps in all; `check` (every opt.check_every steps and at convergence) may
+// stop early by returning true; otherwise `save` is called there (st and g are the state after that step).
+template <class Check, class Save>
 AdamRun run_adam(io::GaussianModel& g, Fourier3dLoss& lf, const FitMapOptions& opt, double res, double pixel,
-                 int max_iter, Check&& check) {
+                 int max_iter, AdamState& st, Check&& check, Save&& save) {
   const size_t gc = g.size();
   AdamRun run;
   if (gc == 0) return run;
-  std::vector<float> grad(5 * gc), m(5 * gc, 0.f), v(5 * gc, 0.f);
+  if (st.history.empty()) {
+    st.m.assign(5 * gc, 0.f);
+    st.v.assign(5 * gc, 0.f);
+    st.a_ref = std::accumulate(g.amplitude.begin(), g.amplitude.end(), 0.0) / gc;
+  }
+  CUGMM_REQUIRE(st.m.size() == 5 * gc && st.v.size() == 5 * gc, "fit-map: Adam's state is not the model's");
+  std::vector<float> grad(5 * gc);
+  std::vector<float>&m = st.m, &v = st.v;
+  std::vector<double>& history = st.history;
   const double sr = target_width(res);
-  const double a_ref = std::accumulate(g.amplitude.begin(), g.amplitude.end(), 0.0) / gc;
   const double lr[5] = {opt.lr_position * sr, opt.lr_position * sr, opt.lr_position * sr,
-                        opt.lr_amplitude * a_ref, opt.lr_width * sr};
+                        opt.lr_amplitude * st.a_ref, opt.lr_width * sr};
   const float smin = float(min_width(opt, pixel, res)), smax = float(max_width(pixel, res));
   for (size_t j = 0; j < gc; ++j) g.width[j] = std::clamp(g.width[j], smin, smax);
   float* p[5] = {g.x.data(), g.y.data(), g.z.data(), g.amplitude.data(), g.width.data()};
-  std::vector<double> history;
-  for (int t = 1; t <= max_iter; ++t) {
+  run.iterations = int(history.size());
+  if (!history.empty()) run.loss = history.back();
+  for (int t = int(history.size()) + 1; t <= max_iter; ++t) {
     GaussSoA<float> soa{p[0], p[1], p[2], p[3], p[4], gc};
     GaussGrad<float> gg{grad.data(), grad.data() + gc, grad.data() + 2 * gc, grad.data() + 3 * gc, grad.data() + 4 * gc};
     run.loss = lf.loss_grad(soa, gg);
@@ -213,6 +229,7 @@ AdamRun run_adam(io::GaussianModel& g, Fourier3dLoss& lf, const FitMapOptions& o
     if (t >= 2 * lag && history[t - 1 - lag] - run.loss < opt.converge_tol * history[t - 1 - lag]) run.converged = true;
     if (run.converged || (opt.check_every > 0 && t % opt.check_every == 0)) {
       if (check() || run.converged) break;
+      if (t < max_iter) save();  // at max_iter the round ends here anyway
     }
   }
   return run;
@@ -312,7 +329,6 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
   }
   for (const std::string& w : r.warnings) log_warn("fit-map: " + w);
 
-  std::mt19937_64 rng(opt.seed);
   io::GaussianModel g;
   long g_first;
   double res0 = std::clamp(std::max(opt.start_res, opt.res), opt.res, std::max(opt.res, n * pixel / 3));
@@ -330,7 +346,7 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
     opt.ngauss = std::max(opt.ngauss, g_first);
   } else {
     g_first = std::min<long>(opt.start_gaussians, opt.ngauss);
-    g = seed_model(at, mm, g_first, target_width(res0), n, pixel, rng);
+    g = seed_model(at, mm, g_first, target_width(res0), n, pixel, opt.seed);
     r.dropped_by_mask += drop_outside(g, mask, opt.mask_keep, n, pixel);
   }
   const int doublings = opt.ngauss > g_first ? int(std::ceil(std::log2(double(opt.ngauss) / g_first))) : 0;
@@ -344,15 +360,44 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
   log_info("fit-map: " + std::to_string(n) + "^3 at " + fmt(pixel) + " Å/px, --res " + fmt(opt.res) + " Å, " +
            std::to_string(opt.ngauss) + " Gaussians in " + std::to_string(rounds) + " rounds, threshold " +
            fmt(opt.threshold) + ", " + r.device);
-  Progress progress("fit-map", size_t(rounds));
-  for (int i = 0; i < rounds; ++i) {
+
+  // Resuming: the checkpoint's state replaces the one just set up (FitMapOptions::checkpoint).
+  const std::string& ckpt = opt_in.checkpoint;
+  const nlohmann::json key = ckpt.empty() ? nlohmann::json() : checkpoint_key(in, opt_in, r.device);
+  FitState resumed;
+  double seconds_before = 0;  // spent by the runs this one continues
+  if (!ckpt.empty()) {
+    if (std::optional<FitState> s = load_fit_state(ckpt, key, rounds)) {
+      resumed = std::move(*s);
+      g = std::move(resumed.model);
+      r.rounds = resumed.rounds;
+      r.dropped_by_mask = resumed.dropped_by_mask;
+      seconds_before = resumed.seconds;
+      const int step = int(resumed.adam.history.size());
+      log_info("fit-map: resuming from round " + std::to_string(resumed.round + 1) + " of " + std::to_string(rounds) +
+               (step ? ", step " + std::to_string(step) : "") + " (" + ckpt + ")");
+    }
+  }
+  auto save = [&](int round, const AdamState& adam, double round_seconds) {
+    if (ckpt.empty()) return;
+    FitState s{round, g, adam, r.rounds, r.dropped_by_mask, round_seconds, seconds_before + seconds_since(t0)};
+    save_fit_state(ckpt, key, rounds, s);
+    if (opt_in.on_checkpoint) opt_in.on_checkpoint(round, int(adam.history.size()));
+  };
+
+  Progress progress("fit-map", size_t(rounds - resumed.round));
+  for (int i = resumed.round; i < rounds; ++i) {
     const auto tr0 = std::chrono::steady_clock::now();
     const double res = round_res(i);
     const bool last = i == rounds - 1;
-    if (i > 0) {
+    // Mid-round (a resumed round with steps done): the split was made before those steps.
+    AdamState adam = i == resumed.round ? std::move(resumed.adam) : AdamState{};
+    const double round_before = i == resumed.round ? resumed.round_seconds : 0;
+    if (i > 0 && adam.history.empty()) {
       const long want = round_g(i);
       remove_dead(g);
-      if (want > long(g.size())) split(g, footprint_residual(g, mm, mask, n, pixel), size_t(want - long(g.size())), rng);
+      if (want > long(g.size()))
+        split(g, footprint_residual(g, mm, mask, n, pixel), size_t(want - long(g.size())), opt.seed, i);
     }
     Band3d band = make_band3d(n, pixel, res);
     if (opt.whiten > 0) {
@@ -375,11 +420,14 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
       evaluate_stop_rule(r, opt.res, n, pixel);
       return r.reached;
     };
-    AdamRun run = run_adam(g, *lf, opt, res, pixel, last ? opt.final_iterations : opt.round_iterations, check);
+    AdamRun run = run_adam(g, *lf, opt, res, pixel, last ? opt.final_iterations : opt.round_iterations, adam, check,
+                           [&]() { save(i, adam, round_before + seconds_since(tr0)); });
     r.dropped_by_mask += drop_outside(g, mask, opt.mask_keep, n, pixel);
     round_fsc = model_fsc(g, mm, mask, n, pixel);
-    FitRound fr{i, long(g.size()), res, run.iterations, run.loss, round_fsc, seconds_since(tr0)};
+    FitRound fr{i, long(g.size()), res, run.iterations, run.loss, round_fsc, round_before + seconds_since(tr0)};
     r.rounds.push_back(fr);
+    // The last round's end needs no state: the result follows from it at once.
+    if (!last) save(i + 1, AdamState{}, 0);
     std::vector<float> ws = g.width;
     std::sort(ws.begin(), ws.end());
     const std::string widths = ws.empty() ? "" : ", widths " + fmt(ws.front()) + "/" + fmt(ws[ws.size() / 2]) + "/" +
@@ -409,7 +457,7 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt_in, Contex
   r.model = std::move(g);
   r.res_fsc05 = r.fsc.resolution_at(0.5);
   r.res_fsc0143 = r.fsc.resolution_at(0.143);
-  r.seconds = seconds_since(t0);
+  r.seconds = seconds_before + seconds_since(t0);
   (r.reached ? log_info : log_warn)("fit-map: " + r.verdict);
   return r;
 }

@@ -14,6 +14,7 @@
 // Documented defaults (FitMapOptions): see each field.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -67,6 +68,19 @@ struct FitMapOptions {
   double whiten = 1;
   double stop_fsc = 0.95;         // of 1 (noise-free) or of C_ref (half-maps)
   double mask_keep = 0.5;         // a Gaussian whose centre sees mask < this is outside and dropped
+
+  // Resuming (not part of the result). `checkpoint`: a file (nn/checkpoint.h's format, CRC-checked) that
+  // holds the fit's state after each completed round and every check_every Adam steps within a round,
+  // keyed to the inputs' content (map, half-maps, mask, init model: size and CRC-32 of the values), the
+  // tuning options above and the device (not threads: the CPU sums in a fixed order); empty: none. When it
+  // exists, is whole and has this fit's key, the fit continues from it and gives, bit for bit, the model an
+  // uninterrupted fit gives (the random draws are Philox, keyed by seed and round); otherwise it is
+  // ignored with a warning saying why and replaced. write_fit_map_outputs removes it once the outputs are
+  // complete.
+  std::string checkpoint;
+  // Called after each checkpoint is written with the round it resumes at (0-based) and the Adam steps of
+  // that round already done (0: the round has not started); tests throw from it to stand for a kill.
+  std::function<void(int round, int step)> on_checkpoint;
 };
 
 struct FitMapInputs {
@@ -113,7 +127,8 @@ FitMapInputs load_fit_map_inputs(const FitMapOptions& opt);
 // Coordinates: the file's frame is the map frame (x_Å = centre + N/2 pixel).
 io::GaussianModel coarse_grain_atoms(const io::AtomicModel& atoms, int box, double pixel, double min_width);
 
-// The fit. Checks the inputs as load_fit_map_inputs does (names from `opt`); progress per round.
+// The fit. Checks the inputs as load_fit_map_inputs does (names from `opt`); progress per round. With
+// opt.checkpoint: resumes from it when it is this fit's, and keeps it up to date (FitMapOptions).
 FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt, Context& ctx);
 
 // The stop rule on an FSC curve (half_fsc empty: noise-free). Fills reached, worst_ratio, failing_shells,
@@ -121,7 +136,8 @@ FitMapResult fit_map(const FitMapInputs& in, const FitMapOptions& opt, Context& 
 void evaluate_stop_rule(FitMapResult& r, double res, int box, double pixel);
 
 // Writes model.txt, model.cif, model.pdb (when G and B fit PDB's fields), model.cmm, model.mrc (on the
-// map's grid and pixel size), fsc.txt, fsc.png and fit.json into `dir` (created).
+// map's grid and pixel size), fsc.txt, fsc.png and fit.json into `dir` (created); then removes the fit's
+// checkpoint (r.options.checkpoint) and any temporary a killed writer of it left.
 void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const FitMapResult& r);
 
 }  // namespace cugmm

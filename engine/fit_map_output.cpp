@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "engine/fit_map.h"
+#include "engine/fit_map_detail.h"
 #include "engine/render.h"
 #include "io/atomic_file.h"
 #include "io/mrc.h"
@@ -75,14 +76,9 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
 
   const FitMapOptions& o = r.options;
   nlohmann::json j;
-  j["options"] = {{"map", o.map_path}, {"half_maps", {o.half1_path, o.half2_path}}, {"mask", o.mask_path},
-                  {"init", o.init_path}, {"res", o.res}, {"threshold", o.threshold}, {"ngauss", o.ngauss},
-                  {"seed", o.seed}, {"threads", o.threads}, {"device", r.device}, {"start_gaussians", o.start_gaussians},
-                  {"start_res", o.start_res}, {"min_rounds", o.min_rounds}, {"round_iterations", o.round_iterations},
-                  {"final_iterations", o.final_iterations}, {"check_every", o.check_every},
-                  {"converge_tol", o.converge_tol}, {"lr_position", o.lr_position}, {"lr_width", o.lr_width},
-                  {"lr_amplitude", o.lr_amplitude}, {"min_width_pixels", o.min_width_pixels},
-                  {"whiten", o.whiten}, {"stop_fsc", o.stop_fsc}, {"mask_keep", o.mask_keep}};
+  j["options"] = fit_detail::tuning_json(o);
+  j["options"].update({{"map", o.map_path}, {"half_maps", {o.half1_path, o.half2_path}}, {"mask", o.mask_path},
+                       {"init", o.init_path}, {"threads", o.threads}, {"device", r.device}});
   j["map"] = {{"box", in.map.nx}, {"pixel_size", in.map.pixel_size}};
   nlohmann::json rounds = nlohmann::json::array();
   for (const FitRound& fr : r.rounds)
@@ -104,6 +100,11 @@ void write_fit_map_outputs(const std::string& dir, const FitMapInputs& in, const
   j["warnings"] = r.warnings;
   j["seconds"] = r.seconds;
   io::write_file_atomic((d / "fit.json").string(), j.dump(2) + "\n");  // last: its presence means complete
+  // The fit is on disk whole: its checkpoint has served.
+  if (!o.checkpoint.empty()) {
+    fs::remove(o.checkpoint);
+    io::remove_stale_temps(o.checkpoint);
+  }
 }
 
 }  // namespace cugmm

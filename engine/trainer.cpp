@@ -457,6 +457,8 @@ struct Trainer::Impl {
   uint64_t step = 0;
   SingleComm single;
   Comm* comm = &single;  // set_comm
+  data_parallel::ExchangeMode exchange_mode = data_parallel::ExchangeMode::dense;
+  std::unique_ptr<data_parallel::GradientExchange> xenc, xdec;  // with several ranks
 
   Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)
       : cx(x), cache(ca), neutral(m), c(cfg), dir(d), G(int(m.size())) {}
@@ -477,6 +479,15 @@ struct Trainer::Impl {
     ac.seed = c.seed * 2 + 2;
     ac.name = "decoder";
     adec = std::make_unique<nn::Adam>(*dec, ac);
+    if (comm->size() > 1) {  // collective: every rank makes its networks at the same point
+      xenc = std::make_unique<data_parallel::GradientExchange>(*comm, *enc, exchange_mode, c.batch);
+      xdec = std::make_unique<data_parallel::GradientExchange>(*comm, *dec, exchange_mode, c.batch);
+      enc->set_gradient_hook(xenc.get());
+      dec->set_gradient_hook(xdec.get());
+      if (comm->rank() == 0)
+        log_info(std::string("gradient exchange (--exchange ") + data_parallel::exchange_mode_name(exchange_mode) +
+                 "):\n  encoder " + xenc->describe() + "\n  decoder " + xdec->describe());
+    }
   }
 };
 
@@ -515,8 +526,9 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
 
 Trainer::~Trainer() = default;
 
-void Trainer::set_comm(Comm& comm) {
+void Trainer::set_comm(Comm& comm, data_parallel::ExchangeMode exchange) {
   p_->comm = &comm;
+  p_->exchange_mode = exchange;
   const size_t global = size_t(p_->c.batch) * size_t(comm.size());
   if (train_.size() < global)
     throw Error(std::to_string(train_.size()) + " training particles are fewer than one global batch (" +
@@ -561,6 +573,22 @@ nlohmann::json Trainer::feature_key() const {
 
 const std::vector<float>& Trainer::ring_weights() const { return p_->ring_weights; }
 const nlohmann::json& Trainer::ring_record() const { return p_->ring_record; }
+
+nlohmann::json Trainer::exchange_record() const {
+  if (!p_->xenc) return nullptr;
+  auto net = [](const data_parallel::GradientExchange& x) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& c : x.choices())
+      layers.push_back({{"layer", c.layer}, {"in", c.in}, {"out", c.out}, {"low_rank", c.low_rank},
+                        {"dense_bytes", c.dense_bytes}, {"low_rank_bytes", c.low_rank_bytes},
+                        {"break_even_batch", c.break_even_batch}, {"dense_s_model", c.dense_seconds},
+                        {"low_rank_s_model", c.low_rank_seconds}});
+    return layers;
+  };
+  return {{"mode", data_parallel::exchange_mode_name(p_->exchange_mode)},
+          {"link_bytes_per_s", p_->xenc->link_bytes_per_second()}, {"gemm_flops", p_->xenc->gemm_flops()},
+          {"encoder", net(*p_->xenc)}, {"decoder", net(*p_->xdec)}};
+}
 
 void Trainer::prepare_features(bool resume) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -788,9 +816,9 @@ bool Trainer::train(bool resume) {
         }
         p.enc->backward(vz, false);
         mark("decoder + encoder backward");
-        if (ranks > 1) {
-          data_parallel::exchange_gradients(comm, *p.enc);
-          data_parallel::exchange_gradients(comm, *p.dec);
+        if (ranks > 1) {  // started layer by layer during the backward passes: what is left of it
+          p.xdec->finish();
+          p.xenc->finish();
           mark("gradient exchange");
         }
         p.aenc->step();

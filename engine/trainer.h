@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/comm.h"
+#include "engine/data_parallel.h"
 #include "core/context.h"
 #include "engine/features.h"
 #include "engine/particle_batch.h"
@@ -163,8 +164,10 @@ class Trainer {
   ~Trainer();
   // Data-parallel training over comm's ranks (engine/data_parallel.h), set before prepare_features: each
   // rank runs config.batch particles of every global batch of size() x batch; features, validation and
-  // embed are shared out; only rank 0 writes the checkpoint. The comm outlives the trainer.
-  void set_comm(Comm& comm);
+  // embed are shared out; only rank 0 writes the checkpoint. The comm outlives the trainer. `exchange`: how
+  // each layer's gradients are added over the ranks (engine/data_parallel.h; the plan is in
+  // exchange_record() once training has started).
+  void set_comm(Comm& comm, data_parallel::ExchangeMode exchange = data_parallel::ExchangeMode::dense);
   const MemoryPlan& memory_plan() const { return plan_; }
   size_t train_count() const { return train_.size(); }
   size_t val_count() const { return val_.size(); }
@@ -190,6 +193,8 @@ class Trainer {
   const std::vector<float>& ring_weights() const;
   // How they were estimated (particles, the neutral model's mean FRC per ring, the weights); null on resume.
   const nlohmann::json& ring_record() const;
+  // The gradient exchange's plan per network and layer (null with one rank).
+  nlohmann::json exchange_record() const;
   std::string checkpoint_path() const;
   std::string features_path() const;
   nlohmann::json feature_key() const;

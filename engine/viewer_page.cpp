@@ -192,6 +192,10 @@ ViewerPageInfo write_viewer_page(const std::string& path, const ViewerInput& in,
   meta["scale"] = std::vector<float>(in.k.scale, in.k.scale + 5);
   meta["width_lo"] = in.k.width_lo;
   meta["width_hi"] = in.k.width_hi;
+  if (in.k.rigid_free)  // trained with --rigid remove: the page removes the modes as decode does
+    meta["rigid"] = {{"centre", std::vector<float>(in.k.centre, in.k.centre + 3)},
+                     {"mass", in.k.mass},
+                     {"inertia_inv", std::vector<float>(in.k.inertia_inv, in.k.inertia_inv + 9)}};
   meta["neutral"] = blobs.add("neutral", bytes_of(in.neutral));
   meta["layers"] = encode_decoder(in, int8, blobs, info.weight_bytes);
   meta["latent"] = blobs.add("latent", bytes_of(in.latent));

@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace cugmm::nn {
 
@@ -19,17 +20,6 @@ namespace {
 constexpr char kMagic[8] = {'C', 'U', 'G', 'M', 'M', 'C', 'K', 'P'};
 constexpr size_t kPrefix = 8 + 4 + 8;  // magic, version, header length
 constexpr size_t kMaxHeader = 64u << 20;
-
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  const char* c = static_cast<const char*>(p);
-  while (n) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw Error("writing " + path + ": " + std::strerror(errno));
-    c += w;
-    n -= static_cast<size_t>(w);
-  }
-}
 
 // n bytes at `offset`; a short read means the file shrank since it was checked.
 void read_all(int fd, void* p, size_t n, size_t offset, const std::string& path) {
@@ -201,37 +191,25 @@ void Checkpoint::save(const std::string& path, size_t chunk_bytes) const {
   uint32_t version = kVersion;
   uint64_t hlen = header.size();
 
+  // io::AtomicFile: a temporary beside the target, renamed once whole; the next writer of `path` removes
+  // a temporary that a killed writer left.
+  io::AtomicFile f(path);
+  uint32_t crc = 0;
+  auto out = [&](const void* p, size_t n) {
+    crc = crc32(crc, p, n);
+    f.write(p, n);
+  };
+  out(kMagic, 8);
+  out(&version, 4);
+  out(&hlen, 8);
+  out(header.data(), header.size());
+  std::vector<char> staging;  // one, reused by every device array
+  for (const auto& kv : arrays_) for_each_chunk(kv.second, chunk_bytes, staging, out);
+  f.write(&crc, 4);
+  f.commit();
   namespace fs = std::filesystem;
-  fs::path final_path(path);
-  fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-  std::string tmp = (dir / ("." + final_path.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot write checkpoint " + path + ": " + std::strerror(errno));
-  try {
-    uint32_t crc = 0;
-    auto out = [&](const void* p, size_t n) {
-      crc = crc32(crc, p, n);
-      write_all(fd, p, n, tmp);
-    };
-    out(kMagic, 8);
-    out(&version, 4);
-    out(&hlen, 8);
-    out(header.data(), header.size());
-    std::vector<char> staging;  // one, reused by every device array
-    for (const auto& kv : arrays_) for_each_chunk(kv.second, chunk_bytes, staging, out);
-    write_all(fd, &crc, 4, tmp);
-    if (::fsync(fd) != 0) throw Error("fsync " + tmp + ": " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
-  }
+  const fs::path final_path(path);
+  const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
   // The rename itself must reach the disk too.
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

@@ -61,7 +61,7 @@ void dense_fwd(const T* x, const T* w, const T* b, T* y, int rows, int in, int o
 // gradient costs nothing).
 template <class T>
 void dense_bwd(const T* x, const T* w, const T* v_y, T* v_w, T* v_b, T* v_x, int rows, int in, int out) {
-  gemm(true, false, out, in, rows, T(1), v_y, out, x, in, T(0), v_w, in);
+  if (v_w) gemm(true, false, out, in, rows, T(1), v_y, out, x, in, T(0), v_w, in);
   if (v_b) col_sums(v_y, v_b, rows, out);
   if (v_x) gemm(false, false, rows, in, out, T(1), v_y, out, w, in, T(0), v_x, in);
 }

@@ -34,7 +34,7 @@ void dense_fwd(Context& cx, const float* x, const float* w, const float* b, floa
 void dense_bwd(Context& cx, const float* x, const float* w, const float* v_y, float* v_w, float* v_b, float* v_x,
                int rows, int in, int out) {
   if (cx.cuda()) {  // the same three steps as cpu::dense_bwd, on cuBLAS
-    gemm(cx, true, false, out, in, rows, 1.f, v_y, out, x, in, 0.f, v_w, in);
+    if (v_w) gemm(cx, true, false, out, in, rows, 1.f, v_y, out, x, in, 0.f, v_w, in);
     if (v_b) col_sums(cx, v_y, v_b, rows, out);
     if (v_x) gemm(cx, false, false, rows, in, out, 1.f, v_y, out, w, in, 0.f, v_x, in);
     return;

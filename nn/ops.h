@@ -37,7 +37,7 @@ namespace ops {
 // C = alpha op(A) op(B) + beta C (row-major), as nn::sgemm.
 void gemm(Context& cx, bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
           int ldb, float beta, float* c, int ldc);
-// Dense layer (nn/cpu_ops.h explains the shapes); null b / v_b / v_x skip that part.
+// Dense layer (nn/cpu_ops.h explains the shapes); null b / v_w / v_b / v_x skip that part.
 void dense_fwd(Context& cx, const float* x, const float* w, const float* b, float* y, int rows, int in, int out);
 void dense_bwd(Context& cx, const float* x, const float* w, const float* v_y, float* v_w, float* v_b, float* v_x,
                int rows, int in, int out);

@@ -270,15 +270,23 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
     bool want_vx = l > 0 || need_input_grad;
     int other = which == 0 ? 1 : 0;
     switch (L.spec.kind) {
-      case LayerKind::dense:
+      case LayerKind::dense: {
         if (want_vx) v_[other].resize(size_t(B) * L.in);
-        ops::dense_bwd(cx_, L.x, p + L.w, v, g + L.w, L.spec.bias ? g + L.b : nullptr,
-                       want_vx ? v_[other].data() : nullptr, B, L.in, L.out);
+        const bool hooked = hook_ && hook_->takes(l);
+        if (hooked) hook_->take(l, L.x, v, B, L.in, L.out);
+        ops::dense_bwd(cx_, L.x, p + L.w, v, hooked ? nullptr : g + L.w,
+                       L.spec.bias && !hooked ? g + L.b : nullptr, want_vx ? v_[other].data() : nullptr, B, L.in,
+                       L.out);
+        if (hook_ && !hooked) {
+          hook_->ready(L.w, size_t(L.in) * L.out);
+          if (L.spec.bias) hook_->ready(L.b, size_t(L.out));
+        }
         if (want_vx) {
           v = v_[other].data();
           which = other;
         }
         break;
+      }
       case LayerKind::act: {
         float* vw = writable_v(v, n, which);
         ops::act_bwd(cx_, L.spec.act, L.spec.slope, L.y, vw, n);
@@ -302,6 +310,10 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
         const BnSync sync = comm_ && train ? bn_sync() : BnSync{};
         ops::bn_bwd(cx_, train, L.x, v, p + L.w, sv, sv + L.out, vx, g + L.w, g + L.b, B, L.out,
                     comm_ && train ? &sync : nullptr);
+        if (hook_) {
+          hook_->ready(L.w, size_t(L.out));
+          hook_->ready(L.b, size_t(L.out));
+        }
         if (want_vx) {
           v = vx;
           which = other;
@@ -314,6 +326,15 @@ const float* Sequential::backward(const float* v_out, bool need_input_grad) {
   // A network of parameter-free layers that never touched v: hand back a copy, not the caller's buffer.
   if (which < 0) return writable_v(v, size_t(B) * arch_.in, which);
   return v;
+}
+
+std::vector<Sequential::DenseLayer> Sequential::dense_layers() const {
+  std::vector<DenseLayer> d;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& L = layers_[l];
+    if (L.spec.kind == LayerKind::dense) d.push_back({l, L.in, L.out, L.w, L.spec.bias ? L.b : SIZE_MAX});
+  }
+  return d;
 }
 
 std::vector<AdamSegment> Sequential::adam_segments() const {

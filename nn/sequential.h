@@ -25,6 +25,20 @@ namespace cugmm::nn {
 
 class Checkpoint;
 
+// Watches backward for the data-parallel gradient exchange (engine/data_parallel.h), so that it can start
+// exchanging a layer's gradients while the layers before it are still going backward.
+class GradientHook {
+ public:
+  virtual ~GradientHook() = default;
+  // Whether dense layer `layer`'s parameter gradients are the hook's: backward then computes only the
+  // input gradient and hands the hook the layer's input x (rows x in, valid until the next forward) and
+  // output cotangent v (rows x out, valid only during the call), from which it forms d W = v^T x itself.
+  virtual bool takes(size_t layer) const = 0;
+  virtual void take(size_t layer, const float* x, const float* v, int rows, int in, int out) = 0;
+  // Gradients [offset, offset + n) of the flat array are final on this rank.
+  virtual void ready(size_t offset, size_t n) = 0;
+};
+
 enum class Mode { train, infer };
 
 // Where one parameter tensor sits in the flat array.
@@ -54,6 +68,16 @@ class Sequential {
   // one process computes on the global batch. The parameter gradients stay this rank's share: the
   // caller adds them over the ranks (comm.allreduce_sum) before the optimizer. Null: one process.
   void set_comm(Comm* comm) { comm_ = comm && comm->size() > 1 ? comm : nullptr; }
+  // Null: none. The hook outlives the network's backward calls.
+  void set_gradient_hook(GradientHook* hook) { hook_ = hook; }
+  // The dense layers: index, shape, and their weight (out x in) and bias offsets in the flat array (bias
+  // SIZE_MAX: none).
+  struct DenseLayer {
+    size_t layer;
+    int in, out;
+    size_t w, b;
+  };
+  std::vector<DenseLayer> dense_layers() const;
 
   // The residual base (out_features() values, host memory). Required before forward when residual.
   void set_base(const std::vector<float>& base);
@@ -116,6 +140,7 @@ class Sequential {
   Buffer<float> params_, grads_, state_, base_;
   Buffer<float> acts_, stats_, v_[2];
   Comm* comm_ = nullptr;
+  GradientHook* hook_ = nullptr;
   Buffer<float> sync_;  // batch-norm's scratch under a comm (2 x widest batch-norm layer)
   BnSync bn_sync();
   uint64_t first_element(int cols) const;  // dropout's first Philox element of this rank's rows

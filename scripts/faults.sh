@@ -5,8 +5,9 @@
 #   - right after the kill, every file under a final name is whole (model.ckpt: its CRC-32; every other
 #     output: identical to an uninterrupted run's) and a checkpoint has lost at most one epoch;
 #   - the next run (train --resume when a checkpoint exists, otherwise the same command again, in place)
-#     succeeds and gives exactly the uninterrupted run's outputs (train resumes bit for bit; fit-map keeps no
-#     checkpoint, a fit takes minutes, so it is redone);
+#     succeeds and gives exactly the uninterrupted run's outputs: train resumes bit for bit; fit-map, when
+#     the kill left its checkpoint (fit-map.ckpt: CRC-32 whole, at or past the last round the log says was
+#     done), must log that it resumes and end with the same files; the others are redone;
 #   - no temporary (`.NAME.cugmm-tmp-PID-N`) survives that later run.
 # Then, for train: a full disk (a small tmpfs filled mid-run) and an output made read-only mid-run (the
 # tmpfs remounted read-only) must stop the run with a clear error, keep the last good checkpoint, leave no
@@ -24,6 +25,7 @@ fail=0
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 ckpt_ok() { python3 -c "import sys,zlib;d=open(sys.argv[1],'rb').read();sys.exit(len(d)<4 or zlib.crc32(d[:-4])!=int.from_bytes(d[-4:],'little'))" "$1"; }
 ckpt_epoch() { grep -ao '"epoch":[0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; }
+ckpt_round() { grep -ao '"round":[0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; }
 # Same file; MRC headers are compared without their labels (bytes 224..1023 hold the writing time), JSON
 # not at all (timings).
 same() {
@@ -69,10 +71,11 @@ R=(reconstruct --particles d64/particles.star --threads 1 --device cpu)
 F=(fit-map map32.mrc --threads 1 --device cpu)
 A=(analyze ref_train --threads 1 --device cpu)
 
-# Every file under `killed` (temporaries aside) is the same as in `ref`: nothing half-written under a final name.
+# Every file under `killed` (temporaries aside; a checkpoint is checked by its CRC) is the same as in `ref`:
+# nothing half-written under a final name.
 whole_files() {  # killed ref what
   local f
-  for f in $(cd "$1" 2>/dev/null && find . -type f ! -name '*.cugmm-tmp-*'); do
+  for f in $(cd "$1" 2>/dev/null && find . -type f ! -name '*.cugmm-tmp-*' ! -name '*.ckpt'); do
     [ -f "$2/$f" ] && same "$1/$f" "$2/$f" || bad "$3: $1/${f#./} differs from the uninterrupted run's"; done
 }
 # `out` holds exactly the files of `ref`, each the same.
@@ -82,19 +85,34 @@ same_tree() {  # out ref what
   whole_files "$1" "$2" "$3"
 }
 # Kill a command KILLS times, writing to out/; half of the kills land on a fresh directory, half on the
-# previous (complete) run's, which the command then rewrites in place.
+# previous (complete) run's, which the command then rewrites in place. fit-map's checkpoint, when a kill
+# leaves one: whole, not behind the rounds the killed run logged as done (each round's checkpoint is
+# written before its log line), and the next run resumes from it.
 kill_and_redo() {  # name seconds ref cmd...
-  local name=$1 secs=$2 ref=$3 i; shift 3
-  killed_mid=0
+  local name=$1 secs=$2 ref=$3 i ck=out/fit-map.ckpt had done_rounds r; shift 3
+  killed_mid=0 resumed=0
   for i in $(seq "$kills"); do
     [ $((i % 2)) -eq 1 ] && rm -rf out
     kill_at_random "$secs" killed.log "$exe" "$@" --out out
     whole_files out "$ref" "$name kill $i"
+    had=0
+    if [ -f $ck ]; then
+      had=1
+      ckpt_ok $ck || bad "$name kill $i: $ck under its final name is damaged"
+      # The rounds logged as done ("round k/n:"), the last round's excepted (it writes no round-end state).
+      done_rounds=$(grep -o 'round [0-9]*/[0-9]*:' killed.log | tr -d ':' | awk -F'[ /]' '$2 < $3 { d = $2 } END { print d + 0 }')
+      r=$(ckpt_round $ck)
+      [ "${r:-0}" -ge "$done_rounds" ] || bad "$name kill $i: the checkpoint resumes at round $((r + 1)) after $done_rounds rounds done"
+    fi
     "$exe" "$@" --out out >next.log 2>&1 || { bad "$name kill $i: next run failed: $(tail -1 next.log)"; continue; }
-    same_tree out "$ref" "$name kill $i (redone)"
+    if [ $had -eq 1 ]; then
+      grep -q 'resuming from round' next.log && resumed=$((resumed + 1)) ||
+        bad "$name kill $i: the next run did not resume from $ck: $(grep -i 'resume' next.log | head -1)"
+    fi
+    same_tree out "$ref" "$name kill $i ($([ $had -eq 1 ] && echo resumed || echo redone))"
     [ -z "$(temps_in out)" ] || bad "$name kill $i: temporaries survive: $(temps_in out)"
   done
-  echo "$name: $kills kills, $killed_mid of them mid-run (uninterrupted run ${secs}s)"
+  echo "$name: $kills kills, $killed_mid of them mid-run$([ "$name" = fit-map ] && echo ", $resumed resumed from a checkpoint") (uninterrupted run ${secs}s)"
 }
 
 # ---- train: kill, check the checkpoint, resume, compare with a straight run

@@ -1,6 +1,6 @@
 // `cugmm view` in a real browser (Debian's headless Chromium driven by tests/browser/view_test.js): the page
 // loads without console errors and fetches nothing; the model it decodes under the mouse is the one
-// `cugmm decode` writes for the latent point it reports (to 1e-3 of the box, fp16 and int8 weights); the
+// `cugmm decode` writes for the latent point it reports (to 1e-3 of the box, fp16 and int8 weights, and a run trained with --rigid remove); the
 // lasso exports exactly the particles inside it with every STAR column; both panels show something; and a
 // page for G = 3,200 and 100,000 particles stays under 25 MB and is interactive within 3 s.
 #include <doctest/doctest.h>
@@ -82,14 +82,26 @@ Agreement compare_with_decode(const std::string& run, const nlohmann::json& curr
 TEST_CASE("the viewer page decodes as `cugmm decode` does, exports the lasso's particles, draws both panels") {
   train_test::DataSet d = train_test::make_data("view", "linear", 240, 2.0);
   const std::string run = d.dir + "/run";
-  test::RunResult r = test::run(train_test::train_cmd(d, run, "--epochs 6 --batch 32 --lr 1e-3 --latent 2 --hidden 64 --noise 1"));
+  const std::string flags = "--epochs 6 --batch 32 --lr 1e-3 --latent 2 --hidden 64 --noise 1";
+  test::RunResult r = test::run(train_test::train_cmd(d, run, flags));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  // A run trained with the rigid-body modes removed: the page must remove them as `cugmm decode` does.
+  const std::string rigid_run = d.dir + "/run_rigid";
+  r = test::run(train_test::train_cmd(d, rigid_run, flags + " --rigid remove"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const double box_a = 40 * 4.0;  // the neutral model's box in Å (make_data: 40 px of 4 Å)
-  for (const char* weights : {"fp16", "int8"}) {
-    {  // both formats from one trained run
-      const std::string out = d.dir + "/" + weights, page = out + "/viewer.html";
+  struct Page {
+    const char* name;
+    const char* weights;
+    std::string run;
+  };
+  for (const Page& pg : {Page{"fp16", "fp16", run}, Page{"int8", "int8", run}, Page{"rigid", "fp16", rigid_run}}) {
+    {  // both formats from one trained run, and the run without rigid-body modes
+      const char* weights = pg.weights;
+      const std::string& run_dir = pg.run;
+      const std::string out = d.dir + "/" + pg.name, page = out + "/viewer.html";
       fs::create_directories(out);
-      r = test::run(test::cugmm_exe() + " view " + run + " -o " + page + " --truth " + d.truth.truth_csv +
+      r = test::run(test::cugmm_exe() + " view " + run_dir + " -o " + page + " --truth " + d.truth.truth_csv +
                     " --weights " + weights + " --device cpu");
       MESSAGE(r.out);
       REQUIRE(r.status == 0);
@@ -98,19 +110,22 @@ TEST_CASE("the viewer page decodes as `cugmm decode` does, exports the lasso's p
       CHECK_MESSAGE(res["errors"].empty(), res["errors"].dump());
       // 1. Decoding: two hovered points against `cugmm decode` at the point the page reports.
       for (const char* h : {"hover", "hover2"}) {
-        const Agreement a = compare_with_decode(run, res[h], out + "/decode_" + h);
-        MESSAGE(std::string(weights) << " " << std::string(h) << ": centres differ by " << a.centre << " Å (box " << box_a << " Å), amplitudes "
+        const Agreement a = compare_with_decode(run_dir, res[h], out + "/decode_" + h);
+        MESSAGE(std::string(pg.name) << " " << std::string(h) << ": centres differ by " << a.centre << " Å (box " << box_a << " Å), amplitudes "
                         << a.amplitude << ", widths " << a.width << " of the largest; centres moved up to " << a.moved
                         << " Å from neutral");
-        CHECK(a.centre <= 1e-3 * box_a);
+        // Centres: fp16 weights agree to ~4e-4 Å (measured), int8 to ~1e-2 Å; a page that left the rigid-body
+        // modes in was 0.02-0.04 Å off (measured), which the fp16 bound of 3e-5 of the box (0.005 Å) catches.
+        const bool fp16 = std::string(weights) == "fp16";
+        CHECK(a.centre <= (fp16 ? 3e-5 : 1e-3) * box_a);
         // Amplitudes and widths: fp16 weights keep them to 1e-3 of the largest, int8 (8 bits per weight) to 1e-2.
-        const double tol = std::string(weights) == "fp16" ? 1e-3 : 1e-2;
+        const double tol = fp16 ? 1e-3 : 1e-2;
         CHECK(a.amplitude <= tol);
         CHECK(a.width <= tol);
         CHECK(a.moved > 10 * 1e-3 * box_a);  // the comparison is not of two neutral models
       }
       // 2. The lasso: exactly the particles whose (z1, z2) lie inside the polygon, rows as in particles.star.
-      const io::StarFile all = io::read_star(run + "/particles.star"), sel = io::read_star(out + "/selection.star");
+      const io::StarFile all = io::read_star(run_dir + "/particles.star"), sel = io::read_star(out + "/selection.star");
       const io::StarBlock& pa = *all.find("particles");
       const io::StarBlock* ps = sel.find("particles");
       REQUIRE(ps);

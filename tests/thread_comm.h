@@ -1,6 +1,7 @@
 // A data-parallel job inside one process, for tests of nn's split-batch paths without MPI: `size` threads,
 // each a rank with a ThreadComm of one shared ThreadGroup. A sum over the ranks adds every rank's values
-// in rank order (the same bits on every rank), on host or device memory of the caller's context.
+// in rank order (the same bits on every rank), on host or device memory of the caller's context; a gather
+// concatenates them in rank order. Every call completes at once (Comm's default non-blocking forms).
 #pragma once
 #include <condition_variable>
 #include <functional>
@@ -29,6 +30,8 @@ class ThreadGroup {
     }
   }
   std::vector<std::vector<double>>& slots() { return slots_; }
+  std::vector<std::vector<float>>& float_slots() { return float_slots_; }
+  std::vector<char>& bytes() { return bytes_; }
 
   // Runs f(rank) on `size` threads and joins them.
   void run(const std::function<void(int)>& f) {
@@ -44,6 +47,8 @@ class ThreadGroup {
   int waiting_ = 0;
   long generation_ = 0;
   std::vector<std::vector<double>> slots_;
+  std::vector<std::vector<float>> float_slots_ = std::vector<std::vector<float>>(static_cast<size_t>(size_));
+  std::vector<char> bytes_;
 };
 
 class ThreadComm final : public Comm {
@@ -65,7 +70,23 @@ class ThreadComm final : public Comm {
     sum(d);
     std::copy(d.begin(), d.end(), data);
   }
-  void broadcast(void*, size_t, int) override { throw Error("ThreadComm::broadcast is not needed by the tests"); }
+  // recv = every rank's rows in rank order.
+  void allgather(Context& cx, const float* send, float* recv, size_t n) override {
+    std::vector<float>& mine = g_.float_slots()[size_t(rank_)];
+    mine.resize(n);
+    mem_copy(Device::cpu, mine.data(), cx.device(), send, n * sizeof(float), cx.stream());
+    g_.barrier();
+    for (int r = 0; r < g_.size(); ++r)
+      mem_copy(cx.device(), recv + size_t(r) * n, Device::cpu, g_.float_slots()[size_t(r)].data(), n * sizeof(float),
+               cx.stream());
+    g_.barrier();
+  }
+  void broadcast(void* data, size_t bytes, int root) override {
+    if (rank_ == root) g_.bytes().assign(static_cast<char*>(data), static_cast<char*>(data) + bytes);
+    g_.barrier();
+    if (rank_ != root) std::copy(g_.bytes().begin(), g_.bytes().end(), static_cast<char*>(data));
+    g_.barrier();
+  }
   void barrier() override { g_.barrier(); }
   [[noreturn]] void abort(int) override { throw Error("ThreadComm::abort"); }
 

@@ -81,9 +81,30 @@
     }
     return x;
   }
+  // A run trained with --rigid remove: the six rigid-body modes out of the position part of the decoder's
+  // output (kernels/train_step.h rigid_accumulate / rigid_apply, forward), masses and arms from the neutral model.
+  function removeRigid(raw) {
+    const R = meta.rigid;
+    if (!R) return raw;
+    const arm = (j) => [neutral[j] - R.centre[0], neutral[G + j] - R.centre[1], neutral[2 * G + j] - R.centre[2]];
+    const s = [0, 0, 0], l = [0, 0, 0];
+    for (let j = 0; j < G; ++j) {
+      const m = neutral[3 * G + j], r = arm(j), x = [raw[j], raw[G + j], raw[2 * G + j]];
+      for (let a = 0; a < 3; ++a) s[a] += m * x[a];
+      l[0] += m * (r[1] * x[2] - r[2] * x[1]);
+      l[1] += m * (r[2] * x[0] - r[0] * x[2]);
+      l[2] += m * (r[0] * x[1] - r[1] * x[0]);
+    }
+    const I = R.inertia_inv, w = [0, 1, 2].map((a) => I[3 * a] * l[0] + I[3 * a + 1] * l[1] + I[3 * a + 2] * l[2]);
+    for (let j = 0; j < G; ++j) {
+      const r = arm(j), wr = [w[1] * r[2] - w[2] * r[1], w[2] * r[0] - w[0] * r[2], w[0] * r[1] - w[1] * r[0]];
+      for (let a = 0; a < 3; ++a) raw[a * G + j] -= s[a] / R.mass + wr[a];
+    }
+    return raw;
+  }
   // params = neutral + scale x raw per parameter kind, widths clamped (step_param).
   function decode(z) {
-    const raw = decodeRaw(z), p = new Float64Array(5 * G);
+    const raw = removeRigid(decodeRaw(z)), p = new Float64Array(5 * G);
     for (let c = 0; c < 5 * G; ++c) {
       const kind = Math.floor(c / G);
       let v = neutral[c] + meta.scale[kind] * raw[c];

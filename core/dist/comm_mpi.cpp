@@ -22,6 +22,17 @@ void check(int rc, const char* what) {
 // MPI counts are ints: large arrays go in pieces.
 constexpr size_t kMaxCount = size_t(INT_MAX) / 2;
 
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A gather's pieces would interleave the ranks' rows: one piece per rank, or a clear refusal.
+int gather_count(size_t n) {
+  if (n > kMaxCount)
+    throw Error("an all-gather of " + std::to_string(n) + " floats per rank is more than one MPI call carries");
+  return int(n);
+}
+
 }  // namespace
 
 MpiComm::MpiComm() {
@@ -62,8 +73,64 @@ void MpiComm::allreduce_sum(Context& cx, float* data, size_t n) {
   } else {
     host_sum(data, n);
   }
-  exchange_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  exchange_seconds += since(t0);
   exchange_bytes += n * sizeof(float);
+}
+
+void MpiComm::allgather(Context& cx, const float* send, float* recv, size_t n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int count = gather_count(n);
+  const size_t all = n * size_t(size_);
+  if (cx.cuda()) {
+    staging_in_.resize(n);
+    staging_.resize(all);
+    mem_copy(Device::cpu, staging_in_.data(), Device::cuda, send, n * sizeof(float), cx.stream());  // waits
+    check(MPI_Allgather(staging_in_.data(), count, MPI_FLOAT, staging_.data(), count, MPI_FLOAT, comm_),
+          "MPI_Allgather");
+    mem_copy(Device::cuda, recv, Device::cpu, staging_.data(), all * sizeof(float), cx.stream());
+  } else {
+    check(MPI_Allgather(send, count, MPI_FLOAT, recv, count, MPI_FLOAT, comm_), "MPI_Allgather");
+  }
+  exchange_seconds += since(t0);
+  exchange_bytes += all * sizeof(float);
+}
+
+void MpiComm::start_allreduce_sum(Context& cx, float* data, size_t n) {
+  if (cx.cuda()) return allreduce_sum(cx, data, n);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t at = 0; at < n; at += kMaxCount) {
+    pending_.push_back(MPI_REQUEST_NULL);
+    check(MPI_Iallreduce(MPI_IN_PLACE, data + at, int(std::min(kMaxCount, n - at)), MPI_FLOAT, MPI_SUM, comm_,
+                         &pending_.back()),
+          "MPI_Iallreduce");
+  }
+  exchange_seconds += since(t0);
+  exchange_bytes += n * sizeof(float);
+}
+
+void MpiComm::start_allgather(Context& cx, const float* send, float* recv, size_t n) {
+  if (cx.cuda()) return allgather(cx, send, recv, n);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int count = gather_count(n);
+  pending_.push_back(MPI_REQUEST_NULL);
+  check(MPI_Iallgather(send, count, MPI_FLOAT, recv, count, MPI_FLOAT, comm_, &pending_.back()), "MPI_Iallgather");
+  exchange_seconds += since(t0);
+  exchange_bytes += n * size_t(size_) * sizeof(float);
+}
+
+void MpiComm::progress() {
+  if (pending_.empty()) return;
+  int done = 0;
+  check(MPI_Testall(int(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+  if (done) pending_.clear();
+}
+
+void MpiComm::wait_all(Context&) {
+  if (pending_.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  pending_.clear();
+  exchange_seconds += since(t0);
 }
 
 void MpiComm::allreduce_sum(double* data, size_t n) {

@@ -180,9 +180,11 @@ ExampleData Engine::make_example(const ExampleSettings& settings) {
 FitResult Engine::fit_map(const FitSettings& settings, const std::string& out_dir) {
   return guarded([&] {
     EngineCall call(*p_);
-    const FitMapOptions o = to_fit_options(settings);
+    FitMapOptions o = to_fit_options(settings);
     const FitMapInputs in = load_fit_map_inputs(o);
     if (!out_dir.empty()) {
+      // As `cugmm fit-map`: the fit's state kept in out_dir while it runs, so a stopped fit resumes.
+      o.checkpoint = (fs::path(out_dir) / "fit-map.ckpt").string();
       fs::create_directories(out_dir);
       fs::remove(fs::path(out_dir) / "fit.json");  // until it is rewritten, the directory is an unfinished run
     }

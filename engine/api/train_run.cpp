@@ -125,7 +125,7 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   }
   if (copies > 1) cache.expand(group.name, group.operators);
   Trainer trainer(cx, cache, model, cfg, out);
-  trainer.set_comm(comm);
+  trainer.set_comm(comm, rq.exchange);
   if (!rq.poses_from.empty()) {
     std::vector<ParticlePose> poses(cache.count());
     for (size_t i = 0; i < cache.count(); ++i) {
@@ -206,7 +206,8 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   if (!trainer.ring_record().is_null()) run["score_ring_weights"] = trainer.ring_record();
   run["device"] = device;
   run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
-                  {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes}};
+                  {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes},
+                  {"exchange", trainer.exchange_record()}};
   run["particles_count"] = cache.count();
   run["train_count"] = trainer.train_count();
   run["val_count"] = trainer.val_count();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/comm.h"
+#include "engine/data_parallel.h"
 #include "engine/latent_posterior.h"
 #include "engine/particle_cache.h"
 #include "engine/pose_refine.h"
@@ -46,6 +47,7 @@ struct TrainRequest {
   bool chose_gaussians = false; // the caller chose the movable Gaussians (--mask, --gaussians)
   LatentEstimate estimate;      // latent.txt: the encoder's points or the posterior means
   Comm* comm = nullptr;         // the job's ranks (the program under mpirun); null: one process
+  data_parallel::ExchangeMode exchange = data_parallel::ExchangeMode::dense;  // how ranks add gradients
   // Set by prepare_training: the model as loaded, and the focus worked out on it.
   io::GaussianModel full_model;
   SubtractionSpec focus_spec;
