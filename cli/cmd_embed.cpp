@@ -81,6 +81,16 @@ static int run_embed(Command& c) {
     throw InputError(co.particles, "", "the particles' field of view (" + std::to_string(native.box) + " x " +
                                            std::to_string(native.pixel) + " Å) differs from the run's (" +
                                            std::to_string(m.cache_box) + " x " + std::to_string(m.cache_pixel) + " Å)");
+  // A run focused with --subtract decoded SOURCE: SOURCE's latent points must include these particles.
+  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
+  SubtractionSpec spec;
+  io::GaussianModel full;
+  if (!focus.is_null()) {
+    full = io::load_any_model(focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
+    if (focus.contains("decoded_run"))
+      use_decoded_models(spec, cx, focus["decoded_run"].get<std::string>(), set, group.name, group.order(),
+                         {m.cache_box, m.cache_pixel}, full);
+  }
   check_files(files);
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
@@ -88,18 +98,14 @@ static int run_embed(Command& c) {
   ParticleCache cache = open_cache_on_ranks(comm, co, cache_path);
   // A run trained with --sym sees every particle once per operator: so does its embedding (each copy
   // subtracted in its own frame when the run is focused).
-  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
   if (group.order() > 1) cache.expand(group.name, group.operators);
   if (!focus.is_null()) {
     // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
     if (comm.size() > 1) throw Error("a focused run (--focus-mask) is embedded in one process, not under mpirun");
-    const io::GaussianModel full = io::load_any_model(focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
-    SubtractionSpec spec;
     spec.inside = gaussians_in_mask(focus["mask"].get<std::string>(), full);
     spec.ctf = m.config.ctf;
     spec.recentre = focus.value("recentre", false);
     spec.centre = mask_centre(focus["mask"].get<std::string>(), full);
-    if (focus.contains("decoded_run")) use_decoded_models(spec, cx, focus["decoded_run"].get<std::string>(), set, cache, full);
     nlohmann::json report;
     cache = subtracted_cache(cx, cache, full, spec, sub_path, report);
   }

@@ -147,6 +147,9 @@ static int run_train(Command& c) {
                 std::to_string(cfg.batch) + ") and validation at least 4 (or --val-fraction 0)");
   const Device device = c.device();
   const WorkingGrid grid = choose_working_grid(set, co.box);
+  Context cx(device);
+  if (!decoded_run.empty())  // RUN checked against these particles before any work
+    use_decoded_models(focus, cx, decoded_run, set, to.group.name, copies, grid, full_model);
   {
     const int maxring = cfg.maxres > 0 ? std::min(grid.box / 2, int(grid.box * grid.pixel / cfg.maxres)) : grid.box / 2;
     size_t band_est = 0;
@@ -165,13 +168,11 @@ static int run_train(Command& c) {
   co.maxres = cfg.maxres;
   ParticleCache cache = open_cache_on_ranks(c.comm(), co, cache_path);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
-  Context cx(device);
   nlohmann::json focus_report;
   // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
   if (subtracting && c.comm().size() > 1) throw Error("--focus-mask --subtract runs in one process, not under mpirun");
   if (copies > 1) cache.expand(to.group.name, to.group.operators);
   // With --sym each copy is subtracted in its own frame (a per-copy derived cache).
-  if (!decoded_run.empty()) use_decoded_models(focus, cx, decoded_run, set, cache, full_model);
   if (subtracting) cache = subtracted_cache(cx, cache, full_model, focus, sub_path, focus_report);
   Comm& comm = c.comm();
   const bool writer = comm.rank() == 0;  // one rank writes the run's files

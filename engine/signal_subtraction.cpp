@@ -81,7 +81,8 @@ std::string stamp_of(const std::string& path) {
 }  // namespace
 
 void use_decoded_models(SubtractionSpec& spec, Context& cx, const std::string& run, const io::ParticleSet& set,
-                        const ParticleCache& cache, const io::GaussianModel& full) {
+                        const std::string& group, size_t copies, const WorkingGrid& grid,
+                        const io::GaussianModel& full) {
   const std::string ckpt = (fs::path(run) / "model.ckpt").string(), latent_path = (fs::path(run) / "latent.txt").string(),
                     star_path = (fs::path(run) / "particles.star").string(), json_path = (fs::path(run) / "run.json").string();
   for (const std::string& f : {ckpt, latent_path, star_path, json_path})
@@ -109,13 +110,13 @@ void use_decoded_models(SubtractionSpec& spec, Context& cx, const std::string& r
       throw InputError(ckpt, "", "--subtract decoded: its neutral model is not the model given (Gaussian " +
                                      std::to_string(j) + " is " + std::to_string(d) + " Å away)");
   }
-  if (tm->cache_box != cache.box() || std::abs(tm->cache_pixel - cache.pixel_size()) > 1e-3 * cache.pixel_size())
+  if (tm->cache_box != grid.box || std::abs(tm->cache_pixel - grid.pixel) > 1e-3 * grid.pixel)
     throw InputError(ckpt, "", "--subtract decoded: trained on a grid of " + std::to_string(tm->cache_box) + " x " +
                                    std::to_string(tm->cache_pixel) + " Å; these particles are on " +
-                                   std::to_string(cache.box()) + " x " + std::to_string(cache.pixel_size()) + " Å");
-  if (tm->config.symmetry != cache.symmetry())
+                                   std::to_string(grid.box) + " x " + std::to_string(grid.pixel) + " Å");
+  if (tm->config.symmetry != group)
     throw InputError(ckpt, "", "--subtract decoded: trained with --sym " + tm->config.symmetry + "; this run uses --sym " +
-                                   cache.symmetry() + " (each copy needs its own latent point: train RUN the same way)");
+                                   group + " (each copy needs its own latent point: train RUN the same way)");
   // RUN's latent points by (image, copy), through its particles.star (same rows as latent.txt).
   const int d = tm->config.latent;
   const std::vector<float> points = read_latent_txt(latent_path, d);
@@ -127,7 +128,7 @@ void use_decoded_models(SubtractionSpec& spec, Context& cx, const std::string& r
                                           " latent points; " + star_path + " has " + std::to_string(table->rows.size()) +
                                           " rows");
   const int name_col = table->require_column("rlnImageName", star_path);
-  const int copy_col = cache.copies() > 1 ? table->require_column("rlnCugmmSymmetryCopy", star_path) : -1;
+  const int copy_col = copies > 1 ? table->require_column("rlnCugmmSymmetryCopy", star_path) : -1;
   std::unordered_map<std::string, size_t> row_of;
   for (size_t r = 0; r < table->rows.size(); ++r) {
     const std::string key = table->rows[r][size_t(name_col)] + (copy_col >= 0 ? "#" + table->rows[r][size_t(copy_col)] : "");
@@ -136,23 +137,25 @@ void use_decoded_models(SubtractionSpec& spec, Context& cx, const std::string& r
   }
   std::unordered_map<std::string, size_t> mine;
   const std::vector<std::string> names = image_names(set, set.source, mine);
-  auto z = std::make_shared<std::vector<float>>(cache.count() * size_t(d));
-  for (size_t i = 0; i < cache.count(); ++i) {
-    const size_t src = size_t(cache.particle(i).source_row);
-    const std::string key = names[src] + (copy_col >= 0 ? "#" + std::to_string(cache.copy_index(i) + 1) : "");
+  // z by output row: particle row x copies + copy.
+  const size_t rows = names.size() * copies;
+  auto z = std::make_shared<std::vector<float>>(rows * size_t(d));
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t src = r / copies;
+    const std::string key = names[src] + (copy_col >= 0 ? "#" + std::to_string(r % copies + 1) : "");
     auto it = row_of.find(key);
     if (it == row_of.end())
       throw InputError(set.source, "row " + std::to_string(src + 1),
                        "--subtract decoded: image " + key + " has no latent point in " + star_path + " (" +
-                           std::to_string(table->rows.size()) + " rows there, " + std::to_string(cache.count()) +
+                           std::to_string(table->rows.size()) + " rows there, " + std::to_string(rows) +
                            " here): RUN was trained on other particles");
-    std::copy_n(points.begin() + std::ptrdiff_t(it->second * size_t(d)), d, z->begin() + std::ptrdiff_t(i * size_t(d)));
+    std::copy_n(points.begin() + std::ptrdiff_t(it->second * size_t(d)), d, z->begin() + std::ptrdiff_t(r * size_t(d)));
   }
-  spec.decoded = [tm, z, d, &cx](const size_t* idx, size_t n, float* out) {
+  spec.decoded = [tm, z, d, &cx](const int64_t* idx, size_t n, float* out) {
     std::vector<float> zi(n * size_t(d));
-    for (size_t i = 0; i < n; ++i) std::copy_n(z->begin() + std::ptrdiff_t(idx[i] * size_t(d)), d, zi.begin() + std::ptrdiff_t(i * size_t(d)));
-    const std::vector<float> rows = decode_points(*tm, cx, zi, int(n));
-    std::copy(rows.begin(), rows.end(), out);
+    for (size_t i = 0; i < n; ++i) std::copy_n(z->begin() + std::ptrdiff_t(size_t(idx[i]) * size_t(d)), d, zi.begin() + std::ptrdiff_t(i * size_t(d)));
+    const std::vector<float> params = decode_points(*tm, cx, zi, int(n));
+    std::copy(params.begin(), params.end(), out);
   };
   spec.decoded_from = {{"run", fs::absolute(run).string()}, {"checkpoint", stamp_of(ckpt)},
                        {"latent", key_of(z->data(), z->size() * sizeof(float))}};
@@ -226,9 +229,12 @@ ParticleCache subtracted_cache(Context& cx, const ParticleCache& source, const i
   std::vector<cfloat> model(kChunk * nb);
   // --subtract decoded: each particle's whole model and its outside, kChunk rows at a time.
   std::vector<float> whole_rows(spec.decoded ? kChunk * row.size() : 0), rest_rows(spec.decoded ? kChunk * 5 * rest_model.size() : 0);
+  const std::vector<int64_t> out_rows = output_rows(source);
+  std::vector<int64_t> chunk_rows(kChunk);
   auto decode = [&](const size_t* idx, size_t m, bool outside_only) -> const float* {
     if (!spec.decoded) return nullptr;
-    spec.decoded(idx, m, whole_rows.data());
+    for (size_t i = 0; i < m; ++i) chunk_rows[i] = out_rows[idx[i]];
+    spec.decoded(chunk_rows.data(), m, whole_rows.data());
     if (!outside_only) return whole_rows.data();
     subset_rows(whole_rows.data(), m, outside, rest_rows.data());
     return rest_rows.data();

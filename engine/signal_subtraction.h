@@ -43,8 +43,8 @@ namespace cugmm {
 constexpr size_t kScaleParticles = 4096;  // enough for a per-ring scale to ~1% at SNR 0.05 on 64+ rings
 
 // Each particle's own whole model: fills n rows of 5G parameters (the full model's Gaussians, in its order)
-// for the source's particles idx[0..n) (cache order, copies included).
-using ModelRows = std::function<void(const size_t* idx, size_t n, float* params)>;
+// for the output rows rows[0..n) (engine/train_outputs.h output_rows: particle row x copies + copy).
+using ModelRows = std::function<void(const int64_t* rows, size_t n, float* params)>;
 
 struct SubtractionSpec {
   std::vector<char> inside;       // G flags: the region (kept); the others are subtracted
@@ -56,13 +56,15 @@ struct SubtractionSpec {
 };
 
 // --subtract decoded RUN: spec.decoded from RUN's decoder at each particle's latent point in RUN/latent.txt,
-// matched to `set` (the particles `cache` holds, expanded when --sym) by rlnImageName and, with --sym,
-// rlnCugmmSymmetryCopy through RUN/particles.star. InputError naming the file (and the particle) when RUN is
-// not a complete run, was trained on other particles (a particle without a row there, other row counts),
-// for another model (Gaussian count, grid, positions), another working grid or another --sym, or is a
-// focused run whose decoder describes only its region. The decoder runs on cx (kept by reference).
+// matched to `set` (expanded into `group`'s copies when not C1) by rlnImageName and, with --sym,
+// rlnCugmmSymmetryCopy through RUN/particles.star. Everything is checked here, before any work: InputError
+// naming the file (and the particle) when RUN is not a complete run, was trained on other particles (a
+// particle without a row there, other row counts), for another model (Gaussian count, box, positions),
+// another working grid or another --sym, or is a focused run whose decoder describes only its region. The
+// decoder runs on cx (kept by reference).
 void use_decoded_models(SubtractionSpec& spec, Context& cx, const std::string& run, const io::ParticleSet& set,
-                        const ParticleCache& cache, const io::GaussianModel& full);
+                        const std::string& group, size_t copies, const WorkingGrid& grid,
+                        const io::GaussianModel& full);
 
 // The region's Gaussians (inside), moved by -centre when spec.recentre: the model to train on the result.
 io::GaussianModel focused_model(const io::GaussianModel& full, const SubtractionSpec& spec);

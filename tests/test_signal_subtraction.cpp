@@ -24,9 +24,11 @@
 #include "engine/simulate.h"
 #include "engine/symmetry.h"
 #include "kernels/philox.h"
+#include "band_render.h"
 #include "support.h"
 
 using namespace cugmm;
+using test::render_band;
 
 namespace {
 
@@ -45,29 +47,6 @@ io::GaussianModel two_lobes(int box, double pixel) {
     m.width[j] = float(2.5 * pixel);
   }
   return m;
-}
-
-// Band coefficients of `model` for the cache's particles with their views (origin replaced when asked).
-std::vector<cfloat> render_band(Context& cx, const ParticleCache& cache, const io::GaussianModel& model,
-                                bool origin_zero) {
-  const FourierBand& band = cache.band();
-  ParticleBatcher b(cache, band, CtfChoice::automatic);
-  const size_t n = cache.count(), half = size_t(band.box) * (band.box / 2 + 1);
-  std::vector<ParticleView> views(n);
-  for (size_t i = 0; i < n; ++i) {
-    views[i] = b.view(i);
-    if (origin_zero) views[i].origin_x = views[i].origin_y = 0;
-  }
-  const std::vector<float> row = params_from_model(model);
-  auto proj = make_projector(cx, band, int(model.size()));
-  std::vector<cfloat> planes(n * half), out(n * band.size());
-  ProjectionBatch in;
-  in.count = int(n);
-  in.params = row.data();
-  in.views = views.data();
-  proj->render_host(in, planes.data());
-  for (size_t i = 0; i < n; ++i) band_gather(band, planes.data() + i * half, out.data() + i * band.size());
-  return out;
 }
 
 // |a - b| / |b| over the rings up to 0.8 Nyquist (beyond, the splat aliases: engine/projector.h).
@@ -268,9 +247,9 @@ TEST_CASE("per-particle (decoded) models: each particle's own outside is subtrac
       if (outside[j]) m.x[j] += float(0.7 * double(i % 5));
     return m;
   };
-  spec.decoded = [&](const size_t* idx, size_t n, float* out) {
+  spec.decoded = [&](const int64_t* rows, size_t n, float* out) {  // unexpanded: output row = particle
     for (size_t i = 0; i < n; ++i) {
-      const std::vector<float> row = params_from_model(model_of(idx[i]));
+      const std::vector<float> row = params_from_model(model_of(size_t(rows[i])));
       std::copy(row.begin(), row.end(), out + i * row.size());
     }
   };
