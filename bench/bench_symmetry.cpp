@@ -4,16 +4,20 @@
 //
 //  symmetry  `simulate --system c3-trimer` (three copies of a subunit about z, one of them slides 20 Å) ->
 //            fit-map -> `train --sym C3` (only the first asymmetric unit moves). Per symmetry copy k, the
-//            linear-motion figure (|Spearman| of PC1 with the truth) of the rows of copy k: the copy whose
+//            linear-motion figure (|Spearman| of PC1 with the truth) and the canonical correlation (any linear
+//            read-out of the latent) of the rows of copy k: the copy whose
 //            first unit holds the moving subunit (computed from the geometry: R_k^-1 of that subunit's
 //            centre lies in unit 0) must recover the motion, the others not; beside it the oracle reference.
 //  focus     `simulate --system linear` (an arm slides beside a rigid core that is most of the mass) ->
 //            fit-map -> a mask around the arm's swept volume -> `train --focus-mask MASK` with
 //            `--subtract neutral` and with `--subtract none` (the same Gaussians move): both figures beside
-//            the oracle reference.
+//            the oracle reference, and the paired bootstrap of the difference of their canonical correlations.
+//  symfocus  the same C3 set with `--sym C3 --focus-mask UNIT` (UNIT: the first asymmetric unit): each copy
+//            keeps only the subunit it sees in unit 0 (subtracted at its own pose A R_k), per copy as above,
+//            with the subtraction's seconds and bytes (a per-copy cache).
 //
 //   bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] [--dir DIR] [--reuse]
-//                  [--out bench_symmetry.json] [--only symmetry|focus]
+//                  [--out bench_symmetry.json] [--only symmetry|symfocus|focus]
 // --reuse: in an existing --dir, commands whose outputs are there are not run again.
 #include <unistd.h>
 
@@ -180,6 +184,20 @@ size_t moving_copy(const HeteroSystem& sys, const SymmetryGroup& g, const Vec3<d
   throw Error("bench_symmetry: no copy sees chain B in the first unit");
 }
 
+// The first asymmetric unit of `g` (engine/symmetry.h) as a mask on the model's grid: every voxel whose
+// position (Å from the box centre) lies in unit 0, so the mask holds the Gaussians of that unit.
+void write_unit_mask(const SymmetryGroup& g, int box, double pixel, const std::string& path) {
+  std::vector<Vec3<double>> points;
+  points.reserve(size_t(box) * box * box);
+  for (int z = 0; z < box; ++z)
+    for (int y = 0; y < box; ++y)
+      for (int x = 0; x < box; ++x) points.push_back({(x - box / 2) * pixel, (y - box / 2) * pixel, (z - box / 2) * pixel});
+  const std::vector<int> unit = asymmetric_units(g, points);
+  std::vector<float> mask(points.size());
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = unit[i] == 0 ? 1.f : 0.f;
+  io::write_mrc(path, mask.data(), box, box, box, float(pixel), false);
+}
+
 // Voxels within `radius` Å of chain B's atoms at the ends and middle of its motion: the arm's swept volume.
 void write_arm_mask(const HeteroSystem& sys, int box, double pixel, double radius, const std::string& path) {
   const Vec3<double> shift = centring_shift(sys.atoms, box, pixel);  // file -> map frame (voxel i at i * pixel)
@@ -224,7 +242,7 @@ int main(int argc, char** argv) {
       else if (a == "--reuse") g_reuse = true;
       else {
         std::fprintf(stderr, "usage: bench_symmetry [--quick] [--cugmm PATH] [--count N] [--epochs E] [--snr S] "
-                             "[--dir DIR] [--reuse] [--out FILE] [--only symmetry|focus]\n");
+                             "[--dir DIR] [--reuse] [--out FILE] [--only symmetry|symfocus|focus]\n");
         return 2;
       }
     }
@@ -257,36 +275,46 @@ int main(int argc, char** argv) {
     doc["box"] = box;
     doc["pixel_A"] = pixel;
 
-    if (only.empty() || only == "symmetry") {
+    // c3-trimer expanded by C3 (run `name`, extra options `extra`): per copy the motion figures, beside the
+    // oracle reference.
+    auto c3_run = [&](const std::string& name, const std::string& extra) {
       const std::string d = dir + "/c3";
       simulate_and_fit("c3-trimer", d);
-      step("train --particles " + d + "/particles.star --model " + d + "/neutral/model.txt --out " + d +
-               "/run_sym --sym C3" + recipe,
-           log, d + "/run_sym/run.json");
-      const HeteroSystem sys = builtin_system("c3-trimer");
       const SymmetryGroup g = make_symmetry_group("C3");
+      if (!extra.empty()) write_unit_mask(g, box, pixel, d + "/unit_mask.mrc");
+      const double s = step("train --particles " + d + "/particles.star --model " + d + "/neutral/model.txt --out " + d +
+                                "/" + name + " --cache " + d + "/particles.cugmm-cache --sym C3" + extra + recipe,
+                            log, d + "/" + name + "/run.json");
+      const HeteroSystem sys = builtin_system("c3-trimer");
       const Vec3<double> sh = centring_shift(sys.atoms, box, pixel);
       const double c0 = box / 2 * pixel;
       const size_t moving = moving_copy(sys, g, {sh.x - c0, sh.y - c0, sh.z - c0});
       const std::vector<double> truth = truth_column(d + "/particles_truth.csv", 0);
-      const int dim = latent_dims(d + "/run_sym/run.json");
-      const std::vector<float> z = read_latent_txt(d + "/run_sym/latent.txt", dim);
+      const int dim = latent_dims(d + "/" + name + "/run.json");
+      const std::vector<float> z = read_latent_txt(d + "/" + name + "/latent.txt", dim);
       nlohmann::json per_copy = nlohmann::json::array();
       for (size_t k = 0; k < g.order(); ++k) {
         nlohmann::json f = linear_figure(sys, z, dim, g.order(), k, truth);
         f["copy"] = k + 1;
         f["sees_moving_subunit"] = k == moving;
         per_copy.push_back(f);
-        std::printf("C3 copy %zu%s: linear motion %s, canonical correlation %s\n", k + 1,
+        std::printf("%s: C3 copy %zu%s: linear motion %s, canonical correlation %s\n", name.c_str(), k + 1,
                     k == moving ? " (moving subunit)" : "", figure_text(f).c_str(),
                     figure_text(f["canonical_correlation"]).c_str());
       }
       const nlohmann::json oracle = oracle_linear(d + "/oracle.json");
       std::printf("oracle reference (linear motion): true poses %s, pose-marginalised %s\n",
                   oracle["true_pose"]["value"].dump().c_str(), oracle["pose_marginalised"]["value"].dump().c_str());
-      doc["symmetry"] = {{"system", "c3-trimer"}, {"group", "C3"}, {"moving_copy", moving + 1}, {"per_copy", per_copy},
-                         {"oracle_reference", oracle}};
-    }
+      const nlohmann::json rj = read_json(d + "/" + name + "/run.json");
+      nlohmann::json res = {{"system", "c3-trimer"}, {"group", "C3"}, {"moving_copy", moving + 1}, {"per_copy", per_copy},
+                            {"oracle_reference", oracle}, {"seconds", s}, {"timings_s", rj["timings_s"]},
+                            {"gaussians_trained", rj["gaussians"]}};
+      if (rj.contains("focus")) res["focus"] = rj["focus"];
+      return res;
+    };
+    if (only.empty() || only == "symmetry") doc["symmetry"] = c3_run("run_sym", "");
+    // --sym with --focus-mask on the first asymmetric unit: each copy keeps only the subunit it sees in unit 0.
+    if (only.empty() || only == "symfocus") doc["symmetry_focus"] = c3_run("run_sym_focus", " --focus-mask " + dir + "/c3/unit_mask.mrc");
     if (only.empty() || only == "focus") {
       const std::string d = dir + "/focus";
       simulate_and_fit("linear", d);

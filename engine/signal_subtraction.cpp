@@ -222,6 +222,14 @@ ParticleCache subtracted_cache(Context& cx, const ParticleCache& source, const i
                                       std::to_string(source.copies()) + " " + source.symmetry() + " copies, each subtracted in its own frame)"
                                 : std::string()) +
            ", about " + std::to_string(int(std::ceil(bytes / (1 << 20)))) + " MiB at " + out);
+  {  // refused before any rendering when it cannot fit (the file is written whole or not at all)
+    std::error_code sec;
+    const fs::space_info room = fs::space(fs::absolute(out).parent_path(), sec);
+    if (!sec && double(room.available) < bytes)
+      throw Error("signal subtraction: " + out + " needs about " + std::to_string(int(std::ceil(bytes / (1 << 20)))) +
+                  " MiB and its file system has " + std::to_string(room.available >> 20) + " MiB free" +
+                  (source.copies() > 1 ? " (one image per symmetry copy)" : ""));
+  }
   const ParticleBatcher views_of(source, band, spec.ctf);
   const io::GaussianModel rest_model = model_subset(full, outside);
   BandRenderer whole(cx, band, full), rest(cx, band, rest_model);
