@@ -21,7 +21,7 @@
 // sits at the box centre; the model trained on them must then be the region's Gaussians moved by -m
 // (recentred_model), which projects exactly onto them.
 //
-// Measured choice (README "Focused analysis"): the subtraction is done once into a derived particle cache
+// Measured choice (README "Symmetry expansion and focused analysis"): the subtraction is done once into a derived particle cache
 // written beside the original (engine/particle_cache.h write_derived_cache) rather than on the fly in the
 // batcher: it costs one pass of two renders per particle (or copy), where on the fly it would cost a render
 // per particle (or copy) per epoch (and features) on the host; the price is the disk (n-fold for n copies).

@@ -85,6 +85,50 @@ double correlation(const cfloat* a, const cfloat* b, size_t n) {
   return ab / std::sqrt(aa * bb);
 }
 
+// `run` (--focus-mask with --subtract decoded `whole`) holds exactly the data minus (ring scale x) the
+// projection of the outside of whole's decoder at each image's latent point in whole/latent.txt (rows in
+// output order: particle x copies + copy, as the expanded cache's), at the image's pose (A R_k for copy k).
+// Decoded with train_cmd's one thread: BLAS rounds by its thread count.
+void check_decoded_subtraction(const std::string& run, const std::string& whole, const io::GaussianModel& n,
+                               const std::vector<char>& inside, size_t copies) {
+  set_threads(1);
+  nn::set_blas_threads(1);
+  Context cx;
+  const TrainedModel tm = load_trained(whole + "/model.ckpt", cx);
+  const std::vector<float> z = read_latent_txt(whole + "/latent.txt", tm.config.latent);
+  const int count = int(z.size() / size_t(tm.config.latent));
+  const std::vector<float> rows = decode_points(tm, cx, z, count);
+  std::vector<char> outside(n.size());
+  for (size_t j = 0; j < n.size(); ++j) outside[j] = !inside[j];
+  const size_t G = n.size(), Go = size_t(std::count(outside.begin(), outside.end(), 1));
+  std::vector<float> out_rows(size_t(count) * 5 * Go);
+  for (size_t i = 0; i < size_t(count); ++i)
+    for (size_t f = 0, o = 0; f < 5; ++f)
+      for (size_t j = 0; j < G; ++j)
+        if (outside[j]) out_rows[i * 5 * Go + o++] = rows[i * 5 * G + f * G + j];
+  ParticleCache plain(run + "/particles.cugmm-cache"), sub(run + "/particles.subtracted.cugmm-cache");
+  if (copies > 1) {
+    const SymmetryGroup g = make_symmetry_group("C" + std::to_string(copies));
+    plain.expand(g.name, g.operators);
+  }
+  REQUIRE(sub.count() == size_t(count));
+  REQUIRE(plain.count() == size_t(count));
+  const std::vector<cfloat> proj = test::render_band_rows(cx, plain, out_rows.data(), int(Go), 5 * Go);
+  const std::vector<double> scale = read_json(run + "/run.json")["focus"]["ring_scale"].get<std::vector<double>>();
+  const FourierBand& band = plain.band();
+  const std::vector<int64_t> order = output_rows(plain);
+  double e = 0, s = 0;
+  for (size_t i = 0; i < size_t(count); ++i) {
+    REQUIRE(order[i] == int64_t(i));
+    for (size_t k = 0; k < band.size(); ++k) {
+      const cfloat want = plain.coefficients(i)[k] - float(scale[band.ring[k]]) * proj[i * band.size() + k];
+      e += std::norm(sub.coefficients(i)[k] - want);
+      s += std::norm(want);
+    }
+  }
+  CHECK(std::sqrt(e / s) < 1e-4);
+}
+
 }  // namespace
 
 TEST_CASE("train --sym C3: one latent row and one STAR row per copy, first unit moves, embed and analyze --fold") {
@@ -254,6 +298,13 @@ TEST_CASE("train --sym C3 --focus-mask: copy k subtracted at its own pose A R_k 
                 "/emb --device cpu --threads 2");
   REQUIRE_MESSAGE(r.status == 0, r.out);
   check_same_latent(d.dir + "/emb/latent.txt", run + "/latent.txt");
+  // --subtract decoded with --sym: RUN trained with --sym C3 gives each copy its own decoded model.
+  const std::string whole = d.dir + "/whole", dec = d.dir + "/run_decoded";
+  r = test::run(train_cmd(d, whole, std::string(kOpts) + " --sym C3"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, dec, std::string(kOpts) + " --sym C3 --focus-mask " + d.dir + "/unit.mrc --subtract decoded " + whole));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  check_decoded_subtraction(dec, whole, n, inside, 3);
 }
 
 TEST_CASE("train --subtract decoded RUN: each particle's decoded outside is subtracted; RUN must match the particles") {
@@ -269,36 +320,7 @@ TEST_CASE("train --subtract decoded RUN: each particle's decoded outside is subt
   const nlohmann::json rj = read_json(run + "/run.json");
   CHECK(rj["focus"]["subtract"] == "decoded");
   CHECK(rj["focus"]["decoded_run"] == fs::absolute(whole).string());
-  // Exactly the data minus (ring scale x) the projection of the outside of RUN's decoder at the particle's
-  // latent point in RUN's latent.txt (decoded with train_cmd's one thread: BLAS rounds by its thread count).
-  set_threads(1);
-  nn::set_blas_threads(1);
-  Context cx;
-  const TrainedModel tm = load_trained(whole + "/model.ckpt", cx);
-  const std::vector<float> z = read_latent_txt(whole + "/latent.txt", tm.config.latent);
-  const std::vector<float> rows = decode_points(tm, cx, z, 64);
-  std::vector<char> outside(n.size());
-  for (size_t j = 0; j < n.size(); ++j) outside[j] = !arm[j];
-  const size_t G = n.size(), Go = size_t(std::count(outside.begin(), outside.end(), 1));
-  std::vector<float> out_rows(64 * 5 * Go);
-  for (size_t i = 0; i < 64; ++i)
-    for (size_t f = 0, o = 0; f < 5; ++f)
-      for (size_t j = 0; j < G; ++j)
-        if (outside[j]) out_rows[i * 5 * Go + o++] = rows[i * 5 * G + f * G + j];
-  ParticleCache plain(run + "/particles.cugmm-cache"), sub(run + "/particles.subtracted.cugmm-cache");
-  const std::vector<cfloat> proj = test::render_band_rows(cx, plain, out_rows.data(), int(Go), 5 * Go);
-  const std::vector<double> scale = rj["focus"]["ring_scale"].get<std::vector<double>>();
-  const FourierBand& band = plain.band();
-  double e = 0, s = 0;
-  for (size_t i = 0; i < 64; ++i) {
-    REQUIRE(plain.particle(i).source_row == int64_t(i));
-    for (size_t k = 0; k < band.size(); ++k) {
-      const cfloat want = plain.coefficients(i)[k] - float(scale[band.ring[k]]) * proj[i * band.size() + k];
-      e += std::norm(sub.coefficients(i)[k] - want);
-      s += std::norm(want);
-    }
-  }
-  CHECK(std::sqrt(e / s) < 1e-4);
+  check_decoded_subtraction(run, whole, n, gaussians_in_mask(d.dir + "/arm.mrc", n), 1);
   // embed replays it (RUN's latent points hold these particles).
   r = test::run(test::cugmm_exe() + " embed " + run + " --particles " + d.star + " --out " + d.dir +
                 "/emb --device cpu --threads 2");
