@@ -343,6 +343,19 @@ TEST_CASE("train --subtract decoded RUN: each particle's decoded outside is subt
     CHECK(!fs::exists(d.dir + "/refused"));
   };
   refused(" --subtract decoded " + d.dir + "/half_run", "has no latent point");
+  // A RUN whose latent.txt lost a row (count), and one trained on another working grid (--box 20).
+  fs::create_directories(d.dir + "/short");
+  for (const char* f : {"model.ckpt", "particles.star", "run.json"})
+    fs::copy_file(whole + "/" + f, d.dir + "/short/" + f, fs::copy_options::overwrite_existing);
+  {
+    std::string text = test::read_text(whole + "/latent.txt");
+    text.erase(text.rfind('\n', text.size() - 2) + 1);  // the last row
+    std::ofstream(d.dir + "/short/latent.txt") << text;
+  }
+  refused(" --subtract decoded " + d.dir + "/short", "holds 63 latent points");
+  r = test::run(train_cmd(d, d.dir + "/box20", std::string(kOpts) + " --box 20"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  refused(" --subtract decoded " + d.dir + "/box20", "trained on a grid of 20");
   refused(" --subtract decoded " + run, "a focused run");
   refused(" --sym C3 --subtract decoded " + whole, "trained with --sym C1");
   refused(" --subtract decoded", "--subtract decoded RUN");
