@@ -48,20 +48,24 @@ static int run_embed(Command& c) {
                  {cache_path, (fs::path(out) / "latent.txt").string(), (fs::path(out) / "particles.star").string(),
                   (fs::path(out) / "features.cugmm-features").string()},
                  {out}};
-  // A focused run (train --focus-mask, --subtract neutral) was trained on subtracted particles: these are
-  // subtracted the same way (its run.json names the whole model, the mask and the recentring).
+  // A focused run (train --focus-mask, --subtract neutral or decoded) was trained on subtracted particles:
+  // these are subtracted the same way (its run.json names the whole model, the mask, the recentring and the
+  // run whose decoded models were subtracted, whose latent points must include these particles).
   nlohmann::json focus;
   {
     std::ifstream rj(fs::path(run) / "run.json");
     const nlohmann::json runinfo = rj ? nlohmann::json::parse(rj, nullptr, false) : nlohmann::json();
-    if (runinfo.is_object() && runinfo.contains("focus") && runinfo["focus"].value("subtract", "") == "neutral") {
+    if (runinfo.is_object() && runinfo.contains("focus") && runinfo["focus"].value("subtract", "none") != "none") {
       focus = runinfo["focus"];
       focus["model"] = runinfo.value("model", "");
       files.inputs.push_back(focus["model"].get<std::string>());
       files.inputs.push_back(focus.value("mask", ""));
-      files.outputs.push_back(fs::path(cache_path).replace_extension(".subtracted.cugmm-cache").string());
+      for (const char* f : {"model.ckpt", "latent.txt", "particles.star", "run.json"})
+        if (focus.contains("decoded_run")) files.inputs.push_back((fs::path(focus["decoded_run"].get<std::string>()) / f).string());
     }
   }
+  const std::string sub_path = fs::path(cache_path).replace_extension(".subtracted.cugmm-cache").string();
+  if (!focus.is_null()) files.outputs.push_back(sub_path);
   if (le.use_posterior) files.outputs.push_back((fs::path(out) / "latent_encoder.txt").string());
   check_files(files, false);
   const Device device = c.device();
@@ -77,26 +81,34 @@ static int run_embed(Command& c) {
     throw InputError(co.particles, "", "the particles' field of view (" + std::to_string(native.box) + " x " +
                                            std::to_string(native.pixel) + " Å) differs from the run's (" +
                                            std::to_string(m.cache_box) + " x " + std::to_string(m.cache_pixel) + " Å)");
+  // A run focused with --subtract decoded SOURCE: SOURCE's latent points must include these particles.
+  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
+  SubtractionSpec spec;
+  io::GaussianModel full;
+  if (!focus.is_null()) {
+    full = io::load_any_model(focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
+    if (focus.contains("decoded_run"))
+      use_decoded_models(spec, cx, focus["decoded_run"].get<std::string>(), set, group.name, group.order(),
+                         {m.cache_box, m.cache_pixel}, full);
+  }
   check_files(files);
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
   Comm& comm = c.comm();
   ParticleCache cache = open_cache_on_ranks(comm, co, cache_path);
+  // A run trained with --sym sees every particle once per operator: so does its embedding (each copy
+  // subtracted in its own frame when the run is focused).
+  if (group.order() > 1) cache.expand(group.name, group.operators);
   if (!focus.is_null()) {
     // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
     if (comm.size() > 1) throw Error("a focused run (--focus-mask) is embedded in one process, not under mpirun");
-    const io::GaussianModel full = io::load_any_model(focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
-    SubtractionSpec spec;
     spec.inside = gaussians_in_mask(focus["mask"].get<std::string>(), full);
     spec.ctf = m.config.ctf;
     spec.recentre = focus.value("recentre", false);
     spec.centre = mask_centre(focus["mask"].get<std::string>(), full);
     nlohmann::json report;
-    cache = subtracted_cache(cx, cache, full, spec, files.outputs.back(), report);
+    cache = subtracted_cache(cx, cache, full, spec, sub_path, report);
   }
-  // A run trained with --sym sees every particle once per operator: so does its embedding.
-  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
-  if (group.order() > 1) cache.expand(group.name, group.operators);
   std::vector<float> latent, score;
   embed_cache(m, cx, cache, ckpt, (fs::path(out) / "features.cugmm-features").string(), latent, score, batch, &comm);
   if (comm.rank() != 0) return 0;  // every rank holds every row; one writes them

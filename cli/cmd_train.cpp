@@ -52,7 +52,8 @@ static int run_train(Command& c) {
   TrainOptions to;
   TrainConfig& cfg = to.config;
   CacheOptions& co = to.cache;
-  std::string model_path, out, cache_path, focus_mask, subtract = "neutral", poses_from, exchange = "dense";
+  std::string model_path, out, cache_path, focus_mask, poses_from, exchange = "dense";
+  std::vector<std::string> subtract_args = {"neutral"};
   bool resume = false, plan_only = false, recentre = false;
   c.text("--particles", co.particles, "particle STAR or cryoSPARC .cs file")->required();
   c.text("--model", model_path, "the neutral model (native, PDB or mmCIF) on the particles' grid")->required();
@@ -63,8 +64,11 @@ static int run_train(Command& c) {
   to.declare(c);
   c.text("--focus-mask", focus_mask, "focused analysis: only the Gaussians in this mask (MRC on the model's grid) "
                                      "move, and (--subtract neutral) the rest is subtracted from the particles");
-  c.text("--subtract", subtract, "with --focus-mask: neutral (subtract the neutral model's projection outside the "
-                                 "mask) or none (keep the whole model, move only the mask's Gaussians)");
+  c.app.add_option("--subtract", subtract_args, "with --focus-mask: neutral (subtract the neutral model's projection "
+                                                "outside the mask), decoded RUN (each particle's model decoded by the "
+                                                "run RUN at its latent point) or none (keep the whole model, move "
+                                                "only the mask's Gaussians)")
+      ->expected(1, 2);
   c.flag("--recentre", recentre, "with --focus-mask and subtraction: translate the particles so the mask's centre "
                                  "is the box centre (the model moved with them)");
   LatentEstimateOptions le;
@@ -80,14 +84,16 @@ static int run_train(Command& c) {
   to.finish(c);
   le.finish(cfg.seed, cfg.batch);
   const data_parallel::ExchangeMode exchange_mode = data_parallel::parse_exchange_mode(exchange);
-  const bool focused = !focus_mask.empty(), subtracting = focused && subtract == "neutral";
-  if (subtract != "neutral" && subtract != "none")
-    throw Error("--subtract must be neutral or none, not '" + quote_value(subtract) + "'");
+  const std::string subtract = subtract_args[0], decoded_run = subtract_args.size() > 1 ? subtract_args[1] : "";
+  const bool focused = !focus_mask.empty(), subtracting = focused && subtract != "none";
+  if (subtract != "neutral" && subtract != "none" && subtract != "decoded")
+    throw Error("--subtract must be neutral, decoded RUN or none, not '" + quote_value(subtract) + "'");
+  if ((subtract == "decoded") != !decoded_run.empty())
+    throw Error(subtract == "decoded" ? "--subtract decoded needs the run directory: --subtract decoded RUN"
+                                      : "--subtract " + subtract + " takes no run directory");
   if (focused && (!to.mask.empty() || !to.gaussians.empty()))
     throw Error("--focus-mask chooses the Gaussians that move: give it without --mask or --gaussians");
-  if (focused && to.group.order() > 1)
-    throw Error("--focus-mask with --sym is not supported: each symmetry copy would need its own subtraction");
-  if (recentre && !subtracting) throw Error("--recentre needs --focus-mask with --subtract neutral");
+  if (recentre && !subtracting) throw Error("--recentre needs --focus-mask with --subtract neutral or decoded");
   if (c.app.count("--subtract") > 0 && !focused) throw Error("--subtract needs --focus-mask");
   require_directory_name("--out", out);
   if (cache_path.empty()) cache_path = (fs::path(out) / "particles.cugmm-cache").string();
@@ -100,6 +106,8 @@ static int run_train(Command& c) {
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   if (subtracting) files.outputs.push_back(sub_path);
   if (focused) files.inputs.push_back(focus_mask);
+  for (const char* f : {"model.ckpt", "latent.txt", "particles.star", "run.json"})
+    if (!decoded_run.empty()) files.inputs.push_back((fs::path(decoded_run) / f).string());
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
   if (!poses_from.empty()) files.inputs.push_back(poses_from);
@@ -131,7 +139,7 @@ static int run_train(Command& c) {
     else cfg.movable = focus.inside;
   }
   const int G = int(model.size());
-  to.select_gaussians(model);
+  if (!focused) to.select_gaussians(model);  // with --focus-mask the mask says what moves, --sym or not
   // With --sym every particle counts once per operator; its copies share its validation split.
   const size_t copies = to.group.order(), n_all = set.particles.size() * copies;
   size_t n_val = 0;
@@ -144,6 +152,9 @@ static int run_train(Command& c) {
                 std::to_string(cfg.batch) + ") and validation at least 4 (or --val-fraction 0)");
   const Device device = c.device();
   const WorkingGrid grid = choose_working_grid(set, co.box);
+  Context cx(device);
+  if (!decoded_run.empty())  // RUN checked against these particles before any work
+    use_decoded_models(focus, cx, decoded_run, set, to.group.name, copies, grid, full_model);
   {
     const int maxring = cfg.maxres > 0 ? std::min(grid.box / 2, int(grid.box * grid.pixel / cfg.maxres)) : grid.box / 2;
     size_t band_est = 0;
@@ -162,12 +173,12 @@ static int run_train(Command& c) {
   co.maxres = cfg.maxres;
   ParticleCache cache = open_cache_on_ranks(c.comm(), co, cache_path);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
-  Context cx(device);
   nlohmann::json focus_report;
   // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
   if (subtracting && c.comm().size() > 1) throw Error("--focus-mask --subtract runs in one process, not under mpirun");
-  if (subtracting) cache = subtracted_cache(cx, cache, full_model, focus, sub_path, focus_report);
   if (copies > 1) cache.expand(to.group.name, to.group.operators);
+  // With --sym each copy is subtracted in its own frame (a per-copy derived cache).
+  if (subtracting) cache = subtracted_cache(cx, cache, full_model, focus, sub_path, focus_report);
   Comm& comm = c.comm();
   const bool writer = comm.rank() == 0;  // one rank writes the run's files
   Trainer trainer(cx, cache, model, cfg, out);
@@ -239,11 +250,12 @@ static int run_train(Command& c) {
   run["gaussians"] = G;
   if (copies > 1)
     run["symmetry"] = {{"group", to.group.name}, {"copies", copies}, {"particles", set.particles.size()},
-                       {"movable", to.mask.empty() && to.gaussians.empty() ? "first asymmetric unit" : "--mask/--gaussians"},
+                       {"movable", focused ? "--focus-mask" : to.mask.empty() && to.gaussians.empty() ? "first asymmetric unit" : "--mask/--gaussians"},
                        {"latent_rows", "particle-major: row r*copies + k is copy k+1 (rlnCugmmSymmetryCopy) of particle r+1"}};
   if (focused) {
     focus_report["mask"] = fs::absolute(focus_mask).string();
     focus_report["subtract"] = subtract;
+    if (!decoded_run.empty()) focus_report["decoded_run"] = fs::absolute(decoded_run).string();
     focus_report["mask_centre_A"] = {focus.centre.x, focus.centre.y, focus.centre.z};
     focus_report["region_gaussians"] = std::count(focus.inside.begin(), focus.inside.end(), 1);
     run["focus"] = focus_report;
