@@ -338,21 +338,6 @@ CUGMM_ALWAYS_INLINE inline void splat_fill(const Workspace<T>& ws, int g_count, 
   }
 }
 
-// t[0] + ... + t[W-1] (W <= 32) as a tree: the tail beyond the largest power of two P <= W folded onto the
-// head, then halves added (t is overwritten).
-template <int W, class T>
-CUGMM_ALWAYS_INLINE inline T pairwise_sum(T* t) {
-  constexpr int P = W >= 32 ? 32 : W >= 16 ? 16 : W >= 8 ? 8 : 1;
-  static_assert(W <= 32 && P >= 8, "pairwise_sum: 8 <= W <= 32");
-#pragma GCC unroll 32
-  for (int x = P; x < W; ++x) t[x - P] += t[x];
-#pragma GCC unroll 8
-  for (int h = P / 2; h > 0; h /= 2)
-#pragma GCC unroll 16
-    for (int x = 0; x < h; ++x) t[x] += t[x + h];
-  return t[0];
-}
-
 // The footprint sums splat_vjp needs, for rows of fixed length W (fixed_row): the same sums as the generic
 // loop of splat_gather, with the column sums in registers.
 template <int W, class T>
@@ -371,19 +356,9 @@ CUGMM_ALWAYS_INLINE inline SplatMoments<T> footprint_moments(const Splat<T>& g, 
       c2[x] += w2 * row[x];
     }
   }
-  // Each column's terms, then their sums over x as a pairwise tree (vector halves added): summed in order,
-  // each moment is a chain of W dependent adds, most of the gather's time at W = 24.
-  T t00[W], t10[W], t01[W], t20[W];
-#pragma omp simd
-  for (int x = 0; x < W; ++x) {
-    SplatMoments<T> c{0, 0, 0, 0};
-    moments_add_column(c, rx[x], T(g.x0 + x) - g.ux, c0[x], c1[x], c2[x]);
-    t00[x] = c.s00;
-    t10[x] = c.s10;
-    t01[x] = c.s01;
-    t20[x] = c.s20;
-  }
-  return {pairwise_sum<W>(t00), pairwise_sum<W>(t10), pairwise_sum<W>(t01), pairwise_sum<W>(t20)};
+  SplatMoments<T> m{0, 0, 0, 0};
+  for (int x = 0; x < W; ++x) moments_add_column(m, rx[x], T(g.x0 + x) - g.ux, c0[x], c1[x], c2[x]);
+  return m;
 }
 
 // The gather of splat_backward: footprint sums of R = img against the profiles, then splat_vjp.
