@@ -6,7 +6,11 @@
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define CUGMM_DISPATCH_SIMD 1
+#if defined(__clang__)  // clang has no prefer-vector-width target option
+#define CUGMM_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#else
 #define CUGMM_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512")))
+#endif
 #define CUGMM_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #endif
 

@@ -2,7 +2,11 @@
 // Branch-free, so it vectorises: a non-finite gradient element still computes its update, which is then
 // discarded (its p, m and v keep their values, kernels/nn_adam.h). Contraction into FMAs is off in this file
 // (the pragma below): every copy rounds exactly as the scalar step, so the weights do not depend on the CPU.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
+#endif
 #include <cstddef>
 
 #include "core/simd.h"
