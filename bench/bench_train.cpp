@@ -3,7 +3,9 @@
 // particle-steps/s per epoch and against the limit the BLAS sets: the step's own GEMMs (every dense layer's
 // forward and backward products, the same shapes) timed alone through ops::gemm in the same run, so
 //   BLAS limit = batch / (time of those GEMMs),  fraction = achieved / limit,
-//   non-GEMM share = 1 - GEMM time / step time (projection, Adam, activations, copies, feature reads).
+//   non-GEMM share = 1 - GEMM time / step time (projection, Adam, activations, copies, feature reads);
+// the same share in process CPU seconds (getrusage: all threads), and each phase's CPU seconds per step,
+// which the other processes of a shared machine disturb far less than the wall clock.
 // Also decode's time per latent point (decoder + map, file writing excluded), the memory plan of
 // G = 100,000 at box 256, batch 64, and the peak RSS (VmHWM) after training (checkpoint written) and at the end.
 // --steps S trains one epoch of exactly S batches (S x batch particles): the way to measure a large job
@@ -27,6 +29,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/threads.h"
 #include "engine/model_params.h"
 #include "engine/particle_cache.h"
 #include "engine/render.h"
@@ -101,6 +104,8 @@ int main(int argc, char** argv) {
     const size_t rss_training = bench::peak_rss_bytes();
     const std::vector<EpochRecord> h = trainer->history();
     const std::vector<std::pair<std::string, double>> phases = trainer->phase_seconds;
+    const std::vector<double> phases_cpu = trainer->phase_cpu_seconds;
+    const size_t profiled_steps = trainer->profiled_steps;
     const MemoryPlan run_plan = trainer->memory_plan();
     const size_t steps_per_epoch = (trainer->train_count() / size_t(batch)) * size_t(batch);
     trainer.reset();
@@ -115,6 +120,15 @@ int main(int argc, char** argv) {
     const double flops = bench::gemm_flops(shapes);
     const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3);
     const double blas_limit = batch / t_gemm, t_step = batch / best;
+    // The same comparison in CPU seconds (all threads), which the other processes of a shared machine
+    // disturb far less than wall-clock time: the step's (all epochs) against its GEMMs' (a few passes).
+    const int cpu_reps = quick ? 2 : 5;
+    const double cpu0 = process_cpu_seconds();
+    for (int r = 0; r < cpu_reps; ++r) bench::time_gemms(cx, shapes, 0, 0.0, 1);
+    const double gemm_cpu = (process_cpu_seconds() - cpu0) / cpu_reps;
+    double step_cpu = 0;
+    for (double v : phases_cpu) step_cpu += v;
+    step_cpu /= double(std::max<size_t>(1, profiled_steps));
 
     // Decode: decoder + map per point (file writing excluded), through the checkpoint as `cugmm decode` does.
     TrainedModel tm = load_trained(dir + "/model.ckpt", cx);
@@ -157,20 +171,27 @@ int main(int argc, char** argv) {
     j["blas_limit_particle_steps_per_s"] = blas_limit;
     j["fraction_of_blas_limit"] = best / blas_limit;
     j["non_gemm_share_of_step"] = 1 - t_gemm / t_step;
+    j["cpu_s_per_step"] = step_cpu;
+    j["gemm_cpu_s_per_step"] = gemm_cpu;
+    j["non_gemm_share_of_step_cpu"] = 1 - gemm_cpu / step_cpu;
     j["decode_ms_per_point"] = {{"decoder", 1e3 * t_dec}, {"map", 1e3 * t_map}, {"total", 1e3 * (t_dec + t_map)}};
     j["peak_rss_bytes"] = bench::peak_rss_bytes();
     j["peak_rss_after_training_bytes"] = rss_training;
     {
       double total = 0;
       for (const auto& ph : phases) total += ph.second;
-      nlohmann::json pj = nlohmann::json::object();
-      std::printf("  phases of the step (same run, synchronised after each):\n");
-      for (const auto& ph : phases) {
-        pj[ph.first] = ph.second / total;
-        std::printf("    %-45s %5.1f%%\n", ph.first.c_str(), 100 * ph.second / total);
+      const double steps_done = double(std::max<size_t>(1, profiled_steps));
+      nlohmann::json pj = nlohmann::json::object(), pc = nlohmann::json::object();
+      std::printf("  phases of the step (same run, synchronised after each; all epochs):   wall   CPU s/step\n");
+      for (size_t i = 0; i < phases.size(); ++i) {
+        pj[phases[i].first] = phases[i].second / total;
+        pc[phases[i].first] = phases_cpu[i] / steps_done;
+        std::printf("    %-45s %5.1f%%   %.4f\n", phases[i].first.c_str(), 100 * phases[i].second / total,
+                    phases_cpu[i] / steps_done);
       }
       j["step_phase_fractions"] = pj;
       j["step_phase_seconds"] = phases;
+      j["step_phase_cpu_s_per_step"] = pc;
     }
     auto plan_json = [](const MemoryPlan& mp) {
       nlohmann::json items = nlohmann::json::array();
@@ -186,6 +207,8 @@ int main(int argc, char** argv) {
                 "particle-steps/s; reached %.0f%%, non-GEMM share of the step %.0f%%\n",
                 t_gemm, flops / t_gemm / 1e9, flops / batch / 1e6, blas_limit, 100 * best / blas_limit,
                 100 * (1 - t_gemm / t_step));
+    std::printf("  CPU time (all threads): %.4f s per step, its GEMMs alone %.4f s -> non-GEMM share %.0f%%\n",
+                step_cpu, gemm_cpu, 100 * (1 - gemm_cpu / step_cpu));
     std::printf("  features %.0f particles/s; decode %.2f ms per point (decoder %.2f, map %.2f)\n", features_per_s,
                 1e3 * (t_dec + t_map), 1e3 * t_dec, 1e3 * t_map);
     std::printf("  memory plan, G = 100,000 at box 256, batch 64:\n%s\n", plan.text().c_str());

@@ -51,6 +51,8 @@ static int run_embed(Command& c) {
   if (!focus.is_null()) {
     files.inputs.push_back(focus["model"].get<std::string>());
     files.inputs.push_back(focus.value("mask", ""));
+    for (const char* f : {"model.ckpt", "latent.txt", "particles.star", "run.json"})
+      if (focus.contains("decoded_run")) files.inputs.push_back((fs::path(focus["decoded_run"].get<std::string>()) / f).string());
     files.outputs.push_back(subtracted_cache_path(cache_path));
   }
   if (le.use_posterior) files.outputs.push_back((fs::path(out) / "latent_encoder.txt").string());

@@ -54,8 +54,12 @@ static int run_train(Command& c) {
   to.declare(c);
   c.text("--focus-mask", rq.focus.mask, "focused analysis: only the Gaussians in this mask (MRC on the model's "
                                         "grid) move, and (--subtract neutral) the rest is subtracted from the particles");
-  c.text("--subtract", rq.focus.subtract, "with --focus-mask: neutral (subtract the neutral model's projection outside "
-                                          "the mask) or none (keep the whole model, move only the mask's Gaussians)");
+  std::vector<std::string> subtract_args = {"neutral"};
+  c.app.add_option("--subtract", subtract_args, "with --focus-mask: neutral (subtract the neutral model's projection "
+                                                "outside the mask), decoded RUN (each particle's model decoded by the "
+                                                "run RUN at its latent point) or none (keep the whole model, move "
+                                                "only the mask's Gaussians)")
+      ->expected(1, 2);
   c.flag("--recentre", rq.focus.recentre, "with --focus-mask and subtraction: translate the particles so the mask's "
                                           "centre is the box centre (the model moved with them)");
   LatentEstimateOptions le;
@@ -72,6 +76,8 @@ static int run_train(Command& c) {
   to.finish(c);
   le.finish(cfg.seed, cfg.batch);
   rq.exchange = data_parallel::parse_exchange_mode(exchange);
+  rq.focus.subtract = subtract_args[0];
+  rq.focus.decoded_run = subtract_args.size() > 1 ? subtract_args[1] : "";
   rq.chose_gaussians = !to.mask.empty() || !to.gaussians.empty();
   rq.config = cfg;  // the symmetry's name for the checks (the selection below completes it)
   check_train_request(rq);
@@ -85,6 +91,8 @@ static int run_train(Command& c) {
   FileSpec files{{co.particles, model_path}, {cache_path}, {out}};
   if (rq.focus.subtracting()) files.outputs.push_back(subtracted_cache_path(cache_path));
   if (rq.focus.focused()) files.inputs.push_back(rq.focus.mask);
+  for (const char* f : {"model.ckpt", "latent.txt", "particles.star", "run.json"})
+    if (!rq.focus.decoded_run.empty()) files.inputs.push_back((fs::path(rq.focus.decoded_run) / f).string());
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
   if (!rq.poses_from.empty()) files.inputs.push_back(rq.poses_from);
@@ -105,7 +113,8 @@ static int run_train(Command& c) {
   const WorkingGrid native = choose_working_grid(set, 0);
   io::GaussianModel model = io::load_any_model(model_path, native.box, native.pixel);
   require_model_on_grid(model, model_path, native.box, native.pixel, co.particles);
-  to.select_gaussians(model);  // --mask or --gaussians (focus and symmetry: prepare_training)
+  // --mask or --gaussians (focus and symmetry: prepare_training); with --focus-mask the mask says what moves.
+  if (!rq.focus.focused()) to.select_gaussians(model);
   rq.config = cfg;
   rq.cache = co;
   rq.cache_path = cache_path;
@@ -114,6 +123,11 @@ static int run_train(Command& c) {
   rq.comm = &c.comm();
   const MemoryPlan plan = prepare_training(set, model, model_path, rq);
   const Device device = c.device();
+  EngineOptions eo;
+  eo.device = device_name(device);
+  Engine::Impl engine(eo);
+  EngineCall call(engine);
+  prepare_decoded_subtraction(call.cx(), set, rq);  // RUN checked against these particles before any work
   if (c.comm().rank() == 0)
     std::printf("memory plan on %s (G = %d, box %d, batch %d):\n%s\n", device_name(device), int(model.size()),
                 choose_working_grid(set, co.box).box, cfg.batch, plan.text().c_str());
@@ -121,10 +135,6 @@ static int run_train(Command& c) {
   require_memory(plan, device);
   check_files(files);
 
-  EngineOptions eo;
-  eo.device = device_name(device);
-  Engine::Impl engine(eo);
-  EngineCall call(engine);
   g_engine = &engine;
   auto prev = std::signal(SIGINT, on_sigint);
   auto prev_usr1 = std::signal(SIGUSR1, on_sigint);

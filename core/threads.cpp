@@ -1,6 +1,7 @@
 #include "core/threads.h"
 
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <thread>
 
@@ -13,5 +14,11 @@ void set_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 }  // namespace cugmm

@@ -5,4 +5,7 @@
 namespace cugmm {
 void set_threads(int n);
 int num_threads();
+// CPU seconds (user + system) this process's threads have used so far: what a benchmark on a shared machine
+// compares, where wall-clock time depends on the other processes' load.
+double process_cpu_seconds();
 }  // namespace cugmm

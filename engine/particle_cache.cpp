@@ -444,6 +444,13 @@ ParticleCache::ParticleCache(const std::string& path) : path_(path) {
     band_ = make_fourier_band(box, pixel, 0, maxres);
     if (band_.size() != nb) throw bad("band size mismatch");
     count_ = n;
+    if (j.contains("per_copy")) {  // a derived cache of an expanded one: its copies are in the file
+      copies_ = j.at("per_copy").at("copies").get<size_t>();
+      symmetry_ = j.at("per_copy").at("symmetry").get<std::string>();
+      if (copies_ < 2 || n % copies_ != 0)
+        throw bad(std::to_string(n) + " records are not a whole number of " + std::to_string(copies_) + " copies");
+      per_copy_ = true;
+    }
     table_ = reinterpret_cast<const CachedParticle*>(map_ + pre.table_offset);
     data_ = reinterpret_cast<const cfloat*>(map_ + pre.data_offset);
     for (size_t i = 0; i < n; ++i)
@@ -468,6 +475,9 @@ void ParticleCache::release() {
   blocks_ = nullptr;
   block_count_ = block_particles_ = 0;
   count_ = 0;
+  copies_ = 1;
+  per_copy_ = false;
+  symmetry_ = "C1";
 }
 
 ParticleCache::ParticleCache(ParticleCache&& o) noexcept { *this = std::move(o); }
@@ -480,6 +490,7 @@ ParticleCache& ParticleCache::operator=(ParticleCache&& o) noexcept {
     band_ = std::move(o.band_);
     count_ = o.count_;
     copies_ = o.copies_;
+    per_copy_ = o.per_copy_;
     symmetry_ = std::move(o.symmetry_);
     expanded_ = std::move(o.expanded_);
     table_ = o.table_;
@@ -497,12 +508,19 @@ ParticleCache& ParticleCache::operator=(ParticleCache&& o) noexcept {
     o.block_count_ = o.block_particles_ = 0;
     o.count_ = 0;
     o.copies_ = 1;
+    o.per_copy_ = false;
   }
   return *this;
 }
 
 void ParticleCache::expand(const std::string& group, const std::vector<Mat3<double>>& operators) {
   CUGMM_REQUIRE(!operators.empty(), "symmetry expansion without operators");
+  if (per_copy_) {
+    if (group != symmetry_ || operators.size() != copies_)
+      throw Error("particle cache " + path_ + " holds the " + symmetry_ + " copies of its particles; it cannot be "
+                  "expanded by " + group);
+    return;
+  }
   copies_ = operators.size();
   symmetry_ = group;
   expanded_.clear();
@@ -525,10 +543,11 @@ json ParticleCache::derivation() const {
 
 void write_derived_cache(const ParticleCache& source, const std::vector<CachedParticle>& table, const json& derivation,
                          const std::function<void(size_t, size_t, cfloat*)>& fill, const std::string& out) {
-  CUGMM_REQUIRE(source.copies() == 1, "a derived cache is made from an unexpanded cache");
+  CUGMM_REQUIRE(!source.per_copy(), "a derived cache is made from a cache of the particle file");
   CUGMM_REQUIRE(table.size() == source.count(), "a derived cache has one record per particle of its source");
   json header = json::parse(source.header_json());
   header["derived"] = derivation;
+  if (source.copies() > 1) header["per_copy"] = {{"copies", source.copies()}, {"symmetry", source.symmetry()}};
   const size_t n = table.size(), nb = source.band().size();
   CacheWriter file(out, header.dump(), table, nb);
   std::vector<cfloat> block;

@@ -92,20 +92,25 @@ class ParticleCache {
   const std::string& path() const { return path_; }
   // Particles as consumers see them: with a symmetry expansion (expand()) every cached particle counts once
   // per operator, copies of one particle consecutive.
-  size_t count() const { return count_ * copies_; }
+  size_t count() const { return per_copy_ ? count_ : count_ * copies_; }
   const FourierBand& band() const { return band_; }
   FourierBand loss_band(double minres) const {
     return make_fourier_band(band_.box, band_.pixel_size, minres, band_.ring_resolution(band_.ring_max));
   }
   int box() const { return band_.box; }
   double pixel_size() const { return band_.pixel_size; }
-  const CachedParticle& particle(size_t i) const { return copies_ > 1 ? expanded_[i] : table_[i]; }
-  const cfloat* coefficients(size_t i) const { return data_ + source_index(i) * band_.size(); }
+  const CachedParticle& particle(size_t i) const { return copies_ > 1 && !per_copy_ ? expanded_[i] : table_[i]; }
+  const cfloat* coefficients(size_t i) const { return data_ + (per_copy_ ? i : source_index(i)) * band_.size(); }
 
   // Symmetry expansion (engine/symmetry.h) at the index level: particle i is copy i % n of cached particle
   // i / n, its record that particle's with the pose A R_k (RELION angles of the product) and its data the
   // cached particle's own coefficients (not duplicated). `operators` identity first; n = 1 undoes it.
+  // A per-copy cache (per_copy()) holds its copies already: expanding it by its own group does nothing,
+  // by another one throws.
   void expand(const std::string& group, const std::vector<Mat3<double>>& operators);
+  // A derived cache written from an expanded one (write_derived_cache): one record and one image per copy
+  // in the file, e.g. signal-subtracted in each copy's own frame, so the images are NOT shared.
+  bool per_copy() const { return per_copy_; }
   size_t copies() const { return copies_; }
   const std::string& symmetry() const { return symmetry_; }  // "C1" without expansion
   size_t source_index(size_t i) const { return i / copies_; }
@@ -132,8 +137,9 @@ class ParticleCache {
  private:
   void release();
   std::string path_, json_;
-  size_t count_ = 0;  // cached particles (the file's)
+  size_t count_ = 0;  // records in the file (cached particles, or their copies when per_copy_)
   size_t copies_ = 1;
+  bool per_copy_ = false;  // the file holds count_ = particles x copies_ records and images
   std::string symmetry_ = "C1";
   std::vector<CachedParticle> expanded_;  // count_ x copies_ records when copies_ > 1
   FourierBand band_;
@@ -149,10 +155,12 @@ class ParticleCache {
 // Non-finite pixels are an InputError naming the particle.
 void build_particle_cache(const CacheOptions& options, const std::string& out);
 
-// A cache derived from `source` (not expanded), e.g. signal-subtracted (engine/signal_subtraction.h): the
-// same grid, band, optics groups and inputs, the records `table` (one per cached particle, same order) and
-// the coefficients `fill(first, n, out)` writes for particles first..first+n-1 (n x band().size(), called in
-// order, once per block of particles), `derivation` under "derived" in its header. Written atomically.
+// A cache derived from `source`, e.g. signal-subtracted (engine/signal_subtraction.h): the same grid, band,
+// optics groups and inputs, the records `table` (one per particle of source.count(), same order) and the
+// coefficients `fill(first, n, out)` writes for particles first..first+n-1 (n x band().size(), called in
+// order, once per block of particles), `derivation` under "derived" in its header. From an expanded source
+// it is a per-copy cache (its header names the group and the copies; opened, it is already expanded): n
+// times the source's size on disk. Written atomically.
 void write_derived_cache(const ParticleCache& source, const std::vector<CachedParticle>& table,
                          const nlohmann::json& derivation, const std::function<void(size_t, size_t, cfloat*)>& fill,
                          const std::string& out);

@@ -19,9 +19,6 @@ io::StarBlock& particle_table(io::StarFile& star) {
   return *b;
 }
 
-namespace {
-
-// rlnImageName of every row, and its row by name (refusing a name that appears twice).
 std::vector<std::string> image_names(const io::ParticleSet& set, const std::string& path,
                                      std::unordered_map<std::string, size_t>& row_of) {
   io::StarFile star = whole_set_star(set);
@@ -37,8 +34,6 @@ std::vector<std::string> image_names(const io::ParticleSet& set, const std::stri
   }
   return names;
 }
-
-}  // namespace
 
 std::vector<ParticlePose> poses_from_file(const io::ParticleSet& set, const std::string& path,
                                           const std::string& root) {

@@ -3,6 +3,7 @@
 // (`cugmm refine-pose`, and the run's particles.star after --poses-from).
 #pragma once
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/particle_batch.h"
@@ -15,6 +16,11 @@ namespace cugmm {
 // `path` holds an image `set` does not, or when an image appears twice in either.
 std::vector<ParticlePose> poses_from_file(const io::ParticleSet& set, const std::string& path,
                                           const std::string& root);
+
+// rlnImageName of every row of `set` (the name `path` is reported under), and its row by name in `row_of`.
+// InputError naming `path` and the rows when a name appears twice (particles could not be matched by name).
+std::vector<std::string> image_names(const io::ParticleSet& set, const std::string& path,
+                                     std::unordered_map<std::string, size_t>& row_of);
 
 // Sets rlnAngleRot/Tilt/Psi and rlnOriginXAngst/YAngst of `row` in a RELION 3.1 particle table (columns
 // added where missing).

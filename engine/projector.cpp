@@ -68,6 +68,24 @@ void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, 
   const size_t rows = in.params_stride ? size_t(in.count) : 1;
   const float pixel = float(band.pixel_size);
   const size_t g = size_t(num_gaussians);
+  // Every value is checked in parallel (a training batch holds millions); only a batch that fails is scanned
+  // again in order, for the first bad entry's message.
+  const size_t values = rows * g + (need_data ? size_t(in.count) * band.size() : 0);
+  bool ok = true;
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (values > (size_t(1) << 16))
+  for (size_t r = 0; r < rows; ++r) {
+    const float* p = in.params + r * row;
+    for (size_t j = 0; j < g; ++j)
+      ok = ok && gaussian_in_bounds(p[j], p[g + j], p[2 * g + j], p[3 * g + j], p[4 * g + j], pixel, band.box);
+  }
+  if (need_data) {
+    const float* d = reinterpret_cast<const float*>(in.data);
+    const size_t n = 2 * size_t(in.count) * band.size();
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (values > (size_t(1) << 16))
+    for (size_t i = 0; i < n; ++i) ok = ok && std::isfinite(d[i]);
+  }
+  for (int i = 0; ok && i < in.count; ++i) ok = view_is_finite(in.views[i]);
+  if (ok) return;
   for (size_t r = 0; r < rows; ++r) {
     const float* p = in.params + r * row;
     for (size_t j = 0; j < g; ++j) {

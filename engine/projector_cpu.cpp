@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/simd.h"
 #include "engine/fft.h"
 #include "engine/projector_backends.h"
 #include "engine/projector_cpu.h"
@@ -27,40 +28,27 @@ BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_
   return p;
 }
 
-// The splat and gather loops are most of the splat strategy's work and are limited by the vector width: the
-// build targets baseline x86-64 (SSE2), so where the CPU has AVX-512 (or AVX2 + FMA) they run a copy of
-// the same code compiled for it. FMA contraction may change the last bits, nothing else.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define CUGMM_DISPATCH_SIMD 1
+// The splat and gather loops are most of the splat strategy's work and are limited by the vector width:
+// where the CPU has AVX-512 (or AVX2 + FMA) they run a copy of the same code compiled for it (core/simd.h).
+// FMA contraction may change the last bits, nothing else.
+#ifdef CUGMM_DISPATCH_SIMD
 namespace {
-enum class Simd { base, avx2, avx512 };
-Simd simd_level() {
-  static const Simd level = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return Simd::avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Simd::avx2;
-    return Simd::base;
-  }();
-  return level;
-}
-#define CUGMM_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512")))
-#define CUGMM_AVX2 __attribute__((target("avx2,fma")))
-CUGMM_AVX512 void prepare_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel,
+CUGMM_TARGET_AVX512 void prepare_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel,
                                  int box, Workspace<float>& ws) {
   proj::splat_prepare(call, g, a, s, pixel, box, ws);
 }
-CUGMM_AVX2 void prepare_avx2(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int box,
+CUGMM_TARGET_AVX2 void prepare_avx2(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int box,
                              Workspace<float>& ws) {
   proj::splat_prepare(call, g, a, s, pixel, box, ws);
 }
-CUGMM_AVX512 void fill_avx512(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
-CUGMM_AVX2 void fill_avx2(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
-CUGMM_AVX512 void gather_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
+CUGMM_TARGET_AVX512 void fill_avx512(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
+CUGMM_TARGET_AVX2 void fill_avx2(const Workspace<float>& ws, int g, int n, float* img) { proj::splat_fill(ws, g, n, img); }
+CUGMM_TARGET_AVX512 void gather_avx512(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
                                 const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px,
                                 float* v_py) {
   proj::splat_gather(call, g, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
 }
-CUGMM_AVX2 void gather_avx2(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
+CUGMM_TARGET_AVX2 void gather_avx2(const CallPlan<float>& call, int g, const float* a, const float* s, float pixel, int n,
                             const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py) {
   proj::splat_gather(call, g, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
 }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/threads.h"
 #include "engine/data_parallel.h"
 #include "engine/model_params.h"
 #include "engine/ring_weights.h"
@@ -782,14 +783,21 @@ bool Trainer::train(bool resume) {
       for (size_t i = 0; i < B; ++i) idx[i] = order[shift + bi * GB + size_t(rank) * B + i];
       try {
         auto tick = std::chrono::steady_clock::now();
+        double cpu_tick = profile ? process_cpu_seconds() : 0.0;
         size_t phase = 0;
         auto mark = [&](const char* name) {
           if (!profile) return;
           cx.synchronize();
           const auto now = std::chrono::steady_clock::now();
-          if (phase_seconds.size() <= phase) phase_seconds.push_back({name, 0.0});
+          const double cpu_now = process_cpu_seconds();
+          if (phase_seconds.size() <= phase) {
+            phase_seconds.push_back({name, 0.0});
+            phase_cpu_seconds.push_back(0.0);
+          }
+          phase_cpu_seconds[phase] += cpu_now - cpu_tick;
           phase_seconds[phase++].second += std::chrono::duration<double>(now - tick).count();
           tick = now;
+          cpu_tick = cpu_now;
         };
         b.load(*batcher_, *features_, idx.data(), int(B));
         mark("load batch (features, particles, upload)");
@@ -824,6 +832,7 @@ bool Trainer::train(bool resume) {
         p.aenc->step();
         p.adec->step();
         mark("Adam");
+        if (profile) ++profiled_steps;
         ++p.step;
         if ((bi + 1) % size_t(std::max(1, c.loss_every)) == 0 || bi + 1 == batches) {
           acc_host = b.acc.to_host();  // waits for the stream: the only read-back

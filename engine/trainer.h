@@ -201,9 +201,12 @@ class Trainer {
   double seconds_features = 0, seconds_training = 0;
   double particle_steps_per_s = 0;  // of the last epoch
   // With profile set, every phase of a step is timed (the context is synchronised after each, so the total
-  // slows a little on CUDA): seconds per phase summed over the run's steps.
+  // slows a little on CUDA): seconds per phase summed over the run's steps, and the process's CPU seconds
+  // (all threads) per phase, in the same order, over profiled_steps steps.
   bool profile = false;
   std::vector<std::pair<std::string, double>> phase_seconds;
+  std::vector<double> phase_cpu_seconds;
+  size_t profiled_steps = 0;
 
  private:
   struct Impl;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/nn_act.h"
+#include "kernels/nn_adam.h"
 #include "kernels/nn_batchnorm.h"
 #include "kernels/nn_dropout.h"
 #include "nn/blas.h"
@@ -27,6 +28,10 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const doub
 constexpr int kColBlock = 256;
 // Below this many elements a parallel region costs more than the loop (the 512-wide MLP layers).
 constexpr size_t kParallelMin = size_t(1) << 15;
+
+// The fp32 Adam step (kernels/nn_adam.h adam_step) over n elements on one thread, vectorised for the CPU
+// (nn/adam_cpu.cpp); returns how many gradient elements were not finite (those left unchanged).
+size_t adam_f32_span(float* p, const float* g, float* m, float* v, size_t n, const AdamScalars& s);
 
 // y[r, c] += b[c]
 template <class T>

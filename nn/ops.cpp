@@ -1,5 +1,7 @@
 #include "nn/ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -125,10 +127,13 @@ size_t adam_f32(Context& cx, float* p, const float* g, float* m, float* v, const
   size_t skipped = 0;
   for (const AdamSegment& seg : segs) {
     const AdamScalars t = segment_scalars(s, seg);
-#pragma omp parallel for schedule(static) reduction(+ : skipped) if (seg.end - seg.begin >= cpu::kParallelMin)
-    for (size_t i = seg.begin; i < seg.end; ++i) {
-      if (finite_f32(g[i])) adam_step(p[i], g[i], m[i], v[i], t);
-      else ++skipped;
+    // One contiguous span per thread, each a vectorised pass (cpu::adam_f32_span).
+    const size_t n = seg.end > seg.begin ? seg.end - seg.begin : 0;
+    const int parts = n >= cpu::kParallelMin ? std::max(1, omp_get_max_threads()) : 1;
+#pragma omp parallel for schedule(static) reduction(+ : skipped) if (parts > 1)
+    for (int k = 0; k < parts; ++k) {
+      const size_t lo = seg.begin + n * size_t(k) / size_t(parts), hi = seg.begin + n * size_t(k + 1) / size_t(parts);
+      skipped += cpu::adam_f32_span(p + lo, g + lo, m + lo, v + lo, hi - lo, t);
     }
   }
   return skipped;

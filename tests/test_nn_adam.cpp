@@ -257,3 +257,26 @@ TEST_CASE("a NaN or Inf gradient is not applied and stops the step, naming the n
     CHECK_THROWS_WITH_AS(clipped.step(), doctest::Contains("the decoder's gradient is not finite (norm"), Error);
   }
 }
+
+TEST_CASE("the CPU's vectorised fp32 pass is the scalar step bit for bit, skipping non-finite elements") {
+  // ops::adam_f32 splits a segment over the threads and runs each span through a copy compiled for the
+  // CPU's vector unit (nn/adam_cpu.cpp, contraction off): every element must round exactly as adam_step,
+  // whatever its position in a vector or span, and a NaN/Inf gradient anywhere must leave its p, m, v.
+  const size_t n = 100003;  // several vectors per thread and a ragged tail; >= kParallelMin (threads split it)
+  std::vector<float> p = rand_vec(n, 601), g = rand_vec(n, 602, -1e-2f, 1e-2f), m = rand_vec(n, 603, -1e-3f, 1e-3f),
+                     v = rand_vec(n, 604, 0.f, 1e-4f);
+  const size_t bad[] = {0, 5, 15, 16, 17, 4096, n / 2, n - 2, n - 1};
+  for (size_t i : bad) g[i] = (i % 2) ? std::nanf("") : INFINITY;
+  AdamScalars s{1e-3f, 0.9f, 0.999f, 1e-8f, 0.271f, 0.00299f, 1e-3f, 0.5f};
+  const std::vector<float> p0 = p;
+  std::vector<float> rp = p, rm = m, rv = v;
+  for (size_t i = 0; i < n; ++i)
+    if (finite_f32(g[i])) adam_step(rp[i], g[i], rm[i], rv[i], s);
+  const std::vector<AdamSegment> segs = {{0, 7, 1.f, 1e-3f}, {7, n, 1.f, 1e-3f}};  // a short one and a long one
+  const size_t skipped = ops::adam_f32(cpu_context(), p.data(), g.data(), m.data(), v.data(), segs, s);
+  CHECK(skipped == sizeof bad / sizeof bad[0]);
+  size_t differ = 0;
+  for (size_t i = 0; i < n; ++i) differ += (p[i] != rp[i]) + (m[i] != rm[i]) + (v[i] != rv[i]);
+  CHECK(differ == 0);
+  for (size_t i : bad) CHECK(p[i] == p0[i]);  // not applied
+}

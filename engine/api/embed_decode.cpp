@@ -30,7 +30,7 @@ void check_embedding(const TrainedModel& m, io::ParticleSet& set, const std::str
 nlohmann::json focused_run(const std::string& run_dir) {
   std::ifstream rj(fs::path(run_dir) / "run.json");
   const nlohmann::json runinfo = rj ? nlohmann::json::parse(rj, nullptr, false) : nlohmann::json();
-  if (!runinfo.is_object() || !runinfo.contains("focus") || runinfo["focus"].value("subtract", "") != "neutral")
+  if (!runinfo.is_object() || !runinfo.contains("focus") || runinfo["focus"].value("subtract", "none") == "none")
     return nullptr;
   nlohmann::json focus = runinfo["focus"];
   focus["model"] = runinfo.value("model", "");
@@ -44,13 +44,24 @@ EmbedOutcome run_embedding(const TrainedModel& m, Context& cx, const io::Particl
   CacheOptions co = rq.cache;
   co.box = m.cache_box;
   co.maxres = m.config.maxres;
+  // A run trained with --sym sees every particle once per operator: so does its embedding (each copy
+  // subtracted in its own frame when the run is focused).
+  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
+  SubtractionSpec spec;
+  io::GaussianModel full;
+  if (!rq.focus.is_null()) {
+    full = io::load_any_model(rq.focus["model"].get<std::string>(), m.neutral.box_size, m.neutral.pixel_size);
+    // A run focused with --subtract decoded SOURCE: SOURCE's latent points must include these particles.
+    if (rq.focus.contains("decoded_run"))
+      use_decoded_models(spec, cx, rq.focus["decoded_run"].get<std::string>(), set, group.name, group.order(),
+                         {m.cache_box, m.cache_pixel}, full);
+  }
   ParticleCache cache = open_cache_on_ranks(comm, co, rq.cache_path);
+  if (group.order() > 1) cache.expand(group.name, group.operators);
   if (!rq.focus.is_null()) {
     // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
     if (comm.size() > 1) throw Error("a focused run (--focus-mask) is embedded in one process, not under mpirun");
-    const std::string whole = rq.focus["model"].get<std::string>(), mask = rq.focus["mask"].get<std::string>();
-    const io::GaussianModel full = io::load_any_model(whole, m.neutral.box_size, m.neutral.pixel_size);
-    SubtractionSpec spec;
+    const std::string mask = rq.focus["mask"].get<std::string>();
     spec.inside = gaussians_in_mask(mask, full);
     spec.ctf = m.config.ctf;
     spec.recentre = rq.focus.value("recentre", false);
@@ -58,9 +69,6 @@ EmbedOutcome run_embedding(const TrainedModel& m, Context& cx, const io::Particl
     nlohmann::json report;
     cache = subtracted_cache(cx, cache, full, spec, subtracted_cache_path(rq.cache_path), report);
   }
-  // A run trained with --sym sees every particle once per operator: so does its embedding.
-  const SymmetryGroup group = make_symmetry_group(m.config.symmetry);
-  if (group.order() > 1) cache.expand(group.name, group.operators);
   EmbedOutcome r;
   r.rows = cache.count();
   embed_cache(m, cx, cache, rq.checkpoint, (fs::path(out) / "features.cugmm-features").string(), r.latent, r.score,

@@ -217,6 +217,7 @@ Run Engine::train(const Particles& particles, const Gaussians& neutral, const Tr
     rq.focus.mask = settings.focus_mask;
     rq.focus.subtract = settings.subtract;
     rq.focus.recentre = settings.recentre;
+    rq.focus.decoded_run = settings.decoded_run;
     rq.estimate.use_posterior = parse_latent_estimate(settings.latent_estimate);
     rq.estimate.posterior.pairs = settings.posterior_pairs;
     rq.estimate.posterior.width = settings.posterior_width;
@@ -225,6 +226,7 @@ Run Engine::train(const Particles& particles, const Gaussians& neutral, const Tr
     io::ParticleSet set = pi.set;
     if (!rq.poses_from.empty()) apply_poses(set, poses_from_file(set, rq.poses_from, pi.cache.root));
     const MemoryPlan plan = prepare_training(set, model, "the neutral model", rq);
+    prepare_decoded_subtraction(call.cx(), set, rq);
     require_memory(plan, p_->device);
     if (settings.resume && !fs::exists(fs::path(run_dir) / "model.ckpt"))
       throw Error("resume: " + (fs::path(run_dir) / "model.ckpt").string() + " does not exist");

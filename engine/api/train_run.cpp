@@ -45,13 +45,21 @@ std::string subtracted_cache_path(const std::string& cache_path) {
 
 void check_train_request(const TrainRequest& rq) {
   const FocusRequest& f = rq.focus;
-  if (f.subtract != "neutral" && f.subtract != "none")
-    throw Error("--subtract must be neutral or none, not '" + quote_value(f.subtract) + "'");
+  if (f.subtract != "neutral" && f.subtract != "none" && f.subtract != "decoded")
+    throw Error("--subtract must be neutral, decoded RUN or none, not '" + quote_value(f.subtract) + "'");
+  if ((f.subtract == "decoded") != !f.decoded_run.empty())
+    throw Error(f.subtract == "decoded" ? "--subtract decoded needs the run directory: --subtract decoded RUN"
+                                        : "--subtract " + f.subtract + " takes no run directory");
   if (f.focused() && rq.chose_gaussians)
     throw Error("--focus-mask chooses the Gaussians that move: give it without --mask or --gaussians");
-  if (f.focused() && make_symmetry_group(rq.config.symmetry).order() > 1)
-    throw Error("--focus-mask with --sym is not supported: each symmetry copy would need its own subtraction");
-  if (f.recentre && !f.subtracting()) throw Error("--recentre needs --focus-mask with --subtract neutral");
+  if (f.recentre && !f.subtracting()) throw Error("--recentre needs --focus-mask with --subtract neutral or decoded");
+}
+
+void prepare_decoded_subtraction(Context& cx, io::ParticleSet& set, TrainRequest& rq) {
+  if (rq.focus.decoded_run.empty()) return;
+  const SymmetryGroup group = make_symmetry_group(rq.config.symmetry);
+  use_decoded_models(rq.focus_spec, cx, rq.focus.decoded_run, set, group.name, group.order(),
+                     choose_working_grid(set, rq.cache.box), rq.full_model);
 }
 
 void select_first_unit(TrainConfig& cfg, const io::GaussianModel& model) {
@@ -83,7 +91,8 @@ MemoryPlan prepare_training(io::ParticleSet& set, io::GaussianModel& model, cons
     else cfg.movable = focus.inside;
   }
   const size_t copies = make_symmetry_group(cfg.symmetry).order();
-  if (copies > 1 && !rq.chose_gaussians) select_first_unit(cfg, model);
+  // With --focus-mask the mask says what moves, --sym or not.
+  if (copies > 1 && !rq.chose_gaussians && !rq.focus.focused()) select_first_unit(cfg, model);
   // With symmetry every particle counts once per operator; its copies share its validation split.
   const size_t n_all = set.particles.size() * copies;
   size_t n_val = 0;
@@ -121,9 +130,11 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   if (rq.focus.subtracting()) {
     // Every rank would write the subtracted cache under one name: focused runs are single-process for now.
     if (comm.size() > 1) throw Error("--focus-mask --subtract runs in one process, not under mpirun");
-    cache = subtracted_cache(cx, cache, rq.full_model, rq.focus_spec, subtracted_cache_path(cache_path), focus_report);
   }
   if (copies > 1) cache.expand(group.name, group.operators);
+  // With --sym each copy is subtracted in its own frame (a per-copy derived cache).
+  if (rq.focus.subtracting())
+    cache = subtracted_cache(cx, cache, rq.full_model, rq.focus_spec, subtracted_cache_path(cache_path), focus_report);
   Trainer trainer(cx, cache, model, cfg, out);
   trainer.set_comm(comm, rq.exchange);
   if (!rq.poses_from.empty()) {
@@ -191,12 +202,14 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   run["gaussians"] = G;
   if (copies > 1)
     run["symmetry"] = {{"group", group.name}, {"copies", copies}, {"particles", set.particles.size()},
-                       {"movable", rq.chose_gaussians ? "--mask/--gaussians" : "first asymmetric unit"},
+                       {"movable", rq.focus.focused() ? "--focus-mask"
+                                   : rq.chose_gaussians ? "--mask/--gaussians" : "first asymmetric unit"},
                        {"latent_rows", "particle-major: row r*copies + k is copy k+1 (rlnCugmmSymmetryCopy) of particle r+1"}};
   if (rq.focus.focused()) {
     const SubtractionSpec& focus = rq.focus_spec;
     focus_report["mask"] = fs::absolute(rq.focus.mask).string();
     focus_report["subtract"] = rq.focus.subtract;
+    if (!rq.focus.decoded_run.empty()) focus_report["decoded_run"] = fs::absolute(rq.focus.decoded_run).string();
     focus_report["mask_centre_A"] = {focus.centre.x, focus.centre.y, focus.centre.z};
     focus_report["region_gaussians"] = std::count(focus.inside.begin(), focus.inside.end(), 1);
     run["focus"] = focus_report;

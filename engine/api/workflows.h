@@ -27,10 +27,11 @@ void require_model_on_grid(const io::GaussianModel& m, const std::string& model_
 // subtract "neutral" the neutral model's projection outside it is subtracted from the particles.
 struct FocusRequest {
   std::string mask;                  // MRC on the model's grid; "" : not focused
-  std::string subtract = "neutral";  // "neutral" or "none"
+  std::string subtract = "neutral";  // "neutral", "decoded" (each particle's model decoded by decoded_run) or "none"
+  std::string decoded_run;           // with "decoded": the run directory
   bool recentre = false;             // with subtraction: the mask's centre moved to the box centre
   bool focused() const { return !mask.empty(); }
-  bool subtracting() const { return focused() && subtract == "neutral"; }
+  bool subtracting() const { return focused() && subtract != "none"; }
 };
 
 // The subtracted particles' cache beside the original: P.cugmm-cache -> P.subtracted.cugmm-cache.
@@ -53,9 +54,12 @@ struct TrainRequest {
   SubtractionSpec focus_spec;
 };
 
-// The option combinations training refuses (focus with a selection or symmetry, --subtract's value,
-// --recentre without subtraction), in the program's words.
+// The option combinations training refuses (focus with a selection, --subtract's value and run, --recentre
+// without subtraction), in the program's words.
 void check_train_request(const TrainRequest& rq);
+// --subtract decoded RUN: RUN checked against the particles and its decoder made the subtraction's models
+// (engine/signal_subtraction.h use_decoded_models; cx must outlive the run). Nothing otherwise.
+void prepare_decoded_subtraction(Context& cx, io::ParticleSet& set, TrainRequest& rq);
 // Everything training checks and decides before any work or any file is written: CTF-premultiplied data,
 // the model on the particles' grid, the focus (the model replaced by its region when subtracting, or only
 // the region movable), with symmetry and no choice the first asymmetric unit movable, the split (a batch
@@ -80,8 +84,8 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
 // ---- embed ----
 // The particles must suit the run: not CTF-premultiplied, the same field of view as its working grid.
 void check_embedding(const TrainedModel& m, io::ParticleSet& set, const std::string& particles);
-// A focused run's subtraction (train --focus-mask --subtract neutral): run.json's "focus" with "model" (the
-// whole model it names) added; null for any other run (or a run directory without run.json).
+// A focused run's subtraction (train --focus-mask --subtract neutral or decoded RUN): run.json's "focus" with
+// "model" (the whole model it names) added; null for any other run (or a run directory without run.json).
 nlohmann::json focused_run(const std::string& run_dir);
 
 struct EmbedRequest {

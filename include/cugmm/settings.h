@@ -42,7 +42,8 @@ struct TrainSettings {
   // Not part of the checkpoint's settings: what the run reads and writes besides.
   std::string poses_from;           // train with this particle file's poses, matched by rlnImageName ("": none)
   std::string focus_mask;           // focused analysis: only the Gaussians in this mask (MRC) move ("": none)
-  std::string subtract;             // with focus_mask: "neutral" (subtract the rest) or "none"
+  std::string subtract;             // with focus_mask: "neutral" (subtract the rest), "decoded" or "none"
+  std::string decoded_run;          // subtract "decoded": the run whose decoder gives each particle's model
   bool recentre;                    // with subtraction: the mask's centre moved to the box centre
   std::string latent_estimate;      // latent.txt per particle: "encoder" or "posterior"
   int posterior_pairs;              // posterior: antithetic sample pairs per particle
