@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     o.seed = 3;
     double atoms_scale = 2.5;  // 965 residues: the largest that fits a 192 Å box with the simulator's margin
     int relion_count = 0;
-    std::string bands = "20,12,8", search = "", out = "bench_refine_pose.json", dir;
+    std::string bands = "20,12,8,6,4,3", search = "", loss = "snr", out = "bench_refine_pose.json", dir;
     PoseRefineOptions po;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
       else if (a == "--atoms-scale") atoms_scale = std::stod(next());
       else if (a == "--bands") bands = next();
       else if (a == "--search") search = next();
+      else if (a == "--loss") loss = next();
       else if (a == "--iterations") po.iterations = std::stoi(next());
       else if (a == "--relion") relion_count = std::stoi(next());
       else if (a == "--dir") dir = next();
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
       else {
         std::fprintf(stderr, "usage: bench_refine_pose [--quick] [--count N] [--box N] [--pixel A] [--snr S] "
                              "[--pose-error DEG] [--shift-error PX] [--atoms-scale S] [--bands A,B,C] "
-                             "[--search DEG,PX] [--iterations N] [--relion N (particles for relion_refine; 0: none)] "
+                             "[--search DEG,PX] [--loss snr|frc] [--iterations N] [--relion N (particles for relion_refine; 0: none)] "
                              "[--dir DIR] [--out FILE]\n");
         return 2;
       }
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
     po.bands = parse_bands(bands, "--bands");
     if (!search.empty() && std::sscanf(search.c_str(), "%lf,%lf", &po.search_deg, &po.search_px) != 2)
       throw Error("--search: DEG,PX");
+    if (loss != "snr" && loss != "frc") throw Error("--loss: snr or frc");
     if (dir.empty()) dir = (fs::temp_directory_path() / ("bench_refine_pose_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
 
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
     co.maxres = po.bands.back();
     ParticleCache cache = open_particle_cache(co, dir + "/particles.cugmm-cache", true);
     const std::vector<float> row = params_from_model(model);
+    if (loss == "snr") po.weight_model = row;
     Context cx(Device::cpu);
     t0 = std::chrono::steady_clock::now();
     const PoseRefineResult r = refine_poses(cx, cache, int(model.size()),
@@ -131,7 +134,7 @@ int main(int argc, char** argv) {
     std::vector<ParticlePose> after(set.particles.size());
     for (size_t i = 0; i < cache.count(); ++i) after[size_t(cache.particle(i).source_row)] = r.after[i];
     const PoseErrors ours = pose_errors(sys, o, after);
-    std::printf("refine-pose (bands %s Å%s): %.3f degrees, %.3f px RMS; %.1f s (%.1f particles/s)\n", bands.c_str(),
+    std::printf("refine-pose (bands %s Å, %s score%s): %.3f degrees, %.3f px RMS; %.1f s (%.1f particles/s)\n", bands.c_str(), loss.c_str(),
                 search.empty() ? "" : (", search " + search).c_str(), ours.deg, ours.px, t_refine, o.count / t_refine);
 
     nlohmann::json doc;
@@ -144,6 +147,8 @@ int main(int argc, char** argv) {
     doc["refine_pose"] = errors_json(ours);
     doc["refine_pose"]["bands_A"] = po.bands;
     doc["refine_pose"]["search"] = search;
+    doc["refine_pose"]["loss"] = loss;
+    doc["refine_pose"]["ring_weights"] = r.ring_weights;
     doc["refine_pose"]["iterations"] = po.iterations;
     doc["refine_pose"]["seconds"] = t_refine;
     doc["targets"] = {{"rms_angle_deg", 1.0}, {"rms_shift_px", 0.5}};

@@ -32,7 +32,8 @@
 namespace cugmm {
 
 struct PoseRefineOptions {
-  std::vector<double> bands = {20, 12, 8};  // maxres (Å) of each stage, coarse to fine
+  std::vector<double> bands = {20, 12, 8, 6, 4, 3};  // maxres (Å) of each stage, coarse to fine (to Nyquist at
+                                                    // 1.5 Å/px; finer than Nyquist: clamped, one stage)
   double minres = kDefaultMinRes;           // Å, every stage
   double search_deg = 0, search_px = 0;     // local search step; 0 and 0: none
   int iterations = 40;                      // gradient steps per band (at most)
@@ -41,6 +42,10 @@ struct PoseRefineOptions {
   double max_change_deg = 10, max_change_px = 5;  // farthest a pose may move from the input pose
   int batch = 64;
   CtfChoice ctf = CtfChoice::automatic;
+  // The model the score's ring weights are estimated against (one 5G row; engine/ring_weights.h, as training
+  // weighs its rings), over every particle at its input pose on the finest band; each stage keeps the weights
+  // of its own rings. Empty: the plain FRC mean over each band's rings.
+  std::vector<float> weight_model;
 };
 
 // Fills rows (n x 5G, engine/projector.h layout, in Å on the cache's grid) with the parameters of the
@@ -51,6 +56,7 @@ struct PoseRefineResult {
   std::vector<ParticlePose> before, after;  // cache order
   std::vector<float> score_before, score_after;  // at the finest band
   std::vector<double> angle_change_deg, shift_change_a;
+  std::vector<float> ring_weights;  // the finest band's (sum 1); empty: the plain FRC
 };
 
 // The bands must be at most the cache's resolution (finer ones are refused) and coarse to fine.
