@@ -38,6 +38,36 @@ std::vector<ParticlePose> poses_of(const io::ParticleSet& set) {
   return p;
 }
 
+// `copies` of the atoms about the z axis (a particle ~copies x the mass): copy k moved `offset` Å along -y
+// (the side away from its arm), turned 360 k / copies degrees about z and raised 8 k Å (so the assembly has
+// no exact symmetry), its chains renamed (A, B, C -> A1, B1, C1, ...) so each residue stays its own.
+io::AtomicModel assembly(const io::AtomicModel& one, int copies, double offset) {
+  if (copies == 1) return one;
+  io::AtomicModel m;
+  m.source = one.source + " x" + std::to_string(copies);
+  for (int k = 0; k < copies; ++k) {
+    const double t = 2 * M_PI * k / copies, c = std::cos(t), sn = std::sin(t);
+    for (io::Atom a : one.atoms) {
+      const double x = a.x, y = a.y - offset;
+      a.x = float(c * x - sn * y);
+      a.y = float(sn * x + c * y);
+      a.z += float(8.0 * k);
+      if (k > 0) a.chain += std::to_string(k);
+      m.atoms.push_back(a);
+    }
+  }
+  return m;
+}
+
+// The particle's mass as protein: its electrons (the atoms' weights in the simulation) at 0.54 electrons per
+// Da, the average residue's (C4.9 H7.8 N1.4 O1.5 S0.04: ~59.6 electrons in ~110 Da). The example's atoms
+// are N, CA, C, O and CB (33 electrons a residue), so this counts what scatters, not the residues.
+double scattering_kda(const io::AtomicModel& m) {
+  double e = 0;
+  for (const io::Atom& a : m.atoms) e += a.electrons;
+  return e / 0.54 / 1000;
+}
+
 nlohmann::json errors_json(const PoseErrors& e) { return {{"rms_angle_deg", e.deg}, {"rms_shift_px", e.px}}; }
 
 }  // namespace
@@ -54,14 +84,17 @@ int main(int argc, char** argv) {
     o.consensus = false;
     o.true_maps = 1;
     o.seed = 3;
-    double atoms_scale = 2.5;  // 965 residues: the largest that fits a 192 Å box with the simulator's margin
+    // Three copies of the example lengthened 2.1 times: 2433 residues, ~150 kDa of scattering mass (issue 14's
+    // size); --copies 1 --atoms-scale 2.5 is the single, elongated ~59 kDa particle measured first.
+    double atoms_scale = 2.1, offset = 20;
+    int copies = 3;
     int relion_count = 0;
     std::string bands = "20,12,8,6,4,3", search = "", loss = "snr", out = "bench_refine_pose.json", dir;
     PoseRefineOptions po;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
-      if (a == "--quick") { o.count = 64; o.box = 64; o.pixel = 3.0; atoms_scale = 1; }
+      if (a == "--quick") { o.count = 64; o.box = 64; o.pixel = 3.0; atoms_scale = 1; copies = 1; }
       else if (a == "--count") o.count = std::stoi(next());
       else if (a == "--box") o.box = std::stoi(next());
       else if (a == "--pixel") o.pixel = std::stod(next());
@@ -69,6 +102,7 @@ int main(int argc, char** argv) {
       else if (a == "--pose-error") o.pose_error_deg = std::stod(next());
       else if (a == "--shift-error") o.shift_error_px = std::stod(next());
       else if (a == "--atoms-scale") atoms_scale = std::stod(next());
+      else if (a == "--copies") copies = std::stoi(next());
       else if (a == "--bands") bands = next();
       else if (a == "--search") search = next();
       else if (a == "--loss") loss = next();
@@ -78,7 +112,7 @@ int main(int argc, char** argv) {
       else if (a == "--out") out = next();
       else {
         std::fprintf(stderr, "usage: bench_refine_pose [--quick] [--count N] [--box N] [--pixel A] [--snr S] "
-                             "[--pose-error DEG] [--shift-error PX] [--atoms-scale S] [--bands A,B,C] "
+                             "[--pose-error DEG] [--shift-error PX] [--atoms-scale S] [--copies K] [--bands A,B,C] "
                              "[--search DEG,PX] [--loss snr|frc] [--iterations N] [--relion N (particles for relion_refine; 0: none)] "
                              "[--dir DIR] [--out FILE]\n");
         return 2;
@@ -88,13 +122,14 @@ int main(int argc, char** argv) {
     if (!search.empty() && std::sscanf(search.c_str(), "%lf,%lf", &po.search_deg, &po.search_px) != 2)
       throw Error("--search: DEG,PX");
     if (loss != "snr" && loss != "frc") throw Error("--loss: snr or frc");
+    if (copies < 1) throw Error("--copies: at least 1");
     if (dir.empty()) dir = (fs::temp_directory_path() / ("bench_refine_pose_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
 
     // A rigid particle: the example's atoms, the arm's motion held at 0 (the simulator needs a motion).
     HeteroSystem sys;
     sys.name = "rigid";
-    sys.atoms = make_example_atoms(atoms_scale).model;
+    sys.atoms = assembly(make_example_atoms(atoms_scale).model, copies, offset);
     Motion still;
     still.kind = Motion::Kind::translate;
     still.name = "none";
@@ -106,14 +141,13 @@ int main(int argc, char** argv) {
     const SimulatedTruth truth = simulate_system(sys, o, dir);
     const double t_sim = seconds_since(t0);
     const io::GaussianModel model = residue_model(sys, o.box, o.pixel);
-    const double mass_da = 110.0 * double(model.size());  // a protein of that many residues (the example's
-                                                           // atoms are a backbone + CB: about 60% of it)
+    const double kda = scattering_kda(sys.atoms);
     io::write_model(dir + "/residues.txt", model);
     const io::ParticleSet set = io::read_particles(truth.star);
     const PoseErrors before = pose_errors(sys, o, poses_of(set));
-    std::printf("rigid particle: %zu residues (~%.0f kDa), box %d at %.2f Å, %d particles, SNR %g; STAR error %.3f "
+    std::printf("rigid particle: %d cop%s, %zu residues, %.0f kDa of scattering mass, box %d at %.2f Å, %d particles, SNR %g; STAR error %.3f "
                 "degrees, %.3f px RMS (simulation %.1f s)\n",
-                model.size(), mass_da / 1000, o.box, o.pixel, o.count, o.snr, before.deg, before.px, t_sim);
+                copies, copies == 1 ? "y" : "ies", model.size(), kda, o.box, o.pixel, o.count, o.snr, before.deg, before.px, t_sim);
 
     // refine-pose's engine against the residue model, as `cugmm refine-pose --model` runs it.
     CacheOptions co;
@@ -139,8 +173,8 @@ int main(int argc, char** argv) {
 
     nlohmann::json doc;
     doc["machine"] = bench::machine();
-    doc["setup"] = {{"system", "built-in example atoms x" + std::to_string(atoms_scale) + ", rigid"},
-                    {"residues", model.size()}, {"protein_kda_equivalent", mass_da / 1000}, {"box", o.box},
+    doc["setup"] = {{"system", "built-in example atoms x" + std::to_string(atoms_scale) + ", " + std::to_string(copies) + " copies, rigid"},
+                    {"copies", copies}, {"residues", model.size()}, {"scattering_kda", kda}, {"box", o.box},
                     {"pixel", o.pixel}, {"particles", o.count}, {"snr", o.snr}, {"pose_error_deg", o.pose_error_deg},
                     {"shift_error_px", o.shift_error_px}, {"seed", o.seed}, {"model", "residue model (2.5 Å widths)"}};
     doc["before"] = errors_json(before);
