@@ -126,16 +126,7 @@ int main(int argc, char** argv) {
     if (dir.empty()) dir = (fs::temp_directory_path() / ("bench_refine_pose_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
 
-    // A rigid particle: the example's atoms, the arm's motion held at 0 (the simulator needs a motion).
-    HeteroSystem sys;
-    sys.name = "rigid";
-    sys.atoms = assembly(make_example_atoms(atoms_scale).model, copies, offset);
-    Motion still;
-    still.kind = Motion::Kind::translate;
-    still.name = "none";
-    still.atoms = io::select_atoms(sys.atoms, "B");
-    still.axis = {1, 0, 0};
-    sys.motions.push_back(still);
+    const HeteroSystem sys = rigid_particle(assembly(make_example_atoms(atoms_scale).model, copies, offset));
     set_quiet(true);
     auto t0 = std::chrono::steady_clock::now();
     const SimulatedTruth truth = simulate_system(sys, o, dir);

@@ -14,7 +14,6 @@
 #include "engine/pose_refine.h"
 #include "engine/residue_model.h"
 #include "engine/simulate_system.h"
-#include "io/atoms.h"
 #include "io/particles.h"
 #include "support.h"
 
@@ -36,16 +35,8 @@ PoseErrors errors(const HeteroSystem& sys, const TruthSimOptions& o, const Parti
 // 3.0 degrees / 2.3 px).
 TEST_CASE("refine-pose's SNR-weighted score to Nyquist beats the plain FRC to 8 Å at SNR 0.1") {
   const std::string dir = test::scratch_dir("refine_pose_score");
-  // bench_refine_pose's single particle: the example lengthened 2.5 times, rigid (its arm's motion held at 0).
-  HeteroSystem sys;
-  sys.name = "rigid";
-  sys.atoms = make_example_atoms(2.5).model;
-  Motion still;
-  still.kind = Motion::Kind::translate;
-  still.name = "none";
-  still.atoms = io::select_atoms(sys.atoms, "B");
-  still.axis = {1, 0, 0};
-  sys.motions.push_back(still);
+  // bench_refine_pose's single particle: the example lengthened 2.5 times, rigid.
+  const HeteroSystem sys = rigid_particle(make_example_atoms(2.5).model);
   TruthSimOptions o;
   o.count = 64;
   o.box = 128;
