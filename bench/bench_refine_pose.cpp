@@ -74,16 +74,8 @@ nlohmann::json errors_json(const PoseErrors& e) { return {{"rms_angle_deg", e.de
 
 int main(int argc, char** argv) {
   try {
-    TruthSimOptions o;
-    o.count = 500;
-    o.box = 128;
-    o.pixel = 1.5;
-    o.snr = 0.1;
-    o.pose_error_deg = 3;
-    o.shift_error_px = 1.5;
-    o.consensus = false;
-    o.true_maps = 1;
-    o.seed = 3;
+    TruthSimOptions o = pose_refinement_set(500);
+    o.true_maps = 1;  // the map relion_refine is given
     // Three copies of the example lengthened 2.1 times: 2433 residues, ~150 kDa of scattering mass (issue 14's
     // size); --copies 1 --atoms-scale 2.5 is the single, elongated ~59 kDa particle measured first.
     double atoms_scale = 2.1, offset = 20;

@@ -37,15 +37,7 @@ TEST_CASE("refine-pose's SNR-weighted score to Nyquist beats the plain FRC to 8 
   const std::string dir = test::scratch_dir("refine_pose_score");
   // bench_refine_pose's single particle: the example lengthened 2.5 times, rigid.
   const HeteroSystem sys = rigid_particle(make_example_atoms(2.5).model);
-  TruthSimOptions o;
-  o.count = 64;
-  o.box = 128;
-  o.pixel = 1.5;
-  o.snr = 0.1;
-  o.pose_error_deg = 3;
-  o.shift_error_px = 1.5;
-  o.consensus = false;
-  o.seed = 3;
+  const TruthSimOptions o = pose_refinement_set(64);
   const SimulatedTruth truth = simulate_system(sys, o, dir);
   const std::vector<float> row = params_from_model(residue_model(sys, o.box, o.pixel));
   const int G = int(row.size() / 5);
