@@ -14,6 +14,8 @@
 //   only when the score rises and the pose stays within max_change of the input pose; otherwise alpha is
 //   cut to 0.3 alpha. The score never falls, so the ascent cannot diverge; a particle stops when its step
 //   is below the tolerances or after `iterations` tries.
+// The score's ring weights (options.weight_model) are re-estimated over every particle at its current pose
+// before each band, so the stages run band by band over the whole set (not particle by particle).
 // The rotation is kept as a matrix and turned into RELION Euler angles at the end (kernels/geometry.h).
 // Batched: one training_score call per step for the batch's particles still moving, on the projector's device.
 //
