@@ -2,7 +2,8 @@
 // lengthened by --atoms-scale; the arm held still) whose STAR poses carry a known error, refined by the
 // engine of `cugmm refine-pose --model` against the residue model (engine/residue_model.h); the RMS
 // geodesic angle and shift error against the truth before and after, and beside them, with --relion, one
-// iteration of relion_refine's local search (maximum likelihood) around the STAR poses given the true map. Prints and writes JSON.
+// iteration of relion_refine's local search (maximum likelihood) around the STAR poses given the true map.
+// Prints and writes JSON.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -128,9 +129,10 @@ int main(int argc, char** argv) {
     io::write_model(dir + "/residues.txt", model);
     const io::ParticleSet set = io::read_particles(truth.star);
     const PoseErrors before = pose_errors(sys, o, poses_of(set));
-    std::printf("rigid particle: %d cop%s, %zu residues, %.0f kDa of scattering mass, box %d at %.2f Å, %d particles, SNR %g; STAR error %.3f "
-                "degrees, %.3f px RMS (simulation %.1f s)\n",
-                copies, copies == 1 ? "y" : "ies", model.size(), kda, o.box, o.pixel, o.count, o.snr, before.deg, before.px, t_sim);
+    std::printf("rigid particle: %d cop%s, %zu residues, %.0f kDa of scattering mass, box %d at %.2f Å, %d particles, "
+                "SNR %g; STAR error %.3f degrees, %.3f px RMS (simulation %.1f s)\n",
+                copies, copies == 1 ? "y" : "ies", model.size(), kda, o.box, o.pixel, o.count, o.snr, before.deg,
+                before.px, t_sim);
 
     // refine-pose's engine against the residue model, as `cugmm refine-pose --model` runs it.
     CacheOptions co;
@@ -151,12 +153,14 @@ int main(int argc, char** argv) {
     std::vector<ParticlePose> after(set.particles.size());
     for (size_t i = 0; i < cache.count(); ++i) after[size_t(cache.particle(i).source_row)] = r.after[i];
     const PoseErrors ours = pose_errors(sys, o, after);
-    std::printf("refine-pose (bands %s Å, %s score%s): %.3f degrees, %.3f px RMS; %.1f s (%.1f particles/s)\n", bands.c_str(), loss.c_str(),
+    std::printf("refine-pose (bands %s Å, %s score%s): %.3f degrees, %.3f px RMS; %.1f s (%.1f particles/s)\n",
+                bands.c_str(), loss.c_str(),
                 search.empty() ? "" : (", search " + search).c_str(), ours.deg, ours.px, t_refine, o.count / t_refine);
 
     nlohmann::json doc;
     doc["machine"] = bench::machine();
-    doc["setup"] = {{"system", "built-in example atoms x" + std::to_string(atoms_scale) + ", " + std::to_string(copies) + " copies, rigid"},
+    doc["setup"] = {{"system", "built-in example atoms x" + std::to_string(atoms_scale) + ", " + std::to_string(copies) +
+                                   " copies, rigid"},
                     {"copies", copies}, {"residues", model.size()}, {"scattering_kda", kda}, {"box", o.box},
                     {"pixel", o.pixel}, {"particles", o.count}, {"snr", o.snr}, {"pose_error_deg", o.pose_error_deg},
                     {"shift_error_px", o.shift_error_px}, {"seed", o.seed}, {"model", "residue model (2.5 Å widths)"}};
