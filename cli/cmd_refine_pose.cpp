@@ -63,7 +63,8 @@ double rms(const std::vector<double>& v) {
 }  // namespace
 
 static int run_refine_pose(Command& c) {
-  std::string run, model_path, latent_path, out, cache_path, bands = "20,12,8", search, max_change = "10,5", ctf = "auto";
+  std::string run, model_path, latent_path, out, cache_path, bands = "20,12,8,6,4,3", search, max_change = "10,5",
+              ctf = "auto", loss;
   CacheOptions co;
   PoseRefineOptions po;
   double minres = kDefaultMinRes;
@@ -77,6 +78,8 @@ static int run_refine_pose(Command& c) {
   c.text("--cache", cache_path, "particle cache (default: OUT with .cugmm-cache for .star)");
   c.text("--bands", bands, "maxres of each stage, Å, coarse to fine");
   c.number("--minres", minres, "lowest resolution in the score, Å (with RUN, when not given: the run's)", 0, 1e4);
+  c.text("--loss", loss, "snr: rings weighted by their measured signal against the model at the current poses (as "
+                         "training weighs them); frc: the plain mean over rings (default: snr, with RUN the run's)");
   c.text("--search", search, "DEG,PX: a local grid search first (rotations +-DEG about each axis, shifts +-PX)");
   c.text("--max-change", max_change, "DEG,PX: no pose moves farther than this from the input's (runaways held)");
   c.integer("--iterations", po.iterations, "gradient steps per band (at most)", 1, 10000);
@@ -87,6 +90,7 @@ static int run_refine_pose(Command& c) {
   if (run.empty() == model_path.empty()) throw Error("give a run directory (RUN) or --model, not both or neither");
   if (!latent_path.empty() && run.empty()) throw Error("--latent needs a run directory (RUN) to decode the points");
   if (!run.empty() && c.app.count("--ctf") > 0) throw Error("--ctf goes with --model; a run uses its own choice");
+  if (!loss.empty() && loss != "snr" && loss != "frc") throw Error("--loss: '" + quote_value(loss) + "' is not snr or frc");
   require_extension("--out", out, {".star"});
   if (cache_path.empty()) cache_path = with_extension(out, ".cugmm-cache");
   require_extension("--cache", cache_path, {".cugmm-cache"});
@@ -152,6 +156,9 @@ static int run_refine_pose(Command& c) {
   ParticleCache cache = open_particle_cache(co, cache_path, true);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
 
+  // The rings weighted against the run's neutral model or the given model (engine/pose_refine.h).
+  const bool snr = loss.empty() ? (run.empty() || m->config.snr_weighted) : loss == "snr";
+  if (snr) po.weight_model = run.empty() ? params_from_model(fixed) : m->neutral_params;
   ParticleParams params;
   std::vector<float> by_cache;  // latent points in cache order
   const std::vector<float> fixed_row = run.empty() ? params_from_model(fixed) : std::vector<float>{};
@@ -177,7 +184,8 @@ static int run_refine_pose(Command& c) {
     };
   }
   log_info("refine-pose: " + std::to_string(cache.count()) + " particles, " + std::to_string(G) + " Gaussians, bands " +
-           bands + " Å (minres " + io::format_number("%g", po.minres) + " Å)" +
+           bands + " Å (minres " + io::format_number("%g", po.minres) + " Å), " + (snr ? "SNR-weighted" : "plain FRC") +
+           " score" +
            (search.empty() ? "" : ", local search " + search) + ", on " + device_name(device));
   const PoseRefineResult r = refine_poses(cx, cache, G, params, po);
 

@@ -9,7 +9,8 @@
 namespace cugmm {
 
 RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
-                                  const std::vector<size_t>& particles, size_t max_particles) {
+                                  const std::vector<size_t>& particles, size_t max_particles,
+                                  const ViewPose& at_pose) {
   const FourierBand& band = batcher.band();
   const int nr = band.num_rings(), G = int(neutral.size() / 5);
   CUGMM_REQUIRE(!particles.empty(), "estimate_ring_weights: no particles");
@@ -26,6 +27,8 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
   for (size_t first = 0; first < n; first += chunk) {
     const int m = int(std::min<size_t>(chunk, n - first));
     batcher.gather(use.data() + first, m, views.data(), data.data());
+    if (at_pose)
+      for (int i = 0; i < m; ++i) at_pose(use[first + size_t(i)], views[size_t(i)]);
     const ProjectionBatch in{m, neutral.data(), 0, views.data(), data.data()};  // one shared row
     ProjectionOutputs o;
     o.score = score.data();

@@ -4,6 +4,7 @@
 // with them (and its features are the gradient of that score); the run stores them so embed scores alike.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "core/context.h"
@@ -18,9 +19,12 @@ struct RingWeights {
 };
 
 // Throws cugmm::Error when no ring holds a significant signal (the neutral model does not match the
-// particles at all: the wrong model, box or pixel size).
+// particles at all: the wrong model, box or pixel size). at_pose (when given) sets particle i's view to the
+// pose to measure at (pose refinement's current poses) in place of the cache's.
+using ViewPose = std::function<void(size_t particle, ParticleView& view)>;
 RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
-                                  const std::vector<size_t>& particles, size_t max_particles = 2000);
+                                  const std::vector<size_t>& particles, size_t max_particles = 2000,
+                                  const ViewPose& at_pose = nullptr);
 
 // The weights with every ring finer than `resolution` Å set to 0 and the rest renormalised (the coarse
 // band training starts with); unchanged when that would leave nothing.
