@@ -41,6 +41,9 @@ struct PoseRefineOptions {
   double max_change_deg = 10, max_change_px = 5;  // farthest a pose may move from the input pose
   int batch = 64;
   CtfChoice ctf = CtfChoice::automatic;
+  // false: the shifts alone (the rotation part of every gradient is dropped and the local search keeps the
+  // rotation): what `train` does against the neutral model before its features (TrainConfig::align_shifts).
+  bool rotations = true;
 };
 
 // Fills rows (n x 5G, engine/projector.h layout, in Å on the cache's grid) with the parameters of the
