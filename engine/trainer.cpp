@@ -573,6 +573,26 @@ const nlohmann::json& Trainer::ring_record() const { return p_->ring_record; }
 
 namespace {
 
+// The poses' origins as floats, 2 per particle (how the checkpoint stores the aligned ones).
+std::vector<float> origins_f32(const std::vector<ParticlePose>& poses) {
+  std::vector<float> o;
+  for (const ParticlePose& p : poses) {
+    o.push_back(float(p.origin_x));
+    o.push_back(float(p.origin_y));
+  }
+  return o;
+}
+
+// The cache's angles with these origins (2 per particle, cache order).
+std::vector<ParticlePose> with_origins(const ParticleCache& cache, const std::vector<float>& o) {
+  std::vector<ParticlePose> poses(cache.count());
+  for (size_t i = 0; i < poses.size(); ++i) {
+    const CachedParticle& c = cache.particle(i);
+    poses[i] = {c.rot, c.tilt, c.psi, o[2 * i], o[2 * i + 1]};
+  }
+  return poses;
+}
+
 // Every particle's shifts aligned to the neutral model (TrainConfig::align_shifts), cache order.
 std::vector<ParticlePose> align_shifts(Context& cx, const ParticleCache& cache, const std::vector<float>& neutral,
                                        CtfChoice ctf) {
@@ -593,30 +613,10 @@ std::vector<ParticlePose> align_shifts(Context& cx, const ParticleCache& cache, 
   for (double c : r.shift_change_a) ss += c * c;
   log_info("shifts aligned to the neutral model: RMS change " + std::to_string(std::sqrt(ss / double(r.after.size()))) +
            " Å (angles kept)");
-  // Stored as floats in the checkpoint: rounded here, so a resumed run uses the very poses it started with.
-  for (ParticlePose& p : r.after) {
-    p.origin_x = double(float(p.origin_x));
-    p.origin_y = double(float(p.origin_y));
-  }
-  return r.after;
-}
-
-std::vector<float> origins_f32(const std::vector<ParticlePose>& poses) {
-  std::vector<float> o;
-  for (const ParticlePose& p : poses) {
-    o.push_back(float(p.origin_x));
-    o.push_back(float(p.origin_y));
-  }
-  return o;
-}
-
-std::vector<ParticlePose> with_origins(const ParticleCache& cache, const std::vector<float>& o) {
-  std::vector<ParticlePose> poses(cache.count());
-  for (size_t i = 0; i < poses.size(); ++i) {
-    const CachedParticle& c = cache.particle(i);
-    poses[i] = {c.rot, c.tilt, c.psi, o[2 * i], o[2 * i + 1]};
-  }
-  return poses;
+  // The origins are stored as floats in the checkpoint: rounded here, and the angles are the cache's own (the
+  // refinement's round trip through a matrix could change their last bits), so a resumed run uses the very
+  // poses it started with (with_origins).
+  return with_origins(cache, origins_f32(r.after));
 }
 
 }  // namespace
