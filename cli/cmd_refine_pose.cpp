@@ -83,6 +83,8 @@ static int run_refine_pose(Command& c) {
   c.text("--search", search, "DEG,PX: a local grid search first (rotations +-DEG about each axis, shifts +-PX)");
   c.text("--max-change", max_change, "DEG,PX: no pose moves farther than this from the input's (runaways held)");
   c.integer("--iterations", po.iterations, "gradient steps per band (at most)", 1, 10000);
+  bool shifts_only = false;
+  c.flag("--shifts-only", shifts_only, "refine the shifts alone (the angles kept)");
   c.integer("--batch", po.batch, "particles per batch", 1, 4096);
   c.text("--ctf", ctf, "with --model: auto (from the particle file), full, flipped or none (RUN: the run's)");
   c.device_options();
@@ -95,6 +97,7 @@ static int run_refine_pose(Command& c) {
   if (cache_path.empty()) cache_path = with_extension(out, ".cugmm-cache");
   require_extension("--cache", cache_path, {".cugmm-cache"});
   po.bands = parse_bands(bands, "--bands");
+  po.rotations = !shifts_only;
   if (!search.empty()) parse_deg_px(search, "--search", 30, 20, po.search_deg, po.search_px);
   parse_deg_px(max_change, "--max-change", 180, 1000, po.max_change_deg, po.max_change_px);
   const std::string ckpt = run.empty() ? "" : (fs::path(run) / "model.ckpt").string();

@@ -139,7 +139,10 @@ class Evaluator {
     score_.download(score, size_t(n));
     if (grad) grad_.download(grad, size_t(n) * 5);
     cx_.synchronize();
+    if (grad && !rotations)
+      for (int k = 0; k < n; ++k) std::fill(grad + 5 * k, grad + 5 * k + 3, 0.f);
   }
+  bool rotations = true;  // PoseRefineOptions::rotations
 
  private:
   Context& cx_;
@@ -193,6 +196,7 @@ PoseRefineResult refine_poses(Context& cx, const ParticleCache& cache, int G, co
   res.angle_change_deg.resize(N);
   res.shift_change_a.resize(N);
   Evaluator ev(cx, G);
+  ev.rotations = o.rotations;
   const int B = std::max(1, o.batch);
   std::vector<size_t> idx;
   std::vector<float> prm;
@@ -283,7 +287,7 @@ PoseRefineResult refine_poses(Context& cx, const ParticleCache& cache, int G, co
     }
   };
   std::vector<std::array<double, 5>> rot_grid, shift_grid;
-  if (o.search_deg > 0) {
+  if (o.search_deg > 0 && o.rotations) {
     const double d = deg2rad(o.search_deg);
     for (int i = -1; i <= 1; ++i)
       for (int j = -1; j <= 1; ++j)

@@ -48,6 +48,9 @@ struct PoseRefineOptions {
   // weighs its rings), over every particle at its input pose on the finest band; each stage keeps the weights
   // of its own rings. Empty: the plain FRC mean over each band's rings.
   std::vector<float> weight_model;
+  // false: the shifts alone (the rotation part of every gradient is dropped and the local search keeps the
+  // rotation): what `train` does against the neutral model before its features (TrainConfig::align_shifts).
+  bool rotations = true;
 };
 
 // Fills rows (n x 5G, engine/projector.h layout, in Å on the cache's grid) with the parameters of the

@@ -1,4 +1,5 @@
-// The SNR-weighted score's ring weights (kernels/frc.h snr_ring_weight), estimated from the data: the
+// The SNR-weighted score's ring weights (kernels/frc.h snr_ring_weight) and the pooled score's inverse noise
+// variances (kernels/frc.h pooled_sums), estimated from the data: the
 // neutral model's FRC per ring over (up to `max_particles` of) the training particles, its mean and spread
 // per ring, and the weights v_r ~ n_r x mean FRC_r of the rings whose mean is significant. Training scores
 // with them (and its features are the gradient of that score); the run stores them so embed scores alike.
@@ -15,6 +16,10 @@ namespace cugmm {
 struct RingWeights {
   std::vector<float> weight;     // per ring 0..ring_max, summing to 1 (0 below ring_min and where no signal)
   std::vector<double> mean_frc;  // the neutral model's mean FRC per ring (0 below ring_min)
+  // Per ring 0..ring_max, summing to 1: 1 / sigma_r^2, the particles' noise variance per coefficient of ring r
+  // (their power beyond the neutral model's best per-ring fit, |D|^2 (1 - FRC^2), averaged): the pooled
+  // score's coefficient weights (kernels/frc.h pooled_sums, `train --loss white`).
+  std::vector<float> inverse_noise;
   size_t particles = 0;          // how many particles the estimate used
 };
 
