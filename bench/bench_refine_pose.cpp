@@ -2,7 +2,8 @@
 // lengthened by --atoms-scale; the arm held still) whose STAR poses carry a known error, refined by the
 // engine of `cugmm refine-pose --model` against the residue model (engine/residue_model.h); the RMS
 // geodesic angle and shift error against the truth before and after, and beside them, with --relion, one
-// iteration of relion_refine's local search around the STAR poses given the true map. Prints and writes JSON.
+// iteration of relion_refine's local search (maximum likelihood) around the STAR poses given the true map.
+// Prints and writes JSON.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -38,30 +39,55 @@ std::vector<ParticlePose> poses_of(const io::ParticleSet& set) {
   return p;
 }
 
+// `copies` of the atoms about the z axis (a particle ~copies x the mass): copy k moved `offset` Å along -y
+// (the side away from its arm), turned 360 k / copies degrees about z and raised 8 k Å (so the assembly has
+// no exact symmetry), its chains renamed (A, B, C -> A1, B1, C1, ...) so each residue stays its own.
+io::AtomicModel assembly(const io::AtomicModel& one, int copies, double offset) {
+  if (copies == 1) return one;
+  io::AtomicModel m;
+  m.source = one.source + " x" + std::to_string(copies);
+  for (int k = 0; k < copies; ++k) {
+    const double t = 2 * M_PI * k / copies, c = std::cos(t), sn = std::sin(t);
+    for (io::Atom a : one.atoms) {
+      const double x = a.x, y = a.y - offset;
+      a.x = float(c * x - sn * y);
+      a.y = float(sn * x + c * y);
+      a.z += float(8.0 * k);
+      if (k > 0) a.chain += std::to_string(k);
+      m.atoms.push_back(a);
+    }
+  }
+  return m;
+}
+
+// The particle's mass as protein: its electrons (the atoms' weights in the simulation) at 0.54 electrons per
+// Da, the average residue's (C4.9 H7.8 N1.4 O1.5 S0.04: ~59.6 electrons in ~110 Da). The example's atoms
+// are N, CA, C, O and CB (33 electrons a residue), so this counts what scatters, not the residues.
+double scattering_kda(const io::AtomicModel& m) {
+  double e = 0;
+  for (const io::Atom& a : m.atoms) e += a.electrons;
+  return e / 0.54 / 1000;
+}
+
 nlohmann::json errors_json(const PoseErrors& e) { return {{"rms_angle_deg", e.deg}, {"rms_shift_px", e.px}}; }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    TruthSimOptions o;
-    o.count = 500;
-    o.box = 128;
-    o.pixel = 1.5;
-    o.snr = 0.1;
-    o.pose_error_deg = 3;
-    o.shift_error_px = 1.5;
-    o.consensus = false;
-    o.true_maps = 1;
-    o.seed = 3;
-    double atoms_scale = 2.5;  // 965 residues: the largest that fits a 192 Å box with the simulator's margin
+    TruthSimOptions o = pose_refinement_set(500);
+    o.true_maps = 1;  // the map relion_refine is given
+    // Three copies of the example lengthened 2.1 times: 2433 residues, ~150 kDa of scattering mass (issue 14's
+    // size); --copies 1 --atoms-scale 2.5 is the single, elongated ~59 kDa particle measured first.
+    double atoms_scale = 2.1, offset = 20;
+    int copies = 3;
     int relion_count = 0;
-    std::string bands = "20,12,8", search = "", out = "bench_refine_pose.json", dir;
+    std::string bands = "20,12,8,6,4,3", search = "", loss = "snr", out = "bench_refine_pose.json", dir;
     PoseRefineOptions po;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
-      if (a == "--quick") { o.count = 64; o.box = 64; o.pixel = 3.0; atoms_scale = 1; }
+      if (a == "--quick") { o.count = 64; o.box = 64; o.pixel = 3.0; atoms_scale = 1; copies = 1; }
       else if (a == "--count") o.count = std::stoi(next());
       else if (a == "--box") o.box = std::stoi(next());
       else if (a == "--pixel") o.pixel = std::stod(next());
@@ -69,16 +95,18 @@ int main(int argc, char** argv) {
       else if (a == "--pose-error") o.pose_error_deg = std::stod(next());
       else if (a == "--shift-error") o.shift_error_px = std::stod(next());
       else if (a == "--atoms-scale") atoms_scale = std::stod(next());
+      else if (a == "--copies") copies = std::stoi(next());
       else if (a == "--bands") bands = next();
       else if (a == "--search") search = next();
+      else if (a == "--loss") loss = next();
       else if (a == "--iterations") po.iterations = std::stoi(next());
       else if (a == "--relion") relion_count = std::stoi(next());
       else if (a == "--dir") dir = next();
       else if (a == "--out") out = next();
       else {
         std::fprintf(stderr, "usage: bench_refine_pose [--quick] [--count N] [--box N] [--pixel A] [--snr S] "
-                             "[--pose-error DEG] [--shift-error PX] [--atoms-scale S] [--bands A,B,C] "
-                             "[--search DEG,PX] [--iterations N] [--relion N (particles for relion_refine; 0: none)] "
+                             "[--pose-error DEG] [--shift-error PX] [--atoms-scale S] [--copies K] [--bands A,B,C] "
+                             "[--search DEG,PX] [--loss snr|frc] [--iterations N] [--relion N (particles for relion_refine; 0: none)] "
                              "[--dir DIR] [--out FILE]\n");
         return 2;
       }
@@ -86,32 +114,25 @@ int main(int argc, char** argv) {
     po.bands = parse_bands(bands, "--bands");
     if (!search.empty() && std::sscanf(search.c_str(), "%lf,%lf", &po.search_deg, &po.search_px) != 2)
       throw Error("--search: DEG,PX");
+    if (loss != "snr" && loss != "frc") throw Error("--loss: snr or frc");
+    if (copies < 1) throw Error("--copies: at least 1");
     if (dir.empty()) dir = (fs::temp_directory_path() / ("bench_refine_pose_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
 
-    // A rigid particle: the example's atoms, the arm's motion held at 0 (the simulator needs a motion).
-    HeteroSystem sys;
-    sys.name = "rigid";
-    sys.atoms = make_example_atoms(atoms_scale).model;
-    Motion still;
-    still.kind = Motion::Kind::translate;
-    still.name = "none";
-    still.atoms = io::select_atoms(sys.atoms, "B");
-    still.axis = {1, 0, 0};
-    sys.motions.push_back(still);
+    const HeteroSystem sys = rigid_particle(assembly(make_example_atoms(atoms_scale).model, copies, offset));
     set_quiet(true);
     auto t0 = std::chrono::steady_clock::now();
     const SimulatedTruth truth = simulate_system(sys, o, dir);
     const double t_sim = seconds_since(t0);
     const io::GaussianModel model = residue_model(sys, o.box, o.pixel);
-    const double mass_da = 110.0 * double(model.size());  // a protein of that many residues (the example's
-                                                           // atoms are a backbone + CB: about 60% of it)
+    const double kda = scattering_kda(sys.atoms);
     io::write_model(dir + "/residues.txt", model);
     const io::ParticleSet set = io::read_particles(truth.star);
     const PoseErrors before = pose_errors(sys, o, poses_of(set));
-    std::printf("rigid particle: %zu residues (~%.0f kDa), box %d at %.2f Å, %d particles, SNR %g; STAR error %.3f "
-                "degrees, %.3f px RMS (simulation %.1f s)\n",
-                model.size(), mass_da / 1000, o.box, o.pixel, o.count, o.snr, before.deg, before.px, t_sim);
+    std::printf("rigid particle: %d cop%s, %zu residues, %.0f kDa of scattering mass, box %d at %.2f Å, %d particles, "
+                "SNR %g; STAR error %.3f degrees, %.3f px RMS (simulation %.1f s)\n",
+                copies, copies == 1 ? "y" : "ies", model.size(), kda, o.box, o.pixel, o.count, o.snr, before.deg,
+                before.px, t_sim);
 
     // refine-pose's engine against the residue model, as `cugmm refine-pose --model` runs it.
     CacheOptions co;
@@ -119,6 +140,7 @@ int main(int argc, char** argv) {
     co.maxres = po.bands.back();
     ParticleCache cache = open_particle_cache(co, dir + "/particles.cugmm-cache", true);
     const std::vector<float> row = params_from_model(model);
+    if (loss == "snr") po.weight_model = row;
     Context cx(Device::cpu);
     t0 = std::chrono::steady_clock::now();
     const PoseRefineResult r = refine_poses(cx, cache, int(model.size()),
@@ -131,38 +153,45 @@ int main(int argc, char** argv) {
     std::vector<ParticlePose> after(set.particles.size());
     for (size_t i = 0; i < cache.count(); ++i) after[size_t(cache.particle(i).source_row)] = r.after[i];
     const PoseErrors ours = pose_errors(sys, o, after);
-    std::printf("refine-pose (bands %s Å%s): %.3f degrees, %.3f px RMS; %.1f s (%.1f particles/s)\n", bands.c_str(),
+    std::printf("refine-pose (bands %s Å, %s score%s): %.3f degrees, %.3f px RMS; %.1f s (%.1f particles/s)\n",
+                bands.c_str(), loss.c_str(),
                 search.empty() ? "" : (", search " + search).c_str(), ours.deg, ours.px, t_refine, o.count / t_refine);
 
     nlohmann::json doc;
     doc["machine"] = bench::machine();
-    doc["setup"] = {{"system", "built-in example atoms x" + std::to_string(atoms_scale) + ", rigid"},
-                    {"residues", model.size()}, {"protein_kda_equivalent", mass_da / 1000}, {"box", o.box},
+    doc["setup"] = {{"system", "built-in example atoms x" + std::to_string(atoms_scale) + ", " + std::to_string(copies) +
+                                   " copies, rigid"},
+                    {"copies", copies}, {"residues", model.size()}, {"scattering_kda", kda}, {"box", o.box},
                     {"pixel", o.pixel}, {"particles", o.count}, {"snr", o.snr}, {"pose_error_deg", o.pose_error_deg},
                     {"shift_error_px", o.shift_error_px}, {"seed", o.seed}, {"model", "residue model (2.5 Å widths)"}};
     doc["before"] = errors_json(before);
     doc["refine_pose"] = errors_json(ours);
     doc["refine_pose"]["bands_A"] = po.bands;
     doc["refine_pose"]["search"] = search;
+    doc["refine_pose"]["loss"] = loss;
+    doc["refine_pose"]["ring_weights"] = r.ring_weights;
     doc["refine_pose"]["iterations"] = po.iterations;
     doc["refine_pose"]["seconds"] = t_refine;
     doc["targets"] = {{"rms_angle_deg", 1.0}, {"rms_shift_px", 0.5}};
 
     if (relion_count > 0) {
-      // The first relion_count particles, one iteration of local search (sigma_ang = the STAR error per
-      // axis) on the true map, CC in that iteration (the map is not on the particles' grey scale).
+      // The first relion_count particles, one iteration of relion_refine's local search (sigma_ang = the STAR
+      // error per axis, +-3 sigma searched on a 0.94 degree grid; offsets +-3x the shift error on a 0.25 px
+      // grid) given the true map, maximum likelihood (the map is on the particles' grey scale: the data
+      // regress on relion_project of it with slope ~1), the mask nearly the box, the band to refine-pose's
+      // finest. One iteration: a second would reconstruct from these few noisy particles, not the true map.
       const int n = std::min(relion_count, o.count);
       std::vector<size_t> keep(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) keep[size_t(i)] = size_t(i);
       io::write_particle_subset(dir + "/relion_in.star", set, keep);
       fs::create_directories(dir + "/relion");
-      const double diameter = 0.8 * o.box * o.pixel;
+      const double diameter = 0.96 * o.box * o.pixel;
       char cmd[1024];
       std::snprintf(cmd, sizeof cmd,
-                    "cd %s && relion_refine --i relion_in.star --o relion/run --ref true_state_001.mrc --firstiter_cc "
+                    "cd %s && relion_refine --i relion_in.star --o relion/run --ref true_state_001.mrc "
                     "--ini_high %g --particle_diameter %.0f --ctf --K 1 --iter 1 --healpix_order 5 --sigma_ang %.3f "
                     "--offset_range %.1f --offset_step 0.5 --oversampling 1 --tau2_fudge 1 --zero_mask --flatten_solvent "
-                    "--pad 2 --j 2 --dont_combine_weights_via_disc > relion/log.txt 2>&1",
+                    "--pad 2 --j 2 --dont_combine_weights_via_disc --dont_check_norm > relion/log.txt 2>&1",
                     dir.c_str(), po.bands.back(), diameter, o.pose_error_deg / std::sqrt(3.0),
                     std::max(2.0, 3 * o.shift_error_px));
       t0 = std::chrono::steady_clock::now();

@@ -56,7 +56,8 @@ double rms(const std::vector<double>& v) {
 }  // namespace
 
 static int run_refine_pose(Command& c) {
-  std::string run, model_path, latent_path, out, cache_path, bands = "20,12,8", search, max_change = "10,5", ctf = "auto";
+  std::string run, model_path, latent_path, out, cache_path, bands = "20,12,8,6,4,3", search, max_change = "10,5",
+              ctf = "auto", loss;
   CacheOptions co;
   PoseRefineOptions po;
   double minres = kDefaultMinRes;
@@ -70,9 +71,13 @@ static int run_refine_pose(Command& c) {
   c.text("--cache", cache_path, "particle cache (default: OUT with .cugmm-cache for .star)");
   c.text("--bands", bands, "maxres of each stage, Å, coarse to fine");
   c.number("--minres", minres, "lowest resolution in the score, Å (with RUN, when not given: the run's)", 0, 1e4);
+  c.text("--loss", loss, "snr: rings weighted by their measured signal against the model at the current poses (as "
+                         "training weighs them); frc: the plain mean over rings (default: snr, with RUN the run's)");
   c.text("--search", search, "DEG,PX: a local grid search first (rotations +-DEG about each axis, shifts +-PX)");
   c.text("--max-change", max_change, "DEG,PX: no pose moves farther than this from the input's (runaways held)");
   c.integer("--iterations", po.iterations, "gradient steps per band (at most)", 1, 10000);
+  bool shifts_only = false;
+  c.flag("--shifts-only", shifts_only, "refine the shifts alone (the angles kept)");
   c.integer("--batch", po.batch, "particles per batch", 1, 4096);
   c.text("--ctf", ctf, "with --model: auto (from the particle file), full, flipped or none (RUN: the run's)");
   c.device_options();
@@ -80,10 +85,12 @@ static int run_refine_pose(Command& c) {
   if (run.empty() == model_path.empty()) throw Error("give a run directory (RUN) or --model, not both or neither");
   if (!latent_path.empty() && run.empty()) throw Error("--latent needs a run directory (RUN) to decode the points");
   if (!run.empty() && c.app.count("--ctf") > 0) throw Error("--ctf goes with --model; a run uses its own choice");
+  if (!loss.empty() && loss != "snr" && loss != "frc") throw Error("--loss: '" + quote_value(loss) + "' is not snr or frc");
   require_extension("--out", out, {".star"});
   if (cache_path.empty()) cache_path = beside(out, ".cugmm-cache");
   require_extension("--cache", cache_path, {".cugmm-cache"});
   po.bands = parse_bands(bands, "--bands");
+  po.rotations = !shifts_only;
   if (!search.empty()) parse_deg_px(search, "--search", 30, 20, po.search_deg, po.search_px);
   parse_deg_px(max_change, "--max-change", 180, 1000, po.max_change_deg, po.max_change_px);
   const std::string ckpt = run.empty() ? "" : (fs::path(run) / "model.ckpt").string();
@@ -134,6 +141,7 @@ static int run_refine_pose(Command& c) {
   rq.minres_given = c.app.count("--minres") > 0;
   rq.bands_text = bands;
   rq.search_text = search;
+  rq.loss = loss;
   check_pose_refinement(set, rq);
   check_files(files);
   const PoseRefineResult r = run_pose_refinement(cx, set, rq, out, png);

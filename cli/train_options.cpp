@@ -38,12 +38,16 @@ void TrainOptions::declare(Command& c) {
   c.number("--reg-mass", reg_mass, "weight of the total-mass regulariser", 0, 1e6);
   c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
   c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
-  c.text("--loss", loss, "snr: FRC rings weighted by their measured signal (engine/ring_weights.h); frc: the plain "
+  c.text("--loss", loss, "white (the default): one correlation over the band, every coefficient weighted by its ring's "
+                         "measured inverse noise variance (kernels/frc.h pooled_sums); "
+                         "snr: FRC rings weighted by their measured signal (engine/ring_weights.h); frc: the plain "
                          "mean over rings (the paper's)");
   c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
   c.number("--coarse-res", cfg.coarse_res, "the coarse band's finest resolution, Å", 0, 1e4, true);
   c.text("--rigid", rigid, "remove: the six rigid-body modes taken out of the decoder's positions (the latent cannot "
                            "learn pose error; every Gaussian must be movable); keep: not");
+  c.flag("--no-align-shifts", no_align_shifts, "keep the particles' shifts as given (default: each particle's two shifts "
+                                               "aligned to the neutral model before the features; not with --poses-from)");
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
   c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");
@@ -63,9 +67,14 @@ void TrainOptions::finish(const Command& c) {
   cfg.latent_reg = float(latent_reg);
   if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
   if (relu) cfg.leaky = false;
+  if (no_align_shifts) cfg.align_shifts = false;
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
-  if (!loss.empty() && loss != "snr" && loss != "frc") throw Error("--loss must be snr or frc, not '" + quote_value(loss) + "'");
-  if (!loss.empty()) cfg.snr_weighted = loss == "snr";
+  if (!loss.empty() && loss != "white" && loss != "snr" && loss != "frc")
+    throw Error("--loss must be white, snr or frc, not '" + quote_value(loss) + "'");
+  if (!loss.empty()) {
+    cfg.pooled = loss == "white";
+    cfg.snr_weighted = loss == "snr";
+  }
   if (!rigid.empty() && rigid != "remove" && rigid != "keep")
     throw Error("--rigid must be remove or keep, not '" + quote_value(rigid) + "'");
   if (!rigid.empty()) cfg.rigid_free = rigid == "remove";
@@ -77,7 +86,8 @@ void TrainOptions::finish(const Command& c) {
         throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
     cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
-    cfg.snr_weighted = paper.snr_weighted; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;
+    cfg.align_shifts = paper.align_shifts;
+    cfg.snr_weighted = paper.snr_weighted; cfg.pooled = paper.pooled; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;
     if (c.app.count("--reg-mass") == 0) cfg.reg_mass = paper.reg_mass;
     if (c.app.count("--reg-width") == 0) cfg.reg_width = paper.reg_width;
     if (c.app.count("--move") == 0) move = "positions,amplitudes,widths";  // what the paper moves

@@ -18,7 +18,7 @@ struct TrainOptions {
   std::string sym = "C1";
   SymmetryGroup group;  // from --sym (finish())
   long long seed = 1;
-  bool relu = false;
+  bool relu = false, no_align_shifts = false;
   double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg;
 
   TrainOptions();

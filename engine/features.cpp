@@ -92,13 +92,13 @@ const char* feature_precision_name(FeaturePrecision p) { return p == FeaturePrec
 void build_feature_file(const std::string& path, Context& cx, const ParticleBatcher& batcher,
                         const std::vector<float>& neutral, const nlohmann::json& key, FeaturePrecision precision,
                         FeatureNorm& norm, const std::vector<char>& use_for_norm, int batch,
-                        const std::vector<float>& ring_weights, Comm* comm) {
+                        const std::vector<float>& ring_weights, Comm* comm, bool pooled) {
   const FourierBand& band = batcher.band();
   const size_t width = neutral.size();
   CUGMM_REQUIRE(width % 5 == 0 && width > 0, "build_feature_file: parameter row of 5G values");
   const int G = int(width / 5);
   const size_t n = key.at("count").get<size_t>();
-  auto projector = make_training_projector(cx, band, ring_weights, G);
+  auto projector = make_training_projector(cx, band, ring_weights, G, pooled);
   const bool measure = norm.mean.empty();
   const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
   const bool split = ranks > 1;

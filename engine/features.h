@@ -1,5 +1,5 @@
 // The encoder's input (DESIGN §1 step 3): per particle, d score / d (5G parameters) of the FRC score
-// (plain, or SNR-weighted with `ring_weights`: engine/ring_weights.h) at the neutral model (engine/projector.h, one shared parameter row, per-particle gradients), normalised per
+// (plain, SNR-weighted with `ring_weights`: engine/ring_weights.h, or the pooled score with them as `pooled`) at the neutral model (engine/projector.h, one shared parameter row, per-particle gradients), normalised per
 // column over the data set ((g - mean) / sd, mean and sd from the training set), computed once and stored
 // in a memory-mapped file in the run directory, so sets larger than RAM stream from disk.
 //
@@ -49,7 +49,7 @@ struct FeatureNorm {
 void build_feature_file(const std::string& path, Context& cx, const ParticleBatcher& batcher,
                         const std::vector<float>& neutral, const nlohmann::json& key, FeaturePrecision precision,
                         FeatureNorm& norm, const std::vector<char>& use_for_norm = {}, int batch = 64,
-                        const std::vector<float>& ring_weights = {}, Comm* comm = nullptr);
+                        const std::vector<float>& ring_weights = {}, Comm* comm = nullptr, bool pooled = false);
 
 class FeatureFile {
  public:

@@ -113,6 +113,19 @@ HeteroSystem builtin_system(const std::string& name) {
   return s;
 }
 
+HeteroSystem rigid_particle(const io::AtomicModel& atoms) {
+  HeteroSystem s;
+  s.name = "rigid";
+  s.atoms = atoms;
+  Motion still;
+  still.kind = Motion::Kind::translate;
+  still.name = "none";
+  still.atoms.assign(atoms.atoms.size(), 1);
+  still.axis = {1, 0, 0};
+  s.motions.push_back(still);
+  return s;
+}
+
 HeteroSystem system_from_json(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw InputError(path, "", "cannot be read");

@@ -58,6 +58,9 @@ struct Rigid {
 const std::vector<std::string>& builtin_system_names();
 HeteroSystem builtin_system(const std::string& name);  // throws listing the names
 HeteroSystem system_from_json(const std::string& path);  // InputError naming the file and the field
+// A rigid particle of these atoms, named "rigid": one motion (the simulator images a system's motions) that
+// holds every atom still.
+HeteroSystem rigid_particle(const io::AtomicModel& atoms);
 
 // Atoms moved by the same set of motions, as index lists: bodies[b] and the motions that move it.
 struct Bodies {

@@ -90,7 +90,7 @@ PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const Parti
   const size_t Cpad = (C + 15) / 16 * 16, B = size_t(std::max(o.batch, 1));
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
   const size_t W = 5 * size_t(k.G), nb = batcher.band().size();
-  auto projector = make_training_projector(cx, batcher.band(), m.ring_weights, k.G);
+  auto projector = make_training_projector(cx, batcher.band(), m.ring_weights, k.G, m.config.pooled);
   Buffer<float> base(cx), zdev(cx), params(cx), rowreg(cx), score(cx, C);
   Buffer<ParticleView> views(cx);
   Buffer<cfloat> data(cx);

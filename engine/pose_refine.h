@@ -14,6 +14,8 @@
 //   only when the score rises and the pose stays within max_change of the input pose; otherwise alpha is
 //   cut to 0.3 alpha. The score never falls, so the ascent cannot diverge; a particle stops when its step
 //   is below the tolerances or after `iterations` tries.
+// The score's ring weights (options.weight_model) are re-estimated over every particle at its current pose
+// before each band, so the stages run band by band over the whole set (not particle by particle).
 // The rotation is kept as a matrix and turned into RELION Euler angles at the end (kernels/geometry.h).
 // Batched: one training_score call per step for the batch's particles still moving, on the projector's device.
 //
@@ -32,7 +34,8 @@
 namespace cugmm {
 
 struct PoseRefineOptions {
-  std::vector<double> bands = {20, 12, 8};  // maxres (Å) of each stage, coarse to fine
+  std::vector<double> bands = {20, 12, 8, 6, 4, 3};  // maxres (Å) of each stage, coarse to fine (to Nyquist at
+                                                    // 1.5 Å/px; finer than Nyquist: clamped, one stage)
   double minres = kDefaultMinRes;           // Å, every stage
   double search_deg = 0, search_px = 0;     // local search step; 0 and 0: none
   int iterations = 40;                      // gradient steps per band (at most)
@@ -41,6 +44,13 @@ struct PoseRefineOptions {
   double max_change_deg = 10, max_change_px = 5;  // farthest a pose may move from the input pose
   int batch = 64;
   CtfChoice ctf = CtfChoice::automatic;
+  // The model the score's ring weights are estimated against (one 5G row; engine/ring_weights.h, as training
+  // weighs its rings), over every particle at its input pose on the finest band; each stage keeps the weights
+  // of its own rings. Empty: the plain FRC mean over each band's rings.
+  std::vector<float> weight_model;
+  // false: the shifts alone (the rotation part of every gradient is dropped and the local search keeps the
+  // rotation): what `train` does against the neutral model before its features (TrainConfig::align_shifts).
+  bool rotations = true;
 };
 
 // Fills rows (n x 5G, engine/projector.h layout, in Å on the cache's grid) with the parameters of the
@@ -51,6 +61,7 @@ struct PoseRefineResult {
   std::vector<ParticlePose> before, after;  // cache order
   std::vector<float> score_before, score_after;  // at the finest band
   std::vector<double> angle_change_deg, shift_change_a;
+  std::vector<float> ring_weights;  // the finest band's (sum 1); empty: the plain FRC
 };
 
 // The bands must be at most the cache's resolution (finer ones are refused) and coarse to fine.

@@ -13,7 +13,8 @@
 //   P^ (CtfMode::none).
 // - FRC_r = sum w Re(M^ conj D^) / max(sqrt(sum w|M^|^2 sum w|D^|^2), eps) over ring r (weights of the band);
 //   score = mean of FRC_r over rings band.ring_min..band.ring_max, or, with ProjectorOptions::ring_weights,
-//   sum_r v_r FRC_r (kernels/frc.h: the SNR-weighted score training uses). Loss = -score: every gradient
+//   sum_r v_r FRC_r (kernels/frc.h: the SNR-weighted score), or with ProjectorOptions::pooled one correlation
+//   over the band, every coefficient of ring r weighted by v_r (kernels/frc.h pooled_sums). Loss = -score: every gradient
 //   here is of the SCORE (negate for the loss).
 // - Pose gradient, 5 floats per particle: d score / d w (3) for the local rotation A <- exp([w]x) A at
 //   w = 0, then d score / d origin_x, d origin_y (Å).
@@ -109,6 +110,9 @@ struct ProjectorOptions {
   // Per ring 0..ring_max: the score's weight v_r of FRC_r (finite, >= 0, summing to > 0 over the scored
   // rings; rings below ring_min ignored; normalised to sum 1). Empty: the plain mean over the scored rings.
   std::vector<float> ring_weights{};
+  // The pooled score (kernels/frc.h pooled_sums): one correlation over the band with ring_weights as the
+  // per-ring coefficient weights u_r (the inverse noise variance), instead of sum_r v_r FRC_r.
+  bool pooled = false;
 };
 
 // The weights a projector scores with (ProjectorOptions::ring_weights resolved): num_rings entries, 0 below

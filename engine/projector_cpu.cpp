@@ -14,10 +14,11 @@
 
 namespace cugmm::detail {
 
-BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_weights) {
+BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_weights, bool pooled) {
   BandPlan p;
   p.band = &band;
   p.ring_weight = score_ring_weights(band, ring_weights);
+  p.pooled = pooled;
   for (size_t b = 0; b < band.size(); ++b) {
     p.kx_max = std::max(p.kx_max, int(band.kx[b]));
     if (band.kx[b] == 0) p.rows.push_back({band.ky[b], int(b), 0});
@@ -106,7 +107,7 @@ class CpuProjector final : public Projector {
  public:
   CpuProjector(Context& cx, const FourierBand& band, int g, const ProjectorOptions& o)
       : Projector(cx, band, g, resolve_strategy(o.strategy)), opt_(o) {
-    plan_ = make_band_plan(band_, o.ring_weights);
+    plan_ = make_band_plan(band_, o.ring_weights, o.pooled);
     ws_.resize(std::max(1, omp_get_max_threads()));
   }
   void run(const ProjectionBatch& in, const ProjectionOutputs& out) override {

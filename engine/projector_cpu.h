@@ -53,8 +53,9 @@ struct BandPlan {
   int kx_max = 0;
   std::vector<Row> rows;
   std::vector<float> ring_weight;  // v_r of the score, per ring (score_ring_weights)
+  bool pooled = false;             // ProjectorOptions::pooled: v_r weights coefficients of one pooled correlation
 };
-BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_weights = {});
+BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_weights = {}, bool pooled = false);
 
 // Strategy, widening and FRC floor of one call.
 template <class T>
@@ -520,6 +521,8 @@ T project_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussi
     if (frc) frc[r] = f;
     score += T(plan.ring_weight[size_t(r)]) * f;
   }
+  const RingSums<T> pooled = pooled_sums(ws.sums.data(), plan.ring_weight.data(), band.ring_min, band.ring_max);
+  if (plan.pooled) score = frc_value(pooled, call.eps);
   if (!grad_params && !grad_pose) return score;
 
   // Backward: d score / d P^ = CTF * d score / d M^ (CTF real), per coefficient.
@@ -528,8 +531,9 @@ T project_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gaussi
     int r = band.ring[b];
     if (r < band.ring_min) { ws.grad[b] = {0, 0}; continue; }
     Cplx<T> d{data[b].real(), data[b].imag()};
-    ws.grad[b] = ws.ctf[b] * frc_vjp(ws.sums[r], call.eps, T(plan.ring_weight[size_t(r)]), ws.model[b], d,
-                                     T(band.weight[b]));
+    const T v = T(plan.ring_weight[size_t(r)]);
+    ws.grad[b] = ws.ctf[b] * (plan.pooled ? frc_vjp(pooled, call.eps, T(1), ws.model[b], d, v * T(band.weight[b]))
+                                          : frc_vjp(ws.sums[r], call.eps, v, ws.model[b], d, T(band.weight[b])));
   }
 
   // Cotangents of a, s and the landing point, staged in the gradient row (or a scratch row).

@@ -38,6 +38,7 @@ struct BandView {
   const CtfBandPoint<float>* ctf_points;
   int size, box, ring_min, ring_max;
   float pixel;
+  bool pooled;  // ProjectorOptions::pooled: ring_v weights the coefficients of one correlation (kernels/frc.h)
   __device__ int num_rings() const { return ring_max + 1; }
   __device__ size_t plane() const { return size_t(box) * (box / 2 + 1); }
 };
@@ -184,6 +185,12 @@ __global__ void model_frc_kernel(BandView b, const ParticleView* views, const fl
   if (threadIdx.x == 0) {
     float total = 0;
     for (int r = b.ring_min; r <= b.ring_max; ++r) total += b.ring_v[r] * frc_s[r];
+    if (b.pooled) {
+      // The pooled sums go to ring 0's slot (ring 0 is never scored: ring_min >= 1), where grad_q reads them.
+      RingSums<float>* row = sums + size_t(p) * b.num_rings();
+      row[0] = pooled_sums(row, b.ring_v, b.ring_min, b.ring_max);
+      total = frc_value(row[0], eps);
+    }
     score[p] = total;
   }
   if (frc_out)
@@ -196,8 +203,9 @@ __device__ inline Cplx<float> grad_q(const BandView& b, int p, int i, const floa
   const int r = b.ring[i];
   if (r < b.ring_min) return {0.f, 0.f};
   const size_t at = size_t(p) * b.size + i;
-  Cplx<float> g = frc_vjp(sums[size_t(p) * b.num_rings() + r], eps, b.ring_v[r], ld(model, at), ld(data, at),
-                          b.weight[i]);
+  const RingSums<float>* row = sums + size_t(p) * b.num_rings();
+  Cplx<float> g = b.pooled ? frc_vjp(row[0], eps, 1.f, ld(model, at), ld(data, at), b.ring_v[r] * b.weight[i])
+                           : frc_vjp(row[r], eps, b.ring_v[r], ld(model, at), ld(data, at), b.weight[i]);
   return (ctfs[at] * splat_correction(b.kx[i], b.ky[i], tau2, b.pixel, b.box)) * g;
 }
 
@@ -413,7 +421,7 @@ class CudaProjector final : public Projector {
     d_ring_v_.upload(score_ring_weights(b, opt_.ring_weights));
     bv_ = {d_kx_.data(), d_ky_.data(), d_ring_.data(), d_idx_.data(), d_partner_.data(), d_perm_.data(),
            d_start_.data(), d_weight_.data(), d_ring_v_.data(), d_ctf_.data(), int(n), b.box, b.ring_min,
-           b.ring_max, float(b.pixel_size)};
+           b.ring_max, float(b.pixel_size), opt_.pooled};
   }
 
   // Queues the input checks (flags into the context, read at its synchronize()) and the narrowest width.

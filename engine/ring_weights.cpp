@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 
 #include "core/error.h"
 #include "kernels/frc.h"
@@ -9,7 +10,8 @@
 namespace cugmm {
 
 RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
-                                  const std::vector<size_t>& particles, size_t max_particles) {
+                                  const std::vector<size_t>& particles, size_t max_particles,
+                                  const ViewPose& at_pose) {
   const FourierBand& band = batcher.band();
   const int nr = band.num_rings(), G = int(neutral.size() / 5);
   CUGMM_REQUIRE(!particles.empty(), "estimate_ring_weights: no particles");
@@ -22,21 +24,29 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
   std::vector<ParticleView> views(chunk);
   std::vector<cfloat> data(size_t(chunk) * band.size());
   std::vector<float> score(chunk), frc(size_t(chunk) * nr);
-  std::vector<double> sum(size_t(nr), 0.0), sum2(size_t(nr), 0.0);
+  std::vector<double> sum(size_t(nr), 0.0), sum2(size_t(nr), 0.0), noise(size_t(nr), 0.0),
+      dd(static_cast<size_t>(nr), 0.0);
   for (size_t first = 0; first < n; first += chunk) {
     const int m = int(std::min<size_t>(chunk, n - first));
     batcher.gather(use.data() + first, m, views.data(), data.data());
+    if (at_pose)
+      for (int i = 0; i < m; ++i) at_pose(use[first + size_t(i)], views[size_t(i)]);
     const ProjectionBatch in{m, neutral.data(), 0, views.data(), data.data()};  // one shared row
     ProjectionOutputs o;
     o.score = score.data();
     o.frc = frc.data();
     projector->run_host(in, o);
-    for (int i = 0; i < m; ++i)
+    for (int i = 0; i < m; ++i) {
+      std::fill(dd.begin(), dd.end(), 0.0);
+      for (size_t b = 0; b < band.size(); ++b)
+        dd[band.ring[b]] += band.weight[b] * std::norm(std::complex<double>(data[size_t(i) * band.size() + b]));
       for (int r = 0; r < nr; ++r) {
         const double f = frc[size_t(i) * nr + r];
         sum[size_t(r)] += f;
         sum2[size_t(r)] += f * f;
+        noise[size_t(r)] += dd[size_t(r)] * (1 - f * f);  // |D|^2 beyond its best fit by the model, scale free
       }
+    }
   }
   std::vector<double> coefficients(size_t(nr), 0.0);
   for (size_t b = 0; b < band.size(); ++b) coefficients[band.ring[b]] += band.weight[b];
@@ -53,6 +63,16 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
     w.weight[size_t(r)] = float(v);
     total += v;
   }
+  // The inverse noise variance per coefficient of each ring (the pooled score's u_r), normalised.
+  w.inverse_noise.assign(size_t(nr), 0.f);
+  double inv_total = 0;
+  for (int r = band.ring_min; r < nr; ++r) {
+    const double sigma2 = noise[size_t(r)] / (double(n) * coefficients[size_t(r)]);
+    if (sigma2 > 0 && std::isfinite(sigma2)) w.inverse_noise[size_t(r)] = float(1 / sigma2);
+    inv_total += w.inverse_noise[size_t(r)];
+  }
+  if (!(inv_total > 0)) throw Error("the particles hold no power in the band: are they blank?");
+  for (float& v : w.inverse_noise) v = float(v / inv_total);
   if (!(total > 0))
     throw Error("the neutral model's FRC against the particles is not significantly above 0 in any ring of the "
                 "band: is it the model of these particles (box, pixel size, pose convention)?");

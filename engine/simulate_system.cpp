@@ -344,4 +344,17 @@ PoseErrors pose_errors(const HeteroSystem& system, const TruthSimOptions& opt, c
   return {std::sqrt(a / n), std::sqrt(s / n) / opt.pixel};
 }
 
+TruthSimOptions pose_refinement_set(int count) {
+  TruthSimOptions o;
+  o.count = count;
+  o.box = 128;
+  o.pixel = 1.5;
+  o.snr = 0.1;
+  o.pose_error_deg = 3;
+  o.shift_error_px = 1.5;
+  o.consensus = false;
+  o.seed = 3;
+  return o;
+}
+
 }  // namespace cugmm

@@ -89,6 +89,10 @@ struct PoseErrors {
 };
 PoseErrors pose_errors(const HeteroSystem& system, const TruthSimOptions& opt, const std::vector<ParticlePose>& poses);
 
+// Issue 14 item 4's pose-refinement set: `count` particles at box 128, 1.5 Å/px, SNR 0.1, the STAR poses off by
+// 3 degrees geodesic RMS and 1.5 px per axis, no consensus map, seed 3 (bench_refine_pose, test_refine_pose_score).
+TruthSimOptions pose_refinement_set(int count);
+
 // RELION 3.1's data_optics block for simulated images: one row per group, with each group's scope.
 io::StarBlock optics_block(double pixel, int box, const std::vector<CtfParams>& groups);
 

@@ -14,6 +14,7 @@
 #include "core/threads.h"
 #include "engine/data_parallel.h"
 #include "engine/model_params.h"
+#include "engine/pose_refine.h"
 #include "engine/ring_weights.h"
 #include "engine/train_ops.h"
 #include "engine/training_score.h"
@@ -35,7 +36,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
-          {"snr_weighted", snr_weighted}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
+          {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
@@ -52,6 +53,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.latent_reg = j.value("latent_reg", 0.f);
   c.symmetry = j.value("symmetry", std::string("C1"));
   c.snr_weighted = j.value("snr_weighted", false);  // runs before issue 14: the plain FRC
+  c.pooled = j.value("pooled", false);              // runs before the pooled score
+  c.align_shifts = j.value("align_shifts", false);  // runs before the shift alignment
   c.coarse_epochs = j.value("coarse_epochs", 0);
   c.coarse_res = j.value("coarse_res", 12.0);
   c.rigid_free = j.value("rigid_free", false);
@@ -62,7 +65,7 @@ TrainConfig paper_recipe() {
   TrainConfig c;
   c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
   c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
-  c.snr_weighted = false; c.coarse_epochs = 0; c.rigid_free = false;
+  c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
   return c;
 }
@@ -409,11 +412,11 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
 // Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
 void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
                 const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
-                const FeatureFile& features, const std::vector<float>& ring_weights, std::vector<float>& latent,
-                std::vector<float>& score, int batch, Comm* comm) {
+                const FeatureFile& features, const std::vector<float>& ring_weights, bool pooled,
+                std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const size_t n = features.count();
   const int d = enc.out_features();
-  auto projector = make_training_projector(cx, batcher.band(), ring_weights, k.G);
+  auto projector = make_training_projector(cx, batcher.band(), ring_weights, k.G, pooled);
   StepBuffers b(cx, k, neutral, mask);
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
@@ -567,7 +570,8 @@ nlohmann::json Trainer::feature_key() const {
           {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
           {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
           {"ctf", ctf_choice_name(p_->c.ctf)}, {"val_fraction", p_->c.val_fraction},
-          {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights}};
+          {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights},
+          {"pooled", p_->c.pooled}};
   if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
   return key;
 }
@@ -591,17 +595,78 @@ nlohmann::json Trainer::exchange_record() const {
           {"encoder", net(*p_->xenc)}, {"decoder", net(*p_->xdec)}};
 }
 
+namespace {
+
+// The poses' origins as floats, 2 per particle (how the checkpoint stores the aligned ones).
+std::vector<float> origins_f32(const std::vector<ParticlePose>& poses) {
+  std::vector<float> o;
+  for (const ParticlePose& p : poses) {
+    o.push_back(float(p.origin_x));
+    o.push_back(float(p.origin_y));
+  }
+  return o;
+}
+
+// The cache's angles with these origins (2 per particle, cache order).
+std::vector<ParticlePose> with_origins(const ParticleCache& cache, const std::vector<float>& o) {
+  std::vector<ParticlePose> poses(cache.count());
+  for (size_t i = 0; i < poses.size(); ++i) {
+    const CachedParticle& c = cache.particle(i);
+    poses[i] = {c.rot, c.tilt, c.psi, o[2 * i], o[2 * i + 1]};
+  }
+  return poses;
+}
+
+// Every particle's shifts aligned to the neutral model (TrainConfig::align_shifts), cache order.
+std::vector<ParticlePose> align_shifts(Context& cx, const ParticleCache& cache, const std::vector<float>& neutral,
+                                       CtfChoice ctf) {
+  PoseRefineOptions o;
+  o.rotations = false;
+  o.ctf = ctf;
+  // The refinement's coarse-to-fine bands, as far as the cache's resolution goes.
+  o.bands.clear();
+  for (double res : {20.0, 12.0, 8.0})
+    if (make_fourier_band(cache.box(), cache.pixel_size(), o.minres, res).ring_max <= cache.band().ring_max)
+      o.bands.push_back(res);
+  if (o.bands.empty()) o.bands.push_back(cache.band().ring_resolution(cache.band().ring_max));
+  const size_t W = neutral.size();
+  PoseRefineResult r = refine_poses(cx, cache, int(W / 5), [&](const size_t*, int n, float* rows) {
+    for (int i = 0; i < n; ++i) std::copy(neutral.begin(), neutral.end(), rows + size_t(i) * W);
+  }, o);
+  double ss = 0;
+  for (double c : r.shift_change_a) ss += c * c;
+  log_info("shifts aligned to the neutral model: RMS change " + std::to_string(std::sqrt(ss / double(r.after.size()))) +
+           " Å (angles kept)");
+  // The origins are stored as floats in the checkpoint: rounded here, and the angles are the cache's own (the
+  // refinement's round trip through a matrix could change their last bits), so a resumed run uses the very
+  // poses it started with (with_origins).
+  return with_origins(cache, origins_f32(r.after));
+}
+
+}  // namespace
+
 void Trainer::prepare_features(bool resume) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = features_path();
-  if (p_->c.snr_weighted) {
+  if (p_->c.align_shifts && poses_key_.empty()) {
+    if (resume) {
+      nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
+      aligned_ = with_origins(p_->cache, ck.get_f32("aligned_origins", 2 * p_->cache.count()));
+    } else {
+      aligned_ = align_shifts(p_->cx, p_->cache, p_->neutral_params, p_->c.ctf);
+    }
+    poses_key_ = "aligned " + std::to_string(fnv1a(aligned_));
+    batcher_->set_poses(aligned_);
+  }
+  if (p_->c.snr_weighted || p_->c.pooled) {
     if (resume) {  // the run's own weights (the data have not changed: the feature key checks it)
       nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
       p_->ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
     } else {
       const RingWeights w = estimate_ring_weights(p_->cx, *batcher_, p_->neutral_params, train_);
-      p_->ring_weights = w.weight;
-      p_->ring_record = {{"particles", w.particles}, {"mean_frc", w.mean_frc}, {"weights", w.weight}};
+      p_->ring_weights = p_->c.pooled ? w.inverse_noise : w.weight;
+      p_->ring_record = {{"particles", w.particles}, {"mean_frc", w.mean_frc}, {"weights", w.weight},
+                         {"inverse_noise", w.inverse_noise}, {"score", p_->c.pooled ? "pooled" : "snr_weighted"}};
       std::string used;
       for (int r = p_->band.ring_min; r <= p_->band.ring_max; ++r)
         if (w.weight[size_t(r)] > 0) used = std::to_string(p_->band.ring_min) + ".." + std::to_string(r);
@@ -618,7 +683,7 @@ void Trainer::prepare_features(bool resume) {
     for (size_t i : train_) use[i] = 1;
     FeatureNorm norm;
     build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
-                       std::max(1, std::min(p_->c.batch, 256)), p_->ring_weights, p_->comm);
+                       std::max(1, std::min(p_->c.batch, 256)), p_->ring_weights, p_->comm, p_->c.pooled);
   }
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
@@ -663,11 +728,12 @@ bool Trainer::train(bool resume) {
   const TrainConfig& c = p.c;
   Context& cx = p.cx;
   p.make_networks();
-  auto full_projector = make_training_projector(cx, p.band, p.ring_weights, p.G);
+  auto full_projector = make_training_projector(cx, p.band, p.ring_weights, p.G, c.pooled);
   std::unique_ptr<Projector> coarse_projector;
   if (c.coarse_epochs > 0)
     coarse_projector = make_training_projector(
-        cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G);
+        cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G,
+        c.pooled);
   StepBuffers b(cx, p.k, p.neutral_params, p.mask);
   int start_epoch = 0;
   size_t start_batch = 0;
@@ -737,6 +803,7 @@ bool Trainer::train(bool resume) {
     ck.put_f32("norm.mean", norm_.mean);
     ck.put_f32("norm.sd", norm_.sd);
     ck.put_f32("mask", p.mask);
+    if (!aligned_.empty()) ck.put_f32("aligned_origins", origins_f32(aligned_));
     if (!p.ring_weights.empty()) {
       ck.put_f32("ring_weights", p.ring_weights);
       ck.meta["ring_count"] = p.ring_weights.size();
@@ -908,7 +975,8 @@ bool Trainer::train(bool resume) {
 void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
   Impl& p = *p_;
   CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
-  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, p.ring_weights, latent, score,
+  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, p.ring_weights, p.c.pooled,
+             latent, score,
              std::max(1, std::min(p.c.batch, 256)), p.comm);
 }
 
@@ -934,7 +1002,8 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
       const std::vector<float> mask = ck.get_f32("mask", 5 * size_t(G));
       m.config.rigid_free = std::all_of(mask.begin(), mask.begin() + 3 * G, [](float v) { return v != 0.f; });
     }
-    if (m.config.snr_weighted) m.ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+    if (m.config.snr_weighted || m.config.pooled)
+      m.ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
     m.encoder = std::make_unique<nn::Sequential>(encoder_arch(m.config, G), cx, 0);
     m.decoder = std::make_unique<nn::Sequential>(decoder_arch(m.config, G), cx, 0);
     m.decoder->set_base(std::vector<float>(5 * size_t(G), 0.f));
@@ -950,7 +1019,7 @@ void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& 
                      std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
   embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features,
-             m.ring_weights, latent, score, batch, comm);
+             m.ring_weights, m.config.pooled, latent, score, batch, comm);
 }
 
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
@@ -958,12 +1027,14 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
                  Comm* comm) {
   const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
   ParticleBatcher batcher(cache, band, m.config.ctf);
+  // The shifts aligned to the neutral model as training aligned its own (the features must mean the same).
+  if (m.config.align_shifts) batcher.set_poses(align_shifts(cx, cache, m.neutral_params, m.config.ctf));
   const nlohmann::json key = {{"count", cache.count()}, {"symmetry", cache.symmetry()},
                               {"cache", fs::absolute(cache.path()).string()},
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
   build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch,
-                     m.ring_weights, comm);
+                     m.ring_weights, comm, m.config.pooled);
   FeatureFile features(features_path, key);
   embed_particles(m, cx, batcher, features, latent, score, batch, comm);
 }

@@ -63,13 +63,22 @@ struct TrainConfig {
   FeaturePrecision feature_precision = FeaturePrecision::fp16;
   int loss_every = 16;     // batches between loss read-backs (divergence checks, progress)
   float explode = 10;      // a batch loss above this (the score lies in [-1, 1]) is divergence
-  // The score: the SNR-weighted FRC (engine/ring_weights.h; the features are its gradient too) or, false,
-  // the plain mean of the FRC over the rings (the paper's).
-  bool snr_weighted = true;
+  // The score (the features are its gradient too): `pooled`, one correlation over the band with every
+  // coefficient weighted by its ring's inverse noise variance measured on the data (kernels/frc.h
+  // pooled_sums: the Gaussian likelihood's maximiser with the particle's scale fitted; `--loss white`);
+  // else snr_weighted, the FRC's rings weighted by their measured signal (engine/ring_weights.h; `--loss
+  // snr`); else the plain mean of the FRC over the rings (the paper's; `--loss frc`).
+  bool pooled = true;
+  bool snr_weighted = false;
   // A coarse band first: for the first coarse_epochs epochs the score keeps only rings at coarse_res Å or
   // coarser (0 epochs: none).
   int coarse_epochs = 0;
   double coarse_res = 12;
+  // Before the features: each particle's two shifts aligned to the neutral model (engine/pose_refine.h, the
+  // angles kept; not when poses are given with use_poses). The gradient features then carry no first-order
+  // shift term, which otherwise was the largest thing the latent learned: a consensus refinement's shift
+  // error (0.5 px) explained 35-40% of the latent's variance (docs/accuracy.md, round 4).
+  bool align_shifts = true;
   // The six rigid-body modes removed from the decoder's position output (kernels/train_step.h
   // rigid_project), so the latent cannot learn pose error. Applies when every Gaussian may move.
   bool rigid_free = false;
@@ -128,7 +137,7 @@ struct EpochRecord {
 // A trained run as embed and decode need it: from model.ckpt.
 struct TrainedModel {
   TrainConfig config;
-  std::vector<float> ring_weights;    // the score's (empty: the plain mean)
+  std::vector<float> ring_weights;    // the score's (empty: the plain mean; config.pooled: inverse noise)
   io::GaussianModel neutral;         // the model the decoder starts from (its box and pixel)
   std::vector<float> neutral_params;  // 5G
   FeatureNorm norm;
@@ -217,7 +226,8 @@ class Trainer {
   FeatureNorm norm_;
   std::unique_ptr<FeatureFile> features_;
   std::unique_ptr<ParticleBatcher> batcher_;
-  std::string poses_key_;  // FNV-1a of the poses given to use_poses, "" for the cache's
+  std::string poses_key_;  // FNV-1a of the poses given to use_poses (or of the aligned ones), "" for the cache's
+  std::vector<ParticlePose> aligned_;  // config.align_shifts: the poses with their shifts aligned, cache order
 };
 
 }  // namespace cugmm

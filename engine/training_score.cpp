@@ -5,9 +5,10 @@
 namespace cugmm {
 
 std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band,
-                                                   const std::vector<float>& ring_weights, int G) {
+                                                   const std::vector<float>& ring_weights, int G, bool pooled) {
   ProjectorOptions po;
   po.ring_weights = ring_weights;
+  po.pooled = pooled;
   return make_projector(cx, band, G, po);
 }
 

@@ -13,9 +13,10 @@
 namespace cugmm {
 
 // The projector training uses for a run's settings, on the context's device.
-// ring_weights: the run's per-ring score weights (engine/ring_weights.h; empty: the plain FRC mean).
+// ring_weights: the run's per-ring score weights (engine/ring_weights.h; empty: the plain FRC mean); pooled:
+// they weight the coefficients of one pooled correlation instead (ProjectorOptions::pooled, `--loss white`).
 std::unique_ptr<Projector> make_training_projector(Context& cx, const FourierBand& band,
-                                                   const std::vector<float>& ring_weights, int G);
+                                                   const std::vector<float>& ring_weights, int G, bool pooled = false);
 
 // score[n] (and, when grad is not null, d score / d params per particle, n x 5G; when grad_pose is not null,
 // d score / d pose, n x 5 as engine/projector.h lays it out: pose refinement) of n particles against

@@ -72,3 +72,33 @@ CUGMM_HD T snr_ring_weight(T mean_frc, T sd_frc, T particles, T coefficients, T 
 }
 
 }  // namespace cugmm
+
+namespace cugmm {
+
+// The pooled score (issue 14; `train --loss white`): ONE correlation over the whole band with every
+// coefficient weighted by u_r = 1 / sigma_r^2, the inverse noise variance of its ring (measured on the data:
+// engine/ring_weights.h estimate_noise_weights), in place of a weighted mean of per-ring FRCs:
+//   score = A / sqrt(B D),  A = sum_r u_r num_r,  B = sum_r u_r mm_r,  D = sum_r u_r dd_r.
+// Why: it is the noise-whitened cosine of model and particle, and for a particle of fixed data D the
+// Gaussian log-likelihood with the noise spectrum sigma_r^2 and the particle's scale c fitted analytically
+// is max_c -|D - c M|^2_u / 2 = const + D score^2 / 2: the same maximiser. A per-ring FRC normalises every
+// ring separately, so a model change that follows a particle's noise in a ring costs nothing there (the ring's
+// own |M| divides it out); here the model's power in every ring enters one denominator, which charges for it
+// as the likelihood does. With a likelihood, the noise of the gradient has the curvature's covariance (the
+// Fisher identity), so no direction of model change fits noise better than another and training's modes are
+// chosen by the signal; with per-ring FRCs the directions that follow noise freely win (docs/accuracy.md).
+// Still blind to the overall scale (a cosine), so the mean-width and total-mass regularisers keep their role.
+// Backward: the FRC's with the pooled sums and the coefficient weight u_r w (frc_vjp(pooled, eps, 1, m, d,
+// u_r w)).
+template <class T, class U>
+CUGMM_HD RingSums<T> pooled_sums(const RingSums<T>* s, const U* u, int ring_min, int ring_max) {
+  RingSums<T> p{0, 0, 0};
+  for (int r = ring_min; r <= ring_max; ++r) {
+    p.num += T(u[r]) * s[r].num;
+    p.mm += T(u[r]) * s[r].mm;
+    p.dd += T(u[r]) * s[r].dd;
+  }
+  return p;
+}
+
+}  // namespace cugmm

@@ -325,8 +325,24 @@ TEST_CASE("refine_poses: the API and `cugmm refine-pose` write the same STAR fil
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK(bytes(f.dir + "/pose_api/model.star") == bytes(f.dir + "/pose_cli/model.star"));
   CHECK(b.after.size() == p.count());
+  // The SNR-weighted score against a run (its own is the pooled one: plain FRC by default) and the shifts alone.
+  PoseSettings snr = ps;
+  snr.loss = "snr";
+  snr.shifts_only = true;
+  const PoseRefinement c = e.refine_poses(run, p, snr, f.dir + "/pose_api/snr.star");
+  r = test::run(test::cugmm_exe() + " refine-pose " + f.dir + "/api_seq --out " + f.dir + "/pose_cli/snr.star" + opts +
+                " --loss snr --shifts-only");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "SNR-weighted score"));
+  CHECK(bytes(f.dir + "/pose_api/snr.star") == bytes(f.dir + "/pose_cli/snr.star"));
+  for (size_t i = 0; i < p.count(); ++i) REQUIRE(c.angle_change[i] < 1e-3);  // the angles kept
+  CHECK(PoseSettings{}.bands == std::vector<double>{20, 12, 8, 6, 4, 3});  // the command's default --bands
   // Settings checked as the command checks its options.
   PoseSettings bad = ps;
+  bad.loss = "white";
+  CHECK_THROWS_WITH_AS(e.refine_poses(run, p, bad, f.dir + "/pose_api/bad.star"), doctest::Contains("PoseSettings::loss"),
+                       Error);
+  bad = ps;
   bad.bands = {16, 24};
   CHECK_THROWS_WITH_AS(e.refine_poses(run, p, bad, f.dir + "/pose_api/bad.star"), doctest::Contains("coarse to fine"), Error);
   bad = ps;
@@ -345,10 +361,12 @@ TEST_CASE("train with the newer settings (symmetry, loss, coarse band, posterior
   s.epochs = 1;
   s.symmetry = "c2";  // normalised as --sym normalises it
   s.snr_weighted = false;
+  s.pooled = false;        // --loss frc
+  s.align_shifts = false;  // --no-align-shifts
   s.coarse_epochs = 1;
   const std::string cli = test::cugmm_exe() + " train --particles " + f.star + " --model " + f.dir +
                           "/neutral.txt --device cpu --threads 2 --latent 2 --hidden 32 --depth 2 --epochs 1 "
-                          "--batch 16 --lr 1e-3 --sym C2 --loss frc --coarse-epochs 1";
+                          "--batch 16 --lr 1e-3 --sym C2 --loss frc --no-align-shifts --coarse-epochs 1";
   const Run run = e.train(e.load_particles(f.star), f.ex.neutral, s, f.dir + "/api_sym");
   CHECK(run.latent().size() == 2 * 2 * f.ex.poses.size());  // a row per particle and copy
   test::RunResult r = test::run(cli + " --out " + f.dir + "/cli_sym");
@@ -360,6 +378,8 @@ TEST_CASE("train with the newer settings (symmetry, loss, coarse band, posterior
   CHECK(j["symmetry"]["movable"] == "first asymmetric unit");
   CHECK(j["config"]["symmetry"] == "C2");
   CHECK(j["config"]["snr_weighted"] == false);
+  CHECK(j["config"]["pooled"] == false);
+  CHECK(j["config"]["align_shifts"] == false);
   // The posterior latent runs on both paths: on a run this short both refuse it with the same words.
   s.latent_estimate = "posterior";
   s.posterior_pairs = 2;
@@ -376,6 +396,8 @@ TEST_CASE("train with the newer settings (symmetry, loss, coarse band, posterior
   // The preset and the refusals in the program's words.
   CHECK(TrainSettings::paper().lr == 1e-4f);
   CHECK_FALSE(TrainSettings::paper().snr_weighted);
+  CHECK_FALSE(TrainSettings::paper().pooled);
+  CHECK_FALSE(TrainSettings::paper().align_shifts);
   TrainSettings bad = f.settings;
   bad.focus_mask = f.dir + "/mask.mrc";
   bad.movable_gaussians = {0};

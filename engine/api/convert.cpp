@@ -50,7 +50,8 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.move_positions = j.at("move_positions"); s.move_amplitudes = j.at("move_amplitudes");
   s.move_widths = j.at("move_widths"); s.ctf = j.at("ctf"); s.feature_precision = j.at("feature_precision");
   s.loss_every = j.at("loss_every"); s.explode = j.at("explode"); s.symmetry = j.at("symmetry");
-  s.snr_weighted = j.at("snr_weighted"); s.rigid_free = j.at("rigid_free");
+  s.snr_weighted = j.at("snr_weighted"); s.pooled = j.at("pooled"); s.align_shifts = j.at("align_shifts");
+  s.rigid_free = j.at("rigid_free");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
   s.movable_gaussians.clear();
   for (size_t g = 0; g < c.movable.size(); ++g)
@@ -101,7 +102,8 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"move_positions", s.move_positions}, {"move_amplitudes", s.move_amplitudes},
           {"move_widths", s.move_widths}, {"ctf", s.ctf}, {"feature_precision", s.feature_precision},
           {"loss_every", s.loss_every}, {"explode", s.explode}, {"latent_reg", s.latent_reg},
-          {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"rigid_free", s.rigid_free},
+          {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled},
+          {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free},
           {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
 }
 
@@ -131,6 +133,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
   require_range("posterior_width", s.posterior_width, 0, 100, true);
   if (s.minres > 0 && s.maxres > 0 && s.minres <= s.maxres)
     throw Error("TrainSettings: minres must be a lower resolution (more Å) than maxres");
+  if (s.pooled && s.snr_weighted)
+    throw Error("TrainSettings: pooled and snr_weighted are two scores (--loss white or snr); set one at most");
   if (!s.move_positions && !s.move_amplitudes && !s.move_widths)
     throw Error("TrainSettings: nothing may move (move_positions, move_amplitudes and move_widths are all false)");
   TrainConfig c = TrainConfig::from_json(settings_json(s));
@@ -157,6 +161,7 @@ PoseSettings::PoseSettings() {
   max_change_px = o.max_change_px;
   iterations = o.iterations;
   batch = o.batch;
+  shifts_only = !o.rotations;
   ctf = "auto";
 }
 
@@ -183,6 +188,7 @@ PoseRefineOptions to_pose_options(const PoseSettings& s) {
   o.max_change_px = s.max_change_px;
   o.iterations = s.iterations;
   o.batch = s.batch;
+  o.rotations = !s.shifts_only;
   return o;
 }
 

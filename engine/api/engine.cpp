@@ -299,6 +299,9 @@ PoseRefinement refine_with(EngineCall& call, const Particles& particles, const P
   if (fs::path(out_star).extension() != ".star")
     throw Error("refine_poses: " + out_star + ": the refined particles are written as STAR (a .star name)");
   rq.options = to_pose_options(settings);
+  if (!settings.loss.empty() && settings.loss != "snr" && settings.loss != "frc")
+    throw Error("PoseSettings::loss: '" + settings.loss + "' is not snr or frc (or empty: the default)");
+  rq.loss = settings.loss;
   rq.minres_given = !std::isnan(settings.minres);
   rq.cache = pi.cache;
   rq.cache_path = beside(out_star, ".cugmm-cache");

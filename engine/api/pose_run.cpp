@@ -80,7 +80,7 @@ PoseRefineResult in_file_order(const PoseRefineResult& r, const ParticleCache& c
 
 PoseRefineResult run_pose_refinement(Context& cx, const io::ParticleSet& set, const PoseRequest& rq,
                                      const std::string& out, const std::string& png) {
-  const PoseRefineOptions& po = rq.options;
+  PoseRefineOptions po = rq.options;
   CacheOptions co = rq.cache;
   co.maxres = po.bands.back();
   // The run's encoder reads features over the band it was trained on (its ring weights count those rings):
@@ -90,9 +90,12 @@ PoseRefineResult run_pose_refinement(Context& cx, const io::ParticleSet& set, co
   ParticleCache cache = open_particle_cache(co, rq.cache_path, true);
   if (cache.count() != set.particles.size()) throw Error("the particle cache does not hold every particle");
 
+  // The rings weighted against the run's neutral model or the given model (engine/pose_refine.h).
+  const std::vector<float> fixed_row = rq.run ? std::vector<float>{} : params_from_model(rq.fixed);
+  const bool snr = rq.loss.empty() ? (!rq.run || rq.run->config.snr_weighted) : rq.loss == "snr";
+  if (snr) po.weight_model = rq.run ? rq.run->neutral_params : fixed_row;
   ParticleParams params;
   std::vector<float> by_cache;  // latent points in cache order
-  const std::vector<float> fixed_row = rq.run ? std::vector<float>{} : params_from_model(rq.fixed);
   int G = int(rq.fixed.size());
   if (rq.run) {
     const TrainedModel& m = *rq.run;
@@ -122,7 +125,8 @@ PoseRefineResult run_pose_refinement(Context& cx, const io::ParticleSet& set, co
                                  : rq.search_text;
   log_info("refine-pose: " + std::to_string(cache.count()) + " particles, " + std::to_string(G) + " Gaussians, bands " +
            (rq.bands_text.empty() ? joined(po.bands) : rq.bands_text) + " Å (minres " +
-           io::format_number("%g", po.minres) + " Å)" + (search.empty() ? "" : ", local search " + search) + ", on " +
+           io::format_number("%g", po.minres) + " Å), " + (snr ? "SNR-weighted" : "plain FRC") + " score" +
+           (search.empty() ? "" : ", local search " + search) + ", on " +
            device_name(cx.device()));
   const PoseRefineResult r = refine_poses(cx, cache, G, params, po);
 

@@ -116,6 +116,9 @@ struct PoseRequest {
   PoseRefineOptions options;     // ctf and minres completed by check_pose_refinement
   bool minres_given = false;     // false: a run's own minres
   std::string bands_text, search_text;  // as given, for the log line ("": formatted from options)
+  // The score: "snr" (options.weight_model set to the run's neutral model or the fixed one once the cache is
+  // open), "frc" (the plain FRC) or "" (snr; with a run, snr when it trained SNR-weighted, else frc).
+  std::string loss;
   // Each particle's model: a run's decoder at its latent point (`latent`, or its encoder's when empty), or
   // one fixed model (run null).
   const TrainedModel* run = nullptr;

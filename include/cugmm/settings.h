@@ -30,8 +30,12 @@ struct TrainSettings {
   std::string feature_precision;    // "fp16" or "fp32"
   int loss_every;                   // batches between loss read-backs
   float explode;                    // a batch loss above this is divergence
-  // The score: SNR-weighted FRC rings (`--loss snr`) or their plain mean (false: `--loss frc`).
-  bool snr_weighted;
+  // The score: `pooled`, one correlation over the band with each coefficient weighted by its ring's measured
+  // inverse noise variance (`--loss white`, the default); else snr_weighted, the FRC's rings weighted by their
+  // measured signal (`--loss snr`); else their plain mean (both false: `--loss frc`).
+  bool pooled, snr_weighted;
+  bool align_shifts;                // each particle's shifts aligned to the neutral model before the features
+                                    // (false: `--no-align-shifts`; not with poses_from)
   int coarse_epochs;                // epochs scored on the coarse band first (0: none)
   double coarse_res;                // the coarse band's finest resolution, Å
   bool rigid_free;                  // `--rigid remove`: the six rigid-body modes out of the decoder's positions
@@ -72,6 +76,10 @@ struct PoseSettings {
   double max_change_deg, max_change_px;  // no pose moves farther from the input's (`--max-change`)
   int iterations;                   // gradient steps per band (at most)
   int batch;                        // particles per batch
+  // The score (`--loss`): "snr" (rings weighted by their signal measured at the current poses), "frc" (their
+  // plain mean) or "" (snr; with a run, the run's: snr when it trained with --loss snr, else frc).
+  std::string loss;
+  bool shifts_only;                 // the shifts alone, the angles kept (`--shifts-only`)
   std::string ctf;                  // with one model: "auto", "full", "flipped" or "none" (a run uses its own)
   // With a run: the particles' latent points (count x latent_dim, particle-file order; `--latent`); empty:
   // the run's encoder.

@@ -1,5 +1,5 @@
-// Issue 14's additions on CUDA against the CPU backend (the oracle): the SNR-weighted score (the projector
-// with ProjectorOptions::ring_weights: scores, FRC and parameter gradients) and the rigid-mode projection of
+// Issue 14's additions on CUDA against the CPU backend (the oracle): the SNR-weighted and the pooled score (the
+// projector with ProjectorOptions::ring_weights, and with ::pooled: scores, FRC and parameter gradients) and the rigid-mode projection of
 // the decoder's positions (train_ops::rigid_project, forward and adjoint). Exits 77 (skipped) without a GPU.
 // Tolerances as tests/gpu/test_projector_cuda.cpp: scores 1e-4 absolute, gradients 1e-3 of their largest.
 #include <doctest/doctest.h>
@@ -27,7 +27,9 @@ double max_abs(const std::vector<float>& v) {
 
 }  // namespace
 
-TEST_CASE("CUDA matches CPU: the SNR-weighted score and its gradients") {
+TEST_CASE("CUDA matches CPU: the SNR-weighted and the pooled score and their gradients") {
+ for (bool pooled : {false, true}) {
+  CAPTURE(pooled);
   std::mt19937 rng(17);
   const int g = 120, count = 29, box = 48;
   FourierBand band = make_fourier_band(box, 1.7, 60, 0);
@@ -52,6 +54,7 @@ TEST_CASE("CUDA matches CPU: the SNR-weighted score and its gradients") {
   o.max_batch = 8;
   o.ring_weights.assign(band.num_rings(), 0.f);
   for (int r = 0; r <= 15 && r < band.num_rings(); ++r) o.ring_weights[size_t(r)] = float(r) * std::exp(-0.2f * r);
+  o.pooled = pooled;
   Context cx(Device::cuda);
   auto cpu = make_projector(cpu_context(), band, g, o);
   auto gpu = make_projector(cx, band, g, o);
@@ -74,12 +77,14 @@ TEST_CASE("CUDA matches CPU: the SNR-weighted score and its gradients") {
   for (int i = 0; i < count; ++i) {
     double want = 0;
     for (size_t r = 0; r < nr; ++r) want += double(v[r]) * f[0][i * nr + r];
-    CHECK(std::fabs(s[0][i] - want) <= 1e-5);
+    if (!pooled) CHECK(std::fabs(s[0][i] - want) <= 1e-5);  // the pooled one: tests/test_accuracy_ops.cpp
     CHECK(std::fabs(s[1][i] - s[0][i]) <= 1e-4);
+    for (size_t r = 0; r < nr; ++r) CHECK(std::fabs(f[1][i * nr + r] - f[0][i * nr + r]) <= 1e-4);
   }
   const double tol = 1e-3 * max_abs(gp[0]);
   CHECK(max_abs(gp[0]) > 0);
   for (size_t i = 0; i < gp[0].size(); ++i) CHECK(std::fabs(gp[1][i] - gp[0][i]) <= tol);
+ }
 }
 
 TEST_CASE("CUDA matches CPU: the rigid-mode projection and its adjoint") {

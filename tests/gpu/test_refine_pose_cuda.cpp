@@ -24,6 +24,7 @@ TEST_CASE("refine_poses on CUDA matches the CPU") {
   po.bands = {16, 10, 8};
   po.search_deg = 2;
   po.search_px = 1;
+  po.weight_model = row;  // refine-pose's default: the rings weighted as measured at the current poses
   auto params = [&](const size_t*, int n, float* rows) {
     for (int i = 0; i < n; ++i) std::copy(row.begin(), row.end(), rows + size_t(i) * row.size());
   };
@@ -39,6 +40,10 @@ TEST_CASE("refine_poses on CUDA matches the CPU") {
     CHECK(b.score_after[i] == doctest::Approx(a.score_after[i]).epsilon(2e-3));
   }
   CHECK(close >= cache.count() * 9 / 10);  // an accept/reject decided by the last bits may differ
+  // Each backend measured the weights at its own poses, which agree to the tolerance above.
+  REQUIRE(b.ring_weights.size() == a.ring_weights.size());
+  for (size_t r = 0; r < a.ring_weights.size(); ++r)
+    CHECK(b.ring_weights[r] == doctest::Approx(a.ring_weights[r]).epsilon(0.02).scale(0.05));
   std::vector<ParticlePose> pa(cache.count()), pb(cache.count());
   for (size_t i = 0; i < cache.count(); ++i) {
     pa[size_t(cache.particle(i).source_row)] = a.after[i];

@@ -1,0 +1,475 @@
+// Why a trained latent misses what the oracle reference finds (issue 14; docs/accuracy.md "Diagnostics"):
+// three measurements on one simulated data set (cugmm simulate) and, optionally, one trained run on it.
+//
+//   1. features  Is the truth in the encoder's input? The run's gradient features (the feature file, as the
+//                encoder sees them), reduced to their top-k principal components (label-free, over every
+//                particle), and a least-squares fit (intercept, ridge 1e-6) of each truth column on them,
+//                5-fold cross-validated: R^2 for a motion, accuracy (prediction > 0.5) for a presence.
+//                Beside it the same with each particle's feature row scaled to unit RMS.
+//   2. ceiling   Does the score reward the truth, particle by particle? Per particle, models at its own true
+//                state except the one truth column varied (a presence: there / absent; a motion: a grid of 13
+//                states over its range), scored against the particle with its STAR pose and CTF by
+//                (a) the plain FRC mean over rings, (b) the SNR-weighted FRC (the run's ring weights, or ones
+//                estimated here), (c) a Gaussian log-likelihood with a per-ring noise variance estimated from
+//                the data and the particle's scale fitted analytically. Presence: the fraction of particles
+//                whose true model scores higher; motion: |Spearman| of the best-scoring state with the truth.
+//                The models are the system's residue models (one Gaussian per residue, engine/residue_model.h),
+//                so this is what a perfect decoder of that kind could reach with each score.
+//   3. latent    The run's latent.txt: the metrics of DESIGN §7 (engine/oracle_reference.h score_latent_file),
+//                the variance of each dimension, and the fraction of its variance a linear fit on the defocus
+//                and on the view explains (engine/evenodd.h variance_explained).
+//
+//   bench_accuracy_diagnostics --system NAME|FILE.json --data SIMULATE_DIR --cache CACHE [--run TRAIN_DIR]
+//                              [--model NEUTRAL.txt] [--no-features] [--no-ceiling] [--out diagnostics.json]
+// The data set must be the simulator's (its truth table and simulation.json give the states, box and pixel).
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <sstream>
+
+#include "bench/common.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "engine/evenodd.h"
+#include "engine/features.h"
+#include "engine/hetero_system.h"
+#include "engine/latent_metrics.h"
+#include "engine/model_params.h"
+#include "engine/oracle_reference.h"
+#include "engine/particle_cache.h"
+#include "engine/residue_model.h"
+#include "engine/ring_weights.h"
+#include "engine/system_imager.h"
+#include "engine/train_outputs.h"
+#include "io/model.h"
+#include "io/particles.h"
+#include "kernels/geometry.h"
+#include "nn/checkpoint.h"
+
+using namespace cugmm;
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(path + " cannot be read");
+  return nlohmann::json::parse(f);
+}
+
+// The truth table: per particle its states (one per motion) and whether it is junk.
+struct Truth {
+  std::vector<std::vector<double>> state;
+  std::vector<char> junk;
+};
+Truth read_truth(const std::string& csv, size_t motions) {
+  std::ifstream f(csv);
+  if (!f) throw InputError(csv, "", "cannot be read");
+  std::string line;
+  std::getline(f, line);
+  Truth t;
+  while (std::getline(f, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    std::vector<double> r;
+    while (std::getline(ss, cell, ',')) r.push_back(std::atof(cell.c_str()));
+    if (r.size() < motions + 2) throw InputError(csv, "", "fewer columns than the system's motions");
+    t.state.emplace_back(r.begin() + 1, r.begin() + 1 + long(motions));
+    t.junk.push_back(r[motions + 1] != 0);
+  }
+  return t;
+}
+
+// ---- 1. features -----------------------------------------------------------------------------------------
+
+// 5-fold cross-validated fit of y on X's columns (an intercept added): R^2 (continuous) or accuracy (binary).
+double cv_fit(const Eigen::MatrixXd& X, const std::vector<double>& y, bool binary) {
+  const Eigen::Index n = X.rows(), k = X.cols();
+  std::vector<double> pred(size_t(n), 0.0);
+  for (int fold = 0; fold < 5; ++fold) {
+    std::vector<Eigen::Index> tr;
+    for (Eigen::Index i = 0; i < n; ++i)
+      if (i % 5 != fold) tr.push_back(i);
+    Eigen::MatrixXd A(Eigen::Index(tr.size()), k + 1);
+    Eigen::VectorXd b(Eigen::Index(tr.size()));
+    for (size_t r = 0; r < tr.size(); ++r) {
+      A(Eigen::Index(r), 0) = 1;
+      A.row(Eigen::Index(r)).tail(k) = X.row(tr[r]);
+      b(Eigen::Index(r)) = y[size_t(tr[r])];
+    }
+    Eigen::MatrixXd AtA = A.transpose() * A;
+    AtA.diagonal().array() += 1e-6 * (AtA.diagonal().mean() + 1e-30);
+    const Eigen::VectorXd w = AtA.ldlt().solve(A.transpose() * b);
+    for (Eigen::Index i = fold; i < n; i += 5) pred[size_t(i)] = w(0) + X.row(i).dot(w.tail(k));
+  }
+  if (binary) {
+    size_t right = 0;
+    for (size_t i = 0; i < y.size(); ++i) right += (pred[i] > 0.5) == (y[i] > 0.5);
+    return double(right) / double(y.size());
+  }
+  const double mean = std::accumulate(y.begin(), y.end(), 0.0) / double(y.size());
+  double res = 0, tot = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    res += (y[i] - pred[i]) * (y[i] - pred[i]);
+    tot += (y[i] - mean) * (y[i] - mean);
+  }
+  return 1 - res / tot;
+}
+
+nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, const Truth& t,
+                            const std::vector<size_t>& rows) {
+  const FeatureFile f(path, nlohmann::json());
+  const size_t W = f.width(), n = rows.size();
+  std::vector<float> buf(n * W);
+  f.gather(rows.data(), int(n), buf.data());
+  nlohmann::json out = nlohmann::json::object();
+  for (int variant = 0; variant < 2; ++variant) {
+    Eigen::MatrixXd X{Eigen::Index(n), Eigen::Index(W)};
+    for (size_t i = 0; i < n; ++i) {
+      double ss = 0;
+      for (size_t c = 0; c < W; ++c) ss += double(buf[i * W + c]) * buf[i * W + c];
+      const double s = variant == 1 ? 1 / std::sqrt(ss / double(W) + 1e-30) : 1.0;
+      for (size_t c = 0; c < W; ++c) X(Eigen::Index(i), Eigen::Index(c)) = s * buf[i * W + c];
+    }
+    X.rowwise() -= X.colwise().mean();
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(X.transpose() * X / double(n));
+    const Eigen::MatrixXd P = X * es.eigenvectors().rowwise().reverse();  // scores, by decreasing variance
+    const char* name = variant == 0 ? "as_stored" : "row_normalised";
+    std::printf("features (%s): cross-validated fit of the truth on the top-k principal components\n", name);
+    for (size_t m = 0; m < sys.motions.size(); ++m) {
+      const bool binary = sys.motions[m].kind == Motion::Kind::present;
+      std::vector<double> y;
+      for (size_t i : rows) y.push_back(t.state[i][m]);
+      std::string line = "  " + sys.motions[m].name + (binary ? " accuracy" : " R^2") + ":";
+      for (int k : {2, 4, 10, 25, 50, 100, 200, 400}) {
+        if (k > int(W) || k > int(n) / 3) break;
+        const double v = cv_fit(P.leftCols(k), y, binary);
+        out[name][sys.motions[m].name][std::to_string(k)] = v;
+        char b[48];
+        std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
+        line += b;
+      }
+      std::printf("%s\n", line.c_str());
+    }
+  }
+  return out;
+}
+
+// ---- 2. the score's ceiling ------------------------------------------------------------------------------
+
+// Per residue Gaussian: its neutral centre, the motions that move it, its chain's presence motion.
+struct ResidueModels {
+  io::GaussianModel neutral;
+  std::vector<std::vector<int>> motions;  // per Gaussian
+  Vec3<double> to_atoms;                  // Å from the box centre -> the atoms' frame
+};
+ResidueModels residue_models(const HeteroSystem& sys, int box, double pixel) {
+  ResidueModels r;
+  r.neutral = residue_model(sys, box, pixel);
+  const SystemImager imager(sys, box, pixel, 1);
+  const double c = (box / 2) * pixel;
+  r.to_atoms = {c - imager.atom_shift().x, c - imager.atom_shift().y, c - imager.atom_shift().z};
+  std::map<std::pair<std::string, int>, size_t> seen;  // residue_model's order: first appearance
+  for (size_t i = 0; i < sys.atoms.atoms.size(); ++i) {
+    const io::Atom& a = sys.atoms.atoms[i];
+    if (!seen.emplace(std::make_pair(a.chain, a.residue), r.motions.size()).second) continue;
+    std::vector<int> ms;
+    for (size_t k = 0; k < sys.motions.size(); ++k)
+      if (sys.motions[k].atoms[i]) ms.push_back(int(k));
+    r.motions.push_back(ms);
+  }
+  CUGMM_REQUIRE(r.motions.size() == r.neutral.size(), "residue bookkeeping");
+  return r;
+}
+
+// The residue model's parameter row (5G) at `state` (absent residues keep their place with amplitude 0).
+std::vector<float> params_at(const HeteroSystem& sys, const ResidueModels& rm, const std::vector<double>& state) {
+  std::vector<float> p = params_from_model(rm.neutral);
+  const size_t G = rm.neutral.size();
+  for (size_t j = 0; j < G; ++j) {
+    if (rm.motions[j].empty()) continue;
+    const Rigid r = body_map(sys, rm.motions[j], state);
+    const Vec3<double> x{p[j] + rm.to_atoms.x, p[G + j] + rm.to_atoms.y, p[2 * G + j] + rm.to_atoms.z};
+    const Vec3<double> y = apply(r, x);
+    p[j] = float(y.x - rm.to_atoms.x);
+    p[G + j] = float(y.y - rm.to_atoms.y);
+    p[2 * G + j] = float(y.z - rm.to_atoms.z);
+    if (!r.present) p[3 * G + j] = 0;
+  }
+  return p;
+}
+
+// Per-ring sums of one particle against one model: num, mm, dd per ring.
+struct Rings {
+  std::vector<double> num, mm, dd;
+};
+Rings ring_sums(const FourierBand& band, const cfloat* half, const cfloat* data) {
+  Rings r;
+  r.num.assign(size_t(band.num_rings()), 0.0);
+  r.mm = r.dd = r.num;
+  for (size_t b = 0; b < band.size(); ++b) {
+    const std::complex<double> m = half[band.fft_index[b]], d = data[b];
+    const double w = band.weight[b];
+    const size_t q = band.ring[b];
+    r.num[q] += w * (m * std::conj(d)).real();
+    r.mm[q] += w * std::norm(m);
+    r.dd[q] += w * std::norm(d);
+  }
+  return r;
+}
+
+nlohmann::json score_ceiling(const HeteroSystem& sys, const ParticleCache& cache, const Truth& t,
+                             const std::vector<size_t>& rows, std::vector<float> ring_weights,
+                             const std::vector<float>& neutral_params) {
+  Context cx(Device::cpu);
+  const FourierBand band = training_band(cache, kDefaultMinRes, 0);
+  const ParticleBatcher batcher(cache, band, CtfChoice::automatic);
+  const ResidueModels rm = residue_models(sys, cache.box(), cache.pixel_size());
+  auto projector = make_projector(cx, band, int(rm.neutral.size()));
+  auto neutral_projector = make_projector(cx, band, int(neutral_params.size() / 5));
+  const int nr = band.num_rings(), N = cache.box();
+  const size_t hp = size_t(N) * (N / 2 + 1);
+  if (ring_weights.empty()) {
+    std::vector<size_t> all(cache.count());
+    std::iota(all.begin(), all.end(), size_t(0));
+    ring_weights = estimate_ring_weights(cx, batcher, neutral_params, all).weight;
+  }
+  ring_weights = score_ring_weights(band, ring_weights);
+  // The noise variance per coefficient of each ring: what the data hold beyond their best fit by the
+  // neutral model (ring by ring, scale free), averaged over the particles.
+  std::vector<double> noise(size_t(nr), 0.0), count(size_t(nr), 0.0);
+  for (size_t b = 0; b < band.size(); ++b) count[band.ring[b]] += band.weight[b];
+  std::vector<cfloat> half(hp), data(band.size());
+  ParticleView view;
+  for (size_t i : rows) {
+    batcher.gather(&i, 1, &view, data.data());
+    neutral_projector->render_host({1, neutral_params.data(), 0, &view, nullptr}, half.data());
+    const Rings s = ring_sums(band, half.data(), data.data());
+    for (int r = band.ring_min; r < nr; ++r)
+      noise[size_t(r)] += (s.dd[size_t(r)] - (s.mm[size_t(r)] > 0 ? s.num[size_t(r)] * s.num[size_t(r)] / s.mm[size_t(r)] : 0)) /
+                          (count[size_t(r)] * double(rows.size()));
+  }
+  // The three scores of a particle's ring sums.
+  auto scores = [&](const Rings& s) {
+    double plain = 0, snr = 0, a = 0, bsum = 0;
+    int rings = 0;
+    for (int r = band.ring_min; r < nr; ++r) {
+      const size_t q = size_t(r);
+      const double frc = s.mm[q] > 0 && s.dd[q] > 0 ? s.num[q] / std::sqrt(s.mm[q] * s.dd[q]) : 0;
+      plain += frc;
+      ++rings;
+      snr += ring_weights[q] * frc;
+      a += s.num[q] / noise[q];
+      bsum += s.mm[q] / noise[q];
+    }
+    // max over the scale c >= 0 of -(1/2) sum |D - c M|^2 / sigma^2 (up to the model-free constant)
+    const double like = a > 0 ? 0.5 * a * a / bsum : 0;
+    return std::array<double, 3>{plain / rings, snr, like};
+  };
+  const char* names[3] = {"frc", "snr_frc", "gaussian_likelihood"};
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t m = 0; m < sys.motions.size(); ++m) {
+    const Motion& mo = sys.motions[m];
+    const bool binary = mo.kind == Motion::Kind::present;
+    std::vector<double> states;
+    if (binary) states = {0, 1};
+    else
+      for (int s = 0; s < 13; ++s) states.push_back(mo.lo + (mo.hi - mo.lo) * s / 12);
+    std::array<std::vector<double>, 3> best;
+    std::vector<double> truth;
+    for (size_t i : rows) {
+      batcher.gather(&i, 1, &view, data.data());
+      std::array<double, 3> top{-1e300, -1e300, -1e300};
+      std::array<double, 3> arg{0, 0, 0};
+      for (double v : states) {
+        std::vector<double> st = t.state[i];
+        st[m] = v;
+        const std::vector<float> p = params_at(sys, rm, st);
+        projector->render_host({1, p.data(), 0, &view, nullptr}, half.data());
+        const std::array<double, 3> sc = scores(ring_sums(band, half.data(), data.data()));
+        for (int k = 0; k < 3; ++k)
+          if (sc[size_t(k)] > top[size_t(k)]) { top[size_t(k)] = sc[size_t(k)]; arg[size_t(k)] = v; }
+      }
+      for (int k = 0; k < 3; ++k) best[size_t(k)].push_back(arg[size_t(k)]);
+      truth.push_back(t.state[i][m]);
+    }
+    std::string line = "  " + mo.name + (binary ? " (fraction of particles the true model wins):" : " (|Spearman| of the best state):");
+    for (int k = 0; k < 3; ++k) {
+      double v;
+      if (binary) {
+        size_t right = 0;
+        for (size_t i = 0; i < truth.size(); ++i) right += (best[size_t(k)][i] > 0.5) == (truth[i] > 0.5);
+        v = double(right) / double(truth.size());
+      } else {
+        v = std::abs(spearman(best[size_t(k)], truth));
+      }
+      out[mo.name][names[k]] = v;
+      char b[64];
+      std::snprintf(b, sizeof b, " %s %.3f", names[k], v);
+      line += b;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return out;
+}
+
+// ---- 3. the latent ---------------------------------------------------------------------------------------
+
+nlohmann::json latent_info(const HeteroSystem& sys, const std::string& run, const std::string& data_dir,
+                           const std::string& cache_path) {
+  const int d = read_json(run + "/run.json").at("config").at("latent");
+  nlohmann::json out = nlohmann::json::object();
+  BootstrapOptions bo;
+  bo.resamples = 20;
+  std::string line;
+  for (const MetricFigure& m : score_latent_file(sys, run + "/latent.txt", d, data_dir + "/particles_truth.csv", bo)) {
+    out["metrics"][m.metric + " (" + m.motion + ")"] = m.value.value;
+    char b[96];
+    std::snprintf(b, sizeof b, " %s %.3f", m.metric.c_str(), m.value.value);
+    line += b;
+  }
+  const std::vector<float> z = read_latent_txt(run + "/latent.txt", d);
+  const size_t n = z.size() / size_t(d);
+  Matrix L(n, size_t(d), std::vector<double>(z.begin(), z.end()));
+  std::vector<double> var(size_t(d), 0.0);
+  for (int k = 0; k < d; ++k) {
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < n; ++i) { s += L(i, size_t(k)); s2 += L(i, size_t(k)) * L(i, size_t(k)); }
+    var[size_t(k)] = s2 / double(n) - (s / double(n)) * (s / double(n));
+  }
+  out["variance"] = var;
+  const io::ParticleSet set = io::read_particles(data_dir + "/particles.star");
+  std::vector<size_t> all(n);
+  std::iota(all.begin(), all.end(), size_t(0));
+  out["r2_defocus"] = variance_explained(L, defocus_regressors(set, all));
+  out["r2_view"] = variance_explained(L, view_regressors(set, all));
+  // The pose error each particle carries (STAR pose against the true one, from the truth table) in the model
+  // frame: the rotation error as a small rotation vector (3, radians) and the shift error as the model's
+  // translation (3, Å), with their squares and products (a latent may follow the error's size, not its sign).
+  {
+    std::ifstream f(data_dir + "/particles_truth.csv");
+    std::string row;
+    std::getline(f, row);
+    std::map<std::string, size_t> col;
+    {
+      std::stringstream ss(row);
+      std::string c;
+      for (size_t k = 0; std::getline(ss, c, ','); ++k) col[c] = k;
+    }
+    Matrix pe(n, 27), pr(n, 9), ps(n, 9);
+    for (size_t i = 0; i < n && std::getline(f, row); ++i) {
+      std::stringstream ss(row);
+      std::string c;
+      std::vector<double> r;
+      while (std::getline(ss, c, ',')) r.push_back(std::atof(c.c_str()));
+      const io::Particle& p = set.particles[i];
+      const Mat3<double> A = euler_to_matrix(p.rot, p.tilt, p.psi);
+      const Mat3<double> T = euler_to_matrix(r[col.at("rot")], r[col.at("tilt")], r[col.at("psi")]);
+      // E = T^T A: the error as a rotation of the model (A = T E), its small-angle vector from the skew part.
+      double e[9];
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+          e[3 * a + b] = 0;
+          for (int q = 0; q < 3; ++q) e[3 * a + b] += T(q, a) * A(q, b);
+        }
+      // The shift error as a translation of the model (A^T (dx, dy, 0)): what a decoder could mimic.
+      const double dx = p.origin_x - r[col.at("origin_x_A")], dy = p.origin_y - r[col.at("origin_y_A")];
+      const double v[6] = {(e[7] - e[5]) / 2, (e[2] - e[6]) / 2, (e[3] - e[1]) / 2,
+                           A(0, 0) * dx + A(1, 0) * dy, A(0, 1) * dx + A(1, 1) * dy, A(0, 2) * dx + A(1, 2) * dy};
+      size_t q = 0;
+      for (int a = 0; a < 6; ++a) pe(i, q++) = v[a];
+      for (int a = 0; a < 6; ++a)
+        for (int b = a; b < 6; ++b) pe(i, q++) = v[a] * v[b];
+      size_t qr = 0, qs = 0;  // the rotation's and the shift's own terms
+      for (int a = 0; a < 3; ++a) { pr(i, qr++) = v[a]; ps(i, qs++) = v[3 + a]; }
+      for (int a = 0; a < 3; ++a)
+        for (int b = a; b < 3; ++b) { pr(i, qr++) = v[a] * v[b]; ps(i, qs++) = v[3 + a] * v[3 + b]; }
+    }
+    out["r2_pose_error"] = variance_explained(L, pe);
+    out["r2_pose_rotation"] = variance_explained(L, pr);
+    out["r2_pose_shift"] = variance_explained(L, ps);
+  }
+  // How much of each truth a linear map of the whole latent holds (whatever its axes and their variances).
+  const Truth t = read_truth(data_dir + "/particles_truth.csv", sys.motions.size());
+  std::string probe;
+  for (size_t m = 0; m < sys.motions.size(); ++m) {
+    Matrix y(n, 1);
+    for (size_t i = 0; i < n; ++i) y(i, 0) = t.state[i][m];
+    const double r2 = variance_explained(y, L);
+    out["truth_r2"][sys.motions[m].name] = r2;
+    probe += " " + sys.motions[m].name + " " + std::to_string(r2).substr(0, 5);
+  }
+  (void)cache_path;
+  std::printf("latent:%s; truth R^2 on the latent:%s\n  variance per dimension:", line.c_str(), probe.c_str());
+  for (double v : var) std::printf(" %.3g", v);
+  std::printf("\n  variance explained by the defocus %.3f, by the view %.3f, by the pose error %.3f (rotation %.3f, "
+              "shift %.3f)\n", out["r2_defocus"].get<double>(), out["r2_view"].get<double>(),
+              out["r2_pose_error"].get<double>(), out["r2_pose_rotation"].get<double>(),
+              out["r2_pose_shift"].get<double>());
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::string system, data, cache_path, run, model, out = "diagnostics.json";
+    bool ceiling = true, features = true;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc) throw Error(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--system") system = next();
+      else if (a == "--data") data = next();
+      else if (a == "--cache") cache_path = next();
+      else if (a == "--run") run = next();
+      else if (a == "--model") model = next();
+      else if (a == "--out") out = next();
+      else if (a == "--no-ceiling") ceiling = false;
+      else if (a == "--no-features") features = false;
+      else throw Error("unknown option " + a + " (see the header of bench/bench_accuracy_diagnostics.cpp)");
+    }
+    if (system.empty() || data.empty() || cache_path.empty()) throw Error("--system, --data and --cache are needed");
+    const HeteroSystem sys = system.size() > 5 && system.substr(system.size() - 5) == ".json" ? system_from_json(system)
+                                                                                             : builtin_system(system);
+    const Truth t = read_truth(data + "/particles_truth.csv", sys.motions.size());
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < t.junk.size(); ++i)
+      if (!t.junk[i]) rows.push_back(i);
+    nlohmann::json doc;
+    doc["benchmark"] = "accuracy_diagnostics";
+    doc["machine"] = bench::machine();
+    doc["system"] = system;
+    doc["data"] = data;
+    doc["run"] = run;
+    std::vector<float> ring_weights, neutral_params;
+    if (!run.empty()) {
+      if (features) doc["features"] = feature_info(sys, run + "/features.cugmm-features", t, rows);
+      const nn::Checkpoint ck = nn::Checkpoint::load(run + "/model.ckpt");
+      if (ck.meta.contains("ring_count")) ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+      neutral_params = ck.get_f32("neutral", 5 * size_t(ck.meta.at("gaussians").get<int>()));
+      doc["latent"] = latent_info(sys, run, data, cache_path);
+    } else if (!model.empty()) {
+      neutral_params = params_from_model(io::read_model(model));
+    }
+    if (ceiling) {
+      CUGMM_REQUIRE(!neutral_params.empty(), "the score ceiling needs --run or --model (the neutral model)");
+      ParticleCache cache(cache_path);
+      std::printf("score ceiling (residue models at each particle's true state, STAR poses):\n");
+      doc["ceiling"] = score_ceiling(sys, cache, t, rows, ring_weights, neutral_params);
+    }
+    bench::write_json(out, doc);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_accuracy_diagnostics: %s\n", e.what());
+    return 1;
+  }
+}
