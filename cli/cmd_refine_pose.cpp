@@ -72,7 +72,8 @@ static int run_refine_pose(Command& c) {
   c.text("--bands", bands, "maxres of each stage, Å, coarse to fine");
   c.number("--minres", minres, "lowest resolution in the score, Å (with RUN, when not given: the run's)", 0, 1e4);
   c.text("--loss", loss, "snr: rings weighted by their measured signal against the model at the current poses (as "
-                         "training weighs them); frc: the plain mean over rings (default: snr, with RUN the run's)");
+                         "training weighs them); frc: the plain mean over rings (default: snr; frc for a RUN trained "
+                         "with --loss frc)");
   c.text("--search", search, "DEG,PX: a local grid search first (rotations +-DEG about each axis, shifts +-PX)");
   c.text("--max-change", max_change, "DEG,PX: no pose moves farther than this from the input's (runaways held)");
   c.integer("--iterations", po.iterations, "gradient steps per band (at most)", 1, 10000);

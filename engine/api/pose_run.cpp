@@ -92,7 +92,10 @@ PoseRefineResult run_pose_refinement(Context& cx, const io::ParticleSet& set, co
 
   // The rings weighted against the run's neutral model or the given model (engine/pose_refine.h).
   const std::vector<float> fixed_row = rq.run ? std::vector<float>{} : params_from_model(rq.fixed);
-  const bool snr = rq.loss.empty() ? (!rq.run || rq.run->config.snr_weighted) : rq.loss == "snr";
+  // With a run, its own kind of score: plain FRC only for a run trained with it; a run of the pooled score
+  // (rings weighted by their measured noise) gets the SNR weighting, refine-pose's ring-weighted score.
+  const bool snr = rq.loss.empty() ? (!rq.run || rq.run->config.snr_weighted || rq.run->config.pooled)
+                                   : rq.loss == "snr";
   if (snr) po.weight_model = rq.run ? rq.run->neutral_params : fixed_row;
   ParticleParams params;
   std::vector<float> by_cache;  // latent points in cache order

@@ -77,7 +77,7 @@ struct PoseSettings {
   int iterations;                   // gradient steps per band (at most)
   int batch;                        // particles per batch
   // The score (`--loss`): "snr" (rings weighted by their signal measured at the current poses), "frc" (their
-  // plain mean) or "" (snr; with a run, the run's: snr when it trained with --loss snr, else frc).
+  // plain mean) or "" (snr; with a run, frc only when it trained with --loss frc).
   std::string loss;
   bool shifts_only;                 // the shifts alone, the angles kept (`--shifts-only`)
   std::string ctf;                  // with one model: "auto", "full", "flipped" or "none" (a run uses its own)
