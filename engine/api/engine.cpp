@@ -10,12 +10,10 @@
 
 #include "core/error.h"
 #include "cugmm/engine.h"
-#include "engine/analysis_files.h"
 #include "engine/api/convert.h"
 #include "engine/api/import.h"
 #include "engine/api/session.h"
 #include "engine/api/workflows.h"
-#include "engine/latent_analysis.h"
 #include "engine/particle_poses.h"
 #include "engine/render.h"
 #include "engine/train_outputs.h"
@@ -354,45 +352,13 @@ PoseRefinement Engine::refine_poses(const Gaussians& model, const Particles& par
   });
 }
 
-Analysis Engine::analyze(const Run& run, const AnalysisSettings& s) {
+Analysis Engine::analyze(const Run& run, const AnalysisSettings& settings, const std::string& out_dir) {
   return guarded([&] {
     EngineCall call(*p_);
     const Run::Impl& r = require(run, p_);
-    const int d = r.model.config.latent;
-    const size_t N = r.latent.size() / size_t(d);
-    if (s.clusters < 0 || s.clusters > 50) throw Error("AnalysisSettings::clusters: 0 to 50, not " + std::to_string(s.clusters));
-    if (s.pcs < 0 || s.pcs > 64) throw Error("AnalysisSettings::pcs: 0 to 64, not " + std::to_string(s.pcs));
-    if (s.frames < 2 || s.frames > 200) throw Error("AnalysisSettings::frames: 2 to 200, not " + std::to_string(s.frames));
-    if (s.clusters > 0 && N < size_t(2 * s.clusters))
-      throw Error("clusters " + std::to_string(s.clusters) + ": needs at least 2 particles per cluster");
-    const Matrix z(N, size_t(d), std::vector<double>(r.latent.begin(), r.latent.end()));
-    const LatentSummary ls = summarise_latent(z, s.clusters, s.pcs, s.frames, s.seed);
-    Analysis a;
-    a.explained = ls.pca.explained;
-    a.components = ls.pca.components.values;
-    auto decode_rows = [&](const std::vector<double>& pts) {
-      std::vector<Gaussians> g;
-      for (const io::GaussianModel& m : decode_models(r.model, call.cx(), std::vector<float>(pts.begin(), pts.end())))
-        g.push_back(from_model(m));
-      return g;
-    };
-    if (s.clusters > 0) {
-      a.labels = ls.clusters.labels;
-      a.centres = ls.clusters.centre;
-      std::vector<double> pts;
-      for (size_t c : ls.clusters.centre)
-        pts.insert(pts.end(), r.latent.begin() + long(c * d), r.latent.begin() + long((c + 1) * d));
-      a.centre_models = decode_rows(pts);
-    }
-    for (const LatentPath& lp : ls.paths) {
-      Trajectory t;
-      t.name = lp.name;
-      t.t = lp.t;
-      t.points.assign(lp.points.values.begin(), lp.points.values.end());
-      t.frames = decode_rows(lp.points.values);
-      a.trajectories.push_back(std::move(t));
-    }
-    return a;
+    const AnalysisInputs in = prepare_analysis(r.dir, r.model, r.latent, settings);
+    if (!out_dir.empty()) fs::create_directories(out_dir);  // once every input has been checked
+    return run_analysis(call.cx(), in, settings, out_dir);
   });
 }
 

@@ -6,11 +6,15 @@
 #include <vector>
 
 #include "core/comm.h"
+#include "cugmm/engine.h"
+#include "cugmm/settings.h"
 #include "engine/data_parallel.h"
+#include "engine/latent_analysis.h"
 #include "engine/latent_posterior.h"
 #include "engine/particle_cache.h"
 #include "engine/pose_refine.h"
 #include "engine/signal_subtraction.h"
+#include "engine/symmetry.h"
 #include "engine/trainer.h"
 #include "io/model.h"
 #include "io/particles.h"
@@ -144,5 +148,31 @@ std::string beside(const std::string& out, const std::string& ext);
 void check_latent_points(const TrainedModel& m, const std::vector<float>& z);
 // Latent points (a multiple of the run's dimension, at least one point) to models on the neutral grid.
 std::vector<io::GaussianModel> decode_models(const TrainedModel& m, Context& cx, const std::vector<float>& z);
+
+// ---- analyze ----
+// AnalysisSettings' ranges and combinations (a domain by mask or by indices, not both; a point with a radius
+// or a count; LO < HI; the fold rule), in the program's words, before anything is read.
+void check_analysis_settings(const AnalysisSettings& s);
+
+// A run's analysis inputs, read and checked against the settings before any work or any file is written.
+struct AnalysisInputs {
+  std::string run_dir;
+  std::string source;              // the particle file training read (run.json "particles")
+  const TrainedModel* model = nullptr;
+  std::vector<float> latent;       // latent.txt: rows x d
+  Matrix z;                        // the same, in double
+  io::ParticleSet table;           // the run's particles.star, image paths as written (the subsets keep them)
+  io::ParticleSet images;          // the training input with its images, expanded as the run was (for the
+                                   // clusters' reconstructions; empty without them)
+  SymmetryGroup group;             // the run's; latent rows r*n .. r*n+n-1 are particle r's n copies
+  FoldRule fold = FoldRule::largest_motion;
+  std::vector<char> inside;        // the domain of the localised motions, a flag per Gaussian; empty: none
+};
+AnalysisInputs prepare_analysis(const std::string& run_dir, const TrainedModel& m, const std::vector<float>& latent,
+                                const AnalysisSettings& s);
+// PCA, clusters (decoded centres, reconstructions), trajectories, localised motions, subsets and the folding
+// of symmetry copies on cx; with `out` (an existing directory; "" for none) also the files README "Analysing a
+// trained run" lists.
+Analysis run_analysis(Context& cx, const AnalysisInputs& in, const AnalysisSettings& s, const std::string& out);
 
 }  // namespace cugmm

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,19 +99,58 @@ struct FitResult {
   std::vector<std::string> warnings;
 };
 
+// A straight path through the latent mean, from the 5th to the 95th percentile of the particles along it.
 struct Trajectory {
-  std::string name;                 // "pc1", "pc2", ...
+  std::string name;                 // "pc1", "pc2", ...; with a domain "local1", ..., "local_sum", "local_diff"
+  std::vector<double> direction;    // unit latent direction
   std::vector<double> t;            // frames: coordinates along the direction
   std::vector<float> points;        // frames x latent_dim
   std::vector<Gaussians> frames;    // decoded
+  std::vector<double> coordinate;   // per latent row: its coordinate along the direction
+  // With a domain: mean displacement (Å) of its Gaussians and of the rest from the first frame to the last
+  // (NaN without a domain).
+  double displacement_inside = std::numeric_limits<double>::quiet_NaN();
+  double displacement_outside = std::numeric_limits<double>::quiet_NaN();
 };
+// A cluster's particles reconstructed from their images (half-maps, their FSC): images 0 when not
+// reconstructed (AnalysisSettings::reconstruct false, or fewer than 4 images).
+struct ClusterMap {
+  size_t images = 0;                // a --sym run: each particle once (its first copy in the cluster)
+  Volume full;                      // both halves (half1.mrc, half2.mrc in the output directory)
+  std::vector<double> fsc;          // half 1 against half 2, per shell 0..box/2
+  double resolution = 0;            // Å where the FSC first falls below 0.143 (Nyquist when it never does)
+  bool crosses = false;             // whether it falls below 0.143
+};
+// Localised motions: the latent directions that move the domain most relative to the rest (README
+// "Analysing a trained run").
+struct DomainMotions {
+  std::vector<int> gaussians;       // the domain (0-based); empty without one
+  std::vector<double> eigenvalues;  // latent_dim, decreasing: the domain's motion over the rest's per direction
+  std::vector<double> directions;   // latent_dim x latent_dim, one unit direction per row
+  double eps = 0;                   // the regularisation added to the rest's motion
+  size_t points = 0;                // latent points the decoder's Jacobian was averaged over
+};
+// A run with symmetry expansion (a latent row per particle and copy) folded back per particle.
+struct SymmetryFold {
+  std::string group;                // "C3", ...; empty for a run without expansion
+  size_t copies = 1;
+  std::string rule;                 // "copy-with-largest-motion" or "mean"
+  std::vector<int> chosen;          // per particle: the 0-based copy whose decoded model moves most
+  std::vector<double> motion;       // per latent row: RMS displacement (Å) of its decoded model from the neutral
+  std::vector<float> latent;        // particles x latent_dim: the chosen copy's point or the copies' mean
+};
+// Everything `cugmm analyze` computes (its files hold the same numbers).
 struct Analysis {
   std::vector<double> explained;    // PCA: fraction of the variance per component
   std::vector<double> components;   // latent_dim x latent_dim, one component per row
-  std::vector<int> labels;          // per particle, 0-based cluster (empty without clusters)
+  std::vector<int> labels;          // per latent row, 0-based cluster (empty without clusters)
   std::vector<size_t> centres;      // per cluster, the member particle nearest its mean
   std::vector<Gaussians> centre_models;  // decoded at those particles
-  std::vector<Trajectory> trajectories;
+  std::vector<ClusterMap> cluster_maps;  // per cluster
+  std::vector<Trajectory> trajectories;  // the PCs, then (with a domain) the localised directions
+  DomainMotions local;
+  std::vector<size_t> point_subset, range_subset;  // latent rows near AnalysisSettings::point, in the range
+  SymmetryFold fold;
 };
 
 struct PoseRefinement {
@@ -156,8 +196,11 @@ class Engine {
   // model's grid (`cugmm decode`).
   std::vector<Gaussians> decode(const Run& run, const std::vector<float>& points);
   Volume decode_map(const Run& run, const std::vector<float>& point);
-  // PCA, clusters and trajectories of the run's latent points (`cugmm analyze`, in memory).
-  Analysis analyze(const Run& run, const AnalysisSettings& settings = {});
+  // `cugmm analyze`: PCA, clusters (decoded centres, reconstructions from their particles' images), trajectories,
+  // localised motions, subsets and the folding of symmetry copies of the run's latent points, in memory and,
+  // with out_dir, written there as the program writes them (report.md, analyze.cxc, analyze.json, pictures,
+  // maps, models, subsets as STAR files; created).
+  Analysis analyze(const Run& run, const AnalysisSettings& settings = {}, const std::string& out_dir = "");
 
   // ---- pose refinement (`cugmm refine-pose`) ----
   // Every particle's angles and shifts refined against its own decoded model (the run's decoder at its

@@ -86,12 +86,32 @@ struct PoseSettings {
   std::vector<float> latent;
 };
 
-// `cugmm analyze`'s core: PCA, clusters and trajectories of a run's latent points.
+// `cugmm analyze`'s options (README "Analysing a trained run"); names follow them (--k is clusters, --axes
+// axes, --no-reconstruct is reconstruct = false, ...), defaults are the program's.
 struct AnalysisSettings {
-  int clusters = 3;                 // Gaussian-mixture components (0: none)
-  int pcs = 2;                      // trajectories along this many principal components
-  int frames = 10;                  // frames per trajectory, 5th to 95th percentile of the particles
+  int clusters = 3;                 // Gaussian-mixture components (0: none), 0 to 50
+  int pcs = 2;                      // trajectories along this many principal components, 0 to 64
+  int frames = 10;                  // frames per trajectory, 5th to 95th percentile of the particles; 2 to 200
   uint64_t seed = 1;                // of the clustering
+  std::vector<int> axes;            // also picture these two latent axes (1-based, e.g. {1, 3}); empty: none
+  double arrow_scale = 1;           // motion arrows: the 5th-95th percentile motion times this (> 0)
+  double min_arrow = 0.1;           // arrows shorter than this (Å, after scaling) are left out
+  // Localised motions: the domain as a mask (MRC on the neutral model's grid) or as 0-based Gaussian indices
+  // and ranges ("0-99,150", `--domain-gaussians`); one of them or neither.
+  std::string mask, domain_gaussians;
+  int local = 2;                    // localised directions written, 1 to 64 (with a domain)
+  // A subset of the particles near a latent point (latent_dim numbers): within `radius` or the `nearest` K,
+  // one of the two. Empty point: none.
+  std::vector<double> point;
+  double radius = 0;
+  size_t nearest = 0;
+  // A subset with coordinate in [range_lo, range_hi] along range_axis: "pcN" or, with a domain, "localN"
+  // (`--range AXIS:LO:HI`). Empty axis: none.
+  std::string range_axis;
+  double range_lo = 0, range_hi = 0;
+  bool reconstruct = true;          // each cluster's particles reconstructed from their images
+  std::string root;                 // directory relative image paths of the run's particles are relative to
+  std::string fold;                 // a --sym run: "copy-with-largest-motion" (also "") or "mean" (`--fold`)
 };
 
 }  // namespace cugmm

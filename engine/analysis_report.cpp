@@ -1,4 +1,4 @@
-#include "cli/analyze_report.h"
+#include "engine/analysis_report.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -9,7 +9,7 @@
 
 namespace fs = std::filesystem;
 
-namespace cugmm::cli {
+namespace cugmm {
 
 namespace {
 std::string fmt(const char* f, double v) { return io::format_number(f, v); }
@@ -37,9 +37,9 @@ std::string AnalyzeReport::rel(const std::string& path) const {
   return fs::path(path).lexically_relative(fs::path(out_)).generic_string();
 }
 
-std::string AnalyzeReport::explained_text() const {
+std::string explained_text(const std::vector<double>& explained) {
   std::string s;
-  for (double e : explained_) s += (s.empty() ? "" : " ") + fmt("%.0f%%", 100 * e);
+  for (double e : explained) s += (s.empty() ? "" : " ") + fmt("%.0f%%", 100 * e);
   return s;
 }
 
@@ -105,7 +105,7 @@ void AnalyzeReport::write_cxc(const std::string& path) const {
 void AnalyzeReport::write_markdown(const std::string& path) const {
   std::ostringstream o;
   o << "# cugmm analyze\n\nRun: `" << run_ << "`. Open everything in ChimeraX with `open analyze.cxc`.\n\n";
-  o << "## Latent space\n\nVariance explained per principal component: " << explained_text()
+  o << "## Latent space\n\nVariance explained per principal component: " << explained_text(explained_)
     << " (`pca.txt`: variance, fraction, direction).\n\n";
   for (const std::string& s : md_pictures_) o << s << '\n';
   if (!md_paths_.empty()) {
@@ -140,4 +140,4 @@ void AnalyzeReport::write_markdown(const std::string& path) const {
   io::write_file_atomic(path, o.str());
 }
 
-}  // namespace cugmm::cli
+}  // namespace cugmm

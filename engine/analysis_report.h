@@ -1,6 +1,7 @@
-// What `cugmm analyze` tells the user about its outputs: report.md (pictures inline, every file and what
-// it is), analyze.cxc (one ChimeraX script that opens the trajectories as volume series and coordinate
-// sets, the arrows and the cluster centres) and the small text tables (pca.txt, clusters.txt).
+// What an analysis (`cugmm analyze`, Engine::analyze with a directory: engine/api/analyze_run.cpp) tells the
+// user about its outputs: report.md (pictures inline, every file and what it is), analyze.cxc (one ChimeraX
+// script that opens the trajectories as volume series and coordinate sets, the arrows and the cluster
+// centres) and the small text tables (pca.txt, clusters.txt).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,10 +12,12 @@
 #include "engine/latent_analysis.h"
 #include "engine/local_motion.h"
 
-namespace cugmm::cli {
+namespace cugmm {
 
 void write_pca_txt(const std::string& path, const Pca& p);
 void write_clusters_txt(const std::string& path, const LatentClusters& c);  // one label (1-based) per particle
+// "62% 30% ...": the variance explained per principal component, as the report and the program say it.
+std::string explained_text(const std::vector<double>& explained);
 
 class AnalyzeReport {
  public:
@@ -27,7 +30,6 @@ class AnalyzeReport {
   void subset(const std::string& file, size_t particles, const std::string& what);
   void write_cxc(const std::string& path) const;
   void write_markdown(const std::string& path) const;
-  std::string explained_text() const;  // "62% 30% ..." of the variance per component
 
  private:
   std::string rel(const std::string& path) const;  // relative to the output directory
@@ -37,4 +39,4 @@ class AnalyzeReport {
   std::vector<std::string> cxc_;
 };
 
-}  // namespace cugmm::cli
+}  // namespace cugmm
