@@ -1,8 +1,9 @@
 // The library API (include/cugmm/, issue 20): the same results as the program for the same seed (latent.txt
 // bit for bit on the CPU), two engines training at once on two threads giving what each gives alone,
 // progress and cancellation through the callback (a cancelled run resumes to the same result), errors
-// with the program's messages, arrays imported exactly, decode / decode_map / analyze, and TrainSettings
-// carrying exactly TrainConfig's settings and defaults.
+// with the program's messages, arrays imported exactly, decode / decode_map / analyze (the same directory as
+// `cugmm analyze`, and the same numbers in memory), and TrainSettings carrying exactly TrainConfig's settings
+// and defaults.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -71,6 +72,25 @@ struct Fixture {
       e.train(e.load_particles(star), ex.neutral, settings, dir + "/api_seq");
     }
     return dir + "/api_seq";
+  }
+  // A run with symmetry expansion (C2) and the newer settings, trained through the API by the first test case
+  // that needs it (`cugmm train ... --sym C2 --loss frc --no-align-shifts --coarse-epochs 1`).
+  TrainSettings sym_settings() const {
+    TrainSettings s = settings;
+    s.epochs = 1;
+    s.symmetry = "c2";  // normalised as --sym normalises it
+    s.snr_weighted = false;
+    s.pooled = false;        // --loss frc
+    s.align_shifts = false;  // --no-align-shifts
+    s.coarse_epochs = 1;
+    return s;
+  }
+  std::string sym_run() {
+    if (!fs::exists(dir + "/api_sym/latent.txt")) {
+      Engine e(cpu());
+      e.train(e.load_particles(star), ex.neutral, sym_settings(), dir + "/api_sym");
+    }
+    return dir + "/api_sym";
   }
 };
 
@@ -357,17 +377,11 @@ TEST_CASE("refine_poses: the API and `cugmm refine-pose` write the same STAR fil
 TEST_CASE("train with the newer settings (symmetry, loss, coarse band, posterior latent) as `cugmm train`") {
   Fixture& f = fixture();
   Engine e(cpu());
-  TrainSettings s = f.settings;
-  s.epochs = 1;
-  s.symmetry = "c2";  // normalised as --sym normalises it
-  s.snr_weighted = false;
-  s.pooled = false;        // --loss frc
-  s.align_shifts = false;  // --no-align-shifts
-  s.coarse_epochs = 1;
+  TrainSettings s = f.sym_settings();
   const std::string cli = test::cugmm_exe() + " train --particles " + f.star + " --model " + f.dir +
                           "/neutral.txt --device cpu --threads 2 --latent 2 --hidden 32 --depth 2 --epochs 1 "
                           "--batch 16 --lr 1e-3 --sym C2 --loss frc --no-align-shifts --coarse-epochs 1";
-  const Run run = e.train(e.load_particles(f.star), f.ex.neutral, s, f.dir + "/api_sym");
+  const Run run = e.open_run(f.sym_run());
   CHECK(run.latent().size() == 2 * 2 * f.ex.poses.size());  // a row per particle and copy
   test::RunResult r = test::run(cli + " --out " + f.dir + "/cli_sym");
   REQUIRE_MESSAGE(r.status == 0, r.out);
@@ -427,4 +441,163 @@ TEST_CASE("fit_map: the API and `cugmm fit-map` give the same model for the same
   CHECK(bytes(f.dir + "/fit_api/model.txt") == bytes(f.dir + "/fit_cli/model.txt"));
   FitSettings bad;
   CHECK_THROWS_WITH_AS(e.fit_map(bad), doctest::Contains("no map given"), Error);
+}
+
+namespace {
+
+// Two analysis directories hold the same files with the same bytes, apart from the time stamps: the MRC
+// header's labels (bytes 224-1023: "cugmm <date and time>") and analyze.json's "seconds".
+void check_same_analysis(const std::string& a, const std::string& b) {
+  auto names = [](const std::string& dir) {
+    std::set<std::string> n;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.is_regular_file()) n.insert(fs::relative(e.path(), dir).generic_string());
+    return n;
+  };
+  const std::set<std::string> na = names(a);
+  REQUIRE(na == names(b));
+  for (const std::string& n : na) {
+    std::string x = bytes(a + "/" + n), y = bytes(b + "/" + n);
+    if (fs::path(n).extension() == ".mrc") {
+      REQUIRE(x.size() > 1024);
+      x.replace(224, 800, 800, ' ');
+      y.replace(224, 800, 800, ' ');
+    }
+    if (n == "analyze.json") {
+      nlohmann::json jx = nlohmann::json::parse(x), jy = nlohmann::json::parse(y);
+      jx.erase("seconds");
+      jy.erase("seconds");
+      x = jx.dump();
+      y = jy.dump();
+    }
+    CHECK_MESSAGE(x == y, n);
+  }
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST_CASE("analyze: the API and `cugmm analyze` write the same directory; the numbers in memory are the files'") {
+  Fixture& f = fixture();
+  Engine e(cpu());
+  const std::string seq = f.sequential_run();
+  const Run run = e.open_run(seq);
+  // Every kind of output: clusters with reconstructions, both pictures, PC and localised trajectories, both
+  // subsets.
+  AnalysisSettings s;
+  s.clusters = 2;
+  s.frames = 4;
+  s.seed = 3;
+  s.axes = {2, 1};
+  s.domain_gaussians = "0-20";
+  s.point = {0, 0};
+  s.nearest = 30;
+  s.range_axis = "local1";
+  s.range_lo = -0.5;
+  s.range_hi = 0.5;
+  const Analysis a = e.analyze(run, s, f.dir + "/an_api");
+  test::RunResult r = test::run(test::cugmm_exe() + " analyze " + seq + " --out " + f.dir + "/an_cli --k 2 --frames 4 "
+                                "--seed 3 --axes 2,1 --domain-gaussians 0-20 --point \"0 0\" --nearest 30 --range "
+                                "local1:-0.5:0.5 --device cpu --threads 2");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  check_same_analysis(f.dir + "/an_api", f.dir + "/an_cli");
+  CHECK(fs::exists(f.dir + "/an_api/cluster_02/full.mrc"));
+  CHECK(fs::exists(f.dir + "/an_api/latent_z2_z1_clusters.png"));
+  CHECK(fs::exists(f.dir + "/an_api/local_diff.pdb"));
+
+  // In memory: what the files say.
+  const nlohmann::json j = read_json(f.dir + "/an_api/analyze.json");
+  CHECK(a.explained == j["pca_explained"].get<std::vector<double>>());
+  REQUIRE(a.trajectories.size() == j["paths"].size());
+  REQUIRE(a.trajectories.size() == 6);  // pc1, pc2, local1, local2, local_sum, local_diff
+  for (size_t i = 0; i < a.trajectories.size(); ++i) {
+    const Trajectory& t = a.trajectories[i];
+    CHECK(t.name == j["paths"][i]["name"]);
+    CHECK(t.t == j["paths"][i]["t"].get<std::vector<double>>());
+    CHECK(t.frames.size() == 4);
+    CHECK(t.displacement_inside == j["paths"][i]["mean_displacement_inside_A"].get<double>());
+  }
+  CHECK(a.local.eigenvalues == j["local"]["eigenvalues"].get<std::vector<double>>());
+  CHECK(a.local.gaussians.size() == 21);
+  {
+    std::ifstream cl(f.dir + "/an_api/clusters.txt");
+    std::string line;
+    std::getline(cl, line);  // the comment
+    for (int l : a.labels) {
+      REQUIRE(std::getline(cl, line));
+      CHECK(std::stoi(line) == l + 1);
+    }
+  }
+  REQUIRE(a.cluster_maps.size() == 2);
+  for (size_t c = 0; c < 2; ++c) {
+    const std::string name = f.dir + "/an_api/cluster_0" + std::to_string(c + 1);
+    CHECK(a.cluster_maps[c].images == j["clusters"][c]["reconstructed_images"].get<size_t>());
+    CHECK(a.cluster_maps[c].resolution == j["clusters"][c]["resolution_0143_A"].get<double>());
+    CHECK(a.cluster_maps[c].full.data == io::read_mrc(name + "/full.mrc").data);
+    // The centre model is the decoder at the centre particle's latent point.
+    const std::vector<float> zc(run.latent().begin() + long(2 * a.centres[c]), run.latent().begin() + long(2 * a.centres[c] + 2));
+    CHECK(a.centre_models[c].x == e.decode(run, zc).at(0).x);
+  }
+  CHECK(a.point_subset.size() == 30);
+  CHECK(a.range_subset.size() == j["subsets"]["range"]["particles"].get<size_t>());
+  // Without a directory: the same numbers, no files.
+  const Analysis m = e.analyze(run, s);
+  CHECK(m.labels == a.labels);
+  CHECK(m.trajectories.back().frames.back().x == a.trajectories.back().frames.back().x);
+  CHECK(m.cluster_maps[1].full.data == a.cluster_maps[1].full.data);
+  CHECK(m.range_subset == a.range_subset);
+
+  // A run with symmetry expansion: the copies folded back, the same on both paths.
+  AnalysisSettings sf;
+  sf.clusters = 2;
+  sf.pcs = 1;
+  sf.frames = 2;
+  sf.fold = "mean";
+  const std::string sym = f.sym_run();
+  const Analysis af = e.analyze(e.open_run(sym), sf, f.dir + "/an_sym_api");
+  r = test::run(test::cugmm_exe() + " analyze " + sym + " --out " + f.dir + "/an_sym_cli --k 2 --pcs 1 --frames 2 "
+                "--fold mean --device cpu --threads 2");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  check_same_analysis(f.dir + "/an_sym_api", f.dir + "/an_sym_cli");
+  CHECK(af.fold.group == "C2");
+  CHECK(af.fold.rule == "mean");
+  REQUIRE(af.fold.chosen.size() == f.ex.poses.size());
+  CHECK(af.fold.latent.size() == 2 * f.ex.poses.size());
+  CHECK(af.fold.motion.size() == 2 * f.ex.poses.size());
+  {
+    std::ifstream fold(f.dir + "/an_sym_api/fold.txt");
+    std::string line;
+    std::getline(fold, line);
+    for (int c : af.fold.chosen) {
+      REQUIRE(std::getline(fold, line));
+      std::istringstream w(line);
+      int particle = 0, chosen = 0;
+      w >> particle >> chosen;
+      CHECK(chosen == c + 1);
+    }
+  }
+
+  // Errors in the program's words; a cancelled analysis leaves no analyze.json.
+  AnalysisSettings bad = s;
+  bad.range_axis = "pc3";
+  std::string api_msg;
+  try {
+    e.analyze(run, bad);
+  } catch (const Error& x) {
+    api_msg = x.what();
+  }
+  CHECK(test::contains(api_msg, "--range: the axis is pc1..pc2"));
+  r = test::run(test::cugmm_exe() + " analyze " + seq + " --out " + f.dir + "/an_bad --domain-gaussians 0-20 --range "
+                "pc3:-0.5:0.5 --device cpu");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, "cugmm analyze: error: " + api_msg), r.out);
+  EngineOptions o = cpu();
+  o.progress = [](const ProgressInfo& i) { return i.stage != "analyze" || i.done < 2; };
+  Engine stop(o);
+  CHECK_THROWS_AS(stop.analyze(stop.open_run(seq), s, f.dir + "/an_cancel"), Cancelled);
+  CHECK(!fs::exists(f.dir + "/an_cancel/analyze.json"));
 }
