@@ -120,14 +120,11 @@ int main(int argc, char** argv) {
     // The step's GEMMs alone, same context, same shapes.
     const std::vector<bench::GemmShape> shapes = bench::step_gemms({encoder_arch(c, G), decoder_arch(c, G)}, c.batch);
     const double flops = bench::gemm_flops(shapes);
-    const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3);
-    const double blas_limit = batch / t_gemm, t_step = batch / best;
     // The same comparison in CPU seconds (all threads), which the other processes of a shared machine
-    // disturb far less than wall-clock time: the step's (all epochs) against its GEMMs' (a few passes).
-    const int cpu_reps = quick ? 2 : 5;
-    const double cpu0 = process_cpu_seconds();
-    for (int r = 0; r < cpu_reps; ++r) bench::time_gemms(cx, shapes, 0, 0.0, 1);
-    const double gemm_cpu = (process_cpu_seconds() - cpu0) / cpu_reps;
+    // disturb far less than wall-clock time: the step's (all epochs) against its GEMMs' (the same passes).
+    double gemm_cpu = 0;
+    const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3, &gemm_cpu);
+    const double blas_limit = batch / t_gemm, t_step = batch / best;
     double step_cpu = 0;
     for (double v : phases_cpu) step_cpu += v;
     step_cpu /= double(std::max<size_t>(1, profiled_steps));
