@@ -1,6 +1,7 @@
 // The projector's backend-independent parts: views, strategy names, input checks and the factory.
 #include "engine/projector.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -71,18 +72,26 @@ void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, 
   // Every value is checked in parallel (a training batch holds millions); only a batch that fails is scanned
   // again in order, for the first bad entry's message.
   const size_t values = rows * g + (need_data ? size_t(in.count) * band.size() : 0);
+  // The inner loops are branch-free (&=, no early exit) so that they vectorise.
   bool ok = true;
 #pragma omp parallel for schedule(static) reduction(&& : ok) if (values > (size_t(1) << 16))
   for (size_t r = 0; r < rows; ++r) {
     const float* p = in.params + r * row;
+    bool row_ok = true;
     for (size_t j = 0; j < g; ++j)
-      ok = ok && gaussian_in_bounds(p[j], p[g + j], p[2 * g + j], p[3 * g + j], p[4 * g + j], pixel, band.box);
+      row_ok &= gaussian_in_bounds(p[j], p[g + j], p[2 * g + j], p[3 * g + j], p[4 * g + j], pixel, band.box);
+    ok = ok && row_ok;
   }
   if (need_data) {
     const float* d = reinterpret_cast<const float*>(in.data);
-    const size_t n = 2 * size_t(in.count) * band.size();
+    const size_t parts = size_t(in.count);  // one particle's coefficients per iteration
+    const size_t n = 2 * band.size();
 #pragma omp parallel for schedule(static) reduction(&& : ok) if (values > (size_t(1) << 16))
-    for (size_t i = 0; i < n; ++i) ok = ok && std::isfinite(d[i]);
+    for (size_t i = 0; i < parts; ++i) {
+      bool part_ok = true;
+      for (size_t c = 0; c < n; ++c) part_ok &= std::isfinite(d[i * n + c]);
+      ok = ok && part_ok;
+    }
   }
   for (int i = 0; ok && i < in.count; ++i) ok = view_is_finite(in.views[i]);
   if (ok) return;
@@ -111,10 +120,15 @@ void check_host_inputs(const ProjectionBatch& in, const ProjectionOutputs* out, 
 }
 
 float min_width(const float* params, size_t rows, size_t stride, int num_gaussians) {
+  // The widths were checked finite (check_host_inputs), so a plain comparison gives fmin's result, and the
+  // minimum does not depend on the order: over the rows in parallel, each row's loop vectorised.
   float m = INFINITY;
+#pragma omp parallel for schedule(static) reduction(min : m) if (rows * size_t(num_gaussians) > (size_t(1) << 16))
   for (size_t r = 0; r < rows; ++r) {
     const float* s = params + r * stride + 4 * size_t(num_gaussians);
-    for (int j = 0; j < num_gaussians; ++j) m = std::fmin(m, s[j]);
+    float row_min = INFINITY;
+    for (int j = 0; j < num_gaussians; ++j) row_min = s[j] < row_min ? s[j] : row_min;
+    m = std::min(m, row_min);
   }
   return m;
 }
