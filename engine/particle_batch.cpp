@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <exception>
-#include <vector>
 
 #include "core/error.h"
 #include "io/particles.h"
@@ -82,23 +80,12 @@ void ParticleBatcher::set_poses(std::vector<ParticlePose> poses) {
 
 void ParticleBatcher::gather(const size_t* index, int n, ParticleView* views, cfloat* data) const {
   const size_t nb = band_.size();
-  // Particles in parallel: a training batch's coefficients (256 x 6,400 at 128 px) copied through the band's
-  // index took a single-threaded millisecond or two of every step. A failure is rethrown after the loop, the
-  // first particle's, whatever the thread count.
-  std::vector<std::exception_ptr> failed(size_t(std::max(n, 0)));
-#pragma omp parallel for schedule(static) if (size_t(std::max(n, 0)) * nb >= (size_t(1) << 16))
   for (int i = 0; i < n; ++i) {
-    try {
-      views[i] = view(index[i]);
-      const cfloat* src = cache_.coefficients(index[i]);
-      cfloat* dst = data + size_t(i) * nb;
-      for (size_t k = 0; k < nb; ++k) dst[k] = src[take_[k]];
-    } catch (...) {
-      failed[size_t(i)] = std::current_exception();
-    }
+    views[i] = view(index[i]);
+    const cfloat* src = cache_.coefficients(index[i]);
+    cfloat* dst = data + size_t(i) * nb;
+    for (size_t k = 0; k < nb; ++k) dst[k] = src[take_[k]];
   }
-  for (const std::exception_ptr& e : failed)
-    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace cugmm
