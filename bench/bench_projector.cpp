@@ -1,10 +1,14 @@
 // Projector throughput (issue 4, item 8): particles/s for forward and forward+backward, and peak memory,
 // over G x box on every device present and both strategies (DESIGN §2). Full band, s = 1.5 px, a batch
-// of 64+. Prints a table and writes JSON.
+// of 64+. Prints a table and writes JSON, with the process CPU time (all threads) per particle forward+backward,
+// which the other processes of a shared machine move far less than the wall clock.
 //
 //   bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N]
-//                   [--g N] [--box N] [--maxres A] [--out bench_projector.json]
-//   (--g, --box: one size instead of the grid; --maxres: a band up to that resolution instead of Nyquist)
+//                   [--g N] [--box N] [--maxres A] [--widths LO,HI] [--out bench_projector.json]
+//   (--g, --box: one size instead of the grid; --maxres: a band up to that resolution instead of Nyquist;
+//   --widths: each Gaussian's width drawn uniformly in [LO, HI] px instead of 1.5 px. Training's decoded
+//   widths are such a spread, e.g. 0.8,1.75: below 1.5 px the splat widens every Gaussian of the batch,
+//   which makes its footprints larger than at 1.5 px.)
 // On CUDA the timed call is run() on device buffers plus the context's synchronize() (inputs uploaded
 // once, as in training); on the CPU, run() on host memory.
 //
@@ -21,6 +25,7 @@
 #include "core/context.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "engine/projector.h"
 
 using namespace cugmm;
@@ -33,9 +38,10 @@ struct Case {
   int g, box;
 };
 
-// A neutral-model-like cloud: centres within a sphere of a third of the box, s = 1.5 px.
-std::vector<float> make_params(int g, int box, double pixel, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-1, 1), amp(0.5f, 1.5f);
+// A neutral-model-like cloud: centres within a sphere of a third of the box, s = 1.5 px (or uniform in
+// [w_lo, w_hi] px).
+std::vector<float> make_params(int g, int box, double pixel, double w_lo, double w_hi, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1, 1), amp(0.5f, 1.5f), width{float(w_lo), float(w_hi)};
   std::vector<float> p(size_t(5) * g);
   const float r = float(box * pixel / 3);
   for (int j = 0; j < g; ++j) {
@@ -43,7 +49,7 @@ std::vector<float> make_params(int g, int box, double pixel, std::mt19937& rng) 
     do { x = u(rng); y = u(rng); z = u(rng); } while (x * x + y * y + z * z > 1);
     p[j] = r * x; p[g + j] = r * y; p[2 * g + j] = r * z;
     p[3 * g + j] = amp(rng);
-    p[4 * g + j] = float(1.5 * pixel);
+    p[4 * g + j] = w_lo == w_hi ? float(w_lo * pixel) : width(rng) * float(pixel);
   }
   return p;
 }
@@ -54,7 +60,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string device_arg = "all", strategy_arg = "both", out_path = "bench_projector.json";
   int batch = 64, only_g = 0, only_box = 0;
-  double maxres = 0;
+  double maxres = 0, w_lo = 1.5, w_hi = 1.5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
@@ -64,8 +70,15 @@ int main(int argc, char** argv) {
     else if (a == "--g" && i + 1 < argc) only_g = std::stoi(argv[++i]);
     else if (a == "--box" && i + 1 < argc) only_box = std::stoi(argv[++i]);
     else if (a == "--maxres" && i + 1 < argc) maxres = std::stod(argv[++i]);
+    else if (a == "--widths" && i + 1 < argc) {
+      const std::string w = argv[++i];
+      const size_t comma = w.find(',');
+      w_lo = std::stod(w.substr(0, comma));
+      w_hi = comma == std::string::npos ? w_lo : std::stod(w.substr(comma + 1));
+      if (!(w_lo > 0 && w_hi >= w_lo)) { std::fprintf(stderr, "bench_projector: --widths wants 0 < LO <= HI\n"); return 2; }
+    }
     else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
-    else { std::fprintf(stderr, "usage: bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N] [--g N] [--box N] [--maxres A] [--out FILE]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench_projector [--quick] [--device cpu|cuda|all] [--strategy splat|separable|both] [--batch N] [--g N] [--box N] [--maxres A] [--widths LO,HI] [--out FILE]\n"); return 2; }
   }
   std::vector<Device> devices;
   if (device_arg == "cpu" || device_arg == "all") devices.push_back(Device::cpu);
@@ -85,11 +98,11 @@ int main(int argc, char** argv) {
 
   nlohmann::json doc;
   doc["machine"] = bench::machine();
-  doc["settings"] = {{"batch", batch}, {"pixel_size", pixel}, {"width_px", 1.5}, {"band", maxres > 0 ? "to " + std::to_string(maxres) + " A" : "full (Nyquist)"},
+  doc["settings"] = {{"batch", batch}, {"pixel_size", pixel}, {"width_px", {w_lo, w_hi}}, {"band", maxres > 0 ? "to " + std::to_string(maxres) + " A" : "full (Nyquist)"},
                      {"quick", quick}};
   nlohmann::json rows = nlohmann::json::array();
-  std::printf("%-5s %-18s %7s %5s %14s %14s %12s\n", "dev", "strategy", "G", "box", "fwd part/s", "fwd+bwd part/s",
-              "work MiB");
+  std::printf("%-5s %-18s %7s %5s %14s %14s %14s %12s\n", "dev", "strategy", "G", "box", "fwd part/s", "fwd+bwd part/s",
+              "fwd+bwd CPU us", "work MiB");
   std::mt19937 rng(42);
   for (Device dev : devices)
     for (auto strategy : strategies)
@@ -111,7 +124,7 @@ int main(int argc, char** argv) {
           opt.max_batch = batch;
           Context cx(dev);
           auto proj = make_projector(cx, band, g, opt);
-          std::vector<float> params = make_params(g, box, pixel, rng);
+          std::vector<float> params = make_params(g, box, pixel, w_lo, w_hi, rng);
           std::vector<ParticleView> views;
           std::uniform_real_distribution<double> ang(-180, 180), tilt(0, 180), sh(-5, 5), df(8000, 30000);
           for (int i = 0; i < batch; ++i) {
@@ -147,14 +160,23 @@ int main(int argc, char** argv) {
             cx.synchronize();
           };
           double t_fwd = bench::time_per_call([&] { call(fwd); }, 1, min_seconds, 3);
-          double t_both = bench::time_per_call([&] { call(both); }, 1, min_seconds, 3);
+          int calls = 0;
+          double cpu0 = 0;
+          double t_both = bench::time_per_call(
+              [&] {
+                if (calls++ == 1) cpu0 = process_cpu_seconds();  // after the warm-up call
+                call(both);
+              },
+              1, min_seconds, 3);
+          const double cpu_us = 1e6 * (process_cpu_seconds() - cpu0) / double(calls - 1) / batch;
           row["forward_particles_per_s"] = batch / t_fwd;
           row["forward_backward_particles_per_s"] = batch / t_both;
+          row["forward_backward_cpu_us_per_particle"] = cpu_us;
           row["workspace_bytes"] = proj->workspace_bytes();
           row["peak_rss_bytes"] = bench::peak_rss_bytes();
           rows.push_back(row);
-          std::printf("%-5s %-18s %7d %5d %14.0f %14.0f %12.1f\n", device_name(dev), strategy_name(strategy), g, box,
-                      batch / t_fwd, batch / t_both, proj->workspace_bytes() / 1048576.0);
+          std::printf("%-5s %-18s %7d %5d %14.0f %14.0f %14.1f %12.1f\n", device_name(dev), strategy_name(strategy), g,
+                      box, batch / t_fwd, batch / t_both, cpu_us, proj->workspace_bytes() / 1048576.0);
           std::fflush(stdout);
         }
   doc["results"] = rows;

@@ -5,7 +5,8 @@
 //   BLAS limit = batch / (time of those GEMMs),  fraction = achieved / limit,
 //   non-GEMM share = 1 - GEMM time / step time (projection, Adam, activations, copies, feature reads);
 // the same share in process CPU seconds (getrusage: all threads), and each phase's CPU seconds per step,
-// which the other processes of a shared machine disturb far less than the wall clock.
+// which the other processes of a shared machine disturb far less than the wall clock, and the main thread's
+// share of them (run with OMP_WAIT_POLICY=passive to see which phases leave the other threads idle).
 // Also decode's time per latent point (decoder + map, file writing excluded), the memory plan of
 // G = 100,000 at box 256, batch 64, and the peak RSS (VmHWM) after training (checkpoint written) and at the end.
 // --steps S trains one epoch of exactly S batches (S x batch particles): the way to measure a large job
@@ -105,6 +106,7 @@ int main(int argc, char** argv) {
     const std::vector<EpochRecord> h = trainer->history();
     const std::vector<std::pair<std::string, double>> phases = trainer->phase_seconds;
     const std::vector<double> phases_cpu = trainer->phase_cpu_seconds;
+    const std::vector<double> phases_main_cpu = trainer->phase_main_cpu_seconds;
     const size_t profiled_steps = trainer->profiled_steps;
     const MemoryPlan run_plan = trainer->memory_plan();
     const size_t steps_per_epoch = (trainer->train_count() / size_t(batch)) * size_t(batch);
@@ -118,14 +120,11 @@ int main(int argc, char** argv) {
     // The step's GEMMs alone, same context, same shapes.
     const std::vector<bench::GemmShape> shapes = bench::step_gemms({encoder_arch(c, G), decoder_arch(c, G)}, c.batch);
     const double flops = bench::gemm_flops(shapes);
-    const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3);
-    const double blas_limit = batch / t_gemm, t_step = batch / best;
     // The same comparison in CPU seconds (all threads), which the other processes of a shared machine
-    // disturb far less than wall-clock time: the step's (all epochs) against its GEMMs' (a few passes).
-    const int cpu_reps = quick ? 2 : 5;
-    const double cpu0 = process_cpu_seconds();
-    for (int r = 0; r < cpu_reps; ++r) bench::time_gemms(cx, shapes, 0, 0.0, 1);
-    const double gemm_cpu = (process_cpu_seconds() - cpu0) / cpu_reps;
+    // disturb far less than wall-clock time: the step's (all epochs) against its GEMMs' (the same passes).
+    double gemm_cpu = 0;
+    const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3, &gemm_cpu);
+    const double blas_limit = batch / t_gemm, t_step = batch / best;
     double step_cpu = 0;
     for (double v : phases_cpu) step_cpu += v;
     step_cpu /= double(std::max<size_t>(1, profiled_steps));
@@ -181,17 +180,23 @@ int main(int argc, char** argv) {
       double total = 0;
       for (const auto& ph : phases) total += ph.second;
       const double steps_done = double(std::max<size_t>(1, profiled_steps));
-      nlohmann::json pj = nlohmann::json::object(), pc = nlohmann::json::object();
-      std::printf("  phases of the step (same run, synchronised after each; all epochs):   wall   CPU s/step\n");
+      nlohmann::json pj = nlohmann::json::object(), pc = nlohmann::json::object(), pm = nlohmann::json::object(),
+                     pw = nlohmann::json::object();
+      std::printf("  phases of the step (same run, synchronised after each; all epochs):\n"
+                  "    %-45s %6s %9s %9s %9s\n", "", "wall", "wall s", "CPU s", "main CPU");
       for (size_t i = 0; i < phases.size(); ++i) {
         pj[phases[i].first] = phases[i].second / total;
+        pw[phases[i].first] = phases[i].second / steps_done;
         pc[phases[i].first] = phases_cpu[i] / steps_done;
-        std::printf("    %-45s %5.1f%%   %.4f\n", phases[i].first.c_str(), 100 * phases[i].second / total,
-                    phases_cpu[i] / steps_done);
+        pm[phases[i].first] = phases_main_cpu[i] / steps_done;
+        std::printf("    %-45s %5.1f%% %9.4f %9.4f %9.4f\n", phases[i].first.c_str(), 100 * phases[i].second / total,
+                    phases[i].second / steps_done, phases_cpu[i] / steps_done, phases_main_cpu[i] / steps_done);
       }
       j["step_phase_fractions"] = pj;
       j["step_phase_seconds"] = phases;
+      j["step_phase_wall_s_per_step"] = pw;
       j["step_phase_cpu_s_per_step"] = pc;
+      j["step_phase_main_thread_cpu_s_per_step"] = pm;
     }
     auto plan_json = [](const MemoryPlan& mp) {
       nlohmann::json items = nlohmann::json::array();

@@ -4,6 +4,7 @@
 
 #include "bench/common.h"
 #include "core/buffer.h"
+#include "core/threads.h"
 #include "kernels/philox.h"
 #include "nn/ops.h"
 
@@ -32,7 +33,8 @@ double gemm_flops(const std::vector<GemmShape>& shapes) {
   return f;
 }
 
-double time_gemms(Context& cx, const std::vector<GemmShape>& shapes, int warmup, double min_seconds, int min_reps) {
+double time_gemms(Context& cx, const std::vector<GemmShape>& shapes, int warmup, double min_seconds, int min_reps,
+                  double* cpu_s) {
   size_t na = 0, nb = 0, nc = 0;
   for (const GemmShape& s : shapes) {
     na = std::max(na, size_t(s.m) * s.k);
@@ -44,14 +46,19 @@ double time_gemms(Context& cx, const std::vector<GemmShape>& shapes, int warmup,
   Buffer<float> a(cx), b(cx), c(cx, nc);
   a.upload(r.data(), na);
   b.upload(r.data(), nb);
-  return time_per_call(
+  int calls = 0;
+  double cpu0 = 0;
+  const double t = time_per_call(
       [&] {
+        if (calls++ == warmup) cpu0 = process_cpu_seconds();  // the first timed pass
         for (const GemmShape& s : shapes)
           nn::ops::gemm(cx, s.ta, s.tb, s.m, s.n, s.k, 1.f, a.data(), s.ta ? s.m : s.k, b.data(), s.tb ? s.k : s.n,
                         0.f, c.data(), s.n);
         cx.synchronize();
       },
       warmup, min_seconds, min_reps);
+  if (cpu_s) *cpu_s = (process_cpu_seconds() - cpu0) / std::max(1, calls - warmup);
+  return t;
 }
 
 }  // namespace cugmm::bench

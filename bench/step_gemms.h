@@ -19,7 +19,10 @@ struct GemmShape {
 // encoder's 5G-wide input gets no gradient).
 std::vector<GemmShape> step_gemms(const std::vector<nn::Arch>& nets, int batch);
 double gemm_flops(const std::vector<GemmShape>& shapes);
-// Seconds per pass over every shape (bench::time_per_call's warm-up and repetitions).
-double time_gemms(Context& cx, const std::vector<GemmShape>& shapes, int warmup, double min_seconds, int min_reps);
+// Seconds per pass over every shape (bench::time_per_call's warm-up and repetitions). With cpu_s, also the
+// process CPU seconds (all threads) per timed pass, counted around the passes alone: not the set-up's
+// allocation and random fill (single-threaded, longer than a pass), which a count around the whole call took in.
+double time_gemms(Context& cx, const std::vector<GemmShape>& shapes, int warmup, double min_seconds, int min_reps,
+                  double* cpu_s = nullptr);
 
 }  // namespace cugmm::bench

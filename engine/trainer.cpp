@@ -851,17 +851,21 @@ bool Trainer::train(bool resume) {
       try {
         auto tick = std::chrono::steady_clock::now();
         double cpu_tick = profile ? process_cpu_seconds() : 0.0;
+        double main_tick = profile ? thread_cpu_seconds() : 0.0;
         size_t phase = 0;
         auto mark = [&](const char* name) {
           if (!profile) return;
           cx.synchronize();
           const auto now = std::chrono::steady_clock::now();
-          const double cpu_now = process_cpu_seconds();
+          const double cpu_now = process_cpu_seconds(), main_now = thread_cpu_seconds();
           if (phase_seconds.size() <= phase) {
             phase_seconds.push_back({name, 0.0});
             phase_cpu_seconds.push_back(0.0);
+            phase_main_cpu_seconds.push_back(0.0);
           }
           phase_cpu_seconds[phase] += cpu_now - cpu_tick;
+          phase_main_cpu_seconds[phase] += main_now - main_tick;
+          main_tick = main_now;
           phase_seconds[phase++].second += std::chrono::duration<double>(now - tick).count();
           tick = now;
           cpu_tick = cpu_now;

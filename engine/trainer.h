@@ -211,10 +211,12 @@ class Trainer {
   double particle_steps_per_s = 0;  // of the last epoch
   // With profile set, every phase of a step is timed (the context is synchronised after each, so the total
   // slows a little on CUDA): seconds per phase summed over the run's steps, and the process's CPU seconds
-  // (all threads) per phase, in the same order, over profiled_steps steps.
+  // (all threads) per phase, in the same order, over profiled_steps steps, and the main thread's own CPU
+  // seconds per phase (what the other threads did not share: with OMP_WAIT_POLICY=passive, so that idle
+  // threads sleep rather than spin, the rest of the phase's CPU is the other threads' work).
   bool profile = false;
   std::vector<std::pair<std::string, double>> phase_seconds;
-  std::vector<double> phase_cpu_seconds;
+  std::vector<double> phase_cpu_seconds, phase_main_cpu_seconds;
   size_t profiled_steps = 0;
 
  private:

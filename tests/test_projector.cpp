@@ -405,6 +405,15 @@ TEST_CASE("bad input is rejected before any work") {
   in.count = 1;
   CHECK_THROWS_WITH_AS(proj->run(in, out), doctest::Contains("coefficient 5"), Error);
   d[5] = cfloat(1, 0);
+  // Infinities too, anywhere in the vectorised check (the body and the tail of the loop).
+  for (size_t k : {size_t(37), band.size() - 1}) {
+    d[k] = cfloat(1, k % 2 ? INFINITY : -INFINITY);
+    CAPTURE(k);
+    const std::string where = "coefficient " + std::to_string(k) + ")";
+    CHECK_THROWS_WITH_AS(proj->run(in, out), doctest::Contains(where.c_str()), Error);
+    d[k] = cfloat(1, 0);
+  }
+  CHECK_NOTHROW(proj->run(in, out));
   // Widths outside [kMinWidthPx, box / 8] pixels (here 0.1 .. 4 Å), named; the bounds themselves pass.
   for (float w : {0.f, -1.f, 0.09f, 4.1f, 100.f}) {
     p[4 * g + 2] = w;
