@@ -21,6 +21,7 @@
 // record (run_NAME/bench_run.json: flags, epochs, seed, threads) matches is scored again with its recorded time,
 // so seeds run as separate invocations (--first-seed 2 --seeds 2, in parallel or later) are put together by
 // one more (--seeds 3 --reuse-runs) that trains nothing. --threads N is passed to every cugmm command.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,14 +63,26 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
+// CPU seconds (user + system) of the children this process has waited for, grandchildren included.
+double children_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+struct Timing {
+  double wall = NAN, cpu = NAN;  // seconds
+};
+
 // Runs `cugmm ARGS` with its output in `log`; throws naming the log when it fails.
-double run_cugmm(const Options& o, const std::string& args, const std::string& log) {
+Timing run_cugmm(const Options& o, const std::string& args, const std::string& log) {
   const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = children_cpu_seconds();
   const std::string all = o.threads > 0 ? args + " --threads " + std::to_string(o.threads) : args;
   std::ofstream(log) << "$ cugmm " << all << "\n";
   const std::string cmd = quote(o.cugmm) + " " + all + " >> " + quote(log) + " 2>&1";
   if (std::system(cmd.c_str()) != 0) throw Error("bench_accuracy: failed (see " + log + "): cugmm " + all);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), children_cpu_seconds() - cpu0};
 }
 
 nlohmann::json read_json(const std::string& path) {
@@ -118,13 +131,13 @@ std::string prepare_data(const Options& o, const std::string& system, double snr
                 "simulate --system %s --out %s/data --count %d --box %d --angpix %g --snr %g --seed %d --reference "
                 "--reference-particles %d --reference-poses %d",
                 quote(system).c_str(), dir.c_str(), o.count, o.box, o.angpix, snr, seed, o.ref_particles, o.ref_poses);
-  std::printf("  simulating %s (%.0f s)\n", name, run_cugmm(o, args, dir + "/simulate.log"));
+  std::printf("  simulating %s (%.0f s)\n", name, run_cugmm(o, args, dir + "/simulate.log").wall);
   run_cugmm(o, "preprocess --particles " + dir + "/data/particles.star --out " + dir + "/particles.cugmm-cache",
             dir + "/preprocess.log");
   const double t = run_cugmm(o, "fit-map " + dir + "/data/consensus.mrc --half-maps " + dir +
                                     "/data/consensus_half1.mrc " + dir + "/data/consensus_half2.mrc --out " + dir +
                                     "/neutral " + o.fit_flags,
-                             dir + "/fit_map.log");
+                             dir + "/fit_map.log").wall;
   std::printf("  neutral model of %s: %d Gaussians (%.0f s)\n", name,
               read_json(dir + "/neutral/fit.json").at("gaussians").get<int>(), t);
   std::ofstream(record) << want.dump(2) << "\n";
@@ -217,7 +230,7 @@ int main(int argc, char** argv) {
         // figure key -> config (or oracle_true / oracle_marginal) -> values over seeds
         std::map<std::string, std::map<std::string, std::vector<double>>> vals;
         std::vector<std::string> keys;
-        std::map<std::string, std::vector<double>> seconds;
+        std::map<std::string, std::vector<double>> seconds, cpu_seconds;
         for (int seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed) {
           std::printf("%s, SNR %g, seed %d\n", system_label(system).c_str(), snr, seed);
           std::fflush(stdout);
@@ -236,21 +249,22 @@ int main(int argc, char** argv) {
             const std::string run = dir + "/run_" + name;
             const nlohmann::json run_want = {{"train_flags", flags}, {"epochs", o.epochs}, {"seed", seed},
                                              {"threads", o.threads}};
-            double t = NAN;
+            Timing t;
             if (reuse_runs && fs::exists(run + "/bench_run.json") && fs::exists(run + "/latent.txt")) {
               const nlohmann::json had = read_json(run + "/bench_run.json");
-              if (had.at("record") == run_want) t = had.at("seconds").get<double>();
+              if (had.at("record") == run_want) t = {had.at("seconds").get<double>(), had.at("cpu_seconds").get<double>()};
             }
-            if (std::isnan(t)) {
+            if (std::isnan(t.wall)) {
               fs::remove_all(run);
               t = run_cugmm(o,
                             "train --particles " + dir + "/data/particles.star --model " + dir + "/neutral/model.txt --cache " +
                                 dir + "/particles.cugmm-cache --out " + run + " --epochs " + std::to_string(o.epochs) +
                                 " --seed " + std::to_string(seed) + " " + flags,
                             dir + "/train_" + name + ".log");
-              bench::write_json(run + "/bench_run.json", {{"record", run_want}, {"seconds", t}});
+              bench::write_json(run + "/bench_run.json", {{"record", run_want}, {"seconds", t.wall}, {"cpu_seconds", t.cpu}});
             }
-            seconds[name].push_back(t);
+            seconds[name].push_back(t.wall);
+            cpu_seconds[name].push_back(t.cpu);
             const int d = read_json(run + "/run.json").at("config").at("latent");
             nlohmann::json figs = nlohmann::json::array();
             std::string line;
@@ -262,8 +276,9 @@ int main(int argc, char** argv) {
               std::snprintf(b, sizeof b, " %s %.3f", m.metric.c_str(), m.value.value);
               line += b;
             }
-            sj["trained"][name] = {{"figures", figs}, {"train_seconds", t}, {"train_flags", flags}};
-            std::printf("  %-12s%s (%.0f s)\n", name.c_str(), line.c_str(), t);
+            sj["trained"][name] = {{"figures", figs}, {"train_seconds", t.wall}, {"train_cpu_seconds", t.cpu},
+                                   {"train_flags", flags}};
+            std::printf("  %-12s%s (%.0f s, %.0f CPU-s)\n", name.c_str(), line.c_str(), t.wall, t.cpu);
             std::fflush(stdout);
             if (!keep) fs::remove(run + "/features.cugmm-features");
           }
@@ -291,6 +306,9 @@ int main(int argc, char** argv) {
         nlohmann::json secs = nlohmann::json::object();
         for (auto& [name, v] : seconds) secs[name] = median(v);
         res["median_train_seconds"] = secs;
+        nlohmann::json cpu = nlohmann::json::object();
+        for (auto& [name, v] : cpu_seconds) cpu[name] = median(v);
+        res["median_train_cpu_seconds"] = cpu;
         doc["results"].push_back(res);
         bench::write_json(o.out, doc);  // after each system: a long run keeps what it has
       }
