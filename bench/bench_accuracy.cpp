@@ -6,15 +6,22 @@
 //
 // It drives the cugmm binary (the commands a user types, each logged to DIR/.../NAME.log), so what it
 // measures is the product. Sizes:
-//   --quick (default)  2,000 particles, box 64, 3 Å/px (the demo's size), SNR 0.1
-//   --full             20,000 particles, box 128, 1.5 Å/px, SNR 0.05 and 0.1 (the issue's size; hours on a GPU)
+//   --quick (default)  2,000 particles, box 64, 3 Å/px (the demo's size), SNR 0.1; systems (a)-(d) and
+//                      small-part (the issue's small moving part at box 64)
+//   --full             20,000 particles, box 128, 1.5 Å/px, SNR 0.05 and 0.1 (the issue's size; hours on a GPU);
+//                      systems (a)-(d)
 // Anything can be overridden (--count, --box, --angpix, --snr, --epochs, --seeds, --systems).
 //
-//   bench_accuracy [--quick|--full] [--systems linear,rotation,composition,two-motions,FILE.json]
-//                  [--config NAME="train flags"]... [--no-defaults] [--no-paper] [--seeds 3] [--epochs 20]
-//                  [--fit-flags "..."] [--work DIR] [--keep] [--out bench_accuracy.json] [--cugmm PATH]
+//   bench_accuracy [--quick|--full] [--systems linear,rotation,composition,two-motions,small-part,FILE.json]
+//                  [--config NAME="train flags"]... [--no-defaults] [--no-paper] [--seeds 3] [--first-seed 1]
+//                  [--epochs 20] [--threads N] [--fit-flags "..."] [--work DIR] [--keep] [--reuse-runs]
+//                  [--out bench_accuracy.json] [--cugmm PATH]
 // Data sets and neutral models are reused when DIR already holds them for the same options (so configurations
-// can be added to an earlier run); each training is run again.
+// can be added to an earlier run); each training is run again, unless --reuse-runs: then a kept training whose
+// record (run_NAME/bench_run.json: flags, epochs, seed, threads) matches is scored again with its recorded time,
+// so seeds run as separate invocations (--first-seed 2 --seeds 2, in parallel or later) are put together by
+// one more (--seeds 3 --reuse-runs) that trains nothing. --threads N is passed to every cugmm command.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,9 +47,10 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Options {
-  std::vector<std::string> systems = {"linear", "rotation", "composition", "two-motions"};
+  std::vector<std::string> systems = {"linear", "rotation", "composition", "two-motions", "small-part"};
   std::vector<double> snrs = {0.1};
-  int count = 2000, box = 64, epochs = 20, seeds = 3, ref_particles = 300, ref_poses = 8;
+  int count = 2000, box = 64, epochs = 20, seeds = 3, first_seed = 1, ref_particles = 300, ref_poses = 8;
+  int threads = 0;  // 0: each cugmm command's own default (all cores)
   double angpix = 3.0;
   std::vector<std::pair<std::string, std::string>> configs;  // name, train flags
   std::string fit_flags, work = "bench_accuracy_work", out = "bench_accuracy.json", cugmm;
@@ -55,13 +63,26 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
+// CPU seconds (user + system) of the children this process has waited for, grandchildren included.
+double children_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+struct Timing {
+  double wall = NAN, cpu = NAN;  // seconds
+};
+
 // Runs `cugmm ARGS` with its output in `log`; throws naming the log when it fails.
-double run_cugmm(const Options& o, const std::string& args, const std::string& log) {
+Timing run_cugmm(const Options& o, const std::string& args, const std::string& log) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::ofstream(log) << "$ cugmm " << args << "\n";
-  const std::string cmd = quote(o.cugmm) + " " + args + " >> " + quote(log) + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) throw Error("bench_accuracy: failed (see " + log + "): cugmm " + args);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu0 = children_cpu_seconds();
+  const std::string all = o.threads > 0 ? args + " --threads " + std::to_string(o.threads) : args;
+  std::ofstream(log) << "$ cugmm " << all << "\n";
+  const std::string cmd = quote(o.cugmm) + " " + all + " >> " + quote(log) + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) throw Error("bench_accuracy: failed (see " + log + "): cugmm " + all);
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), children_cpu_seconds() - cpu0};
 }
 
 nlohmann::json read_json(const std::string& path) {
@@ -110,13 +131,13 @@ std::string prepare_data(const Options& o, const std::string& system, double snr
                 "simulate --system %s --out %s/data --count %d --box %d --angpix %g --snr %g --seed %d --reference "
                 "--reference-particles %d --reference-poses %d",
                 quote(system).c_str(), dir.c_str(), o.count, o.box, o.angpix, snr, seed, o.ref_particles, o.ref_poses);
-  std::printf("  simulating %s (%.0f s)\n", name, run_cugmm(o, args, dir + "/simulate.log"));
+  std::printf("  simulating %s (%.0f s)\n", name, run_cugmm(o, args, dir + "/simulate.log").wall);
   run_cugmm(o, "preprocess --particles " + dir + "/data/particles.star --out " + dir + "/particles.cugmm-cache",
             dir + "/preprocess.log");
   const double t = run_cugmm(o, "fit-map " + dir + "/data/consensus.mrc --half-maps " + dir +
                                     "/data/consensus_half1.mrc " + dir + "/data/consensus_half2.mrc --out " + dir +
                                     "/neutral " + o.fit_flags,
-                             dir + "/fit_map.log");
+                             dir + "/fit_map.log").wall;
   std::printf("  neutral model of %s: %d Gaussians (%.0f s)\n", name,
               read_json(dir + "/neutral/fit.json").at("gaussians").get<int>(), t);
   std::ofstream(record) << want.dump(2) << "\n";
@@ -130,7 +151,7 @@ nlohmann::json interval_json(const Interval& i) { return {{"value", i.value}, {"
 int main(int argc, char** argv) {
   try {
     Options o;
-    bool defaults = true, paper = true, keep = false;
+    bool defaults = true, paper = true, keep = false, reuse_runs = false, systems_set = false;
     std::vector<std::pair<std::string, std::string>> extra;
     bool count_set = false, box_set = false, snr_set = false, angpix_set = false;
     for (int i = 1; i < argc; ++i) {
@@ -141,13 +162,16 @@ int main(int argc, char** argv) {
       };
       if (a == "--quick") o.size = "quick";
       else if (a == "--full") o.size = "full";
-      else if (a == "--systems") o.systems = split(next(), ',');
+      else if (a == "--systems") { o.systems = split(next(), ','); systems_set = true; }
       else if (a == "--snr") { o.snrs.clear(); for (auto& s : split(next(), ',')) o.snrs.push_back(std::stod(s)); snr_set = true; }
       else if (a == "--count") { o.count = std::stoi(next()); count_set = true; }
       else if (a == "--box") { o.box = std::stoi(next()); box_set = true; }
       else if (a == "--angpix") { o.angpix = std::stod(next()); angpix_set = true; }
       else if (a == "--epochs") o.epochs = std::stoi(next());
       else if (a == "--seeds") o.seeds = std::stoi(next());
+      else if (a == "--first-seed") o.first_seed = std::stoi(next());
+      else if (a == "--threads") o.threads = std::stoi(next());
+      else if (a == "--reuse-runs") reuse_runs = true;
       else if (a == "--reference-particles") o.ref_particles = std::stoi(next());
       else if (a == "--config") {
         const std::string c = next();
@@ -169,7 +193,9 @@ int main(int argc, char** argv) {
       if (!angpix_set) o.angpix = 1.5;
       if (!snr_set) o.snrs = {0.05, 0.1};
       o.ref_particles = std::max(o.ref_particles, 1000);
+      if (!systems_set) o.systems.pop_back();  // small-part is defined at box 64: the quick size
     }
+    if (o.seeds < 1 || o.first_seed < 1 || o.threads < 0) throw Error("--seeds and --first-seed >= 1, --threads >= 0");
     if (o.cugmm.empty()) {  // the program built beside this benchmark (build/bench/.. = build/)
       const fs::path self = fs::canonical("/proc/self/exe");
       o.cugmm = (self.parent_path().parent_path() / "cugmm").string();
@@ -186,7 +212,7 @@ int main(int argc, char** argv) {
     doc["machine"] = bench::machine();
     doc["size"] = o.size;
     doc["options"] = {{"count", o.count}, {"box", o.box}, {"angpix", o.angpix}, {"snr", o.snrs}, {"epochs", o.epochs},
-                      {"seeds", o.seeds}, {"reference_particles", o.ref_particles},
+                      {"seeds", o.seeds}, {"first_seed", o.first_seed}, {"threads", o.threads}, {"reference_particles", o.ref_particles},
                       {"reference_pose_samples", o.ref_poses}, {"fit_flags", o.fit_flags},
                       {"simulation", "CTF, pose error 2 degrees geodesic RMS, 0.5 px (simulate's defaults)"}};
     nlohmann::json cfgs = nlohmann::json::array();
@@ -204,8 +230,8 @@ int main(int argc, char** argv) {
         // figure key -> config (or oracle_true / oracle_marginal) -> values over seeds
         std::map<std::string, std::map<std::string, std::vector<double>>> vals;
         std::vector<std::string> keys;
-        std::map<std::string, std::vector<double>> seconds;
-        for (int seed = 1; seed <= o.seeds; ++seed) {
+        std::map<std::string, std::vector<double>> seconds, cpu_seconds;
+        for (int seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed) {
           std::printf("%s, SNR %g, seed %d\n", system_label(system).c_str(), snr, seed);
           std::fflush(stdout);
           const std::string dir = prepare_data(o, system, snr, seed);
@@ -221,14 +247,24 @@ int main(int argc, char** argv) {
           sj["trained"] = nlohmann::json::object();
           for (const auto& [name, flags] : o.configs) {
             const std::string run = dir + "/run_" + name;
-            fs::remove_all(run);
-            const double t = run_cugmm(o,
-                                       "train --particles " + dir + "/data/particles.star --model " + dir +
-                                           "/neutral/model.txt --cache " + dir + "/particles.cugmm-cache --out " + run +
-                                           " --epochs " + std::to_string(o.epochs) + " --seed " + std::to_string(seed) +
-                                           " " + flags,
-                                       dir + "/train_" + name + ".log");
-            seconds[name].push_back(t);
+            const nlohmann::json run_want = {{"train_flags", flags}, {"epochs", o.epochs}, {"seed", seed},
+                                             {"threads", o.threads}};
+            Timing t;
+            if (reuse_runs && fs::exists(run + "/bench_run.json") && fs::exists(run + "/latent.txt")) {
+              const nlohmann::json had = read_json(run + "/bench_run.json");
+              if (had.at("record") == run_want) t = {had.at("seconds").get<double>(), had.at("cpu_seconds").get<double>()};
+            }
+            if (std::isnan(t.wall)) {
+              fs::remove_all(run);
+              t = run_cugmm(o,
+                            "train --particles " + dir + "/data/particles.star --model " + dir + "/neutral/model.txt --cache " +
+                                dir + "/particles.cugmm-cache --out " + run + " --epochs " + std::to_string(o.epochs) +
+                                " --seed " + std::to_string(seed) + " " + flags,
+                            dir + "/train_" + name + ".log");
+              bench::write_json(run + "/bench_run.json", {{"record", run_want}, {"seconds", t.wall}, {"cpu_seconds", t.cpu}});
+            }
+            seconds[name].push_back(t.wall);
+            cpu_seconds[name].push_back(t.cpu);
             const int d = read_json(run + "/run.json").at("config").at("latent");
             nlohmann::json figs = nlohmann::json::array();
             std::string line;
@@ -240,8 +276,9 @@ int main(int argc, char** argv) {
               std::snprintf(b, sizeof b, " %s %.3f", m.metric.c_str(), m.value.value);
               line += b;
             }
-            sj["trained"][name] = {{"figures", figs}, {"train_seconds", t}, {"train_flags", flags}};
-            std::printf("  %-12s%s (%.0f s)\n", name.c_str(), line.c_str(), t);
+            sj["trained"][name] = {{"figures", figs}, {"train_seconds", t.wall}, {"train_cpu_seconds", t.cpu},
+                                   {"train_flags", flags}};
+            std::printf("  %-12s%s (%.0f s, %.0f CPU-s)\n", name.c_str(), line.c_str(), t.wall, t.cpu);
             std::fflush(stdout);
             if (!keep) fs::remove(run + "/features.cugmm-features");
           }
@@ -269,11 +306,14 @@ int main(int argc, char** argv) {
         nlohmann::json secs = nlohmann::json::object();
         for (auto& [name, v] : seconds) secs[name] = median(v);
         res["median_train_seconds"] = secs;
+        nlohmann::json cpu = nlohmann::json::object();
+        for (auto& [name, v] : cpu_seconds) cpu[name] = median(v);
+        res["median_train_cpu_seconds"] = cpu;
         doc["results"].push_back(res);
         bench::write_json(o.out, doc);  // after each system: a long run keeps what it has
       }
     }
-    std::printf("\nmedian over %d seed(s), %d particles, box %d, %g Å/px, %d epochs:\n", o.seeds, o.count, o.box,
+    std::printf("\nmedian over seeds %d-%d, %d particles, box %d, %g Å/px, %d epochs:\n", o.first_seed, o.first_seed + o.seeds - 1, o.count, o.box,
                 o.angpix, o.epochs);
     std::string head = "system       snr   figure                                           oracle:true marginal";
     for (auto& c : o.configs) {

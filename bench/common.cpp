@@ -9,6 +9,7 @@
 
 #include "core/device.h"
 #include "core/threads.h"
+#include "io/atomic_file.h"
 #include "kernels/philox.h"
 #include "nn/blas.h"
 
@@ -51,8 +52,7 @@ nlohmann::json machine() {
 }
 
 void write_json(const std::string& path, const nlohmann::json& doc) {
-  std::ofstream f(path);
-  f << doc.dump(2) << "\n";
+  io::write_file_atomic(path, doc.dump(2) + "\n");  // a run stopped mid-write leaves the previous JSON
   std::printf("wrote %s\n", path.c_str());
 }
 

@@ -48,7 +48,8 @@ static int run_simulate(Command& c) {
   long long seed = 1;
   OracleOptions ro;
   c.text("--system", system,
-         "a built-in system (linear, rotation, composition, two-motions, c3-trimer) or a JSON description of motions of any "
+         "a built-in system (linear, rotation, composition, two-motions, small-part, c3-trimer) or a JSON description of "
+         "motions of any "
          "PDB/mmCIF model (engine/hetero_system.h)");
   c.text("--models", models, "instead of --system: native Gaussian models, comma-separated (the engine's own "
                              "projector: for testing it, not ground truth)");

@@ -10,6 +10,8 @@
 //   composition  (c) (a) plus the lid present in half of the particles; truths: displacement_A, present
 //   two-motions  (d) the arm swings about its hinge over 60 degrees while the lid slides 16 Å along x,
 //                    independently; truths: angle_deg, displacement_A
+//   small-part   issue 14's small moving part: the lid's upper helix (C:15-28, 3.6% of the mass) slides 10 Å
+//                    over the helix below it (along (0, 8, -10)); truth: displacement_A
 //   c3-trimer    (e) three copies of the arm about z (C3; chains A, B, C at 0, 120, 240 degrees); chain B
 //                    slides 20 Å along its tangent (-sin 120, cos 120, 0), the others are rigid: the symmetry
 //                    expansion benchmark's set; truth: displacement_A
