@@ -192,9 +192,9 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   // features, decoder output as parameters, the score gradient, the cotangent; the data and views
   p.items.push_back({"batch (features, parameters, gradients, data)",
                      B * (4 * W * f + band_size * 8 + sizeof(ParticleView) + 64) + 2 * W * f});
-  // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   if (c.feature_pca > 0)  // the basis and the projected batch
     p.items.push_back({"feature PCA", (W + B) * size_t(c.feature_pca) * f});
+  // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
   for (const auto& i : p.items) p.total += i.bytes;
   // Checkpoints stream (nn/checkpoint.h): the networks and moments are written from their own memory (CPU) or
