@@ -42,6 +42,9 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
   const nlohmann::json run = nlohmann::json::parse(in);
   CHECK(run.at("feature_pca").at("components") == 12);
   CHECK(run.at("config").at("feature_pca") == 12);
+  CHECK(run.at("config").at("feature_pca_whiten") == true);
+  CHECK(run.at("config").at("feature_row_rms") == true);
+  CHECK(run.at("config").at("input_dropout").get<double>() == doctest::Approx(0.1));
   // embed (another batching, so BLAS rounds differently) reproduces the run's latent through the stored basis;
   // without the projection the encoder could not even take the 5G-wide rows.
   r = test::run(test::cugmm_exe() + " embed " + a + " --particles " + d.star + " --out " + d.dir +
