@@ -11,7 +11,8 @@ namespace cugmm::cli {
 
 TrainOptions::TrainOptions()
     : lr(config.lr), l2(config.l2), noise(config.noise), reg_width(config.reg_width), reg_mass(config.reg_mass),
-      dropout(config.dropout), explode(config.explode), latent_reg(config.latent_reg) {}
+      dropout(config.dropout), explode(config.explode), latent_reg(config.latent_reg),
+      input_dropout(config.input_dropout) {}
 
 void TrainOptions::declare(Command& c) {
   TrainConfig& cfg = config;
@@ -48,6 +49,13 @@ void TrainOptions::declare(Command& c) {
                            "learn pose error; every Gaussian must be movable); keep: not");
   c.flag("--no-align-shifts", no_align_shifts, "keep the particles' shifts as given (default: each particle's two shifts "
                                                "aligned to the neutral model before the features; not with --poses-from)");
+  c.integer("--feature-pca", cfg.feature_pca, "the encoder reads the top K principal components of the features "
+                                              "(fitted on the training particles; 0: all 5G features)", 0, 1000000);
+  c.flag("--feature-pca-whiten", cfg.feature_pca_whiten, "with --feature-pca: every component's scores scaled to "
+                                                         "unit variance");
+  c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
+                                                   "(and before --feature-pca)");
+  c.number("--input-dropout", input_dropout, "dropout probability on the encoder's input", 0, 0.9);
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
   c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");
@@ -65,9 +73,11 @@ void TrainOptions::finish(const Command& c) {
   cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
   cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
+  cfg.input_dropout = float(input_dropout);
   if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
   if (relu) cfg.leaky = false;
   if (no_align_shifts) cfg.align_shifts = false;
+  if (cfg.feature_pca_whiten && cfg.feature_pca == 0) throw Error("--feature-pca-whiten needs --feature-pca K");
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
   if (!loss.empty() && loss != "white" && loss != "snr" && loss != "frc")
     throw Error("--loss must be white, snr or frc, not '" + quote_value(loss) + "'");

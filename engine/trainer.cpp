@@ -21,6 +21,7 @@
 #include "kernels/gaussian_projection.h"
 #include "kernels/philox.h"
 #include "nn/checkpoint.h"
+#include "nn/ops.h"
 
 namespace fs = std::filesystem;
 
@@ -37,7 +38,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
-          {"coarse_res", coarse_res}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten}, {"feature_row_rms", feature_row_rms},
+          {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -58,6 +60,10 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.coarse_epochs = j.value("coarse_epochs", 0);
   c.coarse_res = j.value("coarse_res", 12.0);
   c.rigid_free = j.value("rigid_free", false);
+  c.feature_pca = j.value("feature_pca", 0);  // runs before the encoder's input transform
+  c.feature_pca_whiten = j.value("feature_pca_whiten", false);
+  c.feature_row_rms = j.value("feature_row_rms", false);
+  c.input_dropout = j.value("input_dropout", 0.f);
   return c;
 }
 
@@ -113,7 +119,8 @@ std::vector<char> parse_gaussian_list(const std::string& list, int G) {
 
 nn::Arch encoder_arch(const TrainConfig& c, int G) {
   nn::Arch a;
-  a.in = 5 * G;
+  a.in = c.feature_pca > 0 ? c.feature_pca : 5 * G;  // engine/feature_transform.h
+  if (c.input_dropout > 0) a.layers.push_back(nn::dropout(c.input_dropout));
   for (int l = 0; l < c.depth; ++l) {
     a.layers.push_back(nn::dense(c.hidden, true, c.l2));
     a.layers.push_back(c.leaky ? nn::leaky_relu() : nn::relu());
@@ -185,6 +192,8 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   // features, decoder output as parameters, the score gradient, the cotangent; the data and views
   p.items.push_back({"batch (features, parameters, gradients, data)",
                      B * (4 * W * f + band_size * 8 + sizeof(ParticleView) + 64) + 2 * W * f});
+  if (c.feature_pca > 0)  // the basis and the projected batch
+    p.items.push_back({"feature PCA", (W + B) * size_t(c.feature_pca) * f});
   // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
   for (const auto& i : p.items) p.total += i.bytes;
@@ -288,12 +297,18 @@ struct StepBuffers {
   Buffer<ParticleView> views;
   Buffer<cfloat> data;
   Buffer<int64_t> index;
+  bool row_rms;          // the feature rows scaled to unit RMS as they are loaded (host side)
+  int pca_k;             // the encoder reads feat x basis (n x pca_k) when > 0
+  Buffer<float> basis, feat_pca;
 
-  StepBuffers(Context& c, const StepConsts& consts, const std::vector<float>& neutral, const std::vector<float>& m)
+  StepBuffers(Context& c, const StepConsts& consts, const std::vector<float>& neutral, const std::vector<float>& m,
+              const FeatureTransform& transform)
       : cx(c), G(consts.G), W(5 * size_t(consts.G)), k(consts), base(c), mask(c), feat(c), z(c), params(c),
-        grad(c), v(c), score(c), rowreg(c), acc(c, 4), views(c), data(c), index(c) {
+        grad(c), v(c), score(c), rowreg(c), acc(c, 4), views(c), data(c), index(c), row_rms(transform.row_rms),
+        pca_k(transform.k), basis(c), feat_pca(c) {
     base.upload(neutral);
     mask.upload(m);
+    if (pca_k > 0) basis.upload(transform.basis);
     acc.zero();
   }
 
@@ -318,6 +333,7 @@ struct StepBuffers {
     data.resize(size_t(n) * nb);
     index.resize(size_t(n));
     features.gather(idx, n, feat.data());
+    if (row_rms) scale_rows_to_unit_rms(feat.data(), size_t(n), W);
     batcher.gather(idx, n, views.data(), data.data());
     for (int i = 0; i < n; ++i) index.data()[i] = int64_t(idx[i]);
   }
@@ -346,6 +362,7 @@ struct StepBuffers {
     cfloat* hd = reinterpret_cast<cfloat*>(h + up(fb) + up(vb));
     int64_t* hi = reinterpret_cast<int64_t*>(h + up(fb) + up(vb) + up(db));
     features.gather(idx, n, hf);
+    if (row_rms) scale_rows_to_unit_rms(hf, size_t(n), W);
     batcher.gather(idx, n, hv, hd);
     for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
     feat.resize(size_t(n) * W);
@@ -372,7 +389,14 @@ struct StepBuffers {
   // encoder -> z (+ noise) -> decoder -> parameters and regularisers, for n loaded rows.
   void forward(nn::Sequential& enc, nn::Sequential& dec, int n, nn::Mode mode, uint64_t step, float noise,
                uint64_t seed, uint64_t epoch) {
-    const float* ze = enc.forward(feat.data(), n, mode, step);
+    const float* in = feat.data();
+    if (pca_k > 0) {  // the rows' principal-component scores: one GEMM on the context's device
+      feat_pca.resize(size_t(n) * size_t(pca_k));
+      nn::ops::gemm(cx, false, false, n, pca_k, int(W), 1.f, feat.data(), int(W), basis.data(), pca_k, 0.f,
+                    feat_pca.data(), pca_k);
+      in = feat_pca.data();
+    }
+    const float* ze = enc.forward(in, n, mode, step);
     z_clean = ze;
     z.resize(size_t(n) * enc.out_features());
     train_ops::add_latent_noise(cx, ze, z.data(), index.data(), n, enc.out_features(), noise, seed, epoch);
@@ -411,13 +435,13 @@ std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t see
 
 // Every particle's latent point and score; under a comm each rank embeds its share and all get every row.
 void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const StepConsts& k,
-                const std::vector<float>& neutral, const std::vector<float>& mask, const ParticleBatcher& batcher,
-                const FeatureFile& features, const std::vector<float>& ring_weights, bool pooled,
-                std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
+                const std::vector<float>& neutral, const std::vector<float>& mask, const FeatureTransform& transform,
+                const ParticleBatcher& batcher, const FeatureFile& features, const std::vector<float>& ring_weights,
+                bool pooled, std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const size_t n = features.count();
   const int d = enc.out_features();
   auto projector = make_training_projector(cx, batcher.band(), ring_weights, k.G, pooled);
-  StepBuffers b(cx, k, neutral, mask);
+  StepBuffers b(cx, k, neutral, mask, transform);
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
   std::vector<size_t> idx(static_cast<size_t>(batch));
@@ -524,6 +548,9 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
     throw Error("--val-fraction " + std::to_string(c.val_fraction) + " leaves " + std::to_string(val_.size()) +
                 " validation particles of " + std::to_string(cache.count()) +
                 " (at least 4 are needed): raise it, or give 0 for no validation");
+  if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
+    throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
+                std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
   plan_ = plan_memory(c, G, cache.box(), p_->band.size(), cache.count());
   batcher_ = std::make_unique<ParticleBatcher>(cache, p_->band, c.ctf);
 }
@@ -643,6 +670,18 @@ std::vector<ParticlePose> align_shifts(Context& cx, const ParticleCache& cache, 
   return with_origins(cache, origins_f32(r.after));
 }
 
+// The encoder's input transform as a checkpoint stores it (the row scaling is the config's alone).
+FeatureTransform stored_transform(const nn::Checkpoint& ck, const TrainConfig& c, size_t width) {
+  FeatureTransform t;
+  t.row_rms = c.feature_row_rms;
+  if (c.feature_pca <= 0) return t;
+  t.k = c.feature_pca;
+  t.basis = ck.get_f32("feature_pca", width * size_t(t.k));
+  t.variance = ck.meta.at("feature_pca_variance").get<std::vector<double>>();
+  t.total_variance = ck.meta.at("feature_total_variance");
+  return t;
+}
+
 }  // namespace
 
 void Trainer::prepare_features(bool resume) {
@@ -687,6 +726,12 @@ void Trainer::prepare_features(bool resume) {
   }
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
+  transform_ = FeatureTransform{};
+  transform_.row_rms = p_->c.feature_row_rms;
+  if (p_->c.feature_pca > 0)  // a resumed run's own components; else fitted (every rank the same, deterministic)
+    transform_ = resume ? stored_transform(nn::Checkpoint::load(checkpoint_path()), p_->c, features_->width())
+                        : fit_feature_pca(*features_, train_, p_->c.feature_pca, p_->c.feature_row_rms, p_->c.seed,
+                                          p_->c.feature_pca_whiten);
   seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -734,7 +779,7 @@ bool Trainer::train(bool resume) {
     coarse_projector = make_training_projector(
         cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G,
         c.pooled);
-  StepBuffers b(cx, p.k, p.neutral_params, p.mask);
+  StepBuffers b(cx, p.k, p.neutral_params, p.mask, transform_);
   int start_epoch = 0;
   size_t start_batch = 0;
   std::vector<double> acc_host(4, 0.0);
@@ -803,6 +848,11 @@ bool Trainer::train(bool resume) {
     ck.put_f32("norm.mean", norm_.mean);
     ck.put_f32("norm.sd", norm_.sd);
     ck.put_f32("mask", p.mask);
+    if (transform_.k > 0) {
+      ck.put_f32("feature_pca", transform_.basis);
+      ck.meta["feature_pca_variance"] = transform_.variance;
+      ck.meta["feature_total_variance"] = transform_.total_variance;
+    }
     if (!aligned_.empty()) ck.put_f32("aligned_origins", origins_f32(aligned_));
     if (!p.ring_weights.empty()) {
       ck.put_f32("ring_weights", p.ring_weights);
@@ -979,7 +1029,7 @@ bool Trainer::train(bool resume) {
 void Trainer::embed(std::vector<float>& latent, std::vector<float>& score) {
   Impl& p = *p_;
   CUGMM_REQUIRE(p.enc && p.dec, "Trainer::embed before train");
-  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, *batcher_, *features_, p.ring_weights, p.c.pooled,
+  embed_with(p.cx, *p.enc, *p.dec, p.k, p.neutral_params, p.mask, transform_, *batcher_, *features_, p.ring_weights, p.c.pooled,
              latent, score,
              std::max(1, std::min(p.c.batch, 256)), p.comm);
 }
@@ -1000,6 +1050,7 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
     m.neutral = model_from_params(m.neutral_params, like);
     m.norm.mean = ck.get_f32("norm.mean", 5 * size_t(G));
     m.norm.sd = ck.get_f32("norm.sd", 5 * size_t(G));
+    m.transform = stored_transform(ck, m.config, 5 * size_t(G));
     m.cache_box = ck.meta.at("cache_box");
     m.cache_pixel = ck.meta.at("cache_pixel");
     if (m.config.rigid_free) {  // as trained: only when every Gaussian's position could move
@@ -1022,7 +1073,7 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
                      std::vector<float>& latent, std::vector<float>& score, int batch, Comm* comm) {
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
-  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), batcher, features,
+  embed_with(cx, *m.encoder, *m.decoder, k, m.neutral_params, column_mask(m.config, k.G), m.transform, batcher, features,
              m.ring_weights, m.config.pooled, latent, score, batch, comm);
 }
 

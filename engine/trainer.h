@@ -23,6 +23,7 @@
 #include "core/comm.h"
 #include "engine/data_parallel.h"
 #include "core/context.h"
+#include "engine/feature_transform.h"
 #include "engine/features.h"
 #include "engine/particle_batch.h"
 #include "engine/projector.h"
@@ -82,6 +83,14 @@ struct TrainConfig {
   // The six rigid-body modes removed from the decoder's position output (kernels/train_step.h
   // rigid_project), so the latent cannot learn pose error. Applies when every Gaussian may move.
   bool rigid_free = false;
+  // The encoder's input (engine/feature_transform.h): each particle's normalised feature row scaled to unit
+  // RMS (feature_row_rms), then projected on the top feature_pca principal components of the training
+  // particles' rows (0: the 5G features themselves), and input_dropout applied to what enters the encoder.
+  // Fewer, denoised input directions leave the encoder less room to memorise each particle's noise.
+  int feature_pca = 0;
+  bool feature_pca_whiten = false;  // each component's scores scaled to unit variance
+  bool feature_row_rms = false;
+  float input_dropout = 0;
 
   nlohmann::json to_json() const;  // everything but `movable` (stored as an array in the checkpoint)
   static TrainConfig from_json(const nlohmann::json& j);
@@ -141,6 +150,7 @@ struct TrainedModel {
   io::GaussianModel neutral;         // the model the decoder starts from (its box and pixel)
   std::vector<float> neutral_params;  // 5G
   FeatureNorm norm;
+  FeatureTransform transform;        // the encoder's input from the feature rows (engine/feature_transform.h)
   int cache_box = 0;                 // the working grid training used
   double cache_pixel = 0;
   nlohmann::json meta;               // the checkpoint's meta
@@ -198,6 +208,8 @@ class Trainer {
   const FeatureFile& features() const { return *features_; }
   const ParticleBatcher& batcher() const { return *batcher_; }
   const FeatureNorm& norm() const { return norm_; }
+  // The encoder's input transform (row scaling, PCA), after prepare_features.
+  const FeatureTransform& feature_transform() const { return transform_; }
   // The score's ring weights (after prepare_features; empty: the plain mean over rings).
   const std::vector<float>& ring_weights() const;
   // How they were estimated (particles, the neutral model's mean FRC per ring, the weights); null on resume.
@@ -226,6 +238,7 @@ class Trainer {
   std::vector<size_t> train_, val_;
   std::vector<EpochRecord> history_;
   FeatureNorm norm_;
+  FeatureTransform transform_;
   std::unique_ptr<FeatureFile> features_;
   std::unique_ptr<ParticleBatcher> batcher_;
   std::string poses_key_;  // FNV-1a of the poses given to use_poses (or of the aligned ones), "" for the cache's

@@ -52,6 +52,8 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.loss_every = j.at("loss_every"); s.explode = j.at("explode"); s.symmetry = j.at("symmetry");
   s.snr_weighted = j.at("snr_weighted"); s.pooled = j.at("pooled"); s.align_shifts = j.at("align_shifts");
   s.rigid_free = j.at("rigid_free");
+  s.feature_pca = j.at("feature_pca"); s.feature_pca_whiten = j.at("feature_pca_whiten");
+  s.feature_row_rms = j.at("feature_row_rms"); s.input_dropout = j.at("input_dropout");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
   s.movable_gaussians.clear();
   for (size_t g = 0; g < c.movable.size(); ++g)
@@ -103,7 +105,9 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"move_widths", s.move_widths}, {"ctf", s.ctf}, {"feature_precision", s.feature_precision},
           {"loss_every", s.loss_every}, {"explode", s.explode}, {"latent_reg", s.latent_reg},
           {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled},
-          {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free},
+          {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free}, {"feature_pca", s.feature_pca},
+          {"feature_pca_whiten", s.feature_pca_whiten}, {"feature_row_rms", s.feature_row_rms},
+          {"input_dropout", s.input_dropout},
           {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
 }
 
@@ -124,6 +128,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
   require_range("reg_mass", s.reg_mass, 0, 1e6);
   require_range("latent_reg", s.latent_reg, 0, 1e6);
   require_range("dropout", s.dropout, 0, 0.9);
+  require_range("input_dropout", s.input_dropout, 0, 0.9);
+  require_range("feature_pca", s.feature_pca, 0, 1000000);
   require_range("explode", s.explode, -1, 1e30);
   require_range("loss_every", s.loss_every, 1, 1000000);
   require_range("box", s.box, 0, 32768);
@@ -133,6 +139,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
   require_range("posterior_width", s.posterior_width, 0, 100, true);
   if (s.minres > 0 && s.maxres > 0 && s.minres <= s.maxres)
     throw Error("TrainSettings: minres must be a lower resolution (more Å) than maxres");
+  if (s.feature_pca_whiten && s.feature_pca == 0)
+    throw Error("TrainSettings: feature_pca_whiten needs feature_pca (the number of components)");
   if (s.pooled && s.snr_weighted)
     throw Error("TrainSettings: pooled and snr_weighted are two scores (--loss white or snr); set one at most");
   if (!s.move_positions && !s.move_amplitudes && !s.move_widths)

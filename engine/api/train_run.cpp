@@ -217,6 +217,9 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   run["grid"] = {{"box", cache.box()}, {"pixel", cache.pixel_size()}, {"ring_min", trainer.batcher().band().ring_min},
                  {"ring_max", trainer.batcher().band().ring_max}};
   if (!trainer.ring_record().is_null()) run["score_ring_weights"] = trainer.ring_record();
+  if (const FeatureTransform& ft = trainer.feature_transform(); ft.k > 0)
+    run["feature_pca"] = {{"components", ft.k}, {"whitened", cfg.feature_pca_whiten}, {"variance", ft.variance},
+                          {"total_variance", ft.total_variance}};
   run["device"] = device;
   run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
                   {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes},

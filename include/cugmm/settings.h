@@ -39,6 +39,11 @@ struct TrainSettings {
   int coarse_epochs;                // epochs scored on the coarse band first (0: none)
   double coarse_res;                // the coarse band's finest resolution, Å
   bool rigid_free;                  // `--rigid remove`: the six rigid-body modes out of the decoder's positions
+  int feature_pca;                  // `--feature-pca`: the encoder reads the features' top K principal components
+                                    // (0: all 5G features)
+  bool feature_pca_whiten;          // `--feature-pca-whiten`: each component at unit variance
+  bool feature_row_rms;             // `--feature-row-rms`: each particle's feature row scaled to unit RMS
+  float input_dropout;              // `--input-dropout`: dropout on the encoder's input
   std::string symmetry;             // `--sym`: C1 (none), Cn, Dn, T, O, I, I1-I4; with no movable_gaussians the
                                     // first asymmetric unit moves
   int box;                          // train on particles Fourier-cropped to this box (0: their own)

@@ -1,0 +1,122 @@
+#include "engine/feature_transform.h"
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "kernels/philox.h"
+#include "nn/blas.h"
+
+namespace cugmm {
+
+void scale_rows_to_unit_rms(float* rows, size_t n, size_t width) {
+  for (size_t r = 0; r < n; ++r) {
+    float* x = rows + r * width;
+    double ss = 0;
+    for (size_t c = 0; c < width; ++c) ss += double(x[c]) * x[c];
+    if (!(ss > 0)) continue;
+    const float s = float(1.0 / std::sqrt(ss / double(width)));
+    for (size_t c = 0; c < width; ++c) x[c] *= s;
+  }
+}
+
+namespace {
+
+using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// An orthonormal basis of the columns of y (thin QR in double: the power iteration's columns are nearly
+// parallel after a few passes, where float Gram-Schmidt would lose them).
+Mat orthonormal(const Mat& y) {
+  const Eigen::MatrixXd yd = y.cast<double>();
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(yd);
+  const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(yd.rows(), yd.cols());
+  return q.cast<float>();
+}
+
+}  // namespace
+
+FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows, int k,
+                                 bool row_rms, uint64_t seed, bool whiten, size_t max_rows) {
+  const size_t D = width;
+  // Evenly spaced rows, at most max_rows: the components of a large set are settled long before its end.
+  std::vector<size_t> use;
+  const size_t stride = std::max<size_t>(1, (rows.size() + max_rows - 1) / std::max<size_t>(1, max_rows));
+  for (size_t i = 0; i < rows.size(); i += stride) use.push_back(rows[i]);
+  const size_t m = use.size();
+  if (k < 1 || size_t(k) >= D || size_t(k) >= m)
+    throw Error("--feature-pca " + std::to_string(k) + ": the number of components must be at least 1 and below both "
+                "the feature width (" + std::to_string(D) + ") and the particles it is fitted on (" +
+                std::to_string(m) + ")");
+  // Oversampled by 10 columns (the randomized range finder's usual margin) and 4 power passes: the trailing
+  // components of a slowly decaying spectrum are then accurate to a few percent.
+  const int L = int(std::min<size_t>(size_t(k) + 10, std::min(D, m)));
+  const int passes = 4;
+  Mat q(D, L);
+  for (size_t r = 0; r < D; ++r)
+    for (int c = 0; c < L; ++c) q(r, c) = philox_normal(seed ^ 0x706361ull, 0, r * size_t(L) + size_t(c));
+  q = orthonormal(q);
+
+  const size_t chunk = 256;
+  std::vector<float> x(chunk * D), t(chunk * size_t(L));
+  double total = 0;
+  // y = (1/m) sum over the rows of x^T (x q): the rows' second moment times q, one streamed pass.
+  auto moment_times = [&](const Mat& qq, bool count_total) {
+    Mat y = Mat::Zero(D, L);
+    for (size_t first = 0; first < m; first += chunk) {
+      const int n = int(std::min(chunk, m - first));
+      source(use.data() + first, n, x.data());
+      if (row_rms) scale_rows_to_unit_rms(x.data(), size_t(n), D);
+      if (count_total)
+        for (size_t i = 0; i < size_t(n) * D; ++i) total += double(x[i]) * x[i];
+      nn::sgemm(false, false, n, L, int(D), 1.f, x.data(), int(D), qq.data(), L, 0.f, t.data(), L);
+      nn::sgemm(true, false, int(D), L, n, 1.f / float(m), x.data(), int(D), t.data(), L, 1.f, y.data(), L);
+    }
+    return y;
+  };
+  Progress progress("feature PCA", size_t(passes) + 1);
+  for (int p = 0; p < passes; ++p) {
+    q = orthonormal(moment_times(q, p == 0));
+    progress.add(1);
+  }
+  // Rayleigh-Ritz on the subspace: the small symmetric matrix q^T C q, its eigenvectors rotated back.
+  const Mat cq = moment_times(q, false);
+  progress.add(1);
+  progress.finish();
+  Eigen::MatrixXd small = (q.transpose().cast<double>() * cq.cast<double>());
+  small = 0.5 * (small + small.transpose());
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(small);
+  const Eigen::MatrixXd v = q.cast<double>() * eig.eigenvectors();  // ascending eigenvalues
+
+  FeatureTransform f;
+  f.row_rms = row_rms;
+  f.k = k;
+  f.total_variance = total / double(m);
+  f.basis.assign(D * size_t(k), 0.f);
+  for (int j = 0; j < k; ++j) {
+    const int col = L - 1 - j;  // descending
+    f.variance.push_back(std::max(0.0, eig.eigenvalues()(col)));
+    // A fixed sign (the largest entry positive), so the basis does not depend on the solver's choice.
+    Eigen::Index big = 0;
+    v.col(col).cwiseAbs().maxCoeff(&big);
+    double s = v(big, col) < 0 ? -1.0 : 1.0;
+    if (whiten && f.variance.back() > 0) s /= std::sqrt(f.variance.back());
+    for (size_t r = 0; r < D; ++r) f.basis[r * size_t(k) + size_t(j)] = float(s * v(Eigen::Index(r), col));
+  }
+  double kept = 0;
+  for (double e : f.variance) kept += e;
+  log_info("feature PCA: " + std::to_string(k) + " components of " + std::to_string(D) + " hold " +
+           std::to_string(f.total_variance > 0 ? kept / f.total_variance : 0.0) + " of the features' variance (" +
+           std::to_string(m) + " particles)");
+  return f;
+}
+
+FeatureTransform fit_feature_pca(const FeatureFile& features, const std::vector<size_t>& rows, int k, bool row_rms,
+                                 uint64_t seed, bool whiten, size_t max_rows) {
+  return fit_feature_pca([&](const size_t* index, int n, float* out) { features.gather(index, n, out); },
+                         features.width(), rows, k, row_rms, seed, whiten, max_rows);
+}
+
+}  // namespace cugmm

@@ -1,0 +1,45 @@
+// What the encoder reads of a particle's gradient features (TrainConfig feature_row_rms, feature_pca; issue 14,
+// docs/accuracy.md round 7): the feature file's row (normalised per column over the data set, engine/features.h),
+// optionally scaled to unit RMS (the particle's own overall gradient scale, which depends on its view, CTF and
+// noise, divided out), then optionally projected on the top k principal components of the training particles'
+// rows. The components are estimated once per run by a randomized subspace iteration (Halko, Martinsson and
+// Tropp 2011) that streams the memory-mapped feature file in chunks, so it works when the features do not fit
+// in memory; the run stores them (model.ckpt) and embed applies the very same projection.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "engine/features.h"
+
+namespace cugmm {
+
+struct FeatureTransform {
+  bool row_rms = false;
+  int k = 0;                       // principal components (0: the rows themselves)
+  std::vector<float> basis;        // width x k, row-major: column j is component j (unit length, or
+                                   // 1 / sqrt(variance) when whitened)
+  std::vector<double> variance;    // k: each component's variance over the rows it was fitted on
+  double total_variance = 0;       // the rows' total variance (the sum over every direction)
+};
+
+// Each of n rows of `width` values scaled to unit RMS in place (a zero row stays zero).
+void scale_rows_to_unit_rms(float* rows, size_t n, size_t width);
+
+// Rows of `width` values by index: n indices -> n x width floats (FeatureFile::gather, or a test's rows).
+using RowSource = std::function<void(const size_t* index, int n, float* out)>;
+
+// The top k principal components of the rows `rows` (at most max_rows of them, evenly spaced), each row first
+// scaled to unit RMS when row_rms. The rows are taken as column-centred (the feature file's normalisation
+// centres them), so the components are those of their second moment. Deterministic for a seed; the rows are
+// read in chunks, 5 passes. Throws when k is not below both the width and the rows used. Progress shown.
+// With whiten each basis column is divided by the square root of its variance, so every component's scores
+// have unit variance (a component without variance keeps its unit column).
+FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows, int k,
+                                 bool row_rms, uint64_t seed, bool whiten = false, size_t max_rows = 20000);
+// The same on a feature file's rows.
+FeatureTransform fit_feature_pca(const FeatureFile& features, const std::vector<size_t>& rows, int k, bool row_rms,
+                                 uint64_t seed, bool whiten = false, size_t max_rows = 20000);
+
+}  // namespace cugmm
