@@ -47,6 +47,8 @@
 #include "engine/ring_weights.h"
 #include "engine/system_imager.h"
 #include "engine/train_outputs.h"
+#include "engine/trainer.h"
+#include "engine/noise_features.h"
 #include "io/model.h"
 #include "io/particles.h"
 #include "kernels/geometry.h"
@@ -151,6 +153,102 @@ nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, co
         if (k > int(W) || k > int(n) / 3) break;
         const double v = cv_fit(P.leftCols(k), y, binary);
         out[name][sys.motions[m].name][std::to_string(k)] = v;
+        char b[48];
+        std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
+        line += b;
+      }
+      std::printf("%s\n", line.c_str());
+    }
+  }
+  return out;
+}
+
+// ---- 1b. noise-whitened features ---------------------------------------------------------------------------
+
+// The run's features of `count` noise-only images (engine/noise_features.h), views and CTFs from its cache.
+Eigen::MatrixXd noise_features_of(const std::string& run, const std::string& cache_path, size_t count, uint64_t seed) {
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(run + "/model.ckpt", cx);
+  const ParticleCache cache(cache_path);
+  const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+  std::vector<size_t> all(cache.count());
+  std::iota(all.begin(), all.end(), size_t(0));
+  const std::vector<float> z =
+      noise_features(cx, batcher, m.neutral_params, m.ring_weights, m.config.pooled, m.norm, all, count, seed);
+  const Eigen::Index W = Eigen::Index(m.neutral_params.size());
+  return Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(z.data(),
+                                                                                                   Eigen::Index(count), W)
+      .cast<double>();
+}
+
+// The generalized eigenproblem C v = lambda N v: the features whitened by N^-1/2 (N shrunk towards its
+// diagonal by `shrink`, since 5G may exceed the noise sample), then their principal components, by
+// decreasing signal-to-noise; the same cross-validated read-out of the truth as feature_info on the top k.
+// Check: a held-out half of the noise images, whitened by the N of the other half, has the Marchenko-Pastur
+// spectrum of pure noise (top eigenvalue near (1 + sqrt(W / m))^2); its top eigenvalues are reported.
+nlohmann::json whitened_info(const HeteroSystem& sys, const std::string& path, const Truth& t,
+                             const std::vector<size_t>& rows, Eigen::MatrixXd Z, const std::vector<double>& shrinks) {
+  const FeatureFile f(path, nlohmann::json());
+  const size_t W = f.width(), n = rows.size();
+  CUGMM_REQUIRE(size_t(Z.cols()) == W, "noise features of another width than the run's");
+  std::vector<float> buf(n * W);
+  f.gather(rows.data(), int(n), buf.data());
+  Eigen::MatrixXd X{Eigen::Index(n), Eigen::Index(W)};
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < W; ++c) X(Eigen::Index(i), Eigen::Index(c)) = buf[i * W + c];
+  X.rowwise() -= X.colwise().mean();
+  Z.rowwise() -= Z.colwise().mean();
+  // N^-1/2 of a sample's covariance, shrunk; columns without information (0 in every row) are left at 0.
+  auto inverse_sqrt = [&](const Eigen::MatrixXd& S, double a) {
+    Eigen::MatrixXd N = S.transpose() * S / double(S.rows());
+    const Eigen::VectorXd diag = N.diagonal();
+    N *= 1 - a;
+    for (Eigen::Index c = 0; c < N.rows(); ++c) N(c, c) = diag(c) > 0 ? N(c, c) + a * diag(c) : 1.0;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(N);
+    const Eigen::VectorXd d = es.eigenvalues().cwiseMax(1e-12 * es.eigenvalues().maxCoeff()).cwiseSqrt().cwiseInverse();
+    Eigen::MatrixXd R = es.eigenvectors() * d.asDiagonal() * es.eigenvectors().transpose();
+    for (Eigen::Index c = 0; c < N.rows(); ++c)
+      if (!(diag(c) > 0)) R.row(c).setZero(), R.col(c).setZero();
+    return R;
+  };
+  auto top_eigenvalues = [](const Eigen::MatrixXd& Y) {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Y.transpose() * Y / double(Y.rows()), Eigen::EigenvaluesOnly);
+    return Eigen::VectorXd(es.eigenvalues().reverse());
+  };
+  nlohmann::json out = nlohmann::json::object();
+  out["noise_images"] = Z.rows();
+  const Eigen::Index half = Z.rows() / 2;
+  for (double a : shrinks) {
+    char name[32];
+    std::snprintf(name, sizeof name, "shrink_%.2f", a);
+    // The pure-noise check first.
+    const Eigen::VectorXd held = top_eigenvalues(Z.bottomRows(Z.rows() - half) * inverse_sqrt(Z.topRows(half), a));
+    const double mp_noise = std::pow(1 + std::sqrt(double(W) / double(Z.rows() - half)), 2);
+    std::printf("noise-whitened (shrink %.2f): held-out noise top eigenvalues %.2f %.2f %.2f (MP edge %.2f)\n", a,
+                held(0), held(1), held(2), mp_noise);
+    out[name]["heldout_noise_top"] = {held(0), held(1), held(2), held(9)};
+    out[name]["heldout_noise_mp_edge"] = mp_noise;
+    const Eigen::MatrixXd Xw = X * inverse_sqrt(Z, a);
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Xw.transpose() * Xw / double(n));
+    const Eigen::VectorXd lambda = es.eigenvalues().reverse();
+    const Eigen::MatrixXd P = Xw * es.eigenvectors().rowwise().reverse();
+    const double mp = std::pow(1 + std::sqrt(double(W) / double(n)), 2);
+    int above = 0;
+    while (above < lambda.size() && lambda(above) > mp) ++above;
+    std::printf("  features: top eigenvalues %.2f %.2f %.2f %.2f, %d above the MP edge %.2f\n", lambda(0), lambda(1),
+                lambda(2), lambda(3), above, mp);
+    out[name]["top_eigenvalues"] = {lambda(0), lambda(1), lambda(2), lambda(3), lambda(9), lambda(24)};
+    out[name]["above_mp_edge"] = above;
+    out[name]["mp_edge"] = mp;
+    for (size_t mo = 0; mo < sys.motions.size(); ++mo) {
+      const bool binary = sys.motions[mo].kind == Motion::Kind::present;
+      std::vector<double> y;
+      for (size_t i : rows) y.push_back(t.state[i][mo]);
+      std::string line = "  " + sys.motions[mo].name + (binary ? " accuracy" : " R^2") + ":";
+      for (int k : {2, 4, 10, 25, 100}) {
+        if (k > int(W) || k > int(n) / 3) break;
+        const double v = cv_fit(P.leftCols(k), y, binary);
+        out[name][sys.motions[mo].name][std::to_string(k)] = v;
         char b[48];
         std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
         line += b;
@@ -421,6 +519,8 @@ int main(int argc, char** argv) {
   try {
     std::string system, data, cache_path, run, model, out = "diagnostics.json";
     bool ceiling = true, features = true;
+    size_t noise_images = 0;  // --noise-whitened M: M noise-only images (section 1b)
+    std::vector<double> shrinks;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto next = [&]() -> std::string {
@@ -435,6 +535,8 @@ int main(int argc, char** argv) {
       else if (a == "--out") out = next();
       else if (a == "--no-ceiling") ceiling = false;
       else if (a == "--no-features") features = false;
+      else if (a == "--noise-whitened") noise_images = std::stoul(next());
+      else if (a == "--shrink") shrinks.push_back(std::stod(next()));
       else throw Error("unknown option " + a + " (see the header of bench/bench_accuracy_diagnostics.cpp)");
     }
     if (system.empty() || data.empty() || cache_path.empty()) throw Error("--system, --data and --cache are needed");
@@ -453,6 +555,11 @@ int main(int argc, char** argv) {
     std::vector<float> ring_weights, neutral_params;
     if (!run.empty()) {
       if (features) doc["features"] = feature_info(sys, run + "/features.cugmm-features", t, rows);
+      if (noise_images > 0) {
+        if (shrinks.empty()) shrinks = {0.2};
+        doc["noise_whitened"] = whitened_info(sys, run + "/features.cugmm-features", t, rows,
+                                              noise_features_of(run, cache_path, noise_images, 1), shrinks);
+      }
       const nn::Checkpoint ck = nn::Checkpoint::load(run + "/model.ckpt");
       if (ck.meta.contains("ring_count")) ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
       neutral_params = ck.get_f32("neutral", 5 * size_t(ck.meta.at("gaussians").get<int>()));
