@@ -6,6 +6,11 @@
 //                particle), and a least-squares fit (intercept, ridge 1e-6) of each truth column on them,
 //                5-fold cross-validated: R^2 for a motion, accuracy (prediction > 0.5) for a presence.
 //                Beside it the same with each particle's feature row scaled to unit RMS.
+//   1b. noise-whitened (--noise-whitened M) The same read-out on the top k components of the generalized
+//                eigenproblem C v = lambda N v (signal-to-noise, not variance): N is the covariance of the run's
+//                features of M noise-only images (engine/noise_features.h), shrunk towards its diagonal by each
+//                --shrink a (default 0.2); with a held-out half of the noise images whitened by the other
+//                half's N as the pure-noise check (its top eigenvalues against the Marchenko-Pastur edge).
 //   2. ceiling   Does the score reward the truth, particle by particle? Per particle, models at its own true
 //                state except the one truth column varied (a presence: there / absent; a motion: a grid of 13
 //                states over its range), scored against the particle with its STAR pose and CTF by
@@ -21,6 +26,7 @@
 //
 //   bench_accuracy_diagnostics --system NAME|FILE.json --data SIMULATE_DIR --cache CACHE [--run TRAIN_DIR]
 //                              [--model NEUTRAL.txt] [--no-features] [--no-ceiling] [--out diagnostics.json]
+//                              [--noise-whitened M [--shrink a]...]
 // The data set must be the simulator's (its truth table and simulation.json give the states, box and pixel).
 #include <Eigen/Dense>
 
@@ -166,87 +172,71 @@ nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, co
 // ---- 1b. noise-whitened features ---------------------------------------------------------------------------
 
 // The run's features of `count` noise-only images (engine/noise_features.h), views and CTFs from its cache.
-Eigen::MatrixXd noise_features_of(const std::string& run, const std::string& cache_path, size_t count, uint64_t seed) {
+std::vector<float> noise_features_of(const std::string& run, const std::string& cache_path, size_t count,
+                                     uint64_t seed) {
   Context cx(Device::cpu);
   const TrainedModel m = load_trained(run + "/model.ckpt", cx);
   const ParticleCache cache(cache_path);
   const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
   std::vector<size_t> all(cache.count());
   std::iota(all.begin(), all.end(), size_t(0));
-  const std::vector<float> z =
-      noise_features(cx, batcher, m.neutral_params, m.ring_weights, m.config.pooled, m.norm, all, count, seed);
-  const Eigen::Index W = Eigen::Index(m.neutral_params.size());
-  return Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(z.data(),
-                                                                                                   Eigen::Index(count), W)
-      .cast<double>();
+  return noise_features(cx, batcher, m.neutral_params, m.ring_weights, m.config.pooled, m.norm, all, count, seed);
 }
 
-// The generalized eigenproblem C v = lambda N v: the features whitened by N^-1/2 (N shrunk towards its
-// diagonal by `shrink`, since 5G may exceed the noise sample), then their principal components, by
-// decreasing signal-to-noise; the same cross-validated read-out of the truth as feature_info on the top k.
-// Check: a held-out half of the noise images, whitened by the N of the other half, has the Marchenko-Pastur
-// spectrum of pure noise (top eigenvalue near (1 + sqrt(W / m))^2); its top eigenvalues are reported.
+// The generalized eigenproblem C v = lambda N v (engine/noise_features.h fit_noise_whitened_pca, N shrunk
+// by each of `shrinks`), the same cross-validated read-out of the truth as feature_info on the top k
+// components. Check: a held-out half of the noise images, whitened by the N of the other half, has the
+// Marchenko-Pastur spectrum of pure noise (top eigenvalue near (1 + sqrt(W / m))^2); its top ones reported.
 nlohmann::json whitened_info(const HeteroSystem& sys, const std::string& path, const Truth& t,
-                             const std::vector<size_t>& rows, Eigen::MatrixXd Z, const std::vector<double>& shrinks) {
+                             const std::vector<size_t>& rows, const std::vector<float>& noise,
+                             const std::vector<double>& shrinks) {
   const FeatureFile f(path, nlohmann::json());
-  const size_t W = f.width(), n = rows.size();
-  CUGMM_REQUIRE(size_t(Z.cols()) == W, "noise features of another width than the run's");
+  const size_t W = f.width(), n = rows.size(), m = noise.size() / W, half = m / 2;
+  CUGMM_REQUIRE(noise.size() == m * W, "noise features of another width than the run's");
+  const std::vector<float> noise_a(noise.begin(), noise.begin() + std::ptrdiff_t(half * W)),
+      noise_b(noise.begin() + std::ptrdiff_t(half * W), noise.end());
+  std::vector<size_t> held(m - half);
+  std::iota(held.begin(), held.end(), size_t(0));
+  const RowSource held_rows = [&](const size_t* index, int k, float* out) {
+    for (int i = 0; i < k; ++i) std::copy_n(noise_b.data() + index[i] * W, W, out + size_t(i) * W);
+  };
+  const RowSource feature_rows = [&](const size_t* index, int k, float* out) { f.gather(index, k, out); };
   std::vector<float> buf(n * W);
   f.gather(rows.data(), int(n), buf.data());
-  Eigen::MatrixXd X{Eigen::Index(n), Eigen::Index(W)};
-  for (size_t i = 0; i < n; ++i)
-    for (size_t c = 0; c < W; ++c) X(Eigen::Index(i), Eigen::Index(c)) = buf[i * W + c];
-  X.rowwise() -= X.colwise().mean();
-  Z.rowwise() -= Z.colwise().mean();
-  // N^-1/2 of a sample's covariance, shrunk; columns without information (0 in every row) are left at 0.
-  auto inverse_sqrt = [&](const Eigen::MatrixXd& S, double a) {
-    Eigen::MatrixXd N = S.transpose() * S / double(S.rows());
-    const Eigen::VectorXd diag = N.diagonal();
-    N *= 1 - a;
-    for (Eigen::Index c = 0; c < N.rows(); ++c) N(c, c) = diag(c) > 0 ? N(c, c) + a * diag(c) : 1.0;
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(N);
-    const Eigen::VectorXd d = es.eigenvalues().cwiseMax(1e-12 * es.eigenvalues().maxCoeff()).cwiseSqrt().cwiseInverse();
-    Eigen::MatrixXd R = es.eigenvectors() * d.asDiagonal() * es.eigenvectors().transpose();
-    for (Eigen::Index c = 0; c < N.rows(); ++c)
-      if (!(diag(c) > 0)) R.row(c).setZero(), R.col(c).setZero();
-    return R;
-  };
-  auto top_eigenvalues = [](const Eigen::MatrixXd& Y) {
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Y.transpose() * Y / double(Y.rows()), Eigen::EigenvaluesOnly);
-    return Eigen::VectorXd(es.eigenvalues().reverse());
-  };
   nlohmann::json out = nlohmann::json::object();
-  out["noise_images"] = Z.rows();
-  const Eigen::Index half = Z.rows() / 2;
+  out["noise_images"] = m;
+  const int kmax = int(std::min<size_t>(100, n / 3));
   for (double a : shrinks) {
     char name[32];
     std::snprintf(name, sizeof name, "shrink_%.2f", a);
-    // The pure-noise check first.
-    const Eigen::VectorXd held = top_eigenvalues(Z.bottomRows(Z.rows() - half) * inverse_sqrt(Z.topRows(half), a));
-    const double mp_noise = std::pow(1 + std::sqrt(double(W) / double(Z.rows() - half)), 2);
+    const FeatureTransform noise_only = fit_noise_whitened_pca(held_rows, W, held, noise_a, 10, false, a);
+    const double mp_noise = std::pow(1 + std::sqrt(double(W) / double(m - half)), 2);
     std::printf("noise-whitened (shrink %.2f): held-out noise top eigenvalues %.2f %.2f %.2f (MP edge %.2f)\n", a,
-                held(0), held(1), held(2), mp_noise);
-    out[name]["heldout_noise_top"] = {held(0), held(1), held(2), held(9)};
+                noise_only.variance[0], noise_only.variance[1], noise_only.variance[2], mp_noise);
+    out[name]["heldout_noise_top"] = noise_only.variance;
     out[name]["heldout_noise_mp_edge"] = mp_noise;
-    const Eigen::MatrixXd Xw = X * inverse_sqrt(Z, a);
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Xw.transpose() * Xw / double(n));
-    const Eigen::VectorXd lambda = es.eigenvalues().reverse();
-    const Eigen::MatrixXd P = Xw * es.eigenvectors().rowwise().reverse();
+    const FeatureTransform tr = fit_noise_whitened_pca(feature_rows, W, rows, noise, kmax, false, a);
+    const std::vector<double>& lambda = tr.variance;
     const double mp = std::pow(1 + std::sqrt(double(W) / double(n)), 2);
     int above = 0;
-    while (above < lambda.size() && lambda(above) > mp) ++above;
-    std::printf("  features: top eigenvalues %.2f %.2f %.2f %.2f, %d above the MP edge %.2f\n", lambda(0), lambda(1),
-                lambda(2), lambda(3), above, mp);
-    out[name]["top_eigenvalues"] = {lambda(0), lambda(1), lambda(2), lambda(3), lambda(9), lambda(24)};
+    while (above < int(lambda.size()) && lambda[size_t(above)] > mp) ++above;
+    std::printf("  features: top eigenvalues %.2f %.2f %.2f %.2f, %d above the MP edge %.2f\n", lambda[0], lambda[1],
+                lambda[2], lambda[3], above, mp);
+    out[name]["eigenvalues"] = lambda;
     out[name]["above_mp_edge"] = above;
     out[name]["mp_edge"] = mp;
+    // The components' scores: the rows times the basis (width x kmax).
+    const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        X(buf.data(), Eigen::Index(n), Eigen::Index(W)), B(tr.basis.data(), Eigen::Index(W), kmax);
+    Eigen::MatrixXd P = (X.cast<double>() * B.cast<double>());
+    P.rowwise() -= P.colwise().mean();
     for (size_t mo = 0; mo < sys.motions.size(); ++mo) {
       const bool binary = sys.motions[mo].kind == Motion::Kind::present;
       std::vector<double> y;
       for (size_t i : rows) y.push_back(t.state[i][mo]);
       std::string line = "  " + sys.motions[mo].name + (binary ? " accuracy" : " R^2") + ":";
       for (int k : {2, 4, 10, 25, 100}) {
-        if (k > int(W) || k > int(n) / 3) break;
+        if (k > kmax) break;
         const double v = cv_fit(P.leftCols(k), y, binary);
         out[name][sys.motions[mo].name][std::to_string(k)] = v;
         char b[48];

@@ -61,6 +61,39 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
   CHECK(test::contains(r.out, "needs --feature-pca"));
 }
 
+TEST_CASE("--feature-whiten noise: resume is bit-identical, run.json records it, embed applies the same basis") {
+  DataSet d = make_data("train_feature_noise", "linear", 160, 2.0);
+  const std::string a = d.dir + "/straight", b = d.dir + "/resumed";
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 8 "
+                           "--feature-whiten noise";
+  test::RunResult r = test::run(train_cmd(d, a, opts + " --epochs 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "noise-whitened feature PCA: 8 components"));
+  r = test::run(train_cmd(d, b, opts + " --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, b, opts + " --epochs 2 --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
+  std::ifstream in(a + "/run.json");
+  const nlohmann::json run = nlohmann::json::parse(in);
+  CHECK(run.at("config").at("feature_noise_whiten") == true);
+  CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(), "signal-to-noise"));
+  r = test::run(test::cugmm_exe() + " embed " + a + " --particles " + d.star + " --out " + d.dir +
+                "/embedded --device cpu --threads 1");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const Matrix x = read_latent(a + "/latent.txt"), y = read_latent(d.dir + "/embedded/latent.txt");
+  REQUIRE(x.values.size() == y.values.size());
+  double diff = 0;
+  for (size_t i = 0; i < x.values.size(); ++i) diff = std::max(diff, std::abs(x.values[i] - y.values[i]));
+  CHECK(diff < 1e-4);
+  r = test::run(train_cmd(d, d.dir + "/alone", "--batch 16 --epochs 1 --feature-whiten noise"));
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "--feature-whiten noise needs --feature-pca"));
+  r = test::run(train_cmd(d, d.dir + "/bad", "--batch 16 --epochs 1 --feature-pca 8 --feature-whiten pink"));
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "--feature-whiten must be noise or none"));
+}
+
 TEST_CASE("frozen Gaussians and frozen columns stay exactly neutral") {
   DataSet d = make_data("train_frozen", "linear", 160, 2.0);
   const std::string out = d.dir + "/run";
