@@ -193,8 +193,15 @@ nlohmann::json whitened_info(const HeteroSystem& sys, const std::string& path, c
   const FeatureFile f(path, nlohmann::json());
   const size_t W = f.width(), n = rows.size(), m = noise.size() / W, half = m / 2;
   CUGMM_REQUIRE(noise.size() == m * W, "noise features of another width than the run's");
-  const std::vector<float> noise_a(noise.begin(), noise.begin() + std::ptrdiff_t(half * W)),
-      noise_b(noise.begin() + std::ptrdiff_t(half * W), noise.end());
+  const std::vector<float> noise_a(noise.begin(), noise.begin() + std::ptrdiff_t(half * W));
+  // The held-out half centred: the noise rows' mean is not the particles' (the normalisation's), and the fit
+  // takes the rows as centred (a mean left in would stand as one spurious top eigenvalue).
+  std::vector<float> noise_b(noise.begin() + std::ptrdiff_t(half * W), noise.end());
+  std::vector<double> mean(W, 0.0);
+  for (size_t i = 0; i < m - half; ++i)
+    for (size_t c = 0; c < W; ++c) mean[c] += noise_b[i * W + c] / double(m - half);
+  for (size_t i = 0; i < m - half; ++i)
+    for (size_t c = 0; c < W; ++c) noise_b[i * W + c] -= float(mean[c]);
   std::vector<size_t> held(m - half);
   std::iota(held.begin(), held.end(), size_t(0));
   const RowSource held_rows = [&](const size_t* index, int k, float* out) {
