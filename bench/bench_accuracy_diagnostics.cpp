@@ -130,6 +130,27 @@ double cv_fit(const Eigen::MatrixXd& X, const std::vector<double>& y, bool binar
   return 1 - res / tot;
 }
 
+// Each truth column fitted on the top k columns of P (scores, best first) for each k of ks up to kmax:
+// printed, and stored as out[motion][k].
+void read_out(const HeteroSystem& sys, const Truth& t, const std::vector<size_t>& rows, const Eigen::MatrixXd& P,
+              const std::vector<int>& ks, int kmax, nlohmann::json& out) {
+  for (size_t m = 0; m < sys.motions.size(); ++m) {
+    const bool binary = sys.motions[m].kind == Motion::Kind::present;
+    std::vector<double> y;
+    for (size_t i : rows) y.push_back(t.state[i][m]);
+    std::string line = "  " + sys.motions[m].name + (binary ? " accuracy" : " R^2") + ":";
+    for (int k : ks) {
+      if (k > kmax) break;
+      const double v = cv_fit(P.leftCols(k), y, binary);
+      out[sys.motions[m].name][std::to_string(k)] = v;
+      char b[48];
+      std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
+      line += b;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, const Truth& t,
                             const std::vector<size_t>& rows) {
   const FeatureFile f(path, nlohmann::json());
@@ -150,21 +171,7 @@ nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, co
     const Eigen::MatrixXd P = X * es.eigenvectors().rowwise().reverse();  // scores, by decreasing variance
     const char* name = variant == 0 ? "as_stored" : "row_normalised";
     std::printf("features (%s): cross-validated fit of the truth on the top-k principal components\n", name);
-    for (size_t m = 0; m < sys.motions.size(); ++m) {
-      const bool binary = sys.motions[m].kind == Motion::Kind::present;
-      std::vector<double> y;
-      for (size_t i : rows) y.push_back(t.state[i][m]);
-      std::string line = "  " + sys.motions[m].name + (binary ? " accuracy" : " R^2") + ":";
-      for (int k : {2, 4, 10, 25, 50, 100, 200, 400}) {
-        if (k > int(W) || k > int(n) / 3) break;
-        const double v = cv_fit(P.leftCols(k), y, binary);
-        out[name][sys.motions[m].name][std::to_string(k)] = v;
-        char b[48];
-        std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
-        line += b;
-      }
-      std::printf("%s\n", line.c_str());
-    }
+    read_out(sys, t, rows, P, {2, 4, 10, 25, 50, 100, 200, 400}, std::min(int(W), int(n) / 3), out[name]);
   }
   return out;
 }
@@ -237,21 +244,7 @@ nlohmann::json whitened_info(const HeteroSystem& sys, const std::string& path, c
         X(buf.data(), Eigen::Index(n), Eigen::Index(W)), B(tr.basis.data(), Eigen::Index(W), kmax);
     Eigen::MatrixXd P = (X.cast<double>() * B.cast<double>());
     P.rowwise() -= P.colwise().mean();
-    for (size_t mo = 0; mo < sys.motions.size(); ++mo) {
-      const bool binary = sys.motions[mo].kind == Motion::Kind::present;
-      std::vector<double> y;
-      for (size_t i : rows) y.push_back(t.state[i][mo]);
-      std::string line = "  " + sys.motions[mo].name + (binary ? " accuracy" : " R^2") + ":";
-      for (int k : {2, 4, 10, 25, 100}) {
-        if (k > kmax) break;
-        const double v = cv_fit(P.leftCols(k), y, binary);
-        out[name][sys.motions[mo].name][std::to_string(k)] = v;
-        char b[48];
-        std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
-        line += b;
-      }
-      std::printf("%s\n", line.c_str());
-    }
+    read_out(sys, t, rows, P, {2, 4, 10, 25, 100}, kmax, out[name]);
   }
   return out;
 }

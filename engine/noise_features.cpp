@@ -20,6 +20,7 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
   CUGMM_REQUIRE(W % 5 == 0 && W > 0 && norm.mean.size() == W && norm.sd.size() == W,
                 "noise_features: a 5G parameter row and its normalisation");
   CUGMM_REQUIRE(!particles.empty(), "noise_features: an empty particle set");
+  CUGMM_REQUIRE(cx.device() == Device::cpu, "noise_features: host buffers, a CPU context");
   auto projector = make_training_projector(cx, band, ring_weights, int(W / 5), pooled);
   std::vector<double> sd(size_t(band.num_rings()), 1.0);
   if (pooled)
@@ -47,17 +48,7 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
         else d[c] = cfloat(float(s * std::sqrt(0.5) * gauss(rng)), float(s * std::sqrt(0.5) * gauss(rng)));
       }
     }
-    ProjectionBatch in;
-    in.count = b;
-    in.params = neutral.data();
-    in.params_stride = 0;
-    in.views = views.data();
-    in.data = data.data();
-    ProjectionOutputs o;
-    o.score = score.data();
-    o.grad_params = grad.data();
-    o.grad_reduce = GradReduce::per_particle;
-    projector->run_host(in, o);
+    training_score(*projector, neutral.data(), 0, views.data(), data.data(), b, score.data(), grad.data());
     for (int i = 0; i < b; ++i)
       for (size_t c = 0; c < W; ++c) {
         const float g = grad[size_t(i) * W + c], s = norm.sd[c];

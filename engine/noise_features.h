@@ -21,7 +21,7 @@
 
 namespace cugmm {
 
-// count x 5G floats, row-major; deterministic for a seed. Progress shown.
+// count x 5G floats, row-major; deterministic for a seed; cx a CPU context (host buffers). Progress shown.
 std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
                                   const std::vector<float>& ring_weights, bool pooled, const FeatureNorm& norm,
                                   const std::vector<size_t>& particles, size_t count, uint64_t seed, int batch = 64);
