@@ -6,6 +6,11 @@
 //                particle), and a least-squares fit (intercept, ridge 1e-6) of each truth column on them,
 //                5-fold cross-validated: R^2 for a motion, accuracy (prediction > 0.5) for a presence.
 //                Beside it the same with each particle's feature row scaled to unit RMS.
+//   1b. noise-whitened (--noise-whitened M) The same read-out on the top k components of the generalized
+//                eigenproblem C v = lambda N v (signal-to-noise, not variance): N is the covariance of the run's
+//                features of M noise-only images (engine/noise_features.h), shrunk towards its diagonal by each
+//                --shrink a (default 0.2); with a held-out half of the noise images whitened by the other
+//                half's N as the pure-noise check (its top eigenvalues against the Marchenko-Pastur edge).
 //   2. ceiling   Does the score reward the truth, particle by particle? Per particle, models at its own true
 //                state except the one truth column varied (a presence: there / absent; a motion: a grid of 13
 //                states over its range), scored against the particle with its STAR pose and CTF by
@@ -21,6 +26,7 @@
 //
 //   bench_accuracy_diagnostics --system NAME|FILE.json --data SIMULATE_DIR --cache CACHE [--run TRAIN_DIR]
 //                              [--model NEUTRAL.txt] [--no-features] [--no-ceiling] [--out diagnostics.json]
+//                              [--noise-whitened M [--shrink a]...]
 // The data set must be the simulator's (its truth table and simulation.json give the states, box and pixel).
 #include <Eigen/Dense>
 
@@ -47,6 +53,8 @@
 #include "engine/ring_weights.h"
 #include "engine/system_imager.h"
 #include "engine/train_outputs.h"
+#include "engine/trainer.h"
+#include "engine/noise_features.h"
 #include "io/model.h"
 #include "io/particles.h"
 #include "kernels/geometry.h"
@@ -122,6 +130,27 @@ double cv_fit(const Eigen::MatrixXd& X, const std::vector<double>& y, bool binar
   return 1 - res / tot;
 }
 
+// Each truth column fitted on the top k columns of P (scores, best first) for each k of ks up to kmax:
+// printed, and stored as out[motion][k].
+void read_out(const HeteroSystem& sys, const Truth& t, const std::vector<size_t>& rows, const Eigen::MatrixXd& P,
+              const std::vector<int>& ks, int kmax, nlohmann::json& out) {
+  for (size_t m = 0; m < sys.motions.size(); ++m) {
+    const bool binary = sys.motions[m].kind == Motion::Kind::present;
+    std::vector<double> y;
+    for (size_t i : rows) y.push_back(t.state[i][m]);
+    std::string line = "  " + sys.motions[m].name + (binary ? " accuracy" : " R^2") + ":";
+    for (int k : ks) {
+      if (k > kmax) break;
+      const double v = cv_fit(P.leftCols(k), y, binary);
+      out[sys.motions[m].name][std::to_string(k)] = v;
+      char b[48];
+      std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
+      line += b;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, const Truth& t,
                             const std::vector<size_t>& rows) {
   const FeatureFile f(path, nlohmann::json());
@@ -142,21 +171,80 @@ nlohmann::json feature_info(const HeteroSystem& sys, const std::string& path, co
     const Eigen::MatrixXd P = X * es.eigenvectors().rowwise().reverse();  // scores, by decreasing variance
     const char* name = variant == 0 ? "as_stored" : "row_normalised";
     std::printf("features (%s): cross-validated fit of the truth on the top-k principal components\n", name);
-    for (size_t m = 0; m < sys.motions.size(); ++m) {
-      const bool binary = sys.motions[m].kind == Motion::Kind::present;
-      std::vector<double> y;
-      for (size_t i : rows) y.push_back(t.state[i][m]);
-      std::string line = "  " + sys.motions[m].name + (binary ? " accuracy" : " R^2") + ":";
-      for (int k : {2, 4, 10, 25, 50, 100, 200, 400}) {
-        if (k > int(W) || k > int(n) / 3) break;
-        const double v = cv_fit(P.leftCols(k), y, binary);
-        out[name][sys.motions[m].name][std::to_string(k)] = v;
-        char b[48];
-        std::snprintf(b, sizeof b, " k=%d %.3f", k, v);
-        line += b;
-      }
-      std::printf("%s\n", line.c_str());
-    }
+    read_out(sys, t, rows, P, {2, 4, 10, 25, 50, 100, 200, 400}, std::min(int(W), int(n) / 3), out[name]);
+  }
+  return out;
+}
+
+// ---- 1b. noise-whitened features ---------------------------------------------------------------------------
+
+// The run's features of `count` noise-only images (engine/noise_features.h), views and CTFs from its cache.
+std::vector<float> noise_features_of(const std::string& run, const std::string& cache_path, size_t count,
+                                     uint64_t seed) {
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(run + "/model.ckpt", cx);
+  const ParticleCache cache(cache_path);
+  const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+  std::vector<size_t> all(cache.count());
+  std::iota(all.begin(), all.end(), size_t(0));
+  return noise_features(cx, batcher, m.neutral_params, m.ring_weights, m.config.pooled, m.norm, all, count, seed);
+}
+
+// The generalized eigenproblem C v = lambda N v (engine/noise_features.h fit_noise_whitened_pca, N shrunk
+// by each of `shrinks`), the same cross-validated read-out of the truth as feature_info on the top k
+// components. Check: a held-out half of the noise images, whitened by the N of the other half, has the
+// Marchenko-Pastur spectrum of pure noise (top eigenvalue near (1 + sqrt(W / m))^2); its top ones reported.
+nlohmann::json whitened_info(const HeteroSystem& sys, const std::string& path, const Truth& t,
+                             const std::vector<size_t>& rows, const std::vector<float>& noise,
+                             const std::vector<double>& shrinks) {
+  const FeatureFile f(path, nlohmann::json());
+  const size_t W = f.width(), n = rows.size(), m = noise.size() / W, half = m / 2;
+  CUGMM_REQUIRE(noise.size() == m * W, "noise features of another width than the run's");
+  const std::vector<float> noise_a(noise.begin(), noise.begin() + std::ptrdiff_t(half * W));
+  // The held-out half centred: the noise rows' mean is not the particles' (the normalisation's), and the fit
+  // takes the rows as centred (a mean left in would stand as one spurious top eigenvalue).
+  std::vector<float> noise_b(noise.begin() + std::ptrdiff_t(half * W), noise.end());
+  std::vector<double> mean(W, 0.0);
+  for (size_t i = 0; i < m - half; ++i)
+    for (size_t c = 0; c < W; ++c) mean[c] += noise_b[i * W + c] / double(m - half);
+  for (size_t i = 0; i < m - half; ++i)
+    for (size_t c = 0; c < W; ++c) noise_b[i * W + c] -= float(mean[c]);
+  std::vector<size_t> held(m - half);
+  std::iota(held.begin(), held.end(), size_t(0));
+  const RowSource held_rows = [&](const size_t* index, int k, float* out) {
+    for (int i = 0; i < k; ++i) std::copy_n(noise_b.data() + index[i] * W, W, out + size_t(i) * W);
+  };
+  const RowSource feature_rows = [&](const size_t* index, int k, float* out) { f.gather(index, k, out); };
+  std::vector<float> buf(n * W);
+  f.gather(rows.data(), int(n), buf.data());
+  nlohmann::json out = nlohmann::json::object();
+  out["noise_images"] = m;
+  const int kmax = int(std::min<size_t>(100, n / 3));
+  for (double a : shrinks) {
+    char name[32];
+    std::snprintf(name, sizeof name, "shrink_%.2f", a);
+    const FeatureTransform noise_only = fit_noise_whitened_pca(held_rows, W, held, noise_a, 10, false, a);
+    const double mp_noise = std::pow(1 + std::sqrt(double(W) / double(m - half)), 2);
+    std::printf("noise-whitened (shrink %.2f): held-out noise top eigenvalues %.2f %.2f %.2f (MP edge %.2f)\n", a,
+                noise_only.variance[0], noise_only.variance[1], noise_only.variance[2], mp_noise);
+    out[name]["heldout_noise_top"] = noise_only.variance;
+    out[name]["heldout_noise_mp_edge"] = mp_noise;
+    const FeatureTransform tr = fit_noise_whitened_pca(feature_rows, W, rows, noise, kmax, false, a);
+    const std::vector<double>& lambda = tr.variance;
+    const double mp = std::pow(1 + std::sqrt(double(W) / double(n)), 2);
+    int above = 0;
+    while (above < int(lambda.size()) && lambda[size_t(above)] > mp) ++above;
+    std::printf("  features: top eigenvalues %.2f %.2f %.2f %.2f, %d above the MP edge %.2f\n", lambda[0], lambda[1],
+                lambda[2], lambda[3], above, mp);
+    out[name]["eigenvalues"] = lambda;
+    out[name]["above_mp_edge"] = above;
+    out[name]["mp_edge"] = mp;
+    // The components' scores: the rows times the basis (width x kmax).
+    const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        X(buf.data(), Eigen::Index(n), Eigen::Index(W)), B(tr.basis.data(), Eigen::Index(W), kmax);
+    Eigen::MatrixXd P = (X.cast<double>() * B.cast<double>());
+    P.rowwise() -= P.colwise().mean();
+    read_out(sys, t, rows, P, {2, 4, 10, 25, 100}, kmax, out[name]);
   }
   return out;
 }
@@ -421,6 +509,8 @@ int main(int argc, char** argv) {
   try {
     std::string system, data, cache_path, run, model, out = "diagnostics.json";
     bool ceiling = true, features = true;
+    size_t noise_images = 0;  // --noise-whitened M: M noise-only images (section 1b)
+    std::vector<double> shrinks;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto next = [&]() -> std::string {
@@ -435,6 +525,8 @@ int main(int argc, char** argv) {
       else if (a == "--out") out = next();
       else if (a == "--no-ceiling") ceiling = false;
       else if (a == "--no-features") features = false;
+      else if (a == "--noise-whitened") noise_images = std::stoul(next());
+      else if (a == "--shrink") shrinks.push_back(std::stod(next()));
       else throw Error("unknown option " + a + " (see the header of bench/bench_accuracy_diagnostics.cpp)");
     }
     if (system.empty() || data.empty() || cache_path.empty()) throw Error("--system, --data and --cache are needed");
@@ -453,6 +545,11 @@ int main(int argc, char** argv) {
     std::vector<float> ring_weights, neutral_params;
     if (!run.empty()) {
       if (features) doc["features"] = feature_info(sys, run + "/features.cugmm-features", t, rows);
+      if (noise_images > 0) {
+        if (shrinks.empty()) shrinks = {0.2};
+        doc["noise_whitened"] = whitened_info(sys, run + "/features.cugmm-features", t, rows,
+                                              noise_features_of(run, cache_path, noise_images, 1), shrinks);
+      }
       const nn::Checkpoint ck = nn::Checkpoint::load(run + "/model.ckpt");
       if (ck.meta.contains("ring_count")) ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
       neutral_params = ck.get_f32("neutral", 5 * size_t(ck.meta.at("gaussians").get<int>()));

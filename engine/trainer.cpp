@@ -14,6 +14,7 @@
 #include "core/threads.h"
 #include "engine/data_parallel.h"
 #include "engine/model_params.h"
+#include "engine/noise_features.h"
 #include "engine/pose_refine.h"
 #include "engine/ring_weights.h"
 #include "engine/train_ops.h"
@@ -38,7 +39,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
-          {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten}, {"feature_row_rms", feature_row_rms},
+          {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
+          {"feature_noise_whiten", feature_noise_whiten}, {"feature_row_rms", feature_row_rms},
           {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
@@ -62,6 +64,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.rigid_free = j.value("rigid_free", false);
   c.feature_pca = j.value("feature_pca", 0);  // runs before the encoder's input transform
   c.feature_pca_whiten = j.value("feature_pca_whiten", false);
+  c.feature_noise_whiten = j.value("feature_noise_whiten", false);
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
   return c;
@@ -730,9 +733,29 @@ void Trainer::prepare_features(bool resume) {
   transform_.row_rms = p_->c.feature_row_rms;
   if (p_->c.feature_pca > 0)  // a resumed run's own components; else fitted (every rank the same, deterministic)
     transform_ = resume ? stored_transform(nn::Checkpoint::load(checkpoint_path()), p_->c, features_->width())
+                        : p_->c.feature_noise_whiten ? fit_noise_whitened_transform()
                         : fit_feature_pca(*features_, train_, p_->c.feature_pca, p_->c.feature_row_rms, p_->c.seed,
                                           p_->c.feature_pca_whiten);
   seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+FeatureTransform Trainer::fit_noise_whitened_transform() const {
+  // Twice the width in noise images (at least 3,000): N's estimate then needs little shrinkage. On the CPU
+  // whatever the run's device, so every backend and rank measures the very same N (a second or two).
+  const size_t width = features_->width(), count = std::max<size_t>(3000, 2 * width);
+  Context cpu(Device::cpu);
+  std::vector<float> noise = noise_features(cpu, *batcher_, p_->neutral_params, p_->ring_weights, p_->c.pooled, norm_,
+                                            train_, count, p_->c.seed ^ 0x6e6f697365ull);
+  const bool rms = p_->c.feature_row_rms;
+  if (rms) scale_rows_to_unit_rms(noise.data(), count, width);
+  FeatureTransform t = fit_noise_whitened_pca(
+      [&](const size_t* index, int n, float* out) {
+        features_->gather(index, n, out);
+        if (rms) scale_rows_to_unit_rms(out, size_t(n), width);
+      },
+      width, train_, noise, p_->c.feature_pca, p_->c.feature_pca_whiten);
+  t.row_rms = rms;
+  return t;
 }
 
 namespace {

@@ -89,6 +89,8 @@ struct TrainConfig {
   // Fewer, denoised input directions leave the encoder less room to memorise each particle's noise.
   int feature_pca = 0;
   bool feature_pca_whiten = false;  // each component's scores scaled to unit variance
+  // The components ranked by signal-to-noise instead of variance (engine/noise_features.h; round 7c).
+  bool feature_noise_whiten = false;
   bool feature_row_rms = false;
   float input_dropout = 0;
 
@@ -239,6 +241,8 @@ class Trainer {
   std::vector<EpochRecord> history_;
   FeatureNorm norm_;
   FeatureTransform transform_;
+  // --feature-whiten noise: the features of noise-only images measured, then the transform fitted with them.
+  FeatureTransform fit_noise_whitened_transform() const;
   std::unique_ptr<FeatureFile> features_;
   std::unique_ptr<ParticleBatcher> batcher_;
   std::string poses_key_;  // FNV-1a of the poses given to use_poses (or of the aligned ones), "" for the cache's

@@ -25,28 +25,21 @@ TEST_CASE("resume: 2 epochs straight == 1 epoch + resume + 1 epoch, bit for bit"
   CHECK(test::contains(r.out, "settings differ"));
 }
 
-TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed applies the same projection") {
-  DataSet d = make_data("train_feature_pca", "linear", 160, 2.0);
+namespace {
+
+// `opts` trained 2 epochs straight and 1 + resume + 1: the latents bit-identical; embed (another batching, so
+// BLAS rounds differently) reproduces the straight run's latent through the stored input transform (without
+// it the encoder could not even take the 5G-wide rows). Returns the straight run's run.json.
+nlohmann::json resume_and_embed(const DataSet& d, const std::string& opts, const std::string& expect_log) {
   const std::string a = d.dir + "/straight", b = d.dir + "/resumed";
-  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 12 "
-                           "--feature-pca-whiten --feature-row-rms --input-dropout 0.1";
   test::RunResult r = test::run(train_cmd(d, a, opts + " --epochs 2"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
-  CHECK(test::contains(r.out, "feature PCA: 12 components"));
+  CHECK(test::contains(r.out, expect_log));
   r = test::run(train_cmd(d, b, opts + " --epochs 1"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   r = test::run(train_cmd(d, b, opts + " --epochs 2 --resume"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
-  std::ifstream in(a + "/run.json");
-  const nlohmann::json run = nlohmann::json::parse(in);
-  CHECK(run.at("feature_pca").at("components") == 12);
-  CHECK(run.at("config").at("feature_pca") == 12);
-  CHECK(run.at("config").at("feature_pca_whiten") == true);
-  CHECK(run.at("config").at("feature_row_rms") == true);
-  CHECK(run.at("config").at("input_dropout").get<double>() == doctest::Approx(0.1));
-  // embed (another batching, so BLAS rounds differently) reproduces the run's latent through the stored basis;
-  // without the projection the encoder could not even take the 5G-wide rows.
   r = test::run(test::cugmm_exe() + " embed " + a + " --particles " + d.star + " --out " + d.dir +
                 "/embedded --device cpu --threads 1");
   REQUIRE_MESSAGE(r.status == 0, r.out);
@@ -55,13 +48,43 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
   double diff = 0;
   for (size_t i = 0; i < x.values.size(); ++i) diff = std::max(diff, std::abs(x.values[i] - y.values[i]));
   CHECK(diff < 1e-4);
+  std::ifstream in(a + "/run.json");
+  return nlohmann::json::parse(in);
+}
+
+// A one-epoch run with `opts` refused, saying `message`.
+void check_refused(const DataSet& d, const std::string& opts, const std::string& message) {
+  const test::RunResult r = test::run(train_cmd(d, d.dir + "/refused", "--batch 16 --epochs 1 " + opts));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(test::contains(r.out, message), r.out);
+}
+
+}  // namespace
+
+TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed applies the same projection") {
+  DataSet d = make_data("train_feature_pca", "linear", 160, 2.0);
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 12 "
+                           "--feature-pca-whiten --feature-row-rms --input-dropout 0.1";
+  const nlohmann::json run = resume_and_embed(d, opts, "feature PCA: 12 components");
+  CHECK(run.at("feature_pca").at("components") == 12);
+  CHECK(run.at("config").at("feature_pca") == 12);
+  CHECK(run.at("config").at("feature_pca_whiten") == true);
+  CHECK(run.at("config").at("feature_row_rms") == true);
+  CHECK(run.at("config").at("input_dropout").get<double>() == doctest::Approx(0.1));
   // More components than the feature width or the training particles: refused before any work.
-  r = test::run(train_cmd(d, d.dir + "/too_many", "--batch 16 --epochs 1 --feature-pca 150"));
-  CHECK(r.status != 0);
-  CHECK(test::contains(r.out, "--feature-pca 150 must be below"));
-  r = test::run(train_cmd(d, d.dir + "/whiten_alone", "--batch 16 --epochs 1 --feature-pca-whiten"));
-  CHECK(r.status != 0);
-  CHECK(test::contains(r.out, "needs --feature-pca"));
+  check_refused(d, "--feature-pca 150", "--feature-pca 150 must be below");
+  check_refused(d, "--feature-pca-whiten", "needs --feature-pca");
+}
+
+TEST_CASE("--feature-whiten noise: resume is bit-identical, run.json records it, embed applies the same basis") {
+  DataSet d = make_data("train_feature_noise", "linear", 160, 2.0);
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 8 "
+                           "--feature-whiten noise";
+  const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA: 8 components");
+  CHECK(run.at("config").at("feature_noise_whiten") == true);
+  CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(), "signal-to-noise"));
+  check_refused(d, "--feature-whiten noise", "--feature-whiten noise needs --feature-pca");
+  check_refused(d, "--feature-pca 8 --feature-whiten pink", "--feature-whiten must be noise or none");
 }
 
 TEST_CASE("frozen Gaussians and frozen columns stay exactly neutral") {

@@ -220,6 +220,8 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   if (const FeatureTransform& ft = trainer.feature_transform(); ft.k > 0)
     run["feature_pca"] = {{"components", ft.k}, {"whitened", cfg.feature_pca_whiten}, {"variance", ft.variance},
                           {"total_variance", ft.total_variance}};
+  if (cfg.feature_noise_whiten && trainer.feature_transform().k > 0)  // variance: signal-to-noise + 1 (round 7c)
+    run["feature_pca"]["ranked_by"] = "signal-to-noise (noise-only images' features as the noise covariance)";
   run["device"] = device;
   run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
                   {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes},

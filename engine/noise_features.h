@@ -1,0 +1,46 @@
+// The gradient features of NOISE-ONLY images (issue 14, docs/accuracy.md round 7c): what the features of
+// engine/features.h would be if the particles held no signal, so their covariance is the noise part N of the
+// features' covariance C_s + N. Ranking feature directions by C v = lambda N v (signal-to-noise) instead of
+// by C alone (plain PCA) is what bench_accuracy_diagnostics --noise-whitened measures.
+//
+// Noise image i takes the view and CTF of particles[i mod n] (the batcher's cache indices) and complex Gaussian
+// coefficients with the run's per-ring noise spectrum: the pooled score's u_r = 1 / sigma_r^2
+// (engine/ring_weights.h inverse_noise); the per-ring FRC scores are blind to a ring's scale, so for them
+// (pooled false) white noise is the same. Real on the self-conjugate coefficients and Hermitian across
+// partners (FourierBand::partner), as a real image's transform is. Scored by the run's training projector at
+// its neutral model and normalised with the run's column normalisation, exactly as the particles' features.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/context.h"
+#include "engine/feature_transform.h"
+#include "engine/features.h"
+#include "engine/particle_batch.h"
+
+namespace cugmm {
+
+// count x 5G floats, row-major; deterministic for a seed; cx a CPU context (host buffers). Progress shown.
+std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
+                                  const std::vector<float>& ring_weights, bool pooled, const FeatureNorm& norm,
+                                  const std::vector<size_t>& particles, size_t count, uint64_t seed, int batch = 64);
+
+// The encoder's input transform ranked by signal-to-noise (`train --feature-pca K --feature-whiten noise`):
+// the generalized eigenproblem C v = lambda N v, with C the second moment of the rows `rows` of `source`
+// (column-centred by the feature file's normalisation) and N that of the noise rows (count x width, as
+// noise_features returns them, centred here), shrunk towards its diagonal, N_s = (1 - a) N + a diag(N),
+// because the width 5G may exceed the noise sample: a = shrink, or when shrink < 0 a = width / (width +
+// noise rows) (little shrinkage once the sample is large: shrinking towards the diagonal misstates noise
+// that is correlated across columns, which then leaks through the whitening; tests/test_noise_whitening). The basis is N_s^-1/2 V_k: the rows whitened by
+// the noise, then their top k principal components; variance holds lambda_k (1 where a direction holds only
+// noise, so lambda - 1 is its signal-to-noise); with whiten each column is scaled to unit-variance scores.
+// How many lambda lie above the Marchenko-Pastur edge (1 + sqrt(width / rows))^2 of pure noise is logged,
+// not used to choose k: N's own sampling error and the shrinkage move the edge (tests/test_noise_whitening:
+// 3 of pure noise's 40 lambda beyond it), so k is given. Dense (width x width, two symmetric eigensolvers): refused above max_width.
+// Deterministic; columns without information (sd 0: zero in every row) get zero weight.
+FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                        const std::vector<float>& noise, int k, bool whiten, double shrink = -1,
+                                        size_t max_width = 8000);
+
+}  // namespace cugmm
