@@ -201,7 +201,7 @@ static int run_evenodd(Command& c) {
         const ParticleCache& cache = caches[size_t(h)];
         embed_cache(tm[e], cx, cache, ckpt[e],
                     (fs::path(dir[e]) / ("cross_half" + std::to_string(h + 1) + ".cugmm-features")).string(), z, score);
-        const ParticleBatcher batcher(cache, training_band(cache, cfg.minres, cfg.maxres), cfg.ctf);
+        const ParticleBatcher batcher = model_batcher(tm[e], cache);
         apply_latent_estimate(le, tm[e], cx, batcher, z);
       }
       for (size_t i = 0; i < xrows[h].size(); ++i)

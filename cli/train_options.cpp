@@ -40,7 +40,9 @@ void TrainOptions::declare(Command& c) {
   c.number("--latent-reg", latent_reg, "weight of a |z|^2 penalty on the encoder's output (0: none, the paper's)", 0, 1e6);
   c.number("--dropout", dropout, "encoder dropout probability", 0, 0.9);
   c.text("--loss", loss, "white (the default): one correlation over the band, every coefficient weighted by its ring's "
-                         "measured inverse noise variance (kernels/frc.h pooled_sums); "
+                         "measured inverse noise variance (kernels/frc.h pooled_sums); gain: the same with the "
+                         "neutral model times its measured per-ring gain (engine/ring_weights.h; docs/accuracy.md "
+                         "round 7b); "
                          "snr: FRC rings weighted by their measured signal (engine/ring_weights.h); frc: the plain "
                          "mean over rings (the paper's)");
   c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
@@ -86,10 +88,11 @@ void TrainOptions::finish(const Command& c) {
   cfg.feature_noise_whiten = feature_whiten == "noise";
   if (cfg.feature_noise_whiten && cfg.feature_pca == 0) throw Error("--feature-whiten noise needs --feature-pca K");
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
-  if (!loss.empty() && loss != "white" && loss != "snr" && loss != "frc")
-    throw Error("--loss must be white, snr or frc, not '" + quote_value(loss) + "'");
+  if (!loss.empty() && loss != "white" && loss != "gain" && loss != "snr" && loss != "frc")
+    throw Error("--loss must be white, gain, snr or frc, not '" + quote_value(loss) + "'");
   if (!loss.empty()) {
-    cfg.pooled = loss == "white";
+    cfg.pooled = loss == "white" || loss == "gain";
+    cfg.radial_gain = loss == "gain";
     cfg.snr_weighted = loss == "snr";
   }
   if (!rigid.empty() && rigid != "remove" && rigid != "keep")

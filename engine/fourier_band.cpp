@@ -49,4 +49,13 @@ FourierBand make_fourier_band(int box, double pixel_size, double minres, double 
   return b;
 }
 
+void accumulate_ring_fit(const FourierBand& band, const std::complex<float>* model, const std::complex<float>* data,
+                         double* num, double* den) {
+  for (size_t k = 0; k < band.size(); ++k) {
+    const std::complex<double> m(model[k]), d(data[k]);
+    num[band.ring[k]] += band.weight[k] * (m.real() * d.real() + m.imag() * d.imag());
+    den[band.ring[k]] += band.weight[k] * std::norm(m);
+  }
+}
+
 }  // namespace cugmm

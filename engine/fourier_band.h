@@ -12,6 +12,7 @@
 // N/2, in units where the image is density per Å^2:  F(k) = pixel^2 * (-1)^(kx+ky) * DFT(image)[k], with
 // k = (kx, ky) / (N * pixel) in 1/Å. The projector's P^(k) (DESIGN §2) is then directly comparable.
 #pragma once
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -42,5 +43,11 @@ struct FourierBand {
 // Rings from resolutions in Å: ring_max = min(N/2, floor(N*pixel/maxres)), ring_min =
 // max(1, ceil(N*pixel/minres)); maxres <= 0 means Nyquist, minres <= 0 means ring 1.
 FourierBand make_fourier_band(int box, double pixel_size, double minres, double maxres);
+
+// The per-ring least-squares scale of a model to data, accumulated particle by particle: for one particle's
+// band coefficients, num[r] += sum w Re(M conj D) and den[r] += sum w |M|^2 over ring r (num_rings entries);
+// the scale is num / den once every particle is in.
+void accumulate_ring_fit(const FourierBand& band, const std::complex<float>* model, const std::complex<float>* data,
+                         double* num, double* den);
 
 }  // namespace cugmm

@@ -85,7 +85,16 @@ void ParticleBatcher::gather(const size_t* index, int n, ParticleView* views, cf
     const cfloat* src = cache_.coefficients(index[i]);
     cfloat* dst = data + size_t(i) * nb;
     for (size_t k = 0; k < nb; ++k) dst[k] = src[take_[k]];
+    if (!scale_.empty())
+      for (size_t k = 0; k < nb; ++k) dst[k] *= scale_[band_.ring[k]];
   }
+}
+
+void ParticleBatcher::set_data_scale(std::vector<float> scale) {
+  CUGMM_REQUIRE(scale.empty() || scale.size() == size_t(band_.num_rings()),
+                "ParticleBatcher: the data scale has " + std::to_string(scale.size()) + " rings, the band " +
+                    std::to_string(band_.num_rings()));
+  scale_ = std::move(scale);
 }
 
 }  // namespace cugmm

@@ -38,6 +38,9 @@ class ParticleBatcher {
   ParticleView view(size_t i) const;
   // Poses used in place of the cache's (one per cache particle; empty: the cache's): `train --poses-from`.
   void set_poses(std::vector<ParticlePose> poses);
+  // Every coefficient of ring r multiplied by scale[r] as it is gathered (rings 0..band.ring_max; empty: as
+  // cached): the pooled score's data side (RingWeights::data_scale).
+  void set_data_scale(std::vector<float> scale);
 
  private:
   const ParticleCache& cache_;
@@ -45,6 +48,7 @@ class ParticleBatcher {
   CtfChoice ctf_;
   std::vector<int> take_;
   std::vector<ParticlePose> poses_;
+  std::vector<float> scale_;
 };
 
 // The loss band for a cache: minres/maxres in Å (maxres <= 0 or finer than the cache: the cache's last ring).

@@ -5,6 +5,7 @@
 #include <complex>
 
 #include "core/error.h"
+#include "engine/preprocess.h"
 #include "kernels/frc.h"
 
 namespace cugmm {
@@ -25,7 +26,11 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
   std::vector<cfloat> data(size_t(chunk) * band.size());
   std::vector<float> score(chunk), frc(size_t(chunk) * nr);
   std::vector<double> sum(size_t(nr), 0.0), sum2(size_t(nr), 0.0), noise(size_t(nr), 0.0),
-      dd(static_cast<size_t>(nr), 0.0);
+      dd(static_cast<size_t>(nr), 0.0), num(size_t(nr), 0.0), mm(size_t(nr), 0.0);
+  // The model's coefficients (rendered on the half-plane, a few particles at a time to bound the memory).
+  const int render_chunk = 16;
+  const size_t plane = size_t(band.box) * size_t(band.box / 2 + 1);
+  std::vector<cfloat> planes(size_t(render_chunk) * plane), model(band.size());
   for (size_t first = 0; first < n; first += chunk) {
     const int m = int(std::min<size_t>(chunk, n - first));
     batcher.gather(use.data() + first, m, views.data(), data.data());
@@ -36,6 +41,14 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
     o.score = score.data();
     o.frc = frc.data();
     projector->run_host(in, o);
+    for (int i0 = 0; i0 < m; i0 += render_chunk) {
+      const int mr = std::min(render_chunk, m - i0);
+      projector->render_host({mr, neutral.data(), 0, views.data() + i0, nullptr}, planes.data());
+      for (int i = 0; i < mr; ++i) {
+        band_gather(band, planes.data() + size_t(i) * plane, model.data());
+        accumulate_ring_fit(band, model.data(), data.data() + size_t(i0 + i) * band.size(), num.data(), mm.data());
+      }
+    }
     for (int i = 0; i < m; ++i) {
       std::fill(dd.begin(), dd.end(), 0.0);
       for (size_t b = 0; b < band.size(); ++b)
@@ -73,6 +86,36 @@ RingWeights estimate_ring_weights(Context& cx, const ParticleBatcher& batcher, c
   }
   if (!(inv_total > 0)) throw Error("the particles hold no power in the band: are they blank?");
   for (float& v : w.inverse_noise) v = float(v / inv_total);
+  // The model's gain per ring, g_r = sum num_r / sum mm_r: the neutral model's radial power profile against
+  // the particles' (the least-squares per-ring scale of the model, pooled over particles). Scoring g_r M
+  // instead of M (a view-independent radial filter, so it changes no particle's relative fit) takes from the
+  // pooled score the gain a per-particle deformation would otherwise get by reshaping each view's
+  // projection towards the data's radial profile (docs/accuracy.md round 7b). The identity that puts it on
+  // the data side: with data D_r / g_r and weights u_r g_r^2, A, B and D of pooled_sums are those of g M.
+  // The gain is measured only where the ring's mean FRC is significant (w.weight > 0: snr_ring_weight); a ring
+  // without measurable signal (num/mm is noise over little model power there, near a CTF zero or beyond the
+  // signal) is left out of the score (weight 0, data 0).
+  w.model_gain.assign(size_t(nr), 0.f);
+  w.data_scale.assign(size_t(nr), 0.f);
+  w.pooled_weights.assign(size_t(nr), 0.f);
+  std::vector<double> gains;
+  for (int r = band.ring_min; r < nr; ++r)
+    if (w.weight[size_t(r)] > 0 && num[size_t(r)] > 0 && mm[size_t(r)] > 0) gains.push_back(num[size_t(r)] / mm[size_t(r)]);
+  if (gains.empty())
+    throw Error("the neutral model's FRC against the particles is not significantly above 0 in any ring of the "
+                "band: is it the model of these particles (box, pixel size, pose convention)?");
+  std::nth_element(gains.begin(), gains.begin() + long(gains.size() / 2), gains.end());
+  const double gain_median = gains[gains.size() / 2];  // the scale is free (the score is a cosine): median 1
+  double pooled_total = 0;
+  for (int r = band.ring_min; r < nr; ++r)
+    if (w.weight[size_t(r)] > 0 && num[size_t(r)] > 0 && mm[size_t(r)] > 0) {
+      const double g = num[size_t(r)] / mm[size_t(r)] / gain_median;
+      w.model_gain[size_t(r)] = float(g);
+      w.data_scale[size_t(r)] = float(1 / g);
+      w.pooled_weights[size_t(r)] = float(double(w.inverse_noise[size_t(r)]) * g * g);
+      pooled_total += w.pooled_weights[size_t(r)];
+    }
+  for (float& v : w.pooled_weights) v = float(v / pooled_total);
   if (!(total > 0))
     throw Error("the neutral model's FRC against the particles is not significantly above 0 in any ring of the "
                 "band: is it the model of these particles (box, pixel size, pose convention)?");

@@ -20,6 +20,11 @@ struct RingWeights {
   // (their power beyond the neutral model's best per-ring fit, |D|^2 (1 - FRC^2), averaged): the pooled
   // score's coefficient weights (kernels/frc.h pooled_sums, `train --loss white`).
   std::vector<float> inverse_noise;
+  // Per ring 0..ring_max: the neutral model's gain g_r (median 1; 0 where the ring holds no significant signal),
+  // and what the pooled score uses so that it scores g_r M against the particles: the particles' coefficients
+  // times data_scale_r = 1 / g_r (ParticleBatcher::set_data_scale) and the coefficient weights
+  // pooled_weights_r ~ u_r g_r^2 (summing to 1; 0 where g_r is). Why: docs/accuracy.md round 7b.
+  std::vector<float> model_gain, data_scale, pooled_weights;
   size_t particles = 0;          // how many particles the estimate used
 };
 

@@ -258,14 +258,8 @@ ParticleCache subtracted_cache(Context& cx, const ParticleCache& source, const i
     for (size_t i = 0; i < m; ++i) idx[i] = (first + i) * n / ns;  // spread over the whole set
     for (size_t i = 0; i < m; ++i) views[i] = views_of.view(idx[i]);
     whole.render(views.data(), m, model.data(), decode(idx.data(), m, false));
-    for (size_t i = 0; i < m; ++i) {
-      const cfloat* d = source.coefficients(idx[i]);
-      const cfloat* mm = model.data() + i * nb;
-      for (size_t k = 0; k < nb; ++k) {
-        num[band.ring[k]] += band.weight[k] * (double(mm[k].real()) * d[k].real() + double(mm[k].imag()) * d[k].imag());
-        den[band.ring[k]] += band.weight[k] * std::norm(std::complex<double>(mm[k]));
-      }
-    }
+    for (size_t i = 0; i < m; ++i)
+      accumulate_ring_fit(band, model.data() + i * nb, source.coefficients(idx[i]), num.data(), den.data());
     progress.add(m);
   }
   std::vector<double> scale(num.size(), 0.0);

@@ -38,7 +38,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
-          {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
+          {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
           {"feature_noise_whiten", feature_noise_whiten}, {"feature_row_rms", feature_row_rms},
           {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
@@ -58,6 +58,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.symmetry = j.value("symmetry", std::string("C1"));
   c.snr_weighted = j.value("snr_weighted", false);  // runs before issue 14: the plain FRC
   c.pooled = j.value("pooled", false);              // runs before the pooled score
+  c.radial_gain = j.value("radial_gain", false);    // runs before the radial gain
   c.align_shifts = j.value("align_shifts", false);  // runs before the shift alignment
   c.coarse_epochs = j.value("coarse_epochs", 0);
   c.coarse_res = j.value("coarse_res", 12.0);
@@ -481,6 +482,7 @@ struct Trainer::Impl {
   int G;
   FourierBand band;
   std::vector<float> neutral_params, mask, ring_weights;
+  std::vector<float> data_scale;  // the pooled score's per-ring data scale (RingWeights::data_scale; empty: none)
   nlohmann::json ring_record;  // what run.json says about the weights
   StepConsts k;
   std::unique_ptr<nn::Sequential> enc, dec;
@@ -600,7 +602,7 @@ nlohmann::json Trainer::feature_key() const {
           {"cache_header", std::to_string(std::hash<std::string>{}(ca.header_json()))},
           {"model_fnv", std::to_string(h)}, {"ring_min", p_->band.ring_min}, {"ring_max", p_->band.ring_max},
           {"ctf", ctf_choice_name(p_->c.ctf)}, {"val_fraction", p_->c.val_fraction},
-          {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights},
+          {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights}, {"data_scale", p_->data_scale},
           {"pooled", p_->c.pooled}};
   if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
   return key;
@@ -704,17 +706,22 @@ void Trainer::prepare_features(bool resume) {
     if (resume) {  // the run's own weights (the data have not changed: the feature key checks it)
       nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
       p_->ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+      if (ck.has("data_scale")) p_->data_scale = ck.get_f32("data_scale", p_->ring_weights.size());
     } else {
       const RingWeights w = estimate_ring_weights(p_->cx, *batcher_, p_->neutral_params, train_);
-      p_->ring_weights = p_->c.pooled ? w.inverse_noise : w.weight;
+      const bool gain = p_->c.pooled && p_->c.radial_gain;
+      p_->ring_weights = gain ? w.pooled_weights : p_->c.pooled ? w.inverse_noise : w.weight;
+      if (gain) p_->data_scale = w.data_scale;
       p_->ring_record = {{"particles", w.particles}, {"mean_frc", w.mean_frc}, {"weights", w.weight},
-                         {"inverse_noise", w.inverse_noise}, {"score", p_->c.pooled ? "pooled" : "snr_weighted"}};
+                         {"inverse_noise", w.inverse_noise}, {"model_gain", w.model_gain},
+                         {"pooled_weights", w.pooled_weights}, {"score", p_->c.pooled ? "pooled" : "snr_weighted"}};
       std::string used;
       for (int r = p_->band.ring_min; r <= p_->band.ring_max; ++r)
         if (w.weight[size_t(r)] > 0) used = std::to_string(p_->band.ring_min) + ".." + std::to_string(r);
       log_info("SNR-weighted score: rings " + used + " carry signal (" + std::to_string(w.particles) +
                " particles at the neutral model)");
     }
+    batcher_->set_data_scale(p_->data_scale);
   }
   const nlohmann::json key = feature_key();
   std::string why = fs::exists(path) ? feature_file_stale_reason(path, key) : "missing";
@@ -881,6 +888,7 @@ bool Trainer::train(bool resume) {
       ck.put_f32("ring_weights", p.ring_weights);
       ck.meta["ring_count"] = p.ring_weights.size();
     }
+    if (!p.data_scale.empty()) ck.put_f32("data_scale", p.data_scale);
     p.enc->save(ck, "encoder.");
     p.dec->save(ck, "decoder.");
     p.aenc->save(ck, "adam_encoder.");
@@ -1082,6 +1090,7 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
     }
     if (m.config.snr_weighted || m.config.pooled)
       m.ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+    if (ck.has("data_scale")) m.data_scale = ck.get_f32("data_scale", m.ring_weights.size());
     m.encoder = std::make_unique<nn::Sequential>(encoder_arch(m.config, G), cx, 0);
     m.decoder = std::make_unique<nn::Sequential>(decoder_arch(m.config, G), cx, 0);
     m.decoder->set_base(std::vector<float>(5 * size_t(G), 0.f));
@@ -1091,6 +1100,12 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
     throw InputError(checkpoint, "", std::string("not a cugmm training checkpoint: ") + e.what());
   }
   return m;
+}
+
+ParticleBatcher model_batcher(const TrainedModel& m, const ParticleCache& cache) {
+  ParticleBatcher b(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+  b.set_data_scale(m.data_scale);
+  return b;
 }
 
 void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher, const FeatureFile& features,
@@ -1103,8 +1118,7 @@ void embed_particles(const TrainedModel& m, Context& cx, const ParticleBatcher& 
 void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache, const std::string& checkpoint,
                  const std::string& features_path, std::vector<float>& latent, std::vector<float>& score, int batch,
                  Comm* comm) {
-  const FourierBand band = training_band(cache, m.config.minres, m.config.maxres);
-  ParticleBatcher batcher(cache, band, m.config.ctf);
+  ParticleBatcher batcher = model_batcher(m, cache);
   // The shifts aligned to the neutral model as training aligned its own (the features must mean the same).
   if (m.config.align_shifts) batcher.set_poses(align_shifts(cx, cache, m.neutral_params, m.config.ctf));
   const nlohmann::json key = {{"count", cache.count()}, {"symmetry", cache.symmetry()},

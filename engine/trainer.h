@@ -70,6 +70,10 @@ struct TrainConfig {
   // else snr_weighted, the FRC's rings weighted by their measured signal (engine/ring_weights.h; `--loss
   // snr`); else the plain mean of the FRC over the rings (the paper's; `--loss frc`).
   bool pooled = true;
+  // With pooled: score g_r M, the neutral model times its measured per-ring gain (RingWeights::model_gain;
+  // `--loss gain`): stops the latent following the view at high SNR (docs/accuracy.md round 7b); not the
+  // default, the posterior latent of test_train_linear lost to the encoder's points with it.
+  bool radial_gain = false;
   bool snr_weighted = false;
   // A coarse band first: for the first coarse_epochs epochs the score keeps only rings at coarse_res Å or
   // coarser (0 epochs: none).
@@ -149,6 +153,7 @@ struct EpochRecord {
 struct TrainedModel {
   TrainConfig config;
   std::vector<float> ring_weights;    // the score's (empty: the plain mean; config.pooled: inverse noise)
+  std::vector<float> data_scale;      // config.pooled: the particles' per-ring scale (RingWeights::data_scale)
   io::GaussianModel neutral;         // the model the decoder starts from (its box and pixel)
   std::vector<float> neutral_params;  // 5G
   FeatureNorm norm;
@@ -159,6 +164,8 @@ struct TrainedModel {
   std::unique_ptr<nn::Sequential> encoder, decoder;
 };
 TrainedModel load_trained(const std::string& checkpoint, Context& cx);
+// The particles of `cache` as the run scores them: its loss band, CTF choice and data scale.
+ParticleBatcher model_batcher(const TrainedModel& m, const ParticleCache& cache);
 
 // Latent points of particles through a trained encoder (inference mode) and their FRC score at the decoded
 // model: rows in cache order.

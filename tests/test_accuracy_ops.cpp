@@ -11,11 +11,16 @@
 
 #include "core/context.h"
 #include "core/error.h"
+#include "engine/model_params.h"
+#include "engine/particle_batch.h"
+#include "engine/particle_cache.h"
 #include "engine/projector.h"
 #include "engine/ring_weights.h"
+#include "engine/simulate.h"
 #include "engine/train_ops.h"
 #include "engine/trainer.h"
 #include "kernels/frc.h"
+#include "kernels/philox.h"
 #include "support.h"
 
 using namespace cugmm;
@@ -163,6 +168,77 @@ TEST_CASE("ring weights: signal over noise, zero where the mean FRC is not signi
     sum += c[r];
   }
   CHECK(sum == doctest::Approx(1.0));
+}
+
+TEST_CASE("the pooled score's model gain: flat for data the model made, the data's radial filter for filtered data") {
+  // Particles simulated from a model with the projector (noise: the inverse noise weights need some), and a
+  // copy of them with every ring multiplied by h_r: the model's gain must be flat on the first (up to the
+  // noise) and follow h on the second exactly (the same noise, scaled), and the pooled score's weights on the
+  // gained data, u_r g_r^2, must not change: a radial filter of the data no longer moves the score.
+  const std::string dir = test::scratch_dir("ring_gain");
+  io::GaussianModel model;
+  model.box_size = 32;
+  model.pixel_size = 3.0;
+  model.resize(30);
+  for (int j = 0; j < 30; ++j) {
+    model.x[j] = float(30 * (2 * philox_uniform(5, 0, 3 * j) - 1));
+    model.y[j] = float(30 * (2 * philox_uniform(5, 0, 3 * j + 1) - 1));
+    model.z[j] = float(30 * (2 * philox_uniform(5, 0, 3 * j + 2) - 1));
+    model.amplitude[j] = float(1 + philox_uniform(5, 1, j));
+    model.width[j] = 6.f;
+  }
+  SimulationOptions so;
+  so.count = 300;
+  so.snr = 2;
+  CacheOptions co;
+  co.particles = simulate_particles({model}, so, dir).star;
+  co.normalise = false;
+  const ParticleCache cache = open_particle_cache(co, dir + "/p.cugmm-cache", true);
+  const FourierBand& band = cache.band();
+  std::vector<double> h(size_t(band.num_rings()));
+  for (size_t r = 0; r < h.size(); ++r) h[r] = std::exp(0.15 * double(r));  // data sharper than the model
+  std::vector<CachedParticle> table(cache.count());
+  for (size_t i = 0; i < table.size(); ++i) table[i] = cache.particle(i);
+  write_derived_cache(cache, table, {{"test", "ring filter"}}, [&](size_t first, size_t n, cfloat* out) {
+    for (size_t i = 0; i < n; ++i)
+      for (size_t k = 0; k < band.size(); ++k)
+        out[i * band.size() + k] = cache.coefficients(first + i)[k] * float(h[band.ring[k]]);
+  }, dir + "/filtered.cugmm-cache");
+  const ParticleCache filtered(dir + "/filtered.cugmm-cache");
+  const FourierBand loss = training_band(cache, 0, 0);
+  const std::vector<float> params = params_from_model(model);
+  std::vector<size_t> all(cache.count());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  Context& cx = cpu_context();
+  const RingWeights w0 = estimate_ring_weights(cx, ParticleBatcher(cache, loss, CtfChoice::automatic), params, all);
+  const RingWeights w1 = estimate_ring_weights(cx, ParticleBatcher(filtered, loss, CtfChoice::automatic), params, all);
+  double pooled_sum = 0;
+  std::vector<double> q;
+  size_t scored = 0;
+  for (int r = loss.ring_min; r <= loss.ring_max; ++r) {
+    CAPTURE(r);
+    const size_t i = size_t(r);
+    if (w0.mean_frc[i] > 0.3) CHECK(std::fabs(w0.model_gain[i] - 1) < 0.1);  // the rings the model makes
+    if (w0.model_gain[i] == 0) {  // no significant signal in the ring (a CTF zero): left out of both
+      CHECK(w1.model_gain[i] == 0);
+      CHECK(w1.pooled_weights[i] == 0);
+      continue;
+    }
+    q.push_back(w1.model_gain[i] / (w0.model_gain[i] * h[i]));
+    CHECK(w1.data_scale[i] * w1.model_gain[i] == doctest::Approx(1).epsilon(1e-5));
+    CHECK(w1.pooled_weights[i] == doctest::Approx(w0.pooled_weights[i]).epsilon(1e-3));
+    pooled_sum += w1.pooled_weights[i];
+    ++scored;
+  }
+  CHECK(scored > size_t(loss.ring_max - loss.ring_min) / 2);
+  CHECK(pooled_sum == doctest::Approx(1).epsilon(1e-5));
+  // g follows h up to the one free scale (the gains are normalised to mean 1).
+  for (double v : q) CHECK(v == doctest::Approx(q[0]).epsilon(1e-3));
+  // Without the gain the pooled weights of the two sets differ by h^2 (what the gain undoes): the check above
+  // can fail.
+  const double r1 = double(loss.ring_max), r0 = double(loss.ring_min);
+  CHECK(w1.inverse_noise[size_t(r1)] / w1.inverse_noise[size_t(r0)] <
+        0.5 * w0.inverse_noise[size_t(r1)] / w0.inverse_noise[size_t(r0)]);
 }
 
 TEST_CASE("the rigid-mode projection removes rigid motions, keeps relative ones, and its backward is its adjoint") {

@@ -129,7 +129,7 @@ TEST_CASE("the posterior-mean latent (train --latent-estimate posterior): agains
   Context cx(Device::cpu);
   const TrainedModel m = load_trained(run + "/model.ckpt", cx);
   ParticleCache cache(run + "/particles.cugmm-cache");
-  ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+  ParticleBatcher batcher = model_batcher(m, cache);  // the run's band, CTF and data scale
   // The poses training scored with: the cache's angles with the shifts it aligned to the neutral model
   // (TrainConfig::align_shifts), as stored in the checkpoint; the cache's own shifts would score another model.
   if (m.config.align_shifts) {

@@ -50,7 +50,7 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.move_positions = j.at("move_positions"); s.move_amplitudes = j.at("move_amplitudes");
   s.move_widths = j.at("move_widths"); s.ctf = j.at("ctf"); s.feature_precision = j.at("feature_precision");
   s.loss_every = j.at("loss_every"); s.explode = j.at("explode"); s.symmetry = j.at("symmetry");
-  s.snr_weighted = j.at("snr_weighted"); s.pooled = j.at("pooled"); s.align_shifts = j.at("align_shifts");
+  s.snr_weighted = j.at("snr_weighted"); s.pooled = j.at("pooled"); s.radial_gain = j.at("radial_gain"); s.align_shifts = j.at("align_shifts");
   s.rigid_free = j.at("rigid_free");
   s.feature_pca = j.at("feature_pca"); s.feature_pca_whiten = j.at("feature_pca_whiten");
   s.feature_noise_whiten = j.at("feature_noise_whiten");
@@ -105,7 +105,7 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"move_positions", s.move_positions}, {"move_amplitudes", s.move_amplitudes},
           {"move_widths", s.move_widths}, {"ctf", s.ctf}, {"feature_precision", s.feature_precision},
           {"loss_every", s.loss_every}, {"explode", s.explode}, {"latent_reg", s.latent_reg},
-          {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled},
+          {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled}, {"radial_gain", s.radial_gain},
           {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free}, {"feature_pca", s.feature_pca},
           {"feature_pca_whiten", s.feature_pca_whiten},
           {"feature_noise_whiten", s.feature_noise_whiten}, {"feature_row_rms", s.feature_row_rms},
@@ -147,6 +147,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     throw Error("TrainSettings: feature_noise_whiten needs feature_pca (the number of components)");
   if (s.pooled && s.snr_weighted)
     throw Error("TrainSettings: pooled and snr_weighted are two scores (--loss white or snr); set one at most");
+  if (s.radial_gain && !s.pooled)
+    throw Error("TrainSettings: radial_gain is the pooled score's model gain (--loss gain); set pooled too");
   if (!s.move_positions && !s.move_amplitudes && !s.move_widths)
     throw Error("TrainSettings: nothing may move (move_positions, move_amplitudes and move_widths are all false)");
   TrainConfig c = TrainConfig::from_json(settings_json(s));

@@ -78,7 +78,7 @@ EmbedOutcome run_embedding(const TrainedModel& m, Context& cx, const io::Particl
   const std::vector<int64_t> rows = output_rows(cache);
   if (rq.estimate.use_posterior) {  // both files only once the posterior has succeeded
     const std::vector<float> encoder_points = r.latent;
-    const ParticleBatcher batcher(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
+    const ParticleBatcher batcher = model_batcher(m, cache);
     apply_latent_estimate(rq.estimate, m, cx, batcher, r.latent);
     write_latent_txt((fs::path(out) / "latent_encoder.txt").string(), encoder_points, m.config.latent, rows,
                      cache.copies());

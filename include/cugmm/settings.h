@@ -34,6 +34,7 @@ struct TrainSettings {
   // inverse noise variance (`--loss white`, the default); else snr_weighted, the FRC's rings weighted by their
   // measured signal (`--loss snr`); else their plain mean (both false: `--loss frc`).
   bool pooled, snr_weighted;
+  bool radial_gain;                 // with pooled: the neutral model times its measured per-ring gain (`--loss gain`)
   bool align_shifts;                // each particle's shifts aligned to the neutral model before the features
                                     // (false: `--no-align-shifts`; not with poses_from)
   int coarse_epochs;                // epochs scored on the coarse band first (0: none)
