@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "engine/api/workflows.h"
 #include "engine/gaussian_mask.h"
+#include "engine/noise_features.h"
 
 namespace cugmm::cli {
 
@@ -58,6 +59,8 @@ void TrainOptions::declare(Command& c) {
   c.text("--feature-whiten", feature_whiten, "with --feature-pca: noise ranks the components by signal-to-noise (the "
                                              "noise covariance from the features of noise-only images with the data's "
                                              "noise spectrum; docs/accuracy.md round 7c) instead of variance; none: not");
+  c.text("--feature-whiten-solver", cfg.feature_noise_solver, "with --feature-whiten noise: auto (dense up to 5G = "
+                                 "1,000, streamed above), dense (5G up to 8,000) or streamed (any G; docs/accuracy.md round 7d)");
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");
   c.number("--input-dropout", input_dropout, "dropout probability on the encoder's input", 0, 0.9);
@@ -87,6 +90,9 @@ void TrainOptions::finish(const Command& c) {
     throw Error("--feature-whiten must be noise or none, not '" + quote_value(feature_whiten) + "'");
   cfg.feature_noise_whiten = feature_whiten == "noise";
   if (cfg.feature_noise_whiten && cfg.feature_pca == 0) throw Error("--feature-whiten noise needs --feature-pca K");
+  parse_noise_solver(cfg.feature_noise_solver);  // refused before any work
+  if (c.app.count("--feature-whiten-solver") > 0 && !cfg.feature_noise_whiten)
+    throw Error("--feature-whiten-solver needs --feature-whiten noise");
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
   if (!loss.empty() && loss != "white" && loss != "gain" && loss != "snr" && loss != "frc")
     throw Error("--loss must be white, gain, snr or frc, not '" + quote_value(loss) + "'");

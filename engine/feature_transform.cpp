@@ -27,16 +27,42 @@ namespace {
 
 using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// An orthonormal basis of the columns of y (thin QR in double: the power iteration's columns are nearly
-// parallel after a few passes, where float Gram-Schmidt would lose them).
-Mat orthonormal(const Mat& y) {
-  const Eigen::MatrixXd yd = y.cast<double>();
+}  // namespace
+
+void orthonormalize(float* y, size_t width, int L) {
+  // Thin QR in double: the power iteration's columns are nearly parallel after a few passes, where float
+  // Gram-Schmidt would lose them.
+  Eigen::Map<Mat> m(y, Eigen::Index(width), L);
+  const Eigen::MatrixXd yd = m.cast<double>();
   Eigen::HouseholderQR<Eigen::MatrixXd> qr(yd);
-  const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(yd.rows(), yd.cols());
-  return q.cast<float>();
+  m = (qr.householderQ() * Eigen::MatrixXd::Identity(yd.rows(), yd.cols())).cast<float>();
 }
 
-}  // namespace
+double second_moment_times(const RowSource& source, size_t width, const std::vector<size_t>& rows, bool row_rms,
+                           const float* q, int L, float* y) {
+  const size_t D = width, m = rows.size(), chunk = 256;
+  std::vector<float> x(chunk * D), t(chunk * size_t(L));
+  std::fill(y, y + D * size_t(L), 0.f);
+  double total = 0;
+  for (size_t first = 0; first < m; first += chunk) {
+    const int n = int(std::min(chunk, m - first));
+    source(rows.data() + first, n, x.data());
+    if (row_rms) scale_rows_to_unit_rms(x.data(), size_t(n), D);
+    for (size_t i = 0; i < size_t(n) * D; ++i) total += double(x[i]) * x[i];
+    nn::sgemm(false, false, n, L, int(D), 1.f, x.data(), int(D), q, L, 0.f, t.data(), L);
+    nn::sgemm(true, false, int(D), L, n, 1.f / float(m), x.data(), int(D), t.data(), L, 1.f, y, L);
+  }
+  return total / double(std::max<size_t>(1, m));
+}
+
+void set_component(FeatureTransform& f, size_t width, int j, const double* v, double variance, bool whiten) {
+  size_t big = 0;  // a fixed sign (the largest entry positive), so the basis does not depend on the solver's choice
+  for (size_t r = 1; r < width; ++r)
+    if (std::abs(v[r]) > std::abs(v[big])) big = r;
+  double s = v[big] < 0 ? -1.0 : 1.0;
+  if (whiten && variance > 0) s /= std::sqrt(variance);
+  for (size_t r = 0; r < width; ++r) f.basis[r * size_t(f.k) + size_t(j)] = float(s * v[r]);
+}
 
 FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows, int k,
                                  bool row_rms, uint64_t seed, bool whiten, size_t max_rows) {
@@ -57,32 +83,23 @@ FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const st
   Mat q(D, L);
   for (size_t r = 0; r < D; ++r)
     for (int c = 0; c < L; ++c) q(r, c) = philox_normal(seed ^ 0x706361ull, 0, r * size_t(L) + size_t(c));
-  q = orthonormal(q);
+  orthonormalize(q.data(), D, L);
 
-  const size_t chunk = 256;
-  std::vector<float> x(chunk * D), t(chunk * size_t(L));
   double total = 0;
-  // y = (1/m) sum over the rows of x^T (x q): the rows' second moment times q, one streamed pass.
-  auto moment_times = [&](const Mat& qq, bool count_total) {
-    Mat y = Mat::Zero(D, L);
-    for (size_t first = 0; first < m; first += chunk) {
-      const int n = int(std::min(chunk, m - first));
-      source(use.data() + first, n, x.data());
-      if (row_rms) scale_rows_to_unit_rms(x.data(), size_t(n), D);
-      if (count_total)
-        for (size_t i = 0; i < size_t(n) * D; ++i) total += double(x[i]) * x[i];
-      nn::sgemm(false, false, n, L, int(D), 1.f, x.data(), int(D), qq.data(), L, 0.f, t.data(), L);
-      nn::sgemm(true, false, int(D), L, n, 1.f / float(m), x.data(), int(D), t.data(), L, 1.f, y.data(), L);
-    }
+  // The rows' second moment times q: one streamed pass.
+  auto moment_times = [&](const Mat& qq) {
+    Mat y(D, L);
+    total = second_moment_times(source, D, use, row_rms, qq.data(), L, y.data());
     return y;
   };
   Progress progress("feature PCA", size_t(passes) + 1);
   for (int p = 0; p < passes; ++p) {
-    q = orthonormal(moment_times(q, p == 0));
+    q = moment_times(q);
+    orthonormalize(q.data(), D, L);
     progress.add(1);
   }
   // Rayleigh-Ritz on the subspace: the small symmetric matrix q^T C q, its eigenvectors rotated back.
-  const Mat cq = moment_times(q, false);
+  const Mat cq = moment_times(q);
   progress.add(1);
   progress.finish();
   Eigen::MatrixXd small = (q.transpose().cast<double>() * cq.cast<double>());
@@ -93,17 +110,12 @@ FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const st
   FeatureTransform f;
   f.row_rms = row_rms;
   f.k = k;
-  f.total_variance = total / double(m);
+  f.total_variance = total;
   f.basis.assign(D * size_t(k), 0.f);
   for (int j = 0; j < k; ++j) {
     const int col = L - 1 - j;  // descending
     f.variance.push_back(std::max(0.0, eig.eigenvalues()(col)));
-    // A fixed sign (the largest entry positive), so the basis does not depend on the solver's choice.
-    Eigen::Index big = 0;
-    v.col(col).cwiseAbs().maxCoeff(&big);
-    double s = v(big, col) < 0 ? -1.0 : 1.0;
-    if (whiten && f.variance.back() > 0) s /= std::sqrt(f.variance.back());
-    for (size_t r = 0; r < D; ++r) f.basis[r * size_t(k) + size_t(j)] = float(s * v(Eigen::Index(r), col));
+    set_component(f, D, j, v.col(col).data(), f.variance.back(), whiten);
   }
   double kept = 0;
   for (double e : f.variance) kept += e;

@@ -30,6 +30,17 @@ void scale_rows_to_unit_rms(float* rows, size_t n, size_t width);
 // Rows of `width` values by index: n indices -> n x width floats (FeatureFile::gather, or a test's rows).
 using RowSource = std::function<void(const size_t* index, int n, float* out)>;
 
+// The randomized subspace iteration's steps, shared by fit_feature_pca and the streamed noise-whitened solver
+// (engine/noise_features.h): y (width x L, row-major) = the second moment of the rows `rows` (each scaled to
+// unit RMS first when row_rms) times q (width x L), one pass in chunks; returns the rows' mean squared norm.
+double second_moment_times(const RowSource& source, size_t width, const std::vector<size_t>& rows, bool row_rms,
+                           const float* q, int L, float* y);
+// The L columns of y (width x L, row-major) replaced in place by an orthonormal basis of their span.
+void orthonormalize(float* y, size_t width, int L);
+// Column j of f.basis (f.k columns, already sized) from v (width values): its sign fixed (the largest entry
+// positive, whatever the solver chose), divided by sqrt(variance) when whiten.
+void set_component(FeatureTransform& f, size_t width, int j, const double* v, double variance, bool whiten);
+
 // The top k principal components of the rows `rows` (at most max_rows of them, evenly spaced), each row first
 // scaled to unit RMS when row_rms. The rows are taken as column-centred (the feature file's normalisation
 // centres them), so the components are those of their second moment. Deterministic for a seed; the rows are

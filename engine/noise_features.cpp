@@ -1,7 +1,5 @@
 #include "engine/noise_features.h"
 
-#include <Eigen/Dense>
-
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -58,86 +56,6 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
   }
   progress.finish();
   return out;
-}
-
-}  // namespace cugmm
-
-namespace cugmm {
-
-FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
-                                        const std::vector<float>& noise, int k, bool whiten, double shrink,
-                                        size_t max_width) {
-  const size_t D = width, m = noise.size() / std::max<size_t>(1, D), n = rows.size();
-  if (D > max_width)
-    throw Error("--feature-whiten noise: the feature width " + std::to_string(D) + " (5 x Gaussians) is above " +
-                std::to_string(max_width) + "; the noise covariance is dense (width^2), use fewer Gaussians");
-  CUGMM_REQUIRE(noise.size() == m * D && m >= 2, "fit_noise_whitened_pca: noise rows of the features' width");
-  if (k < 1 || k >= int(D) || size_t(k) >= n)
-    throw Error("--feature-pca " + std::to_string(k) + ": the number of components must be at least 1 and below both the feature "
-                "width (" + std::to_string(D) + ") and the particles it is fitted on (" + std::to_string(n) + ")");
-  if (shrink < 0) shrink = double(D) / double(D + m);
-  CUGMM_REQUIRE(shrink > 0 && shrink <= 1, "fit_noise_whitened_pca: shrinkage in (0, 1]");
-  Progress progress("noise-whitened PCA", 4);
-  // N: the noise rows' covariance (centred: their mean is not the particles').
-  Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> z(noise.data(),
-                                                                                            Eigen::Index(m), Eigen::Index(D));
-  Eigen::MatrixXd zc = z.cast<double>();
-  zc.rowwise() -= zc.colwise().mean();
-  Eigen::MatrixXd N = zc.transpose() * zc / double(m);
-  zc.resize(0, 0);
-  const Eigen::VectorXd diag = N.diagonal();
-  N *= 1 - shrink;
-  for (Eigen::Index c = 0; c < N.rows(); ++c) N(c, c) = diag(c) > 0 ? N(c, c) + shrink * diag(c) : 1.0;
-  progress.add(1);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ne(N);
-  N.resize(0, 0);
-  const Eigen::VectorXd inv = ne.eigenvalues().cwiseMax(1e-12 * ne.eigenvalues().maxCoeff()).cwiseSqrt().cwiseInverse();
-  Eigen::MatrixXd R = ne.eigenvectors() * inv.asDiagonal() * ne.eigenvectors().transpose();  // N_s^-1/2
-  for (Eigen::Index c = 0; c < R.rows(); ++c)
-    if (!(diag(c) > 0)) R.row(c).setZero(), R.col(c).setZero();
-  progress.add(1);
-  // C_w = R C R: the whitened rows' second moment, streamed in chunks of the feature rows.
-  Eigen::MatrixXd C = Eigen::MatrixXd::Zero(Eigen::Index(D), Eigen::Index(D));
-  const size_t chunk = 256;
-  std::vector<float> x(chunk * D);
-  double total = 0;
-  for (size_t first = 0; first < n; first += chunk) {
-    const int b = int(std::min(chunk, n - first));
-    source(rows.data() + first, b, x.data());
-    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> xb(x.data(), b,
-                                                                                               Eigen::Index(D));
-    const Eigen::MatrixXd xd = xb.cast<double>();
-    total += xd.squaredNorm();
-    C.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose());
-  }
-  C = C.selfadjointView<Eigen::Lower>();
-  C = R * (C / double(n)) * R;
-  progress.add(1);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ce(C);
-  progress.add(1);
-  progress.finish();
-  const double edge = std::pow(1 + std::sqrt(double(D) / double(n)), 2);
-  int above = 0;
-  while (above < int(D) && ce.eigenvalues()(Eigen::Index(D) - 1 - above) > edge) ++above;
-  FeatureTransform f;
-  f.k = k;
-  f.total_variance = total / double(n);
-  f.basis.assign(D * size_t(k), 0.f);
-  for (int j = 0; j < k; ++j) {
-    const Eigen::Index col = Eigen::Index(D) - 1 - j;  // descending
-    f.variance.push_back(std::max(0.0, ce.eigenvalues()(col)));
-    Eigen::VectorXd b = R * ce.eigenvectors().col(col);
-    Eigen::Index big = 0;  // a fixed sign (the largest entry positive), independent of the solver's choice
-    b.cwiseAbs().maxCoeff(&big);
-    double s = b(big) < 0 ? -1.0 : 1.0;
-    if (whiten && f.variance.back() > 0) s /= std::sqrt(f.variance.back());
-    for (size_t r = 0; r < D; ++r) f.basis[r * size_t(k) + size_t(j)] = float(s * b(Eigen::Index(r)));
-  }
-  log_info("noise-whitened feature PCA: " + std::to_string(k) + " components of " + std::to_string(D) + "; " +
-           std::to_string(above) + " of signal-to-noise + 1 above the Marchenko-Pastur edge " + std::to_string(edge) +
-           " (top " + std::to_string(f.variance[0]) + "; " + std::to_string(n) + " particles, " + std::to_string(m) +
-           " noise images)");
-  return f;
 }
 
 }  // namespace cugmm

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/context.h"
@@ -26,21 +27,43 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
                                   const std::vector<float>& ring_weights, bool pooled, const FeatureNorm& norm,
                                   const std::vector<size_t>& particles, size_t count, uint64_t seed, int batch = 64);
 
+// How many noise images measure N for a feature width (5G): twice the width, at least 3,000 (so that at
+// small G N needs little shrinkage) and at most 6,000 (the streamed solver's capacitance matrix is count^2
+// and the noise rows count x width; above 3,000 Gaussians N is then mostly its shrinkage target, the diagonal).
+size_t noise_image_count(size_t width);
+
+// How N_s^-1 is applied and the top k found (docs/accuracy.md round 7d). dense: N_s and the whitened
+// second moment as width x width matrices, two symmetric eigensolvers (width^3; refused above
+// kDenseNoiseMaxWidth). streamed: N_s = diag + the noise rows' low-rank part, inverted by Woodbury through
+// the count x count capacitance matrix (one Cholesky), and a randomized subspace iteration on N_s^-1 C that
+// streams the feature rows (6 passes, k + 10 columns), then Rayleigh-Ritz on the small generalized problem:
+// nothing width x width. automatic: dense up to kDenseNoiseAutoWidth, where it measured cheaper, else streamed.
+enum class NoiseSolver { automatic, dense, streamed };
+constexpr size_t kDenseNoiseMaxWidth = 8000, kDenseNoiseAutoWidth = 1000;
+NoiseSolver parse_noise_solver(const std::string& name);  // auto, dense or streamed; throws naming the option
+const char* noise_solver_name(NoiseSolver s);
+// Which solver `automatic` uses at a width, and the host bytes it holds at its peak with `count` noise rows
+// (the noise rows included) and k components: the memory plan states it (engine/trainer.h plan_memory).
+NoiseSolver choose_noise_solver(NoiseSolver s, size_t width);
+size_t noise_solver_bytes(NoiseSolver s, size_t width, size_t count, int k);
+
 // The encoder's input transform ranked by signal-to-noise (`train --feature-pca K --feature-whiten noise`):
 // the generalized eigenproblem C v = lambda N v, with C the second moment of the rows `rows` of `source`
 // (column-centred by the feature file's normalisation) and N that of the noise rows (count x width, as
 // noise_features returns them, centred here), shrunk towards its diagonal, N_s = (1 - a) N + a diag(N),
 // because the width 5G may exceed the noise sample: a = shrink, or when shrink < 0 a = width / (width +
 // noise rows) (little shrinkage once the sample is large: shrinking towards the diagonal misstates noise
-// that is correlated across columns, which then leaks through the whitening; tests/test_noise_whitening). The basis is N_s^-1/2 V_k: the rows whitened by
-// the noise, then their top k principal components; variance holds lambda_k (1 where a direction holds only
+// that is correlated across columns, which then leaks through the whitening; tests/test_noise_whitening).
+// The basis is the top k generalized eigenvectors, N_s-normalised (v^T N_s v = 1: the rows whitened by the
+// noise, then their top k principal components); variance holds lambda_k (1 where a direction holds only
 // noise, so lambda - 1 is its signal-to-noise); with whiten each column is scaled to unit-variance scores.
+// Both solvers give the same basis within the subspace iteration's tolerance (tests/test_noise_whitening).
 // How many lambda lie above the Marchenko-Pastur edge (1 + sqrt(width / rows))^2 of pure noise is logged,
 // not used to choose k: N's own sampling error and the shrinkage move the edge (tests/test_noise_whitening:
-// 3 of pure noise's 40 lambda beyond it), so k is given. Dense (width x width, two symmetric eigensolvers): refused above max_width.
-// Deterministic; columns without information (sd 0: zero in every row) get zero weight.
+// 3 of pure noise's 40 lambda beyond it), so k is given. Deterministic; columns without noise (zero in every
+// noise row) get zero weight.
 FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
-                                        const std::vector<float>& noise, int k, bool whiten, double shrink = -1,
-                                        size_t max_width = 8000);
+                                        std::vector<float> noise, int k, bool whiten, double shrink = -1,
+                                        NoiseSolver solver = NoiseSolver::automatic);
 
 }  // namespace cugmm

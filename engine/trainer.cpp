@@ -40,7 +40,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
-          {"feature_noise_whiten", feature_noise_whiten}, {"feature_row_rms", feature_row_rms},
+          {"feature_noise_whiten", feature_noise_whiten}, {"feature_noise_solver", feature_noise_solver},
+          {"feature_row_rms", feature_row_rms},
           {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
@@ -66,6 +67,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_pca = j.value("feature_pca", 0);  // runs before the encoder's input transform
   c.feature_pca_whiten = j.value("feature_pca_whiten", false);
   c.feature_noise_whiten = j.value("feature_noise_whiten", false);
+  c.feature_noise_solver = j.value("feature_noise_solver", std::string("auto"));  // fitting only: resume reads the basis
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
   return c;
@@ -179,6 +181,9 @@ std::string MemoryPlan::text() const {
   for (const Item& i : items) o << "  " << i.what << ": " << format_bytes(i.bytes) << "\n";
   o << "  total: " << format_bytes(total) << "\n";
   o << "  while a checkpoint is written or read (streamed), host memory: +" << format_bytes(checkpoint_host) << "\n";
+  if (transform_host > 0)
+    o << "  while the noise-whitened input is fitted (" << transform_solver << " solver), host memory: +"
+      << format_bytes(transform_host) << "\n";
   o << "  feature file (on disk, memory-mapped, streamed): " << format_bytes(feature_file);
   return o.str();
 }
@@ -205,6 +210,11 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   // through one staging chunk (CUDA), so only the copied small arrays (neutral, normalisation, mask) and at
   // most one chunk are extra, whatever G is.
   p.checkpoint_host = 4 * W * f + std::min(nn::Checkpoint::kChunkBytes, std::max(e.params, d.params) * f);
+  if (c.feature_noise_whiten && c.feature_pca > 0) {
+    const NoiseSolver s = choose_noise_solver(parse_noise_solver(c.feature_noise_solver), W);
+    p.transform_host = noise_solver_bytes(s, W, noise_image_count(W), c.feature_pca);
+    p.transform_solver = noise_solver_name(s);
+  }
   p.feature_file = particles * W * (c.feature_precision == FeaturePrecision::fp16 ? 2 : 4);
   return p;
 }
@@ -213,10 +223,15 @@ void require_memory(const MemoryPlan& plan, Device d) {
   size_t avail = d == Device::cuda ? train_ops::device_free_bytes() : available_host_memory();
   // Keep a reserve for the libraries' own state (cuBLAS/cuFFT handles, FFTW plans, the page cache).
   const size_t reserve = size_t(256) << 20;
-  const size_t need = plan.total + (d == Device::cpu ? plan.checkpoint_host : 0);
+  const size_t host = std::max(plan.checkpoint_host, plan.transform_host);  // never at once
+  const size_t need = plan.total + (d == Device::cpu ? host : 0);
   if (d == Device::cuda && plan.checkpoint_host + reserve > available_host_memory())
     throw Error("writing a checkpoint needs " + format_bytes(plan.checkpoint_host) + " of host memory, " +
                 format_bytes(available_host_memory()) + " are available");
+  if (d == Device::cuda && plan.transform_host + reserve > available_host_memory())
+    throw Error("fitting the noise-whitened input (" + plan.transform_solver + " solver) needs " +
+                format_bytes(plan.transform_host) + " of host memory, " + format_bytes(available_host_memory()) +
+                " are available: use a smaller --feature-pca or fewer Gaussians");
   if (need + reserve <= avail) return;
   throw Error("training needs " + format_bytes(need) + " of " +
               (d == Device::cuda ? "GPU memory" : "memory") + ", " + format_bytes(avail) +
@@ -747,9 +762,9 @@ void Trainer::prepare_features(bool resume) {
 }
 
 FeatureTransform Trainer::fit_noise_whitened_transform() const {
-  // Twice the width in noise images (at least 3,000): N's estimate then needs little shrinkage. On the CPU
-  // whatever the run's device, so every backend and rank measures the very same N (a second or two).
-  const size_t width = features_->width(), count = std::max<size_t>(3000, 2 * width);
+  // Twice the width in noise images, 3,000 to 6,000 (noise_image_count). On the CPU whatever the run's device,
+  // so every backend and rank measures the very same N (a second or two at G = 400).
+  const size_t width = features_->width(), count = noise_image_count(width);
   Context cpu(Device::cpu);
   std::vector<float> noise = noise_features(cpu, *batcher_, p_->neutral_params, p_->ring_weights, p_->c.pooled, norm_,
                                             train_, count, p_->c.seed ^ 0x6e6f697365ull);
@@ -760,7 +775,8 @@ FeatureTransform Trainer::fit_noise_whitened_transform() const {
         features_->gather(index, n, out);
         if (rms) scale_rows_to_unit_rms(out, size_t(n), width);
       },
-      width, train_, noise, p_->c.feature_pca, p_->c.feature_pca_whiten);
+      width, train_, std::move(noise), p_->c.feature_pca, p_->c.feature_pca_whiten, -1,
+      parse_noise_solver(p_->c.feature_noise_solver));
   t.row_rms = rms;
   return t;
 }
@@ -825,6 +841,7 @@ bool Trainer::train(bool resume) {
     old.epochs = c.epochs;  // a resumed run may go further, and watch it differently
     old.explode = c.explode;
     old.loss_every = c.loss_every;
+    old.feature_noise_solver = c.feature_noise_solver;  // fitting only: a resumed run reads its stored basis
     // Any rank count may resume, with the same global batch (R x --batch): the same steps follow.
     const int saved_ranks = ck.meta.value("ranks", 1);
     const size_t saved_global = size_t(old.batch) * size_t(saved_ranks);

@@ -95,6 +95,8 @@ struct TrainConfig {
   bool feature_pca_whiten = false;  // each component's scores scaled to unit variance
   // The components ranked by signal-to-noise instead of variance (engine/noise_features.h; round 7c).
   bool feature_noise_whiten = false;
+  // Its solver (engine/noise_features.h NoiseSolver): auto, dense or streamed.
+  std::string feature_noise_solver = "auto";
   bool feature_row_rms = false;
   float input_dropout = 0;
 
@@ -126,6 +128,10 @@ struct MemoryPlan {
   // the small copied arrays and one staging chunk. On the CPU it adds to `total`'s peak; on CUDA it is host
   // memory.
   size_t checkpoint_host = 0;
+  // --feature-whiten noise: host memory while the input transform is fitted (before the epochs; the noise
+  // rows and the solver's buffers, engine/noise_features.h noise_solver_bytes), and which solver.
+  size_t transform_host = 0;
+  std::string transform_solver;
   std::string text() const;
 };
 MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, size_t particles);

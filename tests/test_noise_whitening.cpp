@@ -1,7 +1,9 @@
-// The noise-whitened input transform (engine/noise_features.h fit_noise_whitened_pca; docs/accuracy.md round
-// 7c): on rows of pure noise the whitened spectrum stays at the Marchenko-Pastur edge; a weak direction planted under strongly anisotropic noise is the first generalized
-// component although plain PCA ranks it below the loud noise directions; deterministic; bad k and widths
-// refused.
+// The noise-whitened input transform (engine/noise_features.h fit_noise_whitened_pca; docs/accuracy.md rounds
+// 7c, 7d): on rows of pure noise the whitened spectrum stays at the Marchenko-Pastur edge (both solvers); a
+// weak direction planted under strongly anisotropic noise is the first generalized component although plain
+// PCA ranks it below the loud noise directions; the streamed solver gives the dense one's eigenvalues and
+// subspace, with fewer noise rows than columns too; at a width the dense solver refuses the streamed one finds
+// the planted direction; deterministic; bad k and widths refused.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -19,36 +21,50 @@ namespace {
 constexpr size_t D = 40;
 
 // Noise with column SDs from 0.2 to 5 (log-spaced) plus one loud correlated direction (SD 4 along the sum
-// of columns 20-29): as anisotropic as the gradient features' noise.
+// of the 10 columns from width / 2): as anisotropic as the gradient features' noise.
 struct Noise {
   std::mt19937 g;
   std::normal_distribution<double> n01;
-  explicit Noise(unsigned seed) : g(seed) {}
+  size_t width;
+  std::vector<double> sd;
+  explicit Noise(unsigned seed, size_t w = D) : g(seed), width(w), sd(w) {
+    for (size_t c = 0; c < w; ++c) sd[c] = 0.2 * std::pow(25.0, double(c) / double(w - 1));
+  }
   void row(float* x) {
     const double loud = 4 * n01(g) / std::sqrt(10.0);
-    for (size_t c = 0; c < D; ++c) {
-      const double sd = 0.2 * std::pow(25.0, double(c) / double(D - 1));
-      x[c] = float(sd * n01(g) + (c >= 20 && c < 30 ? loud : 0.0));
-    }
+    for (size_t c = 0; c < width; ++c) x[c] = float(sd[c] * n01(g) + (c >= width / 2 && c < width / 2 + 10 ? loud : 0.0));
   }
   std::vector<float> rows(size_t m) {
-    std::vector<float> v(m * D);
-    for (size_t i = 0; i < m; ++i) row(v.data() + i * D);
+    std::vector<float> v(m * width);
+    for (size_t i = 0; i < m; ++i) row(v.data() + i * width);
     return v;
   }
 };
 
 // The weak signal: unit direction over the five quietest columns (noise SD 0.2-0.3 there), amplitude SD 1.
-std::vector<double> planted() {
-  std::vector<double> w(D, 0.0);
+std::vector<double> planted(size_t width = D) {
+  std::vector<double> w(width, 0.0);
   for (size_t c = 0; c < 5; ++c) w[c] = (c % 2 ? -1.0 : 1.0) / std::sqrt(5.0);
   return w;
 }
 
-RowSource source_of(const std::vector<float>& rows) {
-  return [&rows](const size_t* index, int n, float* out) {
+// Adds amplitude x direction to each row; the amplitudes (SD `sd`, seeded) are returned.
+std::vector<double> plant(std::vector<float>& rows, const std::vector<double>& w, double sd, unsigned seed) {
+  const size_t width = w.size(), n = rows.size() / width;
+  std::vector<double> a(n);
+  std::mt19937 g(seed);
+  std::normal_distribution<double> n01;
+  for (size_t i = 0; i < n; ++i) {
+    a[i] = sd * n01(g);
+    for (size_t c = 0; c < width; ++c) rows[i * width + c] += float(a[i] * w[c]);
+  }
+  return a;
+}
+
+RowSource source_of(const std::vector<float>& rows, size_t width = D) {
+  return [&rows, width](const size_t* index, int n, float* out) {
     for (int i = 0; i < n; ++i)
-      for (size_t c = 0; c < D; ++c) out[size_t(i) * D + c] = rows[index[i] * D + c];
+      for (size_t c = 0; c < width; ++c) out[size_t(i) * width + c] = rows[index[i] * width + c];
   };
 }
 
@@ -60,11 +76,11 @@ std::vector<size_t> all_rows(size_t m) {
 
 // |correlation| over the rows between component j's scores and the values a.
 double score_corr(const FeatureTransform& f, const std::vector<float>& rows, int j, const std::vector<double>& a) {
-  const size_t m = a.size();
+  const size_t m = a.size(), width = rows.size() / m;
   double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
   for (size_t i = 0; i < m; ++i) {
     double s = 0;
-    for (size_t c = 0; c < D; ++c) s += double(rows[i * D + c]) * f.basis[c * size_t(f.k) + size_t(j)];
+    for (size_t c = 0; c < width; ++c) s += double(rows[i * width + c]) * f.basis[c * size_t(f.k) + size_t(j)];
     sx += s, sy += a[i], sxx += s * s, syy += a[i] * a[i], sxy += s * a[i];
   }
   const double n = double(m), cov = sxy / n - sx / n * sy / n;
@@ -76,14 +92,17 @@ double score_corr(const FeatureTransform& f, const std::vector<float>& rows, int
 TEST_CASE("pure noise: the whitened spectrum stays at the Marchenko-Pastur edge") {
   Noise gen(11);
   const std::vector<float> noise = gen.rows(4000), rows = gen.rows(2000);
-  const FeatureTransform f = fit_noise_whitened_pca(source_of(rows), D, all_rows(2000), noise, 3, false);
   const double edge = std::pow(1 + std::sqrt(double(D) / 2000.0), 2);  // 1.30
-  // Nothing far beyond the edge of pure noise (N's own sampling error widens it a little); a loud noise
-  // direction that leaked through the whitening would stand near its raw variance (16), far above it.
-  REQUIRE(f.k == 3);
-  CHECK(f.variance[0] > 1.0);
-  CHECK(f.variance[0] < edge * 1.1);
-  CHECK(f.variance[2] > 1.0);
+  for (NoiseSolver s : {NoiseSolver::dense, NoiseSolver::streamed}) {
+    CAPTURE(noise_solver_name(s));
+    const FeatureTransform f = fit_noise_whitened_pca(source_of(rows), D, all_rows(2000), noise, 3, false, -1, s);
+    // Nothing far beyond the edge of pure noise (N's own sampling error widens it a little); a loud noise
+    // direction that leaked through the whitening would stand near its raw variance (16), far above it.
+    REQUIRE(f.k == 3);
+    CHECK(f.variance[0] > 1.0);
+    CHECK(f.variance[0] < edge * 1.1);
+    CHECK(f.variance[2] > 1.0);
+  }
 }
 
 TEST_CASE("a weak direction under anisotropic noise: first by signal-to-noise, buried by variance") {
@@ -92,13 +111,7 @@ TEST_CASE("a weak direction under anisotropic noise: first by signal-to-noise, b
   const std::vector<double> w = planted();
   const size_t n = 2000;
   std::vector<float> rows = gen.rows(n);
-  std::vector<double> a(n);
-  std::mt19937 g(3);
-  std::normal_distribution<double> n01;
-  for (size_t i = 0; i < n; ++i) {
-    a[i] = n01(g);
-    for (size_t c = 0; c < D; ++c) rows[i * D + c] += float(a[i] * w[c]);
-  }
+  const std::vector<double> a = plant(rows, w, 1.0, 3);
   const FeatureTransform f = fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, false);
   REQUIRE(f.k == 2);
   CHECK(f.variance[0] > 10);         // 1 + its signal-to-noise (~ 1 / 0.25^2 over the quiet columns)
@@ -117,12 +130,87 @@ TEST_CASE("a weak direction under anisotropic noise: first by signal-to-noise, b
   CHECK(fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, true).basis == fw.basis);
 }
 
-TEST_CASE("bad k and widths are refused") {
+// The largest |entry| difference between the first j columns of two bases, relative to the largest entry.
+double basis_difference(const FeatureTransform& a, const FeatureTransform& b, int j) {
+  double diff = 0, big = 0;
+  for (size_t r = 0; r < a.basis.size() / size_t(a.k); ++r)
+    for (int c = 0; c < j; ++c) {
+      diff = std::max(diff, double(std::abs(a.basis[r * size_t(a.k) + size_t(c)] - b.basis[r * size_t(b.k) + size_t(c)])));
+      big = std::max(big, double(std::abs(a.basis[r * size_t(a.k) + size_t(c)])));
+    }
+  return diff / big;
+}
+
+TEST_CASE("the streamed solver gives the dense one's eigenvalues and basis") {
+  // Two planted directions (the quietest five columns, SD 1; five middle columns, SD 1.5) under the noise,
+  // with more noise rows than columns (N_s close to N) and with fewer (N_s mostly its diagonal; the low-rank
+  // part is then genuinely low rank, what the streamed solver's Woodbury inverse is for).
+  struct Case {
+    size_t width, noise_rows, rows;
+  };
+  for (Case cs : {Case{D, 4000, 2000}, Case{300, 200, 1500}}) {
+    CAPTURE(cs.width);
+    CAPTURE(cs.noise_rows);
+    Noise gen(21, cs.width);
+    const std::vector<float> noise = gen.rows(cs.noise_rows);
+    std::vector<float> rows = gen.rows(cs.rows);
+    plant(rows, planted(cs.width), 1.0, 4);
+    std::vector<double> w2(cs.width, 0.0);
+    for (size_t c = 0; c < 5; ++c) w2[cs.width / 4 + c] = 1 / std::sqrt(5.0);
+    plant(rows, w2, 1.5, 5);
+    const int k = 6;
+    const FeatureTransform d = fit_noise_whitened_pca(source_of(rows, cs.width), cs.width, all_rows(cs.rows), noise, k,
+                                                      false, -1, NoiseSolver::dense);
+    const FeatureTransform s = fit_noise_whitened_pca(source_of(rows, cs.width), cs.width, all_rows(cs.rows), noise, k,
+                                                      false, -1, NoiseSolver::streamed);
+    REQUIRE(d.k == k);
+    REQUIRE(s.k == k);
+    MESSAGE("dense " << d.variance[0] << " " << d.variance[1] << " " << d.variance[2] << " " << d.variance[5]
+                     << "; streamed " << s.variance[0] << " " << s.variance[1] << " " << s.variance[2] << " "
+                     << s.variance[5] << "; basis difference " << basis_difference(d, s, 2));
+    CHECK(d.variance[1] > 3 * d.variance[2]);  // two signal directions stand clear of the noise
+    // The signal components: the same eigenvalues and the same N_s-normalised vectors.
+    for (int j = 0; j < 2; ++j) CHECK(s.variance[size_t(j)] == doctest::Approx(d.variance[size_t(j)]).epsilon(1e-4));
+    CHECK(basis_difference(d, s, 2) < 1e-3);
+    // The noise bulk's leading eigenvalues, where a subspace iteration converges slowest (a flat spectrum):
+    // Ritz values, so never above the dense ones, and within 8% of them (measured: 1-5%).
+    for (int j = 2; j < k; ++j) {
+      CHECK(s.variance[size_t(j)] <= d.variance[size_t(j)] * (1 + 1e-6));
+      CHECK(s.variance[size_t(j)] > 0.92 * d.variance[size_t(j)]);
+    }
+    CHECK(s.total_variance == doctest::Approx(d.total_variance).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("above the dense solver's width: the streamed one finds a planted weak direction") {
+  // 5G = 9,000 (1,800 Gaussians), refused by the dense solver; 1,500 noise rows (N_s mostly its diagonal),
+  // 3,000 particles.
+  const size_t W = 9000, m = 1500, n = 3000;
+  Noise gen(31, W);
+  const std::vector<float> noise = gen.rows(m);
+  std::vector<float> rows = gen.rows(n);
+  const std::vector<double> a = plant(rows, planted(W), 2.0, 6);
+  CHECK_THROWS_WITH_AS(fit_noise_whitened_pca(source_of(rows, W), W, all_rows(n), noise, 3, false, -1, NoiseSolver::dense),
+                       doctest::Contains("feature width 9000 (5 x Gaussians) is above 8000"), Error);
+  const FeatureTransform f = fit_noise_whitened_pca(source_of(rows, W), W, all_rows(n), noise, 3, false);
+  const double edge = std::pow(1 + std::sqrt(double(W) / double(n)), 2);  // 7.46
+  MESSAGE("lambda " << f.variance[0] << " " << f.variance[1] << " " << f.variance[2] << ", edge " << edge);
+  CHECK(f.variance[0] > 5 * edge);
+  CHECK(f.variance[1] < edge * 1.2);
+  CHECK(score_corr(f, rows, 0, a) > 0.95);
+  // Plain PCA ranks it below the loud noise.
+  const FeatureTransform p = fit_feature_pca(source_of(rows, W), W, all_rows(n), 3, false, 1);
+  for (int j = 0; j < 3; ++j) CHECK(score_corr(p, rows, j, a) < 0.3);
+}
+
+TEST_CASE("bad k, widths and solver names are refused") {
   Noise gen(13);
   const std::vector<float> noise = gen.rows(100), rows = gen.rows(100);
-  for (int k : {0, -1, 40})
-    CHECK_THROWS_WITH_AS(fit_noise_whitened_pca(source_of(rows), D, all_rows(100), noise, k, false),
-                         doctest::Contains("must be at least 1 and below"), Error);
-  CHECK_THROWS_WITH_AS(fit_noise_whitened_pca(source_of(rows), D, all_rows(100), noise, 2, false, 0.5, 30),
-                       doctest::Contains("feature width 40"), Error);
+  for (NoiseSolver s : {NoiseSolver::dense, NoiseSolver::streamed})
+    for (int k : {0, -1, 40})
+      CHECK_THROWS_WITH_AS(fit_noise_whitened_pca(source_of(rows), D, all_rows(100), noise, k, false, -1, s),
+                           doctest::Contains("must be at least 1 and below"), Error);
+  CHECK_THROWS_WITH_AS(parse_noise_solver("sparse"), doctest::Contains("must be auto, dense or streamed"), Error);
+  CHECK(choose_noise_solver(NoiseSolver::automatic, kDenseNoiseAutoWidth) == NoiseSolver::dense);
+  CHECK(choose_noise_solver(NoiseSolver::automatic, kDenseNoiseAutoWidth + 5) == NoiseSolver::streamed);
 }

@@ -53,7 +53,7 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.snr_weighted = j.at("snr_weighted"); s.pooled = j.at("pooled"); s.radial_gain = j.at("radial_gain"); s.align_shifts = j.at("align_shifts");
   s.rigid_free = j.at("rigid_free");
   s.feature_pca = j.at("feature_pca"); s.feature_pca_whiten = j.at("feature_pca_whiten");
-  s.feature_noise_whiten = j.at("feature_noise_whiten");
+  s.feature_noise_whiten = j.at("feature_noise_whiten"); s.feature_noise_solver = j.at("feature_noise_solver");
   s.feature_row_rms = j.at("feature_row_rms"); s.input_dropout = j.at("input_dropout");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
   s.movable_gaussians.clear();
@@ -108,7 +108,8 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled}, {"radial_gain", s.radial_gain},
           {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free}, {"feature_pca", s.feature_pca},
           {"feature_pca_whiten", s.feature_pca_whiten},
-          {"feature_noise_whiten", s.feature_noise_whiten}, {"feature_row_rms", s.feature_row_rms},
+          {"feature_noise_whiten", s.feature_noise_whiten}, {"feature_noise_solver", s.feature_noise_solver},
+          {"feature_row_rms", s.feature_row_rms},
           {"input_dropout", s.input_dropout},
           {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
 }
@@ -143,6 +144,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     throw Error("TrainSettings: minres must be a lower resolution (more Å) than maxres");
   if (s.feature_pca_whiten && s.feature_pca == 0)
     throw Error("TrainSettings: feature_pca_whiten needs feature_pca (the number of components)");
+  if (s.feature_noise_solver != "auto" && s.feature_noise_solver != "dense" && s.feature_noise_solver != "streamed")
+    throw Error("TrainSettings: feature_noise_solver must be auto, dense or streamed");
   if (s.feature_noise_whiten && s.feature_pca == 0)
     throw Error("TrainSettings: feature_noise_whiten needs feature_pca (the number of components)");
   if (s.pooled && s.snr_weighted)
