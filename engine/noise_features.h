@@ -36,7 +36,7 @@ size_t noise_image_count(size_t width);
 // second moment as width x width matrices, two symmetric eigensolvers (width^3; refused above
 // kDenseNoiseMaxWidth). streamed: N_s = diag + the noise rows' low-rank part, inverted by Woodbury through
 // the count x count capacitance matrix (one Cholesky), and a randomized subspace iteration on N_s^-1 C that
-// streams the feature rows (6 passes, k + 10 columns), then Rayleigh-Ritz on the small generalized problem:
+// streams the feature rows (8 passes, 2k columns, at least k + 10), then Rayleigh-Ritz on the small generalized problem:
 // nothing width x width. automatic: dense up to kDenseNoiseAutoWidth, where it measured cheaper, else streamed.
 enum class NoiseSolver { automatic, dense, streamed };
 constexpr size_t kDenseNoiseMaxWidth = 8000, kDenseNoiseAutoWidth = 1000;

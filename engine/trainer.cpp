@@ -753,21 +753,25 @@ void Trainer::prepare_features(bool resume) {
   norm_ = features_->norm();
   transform_ = FeatureTransform{};
   transform_.row_rms = p_->c.feature_row_rms;
+  const auto t1 = std::chrono::steady_clock::now();
   if (p_->c.feature_pca > 0)  // a resumed run's own components; else fitted (every rank the same, deterministic)
     transform_ = resume ? stored_transform(nn::Checkpoint::load(checkpoint_path()), p_->c, features_->width())
                         : p_->c.feature_noise_whiten ? fit_noise_whitened_transform()
                         : fit_feature_pca(*features_, train_, p_->c.feature_pca, p_->c.feature_row_rms, p_->c.seed,
                                           p_->c.feature_pca_whiten);
+  seconds_transform = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-FeatureTransform Trainer::fit_noise_whitened_transform() const {
+FeatureTransform Trainer::fit_noise_whitened_transform() {
   // Twice the width in noise images, 3,000 to 6,000 (noise_image_count). On the CPU whatever the run's device,
   // so every backend and rank measures the very same N (a second or two at G = 400).
   const size_t width = features_->width(), count = noise_image_count(width);
   Context cpu(Device::cpu);
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> noise = noise_features(cpu, *batcher_, p_->neutral_params, p_->ring_weights, p_->c.pooled, norm_,
                                             train_, count, p_->c.seed ^ 0x6e6f697365ull);
+  seconds_noise_images = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const bool rms = p_->c.feature_row_rms;
   if (rms) scale_rows_to_unit_rms(noise.data(), count, width);
   FeatureTransform t = fit_noise_whitened_pca(

@@ -235,6 +235,8 @@ class Trainer {
   std::string features_path() const;
   nlohmann::json feature_key() const;
   double seconds_features = 0, seconds_training = 0;
+  double seconds_transform = 0;  // of seconds_features: fitting the input transform (noise images included)
+  double seconds_noise_images = 0;  // of seconds_transform: the noise-only images' features (--feature-whiten noise)
   double particle_steps_per_s = 0;  // of the last epoch
   // With profile set, every phase of a step is timed (the context is synchronised after each, so the total
   // slows a little on CUDA): seconds per phase summed over the run's steps, and the process's CPU seconds
@@ -255,7 +257,7 @@ class Trainer {
   FeatureNorm norm_;
   FeatureTransform transform_;
   // --feature-whiten noise: the features of noise-only images measured, then the transform fitted with them.
-  FeatureTransform fit_noise_whitened_transform() const;
+  FeatureTransform fit_noise_whitened_transform();
   std::unique_ptr<FeatureFile> features_;
   std::unique_ptr<ParticleBatcher> batcher_;
   std::string poses_key_;  // FNV-1a of the poses given to use_poses (or of the aligned ones), "" for the cache's

@@ -78,13 +78,19 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
 
 TEST_CASE("--feature-whiten noise: resume is bit-identical, run.json records it, embed applies the same basis") {
   DataSet d = make_data("train_feature_noise", "linear", 160, 2.0);
+  // The streamed solver (this small width would choose the dense one; both share the rest of the path).
   const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 8 "
-                           "--feature-whiten noise";
-  const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA: 8 components");
+                           "--feature-whiten noise --feature-whiten-solver streamed";
+  const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA (streamed): 8 components");
   CHECK(run.at("config").at("feature_noise_whiten") == true);
+  CHECK(run.at("config").at("feature_noise_solver") == "streamed");
   CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(), "signal-to-noise"));
+  CHECK(run.at("timings_s").at("input_transform").get<double>() >= run.at("timings_s").at("noise_images").get<double>());
   check_refused(d, "--feature-whiten noise", "--feature-whiten noise needs --feature-pca");
   check_refused(d, "--feature-pca 8 --feature-whiten pink", "--feature-whiten must be noise or none");
+  check_refused(d, "--feature-pca 8 --feature-whiten noise --feature-whiten-solver sparse",
+                "--feature-whiten-solver must be auto, dense or streamed");
+  check_refused(d, "--feature-pca 8 --feature-whiten-solver dense", "--feature-whiten-solver needs --feature-whiten noise");
 }
 
 TEST_CASE("frozen Gaussians and frozen columns stay exactly neutral") {

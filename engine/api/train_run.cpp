@@ -229,7 +229,9 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   run["particles_count"] = cache.count();
   run["train_count"] = trainer.train_count();
   run["val_count"] = trainer.val_count();
-  run["timings_s"] = {{"features", trainer.seconds_features}, {"training", trainer.seconds_training},
+  run["timings_s"] = {{"features", trainer.seconds_features}, {"input_transform", trainer.seconds_transform},
+                      {"noise_images", trainer.seconds_noise_images},
+                      {"training", trainer.seconds_training},
                       {"embed", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_embed).count()},
                       {"total", t_end}};
   run["particle_steps_per_s_last_epoch"] = trainer.particle_steps_per_s;
