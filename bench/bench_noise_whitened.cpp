@@ -2,8 +2,9 @@
 // --feature-whiten noise` fitted through the real trainer (cache -> features -> noise images' features ->
 // solver) on particles simulated from bench_train's random model, once per solver asked for, each timed
 // (wall seconds of the noise images and of the whole fit) with the process's peak RSS during the fit
-// (VmHWM reset before it through /proc/self/clear_refs) beside the resident memory before it and the memory
-// plan's figure. When both solvers run, their agreement: each leading component's eigenvalue and the largest
+// (VmHWM reset before it through /proc/self/clear_refs; the feature file is written before, by a plain
+// trainer) above the resident memory before it (the particle cache's and feature file's mapped pages that
+// the fit touches count), beside the memory plan's figure. When both solvers run, their agreement: each leading component's eigenvalue and the largest
 // basis difference over the components above the Marchenko-Pastur edge. No training.
 //
 //   bench_noise_whitened [--G 3200] [--box 128] [--particles 2000] [--k 25] [--solver dense,streamed]
@@ -26,7 +27,6 @@
 #include "core/memory.h"
 #include "engine/noise_features.h"
 #include "engine/particle_cache.h"
-#include "engine/simulate.h"
 #include "engine/trainer.h"
 
 using namespace cugmm;
@@ -72,17 +72,10 @@ int main(int argc, char** argv) {
     }
     const std::string dir = (fs::temp_directory_path() / ("bench_noise_whitened_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
-    io::GaussianModel model = bench::random_model(G, box, 2.0);
-    SimulationOptions so;
-    so.count = particles;
-    so.snr = 0.1;
-    so.device = Device::cpu;
-    auto t0 = std::chrono::steady_clock::now();
-    SimulatedParticles sim = simulate_particles({model}, so, dir);
-    CacheOptions co;
-    co.particles = sim.star;
-    ParticleCache cache = open_particle_cache(co, dir + "/particles.cugmm-cache", true);
-    const double t_data = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bench::RandomSet set = bench::random_set(G, box, particles, dir);
+    const io::GaussianModel& model = set.model;
+    const ParticleCache& cache = set.cache;
+    const double t_data = set.seconds;
 
     TrainConfig c;
     c.batch = 64;
@@ -97,13 +90,20 @@ int main(int argc, char** argv) {
     j["job"] = {{"G", G}, {"width", 5 * G}, {"box", box}, {"particles", particles}, {"k", k},
                 {"noise_images", noise_image_count(5 * size_t(G))}};
     j["data_seconds"] = t_data;
+    {  // The feature file first (the fits below reuse it: the same key), so that their peak RSS is the fit's.
+      TrainConfig plain = c;
+      plain.feature_pca = 0;
+      plain.feature_noise_whiten = false;
+      Trainer trainer(cx, cache, model, plain, dir);
+      trainer.prepare_features(false);
+      j["features_s"] = trainer.seconds_features;
+    }
     std::vector<FeatureTransform> fits;
     std::stringstream list(solvers);
     std::string name;
     while (std::getline(list, name, ',')) {
       c.feature_noise_solver = name;
       const NoiseSolver s = choose_noise_solver(parse_noise_solver(name), 5 * size_t(G));
-      // The first trainer writes the feature file; the next ones reuse it (the same key).
       Trainer trainer(cx, cache, model, c, dir);
       const size_t rss_before = status_bytes("VmRSS:");
       const bool reset = reset_peak_rss();
@@ -114,13 +114,14 @@ int main(int argc, char** argv) {
       int above = 0;
       while (above < f.k && f.variance[size_t(above)] > edge) ++above;
       std::printf("%-8s 5G = %d, %d particles, %zu noise images: fit %.1f s (noise images %.1f s), peak RSS during "
-                  "the fit %s (%s before; plan %s), top lambda %.2f, %d of %d above the edge %.2f\n",
+                  "the fit %s above the %s before (plan %s), top lambda %.2f, %d of %d above the edge %.2f\n",
                   noise_solver_name(s), 5 * G, particles, noise_image_count(5 * size_t(G)), trainer.seconds_transform,
-                  trainer.seconds_noise_images, format_bytes(peak).c_str(), format_bytes(rss_before).c_str(),
-                  format_bytes(trainer.memory_plan().transform_host).c_str(), f.variance[0], above, k, edge);
+                  trainer.seconds_noise_images, format_bytes(peak - std::min(peak, rss_before)).c_str(),
+                  format_bytes(rss_before).c_str(), format_bytes(trainer.memory_plan().transform_host).c_str(),
+                  f.variance[0], above, k, edge);
       j["fits"].push_back({{"solver", noise_solver_name(s)}, {"fit_s", trainer.seconds_transform},
                            {"noise_images_s", trainer.seconds_noise_images},
-                           {"features_s", trainer.seconds_features - trainer.seconds_transform},
+                           {"ring_weights_s", trainer.seconds_features - trainer.seconds_transform},
                            {"peak_rss_during_fit_bytes", reset ? nlohmann::json(peak) : nlohmann::json()},
                            {"rss_before_fit_bytes", rss_before},
                            {"plan_transform_host_bytes", trainer.memory_plan().transform_host},

@@ -73,21 +73,13 @@ int main(int argc, char** argv) {
     if (particles == 0) particles = quick ? 2 * batch + 16 : 4 * batch + 16;
     if (epochs == 0) epochs = quick ? 2 : 3;
     const Device dev = pick_device(device);
-    const double pixel = 2.0;
     const std::string dir = (fs::temp_directory_path() / ("bench_train_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir);
     set_quiet(true);
-    io::GaussianModel model = bench::random_model(G, box, pixel);
-    SimulationOptions so;
-    so.count = particles;
-    so.snr = 0.1;
-    so.device = Device::cpu;
-    auto t0 = std::chrono::steady_clock::now();
-    SimulatedParticles sim = simulate_particles({model}, so, dir);
-    CacheOptions co;
-    co.particles = sim.star;
-    ParticleCache cache = open_particle_cache(co, dir + "/particles.cugmm-cache", true);
-    const double t_data = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bench::RandomSet set = bench::random_set(G, box, particles, dir);
+    io::GaussianModel& model = set.model;
+    ParticleCache& cache = set.cache;
+    const double t_data = set.seconds;
 
     TrainConfig c;
     c.batch = batch;

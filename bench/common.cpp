@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "engine/simulate.h"
 #include "core/threads.h"
 #include "io/atomic_file.h"
 #include "kernels/philox.h"
@@ -62,6 +63,21 @@ size_t peak_rss_bytes() {
   while (std::getline(f, line))
     if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
   return 0;
+}
+
+RandomSet random_set(int G, int box, int particles, const std::string& dir) {
+  io::GaussianModel model = random_model(G, box, 2.0);
+  SimulationOptions so;
+  so.count = particles;
+  so.snr = 0.1;
+  so.device = Device::cpu;
+  const auto t0 = std::chrono::steady_clock::now();
+  SimulatedParticles sim = simulate_particles({model}, so, dir);
+  CacheOptions co;
+  co.particles = sim.star;
+  ParticleCache cache = open_particle_cache(co, dir + "/particles.cugmm-cache", true);
+  return {std::move(model), std::move(cache),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
 }
 
 io::GaussianModel random_model(int G, int box, double pixel) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/particle_cache.h"
 #include "io/model.h"
 
 namespace cugmm::bench {
@@ -21,6 +22,15 @@ void write_json(const std::string& path, const nlohmann::json& doc);
 
 // G unit Gaussians of width 1.5 px scattered (Philox) in the middle of a box: the training benchmarks' model.
 io::GaussianModel random_model(int G, int box, double pixel);
+
+// `particles` particles simulated from random_model(G, box, 2 Å/px) at SNR 0.1 (CPU) into dir, and their
+// cache: the training benchmarks' data set; seconds: the time both took.
+struct RandomSet {
+  io::GaussianModel model;
+  ParticleCache cache;
+  double seconds;
+};
+RandomSet random_set(int G, int box, int particles, const std::string& dir);
 
 // Peak resident memory of this process (VmHWM), bytes.
 size_t peak_rss_bytes();
