@@ -146,7 +146,9 @@ class LowRankNoise {
     CUGMM_REQUIRE(llt_->info() == Eigen::Success, "noise-whitened PCA: the capacitance matrix is not positive definite");
   }
 
-  // y (width x L) <- N_s^-1 y, or N_s y when forward; rows of columns without noise zeroed either way.
+  // y (width x L) <- N_s^-1 y with the rows of columns without noise zeroed (they get no weight, as the dense
+  // path's R), or N_s y when forward (N_s is 1 on those columns, so that Q^T N_s Q stays positive definite
+  // even when a rank-deficient Q reaches them).
   void apply(RowMat& y, bool forward) const {
     const Eigen::Index L = y.cols();
     for (size_t r = 0; r < D_; ++r) y.row(Eigen::Index(r)) *= float(forward ? 1 / isqrt_[r] : isqrt_[r]);
@@ -155,7 +157,8 @@ class LowRankNoise {
     if (!forward) t = llt_->solve(t.cast<double>()).cast<float>();
     nn::sgemm(true, false, int(D_), int(L), int(m_), forward ? 1.f : -1.f, zs_.data(), int(D_), t.data(), int(L), 1.f,
               y.data(), int(L));
-    for (size_t r = 0; r < D_; ++r) y.row(Eigen::Index(r)) *= quiet_[r] ? 0.f : float(forward ? 1 / isqrt_[r] : isqrt_[r]);
+    for (size_t r = 0; r < D_; ++r)
+      y.row(Eigen::Index(r)) *= forward ? float(1 / isqrt_[r]) : quiet_[r] ? 0.f : float(isqrt_[r]);
   }
 
   void zero_quiet(RowMat& y) const {
@@ -193,6 +196,7 @@ Eigenpairs solve_streamed(const RowSource& source, size_t D, const std::vector<s
     N.apply(y, false);
     q = y;
     orthonormalize(q.data(), D, L);
+    N.zero_quiet(q);  // exactly: the QR's rounding leaves ~1e-17 there
     progress.add(1);
   }
   second_moment_times(source, D, rows, false, q.data(), L, y.data());

@@ -184,6 +184,22 @@ TEST_CASE("the streamed solver gives the dense one's eigenvalues and basis") {
   }
 }
 
+TEST_CASE("a column without noise or signal gets no weight from either solver, and they still agree") {
+  Noise gen(22);
+  std::vector<float> noise = gen.rows(4000), rows = gen.rows(2000);
+  plant(rows, planted(), 1.0, 7);
+  for (std::vector<float>* v : {&noise, &rows})
+    for (size_t i = 0; i < v->size() / D; ++i) (*v)[i * D + 7] = 0.f;  // a feature the normalisation zeroed
+  const FeatureTransform d = fit_noise_whitened_pca(source_of(rows), D, all_rows(2000), noise, 3, false, -1, NoiseSolver::dense);
+  const FeatureTransform s = fit_noise_whitened_pca(source_of(rows), D, all_rows(2000), noise, 3, false, -1, NoiseSolver::streamed);
+  for (int j = 0; j < 3; ++j) {
+    CHECK(d.basis[7 * 3 + size_t(j)] == 0.f);
+    CHECK(s.basis[7 * 3 + size_t(j)] == 0.f);
+  }
+  CHECK(s.variance[0] == doctest::Approx(d.variance[0]).epsilon(1e-4));
+  CHECK(basis_difference(d, s, 1) < 1e-3);
+}
+
 TEST_CASE("above the dense solver's width: the streamed one finds a planted weak direction") {
   // 5G = 9,000 (1,800 Gaussians), refused by the dense solver; 1,500 noise rows (N_s mostly its diagonal),
   // 3,000 particles.
