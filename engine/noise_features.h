@@ -45,6 +45,7 @@ const char* noise_solver_name(NoiseSolver s);
 // Which solver `automatic` uses at a width, and the host bytes it holds at its peak with `count` noise rows
 // (the noise rows included) and k components: the memory plan states it (engine/trainer.h plan_memory).
 NoiseSolver choose_noise_solver(NoiseSolver s, size_t width);
+void require_dense_noise_width(size_t width);  // throws above kDenseNoiseMaxWidth, naming the option
 size_t noise_solver_bytes(NoiseSolver s, size_t width, size_t count, int k);
 
 // The encoder's input transform ranked by signal-to-noise (`train --feature-pca K --feature-whiten noise`):

@@ -34,6 +34,13 @@ NoiseSolver choose_noise_solver(NoiseSolver s, size_t width) {
   return width <= kDenseNoiseAutoWidth ? NoiseSolver::dense : NoiseSolver::streamed;
 }
 
+void require_dense_noise_width(size_t width) {
+  if (width > kDenseNoiseMaxWidth)
+    throw Error("--feature-whiten-solver dense: the feature width " + std::to_string(width) + " (5 x Gaussians) is "
+                "above " + std::to_string(kDenseNoiseMaxWidth) + " (the dense solver holds width^2 matrices); use the "
+                "streamed one (auto)");
+}
+
 size_t noise_solver_bytes(NoiseSolver s, size_t width, size_t count, int k) {
   const size_t W = width, m = count, L = size_t(k) + size_t(std::max(10, k));
   if (choose_noise_solver(s, W) == NoiseSolver::dense)  // the rows, their centred copy in double, and at the
@@ -223,9 +230,7 @@ FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, c
                                         NoiseSolver solver) {
   const size_t D = width, m = noise.size() / std::max<size_t>(1, D), n = rows.size();
   solver = choose_noise_solver(solver, D);
-  if (solver == NoiseSolver::dense && D > kDenseNoiseMaxWidth)
-    throw Error("--feature-whiten-solver dense: the feature width " + std::to_string(D) + " (5 x Gaussians) is above " +
-                std::to_string(kDenseNoiseMaxWidth) + " (the dense solver holds width^2 matrices); use the streamed one");
+  if (solver == NoiseSolver::dense) require_dense_noise_width(D);
   CUGMM_REQUIRE(noise.size() == m * D && m >= 2, "fit_noise_whitened_pca: noise rows of the features' width");
   if (k < 1 || k >= int(D) || size_t(k) >= n)
     throw Error("--feature-pca " + std::to_string(k) + ": the number of components must be at least 1 and below both the feature "

@@ -571,6 +571,8 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
   if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
     throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
+  if (c.feature_noise_whiten && parse_noise_solver(c.feature_noise_solver) == NoiseSolver::dense)
+    require_dense_noise_width(5 * size_t(G));  // before any work, not after the features
   plan_ = plan_memory(c, G, cache.box(), p_->band.size(), cache.count());
   batcher_ = std::make_unique<ParticleBatcher>(cache, p_->band, c.ctf);
 }

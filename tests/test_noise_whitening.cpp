@@ -229,6 +229,8 @@ TEST_CASE("bad k, widths and solver names are refused") {
       CHECK_THROWS_WITH_AS(fit_noise_whitened_pca(source_of(rows), D, all_rows(100), noise, k, false, -1, s),
                            doctest::Contains("must be at least 1 and below"), Error);
   CHECK_THROWS_WITH_AS(parse_noise_solver("sparse"), doctest::Contains("must be auto, dense or streamed"), Error);
+  CHECK_NOTHROW(require_dense_noise_width(kDenseNoiseMaxWidth));  // what the trainer checks before any work
+  CHECK_THROWS_WITH_AS(require_dense_noise_width(kDenseNoiseMaxWidth + 5), doctest::Contains("is above 8000"), Error);
   CHECK(choose_noise_solver(NoiseSolver::automatic, kDenseNoiseAutoWidth) == NoiseSolver::dense);
   CHECK(choose_noise_solver(NoiseSolver::automatic, kDenseNoiseAutoWidth + 5) == NoiseSolver::streamed);
 }
