@@ -190,8 +190,8 @@ class CpuProjector final : public Projector {
     for (const auto& w : ws_) {
       bytes += w.land.capacity() * sizeof(w.land[0]) + w.ctf.capacity() * sizeof(float) +
                (w.model.capacity() + w.grad.capacity()) * sizeof(Cplx<float>) + w.sums.capacity() * sizeof(w.sums[0]) +
-               (w.image.capacity() + w.prof.capacity() + w.cols.capacity() + w.corr.capacity()) * sizeof(float) +
-               w.splats.capacity() * sizeof(w.splats[0]) + w.prof_at.capacity() * sizeof(size_t) +
+               (w.image.capacity() + w.prof.capacity() + w.prof_y.capacity() + w.cols.capacity() + w.corr.capacity()) * sizeof(float) +
+               w.splats.capacity() * sizeof(w.splats[0]) + (w.prof_at.capacity() + w.prof_y_at.capacity()) * sizeof(size_t) +
                w.spec.capacity() * sizeof(cfloat);
       for (const auto* v : {&w.ux, &w.uy, &w.w0, &w.wx, &w.wxx, &w.s0, &w.sx, &w.sy, &w.s2})
         bytes += v->capacity() * sizeof(Cplx<float>);

@@ -76,7 +76,9 @@ struct Workspace {
   std::vector<Splat<T>> splats;
   std::vector<T> corr;                   // splat: splat_correction per band coefficient at tau2 = corr_tau2
   T corr_tau2 = 0;
-  std::vector<size_t> prof_at;
+  std::vector<size_t> prof_at;           // splat: where Gaussian j's x profile starts in prof
+  std::vector<T> prof_y;                 // splat: the y profiles, kProfileLanes Gaussians interleaved (y_profile)
+  std::vector<size_t> prof_y_at;         // per block of kProfileLanes Gaussians
   FftVector<std::complex<T>> spec;
   std::vector<Cplx<T>> ux, uy, w0, wx, wxx, s0, sx, sy, s2;  // separable
 };
@@ -228,6 +230,8 @@ void separable_backward(const BandPlan& plan, int g_count, const T* a, const T* 
 // widths nearly always are) spans up to ~21 at 5 sigma, which without the long length took the generic
 // loop (measured on a batch of widths 1.25-1.75 px: 733 against 505 us of CPU per particle, G = 3,200, 128 px).
 constexpr int kRowShort = 16, kRowLong = 24;
+// Gaussians whose profiles splat_prepare walks side by side (one vector lane each).
+constexpr int kProfileLanes = 16;
 template <class T>
 int row_stride(const Splat<T>& g) {
   return g.nx <= kRowShort ? kRowShort : g.nx <= kRowLong ? kRowLong : g.nx;
@@ -239,26 +243,38 @@ bool fixed_row(const Splat<T>& g, int box) {
   return w <= kRowLong && g.x0 >= 0 && g.y0 >= 0 && g.x0 + w <= box && g.y0 + g.ny <= box;
 }
 
-// The footprints of all Gaussians and their unit profiles (x padded to row_stride, then y), kept from the
+// The footprints of all Gaussians and their unit profiles (x padded to row_stride; y in blocks), kept from the
 // forward for the backward.
 template <class T>
 CUGMM_ALWAYS_INLINE inline void splat_prepare(const CallPlan<T>& call, int g_count, const T* a, const T* s, T pixel,
                                               int box, Workspace<T>& ws) {
   ws.splats.resize(g_count);
   ws.prof_at.resize(size_t(g_count) + 1);
-  size_t total = 0;
+  const int blocks = (g_count + kProfileLanes - 1) / kProfileLanes;
+  ws.prof_y_at.resize(size_t(blocks) + 1);
+  size_t total = 0, total_y = 0;
+  int ny_max = 0;
   for (int j = 0; j < g_count; ++j) {
     ws.splats[j] = make_splat(ws.land[j], a[j], s[j], call.tau2, pixel, box);
     ws.prof_at[j] = total;
-    total += size_t(row_stride(ws.splats[j])) + ws.splats[j].ny;
+    total += size_t(row_stride(ws.splats[j]));
+    ny_max = std::max(ny_max, ws.splats[j].ny);
+    if (j % kProfileLanes == kProfileLanes - 1 || j == g_count - 1) {  // a block's rows: its longest line
+      ws.prof_y_at[j / kProfileLanes] = total_y;
+      total_y += size_t(std::max(ny_max, kRowLong)) * kProfileLanes;
+      ny_max = 0;
+    }
   }
   ws.prof_at[g_count] = total;
+  ws.prof_y_at[blocks] = total_y;
   if (ws.prof.size() < total) ws.prof.resize(total);
+  if (ws.prof_y.size() < total_y) ws.prof_y.resize(total_y);
   // Each profile is a chain of dependent multiplies (ProfileWalk): walked one at a time, they wait on the
   // multiply latency. kWalks Gaussians walk their first kRowLong steps side by side (one vector lane each), a
   // longer line continues alone from where its lane stopped: every value is the same product in the same
-  // order as splat_row's.
-  constexpr int kWalks = 16;
+  // order as splat_row's. The y profiles stay in the lanes' layout (fill and gather read them one value per
+  // row), so only the x profiles are transposed.
+  constexpr int kWalks = kProfileLanes;
   for (int j0 = 0; j0 < g_count; j0 += kWalks) {
     const int nw = std::min(kWalks, g_count - j0);
     for (int axis = 0; axis < 2; ++axis) {
@@ -278,20 +294,37 @@ CUGMM_ALWAYS_INLINE inline void splat_prepare(const CallPlan<T>& call, int g_cou
           gv[l] *= rv[l];
           rv[l] *= qv[l];
         }
+      if (axis == 1) {
+        T* out = &ws.prof_y[ws.prof_y_at[j0 / kWalks]];
+        std::copy(&walk[0][0], &walk[0][0] + kRowLong * kWalks, out);
+        for (int l = 0; l < nw; ++l)
+          for (int i = kRowLong; i < ws.splats[j0 + l].ny; ++i) {  // ProfileWalk::next from the lane's state
+            out[i * kWalks + l] = gv[l];
+            gv[l] *= rv[l];
+            rv[l] *= qv[l];
+          }
+        continue;
+      }
       for (int l = 0; l < nw; ++l) {
         const Splat<T>& g = ws.splats[j0 + l];
-        T* out = &ws.prof[ws.prof_at[j0 + l]] + (axis ? row_stride(g) : 0);
-        const int n = axis ? g.ny : g.nx;
+        T* out = &ws.prof[ws.prof_at[j0 + l]];
+        const int n = g.nx;
         for (int i = 0; i < std::min(n, kRowLong); ++i) out[i] = walk[i][l];
         for (int i = kRowLong; i < n; ++i) {  // ProfileWalk::next from the lane's state
           out[i] = gv[l];
           gv[l] *= rv[l];
           rv[l] *= qv[l];
         }
-        if (axis == 0) std::fill(out + n, out + row_stride(g), T(0));
+        std::fill(out + n, out + row_stride(g), T(0));
       }
     }
   }
+}
+
+// Gaussian j's y profile: value y at [y * kProfileLanes].
+template <class T>
+const T* y_profile(const Workspace<T>& ws, int j) {
+  return &ws.prof_y[ws.prof_y_at[j / kProfileLanes]] + j % kProfileLanes;
 }
 
 template <class T>
@@ -303,7 +336,7 @@ bool splat_inside(const Splat<T>& g, int box) {
 template <int W, class T>
 CUGMM_ALWAYS_INLINE inline void splat_rows(const Splat<T>& g, const T* rx, const T* ry, int n, T* img) {
   for (int y = 0; y < g.ny; ++y) {
-    const T wy = g.amp * ry[y];
+    const T wy = g.amp * ry[y * kProfileLanes];
     T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
 #pragma omp simd
     for (int x = 0; x < W; ++x) row[x] += wy * rx[x];
@@ -317,7 +350,7 @@ CUGMM_ALWAYS_INLINE inline void splat_fill(const Workspace<T>& ws, int g_count, 
   for (int j = 0; j < g_count; ++j) {
     const Splat<T>& g = ws.splats[j];
     const T* rx = &ws.prof[ws.prof_at[j]];
-    const T* ry = rx + row_stride(g);
+    const T* ry = y_profile(ws, j);
     // Inside the box, rows are contiguous and the inner loop vectorises; otherwise indices wrap (the DFT
     // is periodic).
     if (fixed_row(g, n)) {
@@ -325,13 +358,13 @@ CUGMM_ALWAYS_INLINE inline void splat_fill(const Workspace<T>& ws, int g_count, 
       else splat_rows<kRowLong>(g, rx, ry, n, img);
     } else if (splat_inside(g, n)) {
       for (int y = 0; y < g.ny; ++y) {
-        const T wy = g.amp * ry[y];
+        const T wy = g.amp * ry[y * kProfileLanes];
         T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
         for (int x = 0; x < g.nx; ++x) row[x] += wy * rx[x];
       }
     } else {
       for (int y = 0; y < g.ny; ++y) {
-        const T wy = g.amp * ry[y];
+        const T wy = g.amp * ry[y * kProfileLanes];
         T* row = img + size_t(wrap(g.y0 + y, n)) * n;
         for (int x = 0; x < g.nx; ++x) row[wrap(g.x0 + x, n)] += wy * rx[x];
       }
@@ -347,7 +380,7 @@ CUGMM_ALWAYS_INLINE inline SplatMoments<T> footprint_moments(const Splat<T>& g, 
   T c0[W] = {}, c1[W] = {}, c2[W] = {};
   for (int y = 0; y < g.ny; ++y) {
     const T dy = T(g.y0 + y) - g.uy;
-    const T w0 = ry[y], w1 = w0 * dy, w2 = w1 * dy;
+    const T w0 = ry[y * kProfileLanes], w1 = w0 * dy, w2 = w1 * dy;
     const T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
     // Across x, one vector per row (left alone, GCC vectorises across rows with scalar gathers).
 #pragma omp simd
@@ -370,7 +403,7 @@ CUGMM_ALWAYS_INLINE inline void splat_gather(const CallPlan<T>& call, int g_coun
   for (int j = 0; j < g_count; ++j) {
     const Splat<T>& g = ws.splats[j];
     const T* rx = &ws.prof[ws.prof_at[j]];
-    const T* ry = rx + row_stride(g);
+    const T* ry = y_profile(ws, j);
     if (fixed_row(g, n)) {
       const SplatMoments<T> m = row_stride(g) == kRowShort ? footprint_moments<kRowShort>(g, rx, ry, n, img)
                                                            : footprint_moments<kRowLong>(g, rx, ry, n, img);
@@ -385,7 +418,7 @@ CUGMM_ALWAYS_INLINE inline void splat_gather(const CallPlan<T>& call, int g_coun
     std::fill(c0, c0 + 3 * g.nx, T(0));
     for (int y = 0; y < g.ny; ++y) {
       const T dy = T(g.y0 + y) - g.uy;
-      const T w0 = ry[y], w1 = w0 * dy, w2 = w1 * dy;
+      const T w0 = ry[y * kProfileLanes], w1 = w0 * dy, w2 = w1 * dy;
       if (inside) {
         const T* __restrict row = img + size_t(g.y0 + y) * n + g.x0;
         for (int x = 0; x < g.nx; ++x) {
