@@ -61,6 +61,9 @@ void TrainOptions::declare(Command& c) {
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");
   c.number("--input-dropout", input_dropout, "dropout probability on the encoder's input", 0, 0.9);
+  c.flag("--feature-split", cfg.feature_split, "the features from half of each particle's Fourier coefficients (kx + ky "
+                                               "even), the score from the other half: the latent cannot gain by "
+                                               "following a particle's own noise (docs/accuracy.md round 8)");
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
   c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");

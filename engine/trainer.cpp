@@ -41,7 +41,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
           {"feature_noise_whiten", feature_noise_whiten}, {"feature_row_rms", feature_row_rms},
-          {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"input_dropout", input_dropout}, {"feature_split", feature_split}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -68,6 +68,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_noise_whiten = j.value("feature_noise_whiten", false);
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
+  c.feature_split = j.value("feature_split", false);  // runs before the split
   return c;
 }
 
@@ -391,8 +392,9 @@ struct StepBuffers {
   int next_slot = 0;
 
   // encoder -> z (+ noise) -> decoder -> parameters and regularisers, for n loaded rows.
+  // fixed (n x d, on the device): the decoder's input in place of the encoder's output (auto-decoding).
   void forward(nn::Sequential& enc, nn::Sequential& dec, int n, nn::Mode mode, uint64_t step, float noise,
-               uint64_t seed, uint64_t epoch) {
+               uint64_t seed, uint64_t epoch, const float* fixed = nullptr) {
     const float* in = feat.data();
     if (pca_k > 0) {  // the rows' principal-component scores: one GEMM on the context's device
       feat_pca.resize(size_t(n) * size_t(pca_k));
@@ -403,7 +405,8 @@ struct StepBuffers {
     const float* ze = enc.forward(in, n, mode, step);
     z_clean = ze;
     z.resize(size_t(n) * enc.out_features());
-    train_ops::add_latent_noise(cx, ze, z.data(), index.data(), n, enc.out_features(), noise, seed, epoch);
+    train_ops::add_latent_noise(cx, fixed ? fixed : ze, z.data(), index.data(), n, enc.out_features(), noise, seed,
+                                epoch);
     const float* raw = dec.forward(z.data(), n, mode, step);
     if (k.rigid_free) {
       rigid.resize(size_t(n) * W);
@@ -425,6 +428,16 @@ struct StepBuffers {
   const float* last_raw = nullptr;
   const float* z_clean = nullptr;  // the encoder's output (before the noise)
   Buffer<float> vz{cx}, rigid{cx}, v_rigid{cx};  // the latent penalty's and the rigid projection's buffers
+  Buffer<float> zfix{cx};                        // set_fixed_latent: the batch's latent points
+
+  // The batch's rows of the fixed latent points (n x d, cache order), onto the device.
+  const float* load_fixed(const std::vector<float>& fixed, const size_t* idx, int n, int d) {
+    if (fixed.empty()) return nullptr;
+    std::vector<float> rows(size_t(n) * size_t(d));
+    for (int i = 0; i < n; ++i) std::copy_n(fixed.data() + idx[i] * size_t(d), d, rows.data() + size_t(i) * d);
+    zfix.upload(rows);
+    return zfix.data();
+  }
 };
 
 std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t seed, uint64_t epoch) {
@@ -556,6 +569,9 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
   if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
     throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
+  if (c.feature_split && c.feature_noise_whiten)
+    throw Error("--feature-split with --feature-whiten noise is not supported (the noise features are measured "
+                "on every coefficient)");
   plan_ = plan_memory(c, G, cache.box(), p_->band.size(), cache.count());
   batcher_ = std::make_unique<ParticleBatcher>(cache, p_->band, c.ctf);
 }
@@ -593,6 +609,16 @@ void Trainer::use_poses(std::vector<ParticlePose> poses) {
   batcher_->set_poses(std::move(poses));
 }
 
+void Trainer::set_fixed_latent(std::vector<float> z) {
+  const size_t want = p_->cache.count() * size_t(p_->c.latent);
+  if (z.size() != want)
+    throw Error("the fixed latent points hold " + std::to_string(z.size()) + " values, the run needs " +
+                std::to_string(p_->cache.count()) + " particles x " + std::to_string(p_->c.latent) + " dimensions");
+  for (float v : z)
+    if (!std::isfinite(v)) throw Error("the fixed latent points hold a value that is not finite");
+  fixed_ = std::move(z);
+}
+
 nlohmann::json Trainer::feature_key() const {
   const ParticleCache& ca = p_->cache;
   std::error_code ec;
@@ -605,6 +631,7 @@ nlohmann::json Trainer::feature_key() const {
           {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights}, {"data_scale", p_->data_scale},
           {"pooled", p_->c.pooled}};
   if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
+  if (p_->c.feature_split) key["feature_half"] = ParticleBatcher::kHalfEven;
   return key;
 }
 
@@ -724,6 +751,7 @@ void Trainer::prepare_features(bool resume) {
     batcher_->set_data_scale(p_->data_scale);
   }
   const nlohmann::json key = feature_key();
+  if (p_->c.feature_split) batcher_->set_coefficient_half(ParticleBatcher::kHalfEven);
   std::string why = fs::exists(path) ? feature_file_stale_reason(path, key) : "missing";
   if (!why.empty()) {
     if (resume) throw Error("cannot resume: the feature file " + path + " is not this run's: " + why);
@@ -734,6 +762,8 @@ void Trainer::prepare_features(bool resume) {
     build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
                        std::max(1, std::min(p_->c.batch, 256)), p_->ring_weights, p_->comm, p_->c.pooled);
   }
+  // The score from here on sees the other half (TrainConfig::feature_split).
+  if (p_->c.feature_split) batcher_->set_coefficient_half(ParticleBatcher::kHalfOdd);
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
   transform_ = FeatureTransform{};
@@ -836,6 +866,13 @@ bool Trainer::train(bool resume) {
                                             ", this command's is " + std::to_string(GB) + ": give --batch " +
                                             std::to_string(saved_global) + " / ranks"
                                       : std::string()));
+    const std::string fixed_key = fixed_.empty() ? "" : std::to_string(fnv1a(fixed_));
+    const std::string saved_key = ck.meta.value("fixed_latent_fnv", std::string());
+    if (saved_key != fixed_key)
+      throw Error("cannot resume " + checkpoint_path() + ": " +
+                  (saved_key.empty()   ? "it was trained on the encoder's points, not on --fixed-latent ones"
+                   : fixed_key.empty() ? "it was trained on fixed latent points: give the same --fixed-latent file"
+                                       : "its --fixed-latent points differ from this command's"));
     p.enc->load(ck, "encoder.");
     p.dec->load(ck, "decoder.");
     p.aenc->load(ck, "adam_encoder.");
@@ -884,6 +921,7 @@ bool Trainer::train(bool resume) {
       ck.meta["feature_total_variance"] = transform_.total_variance;
     }
     if (!aligned_.empty()) ck.put_f32("aligned_origins", origins_f32(aligned_));
+    if (!fixed_.empty()) ck.meta["fixed_latent_fnv"] = std::to_string(fnv1a(fixed_));
     if (!p.ring_weights.empty()) {
       ck.put_f32("ring_weights", p.ring_weights);
       ck.meta["ring_count"] = p.ring_weights.size();
@@ -952,8 +990,9 @@ bool Trainer::train(bool resume) {
           cpu_tick = cpu_now;
         };
         b.load(*batcher_, *features_, idx.data(), int(B));
+        const float* fixed = b.load_fixed(fixed_, idx.data(), int(B), c.latent);
         mark("load batch (features, particles, upload)");
-        b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e));
+        b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e), fixed);
         mark("encoder + decoder forward, parameters");
         b.project(*projector, int(B), true);
         mark("projection + FRC forward and backward");
@@ -969,7 +1008,13 @@ bool Trainer::train(bool resume) {
           v_raw = b.v_rigid.data();
         }
         const float* vz = p.dec->backward(v_raw, true);
-        if (c.latent_reg > 0) {
+        if (fixed) {  // the encoder fitted to the fixed points: d/dz of |z - z_fixed|^2 / B = 2 (z - z_fixed) / B
+          const size_t nz = B * size_t(c.latent);
+          b.vz.resize(nz);
+          train_ops::add_scaled(cx, b.z_clean, fixed, -1.f, b.vz.data(), nz);
+          train_ops::add_scaled(cx, b.vz.data(), b.vz.data(), 2.f / float(B) - 1.f, b.vz.data(), nz);
+          vz = b.vz.data();
+        } else if (c.latent_reg > 0) {
           b.vz.resize(B * size_t(c.latent));
           train_ops::add_scaled(cx, vz, b.z_clean, 2.f * c.latent_reg / float(B), b.vz.data(), B * size_t(c.latent));
           vz = b.vz.data();
@@ -1022,7 +1067,8 @@ bool Trainer::train(bool resume) {
       for (size_t first = v0; first < v1; first += B) {
         const int m = int(std::min(B, v1 - first));
         b.load(*batcher_, *features_, val_.data() + first, m);
-        b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e));
+        const float* fixed = b.load_fixed(fixed_, val_.data() + first, m, c.latent);
+        b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e), fixed);
         b.project(*projector, m, false);
         train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), m, b.acc.data() + 2);
       }
@@ -1105,6 +1151,7 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 ParticleBatcher model_batcher(const TrainedModel& m, const ParticleCache& cache) {
   ParticleBatcher b(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
   b.set_data_scale(m.data_scale);
+  if (m.config.feature_split) b.set_coefficient_half(ParticleBatcher::kHalfOdd);
   return b;
 }
 
@@ -1125,8 +1172,10 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
                               {"cache", fs::absolute(cache.path()).string()},
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
+  if (m.config.feature_split) batcher.set_coefficient_half(ParticleBatcher::kHalfEven);  // as training's features
   build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch,
                      m.ring_weights, comm, m.config.pooled);
+  if (m.config.feature_split) batcher.set_coefficient_half(ParticleBatcher::kHalfOdd);
   FeatureFile features(features_path, key);
   embed_particles(m, cx, batcher, features, latent, score, batch, comm);
 }
