@@ -41,7 +41,9 @@ nlohmann::json TrainConfig::to_json() const {
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
           {"feature_noise_whiten", feature_noise_whiten}, {"feature_row_rms", feature_row_rms},
-          {"input_dropout", input_dropout}, {"feature_split", feature_split}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"input_dropout", input_dropout}, {"feature_split", feature_split},
+          {"encoder_reads_positions", encoder_reads_positions}, {"encoder_reads_amplitudes", encoder_reads_amplitudes},
+          {"encoder_reads_widths", encoder_reads_widths}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -69,6 +71,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
   c.feature_split = j.value("feature_split", false);  // runs before the split
+  c.encoder_reads_positions = j.value("encoder_reads_positions", true);  // runs before --encoder-reads
+  c.encoder_reads_amplitudes = j.value("encoder_reads_amplitudes", true);
+  c.encoder_reads_widths = j.value("encoder_reads_widths", true);
   return c;
 }
 
@@ -81,19 +86,27 @@ TrainConfig paper_recipe() {
   return c;
 }
 
-void parse_move_list(const std::string& list, TrainConfig& c) {
-  c.move_positions = c.move_amplitudes = c.move_widths = false;
+std::array<bool, 3> parse_kind_list(const std::string& list, const std::string& option) {
+  std::array<bool, 3> k = {false, false, false};
   std::stringstream ss(list);
   std::string item;
   bool any = false;
   while (std::getline(ss, item, ',')) {
-    if (item == "positions") c.move_positions = true;
-    else if (item == "amplitudes") c.move_amplitudes = true;
-    else if (item == "widths") c.move_widths = true;
-    else throw Error("--move: unknown item '" + quote_value(item) + "' (positions, amplitudes, widths)");
+    if (item == "positions") k[0] = true;
+    else if (item == "amplitudes") k[1] = true;
+    else if (item == "widths") k[2] = true;
+    else throw Error(option + ": unknown item '" + quote_value(item) + "' (positions, amplitudes, widths)");
     any = true;
   }
-  if (!any) throw Error("--move names nothing (positions, amplitudes, widths)");
+  if (!any) throw Error(option + " names nothing (positions, amplitudes, widths)");
+  return k;
+}
+
+void parse_move_list(const std::string& list, TrainConfig& c) {
+  const std::array<bool, 3> k = parse_kind_list(list, "--move");
+  c.move_positions = k[0];
+  c.move_amplitudes = k[1];
+  c.move_widths = k[2];
 }
 
 std::vector<char> parse_gaussian_list(const std::string& list, int G) {
@@ -303,6 +316,8 @@ struct StepBuffers {
   Buffer<cfloat> data;
   Buffer<int64_t> index;
   bool row_rms;          // the feature rows scaled to unit RMS as they are loaded (host side)
+  bool reads[3];         // the kinds whose columns the encoder reads (the others zeroed as loaded, host side)
+  bool all_kinds;
   int pca_k;             // the encoder reads feat x basis (n x pca_k) when > 0
   Buffer<float> basis, feat_pca;
 
@@ -311,6 +326,8 @@ struct StepBuffers {
       : cx(c), G(consts.G), W(5 * size_t(consts.G)), k(consts), base(c), mask(c), feat(c), z(c), params(c),
         grad(c), v(c), score(c), rowreg(c), acc(c, 4), views(c), data(c), index(c), row_rms(transform.row_rms),
         pca_k(transform.k), basis(c), feat_pca(c) {
+    std::copy(transform.reads, transform.reads + 3, reads);
+    all_kinds = reads[0] && reads[1] && reads[2];
     base.upload(neutral);
     mask.upload(m);
     if (pca_k > 0) basis.upload(transform.basis);
@@ -338,6 +355,7 @@ struct StepBuffers {
     data.resize(size_t(n) * nb);
     index.resize(size_t(n));
     features.gather(idx, n, feat.data());
+    if (!all_kinds) zero_unread_kinds(feat.data(), size_t(n), W, reads);
     if (row_rms) scale_rows_to_unit_rms(feat.data(), size_t(n), W);
     batcher.gather(idx, n, views.data(), data.data());
     for (int i = 0; i < n; ++i) index.data()[i] = int64_t(idx[i]);
@@ -367,6 +385,7 @@ struct StepBuffers {
     cfloat* hd = reinterpret_cast<cfloat*>(h + up(fb) + up(vb));
     int64_t* hi = reinterpret_cast<int64_t*>(h + up(fb) + up(vb) + up(db));
     features.gather(idx, n, hf);
+    if (!all_kinds) zero_unread_kinds(hf, size_t(n), W, reads);
     if (row_rms) scale_rows_to_unit_rms(hf, size_t(n), W);
     batcher.gather(idx, n, hv, hd);
     for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
@@ -569,6 +588,8 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
   if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
     throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
+  if (c.feature_pca > 0 && !(c.encoder_reads_positions && c.encoder_reads_amplitudes && c.encoder_reads_widths))
+    throw Error("--encoder-reads with --feature-pca is not supported (the components are fitted on every column)");
   if (c.feature_split && c.feature_noise_whiten)
     throw Error("--feature-split with --feature-whiten noise is not supported (the noise features are measured "
                 "on every coefficient)");
@@ -702,10 +723,18 @@ std::vector<ParticlePose> align_shifts(Context& cx, const ParticleCache& cache, 
   return with_origins(cache, origins_f32(r.after));
 }
 
+// The kinds the encoder reads, from the config.
+void set_reads(FeatureTransform& t, const TrainConfig& c) {
+  t.reads[0] = c.encoder_reads_positions;
+  t.reads[1] = c.encoder_reads_amplitudes;
+  t.reads[2] = c.encoder_reads_widths;
+}
+
 // The encoder's input transform as a checkpoint stores it (the row scaling is the config's alone).
 FeatureTransform stored_transform(const nn::Checkpoint& ck, const TrainConfig& c, size_t width) {
   FeatureTransform t;
   t.row_rms = c.feature_row_rms;
+  set_reads(t, c);
   if (c.feature_pca <= 0) return t;
   t.k = c.feature_pca;
   t.basis = ck.get_f32("feature_pca", width * size_t(t.k));
@@ -768,6 +797,7 @@ void Trainer::prepare_features(bool resume) {
   norm_ = features_->norm();
   transform_ = FeatureTransform{};
   transform_.row_rms = p_->c.feature_row_rms;
+  set_reads(transform_, p_->c);
   if (p_->c.feature_pca > 0)  // a resumed run's own components; else fitted (every rank the same, deterministic)
     transform_ = resume ? stored_transform(nn::Checkpoint::load(checkpoint_path()), p_->c, features_->width())
                         : p_->c.feature_noise_whiten ? fit_noise_whitened_transform()

@@ -13,6 +13,7 @@
 // validation split is a fixed function of the particle index; the CPU backend is bit-reproducible, and a
 // resumed run (checkpoint at an epoch end or at a batch boundary after Ctrl-C) continues bit-identically.
 #pragma once
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -103,6 +104,9 @@ struct TrainConfig {
   // its features is independent of the noise its score sees, so an encoder + decoder that follow a
   // particle's noise gradient gain nothing on average: the latent is spent on directions with signal.
   bool feature_split = false;
+  // Which parameter kinds' feature columns the encoder reads (`--encoder-reads`, any non-empty subset of
+  // positions, amplitudes, widths; docs/accuracy.md round 8): the others enter as zeros. Not with feature_pca.
+  bool encoder_reads_positions = true, encoder_reads_amplitudes = true, encoder_reads_widths = true;
 
   nlohmann::json to_json() const;  // everything but `movable` (stored as an array in the checkpoint)
   static TrainConfig from_json(const nlohmann::json& j);
@@ -111,7 +115,10 @@ struct TrainConfig {
 // The published e2gmm recipe (DESIGN §1; `--preset paper`): the baseline the defaults are measured against.
 TrainConfig paper_recipe();
 
-// "positions,amplitudes,widths" (any non-empty subset); throws naming an unknown item.
+// "positions,amplitudes,widths" (any non-empty subset) -> which of the three kinds it names; throws naming the
+// option and an unknown item, or an empty list.
+std::array<bool, 3> parse_kind_list(const std::string& list, const std::string& option);
+// --move's list into c.move_positions, move_amplitudes, move_widths.
 void parse_move_list(const std::string& list, TrainConfig& c);
 // "0-99,150" (0-based Gaussian indices, ranges inclusive) -> G flags; throws naming a bad item.
 std::vector<char> parse_gaussian_list(const std::string& list, int G);

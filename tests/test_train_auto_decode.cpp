@@ -1,8 +1,11 @@
 // Round 8's two training options (docs/accuracy.md "Round 8: the lid"), end to end on a small lid-only set:
-// `train --fixed-latent` (the decoder trained on given latent points, the encoder fitted to them) and
-// `train --feature-split` (features and score from independent halves of each particle's coefficients).
+// `train --fixed-latent` (the decoder trained on given latent points, the encoder fitted to them),
+// `train --feature-split` (features and score from independent halves of each particle's coefficients) and
+// `train --encoder-reads` (which parameter kinds' feature columns the encoder reads).
 #include "train_data.h"
 
+#include "core/error.h"
+#include "engine/feature_transform.h"
 #include "engine/particle_batch.h"
 #include "engine/particle_cache.h"
 #include "engine/trainer.h"
@@ -88,10 +91,30 @@ TEST_CASE("--fixed-latent: the decoder learns what the points hold, the encoder 
   }
 }
 
+TEST_CASE("--encoder-reads: the unread kinds' columns are zeros; a bad list or --feature-pca is refused") {
+  const size_t G = 2, W = 5 * G;
+  std::vector<float> rows(2 * W, 1.f);
+  const bool reads[3] = {false, true, false};
+  zero_unread_kinds(rows.data(), 2, W, reads);
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t c = 0; c < W; ++c) CHECK(rows[i * W + c] == (c / G == 3 ? 1.f : 0.f));
+  const std::array<bool, 3> k = parse_kind_list("widths,amplitudes", "--encoder-reads");
+  CHECK((!k[0] && k[1] && k[2]));
+  CHECK_THROWS_WITH_AS(parse_kind_list("amplitude", "--encoder-reads"),
+                       doctest::Contains("--encoder-reads: unknown item 'amplitude'"), Error);
+  CHECK_THROWS_WITH_AS(parse_kind_list("", "--encoder-reads"), doctest::Contains("names nothing"), Error);
+  DataSet d = lid_data();
+  test::RunResult r = test::run(train_cmd(d, d.dir + "/pca", "--epochs 1 --feature-pca 10 --encoder-reads amplitudes"));
+  CHECK(r.status != 0);
+  CHECK(r.out.find("--encoder-reads with --feature-pca") != std::string::npos);
+}
+
 TEST_CASE("--feature-split: two disjoint Hermitian halves; embed builds its features as training did") {
   DataSet d = lid_data();
   const std::string run = d.dir + "/split";
-  test::RunResult r = test::run(train_cmd(d, run, "--epochs 3 --batch 32 --latent 2 --feature-split"));
+  // With --encoder-reads too: embed must apply both as training did (the latent comparison below).
+  test::RunResult r =
+      test::run(train_cmd(d, run, "--epochs 3 --batch 32 --latent 2 --feature-split --encoder-reads amplitudes,widths"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const ParticleCache cache(run + "/particles.cugmm-cache");
   ParticleBatcher b(cache, training_band(cache, kDefaultMinRes, 0), CtfChoice::automatic);
@@ -117,7 +140,8 @@ TEST_CASE("--feature-split: two disjoint Hermitian halves; embed builds its feat
   CHECK(mismatched == 0);
   CHECK(unpaired == 0);
   CHECK(std::abs(double(in_even) / double(nb) - 0.5) < 0.05);
-  // embed: the features from the even half again (not the whole), so the latent is training's own.
+  // embed: the features from the even half again (not the whole) and the same columns zeroed, so the latent is
+  // training's own.
   r = test::run(test::cugmm_exe() + " embed " + run + " --particles " + d.star + " --out " + d.dir +
                 "/split_embed --device cpu --threads 1");
   REQUIRE_MESSAGE(r.status == 0, r.out);
