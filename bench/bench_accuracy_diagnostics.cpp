@@ -23,10 +23,16 @@
 //   3. latent    The run's latent.txt: the metrics of DESIGN §7 (engine/oracle_reference.h score_latent_file),
 //                the variance of each dimension, and the fraction of its variance a linear fit on the defocus
 //                and on the view explains (engine/evenodd.h variance_explained).
+//   4. decoder   (--decoder, with --run) The feature blocks alone (positions, amplitudes, widths: the section-1
+//                read-out on each block's top-k principal components) and, for a presence motion, the single
+//                feature "sum of the amplitude features of the Gaussians the part owns" (each neutral Gaussian
+//                matched to its nearest residue); then the run's decoder at every particle's latent.txt point:
+//                the part's decoded mass over the neutral model's, by the truth's state, and at +-2 SD along the
+//                latent's principal axes (does the decoder have a removal direction at all?).
 //
 //   bench_accuracy_diagnostics --system NAME|FILE.json --data SIMULATE_DIR --cache CACHE [--run TRAIN_DIR]
 //                              [--model NEUTRAL.txt] [--no-features] [--no-ceiling] [--out diagnostics.json]
-//                              [--noise-whitened M [--shrink a]...]
+//                              [--noise-whitened M [--shrink a]...] [--decoder]
 // The data set must be the simulator's (its truth table and simulation.json give the states, box and pixel).
 #include <Eigen/Dense>
 
@@ -503,12 +509,147 @@ nlohmann::json latent_info(const HeteroSystem& sys, const std::string& run, cons
   return out;
 }
 
+// ---- 4. the decoder and the feature blocks (round 8) -------------------------------------------------------
+
+// Per neutral Gaussian: the presence motion of its nearest residue (-1: none). Diagnostic bookkeeping with the
+// truth's geometry: which Gaussians a removed part owns.
+std::vector<int> presence_owner(const HeteroSystem& sys, const std::vector<float>& neutral, int box, double pixel,
+                                double& mean_distance) {
+  const ResidueModels rm = residue_models(sys, box, pixel);
+  const std::vector<float> rp = params_from_model(rm.neutral);
+  const size_t G = neutral.size() / 5, R = rm.neutral.size();
+  std::vector<int> owner(G, -1);
+  mean_distance = 0;
+  for (size_t j = 0; j < G; ++j) {
+    double best = 1e300;
+    size_t arg = 0;
+    for (size_t r = 0; r < R; ++r) {
+      double d2 = 0;
+      for (int a = 0; a < 3; ++a) d2 += std::pow(double(neutral[a * G + j]) - rp[a * R + r], 2);
+      if (d2 < best) { best = d2; arg = r; }
+    }
+    mean_distance += std::sqrt(best) / double(G);
+    for (int m : rm.motions[arg])
+      if (sys.motions[size_t(m)].kind == Motion::Kind::present) owner[j] = m;
+  }
+  return owner;
+}
+
+// (a) The feature blocks alone (positions 3G columns, amplitudes G, widths G): the same read-out as section 1 on
+// each block's top-k principal components; and the single feature "sum of the amplitude features of the
+// Gaussians a presence motion owns" (the first-order signal of removing that part). (b) The decoder: each
+// particle's decoded model (latent.txt through the run's decoder), the mass of each presence motion's Gaussians
+// relative to the neutral model's, by the truth's state, and along the latent's principal axes at +-2 SD.
+nlohmann::json decoder_info(const HeteroSystem& sys, const std::string& run, const Truth& t,
+                            const std::vector<size_t>& rows) {
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(run + "/model.ckpt", cx);
+  const size_t W = m.neutral_params.size(), G = W / 5, n = rows.size();
+  double dist = 0;
+  const std::vector<int> owner = presence_owner(sys, m.neutral_params, m.neutral.box_size, m.neutral.pixel_size, dist);
+  nlohmann::json out = nlohmann::json::object();
+  out["owner_mean_distance_A"] = dist;
+  std::printf("decoder and feature blocks (Gaussians matched to residues: mean distance %.2f Å)\n", dist);
+  const FeatureFile f(run + "/features.cugmm-features", nlohmann::json());
+  std::vector<float> buf(n * W);
+  f.gather(rows.data(), int(n), buf.data());
+  const char* block_names[3] = {"positions", "amplitudes", "widths"};
+  const size_t block_lo[3] = {0, 3 * G, 4 * G}, block_hi[3] = {3 * G, 4 * G, 5 * G};
+  for (int blk = 0; blk < 3; ++blk) {
+    const size_t w = block_hi[blk] - block_lo[blk];
+    Eigen::MatrixXd X{Eigen::Index(n), Eigen::Index(w)};
+    for (size_t i = 0; i < n; ++i)
+      for (size_t c = 0; c < w; ++c) X(Eigen::Index(i), Eigen::Index(c)) = buf[i * W + block_lo[blk] + c];
+    X.rowwise() -= X.colwise().mean();
+    const double total = X.squaredNorm() / double(n);
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(X.transpose() * X / double(n));
+    const Eigen::MatrixXd P = X * es.eigenvectors().rowwise().reverse();
+    std::printf(" block %s (%zu columns, variance %.1f):\n", block_names[blk], w, total);
+    out["blocks"][block_names[blk]]["variance"] = total;
+    read_out(sys, t, rows, P, {2, 4, 10, 25, 50, 100, 200}, std::min(int(w), int(n) / 3), out["blocks"][block_names[blk]]);
+  }
+  for (size_t mo = 0; mo < sys.motions.size(); ++mo) {
+    if (sys.motions[mo].kind != Motion::Kind::present) continue;
+    const std::string& name = sys.motions[mo].name;
+    std::vector<size_t> own;
+    double a0 = 0;
+    for (size_t j = 0; j < G; ++j)
+      if (owner[j] == int(mo)) { own.push_back(j); a0 += m.neutral_params[3 * G + j]; }
+    Eigen::MatrixXd x(Eigen::Index(n), 1);
+    std::vector<double> y;
+    for (size_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (size_t j : own) s += buf[i * W + 3 * G + j];
+      x(Eigen::Index(i), 0) = s;
+      y.push_back(t.state[rows[i]][mo]);
+    }
+    const double acc1 = cv_fit(x, y, true);
+    // The decoded models: the part's mass relative to the neutral model's, per particle.
+    const int d = m.config.latent;
+    const std::vector<float> z = read_latent_txt(run + "/latent.txt", d);
+    const size_t N = z.size() / size_t(d);
+    const std::vector<float> p = decode_points(m, cx, z, int(N));
+    std::vector<double> frac(N);
+    for (size_t i = 0; i < N; ++i) {
+      double s = 0;
+      for (size_t j : own) s += p[i * W + 3 * G + j];
+      frac[i] = s / a0;
+    }
+    double sum[2] = {0, 0}, cnt[2] = {0, 0};
+    for (size_t i : rows) {
+      const int k = t.state[i][mo] > 0.5 ? 1 : 0;
+      sum[k] += frac[i];
+      cnt[k] += 1;
+    }
+    const double lo = *std::min_element(frac.begin(), frac.end()), hi = *std::max_element(frac.begin(), frac.end());
+    // The latent's principal axes at +-2 SD around its mean.
+    Eigen::MatrixXd L(Eigen::Index(N), d);
+    for (size_t i = 0; i < N; ++i)
+      for (int k = 0; k < d; ++k) L(Eigen::Index(i), k) = z[i * size_t(d) + size_t(k)];
+    const Eigen::RowVectorXd mu = L.colwise().mean();
+    const Eigen::MatrixXd Lc = L.rowwise() - mu;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Lc.transpose() * Lc / double(N));
+    std::vector<float> ends;
+    for (int k = d - 1; k >= 0; --k)
+      for (double sgn : {-2.0, 2.0}) {
+        const Eigen::VectorXd q = mu.transpose() + sgn * std::sqrt(std::max(0.0, es.eigenvalues()(k))) * es.eigenvectors().col(k);
+        for (int c = 0; c < d; ++c) ends.push_back(float(q(c)));
+      }
+    const std::vector<float> pe = decode_points(m, cx, ends, 2 * d);
+    std::vector<double> axis_frac;
+    std::string axes;
+    for (int r = 0; r < 2 * d; ++r) {
+      double s = 0;
+      for (size_t j : own) s += pe[size_t(r) * W + 3 * G + j];
+      axis_frac.push_back(s / a0);
+      char b[32];
+      std::snprintf(b, sizeof b, "%s%.3f", r % 2 ? "/" : " ", s / a0);
+      axes += b;
+    }
+    std::printf(" %s: %zu Gaussians (%.1f%% of the mass); read-out from their summed amplitude features %.3f;\n"
+                "  decoded mass of the part / neutral: truth absent %.3f, present %.3f, range over particles %.3f..%.3f;\n"
+                "  at -2/+2 SD along the latent's principal axes (largest first):%s\n",
+                name.c_str(), own.size(), 100 * a0 / std::accumulate(m.neutral_params.begin() + long(3 * G),
+                                                                     m.neutral_params.begin() + long(4 * G), 0.0),
+                acc1, sum[0] / cnt[0], sum[1] / cnt[1], lo, hi, axes.c_str());
+    nlohmann::json& o = out["presence"][name];
+    o["gaussians"] = own.size();
+    o["summed_amplitude_feature_accuracy"] = acc1;
+    o["decoded_fraction_absent"] = sum[0] / cnt[0];
+    o["decoded_fraction_present"] = sum[1] / cnt[1];
+    o["decoded_fraction_min"] = lo;
+    o["decoded_fraction_max"] = hi;
+    o["decoded_fraction_axes_pm2sd"] = axis_frac;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     std::string system, data, cache_path, run, model, out = "diagnostics.json";
-    bool ceiling = true, features = true;
+    bool ceiling = true, features = true, decoder = false;
     size_t noise_images = 0;  // --noise-whitened M: M noise-only images (section 1b)
     std::vector<double> shrinks;
     for (int i = 1; i < argc; ++i) {
@@ -525,6 +666,7 @@ int main(int argc, char** argv) {
       else if (a == "--out") out = next();
       else if (a == "--no-ceiling") ceiling = false;
       else if (a == "--no-features") features = false;
+      else if (a == "--decoder") decoder = true;
       else if (a == "--noise-whitened") noise_images = std::stoul(next());
       else if (a == "--shrink") shrinks.push_back(std::stod(next()));
       else throw Error("unknown option " + a + " (see the header of bench/bench_accuracy_diagnostics.cpp)");
@@ -554,6 +696,7 @@ int main(int argc, char** argv) {
       if (ck.meta.contains("ring_count")) ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
       neutral_params = ck.get_f32("neutral", 5 * size_t(ck.meta.at("gaussians").get<int>()));
       doc["latent"] = latent_info(sys, run, data, cache_path);
+      if (decoder) doc["decoder"] = decoder_info(sys, run, t, rows);
     } else if (!model.empty()) {
       neutral_params = params_from_model(io::read_model(model));
     }

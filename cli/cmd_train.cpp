@@ -52,6 +52,9 @@ static int run_train(Command& c) {
   c.text("--poses-from", rq.poses_from, "train with the poses of this particle file (e.g. `cugmm refine-pose`'s "
                                         "output), matched to --particles by rlnImageName");
   to.declare(c);
+  c.text("--fixed-latent", rq.fixed_latent, "auto-decoding: train the decoder on these latent points (a latent.txt, "
+                                            "one row per particle, e.g. a run's posterior means) instead of the "
+                                            "encoder's, and fit the encoder to predict them (docs/accuracy.md round 8)");
   c.text("--focus-mask", rq.focus.mask, "focused analysis: only the Gaussians in this mask (MRC on the model's "
                                         "grid) move, and (--subtract neutral) the rest is subtracted from the particles");
   std::vector<std::string> subtract_args = {"neutral"};
@@ -96,6 +99,7 @@ static int run_train(Command& c) {
   for (auto& n : names) files.outputs.push_back((fs::path(out) / n).string());
   for (const auto& f : to.inputs()) files.inputs.push_back(f);
   if (!rq.poses_from.empty()) files.inputs.push_back(rq.poses_from);
+  if (!rq.fixed_latent.empty()) files.inputs.push_back(rq.fixed_latent);
   check_files(files, false);
   if (rq.resume && !fs::exists(fs::path(out) / "model.ckpt"))
     throw Error("--resume: " + (fs::path(out) / "model.ckpt").string() + " does not exist");

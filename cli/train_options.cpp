@@ -64,6 +64,12 @@ void TrainOptions::declare(Command& c) {
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");
   c.number("--input-dropout", input_dropout, "dropout probability on the encoder's input", 0, 0.9);
+  c.text("--encoder-reads", encoder_reads, "which parameter kinds' feature columns the encoder reads: any of "
+                                          "positions,amplitudes,widths (the others enter as zeros; not with "
+                                          "--feature-pca; docs/accuracy.md round 8)");
+  c.flag("--feature-split", cfg.feature_split, "the features from half of each particle's Fourier coefficients (kx + ky "
+                                               "even), the score from the other half: the latent cannot gain by "
+                                               "following a particle's own noise (docs/accuracy.md round 8)");
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
   c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");
@@ -121,6 +127,10 @@ void TrainOptions::finish(const Command& c) {
   group = make_symmetry_group(sym);
   cfg.symmetry = group.name;
   parse_move_list(move, cfg);
+  const std::array<bool, 3> reads = parse_kind_list(encoder_reads, "--encoder-reads");
+  cfg.encoder_reads_positions = reads[0];
+  cfg.encoder_reads_amplitudes = reads[1];
+  cfg.encoder_reads_widths = reads[2];
   cfg.ctf = parse_ctf_choice(ctf);
   cfg.feature_precision = parse_feature_precision(fprec);
   if (!mask.empty() && !gaussians.empty()) throw Error("give --mask or --gaussians, not both");

@@ -14,7 +14,7 @@ namespace cugmm::cli {
 struct TrainOptions {
   TrainConfig config;
   CacheOptions cache;  // root and box from the options; particles and maxres are the command's
-  std::string move = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid, feature_whiten;
+  std::string move = "positions,amplitudes,widths", encoder_reads = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid, feature_whiten;
   std::string sym = "C1";
   SymmetryGroup group;  // from --sym (finish())
   long long seed = 1;

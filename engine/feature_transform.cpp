@@ -12,6 +12,15 @@
 
 namespace cugmm {
 
+void zero_unread_kinds(float* rows, size_t n, size_t width, const bool reads[3]) {
+  const size_t G = width / 5;
+  for (size_t c = 0; c < width; ++c) {
+    const size_t kind = std::min<size_t>(c / G, 4);
+    if (reads[kind < 3 ? 0 : kind - 2]) continue;
+    for (size_t i = 0; i < n; ++i) rows[i * width + c] = 0.f;
+  }
+}
+
 void scale_rows_to_unit_rms(float* rows, size_t n, size_t width) {
   for (size_t r = 0; r < n; ++r) {
     float* x = rows + r * width;

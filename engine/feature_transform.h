@@ -16,6 +16,9 @@
 namespace cugmm {
 
 struct FeatureTransform {
+  // Which parameter kinds' columns the encoder reads (positions x, y, z; amplitudes; widths): the others are
+  // zeroed as rows are loaded (TrainConfig::encoder_reads; docs/accuracy.md round 8).
+  bool reads[3] = {true, true, true};
   bool row_rms = false;
   int k = 0;                       // principal components (0: the rows themselves)
   std::vector<float> basis;        // width x k, row-major: column j is component j (unit length, or
@@ -24,6 +27,9 @@ struct FeatureTransform {
   double total_variance = 0;       // the rows' total variance (the sum over every direction)
 };
 
+// In each of n rows of width = 5G values, the columns of the kinds not read (reads: positions, amplitudes,
+// widths) set to zero.
+void zero_unread_kinds(float* rows, size_t n, size_t width, const bool reads[3]);
 // Each of n rows of `width` values scaled to unit RMS in place (a zero row stays zero).
 void scale_rows_to_unit_rms(float* rows, size_t n, size_t width);
 

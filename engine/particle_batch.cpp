@@ -87,7 +87,18 @@ void ParticleBatcher::gather(const size_t* index, int n, ParticleView* views, cf
     for (size_t k = 0; k < nb; ++k) dst[k] = src[take_[k]];
     if (!scale_.empty())
       for (size_t k = 0; k < nb; ++k) dst[k] *= scale_[band_.ring[k]];
+    if (half_ != kAllCoefficients) {
+      const int keep = half_ == kHalfEven ? 0 : 1;
+      for (size_t k = 0; k < nb; ++k)
+        if (((band_.kx[k] + band_.ky[k]) & 1) != keep) dst[k] = cfloat(0.f, 0.f);
+    }
   }
+}
+
+void ParticleBatcher::set_coefficient_half(int half) {
+  CUGMM_REQUIRE(half == kAllCoefficients || half == kHalfEven || half == kHalfOdd,
+                "ParticleBatcher: coefficient half " + std::to_string(half));
+  half_ = half;
 }
 
 void ParticleBatcher::set_data_scale(std::vector<float> scale) {

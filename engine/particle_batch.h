@@ -41,6 +41,13 @@ class ParticleBatcher {
   // Every coefficient of ring r multiplied by scale[r] as it is gathered (rings 0..band.ring_max; empty: as
   // cached): the pooled score's data side (RingWeights::data_scale).
   void set_data_scale(std::vector<float> scale);
+  // One of two interleaved halves of the band's coefficients, the other gathered as zeros: kHalfEven keeps
+  // the coefficients with kx + ky even, kHalfOdd the odd ones, kAllCoefficients all (the default). The parity
+  // is the same at k and -k, so each half is closed under Hermitian symmetry, and the two halves' noise is
+  // independent (TrainConfig::feature_split).
+  static constexpr int kAllCoefficients = 0, kHalfEven = 1, kHalfOdd = 2;
+  void set_coefficient_half(int half);
+  int coefficient_half() const { return half_; }
 
  private:
   const ParticleCache& cache_;
@@ -49,6 +56,7 @@ class ParticleBatcher {
   std::vector<int> take_;
   std::vector<ParticlePose> poses_;
   std::vector<float> scale_;
+  int half_ = kAllCoefficients;
 };
 
 // The loss band for a cache: minres/maxres in Å (maxres <= 0 or finer than the cache: the cache's last ring).

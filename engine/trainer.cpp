@@ -42,7 +42,9 @@ nlohmann::json TrainConfig::to_json() const {
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
           {"feature_noise_whiten", feature_noise_whiten}, {"feature_noise_solver", feature_noise_solver},
           {"feature_row_rms", feature_row_rms},
-          {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"input_dropout", input_dropout}, {"feature_split", feature_split},
+          {"encoder_reads_positions", encoder_reads_positions}, {"encoder_reads_amplitudes", encoder_reads_amplitudes},
+          {"encoder_reads_widths", encoder_reads_widths}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -70,6 +72,10 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_noise_solver = j.value("feature_noise_solver", std::string("auto"));  // fitting only: resume reads the basis
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
+  c.feature_split = j.value("feature_split", false);  // runs before the split
+  c.encoder_reads_positions = j.value("encoder_reads_positions", true);  // runs before --encoder-reads
+  c.encoder_reads_amplitudes = j.value("encoder_reads_amplitudes", true);
+  c.encoder_reads_widths = j.value("encoder_reads_widths", true);
   return c;
 }
 
@@ -82,19 +88,27 @@ TrainConfig paper_recipe() {
   return c;
 }
 
-void parse_move_list(const std::string& list, TrainConfig& c) {
-  c.move_positions = c.move_amplitudes = c.move_widths = false;
+std::array<bool, 3> parse_kind_list(const std::string& list, const std::string& option) {
+  std::array<bool, 3> k = {false, false, false};
   std::stringstream ss(list);
   std::string item;
   bool any = false;
   while (std::getline(ss, item, ',')) {
-    if (item == "positions") c.move_positions = true;
-    else if (item == "amplitudes") c.move_amplitudes = true;
-    else if (item == "widths") c.move_widths = true;
-    else throw Error("--move: unknown item '" + quote_value(item) + "' (positions, amplitudes, widths)");
+    if (item == "positions") k[0] = true;
+    else if (item == "amplitudes") k[1] = true;
+    else if (item == "widths") k[2] = true;
+    else throw Error(option + ": unknown item '" + quote_value(item) + "' (positions, amplitudes, widths)");
     any = true;
   }
-  if (!any) throw Error("--move names nothing (positions, amplitudes, widths)");
+  if (!any) throw Error(option + " names nothing (positions, amplitudes, widths)");
+  return k;
+}
+
+void parse_move_list(const std::string& list, TrainConfig& c) {
+  const std::array<bool, 3> k = parse_kind_list(list, "--move");
+  c.move_positions = k[0];
+  c.move_amplitudes = k[1];
+  c.move_widths = k[2];
 }
 
 std::vector<char> parse_gaussian_list(const std::string& list, int G) {
@@ -317,6 +331,8 @@ struct StepBuffers {
   Buffer<cfloat> data;
   Buffer<int64_t> index;
   bool row_rms;          // the feature rows scaled to unit RMS as they are loaded (host side)
+  bool reads[3];         // the kinds whose columns the encoder reads (the others zeroed as loaded, host side)
+  bool all_kinds;
   int pca_k;             // the encoder reads feat x basis (n x pca_k) when > 0
   Buffer<float> basis, feat_pca;
 
@@ -325,6 +341,8 @@ struct StepBuffers {
       : cx(c), G(consts.G), W(5 * size_t(consts.G)), k(consts), base(c), mask(c), feat(c), z(c), params(c),
         grad(c), v(c), score(c), rowreg(c), acc(c, 4), views(c), data(c), index(c), row_rms(transform.row_rms),
         pca_k(transform.k), basis(c), feat_pca(c) {
+    std::copy(transform.reads, transform.reads + 3, reads);
+    all_kinds = reads[0] && reads[1] && reads[2];
     base.upload(neutral);
     mask.upload(m);
     if (pca_k > 0) basis.upload(transform.basis);
@@ -352,6 +370,7 @@ struct StepBuffers {
     data.resize(size_t(n) * nb);
     index.resize(size_t(n));
     features.gather(idx, n, feat.data());
+    if (!all_kinds) zero_unread_kinds(feat.data(), size_t(n), W, reads);
     if (row_rms) scale_rows_to_unit_rms(feat.data(), size_t(n), W);
     batcher.gather(idx, n, views.data(), data.data());
     for (int i = 0; i < n; ++i) index.data()[i] = int64_t(idx[i]);
@@ -381,6 +400,7 @@ struct StepBuffers {
     cfloat* hd = reinterpret_cast<cfloat*>(h + up(fb) + up(vb));
     int64_t* hi = reinterpret_cast<int64_t*>(h + up(fb) + up(vb) + up(db));
     features.gather(idx, n, hf);
+    if (!all_kinds) zero_unread_kinds(hf, size_t(n), W, reads);
     if (row_rms) scale_rows_to_unit_rms(hf, size_t(n), W);
     batcher.gather(idx, n, hv, hd);
     for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
@@ -406,8 +426,9 @@ struct StepBuffers {
   int next_slot = 0;
 
   // encoder -> z (+ noise) -> decoder -> parameters and regularisers, for n loaded rows.
+  // fixed (n x d, on the device): the decoder's input in place of the encoder's output (auto-decoding).
   void forward(nn::Sequential& enc, nn::Sequential& dec, int n, nn::Mode mode, uint64_t step, float noise,
-               uint64_t seed, uint64_t epoch) {
+               uint64_t seed, uint64_t epoch, const float* fixed = nullptr) {
     const float* in = feat.data();
     if (pca_k > 0) {  // the rows' principal-component scores: one GEMM on the context's device
       feat_pca.resize(size_t(n) * size_t(pca_k));
@@ -418,7 +439,8 @@ struct StepBuffers {
     const float* ze = enc.forward(in, n, mode, step);
     z_clean = ze;
     z.resize(size_t(n) * enc.out_features());
-    train_ops::add_latent_noise(cx, ze, z.data(), index.data(), n, enc.out_features(), noise, seed, epoch);
+    train_ops::add_latent_noise(cx, fixed ? fixed : ze, z.data(), index.data(), n, enc.out_features(), noise, seed,
+                                epoch);
     const float* raw = dec.forward(z.data(), n, mode, step);
     if (k.rigid_free) {
       rigid.resize(size_t(n) * W);
@@ -440,6 +462,16 @@ struct StepBuffers {
   const float* last_raw = nullptr;
   const float* z_clean = nullptr;  // the encoder's output (before the noise)
   Buffer<float> vz{cx}, rigid{cx}, v_rigid{cx};  // the latent penalty's and the rigid projection's buffers
+  Buffer<float> zfix{cx};                        // set_fixed_latent: the batch's latent points
+
+  // The batch's rows of the fixed latent points (n x d, cache order), onto the device.
+  const float* load_fixed(const std::vector<float>& fixed, const size_t* idx, int n, int d) {
+    if (fixed.empty()) return nullptr;
+    std::vector<float> rows(size_t(n) * size_t(d));
+    for (int i = 0; i < n; ++i) std::copy_n(fixed.data() + idx[i] * size_t(d), d, rows.data() + size_t(i) * d);
+    zfix.upload(rows);
+    return zfix.data();
+  }
 };
 
 std::vector<uint64_t> epoch_order(const std::vector<size_t>& train, uint64_t seed, uint64_t epoch) {
@@ -573,6 +605,11 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
   if (c.feature_noise_whiten && parse_noise_solver(c.feature_noise_solver) == NoiseSolver::dense)
     require_dense_noise_width(5 * size_t(G));  // before any work, not after the features
+  if (c.feature_pca > 0 && !(c.encoder_reads_positions && c.encoder_reads_amplitudes && c.encoder_reads_widths))
+    throw Error("--encoder-reads with --feature-pca is not supported (the components are fitted on every column)");
+  if (c.feature_split && c.feature_noise_whiten)
+    throw Error("--feature-split with --feature-whiten noise is not supported (the noise features are measured "
+                "on every coefficient)");
   plan_ = plan_memory(c, G, cache.box(), p_->band.size(), cache.count());
   batcher_ = std::make_unique<ParticleBatcher>(cache, p_->band, c.ctf);
 }
@@ -610,6 +647,16 @@ void Trainer::use_poses(std::vector<ParticlePose> poses) {
   batcher_->set_poses(std::move(poses));
 }
 
+void Trainer::set_fixed_latent(std::vector<float> z) {
+  const size_t want = p_->cache.count() * size_t(p_->c.latent);
+  if (z.size() != want)
+    throw Error("the fixed latent points hold " + std::to_string(z.size()) + " values, the run needs " +
+                std::to_string(p_->cache.count()) + " particles x " + std::to_string(p_->c.latent) + " dimensions");
+  for (float v : z)
+    if (!std::isfinite(v)) throw Error("the fixed latent points hold a value that is not finite");
+  fixed_ = std::move(z);
+}
+
 nlohmann::json Trainer::feature_key() const {
   const ParticleCache& ca = p_->cache;
   std::error_code ec;
@@ -622,6 +669,7 @@ nlohmann::json Trainer::feature_key() const {
           {"precision", feature_precision_name(p_->c.feature_precision)}, {"ring_weights", p_->ring_weights}, {"data_scale", p_->data_scale},
           {"pooled", p_->c.pooled}};
   if (!poses_key_.empty()) key["poses_fnv"] = poses_key_;
+  if (p_->c.feature_split) key["feature_half"] = ParticleBatcher::kHalfEven;
   return key;
 }
 
@@ -692,10 +740,18 @@ std::vector<ParticlePose> align_shifts(Context& cx, const ParticleCache& cache, 
   return with_origins(cache, origins_f32(r.after));
 }
 
+// The kinds the encoder reads, from the config.
+void set_reads(FeatureTransform& t, const TrainConfig& c) {
+  t.reads[0] = c.encoder_reads_positions;
+  t.reads[1] = c.encoder_reads_amplitudes;
+  t.reads[2] = c.encoder_reads_widths;
+}
+
 // The encoder's input transform as a checkpoint stores it (the row scaling is the config's alone).
 FeatureTransform stored_transform(const nn::Checkpoint& ck, const TrainConfig& c, size_t width) {
   FeatureTransform t;
   t.row_rms = c.feature_row_rms;
+  set_reads(t, c);
   if (c.feature_pca <= 0) return t;
   t.k = c.feature_pca;
   t.basis = ck.get_f32("feature_pca", width * size_t(t.k));
@@ -741,6 +797,7 @@ void Trainer::prepare_features(bool resume) {
     batcher_->set_data_scale(p_->data_scale);
   }
   const nlohmann::json key = feature_key();
+  if (p_->c.feature_split) batcher_->set_coefficient_half(ParticleBatcher::kHalfEven);
   std::string why = fs::exists(path) ? feature_file_stale_reason(path, key) : "missing";
   if (!why.empty()) {
     if (resume) throw Error("cannot resume: the feature file " + path + " is not this run's: " + why);
@@ -751,11 +808,14 @@ void Trainer::prepare_features(bool resume) {
     build_feature_file(path, p_->cx, *batcher_, p_->neutral_params, key, p_->c.feature_precision, norm, use,
                        std::max(1, std::min(p_->c.batch, 256)), p_->ring_weights, p_->comm, p_->c.pooled);
   }
+  // The score from here on sees the other half (TrainConfig::feature_split).
+  if (p_->c.feature_split) batcher_->set_coefficient_half(ParticleBatcher::kHalfOdd);
   features_ = std::make_unique<FeatureFile>(path, key);
   norm_ = features_->norm();
   transform_ = FeatureTransform{};
   transform_.row_rms = p_->c.feature_row_rms;
   const auto t1 = std::chrono::steady_clock::now();
+  set_reads(transform_, p_->c);
   if (p_->c.feature_pca > 0)  // a resumed run's own components; else fitted (every rank the same, deterministic)
     transform_ = resume ? stored_transform(nn::Checkpoint::load(checkpoint_path()), p_->c, features_->width())
                         : p_->c.feature_noise_whiten ? fit_noise_whitened_transform()
@@ -859,6 +919,13 @@ bool Trainer::train(bool resume) {
                                             ", this command's is " + std::to_string(GB) + ": give --batch " +
                                             std::to_string(saved_global) + " / ranks"
                                       : std::string()));
+    const std::string fixed_key = fixed_.empty() ? "" : std::to_string(fnv1a(fixed_));
+    const std::string saved_key = ck.meta.value("fixed_latent_fnv", std::string());
+    if (saved_key != fixed_key)
+      throw Error("cannot resume " + checkpoint_path() + ": " +
+                  (saved_key.empty()   ? "it was trained on the encoder's points, not on --fixed-latent ones"
+                   : fixed_key.empty() ? "it was trained on fixed latent points: give the same --fixed-latent file"
+                                       : "its --fixed-latent points differ from this command's"));
     p.enc->load(ck, "encoder.");
     p.dec->load(ck, "decoder.");
     p.aenc->load(ck, "adam_encoder.");
@@ -907,6 +974,7 @@ bool Trainer::train(bool resume) {
       ck.meta["feature_total_variance"] = transform_.total_variance;
     }
     if (!aligned_.empty()) ck.put_f32("aligned_origins", origins_f32(aligned_));
+    if (!fixed_.empty()) ck.meta["fixed_latent_fnv"] = std::to_string(fnv1a(fixed_));
     if (!p.ring_weights.empty()) {
       ck.put_f32("ring_weights", p.ring_weights);
       ck.meta["ring_count"] = p.ring_weights.size();
@@ -975,8 +1043,9 @@ bool Trainer::train(bool resume) {
           cpu_tick = cpu_now;
         };
         b.load(*batcher_, *features_, idx.data(), int(B));
+        const float* fixed = b.load_fixed(fixed_, idx.data(), int(B), c.latent);
         mark("load batch (features, particles, upload)");
-        b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e));
+        b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e), fixed);
         mark("encoder + decoder forward, parameters");
         b.project(*projector, int(B), true);
         mark("projection + FRC forward and backward");
@@ -992,7 +1061,13 @@ bool Trainer::train(bool resume) {
           v_raw = b.v_rigid.data();
         }
         const float* vz = p.dec->backward(v_raw, true);
-        if (c.latent_reg > 0) {
+        if (fixed) {  // the encoder fitted to the fixed points: d/dz of |z - z_fixed|^2 / B = 2 (z - z_fixed) / B
+          const size_t nz = B * size_t(c.latent);
+          b.vz.resize(nz);
+          train_ops::add_scaled(cx, b.z_clean, fixed, -1.f, b.vz.data(), nz);
+          train_ops::add_scaled(cx, b.vz.data(), b.vz.data(), 2.f / float(B) - 1.f, b.vz.data(), nz);
+          vz = b.vz.data();
+        } else if (c.latent_reg > 0) {
           b.vz.resize(B * size_t(c.latent));
           train_ops::add_scaled(cx, vz, b.z_clean, 2.f * c.latent_reg / float(B), b.vz.data(), B * size_t(c.latent));
           vz = b.vz.data();
@@ -1045,7 +1120,8 @@ bool Trainer::train(bool resume) {
       for (size_t first = v0; first < v1; first += B) {
         const int m = int(std::min(B, v1 - first));
         b.load(*batcher_, *features_, val_.data() + first, m);
-        b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e));
+        const float* fixed = b.load_fixed(fixed_, val_.data() + first, m, c.latent);
+        b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e), fixed);
         b.project(*projector, m, false);
         train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), m, b.acc.data() + 2);
       }
@@ -1128,6 +1204,7 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
 ParticleBatcher model_batcher(const TrainedModel& m, const ParticleCache& cache) {
   ParticleBatcher b(cache, training_band(cache, m.config.minres, m.config.maxres), m.config.ctf);
   b.set_data_scale(m.data_scale);
+  if (m.config.feature_split) b.set_coefficient_half(ParticleBatcher::kHalfOdd);
   return b;
 }
 
@@ -1148,8 +1225,10 @@ void embed_cache(const TrainedModel& m, Context& cx, const ParticleCache& cache,
                               {"cache", fs::absolute(cache.path()).string()},
                               {"embed_of", fs::absolute(checkpoint).string()}};
   FeatureNorm norm = m.norm;
+  if (m.config.feature_split) batcher.set_coefficient_half(ParticleBatcher::kHalfEven);  // as training's features
   build_feature_file(features_path, cx, batcher, m.neutral_params, key, m.config.feature_precision, norm, {}, batch,
                      m.ring_weights, comm, m.config.pooled);
+  if (m.config.feature_split) batcher.set_coefficient_half(ParticleBatcher::kHalfOdd);
   FeatureFile features(features_path, key);
   embed_particles(m, cx, batcher, features, latent, score, batch, comm);
 }

@@ -13,6 +13,7 @@
 // validation split is a fixed function of the particle index; the CPU backend is bit-reproducible, and a
 // resumed run (checkpoint at an epoch end or at a batch boundary after Ctrl-C) continues bit-identically.
 #pragma once
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -99,6 +100,15 @@ struct TrainConfig {
   std::string feature_noise_solver = "auto";
   bool feature_row_rms = false;
   float input_dropout = 0;
+  // Features and score from independent halves of each particle's coefficients (`--feature-split`;
+  // docs/accuracy.md round 8): the features from the coefficients with kx + ky even, the training score
+  // (and validation, embed's score, the posterior latent) from the odd ones. Then a particle's own noise in
+  // its features is independent of the noise its score sees, so an encoder + decoder that follow a
+  // particle's noise gradient gain nothing on average: the latent is spent on directions with signal.
+  bool feature_split = false;
+  // Which parameter kinds' feature columns the encoder reads (`--encoder-reads`, any non-empty subset of
+  // positions, amplitudes, widths; docs/accuracy.md round 8): the others enter as zeros. Not with feature_pca.
+  bool encoder_reads_positions = true, encoder_reads_amplitudes = true, encoder_reads_widths = true;
 
   nlohmann::json to_json() const;  // everything but `movable` (stored as an array in the checkpoint)
   static TrainConfig from_json(const nlohmann::json& j);
@@ -107,7 +117,10 @@ struct TrainConfig {
 // The published e2gmm recipe (DESIGN §1; `--preset paper`): the baseline the defaults are measured against.
 TrainConfig paper_recipe();
 
-// "positions,amplitudes,widths" (any non-empty subset); throws naming an unknown item.
+// "positions,amplitudes,widths" (any non-empty subset) -> which of the three kinds it names; throws naming the
+// option and an unknown item, or an empty list.
+std::array<bool, 3> parse_kind_list(const std::string& list, const std::string& option);
+// --move's list into c.move_positions, move_amplitudes, move_widths.
 void parse_move_list(const std::string& list, TrainConfig& c);
 // "0-99,150" (0-based Gaussian indices, ranges inclusive) -> G flags; throws naming a bad item.
 std::vector<char> parse_gaussian_list(const std::string& list, int G);
@@ -209,6 +222,11 @@ class Trainer {
   // Poses used in place of the cache's, one per cache particle (`train --poses-from`); before
   // prepare_features (the features depend on the poses, and their file's key records them).
   void use_poses(std::vector<ParticlePose> poses);
+  // Auto-decoding (`train --fixed-latent`; docs/accuracy.md round 8): the decoder is trained on these latent
+  // points (n x latent, cache order) in place of the encoder's, with the latent noise added as usual, and the
+  // encoder is fitted to predict them (mean squared error) in the same steps, so that embed gives them back.
+  // Before train(); a resumed run must be given the same points (their FNV-1a is in the checkpoint).
+  void set_fixed_latent(std::vector<float> z);
   // Builds the feature file (or reuses a current one; with resume a stale one is refused).
   void prepare_features(bool resume);
   // Runs epochs up to config.epochs from scratch or from the checkpoint. Returns false when the calling
@@ -262,6 +280,7 @@ class Trainer {
   std::unique_ptr<ParticleBatcher> batcher_;
   std::string poses_key_;  // FNV-1a of the poses given to use_poses (or of the aligned ones), "" for the cache's
   std::vector<ParticlePose> aligned_;  // config.align_shifts: the poses with their shifts aligned, cache order
+  std::vector<float> fixed_;           // set_fixed_latent: n x latent, cache order (empty: the encoder's points)
 };
 
 }  // namespace cugmm

@@ -55,6 +55,10 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.feature_pca = j.at("feature_pca"); s.feature_pca_whiten = j.at("feature_pca_whiten");
   s.feature_noise_whiten = j.at("feature_noise_whiten"); s.feature_noise_solver = j.at("feature_noise_solver");
   s.feature_row_rms = j.at("feature_row_rms"); s.input_dropout = j.at("input_dropout");
+  s.feature_split = j.at("feature_split");
+  s.encoder_reads_positions = j.at("encoder_reads_positions");
+  s.encoder_reads_amplitudes = j.at("encoder_reads_amplitudes");
+  s.encoder_reads_widths = j.at("encoder_reads_widths");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
   s.movable_gaussians.clear();
   for (size_t g = 0; g < c.movable.size(); ++g)
@@ -110,7 +114,9 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"feature_pca_whiten", s.feature_pca_whiten},
           {"feature_noise_whiten", s.feature_noise_whiten}, {"feature_noise_solver", s.feature_noise_solver},
           {"feature_row_rms", s.feature_row_rms},
-          {"input_dropout", s.input_dropout},
+          {"input_dropout", s.input_dropout}, {"feature_split", s.feature_split},
+          {"encoder_reads_positions", s.encoder_reads_positions},
+          {"encoder_reads_amplitudes", s.encoder_reads_amplitudes}, {"encoder_reads_widths", s.encoder_reads_widths},
           {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
 }
 
@@ -154,6 +160,9 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     throw Error("TrainSettings: radial_gain is the pooled score's model gain (--loss gain); set pooled too");
   if (!s.move_positions && !s.move_amplitudes && !s.move_widths)
     throw Error("TrainSettings: nothing may move (move_positions, move_amplitudes and move_widths are all false)");
+  if (!s.encoder_reads_positions && !s.encoder_reads_amplitudes && !s.encoder_reads_widths)
+    throw Error("TrainSettings: the encoder reads nothing (encoder_reads_positions, _amplitudes and _widths are all "
+                "false)");
   TrainConfig c = TrainConfig::from_json(settings_json(s));
   c.symmetry = make_symmetry_group(s.symmetry).name;
   if (!s.movable_gaussians.empty()) {

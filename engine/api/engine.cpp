@@ -212,6 +212,7 @@ Run Engine::train(const Particles& particles, const Gaussians& neutral, const Tr
     rq.resume = settings.resume;
     rq.chose_gaussians = !settings.movable_gaussians.empty();
     rq.poses_from = settings.poses_from;
+    rq.fixed_latent = settings.fixed_latent;
     rq.focus.mask = settings.focus_mask;
     rq.focus.subtract = settings.subtract;
     rq.focus.recentre = settings.recentre;

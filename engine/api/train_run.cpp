@@ -146,6 +146,15 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
     trainer.use_poses(std::move(poses));
     log_info("train: the poses of " + rq.poses_from);
   }
+  if (!rq.fixed_latent.empty()) {
+    if (copies > 1) throw Error("--fixed-latent with --sym " + cfg.symmetry + " is not supported (one point per particle)");
+    std::vector<float> z = read_latent_txt(rq.fixed_latent, cfg.latent);
+    if (z.size() != cache.count() * size_t(cfg.latent))
+      throw InputError(rq.fixed_latent, "", "has " + std::to_string(z.size() / size_t(cfg.latent)) + " points, " +
+                                                co.particles + " has " + std::to_string(cache.count()) + " particles");
+    trainer.set_fixed_latent(std::move(z));
+    log_info("train: the decoder on the latent points of " + rq.fixed_latent + ", the encoder fitted to them");
+  }
   const std::string neutral_path = (fs::path(out) / "neutral.txt").string();
   if (writer) io::write_model(neutral_path, model);
   const int G = int(model.size());
@@ -193,6 +202,7 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   run["particles"] = fs::absolute(co.particles).string();
   run["model"] = fs::absolute(rq.model_source.empty() ? neutral_path : rq.model_source).string();
   if (!rq.poses_from.empty()) run["poses_from"] = fs::absolute(rq.poses_from).string();
+  if (!rq.fixed_latent.empty()) run["fixed_latent"] = fs::absolute(rq.fixed_latent).string();
   run["config"] = cfg.to_json();
   if (!cfg.movable.empty()) {
     std::vector<int> mv;

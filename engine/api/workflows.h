@@ -51,6 +51,7 @@ struct TrainRequest {
   FocusRequest focus;
   bool chose_gaussians = false; // the caller chose the movable Gaussians (--mask, --gaussians)
   LatentEstimate estimate;      // latent.txt: the encoder's points or the posterior means
+  std::string fixed_latent;     // a latent.txt whose points the decoder is trained on (Trainer::set_fixed_latent)
   Comm* comm = nullptr;         // the job's ranks (the program under mpirun); null: one process
   data_parallel::ExchangeMode exchange = data_parallel::ExchangeMode::dense;  // how ranks add gradients
   // Set by prepare_training: the model as loaded, and the focus worked out on it.

@@ -48,12 +48,18 @@ struct TrainSettings {
   std::string feature_noise_solver; // `--feature-whiten-solver`: "auto", "dense" or "streamed"
   bool feature_row_rms;             // `--feature-row-rms`: each particle's feature row scaled to unit RMS
   float input_dropout;              // `--input-dropout`: dropout on the encoder's input
+  bool feature_split;               // `--feature-split`: features from the even half of the coefficients, the
+                                    // score from the odd half
+  bool encoder_reads_positions, encoder_reads_amplitudes, encoder_reads_widths;  // `--encoder-reads`: the
+                                    // kinds whose feature columns the encoder reads (not with feature_pca)
   std::string symmetry;             // `--sym`: C1 (none), Cn, Dn, T, O, I, I1-I4; with no movable_gaussians the
                                     // first asymmetric unit moves
   int box;                          // train on particles Fourier-cropped to this box (0: their own)
   bool resume;                      // continue the run in the run directory from its checkpoint
   // Not part of the checkpoint's settings: what the run reads and writes besides.
   std::string poses_from;           // train with this particle file's poses, matched by rlnImageName ("": none)
+  std::string fixed_latent;         // `--fixed-latent`: a latent.txt the decoder is trained on, the encoder
+                                    // fitted to it ("": the encoder's points)
   std::string focus_mask;           // focused analysis: only the Gaussians in this mask (MRC) move ("": none)
   std::string subtract;             // with focus_mask: "neutral" (subtract the rest), "decoded" or "none"
   std::string decoded_run;          // subtract "decoded": the run whose decoder gives each particle's model

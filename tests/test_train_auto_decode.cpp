@@ -1,0 +1,155 @@
+// Round 8's two training options (docs/accuracy.md "Round 8: the lid"), end to end on a small lid-only set:
+// `train --fixed-latent` (the decoder trained on given latent points, the encoder fitted to them),
+// `train --feature-split` (features and score from independent halves of each particle's coefficients) and
+// `train --encoder-reads` (which parameter kinds' feature columns the encoder reads).
+#include "train_data.h"
+
+#include "core/error.h"
+#include "engine/feature_transform.h"
+#include "engine/particle_batch.h"
+#include "engine/particle_cache.h"
+#include "engine/trainer.h"
+
+using namespace cugmm;
+using namespace cugmm::train_test;
+
+namespace {
+
+constexpr int kCount = 400;
+
+// The built-in composition system without its slide: the lid (chain C) present or not.
+DataSet lid_data() {
+  HeteroSystem sys = builtin_system("composition");
+  sys.motions.erase(sys.motions.begin());
+  return make_data("train_auto_decode", sys, kCount, 0.2);
+}
+
+// A latent.txt of 2-D points (3 x the standardised presence, 0) in the particles' order.
+void write_points(const std::string& path, const std::vector<double>& present) {
+  double m = 0, v = 0;
+  for (double p : present) m += p / double(present.size());
+  for (double p : present) v += (p - m) * (p - m) / double(present.size());
+  std::ofstream f(path);
+  f << "# 2 coordinates\n";
+  for (double p : present) f << 3 * (p - m) / std::sqrt(v) << " 0\n";
+}
+
+// The decoded mass of the lid's Gaussians (chain C) at z = (-3, 0) over that at (+3, 0): a decoder that
+// removes the lid where the points say "absent" gives well below 1.
+double lid_mass_ratio(const DataSet& d, const std::string& run) {
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(run + "/model.ckpt", cx);
+  const std::vector<float> p = decode_points(m, cx, {-3.f, 0.f, 3.f, 0.f}, 2);
+  const size_t G = p.size() / 10;
+  double lo = 0, hi = 0;
+  for (size_t j = 0; j < G; ++j)
+    if (d.chains[j] == "C") {
+      lo += p[3 * G + j];
+      hi += p[5 * G + 3 * G + j];
+    }
+  return lo / hi;
+}
+
+}  // namespace
+
+TEST_CASE("--fixed-latent: the decoder learns what the points hold, the encoder learns to give them back") {
+  DataSet d = lid_data();
+  std::vector<double> present, shuffled;
+  for (auto& s : d.truth.state) present.push_back(s[0]);
+  shuffled = present;
+  std::mt19937 rng(3);
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  write_points(d.dir + "/truth.txt", present);
+  write_points(d.dir + "/shuffled.txt", shuffled);
+  const std::string flags = "--epochs 8 --batch 32 --latent 2 --fixed-latent ";
+  test::RunResult r = test::run(train_cmd(d, d.dir + "/truth", flags + d.dir + "/truth.txt"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, d.dir + "/shuffled", flags + d.dir + "/shuffled.txt"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const double ratio = lid_mass_ratio(d, d.dir + "/truth"), control = lid_mass_ratio(d, d.dir + "/shuffled");
+  // The encoder was fitted to the points: its own latent.txt separates the lid (these are its training
+  // particles, so this checks the fit, not generalisation).
+  const double acc = composition_score(read_latent(d.dir + "/truth/latent.txt"), present);
+  MESSAGE("lid mass absent / present: " << ratio << " (shuffled points " << control << "); encoder's accuracy " << acc);
+  CHECK(ratio < 0.6);
+  CHECK(std::abs(control - 1) < 0.25);  // points that say nothing about the lid teach the decoder nothing about it
+  CHECK(acc > 0.9);
+
+  SUBCASE("bad points and a resume without them are refused, naming what is wrong") {
+    std::ofstream(d.dir + "/short.txt") << "1 0\n2 0\n";
+    r = test::run(train_cmd(d, d.dir + "/short", flags + d.dir + "/short.txt"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("short.txt") != std::string::npos);
+    CHECK(r.out.find("400 particles") != std::string::npos);
+    std::ofstream(d.dir + "/wide.txt") << "1 0 0\n";
+    r = test::run(train_cmd(d, d.dir + "/wide", flags + d.dir + "/wide.txt"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("3 numbers") != std::string::npos);
+    r = test::run(train_cmd(d, d.dir + "/truth", "--epochs 9 --batch 32 --latent 2 --resume"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("same --fixed-latent file") != std::string::npos);
+  }
+}
+
+TEST_CASE("--encoder-reads: the unread kinds' columns are zeros; a bad list or --feature-pca is refused") {
+  const size_t G = 2, W = 5 * G;
+  std::vector<float> rows(2 * W, 1.f);
+  const bool reads[3] = {false, true, false};
+  zero_unread_kinds(rows.data(), 2, W, reads);
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t c = 0; c < W; ++c) CHECK(rows[i * W + c] == (c / G == 3 ? 1.f : 0.f));
+  const std::array<bool, 3> k = parse_kind_list("widths,amplitudes", "--encoder-reads");
+  CHECK((!k[0] && k[1] && k[2]));
+  CHECK_THROWS_WITH_AS(parse_kind_list("amplitude", "--encoder-reads"),
+                       doctest::Contains("--encoder-reads: unknown item 'amplitude'"), Error);
+  CHECK_THROWS_WITH_AS(parse_kind_list("", "--encoder-reads"), doctest::Contains("names nothing"), Error);
+  DataSet d = lid_data();
+  test::RunResult r = test::run(train_cmd(d, d.dir + "/pca", "--epochs 1 --feature-pca 10 --encoder-reads amplitudes"));
+  CHECK(r.status != 0);
+  CHECK(r.out.find("--encoder-reads with --feature-pca") != std::string::npos);
+}
+
+TEST_CASE("--feature-split: two disjoint Hermitian halves; embed builds its features as training did") {
+  DataSet d = lid_data();
+  const std::string run = d.dir + "/split";
+  // With --encoder-reads too: embed must apply both as training did (the latent comparison below).
+  test::RunResult r =
+      test::run(train_cmd(d, run, "--epochs 3 --batch 32 --latent 2 --feature-split --encoder-reads amplitudes,widths"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const ParticleCache cache(run + "/particles.cugmm-cache");
+  ParticleBatcher b(cache, training_band(cache, kDefaultMinRes, 0), CtfChoice::automatic);
+  const FourierBand& band = b.band();
+  const size_t nb = band.size();
+  std::vector<ParticleView> v(1);
+  std::vector<cfloat> all(nb), even(nb), odd(nb);
+  const size_t i = 5;
+  b.gather(&i, 1, v.data(), all.data());
+  b.set_coefficient_half(ParticleBatcher::kHalfEven);
+  b.gather(&i, 1, v.data(), even.data());
+  b.set_coefficient_half(ParticleBatcher::kHalfOdd);
+  b.gather(&i, 1, v.data(), odd.data());
+  size_t in_even = 0, mismatched = 0, unpaired = 0;
+  for (size_t k = 0; k < nb; ++k) {
+    const bool e = even[k] != cfloat(0, 0), o = odd[k] != cfloat(0, 0);
+    in_even += e;
+    if (e && o) ++mismatched;                                   // in both halves
+    if ((e ? even[k] : odd[k]) != all[k]) ++mismatched;         // the sum is not the whole
+    const int q = band.partner[k];                              // a self-conjugate column's pair: the same half
+    if (q >= 0 && ((band.kx[k] + band.ky[k]) & 1) != ((band.kx[size_t(q)] + band.ky[size_t(q)]) & 1)) ++unpaired;
+  }
+  CHECK(mismatched == 0);
+  CHECK(unpaired == 0);
+  CHECK(std::abs(double(in_even) / double(nb) - 0.5) < 0.05);
+  // embed: the features from the even half again (not the whole) and the same columns zeroed, so the latent is
+  // training's own.
+  r = test::run(test::cugmm_exe() + " embed " + run + " --particles " + d.star + " --out " + d.dir +
+                "/split_embed --device cpu --threads 1");
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const Matrix a = read_latent(run + "/latent.txt"), e = read_latent(d.dir + "/split_embed/latent.txt");
+  REQUIRE(a.rows == e.rows);
+  double worst = 0;
+  for (size_t p = 0; p < a.rows; ++p)
+    for (size_t c = 0; c < a.cols; ++c) worst = std::max(worst, std::abs(a(p, c) - e(p, c)));
+  MESSAGE("embed vs train latent: largest difference " << worst);
+  CHECK(worst < 1e-3);
+}
