@@ -57,7 +57,9 @@ void TrainOptions::declare(Command& c) {
                                                          "unit variance");
   c.text("--feature-whiten", feature_whiten, "with --feature-pca: noise ranks the components by signal-to-noise (the "
                                              "noise covariance from the features of noise-only images with the data's "
-                                             "noise spectrum; docs/accuracy.md round 7c) instead of variance; none: not");
+                                             "noise spectrum; docs/accuracy.md round 7c) instead of variance; noise+view: "
+                                             "the same with the features' view-dependent mean counted as noise "
+                                             "(round 9); none: not");
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");
   c.number("--input-dropout", input_dropout, "dropout probability on the encoder's input", 0, 0.9);
@@ -83,9 +85,10 @@ void TrainOptions::finish(const Command& c) {
   if (relu) cfg.leaky = false;
   if (no_align_shifts) cfg.align_shifts = false;
   if (cfg.feature_pca_whiten && cfg.feature_pca == 0) throw Error("--feature-pca-whiten needs --feature-pca K");
-  if (!feature_whiten.empty() && feature_whiten != "noise" && feature_whiten != "none")
-    throw Error("--feature-whiten must be noise or none, not '" + quote_value(feature_whiten) + "'");
-  cfg.feature_noise_whiten = feature_whiten == "noise";
+  if (!feature_whiten.empty() && feature_whiten != "noise" && feature_whiten != "noise+view" && feature_whiten != "none")
+    throw Error("--feature-whiten must be noise, noise+view or none, not '" + quote_value(feature_whiten) + "'");
+  cfg.feature_noise_whiten = feature_whiten == "noise" || feature_whiten == "noise+view";
+  cfg.feature_view_nuisance = feature_whiten == "noise+view";
   if (cfg.feature_noise_whiten && cfg.feature_pca == 0) throw Error("--feature-whiten noise needs --feature-pca K");
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
   if (!loss.empty() && loss != "white" && loss != "gain" && loss != "snr" && loss != "frc")

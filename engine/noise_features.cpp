@@ -64,9 +64,49 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
 
 namespace cugmm {
 
+std::vector<float> view_neighbour_means(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                        const std::vector<double>& views, int neighbours, size_t max_rows) {
+  CUGMM_REQUIRE(views.size() == 3 * rows.size(), "view_neighbour_means: one beam direction per row");
+  const size_t n = std::min(rows.size(), max_rows), K = size_t(neighbours);
+  if (n <= K) throw Error("the view-dependent feature mean needs more than " + std::to_string(K) + " particles, not " +
+                          std::to_string(n));
+  std::vector<size_t> pick(n), index(n);  // positions in `rows`, evenly spaced; their row indices
+  for (size_t i = 0; i < n; ++i) pick[i] = i * rows.size() / n, index[i] = rows[pick[i]];
+  std::vector<float> x(n * width);
+  const size_t chunk = 256;
+  for (size_t first = 0; first < n; first += chunk)
+    source(index.data() + first, int(std::min(chunk, n - first)), x.data() + first * width);
+  Progress progress("view-dependent feature mean", n);
+  std::vector<float> out(n * width, 0.f);
+  std::vector<std::pair<double, size_t>> near(n);
+  std::vector<double> sum(width);
+  for (size_t i = 0; i < n; ++i) {
+    const double* v = views.data() + 3 * pick[i];
+    for (size_t q = 0; q < n; ++q) {
+      const double* w = views.data() + 3 * pick[q];
+      near[q] = {q == i ? 2.0 : -(v[0] * w[0] + v[1] * w[1] + v[2] * w[2]), q};  // itself last
+    }
+    std::nth_element(near.begin(), near.begin() + std::ptrdiff_t(K), near.end());
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (size_t q = 0; q < K; ++q) {
+      const float* r = x.data() + near[q].second * width;
+      for (size_t c = 0; c < width; ++c) sum[c] += r[c];
+    }
+    for (size_t c = 0; c < width; ++c) out[i * width + c] = float(sum[c] / double(K));
+    progress.add(1);
+  }
+  progress.finish();
+  std::vector<double> mean(width, 0.0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < width; ++c) mean[c] += out[i * width + c] / double(n);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < width; ++c) out[i * width + c] -= float(mean[c]);
+  return out;
+}
+
 FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                         const std::vector<float>& noise, int k, bool whiten, double shrink,
-                                        size_t max_width) {
+                                        size_t max_width, const std::vector<float>& nuisance) {
   const size_t D = width, m = noise.size() / std::max<size_t>(1, D), n = rows.size();
   if (D > max_width)
     throw Error("--feature-whiten noise: the feature width " + std::to_string(D) + " (5 x Gaussians) is above " +
@@ -88,6 +128,18 @@ FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, c
   const Eigen::VectorXd diag = N.diagonal();
   N *= 1 - shrink;
   for (Eigen::Index c = 0; c < N.rows(); ++c) N(c, c) = diag(c) > 0 ? N(c, c) + shrink * diag(c) : 1.0;
+  if (!nuisance.empty()) {  // the view-dependent mean's covariance counted as noise (rows already centred)
+    const size_t q = nuisance.size() / D;
+    CUGMM_REQUIRE(nuisance.size() == q * D && q >= 2, "fit_noise_whitened_pca: nuisance rows of the features' width");
+    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> u(
+        nuisance.data(), Eigen::Index(q), Eigen::Index(D));
+    const Eigen::MatrixXd ud = u.cast<double>();
+    Eigen::MatrixXd V = Eigen::MatrixXd::Zero(Eigen::Index(D), Eigen::Index(D));
+    V.selfadjointView<Eigen::Lower>().rankUpdate(ud.transpose(), 1.0 / double(q));
+    for (Eigen::Index c = 0; c < N.rows(); ++c)
+      if (diag(c) > 0) N.col(c).tail(N.rows() - c) += V.col(c).tail(N.rows() - c);
+    N = N.selfadjointView<Eigen::Lower>();
+  }
   progress.add(1);
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ne(N);
   N.resize(0, 0);

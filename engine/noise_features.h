@@ -26,6 +26,19 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
                                   const std::vector<float>& ring_weights, bool pooled, const FeatureNorm& norm,
                                   const std::vector<size_t>& particles, size_t count, uint64_t seed, int batch = 64);
 
+// The view-dependent part of the feature rows, as rows whose covariance fit_noise_whitened_pca counts as noise.
+// The features of a particle seen along a view hold a part that depends on the view alone (round 9: on the
+// quick benchmark the top noise-whitened component, lambda ~19 on every system and seed, is predicted 70% by
+// the mean of the 20 particles of nearest view and holds none of the truth; the latent of every failing seed
+// follows it): the neutral model's mismatch with the data's mean seen from that view. The states are taken as
+// independent of the view, so what the view predicts is nuisance. For at most max_rows of `rows` (evenly
+// spaced), each row's mean over the `neighbours` rows of nearest beam direction among them (itself left out),
+// centred over them; `views` holds each of `rows`' beam directions (3 values per row, unit vectors). Its
+// covariance is the view-dependent mean's plus 1/neighbours of the rows' own (a small, even overcount).
+std::vector<float> view_neighbour_means(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                        const std::vector<double>& views, int neighbours = 20,
+                                        size_t max_rows = 5000);
+
 // The encoder's input transform ranked by signal-to-noise (`train --feature-pca K --feature-whiten noise`):
 // the generalized eigenproblem C v = lambda N v, with C the second moment of the rows `rows` of `source`
 // (column-centred by the feature file's normalisation) and N that of the noise rows (count x width, as
@@ -35,12 +48,14 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
 // that is correlated across columns, which then leaks through the whitening; tests/test_noise_whitening). The basis is N_s^-1/2 V_k: the rows whitened by
 // the noise, then their top k principal components; variance holds lambda_k (1 where a direction holds only
 // noise, so lambda - 1 is its signal-to-noise); with whiten each column is scaled to unit-variance scores.
+// With `nuisance` rows (view_neighbour_means; empty: none) their covariance is added to N_s: directions the view
+// predicts then rank as noise (`--feature-whiten noise+view`).
 // How many lambda lie above the Marchenko-Pastur edge (1 + sqrt(width / rows))^2 of pure noise is logged,
 // not used to choose k: N's own sampling error and the shrinkage move the edge (tests/test_noise_whitening:
 // 3 of pure noise's 40 lambda beyond it), so k is given. Dense (width x width, two symmetric eigensolvers): refused above max_width.
 // Deterministic; columns without information (sd 0: zero in every row) get zero weight.
 FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                         const std::vector<float>& noise, int k, bool whiten, double shrink = -1,
-                                        size_t max_width = 8000);
+                                        size_t max_width = 8000, const std::vector<float>& nuisance = {});
 
 }  // namespace cugmm

@@ -40,7 +40,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
-          {"feature_noise_whiten", feature_noise_whiten}, {"feature_row_rms", feature_row_rms},
+          {"feature_noise_whiten", feature_noise_whiten}, {"feature_view_nuisance", feature_view_nuisance},
+          {"feature_row_rms", feature_row_rms},
           {"input_dropout", input_dropout}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
@@ -66,6 +67,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_pca = j.value("feature_pca", 0);  // runs before the encoder's input transform
   c.feature_pca_whiten = j.value("feature_pca_whiten", false);
   c.feature_noise_whiten = j.value("feature_noise_whiten", false);
+  c.feature_view_nuisance = j.value("feature_view_nuisance", false);
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
   return c;
@@ -755,12 +757,25 @@ FeatureTransform Trainer::fit_noise_whitened_transform() const {
                                             train_, count, p_->c.seed ^ 0x6e6f697365ull);
   const bool rms = p_->c.feature_row_rms;
   if (rms) scale_rows_to_unit_rms(noise.data(), count, width);
-  FeatureTransform t = fit_noise_whitened_pca(
-      [&](const size_t* index, int n, float* out) {
-        features_->gather(index, n, out);
-        if (rms) scale_rows_to_unit_rms(out, size_t(n), width);
-      },
-      width, train_, noise, p_->c.feature_pca, p_->c.feature_pca_whiten);
+  const RowSource rows = [&](const size_t* index, int n, float* out) {
+    features_->gather(index, n, out);
+    if (rms) scale_rows_to_unit_rms(out, size_t(n), width);
+  };
+  std::vector<float> view_means;
+  if (p_->c.feature_view_nuisance) {  // each training particle's beam direction (its pose as the batcher gives it)
+    std::vector<double> views(3 * train_.size());
+    std::vector<ParticleView> v(64);
+    std::vector<cfloat> data(64 * batcher_->band().size());
+    for (size_t first = 0; first < train_.size(); first += 64) {
+      const int b = int(std::min<size_t>(64, train_.size() - first));
+      batcher_->gather(train_.data() + first, b, v.data(), data.data());
+      for (int i = 0; i < b; ++i)
+        for (int a = 0; a < 3; ++a) views[3 * (first + size_t(i)) + size_t(a)] = v[size_t(i)].rotation(2, a);
+    }
+    view_means = view_neighbour_means(rows, width, train_, views);
+  }
+  FeatureTransform t = fit_noise_whitened_pca(rows, width, train_, noise, p_->c.feature_pca, p_->c.feature_pca_whiten,
+                                              -1, 8000, view_means);
   t.row_rms = rms;
   return t;
 }

@@ -95,6 +95,9 @@ struct TrainConfig {
   bool feature_pca_whiten = false;  // each component's scores scaled to unit variance
   // The components ranked by signal-to-noise instead of variance (engine/noise_features.h; round 7c).
   bool feature_noise_whiten = false;
+  // With it, the view-dependent mean of the features counted as noise too (engine/noise_features.h
+  // view_neighbour_means; round 9): `--feature-whiten noise+view`.
+  bool feature_view_nuisance = false;
   bool feature_row_rms = false;
   float input_dropout = 0;
 

@@ -1,7 +1,8 @@
 // The noise-whitened input transform (engine/noise_features.h fit_noise_whitened_pca; docs/accuracy.md round
 // 7c): on rows of pure noise the whitened spectrum stays at the Marchenko-Pastur edge; a weak direction planted under strongly anisotropic noise is the first generalized
-// component although plain PCA ranks it below the loud noise directions; deterministic; bad k and widths
-// refused.
+// component although plain PCA ranks it below the loud noise directions; a stronger direction that is a
+// function of the view outranks it unless the view-dependent mean is counted as noise (view_neighbour_means,
+// round 9); deterministic; bad k and widths refused.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -115,6 +116,42 @@ TEST_CASE("a weak direction under anisotropic noise: first by signal-to-noise, b
     CHECK(fw.basis[c * 2] == doctest::Approx(f.basis[c * size_t(f.k)] / std::sqrt(f.variance[0])).epsilon(1e-4));
   // Deterministic.
   CHECK(fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, true).basis == fw.basis);
+}
+
+TEST_CASE("a direction the view predicts ranks as noise with the view-dependent mean counted as noise") {
+  Noise gen(14);
+  const std::vector<float> noise = gen.rows(4000);
+  const std::vector<double> w = planted();
+  std::vector<double> u(D, 0.0);  // the view artefact: a direction over quiet columns 5-9, orthogonal to w
+  for (size_t c = 5; c < 10; ++c) u[c] = 1 / std::sqrt(5.0);
+  const size_t n = 3000;
+  std::vector<float> rows = gen.rows(n);
+  std::vector<double> a(n), f(n), views(3 * n);
+  std::mt19937 g(5);
+  std::normal_distribution<double> n01;
+  for (size_t i = 0; i < n; ++i) {
+    double v[3] = {n01(g), n01(g), n01(g)};  // a uniform beam direction
+    const double len = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    for (int q = 0; q < 3; ++q) views[3 * i + size_t(q)] = v[q] / len;
+    // Smooth in the view but not quadratic (as the neutral model's mismatch seen from each view), SD ~3:
+    // louder than the planted state (SD 1), which does not depend on the view.
+    f[i] = 4 * std::sin(3 * views[3 * i]) * views[3 * i + 2];
+    a[i] = n01(g);
+    for (size_t c = 0; c < D; ++c) rows[i * D + c] += float(a[i] * w[c] + f[i] * u[c]);
+  }
+  const FeatureTransform plain = fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, false);
+  CHECK(score_corr(plain, rows, 0, f) > 0.9);  // the view artefact first
+  CHECK(score_corr(plain, rows, 0, a) < 0.2);
+  const std::vector<float> means = view_neighbour_means(source_of(rows), D, all_rows(n), views);
+  CHECK(means.size() == n * D);
+  const FeatureTransform nv = fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, false, -1, 8000, means);
+  CHECK(score_corr(nv, rows, 0, a) > 0.9);  // the state first
+  CHECK(score_corr(nv, rows, 0, f) < 0.3);
+  CHECK(nv.variance[0] > 5);                // still far above the noise (the state itself is not counted)
+  // Fewer rows than neighbours: refused.
+  CHECK_THROWS_WITH_AS(view_neighbour_means(source_of(rows), D, all_rows(10),
+                                            std::vector<double>(views.begin(), views.begin() + 30)),
+                       doctest::Contains("more than 20 particles"), Error);
 }
 
 TEST_CASE("bad k and widths are refused") {
