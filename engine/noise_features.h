@@ -21,6 +21,9 @@
 
 namespace cugmm {
 
+// The widest feature row (5 x Gaussians) the dense noise-whitened fit accepts: two width^2 eigensolvers.
+constexpr size_t kNoiseWhitenMaxWidth = 8000;
+
 // count x 5G floats, row-major; deterministic for a seed; cx a CPU context (host buffers). Progress shown.
 std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, const std::vector<float>& neutral,
                                   const std::vector<float>& ring_weights, bool pooled, const FeatureNorm& norm,
@@ -56,6 +59,7 @@ std::vector<float> view_neighbour_means(const RowSource& source, size_t width, c
 // Deterministic; columns without information (sd 0: zero in every row) get zero weight.
 FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                         const std::vector<float>& noise, int k, bool whiten, double shrink = -1,
-                                        size_t max_width = 8000, const std::vector<float>& nuisance = {});
+                                        size_t max_width = kNoiseWhitenMaxWidth,
+                                        const std::vector<float>& nuisance = {});
 
 }  // namespace cugmm

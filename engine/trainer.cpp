@@ -79,6 +79,7 @@ TrainConfig paper_recipe() {
   c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
   c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
+  c.feature_pca = 0; c.feature_noise_whiten = false;  // the 5G features themselves
   return c;
 }
 
@@ -497,6 +498,7 @@ struct Trainer::Impl {
 
   Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)
       : cx(x), cache(ca), neutral(m), c(cfg), dir(d), G(int(m.size())) {}
+  std::string feature_fallback;  // dense_whitening_fallback's reason
 
   void make_networks() {
     enc = std::make_unique<nn::Sequential>(encoder_arch(c, G), cx, c.seed * 2 + 1);
@@ -526,11 +528,27 @@ struct Trainer::Impl {
   }
 };
 
+std::string default_input_fallback(TrainConfig& c, int G, size_t train_count) {
+  if (c.feature_pca == 0 || c.feature_input_asked) return "";
+  const size_t width = 5 * size_t(G), k = size_t(c.feature_pca);
+  std::string why;
+  if (c.feature_noise_whiten && width > kNoiseWhitenMaxWidth)  // (a): remove with a streamed solver
+    why = "the default noise-whitened encoder input is fitted densely, up to 5G = " +
+          std::to_string(kNoiseWhitenMaxWidth) + " features, and this model has 5G = " + std::to_string(width);
+  else if (k >= width || k >= train_count)
+    why = "the default encoder input's " + std::to_string(k) + " components need more features (5G = " +
+          std::to_string(width) + ") and training particles (" + std::to_string(train_count) + ")";
+  if (why.empty()) return "";
+  c.feature_pca = 0;
+  c.feature_noise_whiten = c.feature_view_nuisance = c.feature_pca_whiten = false;
+  return why + ": the encoder reads the 5G features themselves (as --feature-pca 0)";
+}
+
 Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianModel& neutral, const TrainConfig& config,
                  const std::string& run_dir)
     : p_(std::make_unique<Impl>(cx, cache, neutral, config, run_dir)) {
-  const TrainConfig& c = config;
   const int G = int(neutral.size());
+  const TrainConfig& c = p_->c;  // default_input_fallback may change it once the training particles are known
   if (G == 0) throw Error("the neutral model has no Gaussians");
   if (!c.movable.empty() && c.movable.size() != size_t(G)) throw Error("the Gaussian selection has the wrong size");
   p_->band = training_band(cache, c.minres, c.maxres);
@@ -555,6 +573,8 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
     throw Error("--val-fraction " + std::to_string(c.val_fraction) + " leaves " + std::to_string(val_.size()) +
                 " validation particles of " + std::to_string(cache.count()) +
                 " (at least 4 are needed): raise it, or give 0 for no validation");
+  p_->feature_fallback = default_input_fallback(p_->c, G, train_.size());
+  if (!p_->feature_fallback.empty()) log_info("train: " + p_->feature_fallback);
   if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
     throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
@@ -612,6 +632,8 @@ nlohmann::json Trainer::feature_key() const {
 
 const std::vector<float>& Trainer::ring_weights() const { return p_->ring_weights; }
 const nlohmann::json& Trainer::ring_record() const { return p_->ring_record; }
+const TrainConfig& Trainer::config() const { return p_->c; }
+const std::string& Trainer::feature_fallback() const { return p_->feature_fallback; }
 
 nlohmann::json Trainer::exchange_record() const {
   if (!p_->xenc) return nullptr;
@@ -775,7 +797,7 @@ FeatureTransform Trainer::fit_noise_whitened_transform() const {
     view_means = view_neighbour_means(rows, width, train_, views);
   }
   FeatureTransform t = fit_noise_whitened_pca(rows, width, train_, noise, p_->c.feature_pca, p_->c.feature_pca_whiten,
-                                              -1, 8000, view_means);
+                                              -1, kNoiseWhitenMaxWidth, view_means);
   t.row_rms = rms;
   return t;
 }
