@@ -57,12 +57,11 @@ void TrainOptions::declare(Command& c) {
                                               "round 9)", 0, 1000000);
   c.flag("--feature-pca-whiten", cfg.feature_pca_whiten, "with --feature-pca: every component's scores scaled to "
                                                          "unit variance");
-  c.text("--feature-whiten", feature_whiten, "with --feature-pca: noise (the default) ranks the components by "
-                                             "signal-to-noise (the noise covariance from the features of noise-only "
-                                             "images with the data's noise spectrum; docs/accuracy.md round 7c) "
-                                             "instead of variance (none); noise+view: "
-                                             "the same with the features' view-dependent mean counted as noise "
-                                             "(round 9). Not given, a model above 5G = 8,000 falls back to all 5G "
+  c.text("--feature-whiten", feature_whiten, "with --feature-pca: noise ranks the components by signal-to-noise "
+                                             "(the noise covariance from the features of noise-only images with the "
+                                             "data's noise spectrum; docs/accuracy.md round 7c) instead of variance "
+                                             "(none); noise+view (the default): the same with the features' "
+                                             "view-dependent mean counted as noise (round 9). Not given, a model above 5G = 8,000 falls back to all 5G "
                                              "features (logged; run.json feature_fallback)");
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");

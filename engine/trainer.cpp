@@ -67,7 +67,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_pca = j.value("feature_pca", 0);  // runs before the encoder's input transform
   c.feature_pca_whiten = j.value("feature_pca_whiten", false);
   c.feature_noise_whiten = j.value("feature_noise_whiten", false);
-  c.feature_view_nuisance = j.value("feature_view_nuisance", false);
+  c.feature_view_nuisance = j.value("feature_view_nuisance", false);  // runs before round 9
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
   return c;
@@ -79,7 +79,7 @@ TrainConfig paper_recipe() {
   c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
   c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
-  c.feature_pca = 0; c.feature_noise_whiten = false;  // the 5G features themselves
+  c.feature_pca = 0; c.feature_noise_whiten = c.feature_view_nuisance = false;  // the 5G features themselves
   return c;
 }
 

@@ -91,7 +91,8 @@ struct TrainConfig {
   // RMS (feature_row_rms), then projected on the top feature_pca principal components of the training
   // particles' rows (0: the 5G features themselves), and input_dropout applied to what enters the encoder.
   // Fewer, denoised input directions leave the encoder less room to memorise each particle's noise.
-  // The default (docs/accuracy.md round 9): 25 components ranked by signal-to-noise.
+  // The default (docs/accuracy.md round 9): 25 components ranked by signal-to-noise, the view-dependent mean
+  // counted as noise.
   int feature_pca = 25;
   bool feature_pca_whiten = false;  // each component's scores scaled to unit variance
   // The components ranked by signal-to-noise instead of variance (engine/noise_features.h; round 7c).
@@ -101,8 +102,8 @@ struct TrainConfig {
   // (default_input_fallback).
   bool feature_input_asked = false;
   // With it, the view-dependent mean of the features counted as noise too (engine/noise_features.h
-  // view_neighbour_means; round 9): `--feature-whiten noise+view`.
-  bool feature_view_nuisance = false;
+  // view_neighbour_means; round 9): `--feature-whiten noise+view`, the default.
+  bool feature_view_nuisance = true;
   bool feature_row_rms = false;
   float input_dropout = 0;
 

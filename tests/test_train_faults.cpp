@@ -106,18 +106,23 @@ nlohmann::json one_epoch_run(const DataSet& d, const std::string& name, const st
   return nlohmann::json::parse(in);
 }
 
-TEST_CASE("the default encoder input: 25 noise-whitened components; the 5G features with --feature-pca 0 and --preset paper") {
+TEST_CASE("the default encoder input: 25 components by signal-to-noise with the view's mean as noise; the 5G features with --feature-pca 0 and --preset paper") {
   DataSet d = make_data("train_feature_default", "linear", 160, 2.0);
   const nlohmann::json def = one_epoch_run(d, "default", "--hidden 64");
   CHECK(def.at("config").at("feature_pca") == 25);
   CHECK(def.at("config").at("feature_noise_whiten") == true);
-  CHECK(def.at("config").at("feature_view_nuisance") == false);
+  const nlohmann::json noise = one_epoch_run(d, "noise", "--hidden 64 --feature-whiten noise");  // round 7c's
+  CHECK(noise.at("config").at("feature_pca") == 25);
+  CHECK(noise.at("config").at("feature_view_nuisance") == false);
+  CHECK(def.at("config").at("feature_view_nuisance") == true);
+  CHECK(test::contains(def.at("feature_pca").at("ranked_by").get<std::string>(), "view-dependent mean"));
   CHECK(def.at("feature_pca").at("components") == 25);
   CHECK(!def.contains("feature_fallback"));
   for (const char* opts : {"--feature-pca 0 --hidden 64", "--preset paper"}) {
     const nlohmann::json plain = one_epoch_run(d, "plain", opts);
     CHECK(plain.at("config").at("feature_pca") == 0);
     CHECK(plain.at("config").at("feature_noise_whiten") == false);
+    CHECK(plain.at("config").at("feature_view_nuisance") == false);
     CHECK(!plain.contains("feature_pca"));
   }
   // Components by variance, as --feature-pca K meant before the default changed.

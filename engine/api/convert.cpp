@@ -54,6 +54,7 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.rigid_free = j.at("rigid_free");
   s.feature_pca = j.at("feature_pca"); s.feature_pca_whiten = j.at("feature_pca_whiten");
   s.feature_noise_whiten = j.at("feature_noise_whiten");
+  s.feature_view_nuisance = j.at("feature_view_nuisance");
   s.feature_row_rms = j.at("feature_row_rms"); s.input_dropout = j.at("input_dropout");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
   s.movable_gaussians.clear();
@@ -108,8 +109,9 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled}, {"radial_gain", s.radial_gain},
           {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free}, {"feature_pca", s.feature_pca},
           {"feature_pca_whiten", s.feature_pca_whiten},
-          {"feature_noise_whiten", s.feature_noise_whiten}, {"feature_row_rms", s.feature_row_rms},
-          {"input_dropout", s.input_dropout},
+          {"feature_noise_whiten", s.feature_noise_whiten && s.feature_pca > 0},
+          {"feature_view_nuisance", s.feature_view_nuisance && s.feature_noise_whiten && s.feature_pca > 0},
+          {"feature_row_rms", s.feature_row_rms}, {"input_dropout", s.input_dropout},
           {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
 }
 
@@ -143,8 +145,6 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     throw Error("TrainSettings: minres must be a lower resolution (more Å) than maxres");
   if (s.feature_pca_whiten && s.feature_pca == 0)
     throw Error("TrainSettings: feature_pca_whiten needs feature_pca (the number of components)");
-  if (s.feature_noise_whiten && s.feature_pca == 0)
-    throw Error("TrainSettings: feature_noise_whiten needs feature_pca (the number of components)");
   if (s.pooled && s.snr_weighted)
     throw Error("TrainSettings: pooled and snr_weighted are two scores (--loss white or snr); set one at most");
   if (s.radial_gain && !s.pooled)

@@ -45,6 +45,8 @@ struct TrainSettings {
   bool feature_pca_whiten;          // `--feature-pca-whiten`: each component at unit variance
   bool feature_noise_whiten;        // `--feature-whiten noise`: components by signal-to-noise (the features of
                                     // noise-only images as the noise covariance), not by variance
+  bool feature_view_nuisance;       // with it, `--feature-whiten noise+view`: the features' view-dependent mean
+                                    // counted as noise too
   bool feature_row_rms;             // `--feature-row-rms`: each particle's feature row scaled to unit RMS
   float input_dropout;              // `--input-dropout`: dropout on the encoder's input
   std::string symmetry;             // `--sym`: C1 (none), Cn, Dn, T, O, I, I1-I4; with no movable_gaussians the
