@@ -77,25 +77,20 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
   check_refused(d, "--feature-pca 0 --feature-pca-whiten", "needs --feature-pca");
 }
 
-TEST_CASE("--feature-whiten noise: resume is bit-identical, run.json records it, embed applies the same basis") {
-  DataSet d = make_data("train_feature_noise", "linear", 160, 2.0);
-  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 8 "
-                           "--feature-whiten noise";
-  const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA: 8 components");
-  CHECK(run.at("config").at("feature_noise_whiten") == true);
-  CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(), "signal-to-noise"));
-  check_refused(d, "--feature-pca 0 --feature-whiten noise", "--feature-whiten noise needs --feature-pca");
-  check_refused(d, "--feature-pca 8 --feature-whiten pink", "--feature-whiten must be noise, noise+view or none");
-}
-
-TEST_CASE("--feature-whiten noise+view: resume is bit-identical, run.json records it, embed applies the same basis") {
-  DataSet d = make_data("train_feature_view", "linear", 160, 2.0);
-  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 8 "
-                           "--feature-whiten noise+view";
-  const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA: 8 components");
-  CHECK(run.at("config").at("feature_noise_whiten") == true);
-  CHECK(run.at("config").at("feature_view_nuisance") == true);
-  CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(), "view-dependent mean"));
+TEST_CASE("--feature-whiten noise and noise+view: resume is bit-identical, run.json records it, embed applies the same basis") {
+  for (const bool view : {false, true}) {
+    DataSet d = make_data(view ? "train_feature_view" : "train_feature_noise", "linear", 160, 2.0);
+    const std::string opts = std::string("--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 ") +
+                             "--feature-pca 8 --feature-whiten " + (view ? "noise+view" : "noise");
+    const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA: 8 components");
+    CHECK(run.at("config").at("feature_noise_whiten") == true);
+    CHECK(run.at("config").at("feature_view_nuisance") == view);
+    CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(),
+                         view ? "view-dependent mean" : "signal-to-noise"));
+    if (view) continue;
+    check_refused(d, "--feature-pca 0 --feature-whiten noise", "--feature-whiten noise needs --feature-pca");
+    check_refused(d, "--feature-pca 8 --feature-whiten pink", "--feature-whiten must be noise, noise+view or none");
+  }
 }
 
 // The run.json of a one-epoch run with `opts`.
