@@ -536,9 +536,10 @@ Matrix truth_regressors(const Motion& mo, const Truth& t, size_t motion, size_t 
 // components holds, scored over every particle. Per component: its variance (lambda, signal-to-noise + 1, for
 // noise-whitened ones), the fraction of it explained by each truth (truth_regressors), by the view, the
 // defocus and the pose error (the latent's regressors) and by the particle's amplitude, the fraction its
-// mean over the particle's 20 nearest views predicts (any smooth function of the view), the share of its sum of squares that its top 1% of
-// particles hold (a Gaussian's is 0.085; far above it a few particles make the component), and the fraction
-// of it a linear map of the trained latent holds (which components the latent follows).
+// mean over the particle's 20 nearest views predicts (any smooth function of the view), the share of its sum
+// of squares that its top 1% of particles hold (a Gaussian's is 0.085; far above it a few particles make the
+// component), and the fraction of it a linear map of the trained latent holds (which components the latent
+// follows).
 nlohmann::json component_info(const HeteroSystem& sys, const std::string& run, const std::string& data_dir,
                               const Truth& t) {
   Context cx(Device::cpu);

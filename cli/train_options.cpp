@@ -61,7 +61,8 @@ void TrainOptions::declare(Command& c) {
                                              "(the noise covariance from the features of noise-only images with the "
                                              "data's noise spectrum; docs/accuracy.md round 7c) instead of variance "
                                              "(none); noise+view (the default): the same with the features' "
-                                             "view-dependent mean counted as noise (round 9). Not given, a model above 5G = 8,000 falls back to all 5G "
+                                             "view-dependent mean counted as noise (round 9). Not given, a model "
+                                             "above 5G = 8,000 falls back to all 5G "
                                              "features (logged; run.json feature_fallback)");
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");
@@ -87,7 +88,8 @@ void TrainOptions::finish(const Command& c) {
   if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
   if (relu) cfg.leaky = false;
   if (no_align_shifts) cfg.align_shifts = false;
-  if (!feature_whiten.empty() && feature_whiten != "noise" && feature_whiten != "noise+view" && feature_whiten != "none")
+  if (!feature_whiten.empty() && feature_whiten != "noise" && feature_whiten != "noise+view" &&
+      feature_whiten != "none")
     throw Error("--feature-whiten must be noise, noise+view or none, not '" + quote_value(feature_whiten) + "'");
   const bool pca_given = c.app.count("--feature-pca") > 0, whiten_given = !feature_whiten.empty();
   cfg.feature_input_asked = pca_given || whiten_given;

@@ -33,11 +33,12 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
 // The features of a particle seen along a view hold a part that depends on the view alone (round 9: on the
 // quick benchmark the top noise-whitened component, lambda ~19 on every system and seed, is predicted 70% by
 // the mean of the 20 particles of nearest view and holds none of the truth; the latent of every failing seed
-// follows it): the neutral model's mismatch with the data's mean seen from that view. The states are taken as
-// independent of the view, so what the view predicts is nuisance. For at most max_rows of `rows` (evenly
-// spaced), each row's mean over the `neighbours` rows of nearest beam direction among them (itself left out),
-// centred over them; `views` holds each of `rows`' beam directions (3 values per row, unit vectors). Its
-// covariance is the view-dependent mean's plus 1/neighbours of the rows' own (a small, even overcount).
+// follows it): most likely the neutral model's mismatch with the data's mean seen from that view. The states
+// are taken as independent of the view, so what the view predicts is nuisance. For at most max_rows of `rows`
+// (evenly spaced), each row's mean over the `neighbours` rows of nearest beam direction among them (itself
+// left out), centred over them; `views` holds each of `rows`' beam directions (3 values per row, unit
+// vectors). Its covariance is the view-dependent mean's plus 1/neighbours of the rows' own (a small, even
+// overcount). Memory: two max_rows x width float arrays and one of doubles.
 std::vector<float> view_neighbour_means(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                         const std::vector<double>& views, int neighbours = 20,
                                         size_t max_rows = 5000);
