@@ -29,10 +29,15 @@
 //                matched to its nearest residue); then the run's decoder at every particle's latent.txt point:
 //                the part's decoded mass over the neutral model's, by the truth's state, and at +-2 SD along the
 //                latent's principal axes (does the decoder have a removal direction at all?).
+
+//   5. components (--components) A run that reads principal components (--feature-pca, plain or noise-
+//                whitened): what each of its top 12 components holds (component_info: its variance, the
+//                truth's, the view's, the defocus' and the pose error's R^2 on it, the share of its top 1% of
+//                particles, the latent's R^2 on it).
 //
 //   bench_accuracy_diagnostics --system NAME|FILE.json --data SIMULATE_DIR --cache CACHE [--run TRAIN_DIR]
 //                              [--model NEUTRAL.txt] [--no-features] [--no-ceiling] [--out diagnostics.json]
-//                              [--noise-whitened M [--shrink a]...] [--decoder]
+//                              [--noise-whitened M [--shrink a]...] [--decoder] [--components]
 // The data set must be the simulator's (its truth table and simulation.json give the states, box and pixel).
 #include <Eigen/Dense>
 
@@ -415,6 +420,55 @@ nlohmann::json score_ceiling(const HeteroSystem& sys, const ParticleCache& cache
 
 // ---- 3. the latent ---------------------------------------------------------------------------------------
 
+// The pose error each particle carries (STAR pose against the true one, from the truth table) in the model
+// frame: the rotation error as a small rotation vector (3, radians) and the shift error as the model's
+// translation (3, Å), with their squares and products (a latent may follow the error's size, not its sign).
+// `all` the six and their 21 products; `rotation` and `shift` each's own three and six products.
+struct PoseErrorRegressors {
+  Matrix all, rotation, shift;
+};
+PoseErrorRegressors pose_error_regressors(const std::string& data_dir, const io::ParticleSet& set, size_t n) {
+  std::ifstream f(data_dir + "/particles_truth.csv");
+  std::string row;
+  std::getline(f, row);
+  std::map<std::string, size_t> col;
+  {
+    std::stringstream ss(row);
+    std::string c;
+    for (size_t k = 0; std::getline(ss, c, ','); ++k) col[c] = k;
+  }
+  Matrix pe(n, 27), pr(n, 9), ps(n, 9);
+  for (size_t i = 0; i < n && std::getline(f, row); ++i) {
+    std::stringstream ss(row);
+    std::string c;
+    std::vector<double> r;
+    while (std::getline(ss, c, ',')) r.push_back(std::atof(c.c_str()));
+    const io::Particle& p = set.particles[i];
+    const Mat3<double> A = euler_to_matrix(p.rot, p.tilt, p.psi);
+    const Mat3<double> T = euler_to_matrix(r[col.at("rot")], r[col.at("tilt")], r[col.at("psi")]);
+    // E = T^T A: the error as a rotation of the model (A = T E), its small-angle vector from the skew part.
+    double e[9];
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        e[3 * a + b] = 0;
+        for (int q = 0; q < 3; ++q) e[3 * a + b] += T(q, a) * A(q, b);
+      }
+    // The shift error as a translation of the model (A^T (dx, dy, 0)): what a decoder could mimic.
+    const double dx = p.origin_x - r[col.at("origin_x_A")], dy = p.origin_y - r[col.at("origin_y_A")];
+    const double v[6] = {(e[7] - e[5]) / 2, (e[2] - e[6]) / 2, (e[3] - e[1]) / 2,
+                         A(0, 0) * dx + A(1, 0) * dy, A(0, 1) * dx + A(1, 1) * dy, A(0, 2) * dx + A(1, 2) * dy};
+    size_t q = 0;
+    for (int a = 0; a < 6; ++a) pe(i, q++) = v[a];
+    for (int a = 0; a < 6; ++a)
+      for (int b = a; b < 6; ++b) pe(i, q++) = v[a] * v[b];
+    size_t qr = 0, qs = 0;  // the rotation's and the shift's own terms
+    for (int a = 0; a < 3; ++a) { pr(i, qr++) = v[a]; ps(i, qs++) = v[3 + a]; }
+    for (int a = 0; a < 3; ++a)
+      for (int b = a; b < 3; ++b) { pr(i, qr++) = v[a] * v[b]; ps(i, qs++) = v[3 + a] * v[3 + b]; }
+  }
+  return {pe, pr, ps};
+}
+
 nlohmann::json latent_info(const HeteroSystem& sys, const std::string& run, const std::string& data_dir,
                            const std::string& cache_path) {
   const int d = read_json(run + "/run.json").at("config").at("latent");
@@ -443,51 +497,11 @@ nlohmann::json latent_info(const HeteroSystem& sys, const std::string& run, cons
   std::iota(all.begin(), all.end(), size_t(0));
   out["r2_defocus"] = variance_explained(L, defocus_regressors(set, all));
   out["r2_view"] = variance_explained(L, view_regressors(set, all));
-  // The pose error each particle carries (STAR pose against the true one, from the truth table) in the model
-  // frame: the rotation error as a small rotation vector (3, radians) and the shift error as the model's
-  // translation (3, Å), with their squares and products (a latent may follow the error's size, not its sign).
   {
-    std::ifstream f(data_dir + "/particles_truth.csv");
-    std::string row;
-    std::getline(f, row);
-    std::map<std::string, size_t> col;
-    {
-      std::stringstream ss(row);
-      std::string c;
-      for (size_t k = 0; std::getline(ss, c, ','); ++k) col[c] = k;
-    }
-    Matrix pe(n, 27), pr(n, 9), ps(n, 9);
-    for (size_t i = 0; i < n && std::getline(f, row); ++i) {
-      std::stringstream ss(row);
-      std::string c;
-      std::vector<double> r;
-      while (std::getline(ss, c, ',')) r.push_back(std::atof(c.c_str()));
-      const io::Particle& p = set.particles[i];
-      const Mat3<double> A = euler_to_matrix(p.rot, p.tilt, p.psi);
-      const Mat3<double> T = euler_to_matrix(r[col.at("rot")], r[col.at("tilt")], r[col.at("psi")]);
-      // E = T^T A: the error as a rotation of the model (A = T E), its small-angle vector from the skew part.
-      double e[9];
-      for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) {
-          e[3 * a + b] = 0;
-          for (int q = 0; q < 3; ++q) e[3 * a + b] += T(q, a) * A(q, b);
-        }
-      // The shift error as a translation of the model (A^T (dx, dy, 0)): what a decoder could mimic.
-      const double dx = p.origin_x - r[col.at("origin_x_A")], dy = p.origin_y - r[col.at("origin_y_A")];
-      const double v[6] = {(e[7] - e[5]) / 2, (e[2] - e[6]) / 2, (e[3] - e[1]) / 2,
-                           A(0, 0) * dx + A(1, 0) * dy, A(0, 1) * dx + A(1, 1) * dy, A(0, 2) * dx + A(1, 2) * dy};
-      size_t q = 0;
-      for (int a = 0; a < 6; ++a) pe(i, q++) = v[a];
-      for (int a = 0; a < 6; ++a)
-        for (int b = a; b < 6; ++b) pe(i, q++) = v[a] * v[b];
-      size_t qr = 0, qs = 0;  // the rotation's and the shift's own terms
-      for (int a = 0; a < 3; ++a) { pr(i, qr++) = v[a]; ps(i, qs++) = v[3 + a]; }
-      for (int a = 0; a < 3; ++a)
-        for (int b = a; b < 3; ++b) { pr(i, qr++) = v[a] * v[b]; ps(i, qs++) = v[3 + a] * v[3 + b]; }
-    }
-    out["r2_pose_error"] = variance_explained(L, pe);
-    out["r2_pose_rotation"] = variance_explained(L, pr);
-    out["r2_pose_shift"] = variance_explained(L, ps);
+    const PoseErrorRegressors pose = pose_error_regressors(data_dir, set, n);
+    out["r2_pose_error"] = variance_explained(L, pose.all);
+    out["r2_pose_rotation"] = variance_explained(L, pose.rotation);
+    out["r2_pose_shift"] = variance_explained(L, pose.shift);
   }
   // How much of each truth a linear map of the whole latent holds (whatever its axes and their variances).
   const Truth t = read_truth(data_dir + "/particles_truth.csv", sys.motions.size());
@@ -644,12 +658,138 @@ nlohmann::json decoder_info(const HeteroSystem& sys, const std::string& run, con
   return out;
 }
 
+// ---- 5. the encoder's input components -------------------------------------------------------------------
+
+// Regressors of a truth column: the state and its square, and for a rotation the cosine and sine of the
+// angle too (a full turn is circular, so a linear fit on the degrees alone understates it).
+Matrix truth_regressors(const Motion& mo, const Truth& t, size_t motion, size_t n) {
+  const bool turn = mo.kind == Motion::Kind::rotate;
+  Matrix r(n, turn ? 4 : 2);
+  for (size_t i = 0; i < n; ++i) {
+    const double s = t.state[i][motion];
+    r(i, 0) = s;
+    r(i, 1) = s * s;
+    if (turn) r(i, 2) = std::cos(s * M_PI / 180), r(i, 3) = std::sin(s * M_PI / 180);
+  }
+  return r;
+}
+
+// A run that reads principal components (--feature-pca, by variance or noise-whitened): what each of its top
+// components holds, scored over every particle. Per component: its variance (lambda, signal-to-noise + 1, for
+// noise-whitened ones), the fraction of it explained by each truth (truth_regressors), by the view, the
+// defocus and the pose error (the latent's regressors) and by the particle's amplitude, the fraction its
+// mean over the particle's 20 nearest views predicts (any smooth function of the view), the share of its sum
+// of squares that its top 1% of particles hold (a Gaussian's is 0.085; far above it a few particles make the
+// component), and the fraction of it a linear map of the trained latent holds (which components the latent
+// follows).
+nlohmann::json component_info(const HeteroSystem& sys, const std::string& run, const std::string& data_dir,
+                              const Truth& t) {
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(run + "/model.ckpt", cx);
+  const FeatureTransform& tr = m.transform;
+  nlohmann::json out = nlohmann::json::object();
+  if (tr.k == 0) return out;
+  const FeatureFile f(run + "/features.cugmm-features", nlohmann::json());
+  const size_t W = f.width(), n = f.count(), K = size_t(tr.k), shown = std::min<size_t>(K, 12);
+  std::vector<size_t> all(n);
+  std::iota(all.begin(), all.end(), size_t(0));
+  std::vector<float> x(n * W);
+  f.gather(all.data(), int(n), x.data());
+  if (tr.row_rms) scale_rows_to_unit_rms(x.data(), n, W);
+  const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+      X(x.data(), Eigen::Index(n), Eigen::Index(W)), B(tr.basis.data(), Eigen::Index(W), Eigen::Index(K));
+  const Eigen::MatrixXd P = X.cast<double>() * B.cast<double>();
+  const io::ParticleSet set = io::read_particles(data_dir + "/particles.star");
+  const Matrix view = view_regressors(set, all), defocus = defocus_regressors(set, all);
+  // Each particle's 20 nearest views (beam directions, view_regressors' first three columns): a component
+  // that is any smooth function of the view, not only the quadratic view_regressors fit, is predicted by
+  // its mean over them (the particle itself left out).
+  const size_t knn = 20;
+  std::vector<std::vector<size_t>> near(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<std::pair<double, size_t>> dist;
+    for (size_t q = 0; q < n; ++q)
+      if (q != i) dist.push_back({-(view(i, 0) * view(q, 0) + view(i, 1) * view(q, 1) + view(i, 2) * view(q, 2)), q});
+    std::partial_sort(dist.begin(), dist.begin() + std::ptrdiff_t(knn), dist.end());
+    for (size_t q = 0; q < knn; ++q) near[i].push_back(dist[q].second);
+  }
+  const PoseErrorRegressors pose = pose_error_regressors(data_dir, set, n);
+  // The particle's own amplitude: the simulator's per-particle scale (truth column "scale"), and the RMS of
+  // its normalised feature row (its overall gradient scale), with their squares.
+  Matrix amplitude(n, 4);
+  {
+    std::ifstream tf(data_dir + "/particles_truth.csv");
+    std::string row, c;
+    std::getline(tf, row);
+    std::stringstream hs(row);
+    size_t scale_col = 0;
+    for (size_t k = 0; std::getline(hs, c, ','); ++k)
+      if (c == "scale") scale_col = k;
+    CUGMM_REQUIRE(scale_col > 0, data_dir + "/particles_truth.csv: no scale column");
+    for (size_t i = 0; i < n && std::getline(tf, row); ++i) {
+      std::stringstream ss(row);
+      for (size_t k = 0; k <= scale_col; ++k) std::getline(ss, c, ',');
+      const double sc = std::atof(c.c_str());
+      double rms = 0;
+      for (size_t q = 0; q < W; ++q) rms += double(x[i * W + q]) * x[i * W + q];
+      rms = std::sqrt(rms / double(W));
+      amplitude(i, 0) = sc, amplitude(i, 1) = sc * sc, amplitude(i, 2) = rms, amplitude(i, 3) = rms * rms;
+    }
+  }
+  const int d = read_json(run + "/run.json").at("config").at("latent");
+  const std::vector<float> z = read_latent_txt(run + "/latent.txt", d);
+  CUGMM_REQUIRE(z.size() == n * size_t(d), run + "/latent.txt: not one row per particle of the feature file");
+  const Matrix L(n, size_t(d), std::vector<double>(z.begin(), z.end()));
+  std::printf("the run's %zu input components (top %zu): variance; R^2 of", K, shown);
+  for (const Motion& mo : sys.motions) std::printf(" %s,", mo.name.c_str());
+  std::printf(" view, view (20 nearest), defocus, pose error, amplitude, top-1%% share, latent\n");
+  for (size_t j = 0; j < shown; ++j) {
+    Matrix c(n, 1);
+    double ss = 0;
+    std::vector<double> sq(n);
+    for (size_t i = 0; i < n; ++i) c(i, 0) = P(Eigen::Index(i), Eigen::Index(j));
+    const double mean = std::accumulate(c.values.begin(), c.values.end(), 0.0) / double(n);
+    for (size_t i = 0; i < n; ++i) ss += sq[i] = (c(i, 0) - mean) * (c(i, 0) - mean);
+    std::sort(sq.begin(), sq.end(), std::greater<double>());
+    const double top = std::accumulate(sq.begin(), sq.begin() + std::ptrdiff_t(std::max<size_t>(1, n / 100)), 0.0);
+    nlohmann::json r;
+    r["variance"] = j < tr.variance.size() ? tr.variance[j] : 0.0;
+    std::printf("  %2zu: %7.2f;", j + 1, r["variance"].get<double>());
+    for (size_t mi = 0; mi < sys.motions.size(); ++mi) {
+      const double v = variance_explained(c, truth_regressors(sys.motions[mi], t, mi, n));
+      r["truth_r2"][sys.motions[mi].name] = v;
+      std::printf(" %.3f", v);
+    }
+    r["r2_view"] = variance_explained(c, view);
+    r["r2_defocus"] = variance_explained(c, defocus);
+    r["r2_pose_error"] = variance_explained(c, pose.all);
+    r["r2_amplitude"] = variance_explained(c, amplitude);
+    {
+      double res = 0;
+      for (size_t i = 0; i < n; ++i) {
+        double around = 0;
+        for (size_t q : near[i]) around += c(q, 0) / double(knn);
+        res += (c(i, 0) - around) * (c(i, 0) - around);
+      }
+      r["r2_view_knn"] = ss > 0 ? 1 - res / ss : 0.0;
+    }
+    r["top1_share"] = ss > 0 ? top / ss : 0.0;
+    r["r2_latent"] = variance_explained(c, L);
+    std::printf(" | %.3f %.3f %.3f %.3f %.3f | %.3f | %.3f\n", r["r2_view"].get<double>(),
+                r["r2_view_knn"].get<double>(), r["r2_defocus"].get<double>(),
+                r["r2_pose_error"].get<double>(), r["r2_amplitude"].get<double>(), r["top1_share"].get<double>(),
+                r["r2_latent"].get<double>());
+    out["components"].push_back(r);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     std::string system, data, cache_path, run, model, out = "diagnostics.json";
-    bool ceiling = true, features = true, decoder = false;
+    bool ceiling = true, features = true, decoder = false, components = false;
     size_t noise_images = 0;  // --noise-whitened M: M noise-only images (section 1b)
     std::vector<double> shrinks;
     for (int i = 1; i < argc; ++i) {
@@ -667,6 +807,7 @@ int main(int argc, char** argv) {
       else if (a == "--no-ceiling") ceiling = false;
       else if (a == "--no-features") features = false;
       else if (a == "--decoder") decoder = true;
+      else if (a == "--components") components = true;
       else if (a == "--noise-whitened") noise_images = std::stoul(next());
       else if (a == "--shrink") shrinks.push_back(std::stod(next()));
       else throw Error("unknown option " + a + " (see the header of bench/bench_accuracy_diagnostics.cpp)");
@@ -697,6 +838,7 @@ int main(int argc, char** argv) {
       neutral_params = ck.get_f32("neutral", 5 * size_t(ck.meta.at("gaussians").get<int>()));
       doc["latent"] = latent_info(sys, run, data, cache_path);
       if (decoder) doc["decoder"] = decoder_info(sys, run, t, rows);
+      if (components) doc["components"] = component_info(sys, run, data, t);
     } else if (!model.empty()) {
       neutral_params = params_from_model(io::read_model(model));
     }

@@ -52,13 +52,19 @@ void TrainOptions::declare(Command& c) {
                            "learn pose error; every Gaussian must be movable); keep: not");
   c.flag("--no-align-shifts", no_align_shifts, "keep the particles' shifts as given (default: each particle's two shifts "
                                                "aligned to the neutral model before the features; not with --poses-from)");
-  c.integer("--feature-pca", cfg.feature_pca, "the encoder reads the top K principal components of the features "
-                                              "(fitted on the training particles; 0: all 5G features)", 0, 1000000);
+  c.integer("--feature-pca", cfg.feature_pca, "the encoder reads the top K components of the features, ranked by "
+                                              "signal-to-noise unless --feature-whiten none (fitted on the training "
+                                              "particles; 0: all 5G features, the input before docs/accuracy.md "
+                                              "round 9)", 0, 1000000);
   c.flag("--feature-pca-whiten", cfg.feature_pca_whiten, "with --feature-pca: every component's scores scaled to "
                                                          "unit variance");
-  c.text("--feature-whiten", feature_whiten, "with --feature-pca: noise ranks the components by signal-to-noise (the "
-                                             "noise covariance from the features of noise-only images with the data's "
-                                             "noise spectrum; docs/accuracy.md round 7c) instead of variance; none: not");
+  c.text("--feature-whiten", feature_whiten, "with --feature-pca: noise ranks the components by signal-to-noise "
+                                             "(the noise covariance from the features of noise-only images with the "
+                                             "data's noise spectrum; docs/accuracy.md round 7c) instead of variance "
+                                             "(none); noise+view (the default): the same with the features' "
+                                             "view-dependent mean counted as noise (round 9). Not given, a model "
+                                             "too small for the components falls back to all 5G "
+                                             "features (logged; run.json feature_fallback)");
   c.text("--feature-whiten-solver", cfg.feature_noise_solver, "with --feature-whiten noise: auto (dense up to 5G = "
                                  "1,000, streamed above), dense (5G up to 8,000) or streamed (any G; docs/accuracy.md round 7d)");
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
@@ -91,14 +97,24 @@ void TrainOptions::finish(const Command& c) {
   if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
   if (relu) cfg.leaky = false;
   if (no_align_shifts) cfg.align_shifts = false;
+  if (!feature_whiten.empty() && feature_whiten != "noise" && feature_whiten != "noise+view" &&
+      feature_whiten != "none")
+    throw Error("--feature-whiten must be noise, noise+view or none, not '" + quote_value(feature_whiten) + "'");
+  const bool pca_given = c.app.count("--feature-pca") > 0, whiten_given = !feature_whiten.empty();
+  cfg.feature_input_asked = pca_given || whiten_given;
+  if (preset == "paper" && !pca_given) cfg.feature_pca = paper_recipe().feature_pca;  // the 5G features
+  if (whiten_given) {
+    cfg.feature_noise_whiten = feature_whiten == "noise" || feature_whiten == "noise+view";
+    cfg.feature_view_nuisance = feature_whiten == "noise+view";
+  } else if (cfg.feature_pca == 0) {  // --feature-pca 0 (or the paper's input): the 5G features themselves
+    cfg.feature_noise_whiten = cfg.feature_view_nuisance = false;
+  }
   if (cfg.feature_pca_whiten && cfg.feature_pca == 0) throw Error("--feature-pca-whiten needs --feature-pca K");
-  if (!feature_whiten.empty() && feature_whiten != "noise" && feature_whiten != "none")
-    throw Error("--feature-whiten must be noise or none, not '" + quote_value(feature_whiten) + "'");
-  cfg.feature_noise_whiten = feature_whiten == "noise";
-  if (cfg.feature_noise_whiten && cfg.feature_pca == 0) throw Error("--feature-whiten noise needs --feature-pca K");
+  if (cfg.feature_noise_whiten && cfg.feature_pca == 0)
+    throw Error("--feature-whiten " + feature_whiten + " needs --feature-pca K");
   parse_noise_solver(cfg.feature_noise_solver);  // refused before any work
   if (c.app.count("--feature-whiten-solver") > 0 && !cfg.feature_noise_whiten)
-    throw Error("--feature-whiten-solver needs --feature-whiten noise");
+    throw Error("--feature-whiten-solver needs --feature-whiten noise or noise+view");
   if (!preset.empty() && preset != "paper") throw Error("--preset: unknown preset '" + quote_value(preset) + "' (paper)");
   if (!loss.empty() && loss != "white" && loss != "gain" && loss != "snr" && loss != "frc")
     throw Error("--loss must be white, gain, snr or frc, not '" + quote_value(loss) + "'");

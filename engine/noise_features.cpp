@@ -59,3 +59,47 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
 }
 
 }  // namespace cugmm
+
+namespace cugmm {
+
+std::vector<float> view_neighbour_means(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                        const std::vector<double>& views, int neighbours, size_t max_rows) {
+  CUGMM_REQUIRE(views.size() == 3 * rows.size(), "view_neighbour_means: one beam direction per row");
+  const size_t n = std::min(rows.size(), max_rows), K = size_t(neighbours);
+  if (n <= K) throw Error("the view-dependent feature mean needs more than " + std::to_string(K) + " particles, not " +
+                          std::to_string(n));
+  std::vector<size_t> pick(n), index(n);  // positions in `rows`, evenly spaced; their row indices
+  for (size_t i = 0; i < n; ++i) pick[i] = i * rows.size() / n, index[i] = rows[pick[i]];
+  std::vector<float> x(n * width);
+  const size_t chunk = 256;
+  for (size_t first = 0; first < n; first += chunk)
+    source(index.data() + first, int(std::min(chunk, n - first)), x.data() + first * width);
+  Progress progress("view-dependent feature mean", n);
+  std::vector<float> out(n * width, 0.f);
+  std::vector<std::pair<double, size_t>> near(n);
+  std::vector<double> sum(width);
+  for (size_t i = 0; i < n; ++i) {
+    const double* v = views.data() + 3 * pick[i];
+    for (size_t q = 0; q < n; ++q) {
+      const double* w = views.data() + 3 * pick[q];
+      near[q] = {q == i ? 2.0 : -(v[0] * w[0] + v[1] * w[1] + v[2] * w[2]), q};  // itself last
+    }
+    std::nth_element(near.begin(), near.begin() + std::ptrdiff_t(K), near.end());
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (size_t q = 0; q < K; ++q) {
+      const float* r = x.data() + near[q].second * width;
+      for (size_t c = 0; c < width; ++c) sum[c] += r[c];
+    }
+    for (size_t c = 0; c < width; ++c) out[i * width + c] = float(sum[c] / double(K));
+    progress.add(1);
+  }
+  progress.finish();
+  std::vector<double> mean(width, 0.0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < width; ++c) mean[c] += out[i * width + c] / double(n);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < width; ++c) out[i * width + c] -= float(mean[c]);
+  return out;
+}
+
+}  // namespace cugmm

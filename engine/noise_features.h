@@ -29,8 +29,15 @@ std::vector<float> noise_features(Context& cx, const ParticleBatcher& batcher, c
 
 // How many noise images measure N for a feature width (5G): twice the width, at least 3,000 (so that at
 // small G N needs little shrinkage) and at most 6,000 (the streamed solver's capacitance matrix is count^2
-// and the noise rows count x width; above 3,000 Gaussians N is then mostly its shrinkage target, the diagonal).
+// and the noise rows count x width; above 3,000 Gaussians N is then mostly its shrinkage target, the diagonal),
+// and no more rows than kFitRowBytes holds (at least kFitMinRows): at G = 100,000 the rows are 2 MB each, and
+// N is its diagonal whatever the count.
+constexpr size_t kFitRowBytes = size_t(512) << 20, kFitMinRows = 256;
 size_t noise_image_count(size_t width);
+constexpr size_t kViewNuisanceMaxRows = 5000;
+// How many of `particles` training rows view_neighbour_means uses at a width: at most kViewNuisanceMaxRows and
+// the same row budget as the noise images.
+size_t view_row_count(size_t width, size_t particles);
 
 // How N_s^-1 is applied and the top k found (docs/accuracy.md round 7d). dense: N_s and the whitened
 // second moment as width x width matrices, two symmetric eigensolvers (width^3; refused above
@@ -46,7 +53,22 @@ const char* noise_solver_name(NoiseSolver s);
 // (the noise rows included) and k components: the memory plan states it (engine/trainer.h plan_memory).
 NoiseSolver choose_noise_solver(NoiseSolver s, size_t width);
 void require_dense_noise_width(size_t width);  // throws above kDenseNoiseMaxWidth, naming the option
+// count: the noise rows plus any nuisance rows (fit_noise_whitened_pca), both enter the low-rank part.
 size_t noise_solver_bytes(NoiseSolver s, size_t width, size_t count, int k);
+
+// The view-dependent part of the feature rows, as rows whose covariance fit_noise_whitened_pca counts as noise.
+// The features of a particle seen along a view hold a part that depends on the view alone (round 9: on the
+// quick benchmark the top noise-whitened component, lambda ~19 on every system and seed, is predicted 70% by
+// the mean of the 20 particles of nearest view and holds none of the truth; the latent of every failing seed
+// follows it): most likely the neutral model's mismatch with the data's mean seen from that view. The states
+// are taken as independent of the view, so what the view predicts is nuisance. For at most max_rows of `rows`
+// (evenly spaced), each row's mean over the `neighbours` rows of nearest beam direction among them (itself
+// left out), centred over them; `views` holds each of `rows`' beam directions (3 values per row, unit
+// vectors). Its covariance is the view-dependent mean's plus 1/neighbours of the rows' own (a small, even
+// overcount). Memory: two max_rows x width float arrays and one of doubles.
+std::vector<float> view_neighbour_means(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                        const std::vector<double>& views, int neighbours = 20,
+                                        size_t max_rows = kViewNuisanceMaxRows);
 
 // The encoder's input transform ranked by signal-to-noise (`train --feature-pca K --feature-whiten noise`):
 // the generalized eigenproblem C v = lambda N v, with C the second moment of the rows `rows` of `source`
@@ -59,12 +81,15 @@ size_t noise_solver_bytes(NoiseSolver s, size_t width, size_t count, int k);
 // noise, then their top k principal components); variance holds lambda_k (1 where a direction holds only
 // noise, so lambda - 1 is its signal-to-noise); with whiten each column is scaled to unit-variance scores.
 // Both solvers give the same basis within the subspace iteration's tolerance (tests/test_noise_whitening).
+// With `nuisance` rows (view_neighbour_means; empty: none) their covariance is added to N_s: directions the view
+// predicts then rank as noise (`--feature-whiten noise+view`).
 // How many lambda lie above the Marchenko-Pastur edge (1 + sqrt(width / rows))^2 of pure noise is logged,
 // not used to choose k: N's own sampling error and the shrinkage move the edge (tests/test_noise_whitening:
 // 3 of pure noise's 40 lambda beyond it), so k is given. Deterministic; columns without noise (zero in every
 // noise row) get zero weight.
 FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                         std::vector<float> noise, int k, bool whiten, double shrink = -1,
-                                        NoiseSolver solver = NoiseSolver::automatic);
+                                        NoiseSolver solver = NoiseSolver::automatic,
+                                        const std::vector<float>& nuisance = {});
 
 }  // namespace cugmm

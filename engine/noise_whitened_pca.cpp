@@ -16,7 +16,17 @@
 
 namespace cugmm {
 
-size_t noise_image_count(size_t width) { return std::min<size_t>(6000, std::max<size_t>(3000, 2 * width)); }
+namespace {
+size_t row_budget(size_t width) { return std::max(kFitMinRows, kFitRowBytes / (4 * std::max<size_t>(1, width))); }
+}  // namespace
+
+size_t noise_image_count(size_t width) {
+  return std::min({size_t(6000), std::max<size_t>(3000, 2 * width), row_budget(width)});
+}
+
+size_t view_row_count(size_t width, size_t particles) {
+  return std::min({particles, kViewNuisanceMaxRows, row_budget(width)});
+}
 
 NoiseSolver parse_noise_solver(const std::string& name) {
   if (name == "auto") return NoiseSolver::automatic;
@@ -66,7 +76,7 @@ struct Eigenpairs {
 // Two width x width symmetric eigensolvers: N_s = E diag(e) E^T, R = N_s^-1/2, then the eigenvectors u of
 // R C R give v = R u.
 Eigenpairs solve_dense(const RowSource& source, size_t D, const std::vector<size_t>& rows, const std::vector<float>& noise,
-                       double shrink) {
+                       double shrink, const std::vector<float>& nuisance) {
   const size_t m = noise.size() / D, n = rows.size();
   Progress progress("noise-whitened PCA (dense)", 4);
   // N: the noise rows' covariance (centred: their mean is not the particles').
@@ -79,6 +89,17 @@ Eigenpairs solve_dense(const RowSource& source, size_t D, const std::vector<size
   const Eigen::VectorXd diag = N.diagonal();
   N *= 1 - shrink;
   for (Eigen::Index c = 0; c < N.rows(); ++c) N(c, c) = diag(c) > 0 ? N(c, c) + shrink * diag(c) : 1.0;
+  if (!nuisance.empty()) {  // their covariance counted as noise (rows already centred), where there is noise
+    const size_t q = nuisance.size() / D;
+    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> u(
+        nuisance.data(), Eigen::Index(q), Eigen::Index(D));
+    const Eigen::MatrixXd ud = u.cast<double>();
+    Eigen::MatrixXd V = Eigen::MatrixXd::Zero(Eigen::Index(D), Eigen::Index(D));
+    V.selfadjointView<Eigen::Lower>().rankUpdate(ud.transpose(), 1.0 / double(q));
+    for (Eigen::Index c = 0; c < N.rows(); ++c)
+      if (diag(c) > 0) N.col(c).tail(N.rows() - c) += V.col(c).tail(N.rows() - c);
+    N = N.selfadjointView<Eigen::Lower>();
+  }
   progress.add(1);
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ne(N);
   N.resize(0, 0);
@@ -117,9 +138,11 @@ Eigenpairs solve_dense(const RowSource& source, size_t D, const std::vector<size
 // N_s = (1 - a) Z^T Z / m + a diag(N) (Z the centred noise rows) written as Dd^1/2 (I + Zs^T Zs) Dd^1/2 with
 // Dd = a diag(N) and Zs = sqrt((1 - a) / m) Z Dd^-1/2 (m x width), so that by Woodbury
 // N_s^-1 = Dd^-1/2 (I - Zs^T (I + Zs Zs^T)^-1 Zs) Dd^-1/2: one m x m Cholesky, two GEMMs per application.
+// Nuisance rows U (q x width, centred) add U^T U / q: q more rows of Zs, sqrt(1 / q) U Dd^-1/2.
 class LowRankNoise {
  public:
-  LowRankNoise(std::vector<float> noise, size_t D, double a) : D_(D), m_(noise.size() / D), zs_(std::move(noise)) {
+  LowRankNoise(std::vector<float> noise, size_t D, double a, const std::vector<float>& nuisance)
+      : D_(D), m_(noise.size() / D), zs_(std::move(noise)) {
     std::vector<double> mean(D, 0.0), diag(D, 0.0);
     for (size_t i = 0; i < m_; ++i)
       for (size_t c = 0; c < D; ++c) mean[c] += zs_[i * D + c];
@@ -136,6 +159,12 @@ class LowRankNoise {
     for (size_t i = 0; i < m_; ++i)
       for (size_t c = 0; c < D; ++c)
         zs_[i * D + c] = quiet_[c] ? 0.f : float((zs_[i * D + c] - mean[c]) * s * isqrt_[c]);
+    const size_t q = nuisance.size() / D;
+    zs_.resize((m_ + q) * D);
+    for (size_t i = 0; i < q; ++i)
+      for (size_t c = 0; c < D; ++c)
+        zs_[(m_ + i) * D + c] = quiet_[c] ? 0.f : float(nuisance[i * D + c] * isqrt_[c] / std::sqrt(double(q)));
+    m_ += q;
     // I + Zs Zs^T in double, its Gram part in float GEMMs of a block of rows at a time (no m x m float copy),
     // then factored in place (LLT<Ref>: no second m x m matrix).
     cap_.resize(Eigen::Index(m_), Eigen::Index(m_));
@@ -185,12 +214,12 @@ class LowRankNoise {
 // Subspace iteration on N_s^-1 C (the generalized problem's operator: its span converges to the top
 // eigenvectors at the rate of the whitened problem's), Rayleigh-Ritz on the small pencil (Q^T C Q, Q^T N_s Q).
 Eigenpairs solve_streamed(const RowSource& source, size_t D, const std::vector<size_t>& rows, std::vector<float> noise,
-                          int k, double shrink) {
+                          int k, double shrink, const std::vector<float>& nuisance) {
   // k more columns than asked for (at least 10) and 8 passes: the components near the noise bulk's edge,
   // where the spectrum is flat, converge too (tests/test_noise_whitening; docs/accuracy.md round 7d).
   const int passes = 8, L = int(std::min<size_t>(size_t(k) + std::max(10, k), std::min(D, rows.size())));
   Progress progress("noise-whitened PCA (streamed)", size_t(passes) + 2);
-  const LowRankNoise N(std::move(noise), D, shrink);
+  const LowRankNoise N(std::move(noise), D, shrink, nuisance);
   progress.add(1);
   RowMat q(Eigen::Index(D), L), y(Eigen::Index(D), L);
   for (size_t r = 0; r < D; ++r)
@@ -227,7 +256,7 @@ Eigenpairs solve_streamed(const RowSource& source, size_t D, const std::vector<s
 
 FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                         std::vector<float> noise, int k, bool whiten, double shrink,
-                                        NoiseSolver solver) {
+                                        NoiseSolver solver, const std::vector<float>& nuisance) {
   const size_t D = width, m = noise.size() / std::max<size_t>(1, D), n = rows.size();
   solver = choose_noise_solver(solver, D);
   if (solver == NoiseSolver::dense) require_dense_noise_width(D);
@@ -237,8 +266,10 @@ FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, c
                 "width (" + std::to_string(D) + ") and the particles it is fitted on (" + std::to_string(n) + ")");
   if (shrink < 0) shrink = double(D) / double(D + m);
   CUGMM_REQUIRE(shrink > 0 && shrink <= 1, "fit_noise_whitened_pca: shrinkage in (0, 1]");
-  const Eigenpairs e = solver == NoiseSolver::dense ? solve_dense(source, D, rows, noise, shrink)
-                                                    : solve_streamed(source, D, rows, std::move(noise), k, shrink);
+  CUGMM_REQUIRE(nuisance.size() % D == 0 && (nuisance.empty() || nuisance.size() >= 2 * D),
+                "fit_noise_whitened_pca: nuisance rows of the features' width");
+  const Eigenpairs e = solver == NoiseSolver::dense ? solve_dense(source, D, rows, noise, shrink, nuisance)
+                                                    : solve_streamed(source, D, rows, std::move(noise), k, shrink, nuisance);
   const double edge = std::pow(1 + std::sqrt(double(D) / double(n)), 2);
   int above = 0;
   while (above < int(e.values.size()) && e.values(above) > edge) ++above;
@@ -254,7 +285,8 @@ FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, c
            " components of " + std::to_string(D) + "; " + (e.all || above < int(e.values.size()) ? "" : "at least ") +
            std::to_string(above) + " of signal-to-noise + 1 above the Marchenko-Pastur edge " + std::to_string(edge) +
            " (top " + std::to_string(f.variance[0]) + "; " + std::to_string(n) + " particles, " + std::to_string(m) +
-           " noise images, shrinkage " + std::to_string(shrink) + ")");
+           " noise images, " + std::to_string(nuisance.size() / D) + " view-dependent rows as noise, shrinkage " +
+           std::to_string(shrink) + ")");
   return f;
 }
 

@@ -41,6 +41,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
           {"feature_noise_whiten", feature_noise_whiten}, {"feature_noise_solver", feature_noise_solver},
+          {"feature_view_nuisance", feature_view_nuisance},
           {"feature_row_rms", feature_row_rms},
           {"input_dropout", input_dropout}, {"feature_split", feature_split},
           {"encoder_reads_positions", encoder_reads_positions}, {"encoder_reads_amplitudes", encoder_reads_amplitudes},
@@ -70,6 +71,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.feature_pca_whiten = j.value("feature_pca_whiten", false);
   c.feature_noise_whiten = j.value("feature_noise_whiten", false);
   c.feature_noise_solver = j.value("feature_noise_solver", std::string("auto"));  // fitting only: resume reads the basis
+  c.feature_view_nuisance = j.value("feature_view_nuisance", false);  // runs before round 9
   c.feature_row_rms = j.value("feature_row_rms", false);
   c.input_dropout = j.value("input_dropout", 0.f);
   c.feature_split = j.value("feature_split", false);  // runs before the split
@@ -85,6 +87,7 @@ TrainConfig paper_recipe() {
   c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
   c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
+  c.feature_pca = 0; c.feature_noise_whiten = c.feature_view_nuisance = false;  // the 5G features themselves
   return c;
 }
 
@@ -226,7 +229,10 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
   p.checkpoint_host = 4 * W * f + std::min(nn::Checkpoint::kChunkBytes, std::max(e.params, d.params) * f);
   if (c.feature_noise_whiten && c.feature_pca > 0) {
     const NoiseSolver s = choose_noise_solver(parse_noise_solver(c.feature_noise_solver), W);
-    p.transform_host = noise_solver_bytes(s, W, noise_image_count(W), c.feature_pca);
+    // The view-dependent rows (view_neighbour_means: they and a copy of their features while they are built)
+    // enter the solver's low-rank part beside the noise rows.
+    const size_t views = c.feature_view_nuisance ? view_row_count(W, particles) : 0;
+    p.transform_host = noise_solver_bytes(s, W, noise_image_count(W) + views, c.feature_pca) + 2 * views * W * 4;
     p.transform_solver = noise_solver_name(s);
   }
   p.feature_file = particles * W * (c.feature_precision == FeaturePrecision::fp16 ? 2 : 4);
@@ -542,6 +548,7 @@ struct Trainer::Impl {
 
   Impl(Context& x, const ParticleCache& ca, const io::GaussianModel& m, const TrainConfig& cfg, const std::string& d)
       : cx(x), cache(ca), neutral(m), c(cfg), dir(d), G(int(m.size())) {}
+  std::string feature_fallback;  // dense_whitening_fallback's reason
 
   void make_networks() {
     enc = std::make_unique<nn::Sequential>(encoder_arch(c, G), cx, c.seed * 2 + 1);
@@ -571,11 +578,27 @@ struct Trainer::Impl {
   }
 };
 
+std::string default_input_fallback(TrainConfig& c, int G, size_t train_count) {
+  if (c.feature_pca == 0 || c.feature_input_asked) return "";
+  const size_t width = 5 * size_t(G), k = size_t(c.feature_pca);
+  std::string why;
+  if (c.feature_split || !(c.encoder_reads_positions && c.encoder_reads_amplitudes && c.encoder_reads_widths))
+    why = std::string(c.feature_split ? "--feature-split" : "--encoder-reads") +
+          " works on the 5G feature columns themselves, not on the default noise-whitened components";
+  else if (k >= width || k >= train_count)
+    why = "the default encoder input's " + std::to_string(k) + " components need more features (5G = " +
+          std::to_string(width) + ") and training particles (" + std::to_string(train_count) + ")";
+  if (why.empty()) return "";
+  c.feature_pca = 0;
+  c.feature_noise_whiten = c.feature_view_nuisance = c.feature_pca_whiten = false;
+  return why + ": the encoder reads the 5G features themselves (as --feature-pca 0)";
+}
+
 Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianModel& neutral, const TrainConfig& config,
                  const std::string& run_dir)
     : p_(std::make_unique<Impl>(cx, cache, neutral, config, run_dir)) {
-  const TrainConfig& c = config;
   const int G = int(neutral.size());
+  const TrainConfig& c = p_->c;  // default_input_fallback may change it once the training particles are known
   if (G == 0) throw Error("the neutral model has no Gaussians");
   if (!c.movable.empty() && c.movable.size() != size_t(G)) throw Error("the Gaussian selection has the wrong size");
   p_->band = training_band(cache, c.minres, c.maxres);
@@ -600,6 +623,8 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
     throw Error("--val-fraction " + std::to_string(c.val_fraction) + " leaves " + std::to_string(val_.size()) +
                 " validation particles of " + std::to_string(cache.count()) +
                 " (at least 4 are needed): raise it, or give 0 for no validation");
+  p_->feature_fallback = default_input_fallback(p_->c, G, train_.size());
+  if (!p_->feature_fallback.empty()) log_info("train: " + p_->feature_fallback);
   if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
     throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
@@ -675,6 +700,8 @@ nlohmann::json Trainer::feature_key() const {
 
 const std::vector<float>& Trainer::ring_weights() const { return p_->ring_weights; }
 const nlohmann::json& Trainer::ring_record() const { return p_->ring_record; }
+const TrainConfig& Trainer::config() const { return p_->c; }
+const std::string& Trainer::feature_fallback() const { return p_->feature_fallback; }
 
 nlohmann::json Trainer::exchange_record() const {
   if (!p_->xenc) return nullptr;
@@ -836,13 +863,25 @@ FeatureTransform Trainer::fit_noise_whitened_transform() {
   seconds_noise_images = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const bool rms = p_->c.feature_row_rms;
   if (rms) scale_rows_to_unit_rms(noise.data(), count, width);
-  FeatureTransform t = fit_noise_whitened_pca(
-      [&](const size_t* index, int n, float* out) {
-        features_->gather(index, n, out);
-        if (rms) scale_rows_to_unit_rms(out, size_t(n), width);
-      },
-      width, train_, std::move(noise), p_->c.feature_pca, p_->c.feature_pca_whiten, -1,
-      parse_noise_solver(p_->c.feature_noise_solver));
+  const RowSource rows = [&](const size_t* index, int n, float* out) {
+    features_->gather(index, n, out);
+    if (rms) scale_rows_to_unit_rms(out, size_t(n), width);
+  };
+  std::vector<float> view_means;
+  if (p_->c.feature_view_nuisance) {  // each training particle's beam direction (its pose as the batcher gives it)
+    std::vector<double> views(3 * train_.size());
+    std::vector<ParticleView> v(64);
+    std::vector<cfloat> data(64 * batcher_->band().size());
+    for (size_t first = 0; first < train_.size(); first += 64) {
+      const int b = int(std::min<size_t>(64, train_.size() - first));
+      batcher_->gather(train_.data() + first, b, v.data(), data.data());
+      for (int i = 0; i < b; ++i)
+        for (int a = 0; a < 3; ++a) views[3 * (first + size_t(i)) + size_t(a)] = v[size_t(i)].rotation(2, a);
+    }
+    view_means = view_neighbour_means(rows, width, train_, views, 20, view_row_count(width, train_.size()));
+  }
+  FeatureTransform t = fit_noise_whitened_pca(rows, width, train_, std::move(noise), p_->c.feature_pca, p_->c.feature_pca_whiten,
+                                              -1, parse_noise_solver(p_->c.feature_noise_solver), view_means);
   t.row_rms = rms;
   return t;
 }

@@ -92,12 +92,21 @@ struct TrainConfig {
   // RMS (feature_row_rms), then projected on the top feature_pca principal components of the training
   // particles' rows (0: the 5G features themselves), and input_dropout applied to what enters the encoder.
   // Fewer, denoised input directions leave the encoder less room to memorise each particle's noise.
-  int feature_pca = 0;
+  // The default (docs/accuracy.md round 9): 25 components ranked by signal-to-noise, the view-dependent mean
+  // counted as noise.
+  int feature_pca = 25;
   bool feature_pca_whiten = false;  // each component's scores scaled to unit variance
   // The components ranked by signal-to-noise instead of variance (engine/noise_features.h; round 7c).
-  bool feature_noise_whiten = false;
+  bool feature_noise_whiten = true;
   // Its solver (engine/noise_features.h NoiseSolver): auto, dense or streamed.
   std::string feature_noise_solver = "auto";
+  // Not in to_json (a request, not a property of the run): the input was asked for (`--feature-pca` or
+  // `--feature-whiten` given), so a model it does not fit is refused instead of falling back
+  // (default_input_fallback).
+  bool feature_input_asked = false;
+  // With it, the view-dependent mean of the features counted as noise too (engine/noise_features.h
+  // view_neighbour_means; round 9): `--feature-whiten noise+view`, the default.
+  bool feature_view_nuisance = true;
   bool feature_row_rms = false;
   float input_dropout = 0;
   // Features and score from independent halves of each particle's coefficients (`--feature-split`;
@@ -116,6 +125,13 @@ struct TrainConfig {
 
 // The published e2gmm recipe (DESIGN §1; `--preset paper`): the baseline the defaults are measured against.
 TrainConfig paper_recipe();
+
+// When the default encoder input (feature_pca components, noise-whitened; not asked for) does not fit the run,
+// it falls back to the 5G features themselves (feature_pca 0): `c` changed and the reason returned (the
+// Trainer logs it, run.json records it as feature_fallback); "" when nothing changed. Two cases: (a) an option
+// defined on the 5G feature columns themselves was given (--feature-split, --encoder-reads); (b) the components
+// need more features and training particles than there are (a toy model or set).
+std::string default_input_fallback(TrainConfig& c, int G, size_t train_count);
 
 // "positions,amplitudes,widths" (any non-empty subset) -> which of the three kinds it names; throws naming the
 // option and an unknown item, or an empty list.
@@ -241,6 +257,10 @@ class Trainer {
   const FeatureFile& features() const { return *features_; }
   const ParticleBatcher& batcher() const { return *batcher_; }
   const FeatureNorm& norm() const { return norm_; }
+  // The configuration the run uses (the one given, after default_input_fallback) and that fallback's reason
+  // ("" when none).
+  const TrainConfig& config() const;
+  const std::string& feature_fallback() const;
   // The encoder's input transform (row scaling, PCA), after prepare_features.
   const FeatureTransform& feature_transform() const { return transform_; }
   // The score's ring weights (after prepare_features; empty: the plain mean over rings).

@@ -3,7 +3,9 @@
 // weak direction planted under strongly anisotropic noise is the first generalized component although plain
 // PCA ranks it below the loud noise directions; the streamed solver gives the dense one's eigenvalues and
 // subspace, with fewer noise rows than columns too; at a width the dense solver refuses the streamed one finds
-// the planted direction; deterministic; bad k and widths refused.
+// the planted direction; a stronger direction that is a function of the view outranks a state unless the
+// view-dependent mean is counted as noise (view_neighbour_means, round 9; both solvers); deterministic; bad k and
+// widths refused.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -221,6 +223,45 @@ TEST_CASE("above the dense solver's width: the streamed one finds a planted weak
   for (int j = 0; j < 3; ++j) CHECK(score_corr(p, rows, j, a) < 0.3);
 }
 
+TEST_CASE("a direction the view predicts ranks as noise with the view-dependent mean counted as noise") {
+  Noise gen(14);
+  const std::vector<float> noise = gen.rows(4000);
+  const std::vector<double> w = planted();
+  std::vector<double> u(D, 0.0);  // the view artefact: a direction over quiet columns 5-9, orthogonal to w
+  for (size_t c = 5; c < 10; ++c) u[c] = 1 / std::sqrt(5.0);
+  const size_t n = 3000;
+  std::vector<float> rows = gen.rows(n);
+  std::vector<double> a(n), f(n), views(3 * n);
+  std::mt19937 g(5);
+  std::normal_distribution<double> n01;
+  for (size_t i = 0; i < n; ++i) {
+    double v[3] = {n01(g), n01(g), n01(g)};  // a uniform beam direction
+    const double len = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    for (int q = 0; q < 3; ++q) views[3 * i + size_t(q)] = v[q] / len;
+    // Smooth in the view but not quadratic (as the neutral model's mismatch seen from each view), SD ~3:
+    // louder than the planted state (SD 1), which does not depend on the view.
+    f[i] = 4 * std::sin(3 * views[3 * i]) * views[3 * i + 2];
+    a[i] = n01(g);
+    for (size_t c = 0; c < D; ++c) rows[i * D + c] += float(a[i] * w[c] + f[i] * u[c]);
+  }
+  const FeatureTransform plain = fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, false);
+  CHECK(score_corr(plain, rows, 0, f) > 0.9);  // the view artefact first
+  CHECK(score_corr(plain, rows, 0, a) < 0.2);
+  const std::vector<float> means = view_neighbour_means(source_of(rows), D, all_rows(n), views);
+  CHECK(means.size() == n * D);
+  for (NoiseSolver solver : {NoiseSolver::dense, NoiseSolver::streamed}) {
+    CAPTURE(noise_solver_name(solver));
+    const FeatureTransform nv = fit_noise_whitened_pca(source_of(rows), D, all_rows(n), noise, 2, false, -1, solver, means);
+    CHECK(score_corr(nv, rows, 0, a) > 0.9);  // the state first
+    CHECK(score_corr(nv, rows, 0, f) < 0.3);
+    CHECK(nv.variance[0] > 5);                // still far above the noise (the state itself is not counted)
+  }
+  // Fewer rows than neighbours: refused.
+  CHECK_THROWS_WITH_AS(view_neighbour_means(source_of(rows), D, all_rows(10),
+                                            std::vector<double>(views.begin(), views.begin() + 30)),
+                       doctest::Contains("more than 20 particles"), Error);
+}
+
 TEST_CASE("bad k, widths and solver names are refused") {
   Noise gen(13);
   const std::vector<float> noise = gen.rows(100), rows = gen.rows(100);
@@ -239,11 +280,17 @@ TEST_CASE("the memory plan states the solver's host memory, and a run that canno
   TrainConfig c;
   c.feature_pca = 25;
   c.feature_noise_whiten = true;
-  const int G = 100000;  // 5G = 500,000: 6,000 noise rows of 2 MB each, the streamed solver
+  const int G = 100000;  // 5G = 500,000: noise and view rows of 2 MB each, the streamed solver
   const MemoryPlan p = plan_memory(c, G, 256, 25736, 100000);
   CHECK(p.transform_solver == "streamed");
-  CHECK(p.transform_host == noise_solver_bytes(NoiseSolver::streamed, 500000, 6000, 25));
-  CHECK(p.transform_host > size_t(12) * 1000 * 1000 * 1000);  // the noise rows alone: 6,000 x 500,000 floats
+  // The row budget: 268 noise rows and as many view rows (512 MiB each), not 6,000 and 5,000 (45 GB).
+  CHECK(noise_image_count(500000) == 268);
+  CHECK(view_row_count(500000, 100000) == 268);
+  CHECK(noise_image_count(2000) == 4000);  // small widths keep their noise sample
+  CHECK(view_row_count(2000, 1800) == 1800);
+  CHECK(p.transform_host == noise_solver_bytes(NoiseSolver::streamed, 500000, 536, 25) + 2 * 268 * size_t(500000) * 4);
+  CHECK(p.transform_host > size_t(2) * 1000 * 1000 * 1000);  // the rows: 2 x 268 x 500,000 floats, and more
+  CHECK(p.transform_host < size_t(4) << 30);
   CHECK(test::contains(p.text(), "while the noise-whitened input is fitted (streamed solver), host memory"));
   c.feature_noise_solver = "dense";  // asked for: stated (and refused by the fit, above kDenseNoiseMaxWidth)
   CHECK(plan_memory(c, G, 256, 25736, 100000).transform_solver == "dense");

@@ -1,5 +1,6 @@
 // Training's faults and guarantees (issue 13 §1, §6): bit-identical resume (after an epoch and after
 // Ctrl-C), frozen Gaussians and columns exactly neutral, bad inputs refused before any work.
+#include "engine/trainer.h"
 #include "train_data.h"
 
 using namespace cugmm;
@@ -73,24 +74,94 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
   CHECK(run.at("config").at("input_dropout").get<double>() == doctest::Approx(0.1));
   // More components than the feature width or the training particles: refused before any work.
   check_refused(d, "--feature-pca 150", "--feature-pca 150 must be below");
-  check_refused(d, "--feature-pca-whiten", "needs --feature-pca");
+  check_refused(d, "--feature-pca 0 --feature-pca-whiten", "needs --feature-pca");
 }
 
-TEST_CASE("--feature-whiten noise: resume is bit-identical, run.json records it, embed applies the same basis") {
-  DataSet d = make_data("train_feature_noise", "linear", 160, 2.0);
-  // The streamed solver (this small width would choose the dense one; both share the rest of the path).
-  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --feature-pca 8 "
-                           "--feature-whiten noise --feature-whiten-solver streamed";
-  const nlohmann::json run = resume_and_embed(d, opts, "noise-whitened feature PCA (streamed): 8 components");
-  CHECK(run.at("config").at("feature_noise_whiten") == true);
-  CHECK(run.at("config").at("feature_noise_solver") == "streamed");
-  CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(), "signal-to-noise"));
-  CHECK(run.at("timings_s").at("input_transform").get<double>() >= run.at("timings_s").at("noise_images").get<double>());
-  check_refused(d, "--feature-whiten noise", "--feature-whiten noise needs --feature-pca");
-  check_refused(d, "--feature-pca 8 --feature-whiten pink", "--feature-whiten must be noise or none");
-  check_refused(d, "--feature-pca 8 --feature-whiten noise --feature-whiten-solver sparse",
-                "--feature-whiten-solver must be auto, dense or streamed");
-  check_refused(d, "--feature-pca 8 --feature-whiten-solver dense", "--feature-whiten-solver needs --feature-whiten noise");
+TEST_CASE("--feature-whiten noise and noise+view: resume is bit-identical, run.json records it, embed applies the same basis") {
+  for (const bool view : {false, true}) {
+    DataSet d = make_data(view ? "train_feature_view" : "train_feature_noise", "linear", 160, 2.0);
+    // noise with the streamed solver (this small width would choose the dense one; both share the rest of the
+    // path), noise+view with the dense one.
+    const std::string opts = std::string("--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 ") +
+                             "--feature-pca 8 --feature-whiten " + (view ? "noise+view" : "noise --feature-whiten-solver streamed");
+    const nlohmann::json run = resume_and_embed(
+        d, opts, std::string("noise-whitened feature PCA (") + (view ? "dense" : "streamed") + "): 8 components");
+    CHECK(run.at("config").at("feature_noise_whiten") == true);
+    CHECK(run.at("config").at("feature_view_nuisance") == view);
+    CHECK(run.at("config").at("feature_noise_solver") == (view ? "auto" : "streamed"));
+    CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(),
+                         view ? "view-dependent mean" : "signal-to-noise"));
+    CHECK(run.at("timings_s").at("input_transform").get<double>() >= run.at("timings_s").at("noise_images").get<double>());
+    if (view) continue;
+    check_refused(d, "--feature-pca 0 --feature-whiten noise", "--feature-whiten noise needs --feature-pca");
+    check_refused(d, "--feature-pca 8 --feature-whiten pink", "--feature-whiten must be noise, noise+view or none");
+    check_refused(d, "--feature-pca 8 --feature-whiten noise --feature-whiten-solver sparse",
+                  "--feature-whiten-solver must be auto, dense or streamed");
+    check_refused(d, "--feature-pca 8 --feature-whiten none --feature-whiten-solver dense",
+                  "--feature-whiten-solver needs --feature-whiten noise or noise+view");
+  }
+}
+
+// The run.json of a one-epoch run with `opts`.
+nlohmann::json one_epoch_run(const DataSet& d, const std::string& name, const std::string& opts) {
+  const test::RunResult r = test::run(train_cmd(d, d.dir + "/" + name, "--batch 16 --epochs 1 " + opts));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  std::ifstream in(d.dir + "/" + name + "/run.json");
+  return nlohmann::json::parse(in);
+}
+
+TEST_CASE("the default encoder input: 25 components by signal-to-noise with the view's mean as noise; the 5G features with --feature-pca 0 and --preset paper") {
+  DataSet d = make_data("train_feature_default", "linear", 160, 2.0);
+  const nlohmann::json def = one_epoch_run(d, "default", "--hidden 64");
+  CHECK(def.at("config").at("feature_pca") == 25);
+  CHECK(def.at("config").at("feature_noise_whiten") == true);
+  const nlohmann::json noise = one_epoch_run(d, "noise", "--hidden 64 --feature-whiten noise");  // round 7c's
+  CHECK(noise.at("config").at("feature_pca") == 25);
+  CHECK(noise.at("config").at("feature_view_nuisance") == false);
+  CHECK(def.at("config").at("feature_view_nuisance") == true);
+  CHECK(test::contains(def.at("feature_pca").at("ranked_by").get<std::string>(), "view-dependent mean"));
+  CHECK(def.at("feature_pca").at("components") == 25);
+  CHECK(!def.contains("feature_fallback"));
+  for (const char* opts : {"--feature-pca 0 --hidden 64", "--preset paper"}) {
+    const nlohmann::json plain = one_epoch_run(d, "plain", opts);
+    CHECK(plain.at("config").at("feature_pca") == 0);
+    CHECK(plain.at("config").at("feature_noise_whiten") == false);
+    CHECK(plain.at("config").at("feature_view_nuisance") == false);
+    CHECK(!plain.contains("feature_pca"));
+  }
+  // Components by variance, as --feature-pca K meant before the default changed.
+  const nlohmann::json variance = one_epoch_run(d, "variance", "--hidden 64 --feature-pca 8 --feature-whiten none");
+  CHECK(variance.at("config").at("feature_noise_whiten") == false);
+  CHECK(!variance.at("feature_pca").contains("ranked_by"));
+}
+
+TEST_CASE("the default input falls back to the 5G features where it does not fit; an asked-for one does not") {
+  TrainConfig c;  // the defaults
+  CHECK(default_input_fallback(c, 20000, 1000).empty());  // any width: the streamed solver above 5G = 1,000
+  CHECK(c.feature_pca == 25);
+  TrainConfig split;
+  split.feature_split = true;
+  std::string why = default_input_fallback(split, 400, 1000);  // (a): an option on the 5G columns themselves
+  CHECK(test::contains(why, "--feature-split works on the 5G feature columns"));
+  CHECK(split.feature_pca == 0);
+  CHECK(!split.feature_noise_whiten);
+  TrainConfig reads;
+  reads.encoder_reads_positions = false;
+  CHECK(test::contains(default_input_fallback(reads, 400, 1000), "--encoder-reads"));
+  CHECK(reads.feature_pca == 0);
+  TrainConfig tiny;
+  why = default_input_fallback(tiny, 4, 1000);  // (b): 20 features for 25 components
+  CHECK(test::contains(why, "25 components need more features (5G = 20)"));
+  CHECK(tiny.feature_pca == 0);
+  TrainConfig few;
+  CHECK(!default_input_fallback(few, 400, 20).empty());  // 20 training particles
+  TrainConfig asked;
+  asked.feature_input_asked = true;  // --feature-pca or --feature-whiten given: refused later, not changed
+  asked.feature_split = true;
+  CHECK(default_input_fallback(asked, 400, 1000).empty());
+  CHECK(asked.feature_pca == 25);
+  TrainConfig plain = paper_recipe();
+  CHECK(default_input_fallback(plain, 4, 1000).empty());
 }
 
 TEST_CASE("frozen Gaussians and frozen columns stay exactly neutral") {

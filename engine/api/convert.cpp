@@ -54,6 +54,7 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.rigid_free = j.at("rigid_free");
   s.feature_pca = j.at("feature_pca"); s.feature_pca_whiten = j.at("feature_pca_whiten");
   s.feature_noise_whiten = j.at("feature_noise_whiten"); s.feature_noise_solver = j.at("feature_noise_solver");
+  s.feature_view_nuisance = j.at("feature_view_nuisance");
   s.feature_row_rms = j.at("feature_row_rms"); s.input_dropout = j.at("input_dropout");
   s.feature_split = j.at("feature_split");
   s.encoder_reads_positions = j.at("encoder_reads_positions");
@@ -112,7 +113,9 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"symmetry", s.symmetry}, {"snr_weighted", s.snr_weighted}, {"pooled", s.pooled}, {"radial_gain", s.radial_gain},
           {"align_shifts", s.align_shifts}, {"rigid_free", s.rigid_free}, {"feature_pca", s.feature_pca},
           {"feature_pca_whiten", s.feature_pca_whiten},
-          {"feature_noise_whiten", s.feature_noise_whiten}, {"feature_noise_solver", s.feature_noise_solver},
+          {"feature_noise_whiten", s.feature_noise_whiten && s.feature_pca > 0},
+          {"feature_view_nuisance", s.feature_view_nuisance && s.feature_noise_whiten && s.feature_pca > 0},
+          {"feature_noise_solver", s.feature_noise_solver},
           {"feature_row_rms", s.feature_row_rms},
           {"input_dropout", s.input_dropout}, {"feature_split", s.feature_split},
           {"encoder_reads_positions", s.encoder_reads_positions},
@@ -152,8 +155,6 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     throw Error("TrainSettings: feature_pca_whiten needs feature_pca (the number of components)");
   if (s.feature_noise_solver != "auto" && s.feature_noise_solver != "dense" && s.feature_noise_solver != "streamed")
     throw Error("TrainSettings: feature_noise_solver must be auto, dense or streamed");
-  if (s.feature_noise_whiten && s.feature_pca == 0)
-    throw Error("TrainSettings: feature_noise_whiten needs feature_pca (the number of components)");
   if (s.pooled && s.snr_weighted)
     throw Error("TrainSettings: pooled and snr_weighted are two scores (--loss white or snr); set one at most");
   if (s.radial_gain && !s.pooled)

@@ -108,7 +108,9 @@ MemoryPlan prepare_training(io::ParticleSet& set, io::GaussianModel& model, cons
   size_t band_est = 0;
   for (int y = -grid.box / 2; y < grid.box / 2; ++y)
     for (int x = 0; x <= grid.box / 2; ++x) band_est += (x * x + y * y <= maxring * maxring);
-  return plan_memory(cfg, int(model.size()), grid.box, band_est, n_all);
+  TrainConfig planned = cfg;  // as the Trainer will run it
+  default_input_fallback(planned, int(model.size()), n_train);
+  return plan_memory(planned, int(model.size()), grid.box, band_est, n_all);
 }
 
 TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::GaussianModel& model,
@@ -203,7 +205,8 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   run["model"] = fs::absolute(rq.model_source.empty() ? neutral_path : rq.model_source).string();
   if (!rq.poses_from.empty()) run["poses_from"] = fs::absolute(rq.poses_from).string();
   if (!rq.fixed_latent.empty()) run["fixed_latent"] = fs::absolute(rq.fixed_latent).string();
-  run["config"] = cfg.to_json();
+  run["config"] = trainer.config().to_json();  // as run: after the dense-whitening fallback
+  if (!trainer.feature_fallback().empty()) run["feature_fallback"] = trainer.feature_fallback();
   if (!cfg.movable.empty()) {
     std::vector<int> mv;
     for (size_t j = 0; j < cfg.movable.size(); ++j) if (cfg.movable[j]) mv.push_back(int(j));
@@ -228,10 +231,12 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
                  {"ring_max", trainer.batcher().band().ring_max}};
   if (!trainer.ring_record().is_null()) run["score_ring_weights"] = trainer.ring_record();
   if (const FeatureTransform& ft = trainer.feature_transform(); ft.k > 0)
-    run["feature_pca"] = {{"components", ft.k}, {"whitened", cfg.feature_pca_whiten}, {"variance", ft.variance},
-                          {"total_variance", ft.total_variance}};
-  if (cfg.feature_noise_whiten && trainer.feature_transform().k > 0)  // variance: signal-to-noise + 1 (round 7c)
-    run["feature_pca"]["ranked_by"] = "signal-to-noise (noise-only images' features as the noise covariance)";
+    run["feature_pca"] = {{"components", ft.k}, {"whitened", trainer.config().feature_pca_whiten},
+                          {"variance", ft.variance}, {"total_variance", ft.total_variance}};
+  if (trainer.config().feature_noise_whiten && trainer.feature_transform().k > 0)  // variance: signal-to-noise + 1
+    run["feature_pca"]["ranked_by"] = trainer.config().feature_view_nuisance
+                                          ? "signal-to-noise, the view-dependent mean counted as noise (round 9)"
+                                          : "signal-to-noise (noise-only images' features as the noise covariance)";
   run["device"] = device;
   run["ranks"] = {{"count", comm.size()}, {"comm", comm.describe()}, {"global_batch", comm.size() * cfg.batch},
                   {"exchange_s_rank0", comm.exchange_seconds}, {"exchange_bytes_rank0", comm.exchange_bytes},

@@ -46,6 +46,8 @@ struct TrainSettings {
   bool feature_noise_whiten;        // `--feature-whiten noise`: components by signal-to-noise (the features of
                                     // noise-only images as the noise covariance), not by variance
   std::string feature_noise_solver; // `--feature-whiten-solver`: "auto", "dense" or "streamed"
+  bool feature_view_nuisance;       // with it, `--feature-whiten noise+view`: the features' view-dependent mean
+                                    // counted as noise too
   bool feature_row_rms;             // `--feature-row-rms`: each particle's feature row scaled to unit RMS
   float input_dropout;              // `--input-dropout`: dropout on the encoder's input
   bool feature_split;               // `--feature-split`: features from the even half of the coefficients, the
