@@ -281,8 +281,8 @@ FeatureTransform fit_noise_whitened_pca(const RowSource& source, size_t width, c
     f.variance.push_back(std::max(0.0, e.values(j)));
     set_component(f, D, j, e.vectors.col(j).data(), f.variance.back(), whiten);
   }
-  log_info("noise-whitened feature PCA (" + std::string(noise_solver_name(solver)) + "): " + std::to_string(k) +
-           " components of " + std::to_string(D) + "; " + (e.all || above < int(e.values.size()) ? "" : "at least ") +
+  log_info("noise-whitened feature PCA: " + std::to_string(k) + " components of " + std::to_string(D) + " (" +
+           noise_solver_name(solver) + " solver); " + (e.all || above < int(e.values.size()) ? "" : "at least ") +
            std::to_string(above) + " of signal-to-noise + 1 above the Marchenko-Pastur edge " + std::to_string(edge) +
            " (top " + std::to_string(f.variance[0]) + "; " + std::to_string(n) + " particles, " + std::to_string(m) +
            " noise images, " + std::to_string(nuisance.size() / D) + " view-dependent rows as noise, shrinkage " +

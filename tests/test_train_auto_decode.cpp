@@ -61,7 +61,10 @@ TEST_CASE("--fixed-latent: the decoder learns what the points hold, the encoder 
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   write_points(d.dir + "/truth.txt", present);
   write_points(d.dir + "/shuffled.txt", shuffled);
-  const std::string flags = "--epochs 8 --batch 32 --latent 2 --fixed-latent ";
+  // The encoder reads the 5G features (--feature-pca 0), where a linear read-out finds the lid (docs/accuracy.md
+  // round 8): the mechanism is tested, not the default input (its 25 components of this 400-particle set did
+  // not let the encoder give the points back in 8 epochs: accuracy 0.5).
+  const std::string flags = "--epochs 8 --batch 32 --latent 2 --feature-pca 0 --fixed-latent ";
   test::RunResult r = test::run(train_cmd(d, d.dir + "/truth", flags + d.dir + "/truth.txt"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
   r = test::run(train_cmd(d, d.dir + "/shuffled", flags + d.dir + "/shuffled.txt"));
@@ -85,7 +88,7 @@ TEST_CASE("--fixed-latent: the decoder learns what the points hold, the encoder 
     r = test::run(train_cmd(d, d.dir + "/wide", flags + d.dir + "/wide.txt"));
     CHECK(r.status != 0);
     CHECK(r.out.find("3 numbers") != std::string::npos);
-    r = test::run(train_cmd(d, d.dir + "/truth", "--epochs 9 --batch 32 --latent 2 --resume"));
+    r = test::run(train_cmd(d, d.dir + "/truth", "--epochs 9 --batch 32 --latent 2 --feature-pca 0 --resume"));
     CHECK(r.status != 0);
     CHECK(r.out.find("same --fixed-latent file") != std::string::npos);
   }

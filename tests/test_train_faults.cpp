@@ -80,15 +80,15 @@ TEST_CASE("--feature-pca: resume is bit-identical, run.json records it, embed ap
 TEST_CASE("--feature-whiten noise and noise+view: resume is bit-identical, run.json records it, embed applies the same basis") {
   for (const bool view : {false, true}) {
     DataSet d = make_data(view ? "train_feature_view" : "train_feature_noise", "linear", 160, 2.0);
-    // noise with the streamed solver (this small width would choose the dense one; both share the rest of the
-    // path), noise+view with the dense one.
+    // noise with the streamed solver, noise+view with the dense one (both share the rest of the path).
     const std::string opts = std::string("--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 ") +
-                             "--feature-pca 8 --feature-whiten " + (view ? "noise+view" : "noise --feature-whiten-solver streamed");
-    const nlohmann::json run = resume_and_embed(
-        d, opts, std::string("noise-whitened feature PCA (") + (view ? "dense" : "streamed") + "): 8 components");
+                             "--feature-pca 8 --feature-whiten " + (view ? "noise+view" : "noise") +
+                             " --feature-whiten-solver " + (view ? "dense" : "streamed");
+    // The fit's log line: "noise-whitened feature PCA: 8 components of 5G (dense|streamed solver); ...".
+    const nlohmann::json run = resume_and_embed(d, opts, view ? "(dense solver)" : "(streamed solver)");
     CHECK(run.at("config").at("feature_noise_whiten") == true);
     CHECK(run.at("config").at("feature_view_nuisance") == view);
-    CHECK(run.at("config").at("feature_noise_solver") == (view ? "auto" : "streamed"));
+    CHECK(run.at("config").at("feature_noise_solver") == (view ? "dense" : "streamed"));
     CHECK(test::contains(run.at("feature_pca").at("ranked_by").get<std::string>(),
                          view ? "view-dependent mean" : "signal-to-noise"));
     CHECK(run.at("timings_s").at("input_transform").get<double>() >= run.at("timings_s").at("noise_images").get<double>());
