@@ -66,7 +66,7 @@ void TrainOptions::declare(Command& c) {
                                              "too small for the components falls back to all 5G "
                                              "features (logged; run.json feature_fallback)");
   c.text("--feature-whiten-solver", cfg.feature_noise_solver, "with --feature-whiten noise: auto (dense up to 5G = "
-                                 "1,000, streamed above), dense (5G up to 8,000) or streamed (any G; docs/accuracy.md round 7d)");
+                                 "2,000, streamed above), dense (5G up to 8,000) or streamed (any G; docs/accuracy.md round 7d)");
   c.flag("--feature-row-rms", cfg.feature_row_rms, "each particle's feature row scaled to unit RMS before the encoder "
                                                    "(and before --feature-pca)");
   c.number("--input-dropout", input_dropout, "dropout probability on the encoder's input", 0, 0.9);
