@@ -43,12 +43,20 @@ size_t view_row_count(size_t width, size_t particles);
 // second moment as width x width matrices, two symmetric eigensolvers (width^3; refused above
 // kDenseNoiseMaxWidth). streamed: N_s = diag + the noise rows' low-rank part, inverted by Woodbury through
 // the count x count capacitance matrix (one Cholesky), and a randomized subspace iteration on N_s^-1 C that
-// streams the feature rows (8 passes, 2k columns, at least k + 10), then Rayleigh-Ritz on the small generalized problem:
+// streams the feature rows (kStreamedPasses passes, streamed_columns(k) columns), then Rayleigh-Ritz on the small generalized problem:
 // nothing width x width. automatic: dense up to kDenseNoiseAutoWidth (5G = 2,000: where the default input was
 // measured, docs/accuracy.md round 9; the streamed one there took other directions on 2 of 3 rotation seeds),
 // else streamed.
 enum class NoiseSolver { automatic, dense, streamed };
 constexpr size_t kDenseNoiseMaxWidth = 8000, kDenseNoiseAutoWidth = 2000;
+// The streamed solver's passes over the feature file and its subspace's columns for k components (3k, at least
+// k + 10). Round 7d's 8 passes and 2k columns agreed with the dense path to 3 degrees on 25 components without
+// the view rows, but with them the trailing components had not converged (53 degrees apart at 25 on the quick
+// rotation set) and the training that follows took other directions (rotation 0.412 / 0.044 / 0.012 against
+// the dense 0.361 / 0.328 / 0.375); 16 passes and 3k columns gave 0.368 / 0.319 / 0.365 (30 passes and 4k:
+// 0.376 / 0.313 / 0.369). docs/accuracy.md round 9.
+constexpr int kStreamedPasses = 16;
+size_t streamed_columns(int k);
 NoiseSolver parse_noise_solver(const std::string& name);  // auto, dense or streamed; throws naming the option
 const char* noise_solver_name(NoiseSolver s);
 // Which solver `automatic` uses at a width, and the host bytes it holds at its peak with `count` noise rows

@@ -44,6 +44,8 @@ NoiseSolver choose_noise_solver(NoiseSolver s, size_t width) {
   return width <= kDenseNoiseAutoWidth ? NoiseSolver::dense : NoiseSolver::streamed;
 }
 
+size_t streamed_columns(int k) { return size_t(k) + size_t(std::max(10, 2 * k)); }
+
 void require_dense_noise_width(size_t width) {
   if (width > kDenseNoiseMaxWidth)
     throw Error("--feature-whiten-solver dense: the feature width " + std::to_string(width) + " (5 x Gaussians) is "
@@ -52,7 +54,7 @@ void require_dense_noise_width(size_t width) {
 }
 
 size_t noise_solver_bytes(NoiseSolver s, size_t width, size_t count, int k) {
-  const size_t W = width, m = count, L = size_t(k) + size_t(std::max(10, k));
+  const size_t W = width, m = count, L = streamed_columns(k);
   if (choose_noise_solver(s, W) == NoiseSolver::dense)  // the rows, their centred copy in double, and at the
     return m * W * 12 + 6 * W * W * 8;                  // peak R, C, and two eigensolvers' vectors and workspace
   // The rows (scaled in place), the capacitance matrix in double and a block of its rows in float, a chunk of
@@ -215,9 +217,7 @@ class LowRankNoise {
 // eigenvectors at the rate of the whitened problem's), Rayleigh-Ritz on the small pencil (Q^T C Q, Q^T N_s Q).
 Eigenpairs solve_streamed(const RowSource& source, size_t D, const std::vector<size_t>& rows, std::vector<float> noise,
                           int k, double shrink, const std::vector<float>& nuisance) {
-  // k more columns than asked for (at least 10) and 8 passes: the components near the noise bulk's edge,
-  // where the spectrum is flat, converge too (tests/test_noise_whitening; docs/accuracy.md round 7d).
-  const int passes = 8, L = int(std::min<size_t>(size_t(k) + std::max(10, k), std::min(D, rows.size())));
+  const int passes = kStreamedPasses, L = int(std::min<size_t>(streamed_columns(k), std::min(D, rows.size())));
   Progress progress("noise-whitened PCA (streamed)", size_t(passes) + 2);
   const LowRankNoise N(std::move(noise), D, shrink, nuisance);
   progress.add(1);

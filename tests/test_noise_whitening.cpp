@@ -290,7 +290,7 @@ TEST_CASE("the memory plan states the solver's host memory, and a run that canno
   CHECK(view_row_count(2000, 1800) == 1800);
   CHECK(p.transform_host == noise_solver_bytes(NoiseSolver::streamed, 500000, 536, 25) + 2 * 268 * size_t(500000) * 4);
   CHECK(p.transform_host > size_t(2) * 1000 * 1000 * 1000);  // the rows: 2 x 268 x 500,000 floats, and more
-  CHECK(p.transform_host < size_t(4) << 30);
+  CHECK(p.transform_host < size_t(6) << 30);  // the rows and the subspace's few 500,000 x 75 blocks
   CHECK(test::contains(p.text(), "while the noise-whitened input is fitted (streamed solver), host memory"));
   c.feature_noise_solver = "dense";  // asked for: stated (and refused by the fit, above kDenseNoiseMaxWidth)
   CHECK(plan_memory(c, G, 256, 25736, 100000).transform_solver == "dense");
