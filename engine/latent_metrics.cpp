@@ -202,22 +202,46 @@ struct Em {
   const Map* points;  // a pointer, not a reference: the best restart is kept by assignment
   int k;
   double reg;
+  Eigen::MatrixXd noise;  // 0 x 0: plain EM; else extreme deconvolution with this noise (GmmOptions::noise)
   Eigen::VectorXd w;
   RowMat mu;
-  std::vector<Eigen::MatrixXd> cov;
+  std::vector<Eigen::MatrixXd> cov;     // of the points: S_j + noise when deconvolving
+  std::vector<Eigen::MatrixXd> signal;  // S_j when deconvolving
   RowMat resp;  // N x K
 
   // Weighted means and covariances from the responsibilities; the 10 eps keeps an emptied component finite.
+  // Deconvolving, with G = S C^-1 (C = S + noise) each point's expected z is mu + G (x - mu) and its covariance
+  // S - G S, so the new mean is mu + G (xbar - mu) and the new S = G V G^T + S - G S (V: the points' weighted
+  // covariance about xbar); the first step, from hard labels with no S yet, takes V - noise clipped to >= 0.
   void m_step() {
     const Map& x = *points;
     Eigen::VectorXd nk = resp.colwise().sum().transpose().array() + 10 * std::numeric_limits<double>::epsilon();
     w = nk / double(x.rows());
-    mu = (resp.transpose() * x).array().colwise() / nk.array();
-    cov.resize(k);
+    const RowMat xbar = (resp.transpose() * x).array().colwise() / nk.array();
+    const bool deconvolve = noise.size() > 0, first = signal.empty();
+    if (!deconvolve || first) mu = xbar;
+    cov.resize(size_t(k));
+    if (deconvolve) signal.resize(size_t(k));
     for (int j = 0; j < k; ++j) {
-      RowMat c = x.rowwise() - mu.row(j);
-      cov[j] = c.transpose() * resp.col(j).asDiagonal() * c / nk(j);
-      cov[j].diagonal().array() += reg;
+      RowMat c = x.rowwise() - xbar.row(j);
+      Eigen::MatrixXd v = c.transpose() * resp.col(j).asDiagonal() * c / nk(j);
+      if (!deconvolve) {
+        cov[size_t(j)] = v;
+        cov[size_t(j)].diagonal().array() += reg;
+        continue;
+      }
+      Eigen::MatrixXd& s = signal[size_t(j)];
+      if (first) {
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(v - noise);
+        s = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).asDiagonal() * es.eigenvectors().transpose();
+      } else {
+        const Eigen::MatrixXd g = (s + noise).llt().solve(s).transpose();  // S C^-1 (both symmetric)
+        mu.row(j) += (g * (xbar.row(j) - mu.row(j)).transpose()).transpose();
+        s = g * v * g.transpose() + s - g * s;
+        s = 0.5 * (s + s.transpose());
+      }
+      s.diagonal().array() += reg;
+      cov[size_t(j)] = s + noise;
     }
   }
   // Responsibilities from the parameters; returns the mean log-likelihood per point.
@@ -312,13 +336,22 @@ GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt) {
   // Scaled by the data's own variance, so the fit does not depend on the latent's units.
   double scale = c.colwise().squaredNorm().sum() / double(x.rows - 1) / double(x.cols);
   CUGMM_REQUIRE(scale > 0, "fit_gmm: latent has no variance");
+  Eigen::MatrixXd noise;
+  if (!opt.noise.values.empty()) {
+    check(opt.noise, "fit_gmm: noise covariance", x.cols);
+    CUGMM_REQUIRE(opt.noise.cols == x.cols, "fit_gmm: the noise covariance is not d x d");
+    noise = Eigen::Map<const RowMat>(opt.noise.values.data(), Eigen::Index(x.cols), Eigen::Index(x.cols));
+    noise = 0.5 * (noise + noise.transpose());
+    CUGMM_REQUIRE(Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(noise).eigenvalues().minCoeff() >= 0,
+                  "fit_gmm: the noise covariance is not positive semi-definite");
+  }
   std::mt19937_64 rng(opt.seed);
-  Em best{&xm, components, 0, {}, {}, {}, {}};
+  Em best{&xm, components, 0, noise, {}, {}, {}, {}, {}};
   double best_ll = -INFINITY;
   // Starts: a 1-D split along each principal axis, then k-means++ seedings; the best likelihood wins.
   const int axes = int(x.cols);
   for (int r = 0; r < axes + opt.restarts; ++r) {
-    Em em{&xm, components, opt.regularisation * scale, {}, {}, {}, {}};
+    Em em{&xm, components, opt.regularisation * scale, noise, {}, {}, {}, {}, {}};
     std::vector<int> label = r < axes ? axis_init(xm, components, r) : kmeans_init(xm, components, rng);
     // A start that leaves a component empty cannot be fitted: skip it.
     std::vector<int> used(size_t(components), 0);
@@ -343,6 +376,7 @@ GmmFit fit_gmm(const Matrix& x, int components, const GmmOptions& opt) {
   fit.weights.assign(best.w.data(), best.w.data() + k);
   fit.means = Matrix(k, d, std::vector<double>(best.mu.data(), best.mu.data() + k * d));
   for (const Eigen::MatrixXd& cv : best.cov) fit.covariances.emplace_back(d, d, std::vector<double>(cv.data(), cv.data() + d * d));
+  for (const Eigen::MatrixXd& s : best.signal) fit.deconvolved.emplace_back(d, d, std::vector<double>(s.data(), s.data() + d * d));
   fit.responsibilities = Matrix(x.rows, k, std::vector<double>(best.resp.data(), best.resp.data() + x.rows * k));
   fit.labels.resize(x.rows);
   for (size_t i = 0; i < x.rows; ++i) best.resp.row(Eigen::Index(i)).maxCoeff(&fit.labels[i]);

@@ -49,11 +49,16 @@ struct GmmOptions {
   double tolerance = 1e-9;    // stop when the mean log-likelihood gains less
   double regularisation = 1e-6;  // added to covariance diagonals, times the mean latent variance
   uint64_t seed = 1;
+  // Extreme deconvolution (Bovy, Hogg & Roweis 2011) with one noise covariance for every point: d x d, empty
+  // for none. The points are taken as x = z + n, n ~ N(0, noise), and the mixture is fitted to z: component k's
+  // covariance of x is S_k + noise with S_k >= 0 (the EM of that paper, homoscedastic case). Empty: plain EM.
+  Matrix noise;
 };
 struct GmmFit {
   std::vector<double> weights;    // K
   Matrix means;                   // K x d
-  std::vector<Matrix> covariances;// K of d x d
+  std::vector<Matrix> covariances;// K of d x d: the points' (with opt.noise: S_k + noise)
+  std::vector<Matrix> deconvolved; // with opt.noise: K of d x d, S_k (the covariances of z); else empty
   Matrix responsibilities;        // N x K
   std::vector<int> labels;        // N, argmax of the responsibilities
   double log_likelihood = 0;      // mean per point

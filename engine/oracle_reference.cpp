@@ -114,16 +114,14 @@ std::vector<MetricFigure> score_latent(const HeteroSystem& sys, const Matrix& la
   return out;
 }
 
-std::vector<MetricFigure> score_latent_file(const HeteroSystem& sys, const std::string& latent_txt, int d,
-                                            const std::string& truth_csv, const BootstrapOptions& bo) {
-  const std::vector<float> z = read_latent_txt(latent_txt, d);
+TruthTable read_truth_table(const HeteroSystem& sys, const std::string& truth_csv) {
   std::ifstream f(truth_csv);
   if (!f) throw InputError(truth_csv, "", "cannot open the truth table");
   std::string line;
   std::getline(f, line);
   const size_t nm = sys.motions.size();
   std::vector<double> rows;  // kept particles x motions
-  std::vector<size_t> kept;
+  TruthTable t;
   for (size_t i = 0; std::getline(f, line); ++i) {
     std::stringstream ss(line);
     std::string cell;
@@ -132,17 +130,26 @@ std::vector<MetricFigure> score_latent_file(const HeteroSystem& sys, const std::
     // index, one column per motion, junk, ...
     if (r.size() < nm + 2) throw InputError(truth_csv, std::to_string(i + 2), "fewer columns than the system's motions");
     if (r[nm + 1] != 0) continue;
-    kept.push_back(i);
+    t.kept.push_back(i);
     for (size_t k = 0; k < nm; ++k)
       rows.push_back(sys.motions[k].kind == Motion::Kind::rotate ? r[k + 1] * M_PI / 180 : r[k + 1]);
   }
+  if (t.kept.empty()) throw InputError(truth_csv, "", "holds no particle that is not junk");
+  t.truth = Matrix(t.kept.size(), nm, rows);
+  return t;
+}
+
+std::vector<MetricFigure> score_latent_file(const HeteroSystem& sys, const std::string& latent_txt, int d,
+                                            const std::string& truth_csv, const BootstrapOptions& bo) {
+  const std::vector<float> z = read_latent_txt(latent_txt, d);
+  const TruthTable t = read_truth_table(sys, truth_csv);
   const size_t n = z.size() / size_t(d);
-  if (kept.empty() || kept.back() >= n)
+  if (t.kept.back() >= n)
     throw InputError(latent_txt, "", "holds " + std::to_string(n) + " rows, fewer than the truth table " + truth_csv);
-  Matrix latent(kept.size(), size_t(d)), truth(kept.size(), nm, rows);
-  for (size_t i = 0; i < kept.size(); ++i)
-    for (int k = 0; k < d; ++k) latent(i, size_t(k)) = z[kept[i] * size_t(d) + size_t(k)];
-  return score_latent(sys, latent, truth, bo);
+  Matrix latent(t.kept.size(), size_t(d));
+  for (size_t i = 0; i < t.kept.size(); ++i)
+    for (int k = 0; k < d; ++k) latent(i, size_t(k)) = z[t.kept[i] * size_t(d) + size_t(k)];
+  return score_latent(sys, latent, t.truth, bo);
 }
 
 OracleResult oracle_reference(const HeteroSystem& sys, const TruthSimOptions& sim, const SimulatedTruth& set,

@@ -59,6 +59,15 @@ struct MetricFigure {
 std::vector<MetricFigure> score_latent(const HeteroSystem& system, const Matrix& latent, const Matrix& truth,
                                        const BootstrapOptions& bootstrap);
 
+// The simulator's truth table (NAME_truth.csv) for a system: the rows of the particles that are not junk
+// (kept: their 0-based indices in STAR order) x one column per motion, rotations in radians. InputError
+// naming the file and the line on a short row.
+struct TruthTable {
+  std::vector<size_t> kept;
+  Matrix truth;
+};
+TruthTable read_truth_table(const HeteroSystem& system, const std::string& truth_csv);
+
 // A trained run's latent.txt (rows in STAR order, d columns) scored with score_latent against the truth table
 // the simulator wrote (NAME_truth.csv): junk particles left out, rotation states in radians, as the oracle
 // reference's figures are. What the demo and bench_accuracy report beside the oracle reference.
