@@ -13,11 +13,15 @@
 //             under a 2-component prior built from the truth's classes (S_c = the class's covariance of y minus
 //             Sigma_n, eigenvalues clipped at 1e-3: what the posterior could do if the mixture held the two
 //             states) and under the fitted mixture at fixed K (--fixed-k).
+//   posterior (--posterior, presence systems) the closest variant: the decoder's likelihood exp(K s(z)) with the
+//             fitted mixture, and with the truth's classes, as the prior (latent_posterior.h
+//             mixture_posterior_latent), beside the plain posterior (Gaussian prior; its K is used). 2 x 33 decodes
+//             and projections per particle.
 //   synthetic (--synthetic) 4-D points: a uniform slide of half-width h along x, two equal states +-sep/2
 //             along y, isotropic unit noise known exactly: the composition figure of y and of E[z | y].
 //
 //   bench_denoise --work acc --run run_nwv25 [--systems a,b] [--seeds 3] [--cap 6] [--fixed-k 2,4,8,12]
-//                 [--synthetic [--synthetic-n 2000]] [--out denoised.json]
+//                 [--posterior] [--synthetic [--synthetic-n 2000]] [--out denoised.json]
 #include <Eigen/Dense>
 
 #include <algorithm>
@@ -28,9 +32,13 @@
 #include <sstream>
 
 #include "bench/common.h"
+#include "core/context.h"
 #include "core/error.h"
 #include "engine/hetero_system.h"
 #include "engine/latent_denoise.h"
+#include "engine/latent_posterior.h"
+#include "engine/particle_cache.h"
+#include "engine/trainer.h"
 #include "engine/oracle_reference.h"
 #include "engine/train_outputs.h"
 
@@ -97,8 +105,42 @@ Matrix take(const Matrix& m, const std::vector<size_t>& rows) {
   return out;
 }
 
+// The closest variant (--posterior): the decoder's likelihood in place of the encoder's Gaussian noise, under
+// the BIC mixture and under the truth's classes (latent_posterior.h mixture_posterior_latent), beside the
+// plain posterior (a Gaussian prior) whose K both use. The run's model on the set's cache, as `embed` scores it.
+void decoder_posteriors(const HeteroSystem& sys, const std::string& dir, const std::string& run, const Matrix& y,
+                        const TruthTable& t, const Matrix& noise, const GmmFit& fitted, const GmmFit& classes,
+                        nlohmann::json& j, std::string& line) {
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(dir + "/" + run + "/model.ckpt", cx);
+  const ParticleCache cache(dir + "/particles.cugmm-cache");
+  if (cache.count() != y.rows) throw Error("bench_denoise: " + dir + "'s cache does not hold latent.txt's rows");
+  const ParticleBatcher batcher = model_batcher(m, cache);
+  const std::vector<float> e(y.values.begin(), y.values.end());
+  const auto as_matrix = [&](const std::vector<float>& v) {
+    Matrix out(y.rows, y.cols);
+    for (size_t i = 0; i < v.size(); ++i) out.values[i] = v[i];
+    return take(out, t.kept);
+  };
+  const PosteriorLatent plain = posterior_latent(m, cx, batcher, e);
+  j["decoder_posterior"]["scale_K"] = plain.scale;
+  line += "\n    decoder, Gaussian prior ";
+  j["decoder_posterior"]["gaussian_prior"] = figures(sys, as_matrix(plain.mean), t.truth, line);
+  const auto ess_median = [](std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  for (const auto& [name, prior] : {std::make_pair("fitted_mixture", &fitted), std::make_pair("truth_classes", &classes)}) {
+    const PosteriorLatent p = mixture_posterior_latent(m, cx, batcher, e, *prior, noise, plain.scale);
+    line += std::string("\n    decoder, ") + (std::string(name) == "fitted_mixture" ? "BIC mixture     " : "truth's classes ");
+    j["decoder_posterior"][name] = figures(sys, as_matrix(p.mean), t.truth, line);
+    j["decoder_posterior"][name]["ess_median"] = ess_median(p.ess);
+    j["decoder_posterior"][name]["seconds"] = p.seconds;
+  }
+}
+
 nlohmann::json one_run(const HeteroSystem& sys, const std::string& dir, const std::string& run, int cap,
-                       const std::vector<int>& fixed_k) {
+                       const std::vector<int>& fixed_k, bool posterior) {
   std::ifstream rj(dir + "/" + run + "/run.json");
   if (!rj) throw Error("bench_denoise: " + dir + "/" + run + "/run.json is missing");
   const int d = nlohmann::json::parse(rj).at("config").at("latent");
@@ -167,6 +209,7 @@ nlohmann::json one_run(const HeteroSystem& sys, const std::string& dir, const st
       line += b;
       j["fixed_k"][std::to_string(k)] = figures(sys, take(deconvolved_posterior_mean(f, noise, y), t.kept), t.truth, line);
     }
+    if (posterior) decoder_posteriors(sys, dir, run, y, t, noise, dl.prior, classes, j, line);
     break;
   }
   std::printf("%s\n", line.c_str());
@@ -207,7 +250,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> systems = {"linear", "rotation", "composition", "two-motions", "small-part"};
     std::vector<int> fixed_k = {2, 4, 8, 12};
     int seeds = 3, cap = 6, syn_n = 2000;
-    bool syn = false;
+    bool syn = false, posterior = false;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto next = [&]() -> std::string {
@@ -224,6 +267,7 @@ int main(int argc, char** argv) {
         for (const std::string& k : split(next())) fixed_k.push_back(std::stoi(k));
       } else if (a == "--synthetic") syn = true;
       else if (a == "--synthetic-n") syn_n = std::stoi(next());
+      else if (a == "--posterior") posterior = true;
       else if (a == "--out") out = next();
       else throw Error("bench_denoise: unknown option " + a + " (see the header of bench/bench_denoise.cpp)");
     }
@@ -235,7 +279,7 @@ int main(int argc, char** argv) {
         for (int seed = 1; seed <= seeds; ++seed) {
           const std::string dir = work + "/" + s + "_snr0.1_seed" + std::to_string(seed);
           std::printf("%s seed %d (%s)\n", s.c_str(), seed, dir.c_str());
-          doc["runs"][s][std::to_string(seed)] = one_run(builtin_system(s), dir, run, cap, fixed_k);
+          doc["runs"][s][std::to_string(seed)] = one_run(builtin_system(s), dir, run, cap, fixed_k, posterior);
           bench::write_json(out, doc);
         }
     if (syn) doc["synthetic"] = synthetic(syn_n);

@@ -16,6 +16,8 @@ namespace cugmm {
 
 namespace {
 constexpr uint64_t kPosteriorStream = 0x706f737465726fULL;  // "postero": the Philox key of the proposals
+constexpr uint64_t kMixtureStream = 0x6d6978747572ULL;       // "mixtur": the mixture proposal's normals
+constexpr uint64_t kMixturePick = 0x7069636bULL;             // "pick": its choice of component
 }
 
 bool parse_latent_estimate(const std::string& v) {
@@ -72,22 +74,19 @@ GaussianPrior fit_gaussian_prior(const std::vector<float>& latent, int d) {
   return g;
 }
 
-PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher,
-                                 const std::vector<float>& encoder_latent, const PosteriorOptions& o) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const int d = m.config.latent, P = o.pairs;
-  const size_t n = encoder_latent.size() / size_t(d), C = 2 * size_t(P) + 1;
-  CUGMM_REQUIRE(encoder_latent.size() == n * size_t(d), "posterior_latent: n x d encoder points");
-  if (P < 1) throw Error("the posterior latent needs at least one sample pair");
-  if (!(o.width > 0)) throw Error("the posterior latent's proposal width must be positive");
-  const GaussianPrior prior = fit_gaussian_prior(encoder_latent, d);
+namespace {
 
+// Every particle's C candidate latent points (cand: n x C x d, particle-major) scored against the particle with
+// the training score: n x C scores.
+std::vector<float> score_candidates(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher,
+                                    const std::vector<float>& cand, size_t n, size_t C, int batch) {
+  const int d = m.config.latent;
   // Candidates, particle-major: particle i of a chunk owns decoder rows i * Cpad .. i * Cpad + C - 1 (the rest
   // zero). Everything a particle's scores depend on is then the same whatever the chunk: BLAS tiles rows in
   // blocks of 16 (so a block of Cpad rows at a multiple of 16 is computed alike wherever it sits), and the
   // projector, whose splat widening depends on the narrowest width in the call (projector.h), is called on one
   // particle's candidates at a time.
-  const size_t Cpad = (C + 15) / 16 * 16, B = size_t(std::max(o.batch, 1));
+  const size_t Cpad = (C + 15) / 16 * 16, B = size_t(std::max(batch, 1));
   const StepConsts k = step_consts(m.config, m.neutral_params, batcher.band().box, batcher.band().pixel_size);
   const size_t W = 5 * size_t(k.G), nb = batcher.band().size();
   auto projector = make_training_projector(cx, batcher.band(), m.ring_weights, k.G, m.config.pooled);
@@ -95,30 +94,16 @@ PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const Parti
   Buffer<ParticleView> views(cx);
   Buffer<cfloat> data(cx);
   base.upload(m.neutral_params);
-  std::vector<float> cand(n * C * size_t(d)), scores(n * C);  // per particle: C candidates (d values / 1 score)
-  std::vector<float> zhost;
+  std::vector<float> scores(n * C), zhost;
   std::vector<ParticleView> vhost(C);
   std::vector<cfloat> dhost(C * nb);
   Progress progress("posterior", n);
   for (size_t first = 0; first < n; first += B) {
     const size_t b = std::min(B, n - first);
     zhost.assign(b * Cpad * size_t(d), 0.f);
-    for (size_t i = 0; i < b; ++i) {
-      const size_t g = first + i;  // the particle's index in the cache: its draws
-      const float* e = encoder_latent.data() + g * size_t(d);
-      float* cz = cand.data() + g * C * size_t(d);
-      std::copy(e, e + d, cz);
-      for (int p = 0; p < P; ++p) {
-        for (int r = 0; r < d; ++r) {
-          double off = 0;
-          for (int q = 0; q <= r; ++q)
-            off += prior.chol[size_t(r * d + q)] * philox_normal(o.seed ^ kPosteriorStream, g, uint64_t(p) * uint64_t(d) + uint64_t(q));
-          cz[size_t(1 + 2 * p) * size_t(d) + size_t(r)] = float(e[r] + o.width * off);
-          cz[size_t(2 + 2 * p) * size_t(d) + size_t(r)] = float(e[r] - o.width * off);
-        }
-      }
-      std::copy(cz, cz + C * size_t(d), zhost.data() + i * Cpad * size_t(d));
-    }
+    for (size_t i = 0; i < b; ++i)
+      std::copy(cand.begin() + long((first + i) * C * size_t(d)), cand.begin() + long((first + i + 1) * C * size_t(d)),
+                zhost.begin() + long(i * Cpad * size_t(d)));
     zdev.upload(zhost);
     params.resize(b * Cpad * W);
     rowreg.resize(b * Cpad * 3);
@@ -144,15 +129,64 @@ PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const Parti
     progress.add(b);
   }
   progress.finish();
+  return scores;
+}
+
+// The self-normalised importance-sampling mean of candidates 1 .. C-1 of each particle from their log weights
+// (n x (C - 1)), and the effective number of samples.
+void weighted_means(const std::vector<float>& cand, const std::vector<double>& logw, size_t n, size_t C, int d,
+                    std::vector<float>& mean, std::vector<float>& ess) {
+  mean.assign(n * size_t(d), 0.f);
+  ess.assign(n, 0.f);
+  for (size_t g = 0; g < n; ++g) {
+    const double* lw = logw.data() + g * (C - 1);
+    const double top = *std::max_element(lw, lw + C - 1);
+    double sw = 0, sww = 0;
+    std::vector<double> acc(size_t(d), 0.0);
+    for (size_t c = 1; c < C; ++c) {
+      const double w = std::exp(lw[c - 1] - top);
+      sw += w;
+      sww += w * w;
+      for (int r = 0; r < d; ++r) acc[size_t(r)] += w * cand[(g * C + c) * size_t(d) + size_t(r)];
+    }
+    for (int r = 0; r < d; ++r) mean[g * size_t(d) + size_t(r)] = float(acc[size_t(r)] / sw);
+    ess[g] = float(sw * sw / sww);
+  }
+}
+
+}  // namespace
+
+PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher,
+                                 const std::vector<float>& encoder_latent, const PosteriorOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int d = m.config.latent, P = o.pairs;
+  const size_t n = encoder_latent.size() / size_t(d), C = 2 * size_t(P) + 1;
+  CUGMM_REQUIRE(encoder_latent.size() == n * size_t(d), "posterior_latent: n x d encoder points");
+  if (P < 1) throw Error("the posterior latent needs at least one sample pair");
+  if (!(o.width > 0)) throw Error("the posterior latent's proposal width must be positive");
+  const GaussianPrior prior = fit_gaussian_prior(encoder_latent, d);
+  std::vector<float> cand(n * C * size_t(d));  // per particle: e, then P antithetic pairs
+  for (size_t g = 0; g < n; ++g) {  // g: the particle's index in the cache, which keys its draws
+    const float* e = encoder_latent.data() + g * size_t(d);
+    float* cz = cand.data() + g * C * size_t(d);
+    std::copy(e, e + d, cz);
+    for (int p = 0; p < P; ++p)
+      for (int r = 0; r < d; ++r) {
+        double off = 0;
+        for (int q = 0; q <= r; ++q)
+          off += prior.chol[size_t(r * d + q)] * philox_normal(o.seed ^ kPosteriorStream, g, uint64_t(p) * uint64_t(d) + uint64_t(q));
+        cz[size_t(1 + 2 * p) * size_t(d) + size_t(r)] = float(e[r] + o.width * off);
+        cz[size_t(2 + 2 * p) * size_t(d) + size_t(r)] = float(e[r] - o.width * off);
+      }
+  }
+  const std::vector<float> scores = score_candidates(m, cx, batcher, cand, n, C, o.batch);
 
   PosteriorLatent out;
   out.scale = likelihood_scale(scores, n, P);
   out.prior_mean = prior.mean;
   out.prior_cov = prior.cov;
   out.evaluations = int(C);
-  out.mean.assign(n * size_t(d), 0.f);
-  out.ess.assign(n, 0.f);
-  std::vector<double> logw(2 * size_t(P));
+  std::vector<double> logw(n * (C - 1));
   for (size_t g = 0; g < n; ++g) {
     const float* cz = cand.data() + g * C * size_t(d);
     const float* e = cz;
@@ -166,20 +200,91 @@ PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const Parti
           qp += (z[r] - prior.mean[size_t(r)]) * inv * (z[q] - prior.mean[size_t(q)]);
           qq += (z[r] - e[r]) * inv * (z[q] - e[q]);
         }
-      logw[c - 1] = out.scale * scores[g * C + c] - 0.5 * qp + 0.5 * qq / (o.width * o.width);
+      logw[g * (C - 1) + c - 1] = out.scale * scores[g * C + c] - 0.5 * qp + 0.5 * qq / (o.width * o.width);
     }
-    const double top = *std::max_element(logw.begin(), logw.end());
-    double sw = 0, sww = 0;
-    std::vector<double> acc(size_t(d), 0.0);
-    for (size_t c = 1; c < C; ++c) {
-      const double w = std::exp(logw[c - 1] - top);
-      sw += w;
-      sww += w * w;
-      for (int r = 0; r < d; ++r) acc[size_t(r)] += w * cz[c * size_t(d) + size_t(r)];
-    }
-    for (int r = 0; r < d; ++r) out.mean[g * size_t(d) + size_t(r)] = float(acc[size_t(r)] / sw);
-    out.ess[g] = float(sw * sw / sww);
   }
+  weighted_means(cand, logw, n, C, d, out.mean, out.ess);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+PosteriorLatent mixture_posterior_latent(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher,
+                                         const std::vector<float>& encoder_latent, const GmmFit& prior,
+                                         const Matrix& noise, double scale, const PosteriorOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int d = m.config.latent, P = o.pairs;
+  const size_t n = encoder_latent.size() / size_t(d), C = 2 * size_t(P) + 1, K = prior.weights.size();
+  CUGMM_REQUIRE(encoder_latent.size() == n * size_t(d), "mixture_posterior_latent: n x d encoder points");
+  CUGMM_REQUIRE(K >= 1 && prior.deconvolved.size() == K && prior.means.rows == K && prior.means.cols == size_t(d),
+                "mixture_posterior_latent: the prior is not a deconvolved mixture in the latent's dimensions");
+  CUGMM_REQUIRE(noise.rows == size_t(d) && noise.cols == size_t(d), "mixture_posterior_latent: the noise is not d x d");
+  if (P < 1) throw Error("the posterior latent needs at least one sample pair");
+  if (!(scale > 0)) throw Error("the mixture posterior needs a positive likelihood scale K");
+  using Mat = Eigen::MatrixXd;
+  const auto eig = [&](const Matrix& a) {
+    Mat out(d, d);
+    for (int r = 0; r < d; ++r)
+      for (int c = 0; c < d; ++c) out(r, c) = a(size_t(r), size_t(c));
+    return out;
+  };
+  const Mat sn = eig(noise), sn_inv = sn.inverse();
+  std::vector<Mat> gain(K), root(K), c_inv(K);
+  std::vector<double> log_norm(K);
+  for (size_t k = 0; k < K; ++k) {
+    const Mat s = eig(prior.deconvolved[k]), c = s + sn;
+    const Eigen::LLT<Mat> llt(c);
+    if (llt.info() != Eigen::Success) throw Error("mixture_posterior_latent: S_k + noise is not positive definite");
+    c_inv[k] = llt.solve(Mat::Identity(d, d));
+    gain[k] = s * c_inv[k];
+    Eigen::SelfAdjointEigenSolver<Mat> es(s - gain[k] * s);
+    root[k] = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).cwiseSqrt().asDiagonal();
+    log_norm[k] = std::log(prior.weights[k]) - llt.matrixLLT().diagonal().array().log().sum();
+  }
+  std::vector<float> cand(n * C * size_t(d));
+  std::vector<double> logr(K);
+  for (size_t g = 0; g < n; ++g) {
+    const float* e = encoder_latent.data() + g * size_t(d);
+    float* cz = cand.data() + g * C * size_t(d);
+    std::copy(e, e + d, cz);
+    Eigen::VectorXd y(d);
+    for (int r = 0; r < d; ++r) y(r) = e[r];
+    for (size_t k = 0; k < K; ++k) {
+      Eigen::VectorXd dy(d);
+      for (int r = 0; r < d; ++r) dy(r) = y(r) - prior.means(k, size_t(r));
+      logr[k] = log_norm[k] - 0.5 * dy.dot(c_inv[k] * dy);
+    }
+    const double top = *std::max_element(logr.begin(), logr.end());
+    double total = 0;
+    for (double& v : logr) total += (v = std::exp(v - top));
+    for (int p = 0; p < P; ++p) {
+      double u = philox_uniform(o.seed ^ kMixturePick, g, uint64_t(p)) * total, acc = 0;
+      size_t k = K - 1;
+      for (size_t j = 0; j < K; ++j)
+        if ((acc += logr[j]) > u) { k = j; break; }
+      Eigen::VectorXd mk(d), w(d);
+      for (int r = 0; r < d; ++r) {
+        mk(r) = prior.means(k, size_t(r));
+        w(r) = philox_normal(o.seed ^ kMixtureStream, g, uint64_t(p) * uint64_t(d) + uint64_t(r));
+      }
+      const Eigen::VectorXd b = mk + gain[k] * (y - mk), off = root[k] * w;
+      for (int r = 0; r < d; ++r) {
+        cz[size_t(1 + 2 * p) * size_t(d) + size_t(r)] = float(b(r) + off(r));
+        cz[size_t(2 + 2 * p) * size_t(d) + size_t(r)] = float(b(r) - off(r));
+      }
+    }
+  }
+  const std::vector<float> scores = score_candidates(m, cx, batcher, cand, n, C, o.batch);
+  std::vector<double> logw(n * (C - 1));
+  for (size_t g = 0; g < n; ++g)
+    for (size_t c = 1; c < C; ++c) {
+      Eigen::VectorXd dz(d);
+      for (int r = 0; r < d; ++r) dz(r) = double(cand[(g * C) * size_t(d) + size_t(r)]) - cand[(g * C + c) * size_t(d) + size_t(r)];
+      logw[g * (C - 1) + c - 1] = scale * scores[g * C + c] + 0.5 * dz.dot(sn_inv * dz);
+    }
+  PosteriorLatent out;
+  out.scale = scale;
+  out.evaluations = int(C);
+  weighted_means(cand, logw, n, C, d, out.mean, out.ess);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }

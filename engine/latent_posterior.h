@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "engine/latent_metrics.h"
 #include "engine/particle_batch.h"
 #include "engine/trainer.h"
 
@@ -62,6 +63,18 @@ struct PosteriorLatent {
 // (the score does not peak at the encoder's points: an untrained or collapsed run).
 PosteriorLatent posterior_latent(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher,
                                  const std::vector<float>& encoder_latent, const PosteriorOptions& o = {});
+
+// The closest variant of a deconvolved latent (docs/accuracy.md round 10c; a measurement for bench_denoise, not
+// a user option): the posterior mean under a deconvolved mixture prior (engine/latent_denoise.h: weights, means,
+// deconvolved S_k) with the decoder's likelihood exp(K s(z)) in place of the encoder's Gaussian noise. Proposal:
+// the exact posterior of z given the encoder point y under the encoder-noise model, sum_k r_k(y) N(b_k, B_k)
+// with C_k = S_k + Sigma_n, b_k = m_k + S_k C_k^-1 (y - m_k), B_k = S_k - S_k C_k^-1 S_k, drawn in antithetic
+// pairs about b_k (one component per pair, chosen with probability r_k). That proposal is prior x encoder
+// likelihood / evidence, so the weights are exp(K s(z)) / N(y; z, Sigma_n). K (`scale`): posterior_latent's,
+// measured on the same particles. Candidates, scoring and determinism as posterior_latent's.
+PosteriorLatent mixture_posterior_latent(const TrainedModel& m, Context& cx, const ParticleBatcher& batcher,
+                                         const std::vector<float>& encoder_latent, const GmmFit& prior,
+                                         const Matrix& noise, double scale, const PosteriorOptions& o = {});
 
 // The pieces, for tests. scores: n x (2P + 1), per particle [s(e), s(e + d_1), s(e - d_1), ...].
 double likelihood_scale(const std::vector<float>& scores, size_t n, int pairs);
