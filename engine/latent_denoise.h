@@ -1,16 +1,18 @@
-// Each particle's latent point denoised under a deconvolved prior (`--latent-estimate denoised`; issue 14,
-// docs/accuracy.md round 10c). The encoder's point is taken as y = z + n, with n ~ N(0, Sigma_n) the encoder's
-// own noise (measured without the truth: encoder_noise_covariance below). The data set's distribution of z is
-// a Gaussian mixture fitted to the points by extreme deconvolution (Bovy, Hogg & Roweis 2011; fit_gmm with
+// Each particle's latent point denoised under a deconvolved prior (issue 14, docs/accuracy.md round 10c: the
+// feasibility test of a `--latent-estimate denoised`, not built because the lid's states did not become two
+// clusters even with the truth's Sigma_n; bench_denoise measures it). The encoder's point is taken as
+// y = z + n, n ~ N(0, Sigma_n) the encoder's own noise (given by the caller). The data set's distribution of z
+// is a Gaussian mixture fitted to the points by extreme deconvolution (Bovy, Hogg & Roweis 2011; fit_gmm with
 // GmmOptions::noise): component k's covariance of y is S_k + Sigma_n. K is chosen by BIC up to a cap. Then
 //
 //   E[z | y] = sum_k r_k(y) [m_k + S_k (S_k + Sigma_n)^-1 (y - m_k)]
 //
-// (Bayes' posterior mean under that prior; r_k the responsibilities of the fit). Why: a discrete state seen
-// through the encoder's noise is a cloud as wide as the noise; the posterior pulls each point towards its
-// state's centre by S_k (S_k + Sigma_n)^-1, so tight components (discrete states) tighten and wide ones
-// (continuous motions, S_k >> Sigma_n along them) are left nearly alone. In one dimension the posterior mean
-// under Gaussian noise is monotone in y whatever the prior, so a motion's rank order along a line is kept.
+// (Bayes' posterior mean under that prior). The hope: a discrete state seen through the encoder's noise is a
+// cloud as wide as the noise, which the posterior pulls towards its state's centre by S_k (S_k + Sigma_n)^-1,
+// while wide components (continuous motions, S_k >> Sigma_n along them) are left nearly alone; in one
+// dimension the posterior mean under Gaussian noise is monotone in y whatever the prior, so a motion's order
+// along a line is kept. What round 10c found: the BIC mixture models a uniform slide by segments rather than
+// the states, and the posterior then pulls points onto those segments across the states.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <vector>
