@@ -76,6 +76,10 @@ void TrainOptions::declare(Command& c) {
   c.flag("--feature-split", cfg.feature_split, "the features from half of each particle's Fourier coefficients (kx + ky "
                                                "even), the score from the other half: the latent cannot gain by "
                                                "following a particle's own noise (docs/accuracy.md round 8)");
+  c.integer("--warm-start", cfg.warm_start, "the first EPOCHS epochs train the decoder on each particle's top --latent "
+                                            "input components (standardised) and fit the encoder to them, then end "
+                                            "to end (0: none; needs --feature-pca components; docs/accuracy.md round "
+                                            "10b)", 0, 100000);
   c.integer("--hidden", cfg.hidden, "width of the hidden layers", 1, 16384);
   c.integer("--depth", cfg.depth, "hidden layers per network", 1, 16);
   c.flag("--leaky", cfg.leaky, "leaky ReLU (the default)");

@@ -73,6 +73,23 @@ void set_component(FeatureTransform& f, size_t width, int j, const double* v, do
   for (size_t r = 0; r < width; ++r) f.basis[r * size_t(f.k) + size_t(j)] = float(s * v[r]);
 }
 
+std::vector<float> component_scores(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                    const FeatureTransform& t, int k) {
+  CUGMM_REQUIRE(t.k > 0 && k >= 1 && k <= t.k && t.basis.size() == width * size_t(t.k),
+                "component_scores: k within the transform's components");
+  const size_t chunk = 256;
+  std::vector<float> x(chunk * width), out(rows.size() * size_t(k));
+  for (size_t first = 0; first < rows.size(); first += chunk) {
+    const int n = int(std::min(chunk, rows.size() - first));
+    source(rows.data() + first, n, x.data());
+    if (t.row_rms) scale_rows_to_unit_rms(x.data(), size_t(n), width);
+    // The basis is width x t.k (row-major): its first k columns with the leading dimension t.k.
+    nn::sgemm(false, false, n, k, int(width), 1.f, x.data(), int(width), t.basis.data(), t.k, 0.f,
+              out.data() + first * size_t(k), k);
+  }
+  return out;
+}
+
 FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows, int k,
                                  bool row_rms, uint64_t seed, bool whiten, size_t max_rows) {
   const size_t D = width;

@@ -47,6 +47,12 @@ void orthonormalize(float* y, size_t width, int L);
 // positive, whatever the solver chose), divided by sqrt(variance) when whiten.
 void set_component(FeatureTransform& f, size_t width, int j, const double* v, double variance, bool whiten);
 
+// The scores of `rows` (by index, in that order) on the first k components of t (t.k > 0, k <= t.k), as the
+// encoder's input holds them (each row scaled to unit RMS first when t.row_rms): rows.size() x k, row-major,
+// the rows read in chunks. TrainConfig::warm_start starts the latent from them.
+std::vector<float> component_scores(const RowSource& source, size_t width, const std::vector<size_t>& rows,
+                                    const FeatureTransform& t, int k);
+
 // The top k principal components of the rows `rows` (at most max_rows of them, evenly spaced), each row first
 // scaled to unit RMS when row_rms. The rows are taken as column-centred (the feature file's normalisation
 // centres them), so the components are those of their second moment. Deterministic for a seed; the rows are

@@ -45,7 +45,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"feature_row_rms", feature_row_rms},
           {"input_dropout", input_dropout}, {"feature_split", feature_split},
           {"encoder_reads_positions", encoder_reads_positions}, {"encoder_reads_amplitudes", encoder_reads_amplitudes},
-          {"encoder_reads_widths", encoder_reads_widths}, {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
+          {"encoder_reads_widths", encoder_reads_widths}, {"warm_start", warm_start},
+          {"frozen_gaussians", std::count(movable.begin(), movable.end(), 0)}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -78,6 +79,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.encoder_reads_positions = j.value("encoder_reads_positions", true);  // runs before --encoder-reads
   c.encoder_reads_amplitudes = j.value("encoder_reads_amplitudes", true);
   c.encoder_reads_widths = j.value("encoder_reads_widths", true);
+  c.warm_start = j.value("warm_start", 0);  // runs before the warm start
   return c;
 }
 
@@ -594,6 +596,44 @@ std::string default_input_fallback(TrainConfig& c, int G, size_t train_count) {
   return why + ": the encoder reads the 5G features themselves (as --feature-pca 0)";
 }
 
+void check_warm_start(const TrainConfig& c, bool fixed_latent, const std::string& fallback) {
+  if (c.warm_start <= 0) return;
+  const std::string opt = "--warm-start " + std::to_string(c.warm_start);
+  if (c.warm_start >= c.epochs)
+    throw Error(opt + " must be below --epochs " + std::to_string(c.epochs) +
+                " (the warm start's epochs come first, then at least one end to end)");
+  if (fixed_latent) throw Error(opt + " with --fixed-latent: both fix the latent points; give one");
+  if (c.feature_pca <= 0)
+    throw Error(opt + " needs an encoder input of components (--feature-pca K, the default 25), not the 5G "
+                "features" + (fallback.empty() ? std::string() : " (" + fallback + ")"));
+  if (c.latent > c.feature_pca)
+    throw Error(opt + " fixes the " + std::to_string(c.latent) + " latent dimensions to the top input components: "
+                "--latent " + std::to_string(c.latent) + " must not exceed --feature-pca " +
+                std::to_string(c.feature_pca));
+}
+
+std::vector<float> warm_start_points(const FeatureFile& features, const FeatureTransform& t,
+                                     const std::vector<size_t>& train, int d) {
+  const size_t n = features.count();
+  std::vector<size_t> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = i;
+  std::vector<float> z = component_scores([&](const size_t* index, int m, float* out) { features.gather(index, m, out); },
+                                          features.width(), all, t, d);
+  for (int k = 0; k < d; ++k) {  // standardised over the training particles, whatever the validation ones hold
+    double sum = 0, ss = 0;
+    for (size_t i : train) sum += z[i * size_t(d) + size_t(k)];
+    const double mean = sum / double(train.size());
+    for (size_t i : train) ss += (z[i * size_t(d) + size_t(k)] - mean) * (z[i * size_t(d) + size_t(k)] - mean);
+    const double sd = std::sqrt(ss / double(train.size()));
+    if (!(sd > 0))
+      throw Error("--warm-start: input component " + std::to_string(k + 1) +
+                  " is constant over the training particles, so it cannot start a latent dimension");
+    for (size_t i = 0; i < n; ++i)
+      z[i * size_t(d) + size_t(k)] = float((z[i * size_t(d) + size_t(k)] - mean) * (kWarmStartSd / sd));
+  }
+  return z;
+}
+
 Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianModel& neutral, const TrainConfig& config,
                  const std::string& run_dir)
     : p_(std::make_unique<Impl>(cx, cache, neutral, config, run_dir)) {
@@ -625,6 +665,7 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
                 " (at least 4 are needed): raise it, or give 0 for no validation");
   p_->feature_fallback = default_input_fallback(p_->c, G, train_.size());
   if (!p_->feature_fallback.empty()) log_info("train: " + p_->feature_fallback);
+  check_warm_start(c, false, p_->feature_fallback);
   if (c.feature_pca > 0 && (size_t(c.feature_pca) >= 5 * size_t(G) || size_t(c.feature_pca) >= train_.size()))
     throw Error("--feature-pca " + std::to_string(c.feature_pca) + " must be below the feature width (5 x " +
                 std::to_string(G) + " Gaussians) and the training particles (" + std::to_string(train_.size()) + ")");
@@ -679,6 +720,7 @@ void Trainer::set_fixed_latent(std::vector<float> z) {
                 std::to_string(p_->cache.count()) + " particles x " + std::to_string(p_->c.latent) + " dimensions");
   for (float v : z)
     if (!std::isfinite(v)) throw Error("the fixed latent points hold a value that is not finite");
+  check_warm_start(p_->c, true);
   fixed_ = std::move(z);
 }
 
@@ -849,6 +891,8 @@ void Trainer::prepare_features(bool resume) {
                         : fit_feature_pca(*features_, train_, p_->c.feature_pca, p_->c.feature_row_rms, p_->c.seed,
                                           p_->c.feature_pca_whiten);
   seconds_transform = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  // A function of the features and the components alone, so a resumed run recomputes the very same points.
+  if (p_->c.warm_start > 0) warm_ = warm_start_points(*features_, transform_, train_, p_->c.latent);
   seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -958,6 +1002,10 @@ bool Trainer::train(bool resume) {
                                             ", this command's is " + std::to_string(GB) + ": give --batch " +
                                             std::to_string(saved_global) + " / ranks"
                                       : std::string()));
+    const std::string warm_key = warm_.empty() ? "" : std::to_string(fnv1a(warm_));
+    if (ck.meta.value("warm_start_fnv", std::string()) != warm_key)
+      throw Error("cannot resume " + checkpoint_path() + ": the warm start's points (the top input components) "
+                  "differ from the ones it was trained on");
     const std::string fixed_key = fixed_.empty() ? "" : std::to_string(fnv1a(fixed_));
     const std::string saved_key = ck.meta.value("fixed_latent_fnv", std::string());
     if (saved_key != fixed_key)
@@ -1014,6 +1062,7 @@ bool Trainer::train(bool resume) {
     }
     if (!aligned_.empty()) ck.put_f32("aligned_origins", origins_f32(aligned_));
     if (!fixed_.empty()) ck.meta["fixed_latent_fnv"] = std::to_string(fnv1a(fixed_));
+    if (!warm_.empty()) ck.meta["warm_start_fnv"] = std::to_string(fnv1a(warm_));
     if (!p.ring_weights.empty()) {
       ck.put_f32("ring_weights", p.ring_weights);
       ck.meta["ring_count"] = p.ring_weights.size();
@@ -1027,6 +1076,11 @@ bool Trainer::train(bool resume) {
   };
 
   const size_t B = size_t(c.batch);
+  if (start_epoch < c.warm_start)
+    log_info("warm start: epochs " + std::to_string(start_epoch + 1) + "-" + std::to_string(c.warm_start) +
+             " train the decoder on each particle's top " + std::to_string(c.latent) +
+             " input components (each standardised to SD " + std::to_string(int(kWarmStartSd)) +
+             ") and fit the encoder to them; end to end from epoch " + std::to_string(c.warm_start + 1));
   // The remainder (< one global batch) waits for the next epoch's order.
   size_t total = size_t(std::max(0, c.epochs - start_epoch)) * (train_.size() / GB);
   total -= std::min(start_rows / GB, total);
@@ -1036,6 +1090,8 @@ bool Trainer::train(bool resume) {
   for (int e = start_epoch; e < c.epochs; ++e) {
     const auto t_epoch = std::chrono::steady_clock::now();
     Projector* projector = e < c.coarse_epochs ? coarse_projector.get() : full_projector.get();
+    // The decoder's given latent points this epoch (empty: the encoder's): --fixed-latent's, or the warm start's.
+    const std::vector<float>& given = e < c.warm_start ? warm_ : fixed_;
     const std::vector<uint64_t> order = epoch_order(train_, c.seed, uint64_t(e));
     std::vector<size_t> idx(B);
     // A run resumed with another rank count may restart mid-batch: its epoch's batches start `shift` later.
@@ -1082,7 +1138,7 @@ bool Trainer::train(bool resume) {
           cpu_tick = cpu_now;
         };
         b.load(*batcher_, *features_, idx.data(), int(B));
-        const float* fixed = b.load_fixed(fixed_, idx.data(), int(B), c.latent);
+        const float* fixed = b.load_fixed(given, idx.data(), int(B), c.latent);
         mark("load batch (features, particles, upload)");
         b.forward(*p.enc, *p.dec, int(B), nn::Mode::train, p.step, c.noise, c.seed, uint64_t(e), fixed);
         mark("encoder + decoder forward, parameters");
@@ -1159,7 +1215,7 @@ bool Trainer::train(bool resume) {
       for (size_t first = v0; first < v1; first += B) {
         const int m = int(std::min(B, v1 - first));
         b.load(*batcher_, *features_, val_.data() + first, m);
-        const float* fixed = b.load_fixed(fixed_, val_.data() + first, m, c.latent);
+        const float* fixed = b.load_fixed(given, val_.data() + first, m, c.latent);
         b.forward(*p.enc, *p.dec, m, nn::Mode::infer, p.step, 0.f, c.seed, uint64_t(e), fixed);
         b.project(*projector, m, false);
         train_ops::accumulate_loss(cx, b.score.data(), b.rowreg.data(), m, b.acc.data() + 2);
@@ -1183,8 +1239,8 @@ bool Trainer::train(bool resume) {
     }
     history_.back().seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     char line[200];
-    std::snprintf(line, sizeof line, "epoch %d/%d: loss %.5f (score %.4f)%s, %.0f particles/s", e + 1, c.epochs,
-                  r.train_loss, r.train_score,
+    std::snprintf(line, sizeof line, "epoch %d/%d%s: loss %.5f (score %.4f)%s, %.0f particles/s", e + 1, c.epochs,
+                  e < c.warm_start ? " (warm start)" : "", r.train_loss, r.train_score,
                   r.has_val ? (", validation loss " + std::to_string(r.val_loss)).c_str() : "",
                   particle_steps_per_s);
     last_extra = line;

@@ -119,9 +119,32 @@ struct TrainConfig {
   // positions, amplitudes, widths; docs/accuracy.md round 8): the others enter as zeros. Not with feature_pca.
   bool encoder_reads_positions = true, encoder_reads_amplitudes = true, encoder_reads_widths = true;
 
+  // A warm start (`--warm-start EPOCHS`; docs/accuracy.md round 10b): for the first warm_start epochs the latent
+  // is fixed to each particle's scores on the encoder's top `latent` input components (warm_start_points), the
+  // decoder trained on them with the usual latent noise and the encoder fitted to predict them (the
+  // --fixed-latent steps), then end to end as usual; so the decoder starts from points that hold the input's
+  // strongest signal directions at once instead of from a random encoder's. Needs components (feature_pca >=
+  // latent). 0: none.
+  int warm_start = 0;
+
   nlohmann::json to_json() const;  // everything but `movable` (stored as an array in the checkpoint)
   static TrainConfig from_json(const nlohmann::json& j);
 };
+
+// The warm start's points per dimension: standardised, then scaled to this SD, the scale of the default's trained
+// latent (per-dimension SD 0.6-3.3, RMS 2.01 over the 15 quick-benchmark runs of docs/accuracy.md round 9), so
+// the latent noise (SD 1) blurs them as it blurs the encoder's points.
+constexpr float kWarmStartSd = 2.f;
+
+// TrainConfig::warm_start against the run (c as it runs, after default_input_fallback, whose reason is
+// `fallback`; fixed_latent: --fixed-latent given): throws naming the option when it cannot run.
+void check_warm_start(const TrainConfig& c, bool fixed_latent, const std::string& fallback = "");
+
+// The warm start's latent points (TrainConfig::warm_start): every row of `features` (cache order) scored on the
+// transform's first d components (component_scores), each dimension centred and scaled to SD kWarmStartSd over
+// the training particles `train`: features.count() x d.
+std::vector<float> warm_start_points(const FeatureFile& features, const FeatureTransform& t,
+                                     const std::vector<size_t>& train, int d);
 
 // The published e2gmm recipe (DESIGN §1; `--preset paper`): the baseline the defaults are measured against.
 TrainConfig paper_recipe();
@@ -301,6 +324,7 @@ class Trainer {
   std::string poses_key_;  // FNV-1a of the poses given to use_poses (or of the aligned ones), "" for the cache's
   std::vector<ParticlePose> aligned_;  // config.align_shifts: the poses with their shifts aligned, cache order
   std::vector<float> fixed_;           // set_fixed_latent: n x latent, cache order (empty: the encoder's points)
+  std::vector<float> warm_;            // config.warm_start: the warm start's points, n x latent, cache order
 };
 
 }  // namespace cugmm

@@ -1,5 +1,6 @@
 // Round 8's two training options (docs/accuracy.md "Round 8: the lid"), end to end on a small lid-only set:
-// `train --fixed-latent` (the decoder trained on given latent points, the encoder fitted to them),
+// `train --fixed-latent` (the decoder trained on given latent points, the encoder fitted to them), and round
+// 10b's `train --warm-start` (the same steps on the top input components first),
 // `train --feature-split` (features and score from independent halves of each particle's coefficients) and
 // `train --encoder-reads` (which parameter kinds' feature columns the encoder reads).
 #include "train_data.h"
@@ -8,6 +9,7 @@
 #include "engine/feature_transform.h"
 #include "engine/particle_batch.h"
 #include "engine/particle_cache.h"
+#include "engine/evenodd.h"
 #include "engine/trainer.h"
 
 using namespace cugmm;
@@ -155,4 +157,58 @@ TEST_CASE("--feature-split: two disjoint Hermitian halves; embed builds its feat
     for (size_t c = 0; c < a.cols; ++c) worst = std::max(worst, std::abs(a(p, c) - e(p, c)));
   MESSAGE("embed vs train latent: largest difference " << worst);
   CHECK(worst < 1e-3);
+}
+
+TEST_CASE("--warm-start: the first epochs fix the latent to the top input components, standardised; the encoder learns them") {
+  DataSet d = lid_data();
+  const std::string flags = "--epochs 9 --batch 32 --latent 2 --feature-pca 8";
+  test::RunResult r = test::run(train_cmd(d, d.dir + "/warm", flags + " --warm-start 8"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "epoch 8/9 (warm start)"));
+  CHECK(!test::contains(r.out, "epoch 9/9 (warm start)"));
+  r = test::run(train_cmd(d, d.dir + "/cold", flags));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  // The points, here from the run's own feature rows and components in double: each row's scores on the top 2
+  // components, centred and scaled to SD kWarmStartSd over the training particles.
+  Context cx(Device::cpu);
+  const TrainedModel m = load_trained(d.dir + "/warm/model.ckpt", cx);
+  const FeatureFile f(d.dir + "/warm/features.cugmm-features", nlohmann::json());
+  const size_t n = f.count(), W = f.width(), K = size_t(m.transform.k);
+  REQUIRE(K == 8);
+  std::vector<size_t> train;
+  for (size_t i = 0; i < n; ++i)
+    if (!is_validation(i, m.config.val_fraction)) train.push_back(i);
+  std::vector<float> row(W);
+  Matrix want(n, 2);
+  for (size_t i = 0; i < n; ++i) {
+    f.gather(&i, 1, row.data());
+    for (size_t k = 0; k < 2; ++k) {
+      double s = 0;
+      for (size_t c = 0; c < W; ++c) s += double(row[c]) * m.transform.basis[c * K + k];
+      want(i, k) = s;
+    }
+  }
+  for (size_t k = 0; k < 2; ++k) {
+    double mean = 0, ss = 0;
+    for (size_t i : train) mean += want(i, k) / double(train.size());
+    for (size_t i : train) ss += (want(i, k) - mean) * (want(i, k) - mean) / double(train.size());
+    for (size_t i = 0; i < n; ++i) want(i, k) = (want(i, k) - mean) * kWarmStartSd / std::sqrt(ss);
+  }
+  const std::vector<float> got = warm_start_points(f, m.transform, train, 2);
+  REQUIRE(got.size() == n * 2);
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t k = 0; k < 2; ++k) worst = std::max(worst, std::abs(double(got[i * 2 + k]) - want(i, k)));
+  CHECK(worst < 1e-3);
+  // After 8 epochs fitted to them and one end to end, the encoder's latent still holds the points (a linear
+  // map of it explains them); the same training without the warm start takes other directions.
+  const double warm = variance_explained(want, read_latent(d.dir + "/warm/latent.txt")),
+               cold = variance_explained(want, read_latent(d.dir + "/cold/latent.txt"));
+  MESSAGE("the warm-start points' R^2 on the latent: warm start " << warm << ", without " << cold);
+  CHECK(warm > 0.8);
+  CHECK(warm > cold + 0.2);
+  std::ifstream in(d.dir + "/warm/run.json");
+  const nlohmann::json run = nlohmann::json::parse(in);
+  CHECK(run.at("warm_start").at("epochs") == 8);
+  CHECK(run.at("config").at("warm_start") == 8);
 }

@@ -235,6 +235,16 @@ TEST_CASE("bad inputs are refused before any work, with a message naming the pro
     CHECK_MESSAGE(test::contains(r.out, "CTF-premultiplied"), r.out);
     CHECK(!fs::exists(out));
   }
+  // --warm-start needs an end-to-end epoch after it, components to start from, and the latent points to itself.
+  refused("--batch 8 --val-fraction 0 --epochs 2 --warm-start 2", d.model, "--warm-start 2 must be below --epochs 2");
+  refused("--batch 8 --val-fraction 0 --epochs 2 --warm-start 1 --feature-pca 0", d.model, "needs an encoder input of components");
+  refused("--batch 8 --val-fraction 0 --epochs 2 --warm-start 1 --latent 9 --feature-pca 8", d.model, "must not exceed --feature-pca 8");
+  {
+    std::ofstream points(d.dir + "/points.txt");
+    for (int i = 0; i < 40; ++i) points << "0 0 0 0\n";
+  }
+  refused("--batch 8 --val-fraction 0 --epochs 2 --warm-start 1 --fixed-latent " + d.dir + "/points.txt", d.model,
+          "both fix the latent points");
   // A plan that cannot fit (16 layers of 16,384: ~70 GB of weights and Adam state) is refused with suggestions.
   refused("--batch 8 --val-fraction 0 --hidden 16384 --depth 16", d.model, "Try a smaller --batch, --bf16-moments");
 }
@@ -256,6 +266,35 @@ TEST_CASE("Ctrl-C stops at a batch boundary with a resumable checkpoint; the res
   REQUIRE_MESSAGE(r.status == 0, r.out);
   CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
   CHECK(file_bytes(a + "/particles.star") == file_bytes(b + "/particles.star"));
+}
+
+TEST_CASE("--warm-start: resumed inside the warm start (after Ctrl-C) and after it, the run equals a straight one") {
+  DataSet d = make_data("train_warm_resume", "linear", 160, 2.0);
+  const std::string a = d.dir + "/straight", b = d.dir + "/interrupted", c = d.dir + "/resumed";
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --feature-pca 8 --warm-start 30";
+  test::RunResult r = test::run("(" + train_cmd(d, b, opts + " --epochs 60") + " > int.log 2>&1) & pid=$!; "
+                                "while [ ! -f " + b + "/model.ckpt ]; do sleep 0.02; done; kill -INT $pid; wait $pid; "
+                                "echo rc=$?; cat int.log", d.dir);
+  REQUIRE_MESSAGE(test::contains(r.out, "rc=130"), r.out);
+  r = test::run(train_cmd(d, b, opts + " --epochs 60 --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK_MESSAGE(test::contains(r.out, "warm start: epochs"), r.out);  // it resumed inside the warm start
+  r = test::run(train_cmd(d, c, opts + " --epochs 31"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, c, opts + " --epochs 60 --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(test::contains(r.out, "resuming at epoch 32"));
+  CHECK(!test::contains(r.out, "warm start: epochs"));
+  r = test::run(train_cmd(d, a, opts + " --epochs 60"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(c + "/latent.txt"));
+  CHECK(file_bytes(a + "/particles.star") == file_bytes(c + "/particles.star"));
+  // Another warm start is other settings.
+  r = test::run(train_cmd(d, c, "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --feature-pca 8 --warm-start 20 "
+                                "--epochs 61 --resume"));
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "settings differ"));
 }
 
 TEST_CASE("a diverging run stops with a diagnosis and keeps the last good checkpoint") {

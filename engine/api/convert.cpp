@@ -61,6 +61,7 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.encoder_reads_amplitudes = j.at("encoder_reads_amplitudes");
   s.encoder_reads_widths = j.at("encoder_reads_widths");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
+  s.warm_start = j.at("warm_start");
   s.movable_gaussians.clear();
   for (size_t g = 0; g < c.movable.size(); ++g)
     if (c.movable[g]) s.movable_gaussians.push_back(int(g));
@@ -120,7 +121,8 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"input_dropout", s.input_dropout}, {"feature_split", s.feature_split},
           {"encoder_reads_positions", s.encoder_reads_positions},
           {"encoder_reads_amplitudes", s.encoder_reads_amplitudes}, {"encoder_reads_widths", s.encoder_reads_widths},
-          {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"frozen_gaussians", 0}};
+          {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"warm_start", s.warm_start},
+          {"frozen_gaussians", 0}};
 }
 
 TrainConfig to_config(const TrainSettings& s, int G) {
@@ -147,6 +149,7 @@ TrainConfig to_config(const TrainSettings& s, int G) {
   require_range("box", s.box, 0, 32768);
   require_range("coarse_epochs", s.coarse_epochs, 0, 100000);
   require_range("coarse_res", s.coarse_res, 0, 1e4, true);
+  require_range("warm_start", s.warm_start, 0, 100000);
   require_range("posterior_pairs", s.posterior_pairs, 1, 4096);
   require_range("posterior_width", s.posterior_width, 0, 100, true);
   if (s.minres > 0 && s.maxres > 0 && s.minres <= s.maxres)

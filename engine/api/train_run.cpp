@@ -109,7 +109,8 @@ MemoryPlan prepare_training(io::ParticleSet& set, io::GaussianModel& model, cons
   for (int y = -grid.box / 2; y < grid.box / 2; ++y)
     for (int x = 0; x <= grid.box / 2; ++x) band_est += (x * x + y * y <= maxring * maxring);
   TrainConfig planned = cfg;  // as the Trainer will run it
-  default_input_fallback(planned, int(model.size()), n_train);
+  const std::string fallback = default_input_fallback(planned, int(model.size()), n_train);
+  check_warm_start(planned, !rq.fixed_latent.empty(), fallback);
   return plan_memory(planned, int(model.size()), grid.box, band_est, n_all);
 }
 
@@ -205,6 +206,10 @@ TrainOutcome run_training(Context& cx, const io::ParticleSet& set, const io::Gau
   run["model"] = fs::absolute(rq.model_source.empty() ? neutral_path : rq.model_source).string();
   if (!rq.poses_from.empty()) run["poses_from"] = fs::absolute(rq.poses_from).string();
   if (!rq.fixed_latent.empty()) run["fixed_latent"] = fs::absolute(rq.fixed_latent).string();
+  if (cfg.warm_start > 0)  // TrainConfig::warm_start
+    run["warm_start"] = {{"epochs", cfg.warm_start}, {"components", cfg.latent}, {"sd", kWarmStartSd},
+                         {"points", "each particle's scores on the encoder's top input components, standardised over "
+                                    "the training particles; the decoder trained on them, the encoder fitted to them"}};
   run["config"] = trainer.config().to_json();  // as run: after the dense-whitening fallback
   if (!trainer.feature_fallback().empty()) run["feature_fallback"] = trainer.feature_fallback();
   if (!cfg.movable.empty()) {

@@ -54,6 +54,8 @@ struct TrainSettings {
                                     // score from the odd half
   bool encoder_reads_positions, encoder_reads_amplitudes, encoder_reads_widths;  // `--encoder-reads`: the
                                     // kinds whose feature columns the encoder reads (not with feature_pca)
+  int warm_start;                   // `--warm-start`: epochs with the latent fixed to the top input components
+                                    // first (0: none; below epochs, latent <= feature_pca, no fixed_latent)
   std::string symmetry;             // `--sym`: C1 (none), Cn, Dn, T, O, I, I1-I4; with no movable_gaussians the
                                     // first asymmetric unit moves
   int box;                          // train on particles Fourier-cropped to this box (0: their own)
