@@ -19,6 +19,7 @@ BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_
   p.band = &band;
   p.ring_weight = score_ring_weights(band, ring_weights);
   p.pooled = pooled;
+  for (const auto& k : band.ctf_points) p.ctf_points.push_back({float(k.k2), float(k.cos2), float(k.sin2)});
   for (size_t b = 0; b < band.size(); ++b) {
     p.kx_max = std::max(p.kx_max, int(band.kx[b]));
     if (band.kx[b] == 0) p.rows.push_back({band.ky[b], int(b), 0});
@@ -53,6 +54,12 @@ CUGMM_TARGET_AVX2 void gather_avx2(const CallPlan<float>& call, int g, const flo
                             const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py) {
   proj::splat_gather(call, g, a, s, pixel, n, img, ws, v_a, v_s, v_px, v_py);
 }
+CUGMM_TARGET_AVX512 void ctf_avx512(const BandPlan& plan, const View<float>& view, float* out) {
+  proj::ctf_fill(plan, view, out);
+}
+CUGMM_TARGET_AVX2 void ctf_avx2(const BandPlan& plan, const View<float>& view, float* out) {
+  proj::ctf_fill(plan, view, out);
+}
 }  // namespace
 #endif
 
@@ -68,6 +75,17 @@ void splat_prepare_f32(const CallPlan<float>& call, int g_count, const float* a,
   }
 #endif
   splat_prepare(call, g_count, a, s, pixel, box, ws);
+}
+
+void ctf_fill_f32(const BandPlan& plan, const View<float>& view, float* out) {
+#ifdef CUGMM_DISPATCH_SIMD
+  switch (simd_level()) {
+    case Simd::avx512: return ctf_avx512(plan, view, out);
+    case Simd::avx2: return ctf_avx2(plan, view, out);
+    case Simd::base: break;
+  }
+#endif
+  ctf_fill(plan, view, out);
 }
 
 void splat_fill_f32(const Workspace<float>& ws, int g_count, int n, float* img) {

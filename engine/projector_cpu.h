@@ -14,6 +14,7 @@
 #include "kernels/ctf.h"
 #include "kernels/frc.h"
 #include "kernels/gaussian_projection.h"
+#include "kernels/poly_math.h"
 
 // Forces inlining, so that a caller compiled for another target (projector_cpu.cpp) gets the body compiled for it.
 #if defined(__GNUC__)
@@ -54,6 +55,7 @@ struct BandPlan {
   std::vector<Row> rows;
   std::vector<float> ring_weight;  // v_r of the score, per ring (score_ring_weights)
   bool pooled = false;             // ProjectorOptions::pooled: v_r weights coefficients of one pooled correlation
+  std::vector<CtfBandPoint<float>> ctf_points;  // band.ctf_points in float (ctf_fill's vector loads)
 };
 BandPlan make_band_plan(const FourierBand& band, const std::vector<float>& ring_weights = {}, bool pooled = false);
 
@@ -272,19 +274,34 @@ CUGMM_ALWAYS_INLINE inline void splat_prepare(const CallPlan<T>& call, int g_cou
   // Each profile is a chain of dependent multiplies (ProfileWalk): walked one at a time, they wait on the
   // multiply latency. kWalks Gaussians walk their first kRowLong steps side by side (one vector lane each), a
   // longer line continues alone from where its lane stopped: every value is the same product in the same
-  // order as splat_row's. The y profiles stay in the lanes' layout (fill and gather read them one value per
-  // row), so only the x profiles are transposed.
+  // order as ProfileWalk::next's. Its three starting exponentials are evaluated side by side too, in float
+  // by exp_poly (libm's expf, a call per value, was 7% of the projection). The y profiles stay in the lanes'
+  // layout (fill and gather read them one value per row), so only the x profiles are transposed.
+  // Why not one exp per pixel, which vectorises along a line? Its rounding errors are independent from pixel
+  // to pixel, and the widening correction (up to ~2e4 at Nyquist) amplifies exactly that high-frequency
+  // content: the width gradients of a widened batch came out several times further from the double-precision
+  // pipeline (test_projector's batch case failed its 2e-3); the recurrence's errors are smooth along a line.
   constexpr int kWalks = kProfileLanes;
   for (int j0 = 0; j0 < g_count; j0 += kWalks) {
     const int nw = std::min(kWalks, g_count - j0);
     for (int axis = 0; axis < 2; ++axis) {
-      T gv[kWalks] = {}, rv[kWalks] = {}, qv[kWalks] = {};
+      T e0[kWalks] = {}, e1[kWalks] = {}, e2[kWalks] = {};  // the exponents of ProfileWalk's g, r, q
       for (int l = 0; l < nw; ++l) {
         const Splat<T>& g = ws.splats[j0 + l];
-        const ProfileWalk<T> w(axis ? g.uy : g.ux, g.sigma, axis ? g.y0 : g.x0);
-        gv[l] = w.g;
-        rv[l] = w.r;
-        qv[l] = w.q;
+        ProfileWalk<T>::exponents(axis ? g.uy : g.ux, g.sigma, axis ? g.y0 : g.x0, e0[l], e1[l], e2[l]);
+      }
+      T gv[kWalks], rv[kWalks], qv[kWalks];
+#pragma omp simd
+      for (int l = 0; l < kWalks; ++l) {
+        if constexpr (std::is_same<T, float>::value) {
+          gv[l] = exp_poly(e0[l]);
+          rv[l] = exp_poly(e1[l]);
+          qv[l] = exp_poly(e2[l]);
+        } else {
+          gv[l] = std::exp(e0[l]);
+          rv[l] = std::exp(e1[l]);
+          qv[l] = std::exp(e2[l]);
+        }
       }
       T walk[kRowLong][kWalks];
       for (int i = 0; i < kRowLong; ++i)
@@ -449,6 +466,30 @@ void splat_fill_f32(const Workspace<float>& ws, int g_count, int n, float* img);
 void splat_gather_f32(const CallPlan<float>& call, int g_count, const float* a, const float* s, float pixel, int n,
                       const float* img, Workspace<float>& ws, float* v_a, float* v_s, float* v_px, float* v_py);
 
+// The CTF of one particle at every band coefficient (ctf_model_factor), in float with sin and exp from
+// kernels/poly_math.h: libm's sinf per coefficient was 8-9% of the projection; the loop vectorises.
+CUGMM_ALWAYS_INLINE inline void ctf_fill(const BandPlan& plan, const View<float>& view, float* __restrict out) {
+  const size_t nb = plan.ctf_points.size();
+  if (view.ctf_mode == CtfMode::none) {
+    std::fill(out, out + nb, 1.f);
+    return;
+  }
+  const CtfConsts<float> c = view.ctf;
+  const CtfAngle2<float> angle2 = ctf_angle2(c);
+  const CtfBandPoint<float>* pts = plan.ctf_points.data();
+  // (no omp simd: it would privatise k as an array per lane and give up; the auto-vectoriser takes it)
+  for (size_t b = 0; b < nb; ++b) {
+    const CtfBandPoint<float> k = pts[b];
+    const float env = exp_poly(-c.bfac_quarter * k.k2);  // 1 without a B-factor
+    const float v = ctf_from_sine(c, sin_poly(ctf_gamma_at(c, angle2, k)), env);
+    out[b] = v;
+  }
+  // ctf_apply_mode, outside the loop above: its branches keep the compiler from vectorising it.
+  if (view.ctf_mode == CtfMode::phase_flipped)
+    for (size_t b = 0; b < nb; ++b) out[b] = std::fabs(out[b]);
+}
+void ctf_fill_f32(const BandPlan& plan, const View<float>& view, float* out);
+
 template <class T, class Fft>
 void splat_forward(const BandPlan& plan, const CallPlan<T>& call, int g_count, const T* a, const T* s,
                    Workspace<T>& ws, const Fft& fft) {
@@ -518,10 +559,14 @@ void model_particle(const BandPlan& plan, const CallPlan<T>& call, int num_gauss
   ws.land.resize(G);
   for (int j = 0; j < G; ++j) ws.land[j] = land(view.rotation, x[j], y[j], z[j], view.origin_x, view.origin_y);
   ws.ctf.resize(nb);
-  const CtfAngle2<T> angle2 = ctf_angle2(view.ctf);
-  for (size_t b = 0; b < nb; ++b) {
-    const CtfBandPoint<double>& k = band.ctf_points[b];
-    ws.ctf[b] = ctf_model_factor(view.ctf, angle2, CtfBandPoint<T>{T(k.k2), T(k.cos2), T(k.sin2)}, view.ctf_mode);
+  if constexpr (std::is_same<T, float>::value)
+    proj::ctf_fill_f32(plan, view, ws.ctf.data());
+  else {
+    const CtfAngle2<T> angle2 = ctf_angle2(view.ctf);
+    for (size_t b = 0; b < nb; ++b) {
+      const CtfBandPoint<double>& k = band.ctf_points[b];
+      ws.ctf[b] = ctf_model_factor(view.ctf, angle2, CtfBandPoint<T>{T(k.k2), T(k.cos2), T(k.sin2)}, view.ctf_mode);
+    }
   }
 
   ws.model.resize(nb);

@@ -98,12 +98,22 @@ CUGMM_HD CtfAngle2<T> ctf_angle2(const CtfConsts<T>& c) {
   return {std::cos(2 * c.angle), std::sin(2 * c.angle)};
 }
 
+// ctf_value_at in its parts, so that a CPU loop can take sin and exp from kernels/poly_math.h (vectorised):
+// the phase gamma, and the CTF from sin(gamma) and the envelope exp(-B |k|^2 / 4).
+template <class T>
+CUGMM_HD T ctf_gamma_at(const CtfConsts<T>& c, CtfAngle2<T> a, const CtfBandPoint<T>& k) {
+  T defocus = c.def_avg + c.def_dev * (k.cos2 * a.cos2 + k.sin2 * a.sin2);
+  return -c.k1 * defocus * k.k2 + c.k2 * k.k2 * k.k2 - c.offset;
+}
+template <class T>
+CUGMM_HD T ctf_from_sine(const CtfConsts<T>& c, T sin_gamma, T envelope) {
+  return -c.scale * sin_gamma * envelope;
+}
+
 template <class T>
 CUGMM_HD T ctf_value_at(const CtfConsts<T>& c, CtfAngle2<T> a, const CtfBandPoint<T>& k) {
-  T defocus = c.def_avg + c.def_dev * (k.cos2 * a.cos2 + k.sin2 * a.sin2);
-  T gamma = -c.k1 * defocus * k.k2 + c.k2 * k.k2 * k.k2 - c.offset;
   T env = c.bfac_quarter != 0 ? std::exp(-c.bfac_quarter * k.k2) : T(1);
-  return -c.scale * std::sin(gamma) * env;
+  return ctf_from_sine(c, std::sin(ctf_gamma_at(c, a, k)), env);
 }
 
 template <class T>

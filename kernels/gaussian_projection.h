@@ -157,11 +157,19 @@ template <class T>
 struct ProfileWalk {
   T g, r, q;
   CUGMM_HD ProfileWalk(T u, T sigma, int i0) {
+    T eg, er, eq;
+    exponents(u, sigma, i0, eg, er, eq);
+    g = std::exp(eg);
+    r = std::exp(er);
+    q = std::exp(eq);
+  }
+  // The logarithms of g, r, q at the line's start (the CPU evaluates them for many lines side by side).
+  CUGMM_HD static void exponents(T u, T sigma, int i0, T& eg, T& er, T& eq) {
     T inv = 1 / (2 * sigma * sigma);
     T d = T(i0) - u;
-    g = std::exp(-d * d * inv);
-    r = std::exp(-(2 * d + 1) * inv);
-    q = std::exp(-2 * inv);
+    eg = -d * d * inv;
+    er = -(2 * d + 1) * inv;
+    eq = -2 * inv;
   }
   CUGMM_HD T next() {
     T v = g;
@@ -170,12 +178,6 @@ struct ProfileWalk {
     return v;
   }
 };
-
-template <class T>
-CUGMM_HD void splat_row(T u, T sigma, int i0, int n, T* out) {
-  ProfileWalk<T> w(u, sigma, i0);
-  for (int i = 0; i < n; ++i) out[i] = w.next();
-}
 
 // The footprint sums splat_vjp needs, built one footprint line at a time: along a line at offset d (pixels
 // from the centre, across the line) with profile value g there, the inner sums over the line's pixels of R

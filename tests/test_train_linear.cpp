@@ -4,6 +4,8 @@
 // posterior-mean latent (engine/latent_posterior.h, issue 14): against the truth, encoder points deliberately
 // spoiled and pulled back by the likelihood (what no implementation that ignores the data can do), the same
 // result whatever the thread count and batch.
+#include <Eigen/Dense>
+
 #include "core/context.h"
 #include "core/threads.h"
 #include "engine/latent_posterior.h"
@@ -108,24 +110,69 @@ double motion_score(const std::vector<float>& z, int dim, const std::vector<doub
   return linear_motion_score(Matrix(z.size() / size_t(dim), size_t(dim), std::vector<double>(z.begin(), z.end())), truth);
 }
 
+// The truth as the encoder's points hold it linearly: t ~ b . z + c, least squares on the encoder's points
+// (b, then c). Other points of the same latent space (the posterior's) are read with the same b and c, so the
+// comparison does not depend on which latent axis the motion landed on (PC1's Spearman does: below).
+std::vector<double> fit_readout(const std::vector<float>& z, int dim, const std::vector<double>& truth) {
+  Eigen::MatrixXd a(Eigen::Index(truth.size()), dim + 1);
+  Eigen::VectorXd t(Eigen::Index(truth.size()));
+  for (size_t i = 0; i < truth.size(); ++i) {
+    for (int j = 0; j < dim; ++j) a(Eigen::Index(i), j) = z[i * size_t(dim) + size_t(j)];
+    a(Eigen::Index(i), dim) = 1;
+    t(Eigen::Index(i)) = truth[i];
+  }
+  const Eigen::VectorXd b = a.colPivHouseholderQr().solve(t);
+  return std::vector<double>(b.data(), b.data() + b.size());
+}
+
+// Mean squared error of that read-out on points z.
+double readout_error(const std::vector<double>& b, const std::vector<float>& z, int dim, const std::vector<double>& truth) {
+  double s = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    double e = b[size_t(dim)] - truth[i];
+    for (int j = 0; j < dim; ++j) e += b[size_t(j)] * z[i * size_t(dim) + size_t(j)];
+    s += e * e;
+  }
+  return s / double(truth.size());
+}
+
+// Mean squared distance between two point sets in the prior's units ((u - v)' Sigma^-1 (u - v)).
+double prior_distance2(const GaussianPrior& pr, const std::vector<float>& u, const std::vector<float>& v) {
+  double s = 0;
+  for (size_t i = 0; i < u.size() / 2; ++i) {
+    const double x = u[2 * i] - v[2 * i], y = u[2 * i + 1] - v[2 * i + 1];
+    s += x * x * pr.inv[0] + 2 * x * y * pr.inv[1] + y * y * pr.inv[3];
+  }
+  return s / double(u.size() / 2);
+}
+
 }  // namespace
 
-TEST_CASE("the posterior-mean latent (train --latent-estimate posterior): against the truth, spoiled encoder points recovered, deterministic") {
+TEST_CASE("the posterior-mean latent (train --latent-estimate posterior): nearer the truth than the encoder's points, spoiled points pulled back, not overconfident, deterministic") {
   const DataSet& d = linear_run();
   const std::string run = d.dir + "/run";
   const std::vector<double> truth = truth_of(d);
   const std::vector<float> enc = read_latent_txt(run + "/latent_encoder.txt", 2), post = read_latent_txt(run + "/latent.txt", 2);
-  const double s_enc = motion_score(enc, 2, truth), s_post = motion_score(post, 2, truth);
-  MESSAGE("|Spearman(PC1, truth)|: encoder " << s_enc << ", posterior mean " << s_post);
-  // Measured (CPU, bit-reproducible): encoder 0.689, posterior 0.732 with the defaults of docs/accuracy.md
-  // round 5 (0.615 / 0.601 on the branch that introduced them, before the merged pose refinement and projector
-  // changes moved the aligned shifts' last bits; issue 13's defaults: 0.782 -> 0.852). The posterior mean must
-  // not lose much to the encoder's points; what shows the likelihood at work is the recovery of spoiled points
-  // below (0.531 -> 0.655).
-  CHECK(s_post > s_enc - 0.03);
+  const double s_post = motion_score(post, 2, truth);
+  MESSAGE("|Spearman(PC1, truth)|: encoder " << motion_score(enc, 2, truth) << ", posterior mean " << s_post);
+  // Training is chaotic: a change in the last bits anywhere (a vectorised sine in the projector) lands it
+  // elsewhere, so these checks are relative to the same run's encoder points, and their thresholds sit between
+  // the spread measured over training runs (this case with `--seed` 1-4 and libm's sine and exponentials in the
+  // projector, 1, 2 and 5 with kernels/poly_math.h's; issue 13 §4) and the same runs with K sabotaged (x 0,
+  // x 0.1, x 10). PC1's Spearman above is only reported: it follows the order of the latent axes' variances,
+  // and on seeds 2 and 3 the motion landed on the second axis (encoder 0.148, 0.142 against 0.756 on seed 1)
+  // with the same read-out error (20.9, 22.7 against 20.8); the posterior's points then scored 0.78 and 0.03.
+  const std::vector<double> readout = fit_readout(enc, 2, truth);
+  const double e_enc = readout_error(readout, enc, 2, truth), e_post = readout_error(readout, post, 2, truth);
+  MESSAGE("truth read-out error: encoder points " << e_enc << ", posterior mean " << e_post << " (ratio "
+                                                   << e_post / e_enc << ")");
+  // Measured ratio 0.86-0.93 (the posterior is nearer); a posterior that ignores the likelihood (K = 0)
+  // 1.24-1.37, K / 10 1.20-1.30.
+  CHECK(e_post < 1.1 * e_enc);
 
-  // Spoiled encoder points: each moved by noise of 0.7 prior SDs. The likelihood must pull them back
-  // towards the truth; a posterior that ignored the data (or mis-weighted it) would keep the noise.
+  // Spoiled encoder points: each moved by noise of 0.7 prior SDs, three times over. The likelihood must pull
+  // them back towards the truth; a posterior that ignored the data (or weighted it 10x too little) keeps most
+  // of the noise. Recovery: the fraction of the read-out error the spoiling added that the posterior removes.
   Context cx(Device::cpu);
   const TrainedModel m = load_trained(run + "/model.ckpt", cx);
   ParticleCache cache(run + "/particles.cugmm-cache");
@@ -142,19 +189,37 @@ TEST_CASE("the posterior-mean latent (train --latent-estimate posterior): agains
     batcher.set_poses(poses);
   }
   const GaussianPrior pr = fit_gaussian_prior(enc, 2);
-  std::mt19937 rng(9);
-  std::normal_distribution<double> g;
-  std::vector<float> spoiled = enc;
-  for (size_t i = 0; i < spoiled.size() / 2; ++i) {
-    const double a = g(rng), b = g(rng);
-    spoiled[2 * i] += float(0.7 * (pr.chol[0] * a));
-    spoiled[2 * i + 1] += float(0.7 * (pr.chol[2] * a + pr.chol[3] * b));
-  }
   PosteriorOptions o;
-  const PosteriorLatent back = posterior_latent(m, cx, batcher, spoiled, o);
-  const double s_spoiled = motion_score(spoiled, 2, truth), s_back = motion_score(back.mean, 2, truth);
-  MESSAGE("spoiled encoder points " << s_spoiled << ", their posterior mean " << s_back << " (K " << back.scale << ")");
-  CHECK(s_back > s_spoiled + 0.1);
+  double recovered = 0, spoiling = 0;
+  for (unsigned seed : {9u, 10u, 11u}) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> g;
+    std::vector<float> spoiled = enc;
+    for (size_t i = 0; i < spoiled.size() / 2; ++i) {
+      const double a = g(rng), b = g(rng);
+      spoiled[2 * i] += float(0.7 * (pr.chol[0] * a));
+      spoiled[2 * i + 1] += float(0.7 * (pr.chol[2] * a + pr.chol[3] * b));
+    }
+    const PosteriorLatent back = posterior_latent(m, cx, batcher, spoiled, o);
+    const double e_spoiled = readout_error(readout, spoiled, 2, truth), e_back = readout_error(readout, back.mean, 2, truth);
+    const double fraction = (e_spoiled - e_back) / (e_spoiled - e_enc);
+    MESSAGE("spoiling " << seed << ": read-out error " << e_spoiled << ", their posterior mean " << e_back
+                        << " (recovered " << fraction << " of the spoiling; K " << back.scale << ")");
+    recovered += fraction / 3;
+    spoiling += prior_distance2(pr, spoiled, enc) / 3;
+  }
+  MESSAGE("recovered on average " << recovered);
+  // Measured 0.69-0.82 (single spoilings 0.63-0.91); K = 0 -0.08-0.12, K / 10 0.05-0.22.
+  CHECK(recovered > 0.45);
+
+  // Not overconfident: the posterior mean of the encoder's own points moves them by a small part of the
+  // spoiling. With K 10x too large each point jumps to its best-scoring candidate (the noise in its score
+  // decides), and the read-out checks above cannot see it: on this data a sharper posterior reads the truth
+  // as well or better (K x 10: ratio 0.90-0.91, recovered 1.02-1.10).
+  const double moved = prior_distance2(pr, post, enc) / spoiling;
+  MESSAGE("posterior mean's move from the encoder's points: " << moved << " of the spoiling (mean squared, prior units)");
+  // Measured 0.16-0.22; K x 10 0.45-0.58 (and K = 0, shrinking towards the prior's mean, 0.36-0.41).
+  CHECK(moved < 0.3);
 
   // Deterministic: the same posterior whatever the threads and the batch (Philox keyed by particle index,
   // the decoder's rows and the projector's particles independent of their neighbours).
@@ -170,4 +235,3 @@ TEST_CASE("the posterior-mean latent (train --latent-estimate posterior): agains
   CHECK(one.mean == two.mean);
   CHECK(motion_score(one.mean, 2, truth) == doctest::Approx(s_post).epsilon(0.02));  // what train wrote
 }
-
