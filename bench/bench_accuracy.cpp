@@ -15,12 +15,15 @@
 //   bench_accuracy [--quick|--full] [--systems linear,rotation,composition,two-motions,small-part,FILE.json]
 //                  [--config NAME="train flags"]... [--no-defaults] [--no-paper] [--seeds 3] [--first-seed 1]
 //                  [--epochs 20] [--threads N] [--fit-flags "..."] [--work DIR] [--keep] [--reuse-runs]
-//                  [--out bench_accuracy.json] [--cugmm PATH]
+//                  [--out bench_accuracy.json] [--cugmm PATH] [--score-only]
 // Data sets and neutral models are reused when DIR already holds them for the same options (so configurations
 // can be added to an earlier run); each training is run again, unless --reuse-runs: then a kept training whose
 // record (run_NAME/bench_run.json: flags, epochs, seed, threads) matches is scored again with its recorded time,
 // so seeds run as separate invocations (--first-seed 2 --seeds 2, in parallel or later) are put together by
-// one more (--seeds 3 --reuse-runs) that trains nothing. --threads N is passed to every cugmm command.
+// one more (--seeds 3 --reuse-runs) that trains nothing. --score-only runs no cugmm command at all: it scores
+// the kept data sets and trainings, leaves out (and names) a configuration with no kept training, and stops at
+// a data set not prepared, so a partial run (hours at --full) is reported as it stands. --threads N is passed
+// to every cugmm command.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -55,6 +58,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> configs;  // name, train flags
   std::string fit_flags, work = "bench_accuracy_work", out = "bench_accuracy.json", cugmm;
   std::string size = "quick";
+  bool score_only = false;  // run nothing: score what DIR holds
 };
 
 std::string quote(const std::string& s) {
@@ -124,6 +128,7 @@ std::string prepare_data(const Options& o, const std::string& system, double snr
                                {"fit_flags", o.fit_flags}};
   const std::string record = dir + "/data_record.json";
   if (fs::exists(record) && read_json(record) == want) return dir;
+  if (o.score_only) throw Error("--score-only: " + dir + " holds no data set prepared with these options");
   fs::remove_all(dir);
   fs::create_directories(dir);
   char args[1024];
@@ -172,6 +177,7 @@ int main(int argc, char** argv) {
       else if (a == "--first-seed") o.first_seed = std::stoi(next());
       else if (a == "--threads") o.threads = std::stoi(next());
       else if (a == "--reuse-runs") reuse_runs = true;
+      else if (a == "--score-only") o.score_only = reuse_runs = true;
       else if (a == "--reference-particles") o.ref_particles = std::stoi(next());
       else if (a == "--config") {
         const std::string c = next();
@@ -253,6 +259,10 @@ int main(int argc, char** argv) {
             if (reuse_runs && fs::exists(run + "/bench_run.json") && fs::exists(run + "/latent.txt")) {
               const nlohmann::json had = read_json(run + "/bench_run.json");
               if (had.at("record") == run_want) t = {had.at("seconds").get<double>(), had.at("cpu_seconds").get<double>()};
+            }
+            if (std::isnan(t.wall) && o.score_only) {
+              std::printf("  %-12s not run (no kept training matching this configuration)\n", name.c_str());
+              continue;
             }
             if (std::isnan(t.wall)) {
               fs::remove_all(run);
