@@ -2,10 +2,7 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cerrno>
-#include <fstream>
 #include <cstring>
 
 #include "core/error.h"
@@ -26,22 +23,6 @@ size_t input_file_size(const std::string& path) {
     throw InputError(path, "", std::string("not a regular file (") + what + ")");
   }
   return size_t(s.st_size);
-}
-
-void require_pdb_record_names(const std::string& path) {
-  std::string ext = path.substr(path.find_last_of('.') == std::string::npos ? path.size() : path.find_last_of('.'));
-  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (ext == ".cif" || ext == ".mmcif") return;
-  input_file_size(path);
-  std::ifstream f(path, std::ios::binary);
-  std::string line;
-  for (size_t n = 1; std::getline(f, line); ++n)
-    for (size_t i = 0; i < std::min<size_t>(6, line.size()); ++i) {
-      const unsigned char c = static_cast<unsigned char>(line[i]);
-      if ((c < 0x20 && c != '\t' && c != '\r') || c > 0x7e)
-        throw InputError(path, "line " + std::to_string(n),
-                         "record name '" + excerpt(line.substr(0, 6)) + "' is not plain text: not a PDB file");
-    }
 }
 
 std::string excerpt(std::string_view text, size_t max) {

@@ -12,11 +12,6 @@ namespace cugmm::io {
 // not a regular file (saying what it is instead).
 size_t input_file_size(const std::string& path);
 
-// A PDB file's record names (columns 1-6 of every line) must be printable ASCII: gemmi's PDB reader turns
-// them into an integer id with shifts that are undefined for bytes above 0x7f (found by fuzzing). Throws
-// InputError naming the line. Files that are not PDB by extension (.cif, .mmcif) are left to their parser.
-void require_pdb_record_names(const std::string& path);
-
 // Text from an input for an error message: non-printable bytes escaped (\x00), at most `max` characters
 // kept and the rest counted, so a message never echoes binary or megabytes of input.
 std::string excerpt(std::string_view text, size_t max = 64);

@@ -19,6 +19,7 @@
 #include "io/atomic_file.h"
 #include "io/model.h"
 #include "io/model_frame.h"
+#include "io/structure_read.h"
 
 namespace cugmm::io {
 
@@ -130,13 +131,7 @@ GaussianModel read_pseudo_atoms(const std::string& path, int box_size, double pi
   if (box_size <= 0 || !(pixel_size > 0))
     throw InputError(path, "", "pseudo-atoms are in the map frame: reading them needs the box size and pixel size");
   if (!std::filesystem::is_regular_file(path)) throw InputError(path, "", "cannot open");
-  require_pdb_record_names(path);  // before gemmi: see io/input_file.h
-  gemmi::Structure st;
-  try {
-    st = gemmi::read_structure_file(path);
-  } catch (const std::exception& e) {
-    throw InputError(path, "", std::string("not a readable PDB/mmCIF file: ") + e.what());
-  }
+  const gemmi::Structure st = read_coordinate_records(path);
   if (st.models.empty()) throw InputError(path, "", "no atoms");
   GaussianModel m;
   m.box_size = box_size, m.pixel_size = pixel_size;

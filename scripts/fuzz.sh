@@ -47,7 +47,11 @@ for t in "${targets[@]}"; do
   found=$(ls "$build/crashes" | grep -c "^$t-" || true)
   [ -z "$took" ] && took=$secs
   printf '%-16s %8s %12s %8s %s\n' "$t" "$took" "$execs" "$size" "$found"
-  if [ "$found" != 0 ] || grep -qE 'ERROR: (AddressSanitizer|libFuzzer)|runtime error:' "$log"; then status=1; fi
+  if [ "$found" != 0 ] || grep -qE 'ERROR: (AddressSanitizer|libFuzzer)|runtime error:' "$log"; then
+    status=1
+    # What was found, in the output itself: CI keeps its output, not build-fuzz/.
+    grep -m1 -A8 -E 'ERROR: (AddressSanitizer|libFuzzer)|runtime error:' "$log" | sed "s/^/  $t: /" >&2 || true
+  fi
 done
 [ $status -eq 0 ] || echo "fuzz: findings under $build/crashes (logs in $build/logs)" >&2
 exit $status

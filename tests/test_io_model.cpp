@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "io/atoms.h"
 #include "io/model.h"
 #include "support.h"
 
@@ -219,6 +220,34 @@ TEST_CASE("bad pseudo-atom files are InputErrors naming the file and atom") {
   test::write_text(dir + "/empty.pdb", "REMARK nothing here\nEND\n");
   CHECK(contains(input_error([&] { read_pseudo_atoms(dir + "/empty.pdb", 32, 1.0); }), "no atoms"));
   CHECK(contains(input_error([&] { read_pseudo_atoms(dir + "/none.pdb", 32, 1.0); }), "cannot open"));
+}
+
+TEST_CASE("coordinate files: integers too large for gemmi are InputErrors; header records never reach it") {
+  // Found by fuzzing: gemmi parses _atom_site.id and DBREF2's ten-digit fields with signed overflow.
+  std::string dir = test::scratch_dir("io_model_overflow");
+  const std::string site = "data_x\nloop_\n_atom_site.group_PDB\n_atom_site.id\n_atom_site.type_symbol\n"
+                           "_atom_site.label_atom_id\n_atom_site.label_alt_id\n_atom_site.label_comp_id\n"
+                           "_atom_site.label_asym_id\n_atom_site.label_seq_id\n_atom_site.auth_seq_id\n_atom_site.Cartn_x\n_atom_site.Cartn_y\n_atom_site.Cartn_z\n"
+                           "_atom_site.occupancy\n_atom_site.B_iso_or_equiv\n";
+  test::write_text(dir + "/ok.cif", site + "HETATM 1 C C . GAU A 1 1 10 11 12 1 5\nHETATM 2 C C . GAU A 2 2 13 11 12 1 5\n");
+  CHECK(read_pseudo_atoms(dir + "/ok.cif", 32, 1.0).size() == 2);
+  test::write_text(dir + "/big_id.cif", site + "HETATM 1 C C . GAU A 1 1 10 11 12 1 5\n"
+                                               "HETATM 77777777777 C C . GAU A 2 2 13 11 12 1 5\n");
+  std::string e = input_error([&] { read_pseudo_atoms(dir + "/big_id.cif", 32, 1.0); });
+  CHECK(contains(e, "big_id.cif"));
+  CHECK(contains(e, "_atom_site.id (row 2)"));
+  CHECK(contains(e, "too large"));
+  test::write_text(dir + "/big_seq.cif", site + "HETATM 1 C C . GAU A -3000000000 1 10 11 12 1 5\n");
+  CHECK(contains(input_error([&] { read_atoms(dir + "/big_seq.cif"); }), "_atom_site.label_seq_id (row 1)"));
+  // A DBREF2 record with an 11-digit sequence number is a header record: not read, the atoms are.
+  test::write_text(dir + "/dbref.pdb",
+                   "DBREF2 1ABC A     P12345                        99999999999  99999999999\n"
+                   "HETATM    1  C   GAU A   1      10.000  11.000  12.000  1.00  5.00           C\n");
+  CHECK(read_pseudo_atoms(dir + "/dbref.pdb", 32, 1.0).size() == 1);
+  test::write_text(dir + "/binary.pdb", "\xff\xfe" "ATOM\n");
+  CHECK(contains(input_error([&] { read_pseudo_atoms(dir + "/binary.pdb", 32, 1.0); }), "not plain text"));
+  test::write_text(dir + "/model.xyz", "C 0 0 0\n");
+  CHECK(contains(input_error([&] { read_atoms(dir + "/model.xyz"); }), "not a PDB"));
 }
 
 TEST_CASE("ChimeraX markers: map-frame centres, radius 2 s; arrows only past min_length, coloured by length") {
