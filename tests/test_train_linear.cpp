@@ -1,6 +1,6 @@
 // `cugmm train`, `embed`, `decode` end to end on small simulated systems with known truth (issue 13 §6):
 // a linear motion, with a threshold a broken trainer cannot pass (set
-// from the measured value with a margin, beside a shuffled-truth baseline); on the same trained run, the
+// from the measured spread over training seeds, beside untrained and shuffled-truth baselines); on the same trained run, the
 // posterior-mean latent (engine/latent_posterior.h, issue 14): against the truth, encoder points deliberately
 // spoiled and pulled back by the likelihood (what no implementation that ignores the data can do), the same
 // result whatever the thread count and batch.
@@ -38,34 +38,46 @@ const DataSet& linear_run() {
   return d;
 }
 
+std::vector<double> truth_of(const DataSet& d) {
+  std::vector<double> t;
+  for (auto& s : d.truth.state) t.push_back(s[0]);
+  return t;
+}
+
+// How well the latent holds the truth linearly, whichever axis it landed on: the canonical correlation of
+// the latent with the one truth column (the correlation of the truth with its least-squares read-out).
+double linear_readout(const Matrix& z, const std::vector<double>& truth) {
+  return several_motions_score(z, Matrix(truth.size(), 1, truth))[0];
+}
+
 }  // namespace
 
-TEST_CASE("a linear motion trains to a latent whose first component follows the truth") {
+TEST_CASE("a linear motion trains to a latent that holds the truth linearly") {
   const DataSet& d = linear_run();
   const std::string out = d.dir + "/run";
   test::RunResult r;
   Matrix z = read_latent(out + "/latent_encoder.txt");  // the trainer's own: the encoder's points
   REQUIRE(z.rows == kCount);
-  const std::vector<double> truth = d.truth.state.size() ? [&] {
-    std::vector<double> t;
-    for (auto& s : d.truth.state) t.push_back(s[0]);
-    return t;
-  }() : std::vector<double>{};
-  const double score = linear_motion_score(z, truth);
+  const std::vector<double> truth = truth_of(d);
+  REQUIRE(truth.size() == size_t(kCount));
+  const double score = linear_readout(z, truth);
   std::vector<double> shuffled = truth;
   std::mt19937 rng(3);
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
-  const double baseline = linear_motion_score(z, shuffled);
-  MESSAGE("|Spearman(PC1, truth)| = " << score << ", shuffled-truth baseline " << baseline);
-  // Measured 0.615 (CPU, bit-reproducible; untrained 0.090, shuffled truth 0.047) at SNR 0.2 with the pooled
-  // score and the shift alignment (docs/accuracy.md round 5); issue 13's defaults gave 0.409, which fails here.
-  CHECK(score > 0.5);
+  const double baseline = linear_readout(z, shuffled);
+  MESSAGE("truth's linear read-out from the latent: R = " << score << " (|Spearman(PC1, truth)| "
+                                                          << linear_motion_score(z, truth) << "), shuffled truth "
+                                                          << baseline);
+  // Measured R = 0.778 at SNR 0.2 (CPU, bit-reproducible), 0.750-0.778 over training seeds 1-5; untrained
+  // 0.117; shuffled truth 0.084 (this shuffle; 0.02-0.06 for others: chance is ~sqrt(2 / 800)). PC1's Spearman, which this case checked before, depends on which latent
+  // axis the motion lands on (0.006-0.767 over the same seeds: a change in the last bits flipped it).
+  CHECK(score > 0.65);
   // The same networks untrained (one epoch at lr 1e-12) on the same features: the threshold measures training.
   r = test::run(train_cmd(d, d.dir + "/untrained", "--epochs 1 --batch 32 --lr 1e-12 --latent 2 --noise 1"));
   REQUIRE_MESSAGE(r.status == 0, r.out);
-  const double untrained = linear_motion_score(read_latent(d.dir + "/untrained/latent.txt"), truth);
-  MESSAGE("untrained encoder: " << untrained);
-  CHECK(untrained < 0.2);  // measured 0.090 (CPU, bit-reproducible)
+  const double untrained = linear_readout(read_latent(d.dir + "/untrained/latent.txt"), truth);
+  MESSAGE("untrained encoder: R = " << untrained);
+  CHECK(untrained < 0.3);  // measured 0.117 (CPU, bit-reproducible)
   CHECK(baseline < 0.2);
   for (const char* f : {"particles.star", "model.ckpt", "loss.txt", "loss.png", "run.json"})
     CHECK(fs::exists(out + "/" + f));
@@ -99,12 +111,6 @@ TEST_CASE("a linear motion trains to a latent whose first component follows the 
 }
 
 namespace {
-
-std::vector<double> truth_of(const DataSet& d) {
-  std::vector<double> t;
-  for (auto& s : d.truth.state) t.push_back(s[0]);
-  return t;
-}
 
 double motion_score(const std::vector<float>& z, int dim, const std::vector<double>& truth) {
   return linear_motion_score(Matrix(z.size() / size_t(dim), size_t(dim), std::vector<double>(z.begin(), z.end())), truth);
