@@ -20,6 +20,7 @@
 #include "core/memory.h"
 #include "engine/particle_cache_hash.h"
 #include "io/atomic_file.h"
+#include "io/json_fields.h"
 #include "io/mrc.h"
 #include "io/particles.h"
 
@@ -423,7 +424,8 @@ ParticleCache::ParticleCache(const std::string& path) : path_(path) {
                                      particle_cache_hash(json_.data(), json_.size()));
     if (h != pre.header_checksum) throw bad("header checksum mismatch (damaged)");
     json j = json::parse(json_);
-    const int box = j.at("grid").at("box").get<int>();
+    // Integers are checked before conversion: get<int>() of 1e99 is undefined (io/json_fields.h).
+    const int box = int(io::json_count(j.at("grid"), "box", 32768, path, "header, grid"));
     const double pixel = j.at("grid").at("pixel_size").get<double>(), maxres = j.at("band").at("maxres").get<double>();
     // Bounded before the band is built (its cost grows with box^2; kx/ky are 16-bit).
     if (box < 4 || box > 32768 || !std::isfinite(pixel) || !(pixel > 0) || !std::isfinite(maxres) || maxres < 0)
@@ -433,7 +435,7 @@ ParticleCache::ParticleCache(const std::string& path) : path_(path) {
     if (band_.size() != nb) throw bad("band size mismatch");
     count_ = n;
     if (j.contains("per_copy")) {  // a derived cache of an expanded one: its copies are in the file
-      copies_ = j.at("per_copy").at("copies").get<size_t>();
+      copies_ = io::json_count(j.at("per_copy"), "copies", n, path, "header, per_copy");
       symmetry_ = j.at("per_copy").at("symmetry").get<std::string>();
       if (copies_ < 2 || n % copies_ != 0)
         throw bad(std::to_string(n) + " records are not a whole number of " + std::to_string(copies_) + " copies");
