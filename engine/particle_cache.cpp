@@ -431,7 +431,8 @@ ParticleCache::ParticleCache(const std::string& path) : path_(path) {
     if (box < 4 || box > 32768 || !std::isfinite(pixel) || !(pixel > 0) || !std::isfinite(maxres) || maxres < 0)
       throw bad("grid box " + std::to_string(box) + ", pixel size " + std::to_string(pixel) + ", maxres " +
                 std::to_string(maxres) + " are out of range");
-    band_ = make_fourier_band(box, pixel, 0, maxres);
+    // Bounded by the band the file holds: a header's box of 32768 must not build a band of millions first.
+    band_ = make_fourier_band(box, pixel, 0, maxres, nb);
     if (band_.size() != nb) throw bad("band size mismatch");
     count_ = n;
     if (j.contains("per_copy")) {  // a derived cache of an expanded one: its copies are in the file

@@ -539,4 +539,16 @@ TEST_CASE("integers of the cache's JSON header beyond their type are refused, no
   CHECK(test::contains(msg, "-1.5 is not an integer in [0, 2]"));
   // The unedited header still opens (the edit, not the rewriting, is what is refused).
   CHECK_NOTHROW(ParticleCache(edited("same", [](nlohmann::json&) {})));
+  // Values in range that the band cannot follow: a box of 32768 is refused once its band outgrows the one
+  // the file holds (it was built whole first: 2 GB and a billion steps), and 32 x 6e99 / 1 rings is Nyquist
+  // (its int() was undefined); both found by fuzzing.
+  const std::string big_box = edited("big_box", [](nlohmann::json& j) { j["grid"]["box"] = 32768; });
+  msg = error_of([&] { ParticleCache c(big_box); });
+  INFO(msg);
+  CHECK(test::contains(msg, "not a usable particle cache: the Fourier band of box 32768 to ring 16384 holds more than"));
+  const std::string huge_pixel = edited("huge_pixel", [](nlohmann::json& j) {
+    j["grid"]["pixel_size"] = 6e99;
+    j["band"]["maxres"] = 1.0;
+  });
+  CHECK(ParticleCache(huge_pixel).band().ring_max == 16);
 }
