@@ -59,10 +59,11 @@ constexpr uint64_t kMaxCompressionRatio = 2048;
 // 8 KB file claiming 65535 x 65535 pixels must be refused here, not after a 17 GB buffer. Uncompressed
 // data must be all there; compressed data is bounded by kMaxCompressionRatio, and the decoded page must
 // fit in memory either way. Strips may overlap (each may name the same bytes), so what they hold is at
-// most the file's length: summed as they were, 16 strips of one 40 KB file passed for a 4 GB page (the
-// tiff fuzz target's memory leapt by 820 MB at one input). A tiled page decodes whole tiles, which may
-// reach past its edges: libtiff takes any tile size, so a 16 x 16 page in one tile 2^30 pixels wide
-// would ask it for a 16 GB tile buffer. Returns the bytes of one decoded tile (0 for strips).
+// most the file's length: summed as they were, 16 strips of one 40 KB file passed for 2^30 samples (4 GB
+// as floats; likely why the tiff fuzz target's memory leapt by 820 MB at one input). A tiled page decodes
+// whole tiles, which may reach past its edges: libtiff takes any tile size, so a 16 x 16 page in one tile
+// 2^30 pixels wide would ask it for a 16 GB tile buffer. Returns the bytes of one decoded tile (0 for
+// strips).
 uint64_t check_page_bytes(TIFF* tif, const Layout& L, uint64_t file_size, const std::string& path,
                           const std::string& where) {
   const bool tiled = TIFFIsTiled(tif);

@@ -207,8 +207,9 @@ TEST_CASE("a tile larger than the bytes behind it is refused before libtiff allo
 }
 
 TEST_CASE("strips or pages that share their bytes are bounded by the file's length, not counted twice (fuzzing)") {
-  // Summed strip by strip, 16 deflate strips naming one 40 KB region passed for a 4 GB page (the tiff fuzz
-  // target's memory leapt by 820 MB at one input); pages may share strips the same way.
+  // Summed strip by strip, 16 deflate strips naming one 40 KB region passed for 2^30 samples (4 GB as
+  // floats; likely why the tiff fuzz target's memory leapt by 820 MB at one input); pages may share strips
+  // the same way.
   const std::string dir = malformed_files("io_tiff_shared");
   std::string e = input_error([&] { TiffStack st(dir + "/io_shared_strips.tif"); });
   CAPTURE(e);
