@@ -41,8 +41,10 @@ struct FourierBand {
 };
 
 // Rings from resolutions in Å: ring_max = min(N/2, floor(N*pixel/maxres)), ring_min =
-// max(1, ceil(N*pixel/minres)); maxres <= 0 means Nyquist, minres <= 0 means ring 1.
-FourierBand make_fourier_band(int box, double pixel_size, double minres, double maxres);
+// max(1, ceil(N*pixel/minres)); maxres <= 0 means Nyquist, minres <= 0 means ring 1. A band of more than
+// `max_size` coefficients is an Error before it is built (a reader's bound: the band its file holds).
+FourierBand make_fourier_band(int box, double pixel_size, double minres, double maxres,
+                              size_t max_size = SIZE_MAX);
 
 // The per-ring least-squares scale of a model to data, accumulated particle by particle: for one particle's
 // band coefficients, num[r] += sum w Re(M conj D) and den[r] += sum w |M|^2 over ring r (num_rings entries);

@@ -18,7 +18,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "engine/particle_cache_hash.h"
 #include "io/atomic_file.h"
+#include "io/json_fields.h"
 #include "io/mrc.h"
 #include "io/particles.h"
 
@@ -48,22 +50,7 @@ static_assert(sizeof(Preamble) == kPreambleBytes, "preamble size");
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-// A 64-bit FNV-1a variant over 8-byte words (the tail byte-wise): fast enough to run over every
-// coefficient while it is written, and any corruption flips it.
-uint64_t hash_bytes(const void* p, size_t n, uint64_t h = 1469598103934665603ull) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
-  const uint64_t prime = 1099511628211ull;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    h = (h ^ w) * prime;
-  }
-  for (; i < n; ++i) h = (h ^ b[i]) * prime;
-  return h;
-}
-
-uint64_t fold(const uint64_t* hs, size_t n) { return hash_bytes(hs, n * sizeof(uint64_t)); }
+uint64_t fold(const uint64_t* hs, size_t n) { return particle_cache_hash(hs, n * sizeof(uint64_t)); }
 
 // Where each part of a cache of `n` particles of `nb` coefficients lies; Error (naming nothing: the
 // caller says which file) when a size overflows, so a crafted count cannot wrap past the length check.
@@ -113,7 +100,7 @@ uint64_t hash_file(const std::string& path) {
   uint64_t h = 1469598103934665603ull;
   while (f) {
     f.read(buf.data(), std::streamsize(buf.size()));
-    h = hash_bytes(buf.data(), size_t(f.gcount()), h);
+    h = particle_cache_hash(buf.data(), size_t(f.gcount()), h);
   }
   return h;
 }
@@ -202,10 +189,11 @@ class CacheWriter {
     pre_.band_size = nb;
     file_.write_at(kPreambleBytes, text.data(), text.size());
     file_.write_at(pre_.table_offset, table.data(), n_ * sizeof(CachedParticle));
-    pre_.header_checksum = hash_bytes(table.data(), n_ * sizeof(CachedParticle), hash_bytes(text.data(), text.size()));
+    pre_.header_checksum = particle_cache_hash(table.data(), n_ * sizeof(CachedParticle),
+                                               particle_cache_hash(text.data(), text.size()));
   }
   void write(size_t i, const cfloat* coeffs) {
-    hashes_[i] = hash_bytes(coeffs, nb_ * sizeof(cfloat));
+    hashes_[i] = particle_cache_hash(coeffs, nb_ * sizeof(cfloat));
     file_.write_at(pre_.data_offset + i * nb_ * sizeof(cfloat), coeffs, nb_ * sizeof(cfloat));
   }
   void commit() {
@@ -432,20 +420,23 @@ ParticleCache::ParticleCache(const std::string& path) : path_(path) {
     blocks_ = reinterpret_cast<const uint64_t*>(map_ + pre.block_offset);
     block_count_ = L.blocks;
     json_.assign(reinterpret_cast<const char*>(map_ + kPreambleBytes), pre.json_bytes);
-    uint64_t h = hash_bytes(map_ + pre.table_offset, n * sizeof(CachedParticle), hash_bytes(json_.data(), json_.size()));
+    uint64_t h = particle_cache_hash(map_ + pre.table_offset, n * sizeof(CachedParticle),
+                                     particle_cache_hash(json_.data(), json_.size()));
     if (h != pre.header_checksum) throw bad("header checksum mismatch (damaged)");
     json j = json::parse(json_);
-    const int box = j.at("grid").at("box").get<int>();
+    // Integers are checked before conversion: get<int>() of 1e99 is undefined (io/json_fields.h).
+    const int box = int(io::json_count(j.at("grid"), "box", 32768, path, "header, grid"));
     const double pixel = j.at("grid").at("pixel_size").get<double>(), maxres = j.at("band").at("maxres").get<double>();
     // Bounded before the band is built (its cost grows with box^2; kx/ky are 16-bit).
     if (box < 4 || box > 32768 || !std::isfinite(pixel) || !(pixel > 0) || !std::isfinite(maxres) || maxres < 0)
       throw bad("grid box " + std::to_string(box) + ", pixel size " + std::to_string(pixel) + ", maxres " +
                 std::to_string(maxres) + " are out of range");
-    band_ = make_fourier_band(box, pixel, 0, maxres);
+    // Bounded by the band the file holds: a header's box of 32768 must not build a band of millions first.
+    band_ = make_fourier_band(box, pixel, 0, maxres, nb);
     if (band_.size() != nb) throw bad("band size mismatch");
     count_ = n;
     if (j.contains("per_copy")) {  // a derived cache of an expanded one: its copies are in the file
-      copies_ = j.at("per_copy").at("copies").get<size_t>();
+      copies_ = io::json_count(j.at("per_copy"), "copies", n, path, "header, per_copy");
       symmetry_ = j.at("per_copy").at("symmetry").get<std::string>();
       if (copies_ < 2 || n % copies_ != 0)
         throw bad(std::to_string(n) + " records are not a whole number of " + std::to_string(copies_) + " copies");
@@ -584,7 +575,7 @@ bool ParticleCache::block_ok(size_t b) const {
   const size_t first = b * block_particles_, last = std::min(count_, first + block_particles_);
   const size_t nb = band_.size();
   uint64_t hashes[kMaxBlockParticles];
-  for (size_t i = first; i < last; ++i) hashes[i - first] = hash_bytes(data_ + i * nb, nb * sizeof(cfloat));
+  for (size_t i = first; i < last; ++i) hashes[i - first] = particle_cache_hash(data_ + i * nb, nb * sizeof(cfloat));
   uint64_t stored;
   std::memcpy(&stored, blocks_ + b, sizeof stored);
   return fold(hashes, last - first) == stored;

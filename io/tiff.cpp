@@ -51,23 +51,44 @@ struct Layout {
 
 std::string page_name(long i) { return "page " + std::to_string(i + 1); }
 
+// The best ratio libtiff's codecs reach on real data, with room: deflate's ~1032:1 is the practical
+// ceiling of those cameras use.
+constexpr uint64_t kMaxCompressionRatio = 2048;
+
 // A page's size is checked against the bytes its strips or tiles hold before anything is allocated: an
 // 8 KB file claiming 65535 x 65535 pixels must be refused here, not after a 17 GB buffer. Uncompressed
-// data must be all there; compressed data is bounded by the best ratio libtiff's codecs reach on real
-// data (deflate's ~1032:1 is the practical ceiling of those cameras use), and the decoded page must fit
-// in memory either way.
-void check_page_bytes(TIFF* tif, const Layout& L, uint64_t file_size, const std::string& path, const std::string& where) {
-  constexpr uint64_t kMaxCompressionRatio = 2048;
-  const uint64_t raw = uint64_t(L.w) * L.h * (L.bits / 8);
+// data must be all there; compressed data is bounded by kMaxCompressionRatio, and the decoded page must
+// fit in memory either way. Strips may overlap (each may name the same bytes), so what they hold is at
+// most the file's length: summed as they were, 16 strips of one 40 KB file passed for 2^30 samples (4 GB
+// as floats; likely why the tiff fuzz target's memory leapt by 820 MB at one input). A tiled page decodes
+// whole tiles, which may reach past its edges: libtiff takes any tile size, so a 16 x 16 page in one tile
+// 2^30 pixels wide would ask it for a 16 GB tile buffer. Returns the bytes of one decoded tile (0 for
+// strips).
+uint64_t check_page_bytes(TIFF* tif, const Layout& L, uint64_t file_size, const std::string& path,
+                          const std::string& where) {
   const bool tiled = TIFFIsTiled(tif);
   const uint32_t chunks = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+  uint64_t raw = uint64_t(L.w) * L.h * (L.bits / 8), tile = 0;
+  std::string tiles;
+  if (tiled) {
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+    tiles = " in tiles of " + std::to_string(tw) + " x " + std::to_string(th);
+    // No product wraps: tw, th <= 2^30 keep the tile below 2^62 bytes, and a tile below 2^32 bytes keeps
+    // chunks x tile (chunks < 2^32) below 2^64.
+    if (tw == 0 || th == 0 || tw > 1u << 30 || th > 1u << 30 ||
+        (tile = uint64_t(tw) * th * (L.bits / 8)) >= (uint64_t(1) << 32))
+      throw InputError(path, where, "absurd tile size " + std::to_string(tw) + " x " + std::to_string(th));
+    raw = std::max(raw, uint64_t(chunks) * tile);
+  }
   uint64_t* counts = nullptr;
   uint64_t* offsets = nullptr;
   if (chunks == 0 || !TIFFGetField(tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) ||
       !TIFFGetField(tif, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) || !counts || !offsets)
     throw InputError(path, where, "no strip or tile offsets: the image data cannot be located");
   const std::string claim = std::to_string(L.w) + " x " + std::to_string(L.h) + " pixels of " +
-                            std::to_string(L.bits) + " bits (" + std::to_string(raw) + " bytes)";
+                            std::to_string(L.bits) + " bits" + tiles + " (" + std::to_string(raw) + " bytes)";
   uint64_t held = 0;
   for (uint32_t c = 0; c < chunks; ++c) {
     if (offsets[c] > file_size || counts[c] > file_size - offsets[c])
@@ -75,20 +96,21 @@ void check_page_bytes(TIFF* tif, const Layout& L, uint64_t file_size, const std:
                                         std::to_string(c) + " (offset " + std::to_string(offsets[c]) + ", " +
                                         std::to_string(counts[c]) + " bytes) lies beyond the end of the file (" +
                                         std::to_string(file_size) + " bytes)");
-    held += counts[c];
+    held = std::min(held + counts[c], file_size);  // counts[c] <= file_size: no wrap
   }
   uint16_t compression = COMPRESSION_NONE;
   TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
   if (compression == COMPRESSION_NONE && held < raw)
-    throw InputError(path, where, "the header claims " + claim + " but its uncompressed strips hold " +
-                                      std::to_string(held) + " bytes");
+    throw InputError(path, where, "the header claims " + claim + " but its uncompressed " +
+                                      (tiled ? "tiles" : "strips") + " hold " + std::to_string(held) + " bytes");
   if (compression != COMPRESSION_NONE && raw / kMaxCompressionRatio > held)
     throw InputError(path, where, "the header claims " + claim + " from " + std::to_string(held) +
                                       " compressed bytes, beyond any real compression ratio");
-  require_host_memory(checked_mul(size_t(L.w) * L.h, sizeof(float), path), path + ", " + where);
+  require_host_memory(checked_mul(size_t(L.w) * L.h, sizeof(float), path) + size_t(tile), path + ", " + where);
+  return tile;
 }
 
-Layout page_layout(TIFF* tif, const std::string& path, long page, uint64_t file_size) {
+Layout page_layout(TIFF* tif, const std::string& path, long page, uint64_t file_size, uint64_t* tile_bytes = nullptr) {
   Layout L;
   uint16_t planar = PLANARCONFIG_CONTIG;
   TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &L.w);
@@ -107,7 +129,8 @@ Layout page_layout(TIFF* tif, const std::string& path, long page, uint64_t file_
   if (!ints && !floats)
     throw InputError(path, where, std::to_string(L.bits) + "-bit samples of format " + std::to_string(L.format) +
                      " are not supported (readable: 8/16-bit integers, 32-bit float)");
-  check_page_bytes(tif, L, file_size, path, where);
+  const uint64_t tile = check_page_bytes(tif, L, file_size, path, where);
+  if (tile_bytes) *tile_bytes = tile;
   return L;
 }
 
@@ -141,12 +164,19 @@ TiffStack::TiffStack(const std::string& path) : path_(path), tif_(new Handle) {
   file_size_ = uint64_t(size);
   Layout first = page_layout(tif_->tif, path, 0, file_size_);
   nx_ = int(first.w), ny_ = int(first.h);
-  // Walk every page now: a stack whose pages differ fails here, not halfway through a job.
+  // Walk every page now: a stack whose pages differ fails here, not halfway through a job. Pages, too, may
+  // share their strips: the whole stack's samples are bounded by the file's length as one page's are.
+  const uint64_t page_bytes = uint64_t(first.w) * first.h * (first.bits / 8);
   long n = 1;
   while (TIFFReadDirectory(tif_->tif)) {
     if (!(page_layout(tif_->tif, path, n, file_size_) == first))
       throw InputError(path, page_name(n), "its size or sample type differs from page 1");
     ++n;
+    if (uint64_t(n) * page_bytes / kMaxCompressionRatio > file_size_)
+      throw InputError(path, page_name(n - 1),
+                       "pages 1-" + std::to_string(n) + " claim " + std::to_string(uint64_t(n) * page_bytes) +
+                           " bytes of samples from a file of " + std::to_string(file_size_) +
+                           " bytes, beyond any real compression ratio (pages that share their strips?)");
   }
   if (!tif_->error.empty()) throw InputError(path, page_name(n), tif_->take_error());
   pages_ = n;
@@ -161,16 +191,18 @@ void TiffStack::read_section(long i, float* out) const {
   TIFF* tif = tif_->tif;
   const std::string where = page_name(i);
   if (!TIFFSetDirectory(tif, tdir_t(i))) throw InputError(path_, where, tif_->take_error());
-  Layout L = page_layout(tif, path_, i, file_size_);
+  uint64_t tile = 0;
+  Layout L = page_layout(tif, path_, i, file_size_, &tile);
   const size_t bps = L.bits / 8;
   std::vector<unsigned char> buf;
   if (TIFFIsTiled(tif)) {
     uint32_t tw = 0, th = 0;
     TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
     TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
-    if (tw == 0 || th == 0) throw InputError(path_, where, "tiles of size 0");
-    buf.resize(size_t(TIFFTileSize(tif)));
-    std::vector<float> row(tw);
+    // page_layout bounded the tile; libtiff decodes TIFFTileSize bytes into it, and the rows below read
+    // tw x th samples of it.
+    if (TIFFTileSize64(tif) != tile) throw InputError(path_, where, "libtiff's tile size differs from its tags");
+    buf.resize(size_t(tile));
     for (uint32_t y0 = 0; y0 < L.h; y0 += th)
       for (uint32_t x0 = 0; x0 < L.w; x0 += tw) {
         if (TIFFReadTile(tif, buf.data(), x0, y0, 0, 0) < 0) throw InputError(path_, where, tif_->take_error());

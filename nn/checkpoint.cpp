@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/json_fields.h"
 
 namespace cugmm::nn {
 
@@ -254,11 +255,14 @@ Checkpoint Checkpoint::load(const std::string& path) {
   size_t end = data;
   try {
     ck.meta = h.at("meta");
+    size_t index = 0;
     for (const auto& a : h.at("arrays")) {
+      const std::string record = "header, array " + std::to_string(++index);
       Array arr;
       arr.dtype = a.at("dtype").get<std::string>();
-      arr.count = a.at("count").get<size_t>();
-      arr.file_offset = a.at("offset").get<size_t>();
+      // Checked before conversion: get<size_t>() of 1e30 or -1.5 is undefined (found by fuzzing).
+      arr.count = io::json_count(a, "count", SIZE_MAX, path, record);
+      arr.file_offset = io::json_count(a, "offset", SIZE_MAX, path, record);
       size_t elem = arr.dtype == "f32" ? 4 : arr.dtype == "u16" ? 2 : 0;
       if (!elem) throw bad("unknown array type '" + arr.dtype + "'");
       if (arr.count > size / elem || arr.file_offset > size || data + arr.file_offset + arr.count * elem + 4 > size)

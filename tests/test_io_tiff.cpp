@@ -23,6 +23,14 @@ using test::read_f32;
 
 bool have_tifffile() { return test::run(std::string(test::kPython) + " -c 'import tifffile'").status == 0; }
 
+// A scratch directory holding the crafted files of tests/malformed/files (its make_io_files.py).
+std::string malformed_files(const char* name) {
+  const std::string dir = test::scratch_dir(name);
+  python(dir, "import subprocess, sys\nsubprocess.check_call([sys.executable, '" CUGMM_SOURCE_DIR
+              "/tests/malformed/files/make_io_files.py', '.'])\n");
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("TIFFs tifffile writes (8/16-bit, float, big-endian, tiled, compressed, multi-page) read back exactly") {
@@ -168,9 +176,7 @@ tifffile.imwrite('t.frames', d, photometric='minisblack')
 }
 
 TEST_CASE("an 8 KB TIFF claiming 65535 x 65535 pixels is refused before anything is allocated (defect 6)") {
-  std::string dir = test::scratch_dir("io_tiff_huge");
-  python(dir, "import subprocess, sys\nsubprocess.check_call([sys.executable, '" CUGMM_SOURCE_DIR
-              "/tests/malformed/files/make_io_files.py', '.'])\n");
+  const std::string dir = malformed_files("io_tiff_huge");
   for (const char* name : {"io_huge.tif", "io_huge_deflate.tif"}) {
     std::string e = input_error([&] { TiffStack st(dir + "/" + name); });
     CAPTURE(e);
@@ -180,4 +186,39 @@ TEST_CASE("an 8 KB TIFF claiming 65535 x 65535 pixels is refused before anything
   }
   CHECK(contains(input_error([&] { read_image_info(dir + "/io_huge.tif"); }), "beyond the end of the file (8192 bytes)"));
   CHECK(contains(input_error([&] { TiffStack st(dir); }), "not a regular file"));
+}
+
+TEST_CASE("a tile larger than the bytes behind it is refused before libtiff allocates it; a tile past the edges reads") {
+  // libtiff takes any tile size: a 16 x 16 page in one tile 2^30 pixels wide had read_section ask for a
+  // 16 GB tile buffer (and a 4 GB row it never used). Tiles are bounded like pages: by the bytes they hold.
+  const std::string dir = malformed_files("io_tiff_tiles");
+  std::string e = input_error([&] { TiffStack st(dir + "/io_tile_2e30.tif"); });
+  CAPTURE(e);
+  CHECK(contains(e, dir + "/io_tile_2e30.tif, page 1: absurd tile size 1073741824 x 16"));
+  e = input_error([&] { read_tiff(dir + "/io_tile_4096.tif"); });
+  CAPTURE(e);
+  CHECK(contains(e, "16 x 16 pixels of 8 bits in tiles of 4096 x 4096 (16777216 bytes)"));
+  CHECK(contains(e, "uncompressed tiles hold 256 bytes"));
+  // A valid file may use a tile larger than its page (GDAL's 256 x 256 blocks on a small image do).
+  Image im = read_tiff(dir + "/io_tile_32.tif");
+  CHECK(im.nx == 16);
+  CHECK(im.ny == 16);
+  CHECK(im.data == std::vector<float>(256, 0.f));
+}
+
+TEST_CASE("strips or pages that share their bytes are bounded by the file's length, not counted twice (fuzzing)") {
+  // Summed strip by strip, 16 deflate strips naming one 40 KB region passed for 2^30 samples (4 GB as
+  // floats; likely why the tiff fuzz target's memory leapt by 820 MB at one input); pages may share strips
+  // the same way.
+  const std::string dir = malformed_files("io_tiff_shared");
+  std::string e = input_error([&] { TiffStack st(dir + "/io_shared_strips.tif"); });
+  CAPTURE(e);
+  CHECK(contains(e, "io_shared_strips.tif, page 1: the header claims 1024 x 1024 pixels of 8 bits (1048576 bytes)"));
+  CHECK(contains(e, "uncompressed strips hold 7170 bytes"));
+  e = input_error([&] { TiffStack st(dir + "/io_shared_strips_deflate.tif"); });
+  CAPTURE(e);
+  CHECK(contains(e, "(67108864 bytes) from 7250 compressed bytes, beyond any real compression ratio"));
+  e = input_error([&] { read_tiff(dir + "/io_shared_pages.tif"); });
+  CAPTURE(e);
+  CHECK(contains(e, "io_shared_pages.tif, page 4: pages 1-4 claim 4194304 bytes of samples from a file of 1944 bytes"));
 }

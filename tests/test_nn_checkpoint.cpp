@@ -2,6 +2,7 @@
 // mismatched files are refused with a message that says why; writes are atomic.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -185,6 +186,47 @@ TEST_CASE("a NaN or Inf weight in a checkpoint is refused on reading, naming the
   CHECK_THROWS_WITH_AS(r.get_f32("enc.w0", 4), doctest::Contains("array 'enc.w0' element 2 is NaN"), InputError);
   CHECK_THROWS_WITH_AS(r.get_f32("dec.b0", 2), doctest::Contains("element 1 is infinite"), InputError);
   CHECK_THROWS_WITH_AS(r.get_f32("dec.b0", 2), doctest::Contains("nan.ck"), InputError);
+}
+
+TEST_CASE("an array's count or offset that is not a whole number >= 0 is refused, not converted (fuzzing)") {
+  // The fuzz target's UBSan: get<size_t>() of "count": 1e30 or -1.5 is a float-to-integer conversion out of
+  // range (undefined behaviour); of -1 a wrap to 2^64 - 1. A header edited so, its length and CRC made
+  // right again, must be refused naming the array and the field.
+  std::string dir = test::scratch_dir("nn_checkpoint_count");
+  Checkpoint c;
+  c.put_f32("a", {1.f, 2.f});
+  c.put_f32("b", {3.f});
+  c.save(dir + "/ok.ck");
+  const std::vector<char> bytes = read_bytes(dir + "/ok.ck");
+  uint64_t hlen;
+  std::memcpy(&hlen, bytes.data() + 12, 8);  // after the magic (8) and the version (4)
+  const std::string header(bytes.data() + 20, hlen);
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string h = header;
+    const size_t at = h.find(from);
+    REQUIRE(at != std::string::npos);
+    h.replace(at, from.size(), to);
+    std::vector<char> out(bytes.begin(), bytes.begin() + 12);
+    const uint64_t n = h.size();
+    out.insert(out.end(), reinterpret_cast<const char*>(&n), reinterpret_cast<const char*>(&n) + 8);
+    out.insert(out.end(), h.begin(), h.end());
+    out.insert(out.end(), bytes.begin() + 20 + long(hlen), bytes.end() - 4);
+    const uint32_t crc = crc32(0, out.data(), out.size());
+    out.insert(out.end(), reinterpret_cast<const char*>(&crc), reinterpret_cast<const char*>(&crc) + 4);
+    const std::string p = dir + "/edited.ck";
+    write_bytes(p, out);
+    return p;
+  };
+  CHECK_NOTHROW(Checkpoint::load(with("\"count\":2,", "\"count\":2,")));  // the rewriting alone is harmless
+  for (const char* bad : {"1e30", "-1.5", "-1", "2.0"}) {
+    CAPTURE(bad);
+    const std::string p = with("\"count\":2,", std::string("\"count\":") + bad + ",");
+    CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("header, array 1, 'count'"), InputError);
+    CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("is not an integer in [0, "), InputError);
+    CHECK_THROWS_WITH_AS(Checkpoint::load(p), doctest::Contains("edited.ck"), InputError);
+  }
+  CHECK_THROWS_WITH_AS(Checkpoint::load(with("\"offset\":8}", "\"offset\":-8e99}")),
+                       doctest::Contains("header, array 2, 'offset'"), InputError);
 }
 
 TEST_CASE("streamed writes: buffers written from their own memory, files re-staged in small chunks, same bytes") {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "core/error.h"
 #include "engine/particle_cache.h"
+#include "engine/particle_cache_hash.h"
 #include "engine/preprocess.h"
 #include "io/mrc.h"
 #include "kernels/geometry.h"
@@ -486,4 +488,67 @@ TEST_CASE("cugmm preprocess finds a damaged block of an existing cache and rebui
   CHECK(test::contains(r.out, "block 1 of 1 (particles 1-3) is damaged"));
   CHECK(test::contains(r.out, "rebuilding"));
   CHECK(ParticleCache(dir + "/p.cugmm-cache").verify_data());
+}
+
+TEST_CASE("integers of the cache's JSON header beyond their type are refused, not converted (fuzzing)") {
+  std::string dir = test::scratch_dir("cache_json_ints");
+  small_cache(dir, 2);
+  const std::string good = dir + "/p.cugmm-cache";
+  uint64_t json_bytes, table_offset, count;
+  {
+    std::ifstream f(good, std::ios::binary);
+    uint64_t pre[16];
+    f.read(reinterpret_cast<char*>(pre), sizeof pre);
+    json_bytes = pre[2], table_offset = pre[3], count = pre[5];  // Preamble: 8 magic, 8 version+endian, ...
+  }
+  // The header edited as a crafted file would be: the same length (the path of the particle file absorbs the
+  // difference), its checksum made right again, so only the edited value can be refused.
+  auto edited = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+    const std::string p = dir + "/" + name;
+    fs::copy_file(good, p, fs::copy_options::overwrite_existing);
+    std::ifstream f(p, std::ios::binary);
+    std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    nlohmann::json j = nlohmann::json::parse(std::string(b.data() + 128, json_bytes));
+    edit(j);
+    std::string& source = j["inputs"]["particles"]["path"].get_ref<std::string&>();
+    const size_t longer = j.dump().size() - json_bytes;
+    REQUIRE(longer <= source.size());
+    source.resize(source.size() - longer);
+    const std::string text = j.dump();
+    REQUIRE(text.size() == json_bytes);
+    const uint64_t h = particle_cache_hash(b.data() + table_offset, count * sizeof(CachedParticle),
+                                           particle_cache_hash(text.data(), text.size()));
+    overwrite(p, 128, text.data(), text.size());
+    overwrite(p, 56, &h, sizeof h);  // Preamble::header_checksum
+    return p;
+  };
+  // nlohmann's get<int>() / get<size_t>() of these is a float-to-integer conversion out of range: undefined
+  // behaviour, which the fuzz target's UBSan reported, and in a plain build a value anything may follow from.
+  const std::string box = edited("box", [](nlohmann::json& j) { j["grid"]["box"] = 1e99; });
+  std::string msg = error_of([&] { ParticleCache c(box); });
+  INFO(msg);
+  CHECK(test::contains(msg, box));
+  CHECK(test::contains(msg, "header, grid, 'box'"));
+  CHECK(test::contains(msg, "1e+99 is not an integer in [0, 32768]"));
+  const std::string copies = edited("copies", [](nlohmann::json& j) {
+    j["per_copy"] = {{"copies", -1.5}, {"symmetry", "C2"}};
+  });
+  msg = error_of([&] { ParticleCache c(copies); });
+  INFO(msg);
+  CHECK(test::contains(msg, "header, per_copy, 'copies'"));
+  CHECK(test::contains(msg, "-1.5 is not an integer in [0, 2]"));
+  // The unedited header still opens (the edit, not the rewriting, is what is refused).
+  CHECK_NOTHROW(ParticleCache(edited("same", [](nlohmann::json&) {})));
+  // Values in range that the band cannot follow: a box of 32768 is refused once its band outgrows the one
+  // the file holds (it was built whole first: 2 GB and a billion steps), and 32 x 6e99 / 1 rings is Nyquist
+  // (its int() was undefined); both found by fuzzing.
+  const std::string big_box = edited("big_box", [](nlohmann::json& j) { j["grid"]["box"] = 32768; });
+  msg = error_of([&] { ParticleCache c(big_box); });
+  INFO(msg);
+  CHECK(test::contains(msg, "not a usable particle cache: the Fourier band of box 32768 to ring 16384 holds more than"));
+  const std::string huge_pixel = edited("huge_pixel", [](nlohmann::json& j) {
+    j["grid"]["pixel_size"] = 6e99;
+    j["band"]["maxres"] = 1.0;
+  });
+  CHECK(ParticleCache(huge_pixel).band().ring_max == 16);
 }

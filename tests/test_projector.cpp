@@ -449,6 +449,48 @@ TEST_CASE("the band's partner table pairs (kx, ky) with (kx, -ky) on the self-co
   }
 }
 
+TEST_CASE("the band is the half-plane's coefficients within ring_max, row-major, built in the band's time") {
+  // The reference: every (row, kx) of the half-plane in memory order, kept when its ring is within ring_max.
+  auto reference = [](int box, int ring_max) {
+    std::vector<int32_t> idx;
+    const int half = box / 2;
+    for (int row = 0; row < box; ++row)
+      for (int kx = 0; kx <= half; ++kx) {
+        const int ky = row > half ? row - box : row;
+        if (std::lround(std::sqrt(double(kx * kx + ky * ky))) <= ring_max) idx.push_back(row * (half + 1) + kx);
+      }
+    return idx;
+  };
+  for (int box : {16, 34, 64})
+    for (double maxres : {0.0, 10.0, 5.3}) {
+      CAPTURE(box);
+      CAPTURE(maxres);
+      const FourierBand b = make_fourier_band(box, 1.3, 0, maxres);
+      CHECK(b.fft_index == reference(box, b.ring_max));
+    }
+  // A 32768 box cut to 8 rings (a damaged cache header asked for it): 5 x 10^8 coefficients in the half-plane,
+  // a few hundred in the band. The reference skips the rows beyond |ky| = 8, which hold none (r >= |ky|).
+  const FourierBand big = make_fourier_band(32768, 1.0, 0, 4096);
+  CHECK(big.ring_max == 8);
+  std::vector<int32_t> want;
+  for (int row = 0; row < 32768; ++row) {
+    const int ky = row > 16384 ? row - 32768 : row;
+    if (std::abs(ky) > 8) continue;
+    for (int kx = 0; kx <= 8; ++kx)
+      if (std::lround(std::sqrt(double(kx * kx + ky * ky))) <= 8) want.push_back(row * 16385 + kx);
+  }
+  CHECK(big.fft_index == want);
+  // N * pixel / maxres beyond any int (pixel 6e99: a damaged cache header; found by fuzzing) is Nyquist, not
+  // an undefined conversion; the same from minres leaves no ring.
+  CHECK(make_fourier_band(16, 6e99, 0, 1.0).ring_max == 8);
+  CHECK_THROWS_WITH_AS(make_fourier_band(16, 1.0, 1e-300, 0), doctest::Contains("band is empty"), Error);
+  // A reader's bound: the band its file holds.
+  const size_t n = make_fourier_band(64, 1.0, 0, 0).size();
+  CHECK(make_fourier_band(64, 1.0, 0, 0, n).size() == n);
+  CHECK_THROWS_WITH_AS(make_fourier_band(64, 1.0, 0, 0, n - 1),
+                       doctest::Contains(("holds more than " + std::to_string(n - 1) + " coefficients").c_str()), Error);
+}
+
 TEST_CASE("footprints never exceed the box, even for the widest accepted width at the largest widening") {
   const int box = 32;
   const float pixel = 1.5f;

@@ -45,7 +45,7 @@ void expect_clean(F&& read) {
   }
 }
 
-// FNV-1a 64, as the particle cache and the feature file compute it.
+// FNV-1a 64, as the feature file computes it (the particle cache has its own: engine/particle_cache_hash.h).
 inline uint64_t fnv1a(const void* p, size_t n, uint64_t h = 1469598103934665603ull) {
   const unsigned char* b = static_cast<const unsigned char*>(p);
   for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;

@@ -1,9 +1,11 @@
-// The particle cache (engine/particle_cache.h). The preamble's header checksum (FNV-1a of the JSON, then of
-// the particle table) is recomputed where the preamble's own offsets allow, so inputs reach the JSON and the
-// table; a cache that opens is then checked block by block, as open_particle_cache does.
+// The particle cache (engine/particle_cache.h). The preamble's header checksum (the cache's own hash,
+// engine/particle_cache_hash.h, of the JSON, then of the particle table) is recomputed where the preamble's
+// own offsets allow, so inputs reach the JSON and the table; a cache that opens is then checked block by
+// block, as open_particle_cache does.
 #include <vector>
 
 #include "engine/particle_cache.h"
+#include "engine/particle_cache_hash.h"
 #include "fuzz_file.h"
 
 namespace {
@@ -21,8 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (b.size() >= 128) {
     const uint64_t json = field(b, 16), table = field(b, 24), count = field(b, 40);
     if (json <= b.size() - 128 && table <= b.size() && count <= (b.size() - table) / sizeof(cugmm::CachedParticle)) {
-      const uint64_t h = cugmm::fuzz::fnv1a(b.data() + table, count * sizeof(cugmm::CachedParticle),
-                                            cugmm::fuzz::fnv1a(b.data() + 128, json));
+      const uint64_t h = cugmm::particle_cache_hash(b.data() + table, count * sizeof(cugmm::CachedParticle),
+                                                    cugmm::particle_cache_hash(b.data() + 128, json));
       std::memcpy(b.data() + 56, &h, 8);
     }
   }

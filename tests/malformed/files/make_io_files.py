@@ -16,16 +16,44 @@ def write(name, data):
         f.write(data)
 
 
-def tiff(width, height, compression, strip_bytes, total=8192):
-    """A little-endian, one-strip, 8-bit greyscale TIFF whose header claims width x height pixels."""
-    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, compression), (262, 3, 1),
-            (273, 4, 200), (277, 3, 1), (278, 4, height), (279, 4, strip_bytes)]
+def tiff(width, height, compression, strip_bytes, total=8192, tile=None):
+    """A little-endian, one-strip (or one-tile: tile=(width, length)), 8-bit greyscale TIFF whose header
+    claims width x height pixels, its data at byte 200."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, compression), (262, 3, 1)]
+    if tile:
+        tags += [(277, 3, 1), (322, 4, tile[0]), (323, 4, tile[1]), (324, 4, 200), (325, 4, strip_bytes)]
+    else:
+        tags += [(273, 4, 200), (277, 3, 1), (278, 4, height), (279, 4, strip_bytes)]
     ifd = struct.pack('<H', len(tags))
     for tag, typ, val in tags:
         ifd += struct.pack('<HHI', tag, typ, 1) + (struct.pack('<HH', val, 0) if typ == 3 else struct.pack('<I', val))
     ifd += struct.pack('<I', 0)
     data = b'II*\0' + struct.pack('<I', 8) + ifd
     return data + b'\0' * (total - len(data))
+
+
+def tiff_shared(width, height, compression, strips=1, pages=1, data_bytes=1024):
+    """A little-endian 8-bit greyscale TIFF of `pages` pages of `strips` strips each, every strip of every
+    page naming the same `data_bytes` bytes (a deflate stream's two-byte header, then zeros)."""
+    rps = (height + strips - 1) // strips
+    ifd_bytes = 2 + 12 * 9 + 4
+    arrays = 8 * strips if strips > 1 else 0
+    data = 8 + pages * (ifd_bytes + arrays)
+    out = b'II*\0' + struct.pack('<I', 8)
+    for p in range(pages):
+        at = 8 + p * (ifd_bytes + arrays)
+        offs, cnts = (at + ifd_bytes, at + ifd_bytes + 4 * strips) if strips > 1 else (data, data_bytes)
+        tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, compression),
+                (262, 3, 1, 1), (273, 4, strips, offs), (277, 3, 1, 1), (278, 4, 1, rps), (279, 4, strips, cnts)]
+        ifd = struct.pack('<H', len(tags))
+        for tag, typ, count, val in tags:
+            ifd += struct.pack('<HHI', tag, typ, count) + (struct.pack('<HH', val, 0) if typ == 3 else struct.pack('<I', val))
+        ifd += struct.pack('<I', at + ifd_bytes + arrays if p + 1 < pages else 0)
+        out += ifd
+        if strips > 1:
+            out += struct.pack('<%dI' % strips, *[data] * strips) + struct.pack('<%dI' % strips, *[data_bytes] * strips)
+    assert len(out) == data
+    return out + b'\x78\x9c' + b'\0' * (data_bytes - 2)
 
 
 def mrc(nx, ny, nz, mode=2, machst=b'\x44\x44\0\0', values=None, extra=b'', ispg=0, mz=1, cella=1.0):
@@ -50,6 +78,16 @@ def mrc(nx, ny, nz, mode=2, machst=b'\x44\x44\0\0', values=None, extra=b'', ispg
 # TIFF: 8 KB claiming 65535 x 65535 (defect 6), uncompressed and "deflate" (impossible ratio).
 write('io_huge.tif', tiff(65535, 65535, 1, 8000))
 write('io_huge_deflate.tif', tiff(65535, 65535, 8, 100))
+# TIFF: a 16 x 16 page in one tile 2^30 pixels wide (libtiff would be asked for a 16 GB tile buffer), one
+# of 4096 x 4096 from 256 bytes, and a valid one whose single 32 x 32 tile reaches past the page's edges.
+write('io_tile_2e30.tif', tiff(16, 16, 1, 256, total=456, tile=(1 << 30, 16)))
+write('io_tile_4096.tif', tiff(16, 16, 1, 256, total=456, tile=(4096, 4096)))
+write('io_tile_32.tif', tiff(16, 16, 1, 1024, total=1224, tile=(32, 32)))
+# TIFF: strips that all name the same bytes (held in total 64 times over, uncompressed and deflate), and
+# 8 deflate pages sharing one strip: each passed when what strips hold was summed without the file's length.
+write('io_shared_strips.tif', tiff_shared(1024, 1024, 1, strips=256, data_bytes=5000))
+write('io_shared_strips_deflate.tif', tiff_shared(8192, 8192, 8, strips=16, data_bytes=7000))
+write('io_shared_pages.tif', tiff_shared(1024, 1024, 8, pages=8, data_bytes=1024))
 # MRC: fields little-endian, MACHST saying big-endian (defect 11: "byte order", not "mode 33554432").
 write('io_byteorder.mrcs', mrc(8, 8, 2, machst=b'\x11\x11\0\0'))
 # MRC longer than its header says (defect 13).
