@@ -1,4 +1,5 @@
 // Reading atoms through gemmi (header-only, slow to compile: kept to this file and io/model_gemmi.cpp).
+#include <cstdint>  // Debian 12's gemmi headers use std::uint8_t without including it (an error under GCC 13)
 #include <gemmi/mmread.hpp>
 
 #include <algorithm>

@@ -3,6 +3,7 @@
 #define GEMMI_WRITE_IMPLEMENTATION
 // Debian's gemmi-dev ships without the stb_sprintf it bundles upstream; std::snprintf gives the same text.
 #define USE_STD_SNPRINTF
+#include <cstdint>  // Debian 12's gemmi headers use std::uint8_t without including it (an error under GCC 13)
 #include <gemmi/mmread.hpp>
 #include <gemmi/to_cif.hpp>
 #include <gemmi/to_mmcif.hpp>
