@@ -11,6 +11,8 @@ lib=$prefix/usr/lib/$arch
 for pc in "$lib"/pkgconfig/*.pc "$prefix"/usr/share/pkgconfig/*.pc; do
   [ -f "$pc" ] && sed -i -E "s#(^|[=\" ]|-I|-L)/usr/#\\1$prefix/usr/#g" "$pc"
 done
+# CMAKE_INCLUDE_PATH / CMAKE_LIBRARY_PATH: Debian's multiarch directories (tiff.h lives in include/<arch>),
+# which CMake searches by itself only when the compiler is Debian's (CMAKE_LIBRARY_ARCHITECTURE).
 # Debian's alternatives symlinks (libblas.so, libopenblas.so.0, ...) are made by maintainer scripts that
 # dpkg -x does not run; cugmm links the OpenMP OpenBLAS by its own directory, so none are needed.
 # Fonts for PLplot's cairo driver (pango through fontconfig): only the packed DejaVu.
@@ -27,7 +29,9 @@ CONF
 plver=$(ls -d "$lib"/plplot[0-9]* 2>/dev/null | head -1)
 cat <<ENV
 export CMAKE_PREFIX_PATH=$prefix/usr\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}
-export CPATH=$prefix/usr/include\${CPATH:+:\$CPATH}
+export CPATH=$prefix/usr/include:$prefix/usr/include/$arch\${CPATH:+:\$CPATH}
+export CMAKE_INCLUDE_PATH=$prefix/usr/include/$arch\${CMAKE_INCLUDE_PATH:+:\$CMAKE_INCLUDE_PATH}
+export CMAKE_LIBRARY_PATH=$lib\${CMAKE_LIBRARY_PATH:+:\$CMAKE_LIBRARY_PATH}
 export LIBRARY_PATH=$lib\${LIBRARY_PATH:+:\$LIBRARY_PATH}
 export LD_LIBRARY_PATH=$lib:$lib/openblas-openmp\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export PATH=$prefix/usr/bin:\$PATH
