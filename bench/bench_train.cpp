@@ -96,10 +96,12 @@ int main(int argc, char** argv) {
     // RSS after training is the training job's own (networks, Adam, batch, checkpoint writing).
     auto trainer = std::make_unique<Trainer>(cx, cache, model, c, dir);
     trainer->profile = true;
+    trainer->profile_after_warm_up = true;  // epoch 1 warms up (as `best` below)
     trainer->prepare_features(false);
     const double features_per_s = particles / trainer->seconds_features;
     trainer->train(false);
     const size_t rss_training = bench::peak_rss_bytes();
+    const size_t device_peak = device_peak_bytes(), device_in_use = device_in_use_bytes();
     const std::vector<EpochRecord> h = trainer->history();
     const std::vector<std::pair<std::string, double>> phases = trainer->phase_seconds;
     const std::vector<double> phases_cpu = trainer->phase_cpu_seconds;
@@ -118,7 +120,7 @@ int main(int argc, char** argv) {
     const std::vector<bench::GemmShape> shapes = bench::step_gemms({encoder_arch(c, G), decoder_arch(c, G)}, c.batch);
     const double flops = bench::gemm_flops(shapes);
     // The same comparison in CPU seconds (all threads), which the other processes of a shared machine
-    // disturb far less than wall-clock time: the step's (all epochs) against its GEMMs' (the same passes).
+    // disturb far less than wall-clock time: the step's (the epochs after the first, if any) against its GEMMs'.
     double gemm_cpu = 0;
     const double t_gemm = bench::time_gemms(cx, shapes, 1, quick ? 0.5 : 2.0, 3, &gemm_cpu);
     const double blas_limit = batch / t_gemm, t_step = batch / best;
@@ -173,13 +175,17 @@ int main(int argc, char** argv) {
     j["decode_ms_per_point"] = {{"decoder", 1e3 * t_dec}, {"map", 1e3 * t_map}, {"total", 1e3 * (t_dec + t_map)}};
     j["peak_rss_bytes"] = bench::peak_rss_bytes();
     j["peak_rss_after_training_bytes"] = rss_training;
+    if (dev == Device::cuda) {  // the stream-ordered pool's high-water mark, and the card's use after training
+      j["device_peak_pool_bytes"] = device_peak;
+      j["device_in_use_after_training_bytes"] = device_in_use;
+    }
     {
       double total = 0;
       for (const auto& ph : phases) total += ph.second;
       const double steps_done = double(std::max<size_t>(1, profiled_steps));
       nlohmann::json pj = nlohmann::json::object(), pc = nlohmann::json::object(), pm = nlohmann::json::object(),
                      pw = nlohmann::json::object();
-      std::printf("  phases of the step (same run, synchronised after each; all epochs):\n"
+      std::printf("  phases of the step (same run, synchronised after each; the epochs after the first, if any):\n"
                   "    %-45s %6s %9s %9s %9s\n", "", "wall", "wall s", "CPU s", "main CPU");
       for (size_t i = 0; i < phases.size(); ++i) {
         pj[phases[i].first] = phases[i].second / total;
@@ -217,6 +223,9 @@ int main(int argc, char** argv) {
     std::printf("  memory plan of this run:\n%s\n  peak RSS after training %s, at the end %s\n",
                 run_plan.text().c_str(), format_bytes(rss_training).c_str(),
                 format_bytes(bench::peak_rss_bytes()).c_str());
+    if (dev == Device::cuda)
+      std::printf("  GPU memory: allocator high-water mark %s; in use on the card after training %s\n",
+                  format_bytes(device_peak).c_str(), format_bytes(device_in_use).c_str());
     bench::write_json(out, j);
     fs::remove_all(dir);
     return 0;

@@ -16,6 +16,8 @@ bool cuda_is_device_pointer(const void* p);
 void* cuda_pinned_alloc(size_t bytes);
 void cuda_pinned_free(void* p) noexcept;
 void cuda_copy_async(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes, void* stream);
+size_t cuda_pool_used_high(bool reset);
+size_t cuda_process_in_use();
 }  // namespace detail
 #define CUGMM_CUDA_OR_THROW(expr) expr
 #else
@@ -83,5 +85,15 @@ void check_pointer(Device d, const void* p, const char* what) {
   (void)what;
 #endif
 }
+
+#ifdef CUGMM_HAVE_CUDA
+size_t device_peak_bytes() { return detail::cuda_pool_used_high(false); }
+size_t device_in_use_bytes() { return detail::cuda_process_in_use(); }
+void reset_device_peak() { detail::cuda_pool_used_high(true); }
+#else
+size_t device_peak_bytes() { return 0; }
+size_t device_in_use_bytes() { return 0; }
+void reset_device_peak() {}
+#endif
 
 }  // namespace cugmm

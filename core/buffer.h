@@ -30,6 +30,12 @@ void check_pointer(Device d, const void* p, const char* what);
 // synchronous), so per-batch inputs and outputs overlap with the GPU's work.
 void* pinned_alloc(Device d, size_t bytes);
 void pinned_free(Device d, void* p) noexcept;
+// GPU memory the stream-ordered allocator has handed out: the most at any time since the process began
+// (or since reset_device_peak), and what cudaMemGetInfo says is in use on the card now (this process's
+// cuBLAS and cuFFT workspaces and the CUDA context included, and any other process's). Both 0 without the CUDA backend or a GPU.
+size_t device_peak_bytes();
+size_t device_in_use_bytes();
+void reset_device_peak();
 
 template <class T>
 class PinnedBuffer {

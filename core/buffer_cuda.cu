@@ -2,6 +2,8 @@
 // device the way cudaFree does, and reuse follows the stream's order.
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "core/cuda_check.h"
 
 namespace cugmm::detail {
@@ -55,6 +57,36 @@ bool cuda_is_device_pointer(const void* p) {
     return false;
   }
   return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
+
+// The default memory pool of the current device (the one cudaMallocAsync draws from): its high-water mark
+// of memory in use. No GPU, or no pool: 0.
+size_t cuda_pool_used_high(bool reset) {
+  int dev = 0;
+  cudaMemPool_t pool{};
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  std::uint64_t v = 0;  // the size of cuuint64_t, which cudaMemPoolAttrUsedMemHigh reads and writes
+  if (reset) {
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &v);  // only 0 may be set: restart the mark
+    return 0;
+  }
+  if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &v) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return size_t(v);
+}
+
+size_t cuda_process_in_use() {
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return total_b - free_b;
 }
 
 }  // namespace cugmm::detail

@@ -1089,6 +1089,12 @@ bool Trainer::train(bool resume) {
   std::string last_extra;
   for (int e = start_epoch; e < c.epochs; ++e) {
     const auto t_epoch = std::chrono::steady_clock::now();
+    if (profile && profile_after_warm_up && e == start_epoch + 1) {  // the warm-up epoch's phases are dropped
+      for (auto& ph : phase_seconds) ph.second = 0;
+      std::fill(phase_cpu_seconds.begin(), phase_cpu_seconds.end(), 0.0);
+      std::fill(phase_main_cpu_seconds.begin(), phase_main_cpu_seconds.end(), 0.0);
+      profiled_steps = 0;
+    }
     Projector* projector = e < c.coarse_epochs ? coarse_projector.get() : full_projector.get();
     // The decoder's given latent points this epoch (empty: the encoder's): --fixed-latent's, or the warm start's.
     const std::vector<float>& given = e < c.warm_start ? warm_ : fixed_;
