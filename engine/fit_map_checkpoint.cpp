@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/fit_map_detail.h"
+#include "io/json_fields.h"
 #include "nn/checkpoint.h"
 
 namespace cugmm::fit_detail {
@@ -132,13 +133,15 @@ std::optional<FitState> load_fit_state(const std::string& path, const nlohmann::
       log_warn("fit-map: " + path + " is another fit's checkpoint (" + key_difference(saved, key) + ")" + ignored);
       return std::nullopt;
     }
+    // Integers checked before conversion (io/json_fields.h): get<int>() of 1e99 is undefined.
+    auto count = [&](const nlohmann::json& o, const char* k, uint64_t max) { return io::json_count(o, k, max, path, k); };
     FitState s;
-    s.round = m.at("round");
-    const size_t g = m.at("gaussians");
-    if (m.at("rounds_total").get<int>() != rounds || s.round < 0 || s.round >= rounds)
+    s.round = int(count(m, "round", 1u << 20));
+    const size_t g = count(m, "gaussians", 1ull << 32);
+    if (count(m, "rounds_total", 1u << 20) != uint64_t(rounds) || s.round >= rounds)
       throw InputError(path, "", "round " + std::to_string(s.round) + " of " + m.at("rounds_total").dump() +
                                      " does not fit this fit's " + std::to_string(rounds) + " rounds");
-    s.model.box_size = m.at("box");
+    s.model.box_size = int(count(m, "box", 1u << 15));
     s.model.pixel_size = m.at("pixel_size");
     s.model.x = ck.get_f32("x", g);
     s.model.y = ck.get_f32("y", g);
@@ -151,11 +154,12 @@ std::optional<FitState> load_fit_state(const std::string& path, const nlohmann::
       s.adam.m = ck.get_f32("adam.m", 5 * g);
       s.adam.v = ck.get_f32("adam.v", 5 * g);
     }
-    s.dropped_by_mask = m.at("dropped_by_mask");
+    s.dropped_by_mask = long(count(m, "dropped_by_mask", 1ull << 40));
     s.round_seconds = m.at("round_seconds");
     s.seconds = m.at("seconds");
     for (const nlohmann::json& fr : m.at("done"))
-      s.rounds.push_back({fr.at("index"), fr.at("gaussians"), fr.at("resolution"), fr.at("iterations"), fr.at("loss"),
+      s.rounds.push_back({int(count(fr, "index", 1u << 20)), long(count(fr, "gaussians", 1ull << 32)), fr.at("resolution"),
+                          int(count(fr, "iterations", 1u << 30)), fr.at("loss"),
                           curve_from_json(fr.at("fsc")), fr.at("seconds")});
     if (int(s.rounds.size()) != s.round)
       throw InputError(path, "", std::to_string(s.rounds.size()) + " rounds recorded before round " +

@@ -1,8 +1,10 @@
 #include "nn/adam.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "core/error.h"
+#include "io/json_fields.h"
 #include "nn/checkpoint.h"
 
 namespace cugmm::nn {
@@ -81,8 +83,9 @@ void Adam::load(const Checkpoint& ck, const std::string& prefix) {
     ck.read_u16(prefix + "adam.m", m16_);
     ck.read_u16(prefix + "adam.v", v16_);
   }
-  t_ = a.at("t").get<int64_t>();
-  cfg_.seed = a.at("seed").get<uint64_t>();
+  // Checked before conversion (io/json_fields.h): get<int64_t>() of 1e30 is undefined.
+  t_ = int64_t(io::json_count(a, "t", uint64_t(INT64_MAX), ck.source, prefix + "adam"));
+  cfg_.seed = io::json_count(a, "seed", UINT64_MAX, ck.source, prefix + "adam");
 }
 
 }  // namespace cugmm::nn

@@ -1,6 +1,7 @@
 #include "nn/layers.h"
 
 #include "core/error.h"
+#include "io/json_fields.h"
 
 namespace cugmm::nn {
 
@@ -44,7 +45,8 @@ nlohmann::json Arch::to_json() const {
 Arch Arch::from_json(const nlohmann::json& j) {
   try {
     Arch a;
-    a.in = j.at("in").get<int>();
+    // Sizes checked before conversion (io/json_fields.h): get<int>() of 1e99 is undefined.
+    a.in = int(io::json_count(j, "in", 1u << 30, "network description", "in"));
     a.residual = j.at("residual").get<bool>();
     for (const auto& l : j.at("layers")) {
       LayerSpec s;
@@ -52,7 +54,7 @@ Arch Arch::from_json(const nlohmann::json& j) {
       s.lr_scale = l.at("lr_scale").get<float>();
       switch (s.kind) {
         case LayerKind::dense:
-          s.out = l.at("out").get<int>(); s.bias = l.at("bias").get<bool>();
+          s.out = int(io::json_count(l, "out", 1u << 30, "network description", "layer")); s.bias = l.at("bias").get<bool>();
           s.init = static_cast<Init>(index_of(kInits, l.at("init").get<std::string>(), "init"));
           s.init_gain = l.at("init_gain").get<float>(); s.weight_decay = l.at("weight_decay").get<float>();
           break;

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "core/error.h"
 #include "kernels/philox.h"
+#include "io/json_fields.h"
 #include "nn/checkpoint.h"
 
 namespace cugmm::nn {
@@ -369,7 +371,7 @@ void Sequential::load(const Checkpoint& ck, const std::string& prefix) {
   ck.read_f32(prefix + "params", params_);
   ck.read_f32(prefix + "state", state_);
   if (arch_.residual) base_.upload(ck.get_f32(prefix + "base", size_t(out_features())));
-  seed_ = ck.meta.at(prefix + "seed").get<uint64_t>();
+  seed_ = io::json_count(ck.meta, (prefix + "seed").c_str(), UINT64_MAX, ck.source, prefix + "seed");
 }
 
 }  // namespace cugmm::nn

@@ -229,6 +229,30 @@ TEST_CASE("an array's count or offset that is not a whole number >= 0 is refused
                        doctest::Contains("header, array 2, 'offset'"), InputError);
 }
 
+TEST_CASE("the networks' and the optimizer's integers in the header are checked before conversion (fuzzing)") {
+  // Reachable only through a file whose checksum is right (an edited one, made whole again by saving it):
+  // get<int64_t>() of 1e30 is undefined behaviour, so each is refused naming the file and the record.
+  std::string dir = test::scratch_dir("nn_checkpoint_meta_ints");
+  Trainer a(Moments::f32);
+  a.step();
+  a.save(dir + "/ok.ck", 1);
+  struct Edit { const char* what; nlohmann::json value; const char* says; };
+  const Edit edits[] = {{"t", 1e30, "net.adam"}, {"t", -1.5, "net.adam"}, {"seed", 2.5, "net.adam"},
+                        {"net.seed", 1e99, "net.seed"}};
+  for (const Edit& e : edits) {
+    CAPTURE(e.what);
+    CAPTURE(e.value.dump());
+    Checkpoint ck = Checkpoint::load(dir + "/ok.ck");
+    if (std::string(e.what) == "net.seed") ck.meta["net.seed"] = e.value;
+    else ck.meta["net.adam"][e.what] = e.value;
+    ck.save(dir + "/edited.ck");
+    Trainer b(Moments::f32);
+    CHECK_THROWS_WITH_AS(b.load(dir + "/edited.ck"), doctest::Contains(e.says), InputError);
+    CHECK_THROWS_WITH_AS(b.load(dir + "/edited.ck"), doctest::Contains("edited.ck"), InputError);
+  }
+  CHECK_NOTHROW(Trainer(Moments::f32).load(dir + "/ok.ck"));
+}
+
 TEST_CASE("streamed writes: buffers written from their own memory, files re-staged in small chunks, same bytes") {
   // Issue 13 (scale): a checkpoint of G = 100,000 networks must not hold a second copy of ~6 GB of weights
   // and moments. The streamed writer must still produce the version-1 layout byte for byte, so files written
