@@ -50,8 +50,12 @@ std::string lower_extension(const std::string& path) {
 
 std::string format_fixed(double v) {
   char b[64];
-  std::snprintf(b, sizeof b, "%.6f", v);
-  return b;
+  const int n = std::snprintf(b, sizeof b, "%.6f", v);
+  if (n >= 0 && size_t(n) < sizeof b) return b;
+  std::string big(size_t(n) + 1, '\0');  // |v| >= 1e56: the digits do not fit the buffer (1e308 takes 316)
+  std::snprintf(big.data(), big.size(), "%.6f", v);
+  big.pop_back();
+  return big;
 }
 
 double parse_double(std::string_view s, const std::string& file, const std::string& record) {

@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <string>
 
 #include "core/error.h"
 #include "io/star.h"
+#include "io/text.h"
 #include "support.h"
 
 using namespace cugmm;
@@ -89,6 +91,15 @@ TEST_CASE("blocks, comments, quoting, key-value pairs and every way a loop ends"
   const StarBlock* tail = s.find("tail");
   REQUIRE(tail);
   CHECK(tail->rows == std::vector<std::vector<std::string>>{{"8", "9"}, {"10", "11"}});
+}
+
+TEST_CASE("format_fixed writes every double whole, however large") {
+  CHECK(io::format_fixed(1.5) == "1.500000");
+  CHECK(std::stod(io::format_fixed(-2e60)) == -2e60);  // 61 digits: the old buffer cut these short
+  const std::string big = io::format_fixed(1e300);  // 301 digits, a point and 6 decimals: past the 64-byte buffer
+  CHECK(big.size() == 308);
+  CHECK(big.substr(big.size() - 7) == ".000000");
+  CHECK(std::stod(big) == 1e300);
 }
 
 TEST_CASE("StarBlock column helpers") {
