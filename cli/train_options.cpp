@@ -11,7 +11,7 @@
 namespace cugmm::cli {
 
 TrainOptions::TrainOptions()
-    : lr(config.lr), l2(config.l2), noise(config.noise), reg_width(config.reg_width), reg_mass(config.reg_mass),
+    : lr(config.lr), lr_half_life(config.lr_half_life), l2(config.l2), noise(config.noise), reg_width(config.reg_width), reg_mass(config.reg_mass),
       dropout(config.dropout), explode(config.explode), latent_reg(config.latent_reg),
       input_dropout(config.input_dropout) {}
 
@@ -34,6 +34,7 @@ void TrainOptions::declare(Command& c) {
   c.text("--preset", preset, "paper: the published e2gmm recipe (plain FRC, ReLU, lr 1e-4, latent noise 0.1, "
                              "mass regulariser 1), the baseline the defaults are measured against");
   c.number("--lr", lr, "Adam learning rate", 0, 1, true);
+  c.number("--lr-half-life", lr_half_life, "the learning rate halves every this many epochs (0: constant, the paper's)", 0, 1e6);
   c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
   c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
   c.number("--reg-width", reg_width, "weight of the mean-width regulariser", 0, 1e6);
@@ -94,7 +95,7 @@ void TrainOptions::declare(Command& c) {
 void TrainOptions::finish(const Command& c) {
   TrainConfig& cfg = config;
   cfg.seed = uint64_t(seed);
-  cfg.lr = float(lr); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
+  cfg.lr = float(lr); cfg.lr_half_life = float(lr_half_life); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
   cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
   cfg.input_dropout = float(input_dropout);
@@ -132,11 +133,11 @@ void TrainOptions::finish(const Command& c) {
   if (!rigid.empty()) cfg.rigid_free = rigid == "remove";
   if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
     const TrainConfig paper = paper_recipe();
-    for (const char* opt : {"--lr", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--relu", "--latent-reg",
+    for (const char* opt : {"--lr", "--lr-half-life", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--relu", "--latent-reg",
                             "--loss", "--coarse-epochs", "--rigid"})
       if (c.app.count(opt) > 0)
         throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
-    cfg.lr = paper.lr; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
+    cfg.lr = paper.lr; cfg.lr_half_life = paper.lr_half_life; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
     cfg.align_shifts = paper.align_shifts;
     cfg.snr_weighted = paper.snr_weighted; cfg.pooled = paper.pooled; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;

@@ -19,7 +19,7 @@ struct TrainOptions {
   SymmetryGroup group;  // from --sym (finish())
   long long seed = 1;
   bool relu = false, no_align_shifts = false;
-  double lr, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg, input_dropout;
+  double lr, lr_half_life, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg, input_dropout;
 
   TrainOptions();
   // Every option but the particles, model, output and cache.

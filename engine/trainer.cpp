@@ -19,6 +19,7 @@
 #include "engine/ring_weights.h"
 #include "engine/train_ops.h"
 #include "engine/training_score.h"
+#include "io/json_fields.h"
 #include "kernels/gaussian_projection.h"
 #include "kernels/philox.h"
 #include "nn/checkpoint.h"
@@ -32,7 +33,7 @@ namespace cugmm {
 
 nlohmann::json TrainConfig::to_json() const {
   return {{"latent", latent}, {"hidden", hidden}, {"depth", depth}, {"leaky", leaky}, {"dropout", dropout},
-          {"lr", lr}, {"l2", l2}, {"noise", noise}, {"reg_width", reg_width}, {"reg_mass", reg_mass},
+          {"lr", lr}, {"lr_half_life", lr_half_life}, {"l2", l2}, {"noise", noise}, {"reg_width", reg_width}, {"reg_mass", reg_mass},
           {"bf16_moments", bf16_moments}, {"epochs", epochs}, {"batch", batch}, {"minres", minres},
           {"maxres", maxres}, {"seed", seed}, {"val_fraction", val_fraction}, {"move_positions", move_positions},
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
@@ -60,6 +61,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.ctf = parse_ctf_choice(j.at("ctf")); c.feature_precision = parse_feature_precision(j.at("feature_precision"));
   c.loss_every = j.at("loss_every"); c.explode = j.at("explode");
   c.latent_reg = j.value("latent_reg", 0.f);
+  c.lr_half_life = j.value("lr_half_life", 0.f);  // runs before the decay: constant
   c.symmetry = j.value("symmetry", std::string("C1"));
   c.snr_weighted = j.value("snr_weighted", false);  // runs before issue 14: the plain FRC
   c.pooled = j.value("pooled", false);              // runs before the pooled score
@@ -86,11 +88,16 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 TrainConfig paper_recipe() {
   TrainConfig c;
   c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
-  c.lr = 1e-4f; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
+  c.lr = 1e-4f; c.lr_half_life = 0; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
   c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
   c.feature_pca = 0; c.feature_noise_whiten = c.feature_view_nuisance = false;  // the 5G features themselves
   return c;
+}
+
+float scheduled_lr(const TrainConfig& c, double epochs_done) {
+  if (c.lr_half_life <= 0) return c.lr;
+  return float(double(c.lr) * std::exp2(-std::max(epochs_done, 0.0) / double(c.lr_half_life)));
 }
 
 std::array<bool, 3> parse_kind_list(const std::string& list, const std::string& option) {
@@ -847,7 +854,7 @@ void Trainer::prepare_features(bool resume) {
   if (p_->c.snr_weighted || p_->c.pooled) {
     if (resume) {  // the run's own weights (the data have not changed: the feature key checks it)
       nn::Checkpoint ck = nn::Checkpoint::load(checkpoint_path());
-      p_->ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+      p_->ring_weights = ck.get_f32("ring_weights", io::json_count(ck.meta, "ring_count", 1u << 20, ck.source, "ring_count"));
       if (ck.has("data_scale")) p_->data_scale = ck.get_f32("data_scale", p_->ring_weights.size());
     } else {
       const RingWeights w = estimate_ring_weights(p_->cx, *batcher_, p_->neutral_params, train_);
@@ -1180,6 +1187,11 @@ bool Trainer::train(bool resume) {
           p.xenc->finish();
           mark("gradient exchange");
         }
+        if (c.lr_half_life > 0) {  // the decay: from the step's place in the run, so resume agrees
+          const float lr = scheduled_lr(c, double(e) + double(shift + bi * GB) / double(train_.size()));
+          p.aenc->set_lr(lr);
+          p.adec->set_lr(lr);
+        }
         p.aenc->step();
         p.adec->step();
         mark("Adam");
@@ -1289,7 +1301,7 @@ TrainedModel load_trained(const std::string& checkpoint, Context& cx) {
       m.config.rigid_free = std::all_of(mask.begin(), mask.begin() + 3 * G, [](float v) { return v != 0.f; });
     }
     if (m.config.snr_weighted || m.config.pooled)
-      m.ring_weights = ck.get_f32("ring_weights", ck.meta.at("ring_count").get<size_t>());
+      m.ring_weights = ck.get_f32("ring_weights", io::json_count(ck.meta, "ring_count", 1u << 20, ck.source, "ring_count"));
     if (ck.has("data_scale")) m.data_scale = ck.get_f32("data_scale", m.ring_weights.size());
     m.encoder = std::make_unique<nn::Sequential>(encoder_arch(m.config, G), cx, 0);
     m.decoder = std::make_unique<nn::Sequential>(decoder_arch(m.config, G), cx, 0);

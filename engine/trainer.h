@@ -47,6 +47,11 @@ struct TrainConfig {
   // No total-mass regulariser by default: a compositional change changes the mass (issue 13's composition
   // test needed --reg-mass 0), and the mean-width one still holds the FRC's blind widths.
   float lr = 1e-3f, l2 = 1e-3f, noise = 1.0f, reg_width = 1, reg_mass = 0;
+  // The learning rate's decay: halved every lr_half_life epochs (scheduled_lr; 0 keeps it constant). Keyed to
+  // the absolute epoch, not to the run's length, so a run extended with --resume steps as a longer run would.
+  // Why 5 (docs/accuracy.md round 13): under a constant rate the loss rises after a few epochs at the issue's
+  // size and the second factor found in them is lost; the decay keeps it and finds the small moving part.
+  float lr_half_life = 5;
   // lambda of a penalty lambda |z|^2 (mean over the batch) on the encoder's output (0 in the paper's recipe):
   // it stops the encoder from inflating z until the latent noise no longer matters. Not in the reported loss.
   float latent_reg = 1e-4f;
@@ -148,6 +153,11 @@ std::vector<float> warm_start_points(const FeatureFile& features, const FeatureT
 
 // The published e2gmm recipe (DESIGN §1; `--preset paper`): the baseline the defaults are measured against.
 TrainConfig paper_recipe();
+
+// The learning rate after `epochs_done` epochs (fractional: the step's place in the run):
+// c.lr x 2^(-epochs_done / c.lr_half_life), or c.lr when the half-life is 0. A function of the step's place
+// alone, so a resumed run and every rank of a data-parallel one step with the same rates.
+float scheduled_lr(const TrainConfig& c, double epochs_done);
 
 // When the default encoder input (feature_pca components, noise-whitened; not asked for) does not fit the run,
 // it falls back to the 5G features themselves (feature_pca 0): `c` changed and the reason returned (the

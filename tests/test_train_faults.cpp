@@ -26,6 +26,40 @@ TEST_CASE("resume: 2 epochs straight == 1 epoch + resume + 1 epoch, bit for bit"
   CHECK(test::contains(r.out, "settings differ"));
 }
 
+TEST_CASE("the learning rate's decay: halves every --lr-half-life epochs; an extended run steps as a longer one") {
+  TrainConfig c;
+  CHECK(c.lr_half_life == 5);  // the default (docs/accuracy.md round 13)
+  CHECK(paper_recipe().lr_half_life == 0);  // the published recipe: constant
+  c.lr = 1e-3f;
+  c.lr_half_life = 0;
+  CHECK(scheduled_lr(c, 7.5) == c.lr);
+  c.lr_half_life = 5;
+  CHECK(scheduled_lr(c, 0) == c.lr);
+  CHECK(scheduled_lr(c, 5) == doctest::Approx(5e-4).epsilon(1e-6));
+  CHECK(scheduled_lr(c, 12.5) == doctest::Approx(1e-3 * std::exp2(-2.5)).epsilon(1e-6));
+  // Through the program: 2 epochs straight == 1 epoch + `--epochs 2 --resume`, bit for bit (the rate follows
+  // the absolute epoch, not the run's length), and the decay changes the result.
+  DataSet d = make_data("train_lr_decay", "linear", 160, 2.0);
+  const std::string a = d.dir + "/straight", b = d.dir + "/resumed", k = d.dir + "/constant";
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1";
+  test::RunResult r = test::run(train_cmd(d, a, opts + " --lr-half-life 0.5 --epochs 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, b, opts + " --lr-half-life 0.5 --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  r = test::run(train_cmd(d, b, opts + " --lr-half-life 0.5 --epochs 2 --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
+  r = test::run(train_cmd(d, k, opts + " --lr-half-life 0 --epochs 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") != file_bytes(k + "/latent.txt"));
+  std::ifstream in(a + "/run.json");
+  CHECK(nlohmann::json::parse(in).at("config").at("lr_half_life") == 0.5);
+  // Resuming with another half-life is refused (a setting of the run).
+  r = test::run(train_cmd(d, b, opts + " --lr-half-life 1 --epochs 3 --resume"));
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "settings differ"));
+}
+
 namespace {
 
 // `opts` trained 2 epochs straight and 1 + resume + 1: the latents bit-identical; embed (another batching, so

@@ -18,6 +18,7 @@ struct TrainSettings {
   float dropout;
   // Optimiser and loss.
   float lr, l2, noise, reg_width, reg_mass, latent_reg;
+  float lr_half_life;               // `--lr-half-life`: the learning rate halves every this many epochs (0: constant)
   bool bf16_moments;
   int epochs, batch;
   double minres, maxres;            // Å (0: ring 1 / Nyquist)
