@@ -1,7 +1,6 @@
 #include "nn/layers.h"
 
 #include "core/error.h"
-#include "io/json_fields.h"
 
 namespace cugmm::nn {
 
@@ -42,11 +41,23 @@ nlohmann::json Arch::to_json() const {
   return j;
 }
 
+namespace {
+
+// A layer size in a network description, checked before conversion: get<int>() of 1e99 is undefined. A
+// missing key is json's out_of_range, reported as malformed by from_json.
+int size_field(const nlohmann::json& o, const char* key) {
+  const nlohmann::json& v = o.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t(1) << 30))
+    throw Error(std::string("malformed network description: '") + key + "' is " + v.dump() + ", not a layer size");
+  return int(v.get<int64_t>());
+}
+
+}  // namespace
+
 Arch Arch::from_json(const nlohmann::json& j) {
   try {
     Arch a;
-    // Sizes checked before conversion (io/json_fields.h): get<int>() of 1e99 is undefined.
-    a.in = int(io::json_count(j, "in", 1u << 30, "network description", "in"));
+    a.in = size_field(j, "in");
     a.residual = j.at("residual").get<bool>();
     for (const auto& l : j.at("layers")) {
       LayerSpec s;
@@ -54,7 +65,7 @@ Arch Arch::from_json(const nlohmann::json& j) {
       s.lr_scale = l.at("lr_scale").get<float>();
       switch (s.kind) {
         case LayerKind::dense:
-          s.out = int(io::json_count(l, "out", 1u << 30, "network description", "layer")); s.bias = l.at("bias").get<bool>();
+          s.out = size_field(l, "out"); s.bias = l.at("bias").get<bool>();
           s.init = static_cast<Init>(index_of(kInits, l.at("init").get<std::string>(), "init"));
           s.init_gain = l.at("init_gain").get<float>(); s.weight_decay = l.at("weight_decay").get<float>();
           break;

@@ -214,6 +214,11 @@ TEST_CASE("architecture descriptions round-trip through JSON and reject nonsense
   j = a.to_json();
   j["layers"][0].erase("out");
   CHECK_THROWS_WITH_AS(Arch::from_json(j), doctest::Contains("malformed"), Error);
+  for (const nlohmann::json& bad : {nlohmann::json(1e99), nlohmann::json(-3), nlohmann::json(2.5)}) {
+    j = a.to_json();
+    j["layers"][0]["out"] = bad;  // get<int>() of 1e99 would be undefined
+    CHECK_THROWS_WITH_AS(Arch::from_json(j), doctest::Contains("not a layer size"), Error);
+  }
   Sequential net(a, cpu_context(), 1);
   CHECK_THROWS_AS(net.backward(nullptr, false), Error);
   std::vector<float> x(6);
