@@ -1,6 +1,7 @@
 #include "cli/train_options.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cli/limits.h"
 #include "core/error.h"
@@ -11,7 +12,7 @@
 namespace cugmm::cli {
 
 TrainOptions::TrainOptions()
-    : lr(config.lr), lr_half_life(config.lr_half_life), l2(config.l2), noise(config.noise), reg_width(config.reg_width), reg_mass(config.reg_mass),
+    : lr(config.lr), lr_half_life(config.lr_half_life), noise(config.noise), reg_width(config.reg_width), reg_mass(config.reg_mass),
       dropout(config.dropout), explode(config.explode), latent_reg(config.latent_reg),
       input_dropout(config.input_dropout) {}
 
@@ -35,7 +36,10 @@ void TrainOptions::declare(Command& c) {
                              "mass regulariser 1), the baseline the defaults are measured against");
   c.number("--lr", lr, "Adam learning rate", 0, 1, true);
   c.number("--lr-half-life", lr_half_life, "the learning rate halves every this many epochs (0: constant, the paper's)", 0, 1e6);
-  c.number("--l2", l2, "L2 coefficient of the weights", 0, 10);
+  c.text("--l2", l2, "L2 coefficient of the weights, 0 to 10, or auto: min(1e-3, 6 / training particles), the "
+                    "paper's 1e-3 up to 6,000 particles and less above (a prior's weight against the data falls "
+                    "as 1/N; docs/accuracy.md round 14)")
+      ->check(CLI::IsMember({"auto"}) | number_in(0, 10));
   c.number("--noise", noise, "standard deviation of the latent noise", 0, 10);
   c.number("--reg-width", reg_width, "weight of the mean-width regulariser", 0, 1e6);
   c.number("--reg-mass", reg_mass, "weight of the total-mass regulariser", 0, 1e6);
@@ -95,10 +99,12 @@ void TrainOptions::declare(Command& c) {
 void TrainOptions::finish(const Command& c) {
   TrainConfig& cfg = config;
   cfg.seed = uint64_t(seed);
-  cfg.lr = float(lr); cfg.lr_half_life = float(lr_half_life); cfg.l2 = float(l2); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
+  cfg.lr = float(lr); cfg.lr_half_life = float(lr_half_life); cfg.noise = float(noise); cfg.reg_width = float(reg_width);
   cfg.reg_mass = float(reg_mass); cfg.dropout = float(dropout); cfg.explode = float(explode);
   cfg.latent_reg = float(latent_reg);
   cfg.input_dropout = float(input_dropout);
+  cfg.l2_auto = l2 == "auto";
+  if (!cfg.l2_auto) cfg.l2 = float(std::strtod(l2.c_str(), nullptr));  // checked by number_in
   if (relu && c.app.count("--leaky") > 0) throw Error("give --relu or --leaky, not both");
   if (relu) cfg.leaky = false;
   if (no_align_shifts) cfg.align_shifts = false;
@@ -137,7 +143,7 @@ void TrainOptions::finish(const Command& c) {
                             "--loss", "--coarse-epochs", "--rigid"})
       if (c.app.count(opt) > 0)
         throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
-    cfg.lr = paper.lr; cfg.lr_half_life = paper.lr_half_life; cfg.l2 = paper.l2; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
+    cfg.lr = paper.lr; cfg.lr_half_life = paper.lr_half_life; cfg.l2 = paper.l2; cfg.l2_auto = paper.l2_auto; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
     cfg.align_shifts = paper.align_shifts;
     cfg.snr_weighted = paper.snr_weighted; cfg.pooled = paper.pooled; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;

@@ -16,10 +16,11 @@ struct TrainOptions {
   CacheOptions cache;  // root and box from the options; particles and maxres are the command's
   std::string move = "positions,amplitudes,widths", encoder_reads = "positions,amplitudes,widths", mask, gaussians, preset, ctf = "auto", fprec = "fp16", loss, rigid, feature_whiten;
   std::string sym = "C1";
+  std::string l2 = "auto";  // --l2: auto or a number (TrainConfig::l2_auto)
   SymmetryGroup group;  // from --sym (finish())
   long long seed = 1;
   bool relu = false, no_align_shifts = false;
-  double lr, lr_half_life, l2, noise, reg_width, reg_mass, dropout, explode, latent_reg, input_dropout;
+  double lr, lr_half_life, noise, reg_width, reg_mass, dropout, explode, latent_reg, input_dropout;
 
   TrainOptions();
   // Every option but the particles, model, output and cache.

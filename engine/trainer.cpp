@@ -33,7 +33,7 @@ namespace cugmm {
 
 nlohmann::json TrainConfig::to_json() const {
   return {{"latent", latent}, {"hidden", hidden}, {"depth", depth}, {"leaky", leaky}, {"dropout", dropout},
-          {"lr", lr}, {"lr_half_life", lr_half_life}, {"l2", l2}, {"noise", noise}, {"reg_width", reg_width}, {"reg_mass", reg_mass},
+          {"lr", lr}, {"lr_half_life", lr_half_life}, {"l2", l2}, {"l2_auto", l2_auto}, {"noise", noise}, {"reg_width", reg_width}, {"reg_mass", reg_mass},
           {"bf16_moments", bf16_moments}, {"epochs", epochs}, {"batch", batch}, {"minres", minres},
           {"maxres", maxres}, {"seed", seed}, {"val_fraction", val_fraction}, {"move_positions", move_positions},
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
@@ -62,6 +62,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.loss_every = j.at("loss_every"); c.explode = j.at("explode");
   c.latent_reg = j.value("latent_reg", 0.f);
   c.lr_half_life = j.value("lr_half_life", 0.f);  // runs before the decay: constant
+  c.l2_auto = j.value("l2_auto", false);          // runs before it: l2 as given
   c.symmetry = j.value("symmetry", std::string("C1"));
   c.snr_weighted = j.value("snr_weighted", false);  // runs before issue 14: the plain FRC
   c.pooled = j.value("pooled", false);              // runs before the pooled score
@@ -88,7 +89,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 TrainConfig paper_recipe() {
   TrainConfig c;
   c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
-  c.lr = 1e-4f; c.lr_half_life = 0; c.l2 = 1e-3f; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
+  c.lr = 1e-4f; c.lr_half_life = 0; c.l2 = 1e-3f; c.l2_auto = false; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
   c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
   c.feature_pca = 0; c.feature_noise_whiten = c.feature_view_nuisance = false;  // the 5G features themselves
@@ -587,6 +588,10 @@ struct Trainer::Impl {
   }
 };
 
+void resolve_l2(TrainConfig& c, size_t train_count) {
+  if (c.l2_auto && train_count > 0) c.l2 = float(std::min(kL2Max, kL2Particles / double(train_count)));
+}
+
 std::string default_input_fallback(TrainConfig& c, int G, size_t train_count) {
   if (c.feature_pca == 0 || c.feature_input_asked) return "";
   const size_t width = 5 * size_t(G), k = size_t(c.feature_pca);
@@ -670,6 +675,7 @@ Trainer::Trainer(Context& cx, const ParticleCache& cache, const io::GaussianMode
     throw Error("--val-fraction " + std::to_string(c.val_fraction) + " leaves " + std::to_string(val_.size()) +
                 " validation particles of " + std::to_string(cache.count()) +
                 " (at least 4 are needed): raise it, or give 0 for no validation");
+  resolve_l2(p_->c, train_.size());
   p_->feature_fallback = default_input_fallback(p_->c, G, train_.size());
   if (!p_->feature_fallback.empty()) log_info("train: " + p_->feature_fallback);
   check_warm_start(c, false, p_->feature_fallback);

@@ -47,6 +47,14 @@ struct TrainConfig {
   // No total-mass regulariser by default: a compositional change changes the mass (issue 13's composition
   // test needed --reg-mass 0), and the mean-width one still holds the FRC's blind widths.
   float lr = 1e-3f, l2 = 1e-3f, noise = 1.0f, reg_width = 1, reg_mass = 0;
+  // The weights' L2 coefficient (the dense layers' wd/2 |W|^2) from the set's size: with l2_auto (the default,
+  // `--l2 auto`) the Trainer sets l2 = min(1e-3, 6 / training particles) (resolve_l2): the paper's 1e-3 up to
+  // 6,000 particles, falling as 1/N above. The loss is a mean over the batch, so the data's pull on the weights
+  // per epoch grows with the set while a fixed penalty's does not (a prior's weight against the data falls as
+  // 1/N). Measured (docs/accuracy.md round 14): at 20,000 particles 1e-3 loses the lid on both seeds, 3e-4 keeps
+  // it (1.1e-4 too, at a larger cost to the linear slide's first axis); at 800 and 2,000, 1e-3 is best (1e-4
+  // and 3e-4 lose the presence at 800, and 2.8e-3 does worse there too).
+  bool l2_auto = true;
   // The learning rate's decay: halved every lr_half_life epochs (scheduled_lr; 0 keeps it constant). Keyed to
   // the absolute epoch, not to the run's length, so a run extended with --resume steps as a longer run would.
   // Why 10 (docs/accuracy.md round 13): on the quick benchmark it finds the lid and the small moving part far
@@ -166,6 +174,9 @@ float scheduled_lr(const TrainConfig& c, double epochs_done);
 // defined on the 5G feature columns themselves was given (--feature-split, --encoder-reads); (b) the components
 // need more features and training particles than there are (a toy model or set).
 std::string default_input_fallback(TrainConfig& c, int G, size_t train_count);
+// With c.l2_auto: c.l2 = min(kL2Max, kL2Particles / train_count) (TrainConfig::l2_auto); else c unchanged.
+constexpr double kL2Max = 1e-3, kL2Particles = 6.0;
+void resolve_l2(TrainConfig& c, size_t train_count);
 
 // "positions,amplitudes,widths" (any non-empty subset) -> which of the three kinds it names; throws naming the
 // option and an unknown item, or an empty list.

@@ -1,5 +1,6 @@
 // Training's faults and guarantees (issue 13 §1, §6): bit-identical resume (after an epoch and after
 // Ctrl-C), frozen Gaussians and columns exactly neutral, bad inputs refused before any work.
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -68,6 +69,39 @@ TEST_CASE("the learning rate's decay: halves every --lr-half-life epochs; an ext
   r = test::run(train_cmd(d, b, opts + " --lr-half-life 1 --epochs 3 --resume"));
   CHECK(r.status != 0);
   CHECK(test::contains(r.out, "settings differ"));
+
+  // The weights' L2 from the set's size (`--l2 auto`, the default; docs/accuracy.md round 14): run `a` used
+  // 2 / (training particles), and the same number given by hand trains bit for bit the same networks.
+  TrainConfig auto_l2;
+  CHECK(auto_l2.l2_auto);
+  CHECK_FALSE(paper_recipe().l2_auto);  // the published 1e-3 whatever the size
+  resolve_l2(auto_l2, 800);
+  CHECK(auto_l2.l2 == float(1e-3));  // the paper's up to 6,000 training particles
+  resolve_l2(auto_l2, 6000);
+  CHECK(auto_l2.l2 == float(1e-3));
+  resolve_l2(auto_l2, 20000);
+  CHECK(auto_l2.l2 == float(3e-4));
+  std::ifstream ra(a + "/run.json");
+  const nlohmann::json run = nlohmann::json::parse(ra);
+  const size_t n_train = run.at("train_count");
+  CHECK(run.at("config").at("l2_auto") == true);
+  const float l2 = run.at("config").at("l2").get<float>();
+  CHECK(l2 == float(std::min(kL2Max, kL2Particles / double(n_train))));
+  char given[32];
+  std::snprintf(given, sizeof given, "%.9g", double(l2));
+  const std::string g = d.dir + "/given_l2";
+  r = test::run(train_cmd(d, g, opts + " --lr-half-life 0.5 --epochs 2 --l2 " + given));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(g + "/latent.txt"));
+  std::ifstream rg(g + "/run.json");
+  CHECK(nlohmann::json::parse(rg).at("config").at("l2_auto") == false);
+  // Another L2 trains another network; a word that is neither auto nor a number is refused.
+  r = test::run(train_cmd(d, d.dir + "/other_l2", opts + " --lr-half-life 0.5 --epochs 2 --l2 0.05"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") != file_bytes(d.dir + "/other_l2/latent.txt"));
+  r = test::run(train_cmd(d, d.dir + "/bad_l2", opts + " --l2 automatic"));
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "--l2"));
 }
 
 namespace {

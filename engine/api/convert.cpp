@@ -43,7 +43,7 @@ namespace {
 void fill(TrainSettings& s, const TrainConfig& c) {
   const nlohmann::json j = c.to_json();
   s.latent = j.at("latent"); s.hidden = j.at("hidden"); s.depth = j.at("depth"); s.leaky = j.at("leaky");
-  s.dropout = j.at("dropout"); s.lr = j.at("lr"); s.lr_half_life = j.at("lr_half_life"); s.l2 = j.at("l2"); s.noise = j.at("noise");
+  s.dropout = j.at("dropout"); s.lr = j.at("lr"); s.lr_half_life = j.at("lr_half_life"); s.l2 = j.at("l2"); s.l2_auto = j.at("l2_auto"); s.noise = j.at("noise");
   s.reg_width = j.at("reg_width"); s.reg_mass = j.at("reg_mass"); s.latent_reg = j.at("latent_reg");
   s.bf16_moments = j.at("bf16_moments"); s.epochs = j.at("epochs"); s.batch = j.at("batch");
   s.minres = j.at("minres"); s.maxres = j.at("maxres"); s.seed = j.at("seed"); s.val_fraction = j.at("val_fraction");
@@ -105,7 +105,7 @@ FitSettings::FitSettings() {
 
 nlohmann::json settings_json(const TrainSettings& s) {
   return {{"latent", s.latent}, {"hidden", s.hidden}, {"depth", s.depth}, {"leaky", s.leaky}, {"dropout", s.dropout},
-          {"lr", s.lr}, {"lr_half_life", s.lr_half_life}, {"l2", s.l2}, {"noise", s.noise}, {"reg_width", s.reg_width}, {"reg_mass", s.reg_mass},
+          {"lr", s.lr}, {"lr_half_life", s.lr_half_life}, {"l2", s.l2}, {"l2_auto", s.l2_auto}, {"noise", s.noise}, {"reg_width", s.reg_width}, {"reg_mass", s.reg_mass},
           {"bf16_moments", s.bf16_moments}, {"epochs", s.epochs}, {"batch", s.batch}, {"minres", s.minres},
           {"maxres", s.maxres}, {"seed", s.seed}, {"val_fraction", s.val_fraction},
           {"move_positions", s.move_positions}, {"move_amplitudes", s.move_amplitudes},

@@ -18,6 +18,8 @@ struct TrainSettings {
   float dropout;
   // Optimiser and loss.
   float lr, l2, noise, reg_width, reg_mass, latent_reg;
+  bool l2_auto;                     // `--l2 auto` (the default): l2 = min(1e-3, 6 / training particles), set by the run;
+                                    // false: l2 as given
   float lr_half_life;               // `--lr-half-life`: the learning rate halves every this many epochs (0: constant)
   bool bf16_moments;
   int epochs, batch;
