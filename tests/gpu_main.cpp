@@ -1,6 +1,6 @@
 // GPU tests: where no usable GPU exists they say so and exit 77, which CTest reports as skipped.
 #define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
+#include "support.h"
 
 #include <cstdio>
 
@@ -11,6 +11,5 @@ int main(int argc, char** argv) {
     std::printf("skipped: no usable GPU (%s)\n", cugmm::cuda_info().reason.c_str());
     return 77;
   }
-  doctest::Context ctx(argc, argv);
-  return ctx.run();
+  return cugmm::test::run_tests(argc, argv);
 }

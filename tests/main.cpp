@@ -1,2 +1,4 @@
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "support.h"
+
+int main(int argc, char** argv) { return cugmm::test::run_tests(argc, argv); }

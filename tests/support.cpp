@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,11 +34,32 @@ double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return d / m;
 }
 
+namespace {
+std::mutex scratch_mutex;
+std::vector<fs::path> scratch_made;  // what this test program made, for run_tests to remove
+}  // namespace
+
 std::string scratch_dir(const std::string& name) {
   fs::path p = fs::path(CUGMM_BINARY_DIR) / "tests" / "scratch" / name;
   fs::remove_all(p);
   fs::create_directories(p);
+  std::lock_guard<std::mutex> lock(scratch_mutex);
+  scratch_made.push_back(p);
   return p.string();
+}
+
+int run_tests(int argc, char** argv) {
+  doctest::Context ctx(argc, argv);
+  const int status = ctx.run();
+  const char* keep = std::getenv("CUGMM_KEEP_SCRATCH");
+  if (status == 0 && !ctx.shouldExit() && !(keep && std::string(keep) == "1")) {
+    std::lock_guard<std::mutex> lock(scratch_mutex);
+    for (const fs::path& p : scratch_made) {
+      std::error_code ec;  // best effort: a directory already gone is fine
+      fs::remove_all(p, ec);
+    }
+  }
+  return status;
 }
 
 RunResult run(const std::string& cmd, const std::string& dir) {

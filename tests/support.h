@@ -16,8 +16,14 @@ std::vector<float> random_values(size_t n, uint64_t seed, uint64_t stream);
 // (infinity when the sizes differ).
 double scaled_diff(const std::vector<float>& a, const std::vector<float>& b);
 
-// A fresh, empty directory for one test under the build tree (removed and recreated each run).
+// A fresh, empty directory for one test under the build tree (removed and recreated each run). The test
+// program removes the directories it made when every test in it passed (a suite run would otherwise leave
+// gigabytes behind, and a full disk fails the next test); a failing program keeps them to look at, and
+// CUGMM_KEEP_SCRATCH=1 keeps them always.
 std::string scratch_dir(const std::string& name);
+
+// What main() runs (tests/main.cpp, tests/gpu_main.cpp): the doctest run, then the scratch clean-up above.
+int run_tests(int argc, char** argv);
 
 struct RunResult {
   int status;       // exit status, or -1 when the command could not run
