@@ -22,6 +22,11 @@ mkdir -p "$build/crashes" "$build/logs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # One thread per target: OpenMP's pool under ASan costs more than it gives on inputs this small.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# The targets write each input as a file under $TMPDIR: a directory of this run's own, removed at the end
+# (a crashing target cannot remove its own).
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/cugmm-fuzz-run-XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 run_one() {
   local t=$1 corpus="$build/corpus/$1"
   mkdir -p "$corpus"

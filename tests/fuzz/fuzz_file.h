@@ -8,20 +8,30 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "core/error.h"
 
 namespace cugmm::fuzz {
 
-// A private directory per process: libFuzzer's -fork/-jobs workers run side by side.
+// A private directory per process under $TMPDIR (libFuzzer's -fork/-jobs workers run side by side), removed
+// when the process exits normally; a crash leaves it, and scripts/fuzz.sh removes the TMPDIR it made.
+inline void remove_scratch_dir();
 inline const std::string& scratch_dir() {
-  static const std::string dir = [] {
-    char t[] = "/tmp/cugmm-fuzz-XXXXXX";
-    if (!::mkdtemp(t)) std::abort();
-    return std::string(t);
+  // Never destroyed: the exit handler below reads it, and a static's destructor would run first.
+  static const std::string* dir = [] {
+    const char* tmp = std::getenv("TMPDIR");
+    auto* t = new std::string(std::string(tmp && *tmp ? tmp : "/tmp") + "/cugmm-fuzz-XXXXXX");
+    if (!::mkdtemp(t->data())) std::abort();
+    std::atexit(remove_scratch_dir);
+    return t;
   }();
-  return dir;
+  return *dir;
+}
+inline void remove_scratch_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(scratch_dir(), ec);
 }
 
 // The bytes under a name with `ext` (readers pick the format by extension), replacing the last input.
