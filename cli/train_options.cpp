@@ -53,6 +53,11 @@ void TrainOptions::declare(Command& c) {
                          "mean over rings (the paper's)");
   c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
   c.number("--coarse-res", cfg.coarse_res, "the coarse band's finest resolution, Å", 0, 1e4, true);
+  c.number("--position-unit", cfg.position_unit, "what a decoder output of 1 moves a centre by, Å (0: one pixel)", 0,
+           1e3);
+  c.integer("--positions-first", cfg.positions_first,
+            "epochs in which only the positions move, then every kind --move allows (0: all from the start)", 0,
+            100000);
   c.text("--rigid", rigid, "remove: the six rigid-body modes taken out of the decoder's positions (the latent cannot "
                            "learn pose error; every Gaussian must be movable); keep: not");
   c.flag("--no-align-shifts", no_align_shifts, "keep the particles' shifts as given (default: each particle's two shifts "
@@ -140,13 +145,15 @@ void TrainOptions::finish(const Command& c) {
   if (preset == "paper") {  // the published recipe (DESIGN §1): refuse a line that changes part of it
     const TrainConfig paper = paper_recipe();
     for (const char* opt : {"--lr", "--lr-half-life", "--l2", "--noise", "--dropout", "--hidden", "--depth", "--leaky", "--relu", "--latent-reg",
-                            "--loss", "--coarse-epochs", "--rigid"})
+                            "--loss", "--coarse-epochs", "--rigid", "--positions-first", "--position-unit"})
       if (c.app.count(opt) > 0)
         throw Error(std::string("--preset paper fixes the networks, the optimiser and the loss; drop ") + opt);
     cfg.lr = paper.lr; cfg.lr_half_life = paper.lr_half_life; cfg.l2 = paper.l2; cfg.l2_auto = paper.l2_auto; cfg.noise = paper.noise; cfg.dropout = paper.dropout;
     cfg.hidden = paper.hidden; cfg.depth = paper.depth; cfg.leaky = paper.leaky; cfg.latent_reg = paper.latent_reg;
     cfg.align_shifts = paper.align_shifts;
     cfg.snr_weighted = paper.snr_weighted; cfg.pooled = paper.pooled; cfg.coarse_epochs = paper.coarse_epochs; cfg.rigid_free = paper.rigid_free;
+    cfg.positions_first = paper.positions_first;
+    cfg.position_unit = paper.position_unit;
     if (c.app.count("--reg-mass") == 0) cfg.reg_mass = paper.reg_mass;
     if (c.app.count("--reg-width") == 0) cfg.reg_width = paper.reg_width;
     if (c.app.count("--move") == 0) move = "positions,amplitudes,widths";  // what the paper moves
@@ -154,6 +161,9 @@ void TrainOptions::finish(const Command& c) {
   group = make_symmetry_group(sym);
   cfg.symmetry = group.name;
   parse_move_list(move, cfg);
+  if (cfg.positions_first > 0 && !cfg.move_positions)
+    throw Error("--positions-first " + std::to_string(cfg.positions_first) + " needs positions in --move ('" +
+                quote_value(move) + "' has none)");
   const std::array<bool, 3> reads = parse_kind_list(encoder_reads, "--encoder-reads");
   cfg.encoder_reads_positions = reads[0];
   cfg.encoder_reads_amplitudes = reads[1];

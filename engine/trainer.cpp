@@ -39,7 +39,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"move_amplitudes", move_amplitudes}, {"move_widths", move_widths}, {"ctf", ctf_choice_name(ctf)},
           {"feature_precision", feature_precision_name(feature_precision)}, {"loss_every", loss_every},
           {"explode", explode}, {"latent_reg", latent_reg}, {"symmetry", symmetry},
-          {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs},
+          {"snr_weighted", snr_weighted}, {"pooled", pooled}, {"radial_gain", radial_gain}, {"align_shifts", align_shifts}, {"rigid_free", rigid_free}, {"coarse_epochs", coarse_epochs}, {"positions_first", positions_first}, {"position_unit", position_unit},
           {"coarse_res", coarse_res}, {"feature_pca", feature_pca}, {"feature_pca_whiten", feature_pca_whiten},
           {"feature_noise_whiten", feature_noise_whiten}, {"feature_noise_solver", feature_noise_solver},
           {"feature_view_nuisance", feature_view_nuisance},
@@ -70,6 +70,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.align_shifts = j.value("align_shifts", false);  // runs before the shift alignment
   c.coarse_epochs = j.value("coarse_epochs", 0);
   c.coarse_res = j.value("coarse_res", 12.0);
+  c.positions_first = j.value("positions_first", 0);  // runs before it: every kind from the start
+  c.position_unit = j.value("position_unit", 0.0);  // runs before it: pixels
   c.rigid_free = j.value("rigid_free", false);
   c.feature_pca = j.value("feature_pca", 0);  // runs before the encoder's input transform
   c.feature_pca_whiten = j.value("feature_pca_whiten", false);
@@ -90,7 +92,8 @@ TrainConfig paper_recipe() {
   TrainConfig c;
   c.hidden = 512; c.depth = 3; c.leaky = false; c.dropout = 0.3f;
   c.lr = 1e-4f; c.lr_half_life = 0; c.l2 = 1e-3f; c.l2_auto = false; c.noise = 0.1f; c.latent_reg = 0; c.reg_width = 1; c.reg_mass = 1;
-  c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false;
+  c.snr_weighted = false; c.pooled = false; c.align_shifts = false; c.coarse_epochs = 0; c.rigid_free = false; c.positions_first = 0;
+  c.position_unit = 0;
   c.move_positions = c.move_amplitudes = c.move_widths = true;
   c.feature_pca = 0; c.feature_noise_whiten = c.feature_view_nuisance = false;  // the 5G features themselves
   return c;
@@ -287,7 +290,7 @@ StepConsts step_consts(const TrainConfig& c, const std::vector<float>& neutral, 
   // Output units: a decoder output of 1 moves a centre by one pixel, an amplitude by the mean amplitude
   // (a Gaussian vanishes at -1), a width by a quarter of the mean width, so Adam's step sizes (which are
   // per weight, not per output unit) suit all three kinds.
-  k.scale[0] = k.scale[1] = k.scale[2] = float(pixel);
+  k.scale[0] = k.scale[1] = k.scale[2] = float(c.position_unit > 0 ? c.position_unit : pixel);
   k.scale[3] = float(msum / k.G);
   k.scale[4] = float(0.25 * k.w0);
   // Inside the projector's bounds (gaussian_in_bounds) with a small margin for rounding.
@@ -988,6 +991,12 @@ bool Trainer::train(bool resume) {
         cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G,
         c.pooled);
   StepBuffers b(cx, p.k, p.neutral_params, p.mask, transform_);
+  std::vector<float> positions_mask;  // --positions-first's: the mask with amplitudes and widths held
+  if (c.positions_first > 0) {
+    TrainConfig only = c;
+    only.move_amplitudes = only.move_widths = false;
+    positions_mask = column_mask(only, p.G);
+  }
   int start_epoch = 0;
   size_t start_batch = 0;
   std::vector<double> acc_host(4, 0.0);
@@ -1109,6 +1118,7 @@ bool Trainer::train(bool resume) {
       profiled_steps = 0;
     }
     Projector* projector = e < c.coarse_epochs ? coarse_projector.get() : full_projector.get();
+    if (c.positions_first > 0) b.mask.upload(e < c.positions_first ? positions_mask : p.mask);
     // The decoder's given latent points this epoch (empty: the encoder's): --fixed-latent's, or the warm start's.
     const std::vector<float>& given = e < c.warm_start ? warm_ : fixed_;
     const std::vector<uint64_t> order = epoch_order(train_, c.seed, uint64_t(e));

@@ -94,6 +94,16 @@ struct TrainConfig {
   // coarser (0 epochs: none).
   int coarse_epochs = 0;
   double coarse_res = 12;
+  // Positions first: for the first positions_first epochs only the positions move (amplitudes and widths
+  // keep their neutral values), then every kind `--move` allows. A decoder free to change amplitudes from
+  // the start shows a motion as density fading from one place into another, and the latent's main axis
+  // then follows that blur, not the motion (docs/accuracy.md round 15); amplitudes freed later are left to
+  // what positions cannot explain: the parts that come and go.
+  int positions_first = 0;
+  // What a decoder output of 1 moves a centre by, Å (`--position-unit`; 0: one pixel). The amplitude's unit is
+  // the whole mean amplitude (-1 removes a Gaussian), so with pixels a motion of many pixels needs outputs, and
+  // weights, many times larger than fading the density across (docs/accuracy.md round 15).
+  double position_unit = 0;
   // Before the features: each particle's two shifts aligned to the neutral model (engine/pose_refine.h, the
   // angles kept; not when poses are given with use_poses). The gradient features then carry no first-order
   // shift term, which otherwise was the largest thing the latent learned: a consensus refinement's shift

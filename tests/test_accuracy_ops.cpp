@@ -293,11 +293,34 @@ TEST_CASE("the rigid-mode projection removes rigid motions, keeps relative ones,
   CHECK(a == doctest::Approx(b).epsilon(1e-5));
 }
 
+TEST_CASE("--position-unit: a decoder output of 1 moves a centre by that many Å, by one pixel when 0") {
+  std::vector<float> neutral;
+  for (int k = 0; k < 5; ++k)
+    for (int j = 0; j < 4; ++j) neutral.push_back(k < 3 ? float(j) : k == 3 ? 2.f : 3.f);
+  TrainConfig tc;
+  tc.position_unit = 0;
+  StepConsts k = step_consts(tc, neutral, 64, 2.5);
+  for (int a = 0; a < 3; ++a) CHECK(k.scale[a] == 2.5f);
+  tc.position_unit = 6;
+  k = step_consts(tc, neutral, 64, 2.5);
+  for (int a = 0; a < 3; ++a) CHECK(k.scale[a] == 6.f);
+  CHECK(k.scale[3] == 2.f);     // the amplitude's unit: the mean amplitude, whatever the position's
+  CHECK(k.scale[4] == 0.75f);   // the width's: a quarter of the mean width
+  // A decoded position: the neutral one plus the unit times the output.
+  const float raw[20] = {0.5f};
+  bool inside = false;
+  CHECK(step_param(k, neutral.data(), raw, 0, inside) == doctest::Approx(0 + 6 * 0.5));
+  const test::RunResult r = test::run(test::cugmm_exe() + " train --particles none.star --model none.txt --out " +
+                                      test::scratch_dir("position_unit") + "/run --position-unit -1");
+  CHECK(r.status != 0);
+  CHECK(test::contains(r.out, "--position-unit"));
+}
+
 TEST_CASE("--preset paper: the published recipe, refusing a line that changes part of it") {
   const std::string base = test::cugmm_exe() + " train --particles none.star --model none.txt --out " +
                            test::scratch_dir("preset_paper") + "/run --preset paper ";
   for (const char* opt : {"--lr 1e-3", "--noise 1", "--loss snr", "--relu", "--leaky", "--rigid remove",
-                          "--coarse-epochs 2", "--latent-reg 1e-4"}) {
+                          "--coarse-epochs 2", "--latent-reg 1e-4", "--position-unit 6", "--positions-first 3"}) {
     test::RunResult r = test::run(base + opt);
     CAPTURE(opt);
     CHECK(r.status != 0);
@@ -311,6 +334,8 @@ TEST_CASE("--preset paper: the published recipe, refusing a line that changes pa
   CHECK_FALSE(p.align_shifts);
   CHECK_FALSE(p.leaky);
   CHECK(p.reg_mass == 1.f);
+  CHECK(p.position_unit == 0);  // one pixel
+  CHECK(p.positions_first == 0);
   CHECK(d.pooled);  // the defaults are not the paper's
   CHECK(d.align_shifts);
 }

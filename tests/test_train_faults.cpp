@@ -1,5 +1,6 @@
 // Training's faults and guarantees (issue 13 §1, §6): bit-identical resume (after an epoch and after
 // Ctrl-C), frozen Gaussians and columns exactly neutral, bad inputs refused before any work.
+#include <array>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -263,6 +264,52 @@ TEST_CASE("frozen Gaussians and frozen columns stay exactly neutral") {
   }
 }
 
+TEST_CASE("--positions-first: amplitudes and widths stay neutral through its epochs, move after; resume across it is bit-identical") {
+  DataSet d = make_data("train_positions_first", "linear", 160, 2.0);
+  const io::GaussianModel n = io::read_model(d.model);
+  // What moved in a decoded model against the neutral one: positions, amplitudes, widths (counts of Gaussians).
+  auto moved = [&](const std::string& run) {
+    const std::string dec = run + "_dec";
+    const test::RunResult r = test::run(test::cugmm_exe() + " decode " + run + " --z \"3 -2\" --out " + dec + " --device cpu");
+    REQUIRE_MESSAGE(r.status == 0, r.out);
+    const io::GaussianModel m = io::read_model(dec + "/point_001.txt");
+    REQUIRE(m.size() == n.size());
+    std::array<int, 3> c = {0, 0, 0};
+    for (size_t j = 0; j < n.size(); ++j) {
+      c[0] += m.x[j] != n.x[j] || m.y[j] != n.y[j] || m.z[j] != n.z[j];
+      c[1] += m.amplitude[j] != n.amplitude[j];
+      c[2] += m.width[j] != n.width[j];
+    }
+    return c;
+  };
+  const std::string opts = "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --positions-first 1";
+  // Inside its epochs only positions train: the decoder's amplitude and width outputs start at zero and get no
+  // gradient, so the decoded amplitudes and widths are the neutral ones exactly, at any latent point.
+  const std::string first = d.dir + "/first";
+  test::RunResult r = test::run(train_cmd(d, first, opts + " --epochs 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  const std::array<int, 3> c1 = moved(first);
+  CHECK(c1[0] > 0);
+  CHECK(c1[1] == 0);
+  CHECK(c1[2] == 0);
+  std::ifstream in(first + "/run.json");
+  CHECK(nlohmann::json::parse(in).at("config").at("positions_first") == 1);
+  // After it every kind trains, and a run resumed across the switch equals a straight one.
+  const std::string a = d.dir + "/straight", b = d.dir + "/resumed";
+  straight_and_resumed(d, opts, a, b);
+  const std::array<int, 3> c2 = moved(a);
+  CHECK(c2[0] > 0);
+  CHECK(c2[1] > 0);
+  CHECK(c2[2] > 0);
+  CHECK(file_bytes(a + "/latent.txt") == file_bytes(b + "/latent.txt"));
+  CHECK(file_bytes(a + "/particles.star") == file_bytes(b + "/particles.star"));
+  // And it differs from a run that moves everything from the start.
+  const std::string all = d.dir + "/all";
+  r = test::run(train_cmd(d, all, "--batch 16 --lr 1e-3 --latent 2 --hidden 64 --val-fraction 0.1 --epochs 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.out);
+  CHECK(file_bytes(a + "/latent.txt") != file_bytes(all + "/latent.txt"));
+}
+
 TEST_CASE("bad inputs are refused before any work, with a message naming the problem") {
   DataSet d = make_data("train_bad", "linear", 40, 2.0);
   io::GaussianModel m = io::read_model(d.model);
@@ -289,6 +336,7 @@ TEST_CASE("bad inputs are refused before any work, with a message naming the pro
   refused("--batch 32 --val-fraction 0.1", d.model, "too few particles");
   refused("--batch 8 --val-fraction 0.01", d.model, "validation at least 4");
   refused("--batch 8 --move positions,colours", d.model, "unknown item 'colours'");
+  refused("--batch 8 --move amplitudes --positions-first 3", d.model, "--positions-first 3 needs positions in --move");
   refused("--batch 8 --gaussians 5-100000", d.model, "--gaussians");
   refused("--batch 8 --resume", d.model, "does not exist");
   {  // CTF-premultiplied images (rlnCtfDataAreCtfPremultiplied = 1 in the optics table) need --ctf explicitly.

@@ -61,6 +61,8 @@ void fill(TrainSettings& s, const TrainConfig& c) {
   s.encoder_reads_amplitudes = j.at("encoder_reads_amplitudes");
   s.encoder_reads_widths = j.at("encoder_reads_widths");
   s.coarse_epochs = j.at("coarse_epochs"); s.coarse_res = j.at("coarse_res");
+  s.positions_first = j.at("positions_first");
+  s.position_unit = j.at("position_unit");
   s.warm_start = j.at("warm_start");
   s.movable_gaussians.clear();
   for (size_t g = 0; g < c.movable.size(); ++g)
@@ -121,7 +123,7 @@ nlohmann::json settings_json(const TrainSettings& s) {
           {"input_dropout", s.input_dropout}, {"feature_split", s.feature_split},
           {"encoder_reads_positions", s.encoder_reads_positions},
           {"encoder_reads_amplitudes", s.encoder_reads_amplitudes}, {"encoder_reads_widths", s.encoder_reads_widths},
-          {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"warm_start", s.warm_start},
+          {"coarse_epochs", s.coarse_epochs}, {"coarse_res", s.coarse_res}, {"positions_first", s.positions_first}, {"position_unit", s.position_unit}, {"warm_start", s.warm_start},
           {"frozen_gaussians", 0}};
 }
 
@@ -150,6 +152,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
   require_range("box", s.box, 0, 32768);
   require_range("coarse_epochs", s.coarse_epochs, 0, 100000);
   require_range("coarse_res", s.coarse_res, 0, 1e4, true);
+  require_range("positions_first", s.positions_first, 0, 100000);
+  require_range("position_unit", s.position_unit, 0, 1e3);
   require_range("warm_start", s.warm_start, 0, 100000);
   require_range("posterior_pairs", s.posterior_pairs, 1, 4096);
   require_range("posterior_width", s.posterior_width, 0, 100, true);
@@ -163,6 +167,8 @@ TrainConfig to_config(const TrainSettings& s, int G) {
     throw Error("TrainSettings: pooled and snr_weighted are two scores (--loss white or snr); set one at most");
   if (s.radial_gain && !s.pooled)
     throw Error("TrainSettings: radial_gain is the pooled score's model gain (--loss gain); set pooled too");
+  if (s.positions_first > 0 && !s.move_positions)
+    throw Error("TrainSettings: positions_first needs move_positions");
   if (!s.move_positions && !s.move_amplitudes && !s.move_widths)
     throw Error("TrainSettings: nothing may move (move_positions, move_amplitudes and move_widths are all false)");
   if (!s.encoder_reads_positions && !s.encoder_reads_amplitudes && !s.encoder_reads_widths)

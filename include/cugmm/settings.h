@@ -42,6 +42,8 @@ struct TrainSettings {
                                     // (false: `--no-align-shifts`; not with poses_from)
   int coarse_epochs;                // epochs scored on the coarse band first (0: none)
   double coarse_res;                // the coarse band's finest resolution, Å
+  int positions_first;              // epochs in which only the positions move, then every kind move allows
+  double position_unit;             // what a decoder output of 1 moves a centre by, Å (0: one pixel)
   bool rigid_free;                  // `--rigid remove`: the six rigid-body modes out of the decoder's positions
   int feature_pca;                  // `--feature-pca`: the encoder reads the features' top K principal components
                                     // (0: all 5G features)
