@@ -53,7 +53,7 @@ void TrainOptions::declare(Command& c) {
                          "mean over rings (the paper's)");
   c.integer("--coarse-epochs", cfg.coarse_epochs, "epochs scored on the coarse band first (0: none)", 0, 100000);
   c.number("--coarse-res", cfg.coarse_res, "the coarse band's finest resolution, Å", 0, 1e4, true);
-  c.number("--position-unit", cfg.position_unit, "what a decoder output of 1 moves a centre by, Å (0: one pixel)", 0,
+  c.number("--position-unit", cfg.position_unit, "what a decoder output of 1 moves a centre by, Å (0: one pixel, the paper's)", 0,
            1e3);
   c.integer("--positions-first", cfg.positions_first,
             "epochs in which only the positions move, then every kind --move allows (0: all from the start)", 0,

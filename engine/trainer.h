@@ -100,10 +100,12 @@ struct TrainConfig {
   // then follows that blur, not the motion (docs/accuracy.md round 15); amplitudes freed later are left to
   // what positions cannot explain: the parts that come and go.
   int positions_first = 0;
-  // What a decoder output of 1 moves a centre by, Å (`--position-unit`; 0: one pixel). The amplitude's unit is
-  // the whole mean amplitude (-1 removes a Gaussian), so with pixels a motion of many pixels needs outputs, and
-  // weights, many times larger than fading the density across (docs/accuracy.md round 15).
-  double position_unit = 0;
+  // What a decoder output of 1 moves a centre by, Å (`--position-unit`; 0: one pixel, the paper's). The
+  // amplitude's unit is the whole mean amplitude (-1 removes a Gaussian), so the smaller the position's unit
+  // the more a motion of many units costs in outputs and weights against fading the density across, which the
+  // decoder then does instead (docs/accuracy.md round 15). In Å, so the same motion costs the same at any
+  // sampling; 3 Å is the pixel of the size every default was first measured at (2,000 particles, 3 Å/px).
+  double position_unit = 3;
   // Before the features: each particle's two shifts aligned to the neutral model (engine/pose_refine.h, the
   // angles kept; not when poses are given with use_poses). The gradient features then carry no first-order
   // shift term, which otherwise was the largest thing the latent learned: a consensus refinement's shift

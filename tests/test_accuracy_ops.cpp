@@ -337,5 +337,6 @@ TEST_CASE("--preset paper: the published recipe, refusing a line that changes pa
   CHECK(p.position_unit == 0);  // one pixel
   CHECK(p.positions_first == 0);
   CHECK(d.pooled);  // the defaults are not the paper's
+  CHECK(d.position_unit == 3);
   CHECK(d.align_shifts);
 }
