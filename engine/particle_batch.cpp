@@ -78,8 +78,9 @@ void ParticleBatcher::set_poses(std::vector<ParticlePose> poses) {
   poses_ = std::move(poses);
 }
 
-void ParticleBatcher::gather(const size_t* index, int n, ParticleView* views, cfloat* data) const {
+void ParticleBatcher::gather(const size_t* index, int n, ParticleView* views, cfloat* data, bool parallel) const {
   const size_t nb = band_.size();
+#pragma omp parallel for if (parallel) schedule(static)
   for (int i = 0; i < n; ++i) {
     views[i] = view(index[i]);
     const cfloat* src = cache_.coefficients(index[i]);

@@ -421,7 +421,7 @@ struct StepBuffers {
     features.gather(idx, n, hf);
     if (!all_kinds) zero_unread_kinds(hf, size_t(n), W, reads);
     if (row_rms) scale_rows_to_unit_rms(hf, size_t(n), W);
-    batcher.gather(idx, n, hv, hd);
+    batcher.gather(idx, n, hv, hd, true);
     for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
     feat.resize(size_t(n) * W);
     views.resize(size_t(n));
@@ -1111,12 +1111,7 @@ bool Trainer::train(bool resume) {
   std::string last_extra;
   for (int e = start_epoch; e < c.epochs; ++e) {
     const auto t_epoch = std::chrono::steady_clock::now();
-    if (profile && profile_after_warm_up && e == start_epoch + 1) {  // the warm-up epoch's phases are dropped
-      for (auto& ph : phase_seconds) ph.second = 0;
-      std::fill(phase_cpu_seconds.begin(), phase_cpu_seconds.end(), 0.0);
-      std::fill(phase_main_cpu_seconds.begin(), phase_main_cpu_seconds.end(), 0.0);
-      profiled_steps = 0;
-    }
+    const bool prof = profile && (profile_epoch == 0 || e + 1 == profile_epoch);
     Projector* projector = e < c.coarse_epochs ? coarse_projector.get() : full_projector.get();
     if (c.positions_first > 0) b.mask.upload(e < c.positions_first ? positions_mask : p.mask);
     // The decoder's given latent points this epoch (empty: the encoder's): --fixed-latent's, or the warm start's.
@@ -1146,11 +1141,11 @@ bool Trainer::train(bool resume) {
       for (size_t i = 0; i < B; ++i) idx[i] = order[shift + bi * GB + size_t(rank) * B + i];
       try {
         auto tick = std::chrono::steady_clock::now();
-        double cpu_tick = profile ? process_cpu_seconds() : 0.0;
-        double main_tick = profile ? thread_cpu_seconds() : 0.0;
+        double cpu_tick = prof ? process_cpu_seconds() : 0.0;
+        double main_tick = prof ? thread_cpu_seconds() : 0.0;
         size_t phase = 0;
         auto mark = [&](const char* name) {
-          if (!profile) return;
+          if (!prof) return;
           cx.synchronize();
           const auto now = std::chrono::steady_clock::now();
           const double cpu_now = process_cpu_seconds(), main_now = thread_cpu_seconds();
@@ -1211,7 +1206,7 @@ bool Trainer::train(bool resume) {
         p.aenc->step();
         p.adec->step();
         mark("Adam");
-        if (profile) ++profiled_steps;
+        if (prof) ++profiled_steps;
         ++p.step;
         if ((bi + 1) % size_t(std::max(1, c.loss_every)) == 0 || bi + 1 == batches) {
           acc_host = b.acc.to_host();  // waits for the stream: the only read-back

@@ -339,9 +339,11 @@ class Trainer {
   // seconds per phase (what the other threads did not share: with OMP_WAIT_POLICY=passive, so that idle
   // threads sleep rather than spin, the rest of the phase's CPU is the other threads' work).
   bool profile = false;
-  // With profile_after_warm_up, a run of several epochs is profiled from its second epoch on: the first
-  // carries one-off costs (on a GPU: cuBLAS and cuFFT set-up, the memory pool's growth).
-  bool profile_after_warm_up = false;
+  // With profile set, the one epoch (1-based) whose steps are profiled; 0: every epoch. The others run without
+  // the synchronisations, so their throughput is the pipeline's own (on a GPU the host gathers the next batch
+  // while the device works on this one). The first epoch carries one-off costs (on a GPU: cuBLAS and cuFFT
+  // set-up, the memory pool's growth), so a benchmark profiles a later one.
+  int profile_epoch = 0;
   std::vector<std::pair<std::string, double>> phase_seconds;
   std::vector<double> phase_cpu_seconds, phase_main_cpu_seconds;
   size_t profiled_steps = 0;
