@@ -3,6 +3,9 @@
 // 10b's `train --warm-start` (the same steps on the top input components first),
 // `train --feature-split` (features and score from independent halves of each particle's coefficients) and
 // `train --encoder-reads` (which parameter kinds' feature columns the encoder reads).
+#include <cstring>
+#include <vector>
+
 #include "train_data.h"
 
 #include "core/error.h"
@@ -145,6 +148,19 @@ TEST_CASE("--feature-split: two disjoint Hermitian halves; embed builds its feat
   CHECK(mismatched == 0);
   CHECK(unpaired == 0);
   CHECK(std::abs(double(in_even) / double(nb) - 0.5) < 0.05);
+  // The CUDA path gathers over the host's threads: the same values as the serial gather, in batch order.
+  const std::vector<size_t> some = {5, 0, 7, 3, 5, 11, 2, 9, 1, 4};
+  const int ns = int(some.size());
+  std::vector<ParticleView> vs(some.size()), vp(some.size());
+  std::vector<cfloat> ds(some.size() * nb), dp(some.size() * nb, cfloat(-1, -1));
+  b.gather(some.data(), ns, vs.data(), ds.data());
+  b.gather(some.data(), ns, vp.data(), dp.data(), true);
+  CHECK(std::memcmp(ds.data(), dp.data(), ds.size() * sizeof(cfloat)) == 0);
+  for (int p = 0; p < ns; ++p) {
+    CHECK(std::memcmp(vs[size_t(p)].rotation.m, vp[size_t(p)].rotation.m, sizeof vs[0].rotation.m) == 0);
+    CHECK((vs[size_t(p)].origin_x == vp[size_t(p)].origin_x && vs[size_t(p)].origin_y == vp[size_t(p)].origin_y));
+  }
+  CHECK(std::memcmp(dp.data() + 4 * nb, dp.data(), nb * sizeof(cfloat)) == 0);  // particle 5 twice
   // embed: the features from the even half again (not the whole) and the same columns zeroed, so the latent is
   // training's own.
   r = test::run(test::cugmm_exe() + " embed " + run + " --particles " + d.star + " --out " + d.dir +
