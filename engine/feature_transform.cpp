@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -88,6 +89,25 @@ std::vector<float> component_scores(const RowSource& source, size_t width, const
               out.data() + first * size_t(k), k);
   }
   return out;
+}
+
+std::vector<float> encoder_input_table(const FeatureFile& features, const FeatureTransform& t) {
+  if (t.k == 0) return {};
+  // component_scores' own chunks (256 rows), cache order: training, a resumed run and embed build the very
+  // same table.
+  const size_t n = features.count(), chunk = 4096;
+  std::vector<float> table(n * size_t(t.k));
+  Progress progress("input components", n);
+  for (size_t first = 0; first < n; first += chunk) {
+    std::vector<size_t> rows(std::min(chunk, n - first));
+    std::iota(rows.begin(), rows.end(), first);
+    const std::vector<float> part = component_scores(
+        [&](const size_t* index, int m, float* out) { features.gather(index, m, out); }, features.width(), rows, t, t.k);
+    std::copy(part.begin(), part.end(), table.begin() + std::ptrdiff_t(first * size_t(t.k)));
+    progress.add(rows.size());
+  }
+  progress.finish();
+  return table;
 }
 
 FeatureTransform fit_feature_pca(const RowSource& source, size_t width, const std::vector<size_t>& rows, int k,

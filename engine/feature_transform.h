@@ -52,6 +52,12 @@ void set_component(FeatureTransform& f, size_t width, int j, const double* v, do
 // the rows read in chunks. TrainConfig::warm_start starts the latent from them.
 std::vector<float> component_scores(const RowSource& source, size_t width, const std::vector<size_t>& rows,
                                     const FeatureTransform& t, int k);
+// The encoder's input for every particle of a feature file when t.k > 0: its t.k component scores
+// (component_scores over rows 0..count-1; count x t.k, row-major, particle order). Training and embedding
+// read their batches from this table, computed once per run, instead of streaming 5G features per batch and
+// projecting them at every step: the components are fixed for the run, so the scores are too. Empty when
+// t.k == 0 (the encoder reads the feature rows themselves). Progress shown.
+std::vector<float> encoder_input_table(const FeatureFile& features, const FeatureTransform& t);
 
 // The top k principal components of the rows `rows` (at most max_rows of them, evenly spaced), each row first
 // scaled to unit RMS when row_rms. The rows are taken as column-centred (the feature file's normalisation

@@ -228,11 +228,13 @@ MemoryPlan plan_memory(const TrainConfig& c, int G, int box, size_t band_size, s
                      checked_mul(e.params + d.params, c.bf16_moments ? 4 : 8, "Adam")});
   p.items.push_back({"activations (both networks)",
                      B * f * (e.act_floats_per_row + d.act_floats_per_row + 2 * (e.widest + d.widest))});
-  // features, decoder output as parameters, the score gradient, the cotangent; the data and views
-  p.items.push_back({"batch (features, parameters, gradients, data)",
-                     B * (4 * W * f + band_size * 8 + sizeof(ParticleView) + 64) + 2 * W * f});
-  if (c.feature_pca > 0)  // the basis and the projected batch
-    p.items.push_back({"feature PCA", (W + B) * size_t(c.feature_pca) * f});
+  // the encoder's input (the features, or their components), decoder output as parameters, the score gradient,
+  // the cotangent; the data and views
+  const size_t in_width = c.feature_pca > 0 ? size_t(c.feature_pca) : W;
+  p.items.push_back({"batch (encoder input, parameters, gradients, data)",
+                     B * ((3 * W + in_width) * f + band_size * 8 + sizeof(ParticleView) + 64) + 2 * W * f});
+  if (c.feature_pca > 0)  // encoder_input_table: host memory (counted here on CUDA too, a small overstatement)
+    p.items.push_back({"input components, every particle (host)", particles * size_t(c.feature_pca) * f});
   // The splat + FFT projector: a half-plane and an image per particle of a chunk, plus per-Gaussian terms.
   p.items.push_back({"projector workspace", B * (size_t(box) * (box / 2 + 1) * 8 * 2 + W * f)});
   for (const auto& i : p.items) p.total += i.bytes;
@@ -352,19 +354,21 @@ struct StepBuffers {
   bool row_rms;          // the feature rows scaled to unit RMS as they are loaded (host side)
   bool reads[3];         // the kinds whose columns the encoder reads (the others zeroed as loaded, host side)
   bool all_kinds;
-  int pca_k;             // the encoder reads feat x basis (n x pca_k) when > 0
-  Buffer<float> basis, feat_pca;
+  // The encoder's input: with components (transform.k > 0), rows of this table (encoder_input_table: every
+  // particle's scores, host memory, computed once per run); else the feature rows, W wide.
+  const std::vector<float>* inputs;
+  size_t in_width;
 
   StepBuffers(Context& c, const StepConsts& consts, const std::vector<float>& neutral, const std::vector<float>& m,
-              const FeatureTransform& transform)
+              const FeatureTransform& transform, const std::vector<float>& input_table)
       : cx(c), G(consts.G), W(5 * size_t(consts.G)), k(consts), base(c), mask(c), feat(c), z(c), params(c),
         grad(c), v(c), score(c), rowreg(c), acc(c, 4), views(c), data(c), index(c), row_rms(transform.row_rms),
-        pca_k(transform.k), basis(c), feat_pca(c) {
+        inputs(transform.k > 0 ? &input_table : nullptr), in_width(transform.k > 0 ? size_t(transform.k) : W) {
+    CUGMM_REQUIRE(!inputs || !inputs->empty(), "training step: components without their input table");
     std::copy(transform.reads, transform.reads + 3, reads);
     all_kinds = reads[0] && reads[1] && reads[2];
     base.upload(neutral);
     mask.upload(m);
-    if (pca_k > 0) basis.upload(transform.basis);
     acc.zero();
   }
 
@@ -384,15 +388,24 @@ struct StepBuffers {
     const size_t nb = batcher.band().size();
     if (cx.cuda()) return load_pinned(batcher, features, idx, n);
     // CPU: the device buffers are host memory, gathered into directly.
-    feat.resize(size_t(n) * W);
+    feat.resize(size_t(n) * in_width);
     views.resize(size_t(n));
     data.resize(size_t(n) * nb);
     index.resize(size_t(n));
-    features.gather(idx, n, feat.data());
-    if (!all_kinds) zero_unread_kinds(feat.data(), size_t(n), W, reads);
-    if (row_rms) scale_rows_to_unit_rms(feat.data(), size_t(n), W);
+    fill_inputs(features, idx, n, feat.data());
     batcher.gather(idx, n, views.data(), data.data());
     for (int i = 0; i < n; ++i) index.data()[i] = int64_t(idx[i]);
+  }
+
+  // The batch's encoder input rows (n x in_width, host memory).
+  void fill_inputs(const FeatureFile& features, const size_t* idx, int n, float* out) const {
+    if (inputs) {
+      for (int i = 0; i < n; ++i) std::copy_n(inputs->data() + idx[i] * in_width, in_width, out + size_t(i) * in_width);
+      return;
+    }
+    features.gather(idx, n, out);
+    if (!all_kinds) zero_unread_kinds(out, size_t(n), W, reads);
+    if (row_rms) scale_rows_to_unit_rms(out, size_t(n), W);
   }
 
   // CUDA: gathered into one of two pinned slots, copied asynchronously; the slot is reused two batches
@@ -400,7 +413,7 @@ struct StepBuffers {
   void load_pinned(const ParticleBatcher& batcher, const FeatureFile& features, const size_t* idx, int n) {
     const size_t nb = batcher.band().size();
     auto up = [](size_t b) { return (b + 255) / 256 * 256; };
-    const size_t fb = size_t(n) * W * sizeof(float), vb = size_t(n) * sizeof(ParticleView),
+    const size_t fb = size_t(n) * in_width * sizeof(float), vb = size_t(n) * sizeof(ParticleView),
                  db = size_t(n) * nb * sizeof(cfloat), ib = size_t(n) * sizeof(int64_t);
     const size_t total = up(fb) + up(vb) + up(db) + ib;
     PinnedSlot& s = slots[next_slot];
@@ -418,12 +431,10 @@ struct StepBuffers {
     ParticleView* hv = reinterpret_cast<ParticleView*>(h + up(fb));
     cfloat* hd = reinterpret_cast<cfloat*>(h + up(fb) + up(vb));
     int64_t* hi = reinterpret_cast<int64_t*>(h + up(fb) + up(vb) + up(db));
-    features.gather(idx, n, hf);
-    if (!all_kinds) zero_unread_kinds(hf, size_t(n), W, reads);
-    if (row_rms) scale_rows_to_unit_rms(hf, size_t(n), W);
+    fill_inputs(features, idx, n, hf);
     batcher.gather(idx, n, hv, hd, true);
     for (int i = 0; i < n; ++i) hi[i] = int64_t(idx[i]);
-    feat.resize(size_t(n) * W);
+    feat.resize(size_t(n) * in_width);
     views.resize(size_t(n));
     data.resize(size_t(n) * nb);
     index.resize(size_t(n));
@@ -448,14 +459,7 @@ struct StepBuffers {
   // fixed (n x d, on the device): the decoder's input in place of the encoder's output (auto-decoding).
   void forward(nn::Sequential& enc, nn::Sequential& dec, int n, nn::Mode mode, uint64_t step, float noise,
                uint64_t seed, uint64_t epoch, const float* fixed = nullptr) {
-    const float* in = feat.data();
-    if (pca_k > 0) {  // the rows' principal-component scores: one GEMM on the context's device
-      feat_pca.resize(size_t(n) * size_t(pca_k));
-      nn::ops::gemm(cx, false, false, n, pca_k, int(W), 1.f, feat.data(), int(W), basis.data(), pca_k, 0.f,
-                    feat_pca.data(), pca_k);
-      in = feat_pca.data();
-    }
-    const float* ze = enc.forward(in, n, mode, step);
+    const float* ze = enc.forward(feat.data(), n, mode, step);
     z_clean = ze;
     z.resize(size_t(n) * enc.out_features());
     train_ops::add_latent_noise(cx, fixed ? fixed : ze, z.data(), index.data(), n, enc.out_features(), noise, seed,
@@ -511,7 +515,8 @@ void embed_with(Context& cx, nn::Sequential& enc, nn::Sequential& dec, const Ste
   const size_t n = features.count();
   const int d = enc.out_features();
   auto projector = make_training_projector(cx, batcher.band(), ring_weights, k.G, pooled);
-  StepBuffers b(cx, k, neutral, mask, transform);
+  const std::vector<float> inputs = encoder_input_table(features, transform);
+  StepBuffers b(cx, k, neutral, mask, transform, inputs);
   latent.assign(n * size_t(d), 0.f);
   score.assign(n, 0.f);
   std::vector<size_t> idx(static_cast<size_t>(batch));
@@ -907,6 +912,7 @@ void Trainer::prepare_features(bool resume) {
                         : fit_feature_pca(*features_, train_, p_->c.feature_pca, p_->c.feature_row_rms, p_->c.seed,
                                           p_->c.feature_pca_whiten);
   seconds_transform = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  inputs_ = encoder_input_table(*features_, transform_);
   // A function of the features and the components alone, so a resumed run recomputes the very same points.
   if (p_->c.warm_start > 0) warm_ = warm_start_points(*features_, transform_, train_, p_->c.latent);
   seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -990,7 +996,7 @@ bool Trainer::train(bool resume) {
     coarse_projector = make_training_projector(
         cx, p.band, coarse_ring_weights(p.band, score_ring_weights(p.band, p.ring_weights), c.coarse_res), p.G,
         c.pooled);
-  StepBuffers b(cx, p.k, p.neutral_params, p.mask, transform_);
+  StepBuffers b(cx, p.k, p.neutral_params, p.mask, transform_, inputs_);
   std::vector<float> positions_mask;  // --positions-first's: the mask with amplitudes and widths held
   if (c.positions_first > 0) {
     TrainConfig only = c;

@@ -364,6 +364,7 @@ class Trainer {
   std::vector<ParticlePose> aligned_;  // config.align_shifts: the poses with their shifts aligned, cache order
   std::vector<float> fixed_;           // set_fixed_latent: n x latent, cache order (empty: the encoder's points)
   std::vector<float> warm_;            // config.warm_start: the warm start's points, n x latent, cache order
+  std::vector<float> inputs_;          // encoder_input_table: with components, every particle's, cache order
 };
 
 }  // namespace cugmm

@@ -4,9 +4,11 @@
 // the fuzz seed (a 2-epoch `train` run's feature file: 200 particles x 60 features, fp16).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "engine/feature_transform.h"
 #include "engine/features.h"
 #include "support.h"
 #include "train_data.h"
@@ -107,6 +109,34 @@ TEST_CASE("NaN or Inf in the normalisation or in a feature row names the column,
   }
 }
 
+TEST_CASE("the encoder's input table: row i is particle i's component scores, from its unit-RMS row") {
+  FeatureFile f(kSeed, nlohmann::json());
+  const size_t W = f.width(), n = f.count();
+  FeatureTransform t;
+  CHECK(encoder_input_table(f, t).empty());  // no components: the encoder reads the rows themselves
+  t.k = 3;
+  t.row_rms = true;
+  t.basis.resize(W * 3);
+  for (size_t i = 0; i < t.basis.size(); ++i) t.basis[i] = float(std::sin(0.37 * double(i) + 1.0));
+  const std::vector<float> table = encoder_input_table(f, t);
+  REQUIRE(table.size() == n * 3);
+  std::vector<float> row(W);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    f.gather(&i, 1, row.data());
+    double ms = 0;
+    for (float v : row) ms += double(v) * v / double(W);
+    for (int j = 0; j < 3; ++j) {
+      double s = 0;
+      for (size_t c = 0; c < W; ++c) s += double(row[c]) / std::sqrt(ms) * t.basis[c * 3 + size_t(j)];
+      worst = std::max(worst, std::abs(s - table[i * 3 + size_t(j)]));
+      scale = std::max(scale, std::abs(s));
+    }
+  }
+  CHECK(scale > 1);
+  CHECK_MESSAGE(worst < 1e-5 * scale, worst);
+}
+
 TEST_CASE("train: a NaN feature stops the run naming it; no NaN reaches an output, the checkpoint is kept") {
   using namespace train_test;
   DataSet d = make_data("feature_file_train", "linear", 160, 2.0);
@@ -115,7 +145,7 @@ TEST_CASE("train: a NaN feature stops the run naming it; no NaN reaches an outpu
   REQUIRE_MESSAGE(r.status == 0, r.out);
   const std::string ckpt = file_bytes(out + "/model.ckpt");
   // Feature 2 of every particle NaN, the checksum made right again: the file still answers the run's key,
-  // so the resumed run reuses it and meets the NaN in its first batch.
+  // so the resumed run reuses it and meets the NaN as it reads the rows (the input components' pass).
   const std::string path = out + "/features.cugmm-features";
   Bytes b = read_bytes(path);
   uint32_t precision;

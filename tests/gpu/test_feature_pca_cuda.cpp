@@ -1,5 +1,5 @@
-// The encoder's input transform on CUDA (engine/feature_transform.h; the PCA projection is one cuBLAS GEMM on
-// the context's stream, the row scaling happens on the host rows before the upload): a run trained on the CPU
+// The encoder's input transform on CUDA (engine/feature_transform.h; the component scores are computed once
+// per run on the host, encoder_input_table, from the features the GPU computed): a run trained on the CPU
 // with --feature-pca --feature-pca-whiten --feature-row-rms, embedded on the GPU, gives the CPU run's latent
 // within what the GPU's float atomics in the features allow. Exits 77 (skipped) without a GPU.
 #include <doctest/doctest.h>
